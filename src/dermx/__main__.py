@@ -1,0 +1,3 @@
+from dermx.cli import main
+
+main()

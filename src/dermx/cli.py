@@ -1,0 +1,47 @@
+"""The ``dermx`` command: one sub-command per stage, each registered by its own package.
+
+Each stage keeps its command in ``dermx/<stage>/cli.py`` with a ``register(app)`` function, so that
+this file only wires them together and ``dermx --help`` stays fast (heavy imports live inside the
+commands).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="dermx",
+    help="Explainable dermatological diagnosis: data, models, explanations, expert benchmarks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+#: Stage packages whose ``cli.register(app)`` adds commands, in help order.
+STAGES: tuple[str, ...] = (
+    "dermx.data",
+    "dermx.data.synth",
+    "dermx.evaluate",
+    "dermx.explain",
+    "dermx.train",
+    "dermx.predict",
+    "dermx.serve",
+    "dermx.report",
+    "dermx.demo",
+)
+
+for _stage in STAGES:
+    try:
+        _module = importlib.import_module(f"{_stage}.cli")
+    except ModuleNotFoundError as error:  # a stage not written yet registers nothing
+        if error.name not in (_stage, f"{_stage}.cli"):
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    """Entry point for ``python -m dermx``."""
+    app()
