@@ -23,17 +23,25 @@ def rasterise(shapes: Sequence[Shape], width: int, height: int) -> np.ndarray:
 
     Each shape's rings combine with the even-odd rule (a hole is a ring inside a ring: pixel inside
     iff it lies in an odd number of rings); several shapes combine by union (the released PNG is the
-    OR of a rater's instances).
+    OR of a rater's instances). Each shape is drawn on a canvas the size of its bounding box (shifted
+    by a whole number of pixels, which leaves PIL's fill unchanged), so the cost follows the lesion
+    area rather than the image area.
     """
-    canvas = Image.new("1", (width, height), 0)
+    canvas = np.zeros((height, width), dtype=bool)
     for shape in shapes:
-        filled = Image.new("1", (width, height), 0)
+        points = np.array([p for ring in shape.rings for p in ring], dtype=np.float64)
+        x0, y0 = (max(int(np.floor(v)) - 1, 0) for v in points.min(axis=0))
+        x1, y1 = (int(np.ceil(v)) + 2 for v in points.max(axis=0))
+        x1, y1 = min(x1, width), min(y1, height)
+        if x1 <= x0 or y1 <= y0:
+            continue  # entirely outside the image
+        filled = Image.new("1", (x1 - x0, y1 - y0), 0)
         for ring in shape.rings:
-            ring_image = Image.new("1", (width, height), 0)
-            ImageDraw.Draw(ring_image).polygon(list(ring), fill=1, outline=1)
+            ring_image = Image.new("1", filled.size, 0)
+            ImageDraw.Draw(ring_image).polygon([(x - x0, y - y0) for x, y in ring], fill=1, outline=1)
             filled = ImageChops.logical_xor(filled, ring_image)
-        canvas = ImageChops.logical_or(canvas, filled)
-    return np.asarray(canvas, dtype=bool)
+        canvas[y0:y1, x0:x1] |= np.asarray(filled, dtype=bool)
+    return canvas
 
 
 def read_mask_png(path: Path, width: int, height: int) -> np.ndarray:

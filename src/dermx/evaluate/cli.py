@@ -1,0 +1,46 @@
+"""``dermx interrater``: how much the dermatologists of a DermXDB folder agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def interrater_command(
+    data: Annotated[Path, typer.Option("--data", help="DermXDB folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for summary.json, CSV tables and the figure.")],
+    raters: Annotated[str | None, typer.Option(
+        help="Comma-separated raters (numbers or labellerN); default: every first-pass rater.")] = None,
+    size: Annotated[int | None, typer.Option(help="Resize masks to SIZE x SIZE; default: native.")] = None,
+    intra: Annotated[bool, typer.Option(help="Also score the repeat pass against the first.")] = True,
+) -> None:
+    """Rater agreement: diagnosis, identification and localization (pairwise and leave-one-out)."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+    from rich.progress import track
+
+    from dermx.data.dataset import load_dermxdb
+    from dermx.data.records import DermXDBError
+    from dermx.evaluate.interrater import markdown_tables, rater_agreement, write_agreement
+
+    console = Console()
+    try:
+        db = load_dermxdb(data, check_mask_sizes=False)
+        annotators = db.select_annotators([r.strip() for r in raters.split(",")] if raters else "first")
+    except (DermXDBError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    if not db.report.ok:
+        console.print(str(db.report))
+    result = rater_agreement(
+        db, annotators=annotators, size=(size, size) if size else None,
+        progress=lambda stems: track(stems, description="scoring rater masks", console=console))
+    console.print(Markdown(markdown_tables(result.summary)))
+    for path in write_agreement(result, out):
+        console.print(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("interrater")(interrater_command)

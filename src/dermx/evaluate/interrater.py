@@ -1,0 +1,194 @@
+"""The rater-agreement benchmark: run every table of :mod:`dermx.evaluate.agreement`, summarise,
+and write CSV tables, ``summary.json``, Markdown tables and a figure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dermx import vocab
+from dermx.data.dataset import DermXDB
+from dermx.data.masks import Size
+from dermx.evaluate.agreement import (
+    LOCALIZATION_SCORES,
+    NO_DIAGNOSIS,
+    Pair,
+    all_ordered_pairs,
+    diagnosis_pairwise,
+    diagnosis_vs_reference,
+    identification_pairwise,
+    localization_agreement,
+    repeat_pairs,
+)
+from dermx.metrics import summarize
+
+NOTE = (f"Rater diagnosis = the first diagnosis tag of the file; files without one count as wrong "
+        f"('{NO_DIAGNOSIS}'). Pairs are ordered (a, b), a != b, with b as the reference.")
+
+
+@dataclass(frozen=True)
+class AgreementResult:
+    summary: dict[str, Any]
+    tables: dict[str, pd.DataFrame]
+
+
+def _stat(values: pd.Series) -> dict[str, float | int]:
+    s = summarize(values.to_numpy(dtype=float, copy=True))
+    return {"mean": s.mean, "sd": s.sd, "n": s.n, "undefined": s.n_undefined}
+
+
+def _per_key(table: pd.DataFrame, key: str, scores: Sequence[str], order: Sequence[str]) -> dict[str, Any]:
+    """Mean of each score per key value (vocabulary order), with pair counts, SDs and undefined counts."""
+    out: dict[str, Any] = {}
+    for name in order:
+        rows = table[table[key] == name]
+        if rows.empty:
+            continue
+        stats = {score: _stat(rows[score]) for score in scores}
+        out[name] = {"pairs": len(rows), **{s: v["mean"] for s, v in stats.items()},
+                     "sd": {s: v["sd"] for s, v in stats.items()},
+                     "undefined": {s: v["undefined"] for s, v in stats.items()}}
+    return out
+
+
+def _localization_summary(table: pd.DataFrame, characteristics: Sequence[str]) -> dict[str, Any]:
+    overall = {score: _stat(table[score]) for score in LOCALIZATION_SCORES}
+    return {
+        "per_characteristic": _per_key(table, "characteristic", LOCALIZATION_SCORES, characteristics),
+        "overall": {"pairs": len(table), **{s: v["mean"] for s, v in overall.items()},
+                    "sd": {s: v["sd"] for s, v in overall.items()},
+                    "undefined": {s: v["undefined"] for s, v in overall.items()}},
+    }
+
+
+def _agreement_block(db: DermXDB, stems: Sequence[str], pairs: Sequence[Pair], size: Size | None,
+                     characteristics: Sequence[str], leave_one_out: bool,
+                     progress: Callable[[Iterable[str]], Iterable[str]]
+                     ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    diag = diagnosis_pairwise(db, stems, pairs)
+    ident = identification_pairwise(db, stems, pairs)
+    loc = localization_agreement(db, stems, pairs, characteristics=characteristics, size=size,
+                                 leave_one_out=leave_one_out, progress=progress)
+    block = {
+        "diagnosis": {"pairwise": _per_key(diag, "class", ("f1", "kappa"), vocab.RATER_DIAGNOSES)},
+        "identification": _per_key(ident, "characteristic", ("f1", "kappa"), (*vocab.CHARACTERISTICS, *vocab.TAGS)),
+        "localization": _localization_summary(loc.pairs, characteristics),
+    }
+    tables = {"diagnosis_pairwise": diag, "identification_pairwise": ident, "localization_pairs": loc.pairs}
+    if leave_one_out:
+        block["leave_one_out"] = _localization_summary(loc.leave_one_out, characteristics)
+        tables["localization_leave_one_out"] = loc.leave_one_out
+    return block, tables
+
+
+def rater_agreement(
+    db: DermXDB,
+    *,
+    annotators: Sequence[str] | None = None,
+    stems: Sequence[str] | None = None,
+    size: Size | None = None,
+    characteristics: Sequence[str] = vocab.CHARACTERISTICS,
+    intra: bool = True,
+    progress: Callable[[Iterable[str]], Iterable[str]] = iter,
+) -> AgreementResult:
+    """Inter-rater (and, with ``intra``, repeat-pass) agreement on a rater subset.
+
+    Defaults: the first-pass raters, on the images with metadata, at native resolution.
+    """
+    chosen = list(annotators) if annotators is not None else db.annotators()
+    images = list(stems) if stems is not None else db.stems()
+    vs_reference = diagnosis_vs_reference(db, images, chosen)
+    block, tables = _agreement_block(db, images, all_ordered_pairs(chosen), size, characteristics, True, progress)
+    summary: dict[str, Any] = {
+        "raters": chosen,
+        "images": len(images),
+        "size": list(size) if size else "native",
+        "note": NOTE,
+        **block,
+    }
+    summary["diagnosis"]["rater_vs_reference"] = {
+        "macro_f1": _stat(vs_reference["macro_f1"]),
+        "per_rater": vs_reference.set_index("rater")["macro_f1"].to_dict(),
+        "no_diagnosis_files": int(vs_reference["no_diagnosis"].sum()),
+    }
+    tables["diagnosis_vs_reference"] = vs_reference
+    if intra:
+        pairs = [p for p in repeat_pairs(db) if p[1] in chosen]
+        repeat_stems = sorted({r.stem for r in db.ratings if r.annotator in {a for a, _ in pairs}} & set(images))
+        intra_block, intra_tables = _agreement_block(db, repeat_stems, pairs, size, characteristics, False, progress)
+        summary["intra_rater"] = {"pairs": [list(p) for p in pairs], "images": len(repeat_stems), **intra_block}
+        tables.update({f"intra_{k}": v for k, v in intra_tables.items()})
+    return AgreementResult(summary, tables)
+
+
+def markdown_tables(summary: dict[str, Any]) -> str:
+    """The headline tables as Markdown: diagnosis, identification, localization (pairwise and LOO)."""
+    def fmt(value: float) -> str:
+        return "–" if value != value else f"{value:.3f}"  # NaN-safe
+
+    lines = [f"Raters: {', '.join(summary['raters'])}; images: {summary['images']}; size: {summary['size']}",
+             "", summary["note"], ""]
+    ref = summary["diagnosis"]["rater_vs_reference"]["macro_f1"]
+    lines += [f"**Diagnosis, rater vs reference**: macro F1 {fmt(ref['mean'])} ± {fmt(ref['sd'])} "
+              f"over {ref['n']} raters", "", "| diagnosis | pairs | F1 | kappa |", "|---|---:|---:|---:|"]
+    lines += [f"| {k} | {v['pairs']} | {fmt(v['f1'])} | {fmt(v['kappa'])} |"
+              for k, v in summary["diagnosis"]["pairwise"].items()]
+    lines += ["", "| characteristic (identification) | pairs | F1 | kappa |", "|---|---:|---:|---:|"]
+    lines += [f"| {k} | {v['pairs']} | {fmt(v['f1'])} | {fmt(v['kappa'])} |"
+              for k, v in summary["identification"].items()]
+    for title, key in (("pairwise", "localization"), ("leave-one-rater-out", "leave_one_out")):
+        if key not in summary:
+            continue
+        lines += ["", f"| localization, {title} | pairs | sensitivity | specificity | Dice | IoU |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        rows = {**summary[key]["per_characteristic"], "**overall**": summary[key]["overall"]}
+        for name, v in rows.items():
+            cells = " | ".join(f"{fmt(v[s])} ± {fmt(v['sd'][s])}" for s in LOCALIZATION_SCORES)
+            lines.append(f"| {name} | {v['pairs']} | {cells} |")
+    return "\n".join(lines)
+
+
+def localization_figure(summary: dict[str, Any], path: Path) -> Path:
+    """Per-characteristic bars of localization sensitivity, specificity and Dice (± SD), pairwise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    per = summary["localization"]["per_characteristic"]
+    names = list(per)
+    scores = ("sensitivity", "specificity", "dice")
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(names) + 2), 4.2))
+    for i, score in enumerate(scores):
+        means = [per[n][score] for n in names]
+        sds = [per[n]["sd"][score] for n in names]
+        ax.bar(x + (i - 1) * 0.27, means, 0.27, yerr=np.nan_to_num(sds), capsize=2, label=score)
+    ax.set_xticks(x, [f"{n}\n(n={per[n]['pairs']})" for n in names], rotation=45, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fuzzy score, mean ± SD over rater pairs")
+    ax.set_title(f"Localization agreement between raters ({summary['images']} images)")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_agreement(result: AgreementResult, out: Path) -> list[Path]:
+    """Write ``summary.json``, one CSV per table, ``tables.md`` and ``localization.png`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "summary.json"]
+    written[0].write_text(json.dumps(result.summary, indent=2, ensure_ascii=False, allow_nan=True))
+    for name, table in result.tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+        written.append(out / f"{name}.csv")
+    (out / "tables.md").write_text(markdown_tables(result.summary) + "\n")
+    written += [out / "tables.md", localization_figure(result.summary, out / "localization.png")]
+    return written
