@@ -1,0 +1,217 @@
+"""Synthetic DermXDB: format, counts, mask agreement, rater disagreement and known answers."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+
+from dermx import vocab
+from dermx.data import load_dermxdb
+from dermx.data.synth import (
+    SynthSummary,
+    generate,
+    load_ground_truth,
+    montage,
+    read_manifest,
+    watermark_mask,
+)
+from dermx.metrics import dice
+
+SIZE = (96, 128)
+
+
+def _make(out: Path, **options: object) -> SynthSummary:
+    settings: dict[str, object] = {"n_images": 12, "seed": 5, "size": SIZE, "progress": False}
+    settings.update(options)
+    return generate(out, **settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SynthSummary]:
+    out = tmp_path_factory.mktemp("synth") / "db"
+    return out, _make(out, n_images=36, seed=3, shortcut="Psoriasis", repeat_fraction=0.25)
+
+
+def _tree_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _mean_pairwise_dice(out: Path) -> float:
+    """Mean Dice between the union masks of every ordered pair of first-pass raters of an image."""
+    db = load_dermxdb(out)
+    values = []
+    for stem in db.stems():
+        masks = db.rater_stack(stem).any(dim=0).float()
+        for a, b in itertools.permutations(range(masks.shape[0]), 2):
+            total = masks[a].sum() + masks[b].sum()
+            if total > 0:
+                values.append(float(2 * (masks[a] * masks[b]).sum() / total))
+    return sum(values) / len(values)
+
+
+def test_reader_loads_output_strictly_with_expected_counts(synth: tuple[Path, SynthSummary]) -> None:
+    out, summary = synth
+    db = load_dermxdb(out, image_dir=out / "images", strict=True)
+    assert db.report.ok
+    assert len(db.stems()) == summary.n_images == 36
+    first = [r for r in db.ratings if r.pass_ == "first"]
+    repeat = [r for r in db.ratings if r.pass_ == "repeat"]
+    assert len(first) == summary.n_ratings and len(repeat) == summary.n_repeat_ratings > 0
+    assert len({r.stem for r in repeat}) == 9
+    for stem in db.stems():
+        assert 3 <= len(db.ratings_of(stem)) <= 8
+        assert db.load_image(stem).size == (SIZE[1], SIZE[0])
+        assert db.images[stem].skin_tone in ("light", "medium", "dark")
+    assert set(db.masks) == {(r.annotator, r.stem, c) for r in db.ratings for c in r.characteristics}
+    assert len(db.masks) == summary.n_masks
+    assert {r.rater for r in db.ratings} <= {f"labeller{k}" for k in range(1, 9)}
+    assert any(r.tags for r in db.ratings)
+
+
+def test_folds_partition_images_and_group_patients(synth: tuple[Path, SynthSummary]) -> None:
+    out, _ = synth
+    db = load_dermxdb(out, strict=True)
+    tests = [set(db.fold(k).test) for k in range(10)]
+    assert sum(len(t) for t in tests) == len(db.stems())
+    assert set().union(*tests) == set(db.stems())
+    for k, test in enumerate(tests):
+        assert set(db.fold(k).train) == set(db.stems()) - test
+    fold_of = {s: k for k, test in enumerate(tests) for s in test}
+    by_patient: dict[int, set[int]] = {}
+    for stem in db.stems():
+        by_patient.setdefault(db.images[stem].patient_id, set()).add(fold_of[stem])  # type: ignore[arg-type]
+    assert all(len(folds) == 1 for folds in by_patient.values())
+    assert len(by_patient) < len(db.stems())  # some patients have several images
+
+
+def test_json_rasterised_masks_equal_written_pngs(synth: tuple[Path, SynthSummary]) -> None:
+    out, _ = synth
+    db = load_dermxdb(out, strict=True)
+    everyone = db.annotators("first") + db.annotators("repeat")
+    for stem in db.stems():
+        json_stack = db.rater_stack(stem, annotators=everyone, source="json")
+        assert torch.equal(json_stack, db.rater_stack(stem, annotators=everyone, source="png"))
+
+
+def test_ground_truth_matches_manifest(synth: tuple[Path, SynthSummary]) -> None:
+    out, _ = synth
+    for entry in read_manifest(out)["images"]:
+        truth = load_ground_truth(out, entry["stem"])
+        assert truth.shape == (16, *SIZE) and truth.dtype == torch.bool
+        drawn = {vocab.CHARACTERISTICS[i] for i in range(16) if truth[i].any()}
+        assert drawn == {x["characteristic"] for x in entry["lesions"]}
+
+
+def test_shortcut_watermark_marks_mostly_one_class(synth: tuple[Path, SynthSummary]) -> None:
+    out, summary = synth
+    entries = read_manifest(out)["images"]
+    marked = [e for e in entries if e["watermark"]]
+    assert len(marked) == summary.n_watermarked
+    in_class = [e["watermark"] is not None for e in entries if e["diagnosis"] == "Psoriasis"]
+    others = [e["watermark"] is not None for e in entries if e["diagnosis"] != "Psoriasis"]
+    assert sum(in_class) / len(in_class) >= 0.6 and sum(others) / len(others) <= 0.2
+    mask = watermark_mask(out, marked[0]["stem"])
+    x0, y0, x1, y1 = marked[0]["watermark"]
+    assert mask.shape == SIZE and int(mask.sum()) == (x1 - x0) * (y1 - y0)
+
+
+def test_known_answer_ground_truth_beats_baselines_and_watermark(synth: tuple[Path, SynthSummary]) -> None:
+    out, _ = synth
+    db = load_dermxdb(out, strict=True)
+    entries = {e["stem"]: e for e in read_manifest(out)["images"]}
+    stems = db.stems()
+    reference = torch.stack([db.union_map(s) for s in stems])
+    truth = torch.stack([load_ground_truth(out, s).any(dim=0) for s in stems]).float()
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, SIZE[0]), torch.linspace(-1, 1, SIZE[1]), indexing="ij")
+    gaussian = torch.exp(-(xx**2 + yy**2) / (2 * 0.35**2)).expand_as(truth)
+    uniform = torch.full_like(truth, 0.5)
+    score = {name: float(dice(m, reference).values.nanmean())
+             for name, m in {"truth": truth, "gaussian": gaussian, "uniform": uniform}.items()}
+    assert score["truth"] > 0.6
+    assert score["truth"] > score["gaussian"] + 0.25 and score["truth"] > score["uniform"] + 0.25
+    marked = [i for i, s in enumerate(stems) if entries[s]["watermark"]]
+    watermark = torch.stack([watermark_mask(out, stems[i]) for i in marked]).float()
+    assert float(dice(watermark, reference[marked]).values.nanmean()) < 0.15
+
+
+def test_rater_agreement_is_realistic_and_follows_parameters(tmp_path: Path) -> None:
+    default = _mean_pairwise_dice(_make(tmp_path / "default", n_images=10).out)
+    loose = _mean_pairwise_dice(_make(tmp_path / "loose", n_images=10, jitter=0.5).out)
+    tight = _mean_pairwise_dice(_make(tmp_path / "tight", n_images=10, jitter=0.02).out)
+    missing = _mean_pairwise_dice(_make(tmp_path / "missing", n_images=10, miss_rate=0.5).out)
+    assert 0.45 < default < 0.9
+    assert tight > default > loose
+    assert missing < default
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
+    options = {"n_images": 6, "shortcut": "Acne", "repeat_fraction": 0.5}
+    first = _tree_hash(_make(tmp_path / "a", **options).out)
+    again = _tree_hash(_make(tmp_path / "b", workers=2, **options).out)
+    other = _tree_hash(_make(tmp_path / "c", seed=6, **options).out)
+    assert first == again != other
+
+
+def test_regenerating_replaces_previous_output_but_not_foreign_folders(tmp_path: Path) -> None:
+    out = tmp_path / "db"
+    _make(out, n_images=4)
+    _make(out, n_images=3)
+    assert len(list((out / "images").iterdir())) == 3
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "keep.txt").write_text("x")
+    with pytest.raises(FileExistsError):
+        _make(tmp_path / "foreign", n_images=2)
+
+
+def test_layouts_from_a_dermxdb_folder(synth: tuple[Path, SynthSummary], tmp_path: Path) -> None:
+    source, _ = synth
+    out = _make(tmp_path / "layouts", n_images=6, size=(64, 80), layouts=source).out
+    db = load_dermxdb(out, strict=True)
+    entries = read_manifest(out)["images"]
+    real = load_dermxdb(source)
+    for entry in entries:
+        assert db.images[entry["stem"]].diagnosis == real.images[entry["layout"]].diagnosis
+    assert any(load_ground_truth(out, e["stem"]).any() for e in entries)
+
+
+def test_invalid_arguments_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="min_raters"):
+        _make(tmp_path / "x", n_raters=12)
+    with pytest.raises(ValueError, match="unknown name"):
+        _make(tmp_path / "y", shortcut="Eczema")
+
+
+def test_montage_is_small_png(synth: tuple[Path, SynthSummary], tmp_path: Path) -> None:
+    out, _ = synth
+    path = montage(out, tmp_path / "montage.png", per_class=2)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size < 300_000
+
+
+def test_cli_synth_command(tmp_path: Path) -> None:
+    typer = pytest.importorskip("typer")
+    from typer.testing import CliRunner
+
+    from dermx.data.synth.cli import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")
+    def noop() -> None:  # a second command keeps typer from collapsing the app into one command
+        """Nothing."""
+
+    result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "db"), "--images", "3",
+                                      "--raters", "4", "--size", "64x80", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    assert "images:" in result.output
+    assert load_dermxdb(tmp_path / "db", strict=True).report.ok
+    bad = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "e"), "--size", "64by80"])
+    assert bad.exit_code != 0
