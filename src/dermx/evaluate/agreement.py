@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from dermx import vocab
-from dermx.data.dataset import DermXDB
+from dermx.data.dataset import DermXDB, MaskSource
 from dermx.data.masks import Size
 from dermx.data.reader import split_annotator
 from dermx.metrics import FuzzyConfusion, diagnosis_scores, identification_scores
@@ -169,13 +169,15 @@ def localization_agreement(
     *,
     characteristics: Sequence[str] = vocab.CHARACTERISTICS,
     size: Size | None = None,
+    source: MaskSource = "json",
     leave_one_out: bool = True,
     progress: Callable[[Iterable[str]], Iterable[str]] = iter,
 ) -> LocalizationTables:
     """Score each pair's masks on each image where both outlined a characteristic (module doc).
 
-    Masks are loaded once per image (``size`` = (height, width), ``None`` = native) and all pairs of
-    an image are scored with one overlap matrix per characteristic.
+    Masks are loaded once per image (``size`` = (height, width), ``None`` = native; ``source`` =
+    ``"json"`` polygons or released ``"png"`` masks) and all pairs of an image are scored with one
+    overlap matrix per characteristic.
     """
     pair_set = set(pairs)
     involved = sorted({r for p in pairs for r in p}, key=lambda a: (len(a), a))
@@ -191,7 +193,7 @@ def localization_agreement(
         if active.size == 0:
             continue
         stack = db.rater_stack(stem, annotators=names, characteristics=[characteristics[i] for i in active],
-                               size=size)
+                               size=size, source=source)
         pixels = float(stack.shape[-1] * stack.shape[-2])
         for k, c_index in enumerate(active):
             characteristic = characteristics[c_index]
