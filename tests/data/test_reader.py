@@ -75,6 +75,7 @@ def test_records_and_selection(db_root: Path) -> None:
     assert db.ratings_of(STEM_B)[0].empty
     record = db.images[STEM_A]
     assert (record.width, record.height, record.diagnosis, record.patient_id) == (40, 30, "Psoriasis", 0)
+    assert record.fold == 1 and db.images[STEM_B].fold == 0 and db.images["nometa"].fold is None
     assert db.fold(0).train == (STEM_A,) and db.fold(0).test == (STEM_B,)
     assert db.ignored_instance_masks == 1 and len(db.masks) == 5
     with pytest.raises(ValueError, match="no fold 5"):

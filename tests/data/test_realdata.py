@@ -44,6 +44,7 @@ def test_folds_partition_metadata_images_by_patient(dermxdb: DermXDB) -> None:
     assert sorted(tests) == dermxdb.stems()
     for fold in dermxdb.folds.values():
         assert not set(fold.train) & set(fold.test)
+        assert all(dermxdb.images[s].fold == fold.index for s in fold.test)
         train_patients = {dermxdb.images[s].patient_id for s in fold.train}
         assert not train_patients & {dermxdb.images[s].patient_id for s in fold.test}
 

@@ -182,7 +182,8 @@ class DermXDB:
 
 
 def _image_records(ratings: list[Rating], metadata: dict[str, dict[str, str]], patients: dict[str, int],
-                   report: LoadReport, metadata_path: Path, strict: bool) -> dict[str, ImageRecord]:
+                   test_folds: dict[str, int], report: LoadReport, metadata_path: Path,
+                   strict: bool) -> dict[str, ImageRecord]:
     sizes: dict[str, tuple[int, int]] = {}
     for rating in ratings:
         size = sizes.setdefault(rating.stem, (rating.width, rating.height))
@@ -198,7 +199,7 @@ def _image_records(ratings: list[Rating], metadata: dict[str, dict[str, str]], p
         records[stem] = ImageRecord(
             stem=stem, width=width, height=height, diagnosis=row.get("diagnosis"),
             dataset=row.get("dataset"), skin_tone=row.get("skin_tone"), age=row.get("age"),
-            patient_id=patients.get(stem), current_filename=row.get("current_filename"),
+            patient_id=patients.get(stem), fold=test_folds.get(stem), current_filename=row.get("current_filename"),
             original_filename=row.get("original_filename"))
     return records
 
@@ -263,7 +264,8 @@ def load_dermxdb(
     masks, ignored = reader.index_masks(root, report, strict=strict)
     if not masks and not (root / reader.MASKS_DIR).is_dir():
         report.add(root / reader.MASKS_DIR, "mask folder is missing", kind="missing file", strict=strict)
-    images = _image_records(ratings, metadata, patients, report, root / reader.METADATA_FILE, strict)
+    test_folds = {stem: fold.index for fold in folds.values() for stem in fold.test}
+    images = _image_records(ratings, metadata, patients, test_folds, report, root / reader.METADATA_FILE, strict)
     _check_masks(masks, ratings, report, strict, check_mask_sizes)
     return DermXDB(
         root=root, images=images, ratings=ratings, masks=masks, ignored_instance_masks=ignored,

@@ -76,7 +76,10 @@ class Rating:
 
 @dataclass(frozen=True, slots=True)
 class ImageRecord:
-    """An image of the release; metadata fields are ``None`` for images outside ``metadata.csv``."""
+    """An image of the release; metadata fields are ``None`` for images outside ``metadata.csv``.
+
+    ``fold`` is the index of the fold whose test set holds the image.
+    """
 
     stem: str
     width: int
@@ -86,6 +89,7 @@ class ImageRecord:
     skin_tone: str | None = None
     age: str | None = None
     patient_id: int | None = None
+    fold: int | None = None
     current_filename: str | None = None
     original_filename: str | None = None
 
