@@ -1,0 +1,30 @@
+"""The package root: lazy public API, version, command-line entry points."""
+
+import subprocess
+import sys
+
+import pytest
+
+import dermx
+
+
+def test_every_public_name_resolves() -> None:
+    for name in dermx.__all__:
+        assert getattr(dermx, name) is not None, name
+
+
+def test_unknown_attribute_raises() -> None:
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        dermx.no_such_thing  # noqa: B018
+
+
+def test_import_does_not_load_torch() -> None:
+    code = "import sys, dermx; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_module_entry_point_lists_commands() -> None:
+    help_text = subprocess.run([sys.executable, "-m", "dermx", "--help"], capture_output=True, text=True, check=True)
+    for command in ("data", "synth", "interrater"):
+        assert command in help_text.stdout
