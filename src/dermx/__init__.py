@@ -8,14 +8,13 @@ The public API is re-exported here and imported lazily (PEP 562), so ``import de
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dermx._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 #: public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    **dict.fromkeys(("vocab",), "dermx"),
+    "vocab": "dermx.vocab",
     **dict.fromkeys(("DermXDB", "DermXDBError", "Fold", "ImageRecord", "LoadReport", "Rating", "fuse",
                      "load_dermxdb", "load_rgb", "union"), "dermx.data"),
     **dict.fromkeys(("generate", "load_ground_truth", "watermark_mask"), "dermx.data.synth"),
@@ -26,19 +25,5 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("CamEngine", "CamResult", "explain"), "dermx.explain"),
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dermx' has no attribute {name!r}")
-    value = importlib.import_module(f"dermx.{name}") if module == "dermx" else getattr(
-        importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
-
+_names, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = ["__version__", *_names]

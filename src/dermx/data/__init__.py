@@ -1,36 +1,14 @@
 """DermXDB data layer: reader, records, masks, fusion, cache and images."""
 
-from dermx.data.dataset import DermXDB, Fold, load_dermxdb
-from dermx.data.fusion import FUSION_RULES, FusionRule, fuse, union
-from dermx.data.images import load_rgb
-from dermx.data.masks import rasterise, read_mask_png, resize_mask
-from dermx.data.records import (
-    DermXDBError,
-    ImageRecord,
-    Issue,
-    LoadReport,
-    Pass,
-    Rating,
-    Shape,
-)
+from dermx._lazy import lazy_exports
 
-__all__ = [
-    "FUSION_RULES",
-    "DermXDB",
-    "DermXDBError",
-    "Fold",
-    "FusionRule",
-    "ImageRecord",
-    "Issue",
-    "LoadReport",
-    "Pass",
-    "Rating",
-    "Shape",
-    "fuse",
-    "load_dermxdb",
-    "load_rgb",
-    "rasterise",
-    "read_mask_png",
-    "resize_mask",
-    "union",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(("DermXDB", "Fold", "load_dermxdb"), ".dataset"),
+        **dict.fromkeys(("FUSION_RULES", "FusionRule", "fuse", "union"), ".fusion"),
+        **dict.fromkeys(("load_rgb",), ".images"),
+        **dict.fromkeys(("rasterise", "read_mask_png", "resize_mask"), ".masks"),
+        **dict.fromkeys(("DermXDBError", "ImageRecord", "Issue", "LoadReport", "Pass", "Rating", "Shape"), ".records"),
+    },
+)
