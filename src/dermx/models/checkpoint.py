@@ -1,0 +1,97 @@
+"""Shareable checkpoints: ``model.safetensors`` (weights) + ``config.json`` (how to rebuild).
+
+``config.json`` holds the :class:`~dermx.models.ModelConfig` (backbone, preset, kind, class and
+characteristic names in order, normalisation, input size, CAM layer, training-data fingerprint) and
+the dermx version. :func:`load_checkpoint` rebuilds the network with random backbone weights, checks
+every name and tensor shape, and loads the weights; it never needs the internet.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+
+from dermx import vocab
+from dermx.models.dermx_net import DermXNet, ModelConfig
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT = "dermx-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, malformed, or does not match the model it describes."""
+
+
+def dermx_version() -> str:
+    try:
+        return metadata.version("dermx")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def save_checkpoint(model: DermXNet, directory: str | Path) -> Path:
+    """Write ``model`` to ``directory`` (created); returns the directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": FORMAT})
+    document = {"format": FORMAT, "dermx_version": dermx_version(), **model.config.to_dict()}
+    (directory / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return directory
+
+
+def _config_from(document: dict[str, Any], source: Path) -> ModelConfig:
+    if document.get("format") != FORMAT:
+        raise CheckpointError(f"{source}: not a dermx checkpoint (format {document.get('format')!r}, "
+                              f"expected {FORMAT!r})")
+    fields = set(ModelConfig.__dataclass_fields__)
+    unknown = sorted(set(document) - fields - {"format", "dermx_version"})
+    if unknown:
+        raise CheckpointError(f"{source}: unknown config field(s) {unknown}")
+    config = ModelConfig(**{k: document[k] for k in fields if k in document})
+    if tuple(config.diagnoses) != vocab.DIAGNOSES:
+        raise CheckpointError(f"{source}: diagnosis classes {list(config.diagnoses)} differ from dermx's "
+                              f"{list(vocab.DIAGNOSES)} (order matters)")
+    bad = [c for c in config.characteristics if c not in vocab.CHARACTERISTICS]
+    if bad:
+        raise CheckpointError(f"{source}: unknown characteristic name(s) {bad}")
+    return config
+
+
+def _resolve(path: Path) -> Path:
+    directory = path.parent if path.is_file() else path
+    if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
+        raise CheckpointError(f"{path}: expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE}")
+    return directory
+
+
+def load_checkpoint(path: str | Path, *, map_location: str = "cpu") -> DermXNet:
+    """Rebuild and load a model saved by :func:`save_checkpoint` (a folder or a file in it), in eval
+    mode. Raises :class:`CheckpointError` saying which names or shapes do not match."""
+    directory = _resolve(Path(path))
+    try:
+        document = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: invalid JSON ({error})") from error
+    config = _config_from(document, directory / CONFIG_FILE)
+    try:
+        model = DermXNet(config, pretrained=False)
+    except ValueError as error:
+        raise CheckpointError(f"{directory}: cannot rebuild the model: {error}") from error
+    state = load_file(str(directory / WEIGHTS_FILE), device=map_location)
+    expected = model.state_dict()
+    problems = [f"missing tensor {k!r}" for k in expected if k not in state]
+    problems += [f"unexpected tensor {k!r}" for k in state if k not in expected]
+    problems += [f"{k!r}: file has shape {tuple(state[k].shape)}, config implies {tuple(v.shape)}"
+                 for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if problems:
+        shown = "; ".join(problems[:6]) + (f"; ... {len(problems) - 6} more" if len(problems) > 6 else "")
+        raise CheckpointError(f"{directory}: weights do not match config.json ({config.backbone}, "
+                              f"kind {config.kind}, {len(config.characteristics)} characteristics): {shown}")
+    model.load_state_dict(state)
+    return model.eval()
