@@ -1,0 +1,273 @@
+"""The multi-target CAM engine: one forward pass per batch, every target's map from it.
+
+>>> result = explain(model, images, targets=[("diagnosis", "Psoriasis"), ("characteristic", "Plaque")])
+>>> result.maps.shape   # (batch, target, h, w), on the model's device
+>>> result.logits       # what the model returned, for the same pass
+
+Models: a plain classifier returning ``(B, n)`` logits (timm, torchvision, ...), or a multi-head model
+returning an ordered ``dict[str, Tensor]`` with ``target_names`` naming each head's outputs. Models
+following timm's protocol (``forward_features`` then ``forward_head``) are run as those two calls; when
+the target layer's output is exactly what ``forward_head`` pools, the pooled features become a node
+of the graph and the fast gradient routes apply (see :mod:`dermx.explain.routes`).
+
+The engine never changes the model: hooks are removed on exit, the mode, ``requires_grad`` flags and
+parameter ``.grad`` are left as they were, and gradients are enabled internally, so calling under
+``torch.no_grad()`` works. The forward pass runs in the model's current mode: in train mode, batch
+norm updates its running statistics as in any training forward pass.
+
+``create_graph=True`` (gradient methods only) keeps the maps differentiable with respect to the model
+parameters, for guided-attention training (DermX+): a loss on ``result.maps`` backpropagates into the
+backbone and the head, and ``result.logits`` stay attached to the same graph, so one forward pass
+serves both the classification loss and the attention loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from dermx.explain.hooks import capture_output
+from dermx.explain.layers import resolve_layer
+from dermx.explain.maps import Interpolation, MapSize, finalize, output_size, zero_absent
+from dermx.explain.methods import CamInputs, ScoreFunction, get_method
+from dermx.explain.routes import (
+    ROUTES,
+    Route,
+    batched_gradients,
+    head_pools_first,
+    linear_weights,
+    loop_gradients,
+)
+from dermx.explain.targets import OutputLayout, Target, TargetSpec
+
+Outputs = Tensor | dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class CamResult:
+    """Maps ``(B, T, h, w)``, the logits of the same forward pass (as the model returned them, and the
+    targets' own ``(B, T)``), the targets, the route and the layer.
+
+    ``route`` is the gradient route taken (``"linear"``, ``"jacobian"``, ``"batched"``, ``"loop"``), or
+    ``"none"`` for methods without gradients.
+    """
+
+    maps: Tensor
+    logits: Outputs
+    target_logits: Tensor
+    targets: tuple[Target, ...]
+    route: str
+    layer: str
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Target labels, ``"head:name"`` or ``"name"``, in map order."""
+        return tuple(t.label for t in self.targets)
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One forward pass: the raw outputs, the target activations and, if usable, pooled features."""
+
+    outputs: Outputs
+    activations: Tensor
+    pooled: Tensor | None
+
+
+class CamEngine:
+    """Reusable explainer of one model with one method and layer; call it on batches of images.
+
+    Args:
+        model: plain classifier or multi-head model (see the module docstring); never modified.
+        method: ``gradcam``, ``gradcam++``, ``xgradcam``, ``hirescam``, ``layercam``, ``cam``,
+            ``scorecam`` or ``eigencam`` (see :mod:`dermx.explain.methods`).
+        layer: dotted module path or module; ``None`` for the architecture default
+            (see :mod:`dermx.explain.layers`).
+        size: ``"input"`` (the model input), ``"features"`` (the feature grid) or ``(h, w)``.
+        interpolation: resizing mode, bilinear by default.
+        normalize: per-map min-max normalisation with ``eps``; ``False`` keeps raw values.
+        relu: clamp negative map values at the feature grid.
+        zero_absent: zero maps of targets predicted absent (logit < 0): ``True`` for every target,
+            or the names of the multi-label heads it applies to (DermX: ``{"characteristic"}``).
+        route: gradient route, ``"auto"`` (fastest exact) or one of ``linear``, ``jacobian``,
+            ``batched``, ``loop`` to force it (ValueError if it does not apply).
+        create_graph: keep maps differentiable w.r.t. the parameters (gradient methods only).
+        class_names: output names of a plain classifier, so targets can be given by name.
+        score_batch_size: masked images per forward pass in Score-CAM.
+        eps: ε of the min-max normalisation.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        method: str = "gradcam",
+        layer: str | nn.Module | None = None,
+        *,
+        size: MapSize = "input",
+        interpolation: Interpolation = "bilinear",
+        normalize: bool = True,
+        relu: bool = True,
+        zero_absent: bool | Collection[str] = False,
+        route: Route = "auto",
+        create_graph: bool = False,
+        class_names: Sequence[str] | None = None,
+        score_batch_size: int = 32,
+        eps: float = 1e-7,
+    ) -> None:
+        self.model = model
+        self.method = get_method(method)
+        if route not in ROUTES:
+            raise ValueError(f"unknown route {route!r}; routes: {list(ROUTES)}")
+        if create_graph and not self.method.uses_gradients:
+            raise ValueError(f"create_graph=True needs a gradient method, not {self.method.name!r}")
+        if score_batch_size < 1:
+            raise ValueError(f"score_batch_size must be positive, got {score_batch_size}")
+        output_size(size, (1, 1), (1, 1))  # validates size early
+        self.size = size
+        self.interpolation = interpolation
+        self.normalize = normalize
+        self.relu = relu
+        self.zero_absent = zero_absent
+        self.route = route
+        self.create_graph = create_graph
+        self.class_names = class_names
+        self.score_batch_size = score_batch_size
+        self.eps = eps
+        self._layer_spec = layer
+        self._layer: tuple[str, nn.Module] | None = None
+        if layer is not None:
+            self._layer = resolve_layer(model, layer, torch.empty(0))
+
+    def __call__(self, images: Tensor, targets: Sequence[TargetSpec] | TargetSpec | None = None) -> CamResult:
+        """Explain ``images`` ``(B, C, H, W)`` for ``targets`` (``None``: every output of every head)."""
+        images = self._check_images(images)
+        if self._layer is None:
+            self._layer = resolve_layer(self.model, self._layer_spec, images)
+        layer_name, _ = self._layer
+        if self.method.uses_scores and self.model.training:
+            raise ValueError("Score-CAM runs many masked forward passes: put the model in eval mode first")
+        uses_gradients = self.method.uses_gradients
+        with torch.enable_grad() if uses_gradients else torch.no_grad():
+            run = self._forward(images)
+            layout = OutputLayout.of(run.outputs, getattr(self.model, "target_names", None), self.class_names)
+            chosen = layout.resolve(targets)
+            columns = [t.column for t in chosen]
+            logits = layout.flatten(run.outputs)
+            if self.method.needs_pooled_layer and run.pooled is None:
+                raise ValueError(f"method {self.method.name!r} needs the target layer to be the backbone output "
+                                 f"that feeds global average pooling; {layer_name!r} is not")
+            route, gradients = self._gradients(run, logits, columns) if uses_gradients else ("none", None)
+            keep_graph = self.create_graph
+            with nullcontext() if keep_graph else torch.no_grad():
+                inputs = CamInputs(
+                    activations=run.activations if keep_graph else run.activations.detach(),
+                    n_targets=len(chosen),
+                    gradients=gradients,
+                    images=images,
+                    score=self._scorer(layout, columns) if self.method.uses_scores else None,
+                    score_batch_size=self.score_batch_size,
+                )
+                raw = self.method.compute(inputs)
+                size = output_size(self.size, tuple(raw.shape[-2:]), tuple(images.shape[-2:]))
+                maps = finalize(raw, size, relu=self.relu, normalize=self.normalize, eps=self.eps,
+                                interpolation=self.interpolation)
+                if self.zero_absent:
+                    maps = zero_absent(maps, logits[:, columns].detach(), self._absence_applies(chosen, maps))
+        outputs = run.outputs if keep_graph else _detach(run.outputs)
+        target_logits = logits[:, columns] if keep_graph else logits[:, columns].detach()
+        return CamResult(maps=maps, logits=outputs, target_logits=target_logits, targets=chosen, route=route,
+                         layer=layer_name)
+
+    def _check_images(self, images: object) -> Tensor:
+        if not isinstance(images, Tensor):
+            raise ValueError(f"images must be a torch.Tensor, got {type(images).__name__}")
+        if images.ndim != 4:
+            raise ValueError(f"images must be 4-D (batch, channels, height, width), got shape {tuple(images.shape)}")
+        if images.shape[0] == 0:
+            raise ValueError("images is an empty batch (batch size 0)")
+        if not images.is_floating_point():
+            raise ValueError(f"images must be a floating-point tensor, got {images.dtype}")
+        first_conv = next((m for m in self.model.modules() if isinstance(m, nn.Conv2d)), None)
+        if first_conv is not None and images.shape[1] != first_conv.in_channels:
+            raise ValueError(f"images have {images.shape[1]} channels but the model's first convolution "
+                             f"expects {first_conv.in_channels}")
+        parameter = next(self.model.parameters(), None)
+        if parameter is None:
+            return images
+        return images.to(device=parameter.device, dtype=parameter.dtype)
+
+    def _run(self, images: Tensor) -> Outputs:
+        """The model's outputs: ``forward_head(forward_features(x))`` under timm's protocol, else ``model(x)``."""
+        model = self.model
+        if callable(getattr(model, "forward_features", None)) and callable(getattr(model, "forward_head", None)):
+            return model.forward_head(model.forward_features(images))
+        return model(images)
+
+    def _forward(self, images: Tensor) -> _Pass:
+        """One forward pass capturing the target layer; pooled features when the layer feeds GAP."""
+        name, module = self._layer
+        with capture_output(module, name, track_gradients=self.method.uses_gradients) as capture:
+            if not head_pools_first(self.model):
+                outputs = self._run(images)
+                return _Pass(outputs, capture.output, None)
+            features = self.model.forward_features(images)
+            if len(capture.outputs) == 1 and capture.outputs[0] is features:
+                pooled = features.mean(dim=(-2, -1))
+                return _Pass(self.model.forward_head(pooled[..., None, None]), features, pooled)
+            return _Pass(self.model.forward_head(features), capture.output, None)
+
+    def _gradients(self, run: _Pass, logits: Tensor, columns: list[int]) -> tuple[str, Tensor]:
+        """``(route, G)`` with G broadcastable to ``(B, T, K, h, w)`` (1×1 grid on pooled routes)."""
+        route, pooled, activations = self.route, run.pooled, run.activations
+        create_graph = self.create_graph
+        if route in ("linear", "jacobian") and pooled is None:
+            raise ValueError(f"route {route!r} needs the target layer to be the backbone output that feeds "
+                             f"global average pooling; {self._layer[0]!r} is not (use 'batched')")
+        weight = linear_weights(self.model, pooled, logits) if pooled is not None and route in ("auto", "linear") \
+            else None
+        if route == "linear" and weight is None:
+            raise ValueError("route 'linear' needs a linear classifier after global average pooling "
+                             "(model.get_classifier()); this head is not linear on this batch")
+        if route == "auto":
+            route = "linear" if weight is not None else "jacobian" if pooled is not None else "batched"
+        grid = activations.shape[-2] * activations.shape[-1]
+        if route == "linear":
+            grads = (weight if create_graph else weight.detach())[columns][None, :, :, None, None] / grid
+        elif route == "jacobian":
+            grads = batched_gradients(logits, pooled, columns, create_graph).transpose(0, 1)[..., None, None] / grid
+        elif route == "batched":
+            grads = batched_gradients(logits, activations, columns, create_graph).transpose(0, 1)
+        else:
+            grads = loop_gradients(logits, activations, columns, create_graph).transpose(0, 1)
+        return route, grads
+
+    def _scorer(self, layout: OutputLayout, columns: list[int]) -> ScoreFunction:
+        """Target logits ``(n, T)`` of a batch of (masked) images, from a plain forward pass."""
+        return lambda batch: layout.flatten(self._run(batch))[:, columns]
+
+    def _absence_applies(self, targets: tuple[Target, ...], like: Tensor) -> Tensor:
+        heads = self.zero_absent
+        flags = [heads is True or (not isinstance(heads, bool) and t.head in heads) for t in targets]
+        return torch.tensor(flags, dtype=torch.bool, device=like.device)
+
+
+def explain(
+    model: nn.Module,
+    images: Tensor,
+    targets: Sequence[TargetSpec] | TargetSpec | None = None,
+    method: str = "gradcam",
+    layer: str | nn.Module | None = None,
+    **options: object,
+) -> CamResult:
+    """One-shot :class:`CamEngine` call: ``CamEngine(model, method, layer, **options)(images, targets)``."""
+    return CamEngine(model, method, layer, **options)(images, targets)  # type: ignore[arg-type]
+
+
+def _detach(outputs: Outputs) -> Outputs:
+    if isinstance(outputs, Mapping):
+        return {head: value.detach() for head, value in outputs.items()}
+    return outputs.detach()

@@ -1,0 +1,85 @@
+"""``dermx explain`` through typer's CliRunner on a folder of images written by the test."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from dermx.explain.cli import parse_size, parse_targets, register
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)  # keeps "explain" a named sub-command
+    return app
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("lesion a.jpg", "b.png", "c.jpeg"):
+        Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_explain_writes_maps_and_overlays(app: typer.Typer, image_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["explain", "--model", "resnet18", "--images", str(image_dir), "--out", str(out),
+                                      "--targets", "3,7", "--size", "64", "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    assert "random weights" in result.output
+    saved = np.load(out / "lesion a.npz")
+    assert saved["maps"].shape == (2, 64, 64) and list(saved["targets"]) == ["3", "7"]
+    assert saved["maps"].min() >= 0 and saved["maps"].max() <= 1 and saved["logits"].shape == (2,)
+    assert sorted(p.name for p in out.glob("*.npz")) == ["b.npz", "c.npz", "lesion a.npz"]
+    overlays = sorted(p.name for p in (out / "overlays").iterdir())
+    assert len(overlays) == 6 and "lesion a__3.png" in overlays
+    with Image.open(out / "overlays" / "b__7.png") as png:
+        assert png.size == (64, 64) and png.mode == "RGB"
+
+
+def test_explain_loads_local_weights(app: typer.Typer, image_dir: Path, tmp_path: Path) -> None:
+    import timm
+
+    weights = tmp_path / "weights.pt"
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), weights)
+    result = CliRunner().invoke(app, ["explain", "--model", "resnet18", "--images", str(image_dir),
+                                      "--out", str(tmp_path / "out"), "--targets", "1", "--size", "32",
+                                      "--weights", str(weights), "--method", "gradcam++"])
+    assert result.exit_code == 0, result.output
+    assert "random weights" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [(["--model", "no_such_model_xyz"], "neither a checkpoint file nor a timm model"),
+     (["--model", "resnet18"], "needs --targets"),
+     (["--model", "resnet18", "--targets", "1", "--layer", "layer9"], "layer9")],
+)
+def test_explain_reports_bad_arguments(
+    arguments: list[str], message: str, app: typer.Typer, image_dir: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(app, ["explain", "--images", str(image_dir), "--out", str(tmp_path / "o"), *arguments])
+    assert result.exit_code != 0
+    assert message in re.sub(r"[\s│]+", " ", result.output)  # rich wraps errors in a box
+
+
+def test_parsers() -> None:
+    assert parse_targets("0, Plaque,diagnosis:Psoriasis,diagnosis:2") == [
+        0, "Plaque", ("diagnosis", "Psoriasis"), ("diagnosis", 2)]
+    assert parse_targets(None) is None
+    assert parse_size("224") == (224, 224) and parse_size("256x192") == (256, 192) and parse_size(None) is None
+    with pytest.raises(typer.BadParameter):
+        parse_size("big")
