@@ -49,7 +49,7 @@ def test_config_describes_the_model(saved: tuple[Path, torch.nn.Module]) -> None
     config = json.loads((directory / "config.json").read_text())
     assert config["backbone"] == "resnet18" and config["kind"] == "dermx" and config["preset"] == "small"
     assert config["characteristics"] == list(model.config.characteristics)
-    assert config["input_size"] == [64, 64] and config["cam_layer"] == "backbone.layer4.1.conv2"
+    assert config["input_size"] == [64, 64] and config["cam_layer"] == "backbone.layer4"
     assert config["training_data"]["sha256"] == "abc" and "dermx_version" in config
     reloaded = load_checkpoint(directory / "model.safetensors")
     assert not reloaded.training and reloaded.config == model.config

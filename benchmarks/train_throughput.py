@@ -1,0 +1,188 @@
+"""Training throughput: Lightning vs a bare PyTorch loop, DermX+ vs DermX; optional accuracy run.
+
+Throughput (default): the same model, the same in-memory batches, the same process, side by side:
+
+- ``bare``: forward, CE + BCE, backward, AdamW step, in a plain loop;
+- ``lightning``: :class:`dermx.train.DermXModule` driven by a Lightning Trainer (logging on);
+- ``dermx`` vs ``dermx+`` steps: the module's own loss step in a bare loop, without and with the
+  guided-attention loss (Grad-CAM of every characteristic in one batched backward, double backward).
+
+Accuracy (``--accuracy``): generate a synthetic DermXDB with a fixed seed, train the small preset on
+fold 0's training part (model selection on an inner patient-grouped split), and report diagnosis and
+characteristic-identification macro-F1 on fold 0's held-out test images.
+
+    python benchmarks/train_throughput.py --steps 20 --json out.json
+    python benchmarks/train_throughput.py --accuracy --epochs 15 --n-images 240
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+
+from dermx.models import build_model
+from dermx.train import DermXModule, TrainConfig
+
+Batch = dict[str, torch.Tensor]
+
+
+def make_batches(n: int, batch_size: int, size: int, seed: int = 0) -> list[Batch]:
+    generator = torch.Generator().manual_seed(seed)
+    return [{"image": torch.randn(batch_size, 3, size, size, generator=generator),
+             "diagnosis": torch.randint(0, 6, (batch_size,), generator=generator),
+             "characteristics": (torch.rand(batch_size, 16, generator=generator) > 0.7).float(),
+             "maps": torch.rand(batch_size, 16, size, size, generator=generator)} for _ in range(n)]
+
+
+def module_for(kind: str, size: int, lr: float = 5e-4) -> DermXModule:
+    torch.manual_seed(0)
+    model = build_model("small", kind=kind, input_size=(size, size), pretrained=False)  # type: ignore[arg-type]
+    config = TrainConfig(kind=kind, input_size=(size, size), pretrained=False, lr=lr, progress=False)  # type: ignore[arg-type]
+    return DermXModule(model, config)
+
+
+def time_loop(step: Callable[[Batch], torch.Tensor], params: list[torch.nn.Parameter], batches: list[Batch],
+              warmup: int) -> float:
+    """Seconds for the batches after ``warmup``: step, zero_grad, backward, AdamW update."""
+    optimizer = torch.optim.AdamW(params, lr=5e-4)
+    start = 0.0
+    for i, batch in enumerate(batches):
+        if i == warmup:
+            start = time.perf_counter()
+        loss = step(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def bare_step(module: DermXModule) -> Callable[[Batch], torch.Tensor]:
+    model = module.model
+
+    def step(batch: Batch) -> torch.Tensor:
+        out = model(batch["image"])
+        loss = F.cross_entropy(out["diagnosis"], batch["diagnosis"])
+        if "characteristic" in out:
+            loss = loss + F.binary_cross_entropy_with_logits(out["characteristic"], batch["characteristics"])
+        return loss
+
+    return step
+
+
+def module_step(module: DermXModule) -> Callable[[Batch], torch.Tensor]:
+    return lambda batch: module._step(batch, create_graph=True)[1].total
+
+
+class _Clock(Callback):
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.start, self.end = warmup, 0.0, 0.0
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        self.end = time.perf_counter()
+
+
+def time_lightning(module: DermXModule, batches: list[Batch], warmup: int) -> float:
+    """Seconds for the batches after ``warmup`` inside ``Trainer.fit`` (constant learning rate)."""
+    clock = _Clock(warmup)
+    trainer = L.Trainer(max_steps=len(batches), accelerator="cpu", devices=1, logger=False, callbacks=[clock],
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        inference_mode=False, limit_val_batches=0, num_sanity_val_steps=0)
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
+    trainer.fit(module, train_dataloaders=loader)
+    return clock.end - clock.start
+
+
+def throughput(args: argparse.Namespace) -> dict[str, float]:
+    batches = make_batches(args.warmup + args.steps, args.batch_size, args.size)
+    images = args.steps * args.batch_size
+    times: dict[str, list[float]] = {"bare (dermx)": [], "lightning (dermx)": [], "dermx step": [],
+                                     "dermx+ step": []}
+    for _ in range(args.repeats):  # interleaved, best of repeats
+        for name, kind, run in (("bare (dermx)", "dermx", "bare"), ("lightning (dermx)", "dermx", "lightning"),
+                                ("dermx step", "dermx", "module"), ("dermx+ step", "dermx+", "module")):
+            module = module_for(kind, args.size)
+            if run == "lightning":
+                seconds = time_lightning(module, batches, args.warmup)
+            else:
+                step = bare_step(module) if run == "bare" else module_step(module)
+                seconds = time_loop(step, list(module.model.parameters()), batches, args.warmup)
+            times[name].append(seconds)
+    result = {f"{name} img/s": images / min(values) for name, values in times.items()}
+    result["lightning / bare throughput"] = result["lightning (dermx) img/s"] / result["bare (dermx) img/s"]
+    result["dermx+ / dermx step time"] = result["dermx step img/s"] / result["dermx+ step img/s"]
+    print(f"small preset (resnet18), {args.size} px, batch {args.batch_size}, {args.steps} timed steps, "
+          f"{torch.get_num_threads()} threads, best of {args.repeats}")
+    print(f"{'run':<32}{'images/s':>10}")
+    for name, value in result.items():
+        print(f"{name:<32}{value:>10.3f}")
+    return result
+
+
+def accuracy(args: argparse.Namespace) -> dict[str, float]:
+    from dermx.data.synth import generate
+    from dermx.train import fit
+
+    out = Path(args.out)
+    synth = out / f"synth_n{args.n_images}_s{args.size}_seed{args.seed}"
+    if not (synth / "metadata.csv").is_file():
+        generate(synth, n_images=args.n_images, seed=args.seed, size=(args.size, args.size), progress=False)
+    config = TrainConfig(data=str(synth), images=str(synth / "images"), kind=args.kind, preset=args.preset,
+                         input_size=(args.size, args.size), epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, dropout=args.dropout, ga_warmup_epochs=args.ga_warmup, augment=not args.no_augment,
+                         pretrained=False, fold=0, seed=args.seed, in_memory=True, progress=False,
+                         cache_dir=str(out / "cache"), out=str(out / "run"), monitor="val/dx_f1", t0=args.epochs,
+                         t_mult=1)
+    started = time.perf_counter()
+    result = fit(config)
+    minutes = (time.perf_counter() - started) / 60
+    scores = {k: v for k, v in result.metrics.items() if k.startswith(("test/", "val/"))}
+    scores["train minutes"] = minutes
+    print(f"accuracy: {args.kind}, {args.preset} preset, {args.n_images} images, {args.size} px, {args.epochs} epochs, "
+          f"batch {args.batch_size}, lr {args.lr}, synthetic seed {args.seed}")
+    for name, value in sorted(scores.items()):
+        print(f"  {name:<28}{value:>8.3f}")
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--accuracy", action="store_true", help="run the synthetic accuracy benchmark instead")
+    parser.add_argument("--kind", default="dermx+")
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--no-augment", action="store_true", help="no flips / affine / colour jitter")
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--ga-warmup", type=float, default=2.0, help="ga_warmup_epochs (dermx+)")
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--n-images", type=int, default=240)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="benchmarks/_train_accuracy")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    result = accuracy(args) if args.accuracy else throughput(args)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

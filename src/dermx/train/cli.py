@@ -1,0 +1,120 @@
+"""``dermx train`` and ``dermx cv``.
+
+Options map one-to-one onto :class:`~dermx.train.TrainConfig` fields; a ``--config`` YAML/JSON file
+gives defaults that options given on the command line override. Both commands share one option list
+(:func:`_shared`); heavy imports happen inside the commands.
+"""
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+Opt = typer.Option
+
+
+def _shared(
+    config: Annotated[Path | None, Opt("--config", help="YAML or JSON file of training options")] = None,
+    data: Annotated[Path | None, Opt(help="DermXDB folder")] = None,
+    images: Annotated[Path | None, Opt(help="image folder (DermXDB images, or class sub-folders)")] = None,
+    labels: Annotated[Path | None, Opt(help="CSV of path,diagnosis[,patient_id] (dx-only)")] = None,
+    kind: Annotated[str | None, Opt(help="dx-only | dermx | dermx+")] = None,
+    preset: Annotated[str | None, Opt(help="small | resnet50 | efficientnet_b2 | efficientnet_b4")] = None,
+    backbone: Annotated[str | None, Opt(help="any timm backbone (overrides the preset's)")] = None,
+    characteristics: Annotated[str | None, Opt(help="'paper' (10) or comma-separated names; default 16")] = None,
+    weights: Annotated[Path | None, Opt(help="local backbone weight file (offline pretrained)")] = None,
+    pretrained: Annotated[bool | None, Opt("--pretrained/--no-pretrained")] = None,
+    epochs: Annotated[int | None, Opt()] = None,
+    batch_size: Annotated[int | None, Opt()] = None,
+    lr: Annotated[float | None, Opt()] = None,
+    ga_weight: Annotated[float | None, Opt(help="λ of the guided-attention loss (dermx+: 10)")] = None,
+    fusion: Annotated[str | None, Opt(help="reference maps: mean | relative")] = None,
+    label_rule: Annotated[str | None, Opt(help="characteristic labels: any | majority")] = None,
+    resolution: Annotated[str | None, Opt(help="pad | crop | squash")] = None,
+    input_size: Annotated[int | None, Opt(help="square input size in pixels (default: the preset's)")] = None,
+    seed: Annotated[int | None, Opt()] = None,
+    deterministic: Annotated[bool | None, Opt("--deterministic/--no-deterministic")] = None,
+    early_stopping: Annotated[int | None, Opt(help="patience in epochs")] = None,
+    num_workers: Annotated[int | None, Opt()] = None,
+    in_memory: Annotated[bool | None, Opt("--in-memory/--no-in-memory", help="keep decoded images")] = None,
+    cache_dir: Annotated[Path | None, Opt(help="mask cache folder")] = None,
+    out: Annotated[Path | None, Opt(help="run folder")] = None,
+    resume: Annotated[bool | None, Opt("--resume/--no-resume", help="continue from the last checkpoint")] = None,
+    accelerator: Annotated[str | None, Opt()] = None,
+    devices: Annotated[str | None, Opt()] = None,
+    num_nodes: Annotated[int | None, Opt("--num-nodes")] = None,
+    strategy: Annotated[str | None, Opt()] = None,
+    precision: Annotated[str | None, Opt()] = None,
+    progress: Annotated[bool | None, Opt("--progress/--no-progress")] = None,
+) -> None:
+    """The options shared by ``train`` and ``cv`` (a signature only)."""
+
+
+def _config(options: dict[str, Any]) -> Any:
+    from dermx.train.config import load_config
+
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}
+    if "input_size" in given:
+        given["input_size"] = (given["input_size"], given["input_size"])
+    return load_config(given.pop("config", None), **given)
+
+
+def _command(run: Callable[..., None], own: Callable[..., None]) -> Callable[..., None]:
+    """``run(options)`` exposed with the shared options plus the parameters of ``own``."""
+
+    def command(**options: Any) -> None:
+        from dermx.data import DermXDBError
+        from dermx.models import CheckpointError, WeightsError
+
+        try:
+            run(options)
+        except (DermXDBError, CheckpointError, WeightsError, FileNotFoundError, ValueError) as error:
+            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2) from error
+
+    parameters = [*inspect.signature(own).parameters.values(), *inspect.signature(_shared).parameters.values()]
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+    command.__doc__ = run.__doc__
+    return command
+
+
+def _train_own(
+    fold: Annotated[int | None, Opt(help="train on this fold's training part; its test part is predicted")] = None,
+) -> None:
+    """Parameters of ``train`` beyond the shared ones."""
+
+
+def _cv_own(
+    folds: Annotated[str | None, Opt(help="comma-separated folds (default: all)")] = None,
+    n_folds: Annotated[int | None, Opt("--n-folds", help="K for image collections (default 10)")] = None,
+) -> None:
+    """Parameters of ``cv`` beyond the shared ones."""
+
+
+def _train(options: dict[str, Any]) -> None:
+    """Train one dx-only, DermX or DermX+ model; write a shareable checkpoint."""
+    from dermx.train.fit import fit
+
+    result = fit(_config(options))
+    typer.echo(f"checkpoint: {result.checkpoint_dir}")
+    for name, value in sorted(result.metrics.items()):
+        typer.echo(f"  {name} = {value:.4f}")
+
+
+def _cv(options: dict[str, Any]) -> None:
+    """Cross-validate over patient-grouped folds: per-fold checkpoints and test predictions."""
+    from dermx.train.cv import run_cv
+
+    folds = options.pop("folds", None)
+    chosen = [int(k) for k in folds.split(",") if k.strip()] if folds else None
+    result = run_cv(_config(options), chosen)
+    typer.echo(f"predictions: {result.predictions}\nsummary: {result.summary}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``cv`` to the ``dermx`` command."""
+    app.command("train")(_command(_train, _train_own))
+    app.command("cv")(_command(_cv, _cv_own))

@@ -1,0 +1,150 @@
+"""The Lightning data module: which images train, select and test a model, and how they are fed.
+
+Splits: the test part is a fold's test set (DermXDB's patient-grouped folds, or GroupKFold over
+patients for an image collection) and is never seen during training or model selection. The
+validation part used for model selection is carved out of the fold's training set with a
+patient-grouped :class:`~sklearn.model_selection.GroupShuffleSplit`, so no patient is split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from sklearn.model_selection import GroupKFold, GroupShuffleSplit
+from torch.utils.data import DataLoader
+
+from dermx.data import DermXDB, DermXDBError, load_dermxdb
+from dermx.data.cache import default_cache_dir
+from dermx.models.dermx_net import ModelConfig
+from dermx.train.config import TrainConfig
+from dermx.train.datasets import (
+    FusedMaps,
+    ImageDataset,
+    Item,
+    check_items,
+    csv_items,
+    dermxdb_items,
+    folder_items,
+)
+
+
+def inner_split(items: Sequence[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
+    """(train, validation) by patient group: about ``fraction`` of the groups go to validation."""
+    groups = [item.group for item in items]
+    if len(set(groups)) < 2:
+        raise DermXDBError(f"cannot split {len(items)} image(s) from {len(set(groups))} patient(s) into "
+                           "training and validation parts; need at least 2 patients")
+    splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+    train, val = next(splitter.split(list(range(len(items))), groups=groups))
+    return [items[i] for i in train], [items[i] for i in val]
+
+
+def kfold_split(items: Sequence[Item], fold: int, n_folds: int) -> tuple[list[Item], list[Item]]:
+    """(train, test) of fold ``fold`` of a patient-grouped K-fold split of an image collection."""
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"fold must be in 0..{n_folds - 1}, got {fold}")
+    splits = list(GroupKFold(n_splits=n_folds).split(list(range(len(items))),
+                                                      groups=[i.group for i in items]))
+    train, test = splits[fold]
+    return [items[i] for i in train], [items[i] for i in test]
+
+
+def fingerprint(parts: dict[str, Sequence[Item]], source: str) -> dict[str, Any]:
+    """A short description of the data a model was trained and selected on (stored in checkpoints)."""
+    digest = hashlib.sha256(source.encode())
+    for name in ("train", "val"):
+        for item in sorted(parts[name], key=lambda i: i.key):
+            digest.update(f"{name}|{item.key}|{item.diagnosis}|{item.characteristics}".encode())
+    return {"source": source, "sha256": digest.hexdigest()[:16],
+            **{f"n_{name}": len(items) for name, items in parts.items()}}
+
+
+class DermXDataModule(L.LightningDataModule):
+    """Train / validation / test loaders for one run (one fold) described by a :class:`TrainConfig`."""
+
+    def __init__(self, config: TrainConfig, model_config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.model_config = model_config
+        self.parts: dict[str, list[Item]] = {}
+        self.db: DermXDB | None = None
+        self.source = ""
+
+    @property
+    def with_maps(self) -> bool:
+        return self.config.attention_weight > 0 and bool(self.model_config.characteristics)
+
+    def _items(self) -> tuple[list[Item], list[Item] | None]:
+        """(all training-side items, test items or None)."""
+        cfg = self.config
+        if cfg.data is not None:
+            if cfg.images is None:
+                raise DermXDBError("no image folder given: DermXDB ships without images (--images DIR)")
+            if not Path(cfg.images).is_dir():
+                raise DermXDBError(f"{cfg.images}: image folder does not exist")
+            self.db = load_dermxdb(cfg.data, image_dir=cfg.images, cache_dir=cfg.cache_dir or default_cache_dir())
+            self.source = str(Path(cfg.data).resolve())
+            chars = self.model_config.characteristics
+            if cfg.fold is None:
+                return dermxdb_items(self.db, self.db.stems(), chars, cfg.label_rule), None
+            fold = self.db.fold(cfg.fold)
+            return (dermxdb_items(self.db, fold.train, chars, cfg.label_rule),
+                    dermxdb_items(self.db, fold.test, chars, cfg.label_rule))
+        if self.with_maps or self.model_config.kind != "dx-only":
+            raise DermXDBError(f"model kind {self.model_config.kind!r} needs a DermXDB folder (--data); "
+                               "image collections without annotations train 'dx-only' models only")
+        if cfg.labels is not None:
+            items, self.source = csv_items(cfg.labels, cfg.images), str(Path(cfg.labels).resolve())
+        elif cfg.images is not None:
+            items, self.source = folder_items(cfg.images), str(Path(cfg.images).resolve())
+        else:
+            raise DermXDBError("no data given: pass --data (DermXDB) or --images / --labels (a collection)")
+        if cfg.fold is None:
+            return items, None
+        return kfold_split(items, cfg.fold, cfg.n_folds)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.parts:
+            return
+        train_side, test = self._items()
+        if not train_side:
+            raise DermXDBError(f"empty training split (fold {self.config.fold}): no labelled image with one "
+                               "of the six reference diagnoses")
+        train, val = inner_split(train_side, self.config.val_fraction, self.config.seed)
+        self.parts = {"train": train, "val": val, "test": test or []}
+        held_out = {i.key for i in self.parts["test"]}
+        if held_out & {i.key for i in train + val}:
+            raise DermXDBError("test images overlap the training data; check the fold files")
+        check_items([i for part in self.parts.values() for i in part])
+
+    def dataset(self, part: str, *, augment: bool | None = None) -> ImageDataset:
+        """The dataset of ``part`` (``train``, ``val`` or ``test``); training augments by default."""
+        cfg, mc = self.config, self.model_config
+        maps = FusedMaps(self.db, mc.characteristics, cfg.fusion) if self.with_maps and self.db else None
+        return ImageDataset(self.parts[part], mc.input_size, mc.mean, mc.std, policy=cfg.resolution,
+                            augment=cfg.augment if augment is None else augment, map_fn=maps,
+                            in_memory=cfg.in_memory)
+
+    def _loader(self, part: str, shuffle: bool) -> DataLoader:
+        dataset = self.dataset(part, augment=None if shuffle else False)
+        # a training batch of one image breaks batch norm: drop the incomplete last batch instead
+        return DataLoader(dataset, batch_size=self.config.batch_size, shuffle=shuffle,
+                          drop_last=shuffle and len(dataset) > self.config.batch_size,
+                          num_workers=self.config.num_workers,
+                          persistent_workers=self.config.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**fingerprint(self.parts, self.source), "fold": self.config.fold}

@@ -1,0 +1,217 @@
+"""Torch datasets of labelled images, with fused expert maps for DermXDB, and joint transforms.
+
+An :class:`Item` is one image: its file, reference diagnosis (index into ``vocab.DIAGNOSES``),
+patient group, characteristic labels and (for DermXDB) a stem to fetch fused maps for. Items come
+from a DermXDB folder (:func:`dermxdb_items`), from class sub-folders (:func:`folder_items`) or from
+a CSV of image path, diagnosis and optional patient id (:func:`csv_items`).
+
+Geometry (same for image and maps): the image is resized so that it fits inside (``pad``) or covers
+(``crop``) the input size without changing its aspect ratio, or is squashed to it (``squash``); then
+centre-padded / centre-cropped to the input size. Training augmentation (flips, affine, colour
+jitter) uses torchvision.transforms.v2 with the maps wrapped as ``tv_tensors.Mask``, so they follow
+the image's geometry and skip colour changes.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+from dermx import vocab
+from dermx.data import DermXDB, DermXDBError, load_rgb
+from dermx.data.fusion import FusionRule
+from dermx.data.images import IMAGE_SUFFIXES
+from dermx.train.config import LabelRule, ResolutionPolicy
+
+Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class FusedMaps:
+    """Fused (characteristic, h, w) maps of a DermXDB image at a given size, through the dataset's
+    mask cache (a picklable callable, so data-loader workers can use it)."""
+
+    db: DermXDB
+    characteristics: tuple[str, ...]
+    rule: FusionRule = "mean"
+
+    def __call__(self, stem: str, size: Size) -> torch.Tensor:
+        return self.db.fused_maps(stem, self.rule, size=size, characteristics=self.characteristics)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One training image."""
+
+    key: str
+    path: Path
+    diagnosis: int
+    group: str
+    characteristics: tuple[float, ...] = ()
+    size: tuple[int, int] | None = None  # expected (width, height), checked when loading
+
+
+def characteristic_labels(db: DermXDB, stem: str, characteristics: Sequence[str],
+                          rule: LabelRule = "any") -> tuple[float, ...]:
+    """1 for a characteristic outlined by ≥ 1 rater (``any``) or by more than half (``majority``)."""
+    ratings = db.ratings_of(stem)
+    counts = [sum(c in r.characteristics for r in ratings) for c in characteristics]
+    need = 1 if rule == "any" else len(ratings) / 2 + 1e-9
+    return tuple(float(n >= need and n > 0) for n in counts)
+
+
+def dermxdb_items(db: DermXDB, stems: Sequence[str], characteristics: Sequence[str],
+                  rule: LabelRule = "any") -> list[Item]:
+    """Items of DermXDB images with a reference diagnosis among the six classes (others skipped)."""
+    items = []
+    for stem in stems:
+        record = db.images.get(stem)
+        if record is None or record.diagnosis not in vocab.DIAGNOSES:
+            continue
+        group = f"patient-{record.patient_id}" if record.patient_id is not None else stem
+        items.append(Item(stem, db.image_path(stem), vocab.DIAGNOSES.index(record.diagnosis), group,
+                          characteristic_labels(db, stem, characteristics, rule),
+                          (record.width, record.height)))
+    return items
+
+
+def folder_items(root: str | Path) -> list[Item]:
+    """Items from class sub-folders named after diagnoses (any accepted spelling; mapped by name)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DermXDBError(f"{root}: image folder does not exist")
+    items = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            (name,) = vocab.resolve([folder.name], vocab.DIAGNOSES)
+        except ValueError as error:
+            raise DermXDBError(f"{folder}: sub-folder is not a diagnosis ({error})") from error
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                key = str(path.relative_to(root))
+                items.append(Item(key, path, vocab.DIAGNOSES.index(name), key))
+    return items
+
+
+def csv_items(table: str | Path, image_root: str | Path | None = None) -> list[Item]:
+    """Items from a CSV with columns ``path`` (or ``image``), ``diagnosis`` and optional
+    ``patient_id``; relative paths are resolved against ``image_root`` (default: the CSV's folder)."""
+    table = Path(table)
+    base = Path(image_root) if image_root else table.parent
+    with table.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    items = []
+    for line, row in enumerate(rows, start=2):
+        column = "path" if "path" in row else "image"
+        if column not in row or "diagnosis" not in row:
+            raise DermXDBError(f"{table}: needs columns path (or image) and diagnosis")
+        try:
+            (name,) = vocab.resolve([row["diagnosis"]], vocab.DIAGNOSES)
+        except ValueError as error:
+            raise DermXDBError(f"{table}, line {line}: {error}") from error
+        path = base / row[column]
+        group = row.get("patient_id") or row[column]
+        items.append(Item(row[column], path, vocab.DIAGNOSES.index(name), f"patient-{group}"))
+    return items
+
+
+def check_items(items: Sequence[Item]) -> None:
+    """Raise :class:`DermXDBError` listing missing images and images whose size (after EXIF
+    orientation) does not match the annotations."""
+    problems = []
+    for item in items:
+        if not item.path.is_file():
+            problems.append(f"{item.key}: image file {item.path} not found")
+            continue
+        if item.size is None:
+            continue
+        with Image.open(item.path) as image:
+            width, height = image.size
+            if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                width, height = height, width
+        if (width, height) != tuple(item.size):
+            problems.append(f"{item.key}: image is {width}x{height}, annotations expect "
+                            f"{item.size[0]}x{item.size[1]}")
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise DermXDBError(f"{len(problems)} image problem(s): " + "; ".join(problems[:5]) + more)
+
+
+def scaled_size(height: int, width: int, target: Size, policy: ResolutionPolicy) -> Size:
+    """The size an image is resized to before centre pad/crop to ``target`` (see module docstring)."""
+    if policy == "squash":
+        return target
+    ratios = (target[0] / height, target[1] / width)
+    scale = min(ratios) if policy == "pad" else max(ratios)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def joint_transform(size: Size, mean: Sequence[float], std: Sequence[float], *, augment: bool) -> v2.Compose:
+    """Centre pad/crop to ``size``; (augment) flips, affine, colour jitter; float and normalise.
+    Geometric steps apply to the image and to ``tv_tensors.Mask`` maps alike."""
+    steps: list[v2.Transform] = [v2.CenterCrop(list(size))]
+    if augment:
+        steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
+                  v2.RandomAffine(degrees=15, translate=(0.05, 0.05), scale=(0.9, 1.1)),
+                  v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02)]
+    steps += [v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
+              v2.Normalize(list(mean), list(std))]
+    return v2.Compose(steps)
+
+
+class ImageDataset(Dataset[dict[str, torch.Tensor]]):
+    """Samples ``{"image", "diagnosis", "characteristics", "index"}`` (+ ``"maps"`` with ``map_fn``).
+
+    ``map_fn(key, (h, w))`` returns the fused maps of an image at its resized size. With
+    ``in_memory``, resized images and maps are kept after the first load (augmentation still runs).
+    """
+
+    def __init__(self, items: Sequence[Item], size: Size, mean: Sequence[float], std: Sequence[float], *,
+                 policy: ResolutionPolicy = "pad", augment: bool = False, map_fn: FusedMaps | None = None,
+                 in_memory: bool = False) -> None:
+        self.items = list(items)
+        self.size = size
+        self.policy = policy
+        self.map_fn = map_fn
+        self.transform = joint_transform(size, mean, std, augment=augment)
+        self._memo: dict[int, tuple[torch.Tensor, torch.Tensor | None]] | None = {} if in_memory else None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self._memo is not None and index in self._memo:
+            return self._memo[index]
+        item = self.items[index]
+        image = load_rgb(item.path, item.size)
+        height, width = scaled_size(image.height, image.width, self.size, self.policy)
+        image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=None)
+        pixels = TF.pil_to_tensor(image)
+        maps = self.map_fn(item.key, (height, width)) if self.map_fn is not None else None
+        if self._memo is not None:
+            self._memo[index] = (pixels, maps)
+        return pixels, maps
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self.items[index]
+        pixels, maps = self._load(index)
+        sample: dict[str, torch.Tensor] = {"image": tv_tensors.Image(pixels)}
+        if maps is not None:
+            sample["maps"] = tv_tensors.Mask(maps)
+        sample = self.transform(sample)
+        sample["image"] = sample["image"].as_subclass(torch.Tensor)
+        if maps is not None:
+            sample["maps"] = sample["maps"].as_subclass(torch.Tensor)
+        sample["diagnosis"] = torch.tensor(item.diagnosis)
+        sample["characteristics"] = torch.tensor(item.characteristics, dtype=torch.float32)
+        sample["index"] = torch.tensor(index)
+        return sample

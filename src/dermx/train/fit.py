@@ -1,0 +1,147 @@
+"""Train one model (one fold) with Lightning and export a shareable checkpoint.
+
+Run folder layout::
+
+    <out>/config.json              the TrainConfig used
+    <out>/lightning/{best,last}.ckpt   Lightning checkpoints (``resume=True`` restarts from last)
+    <out>/logs/metrics.csv         CSV log (TensorBoard events too when installed)
+    <out>/model/                   shareable checkpoint of the selected model (see dermx.models)
+    <out>/predictions.csv          test-part predictions, when the run has a test part
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from dermx.models import DermXNet, build_model, save_checkpoint
+from dermx.train.config import TrainConfig
+from dermx.train.datamodule import DermXDataModule
+from dermx.train.datasets import ImageDataset
+from dermx.train.module import DermXModule, macro_f1
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the shareable checkpoint, its folder, and final metrics."""
+
+    checkpoint_dir: Path
+    run_dir: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+    predictions: Path | None = None
+
+
+def model_from_config(config: TrainConfig) -> DermXNet:
+    return build_model(config.preset, kind=config.kind, backbone=config.backbone,
+                       characteristics=config.characteristics, input_size=config.input_size,
+                       dropout=config.dropout, pretrained=config.pretrained, weights=config.weights)
+
+
+def _devices(value: str) -> int | str | list[int]:
+    if value.isdigit() or value == "-1":
+        return int(value)
+    if "," in value:
+        return [int(v) for v in value.split(",") if v.strip()]
+    return value
+
+
+def build_trainer(config: TrainConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheckpoint]:
+    """A Trainer with the run's loggers and callbacks (``inference_mode=False`` for Grad-CAM)."""
+    mode = "max" if config.monitor.endswith("f1") else "min"
+    best = ModelCheckpoint(dirpath=run_dir / "lightning", filename="best", monitor=config.monitor, mode=mode,
+                           save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    callbacks: list[Callback] = [best]
+    if config.early_stopping:
+        callbacks.append(EarlyStopping(monitor=config.monitor, mode=mode, patience=config.early_stopping))
+    if config.progress:
+        callbacks.append(RichProgressBar())
+    loggers: list[Logger] = [CSVLogger(run_dir, name="logs", version="")]
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
+    trainer = L.Trainer(
+        max_epochs=config.epochs, accelerator=config.accelerator, devices=_devices(config.devices),
+        num_nodes=config.num_nodes, strategy=config.strategy, precision=config.precision,  # type: ignore[arg-type]
+        deterministic=config.deterministic, inference_mode=False, logger=loggers, callbacks=callbacks,
+        log_every_n_steps=config.log_every_n_steps, enable_progress_bar=config.progress,
+        enable_model_summary=False, default_root_dir=run_dir)
+    return trainer, best
+
+
+@torch.no_grad()
+def predict_frame(model: DermXNet, dataset: ImageDataset, batch_size: int = 32) -> pd.DataFrame:
+    """Per-image probabilities: ``stem``, ``reference``, ``predicted``, ``dx:<class>`` (softmax),
+    ``char:<name>`` (sigmoid) and ``char_ref:<name>`` (reference label)."""
+    model.eval()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    device = next(model.parameters()).device
+    rows: list[dict[str, object]] = []
+    diagnoses, chars = model.config.diagnoses, model.config.characteristics
+    for batch in loader:
+        outputs = model(batch["image"].to(device))
+        dx = outputs["diagnosis"].softmax(1).cpu()
+        char = outputs["characteristic"].sigmoid().cpu() if chars else dx[:, :0]
+        for j, index in enumerate(batch["index"].tolist()):
+            item = dataset.items[index]
+            row: dict[str, object] = {"stem": item.key, "reference": diagnoses[item.diagnosis],
+                                      "predicted": diagnoses[int(dx[j].argmax())]}
+            row.update({f"dx:{name}": float(dx[j, i]) for i, name in enumerate(diagnoses)})
+            row.update({f"char:{name}": float(char[j, i]) for i, name in enumerate(chars)})
+            row.update({f"char_ref:{name}": item.characteristics[i] for i, name in enumerate(chars)})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def frame_scores(frame: pd.DataFrame, diagnoses: tuple[str, ...], chars: tuple[str, ...]) -> dict[str, float]:
+    """Diagnosis and characteristic macro-F1 of a :func:`predict_frame` table."""
+    truth = torch.tensor([diagnoses.index(r) for r in frame["reference"]])
+    dx = torch.tensor(frame[[f"dx:{n}" for n in diagnoses]].to_numpy())
+    if not chars:
+        return macro_f1(dx, truth)
+    char = torch.tensor(frame[[f"char:{n}" for n in chars]].to_numpy())
+    ref = torch.tensor(frame[[f"char_ref:{n}" for n in chars]].to_numpy())
+    return macro_f1(dx, truth, char, ref)
+
+
+def fit(config: TrainConfig) -> TrainResult:
+    """Train one model as ``config`` says; select it on the inner validation split; export it."""
+    run_dir = Path(config.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(config.seed, workers=True)
+    model = model_from_config(config)
+    data = DermXDataModule(config, model.config)
+    data.setup()
+    module = DermXModule(model, config)
+    trainer, best = build_trainer(config, run_dir)
+    last = run_dir / "lightning" / "last.ckpt"
+    if config.resume and not last.is_file():
+        log.warning("--resume: no %s yet, starting from scratch", last)
+    if trainer.is_global_zero:
+        config.save(run_dir / "config.json")
+    trainer.fit(module, datamodule=data, ckpt_path=last if config.resume and last.is_file() else None)
+    selected = best.best_model_path or (str(last) if last.is_file() else "")
+    if selected:
+        state = torch.load(selected, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    model.config.training_data = data.fingerprint()
+    result = TrainResult(run_dir / "model", run_dir, metrics)
+    if not trainer.is_global_zero:
+        return result
+    save_checkpoint(model.cpu(), result.checkpoint_dir)
+    if data.parts["test"]:
+        frame = predict_frame(model, data.dataset("test", augment=False), config.batch_size)
+        result.predictions = run_dir / "predictions.csv"
+        frame.to_csv(result.predictions, index=False)
+        scores = frame_scores(frame, model.config.diagnoses, model.config.characteristics)
+        metrics.update({f"test/{k}": v for k, v in scores.items()})
+    return result

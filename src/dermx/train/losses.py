@@ -1,0 +1,95 @@
+"""Training losses of DermX and DermX+.
+
+Total loss = CE(diagnosis; class weights) + BCE(characteristics) + λ · GA, with GA the guided-attention
+loss of DermX+ (λ = 10 by default for ``dermx+``, 0 otherwise).
+
+Guided attention, for a predicted map p and a fuzzy reference map y in [0, 1] of one (image,
+characteristic), on the product t-norm::
+
+    TP = Σ p·y      TN = Σ (1 − p)(1 − y)      P = Σ y      N = Σ (1 − y)
+    GA = 1 − [α (TP + s) / (P + s) + (1 − α)(TN + s) / (N + s)]        α = 0.5, s = 1
+
+averaged over the (image, characteristic) pairs whose characteristic is present. The maps p are
+Grad-CAMs of the characteristic logits at the CAM layer (activations A, K × h × w)::
+
+    α_ck = mean_ij ∂z_c/∂A_kij        p_c = minmax(ReLU(Σ_k α_ck A_k))
+
+computed by :mod:`dermx.explain` for all characteristics in ONE backward pass with batched one-hot
+cotangents and ``create_graph=True``, so that the GA gradient flows through the maps into the backbone
+(see :class:`dermx.train.DermXModule`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dermx import vocab
+
+
+def guided_attention_loss(maps: torch.Tensor, targets: torch.Tensor, present: torch.Tensor, *,
+                          alpha: float = 0.5, smooth: float = 1.0) -> torch.Tensor:
+    """The DermX+ guided-attention loss (see the module docstring).
+
+    ``maps`` (B, T, h, w) in [0, 1] are resized bilinearly to the size of ``targets`` (B, T, H, W);
+    ``present`` (B, T) bool selects the pairs averaged. No present pair gives 0 (still differentiable).
+    """
+    if maps.shape[-2:] != targets.shape[-2:]:
+        maps = F.interpolate(maps, size=targets.shape[-2:], mode="bilinear", align_corners=False)
+    targets = targets.to(maps.dtype)
+    tp = (maps * targets).sum(dim=(-2, -1))
+    tn = ((1 - maps) * (1 - targets)).sum(dim=(-2, -1))
+    pos = targets.sum(dim=(-2, -1))
+    neg = (1 - targets).sum(dim=(-2, -1))
+    score = alpha * (tp + smooth) / (pos + smooth) + (1 - alpha) * (tn + smooth) / (neg + smooth)
+    weight = present.to(maps.dtype)
+    return ((1 - score) * weight).sum() / weight.sum().clamp_min(1)
+
+
+def class_weight_tensor(weights: Mapping[str, float] | None,
+                        classes: tuple[str, ...] = vocab.DIAGNOSES) -> torch.Tensor | None:
+    """Class weights given BY NAME (any accepted spelling), as a tensor in ``classes`` order; classes
+    not named get weight 1."""
+    if not weights:
+        return None
+    names = vocab.resolve(list(weights), classes)
+    by_name = dict(zip(names, weights.values(), strict=True))
+    return torch.tensor([float(by_name.get(c, 1.0)) for c in classes])
+
+
+@dataclass
+class LossParts:
+    total: torch.Tensor
+    diagnosis: torch.Tensor
+    characteristic: torch.Tensor
+    attention: torch.Tensor
+
+
+class DermXLoss(nn.Module):
+    """CE(diagnosis) + BCE(characteristics) + ``ga_weight`` × GA (maps given by the caller)."""
+
+    def __init__(self, *, class_weights: torch.Tensor | None = None, ga_weight: float = 0.0,
+                 alpha: float = 0.5, smooth: float = 1.0) -> None:
+        super().__init__()
+        self.register_buffer("class_weights", class_weights, persistent=False)
+        self.ga_weight = ga_weight
+        self.alpha = alpha
+        self.smooth = smooth
+
+    def forward(self, outputs: Mapping[str, torch.Tensor], diagnosis: torch.Tensor,
+                characteristics: torch.Tensor | None = None, maps: torch.Tensor | None = None,
+                target_maps: torch.Tensor | None = None) -> LossParts:
+        dx = F.cross_entropy(outputs["diagnosis"], diagnosis, weight=self.class_weights)
+        zero = dx.new_zeros(())
+        char = zero
+        if "characteristic" in outputs and characteristics is not None:
+            char = F.binary_cross_entropy_with_logits(outputs["characteristic"], characteristics.to(dx.dtype))
+        attention = zero
+        if maps is not None and target_maps is not None and characteristics is not None:
+            attention = guided_attention_loss(maps, target_maps, characteristics > 0.5, alpha=self.alpha,
+                                              smooth=self.smooth)
+        return LossParts(dx + char + self.ga_weight * attention, dx, char, attention)

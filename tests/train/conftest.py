@@ -1,0 +1,50 @@
+"""A tiny trainable DermXDB: six diagnoses, one characteristic per diagnosis drawn as a coloured
+rectangle that three raters outline (the third one a little off), JPEG images, two patient folds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dermx import vocab
+from support import DermXDBWriter, polygon
+
+WIDTH, HEIGHT = 48, 40
+COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40), (200, 40, 200), (40, 200, 200)]
+
+
+def write_tiny_dermxdb(root: Path, per_class: int = 4, seed: int = 0) -> tuple[Path, Path]:
+    """Write ``root/dermxdb`` and ``root/images``; image i has diagnosis i % 6 and patient i // 2."""
+    rng = np.random.default_rng(seed)
+    writer = DermXDBWriter(root / "dermxdb")
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    rows, fold_rows = [], []
+    for i in range(6 * per_class):
+        stem, dx, patient = f"img{i:03d}", i % 6, i // 2
+        x0, y0 = int(rng.integers(2, WIDTH - 22)), int(rng.integers(2, HEIGHT - 18))
+        box = [(x0, y0), (x0 + 18, y0), (x0 + 18, y0 + 14), (x0, y0 + 14)]
+        pixels = rng.integers(90, 130, size=(HEIGHT, WIDTH, 3), dtype=np.uint8)
+        pixels[y0:y0 + 14, x0:x0 + 18] = COLOURS[dx]
+        Image.fromarray(pixels).save(images / f"{stem}.jpeg", quality=95)
+        diagnosis, char = vocab.DIAGNOSES[dx], vocab.CHARACTERISTICS[dx]
+        for rater, shift in (("labeller1", 0), ("labeller2", 0), ("labeller3", 3)):
+            shape = [(x + shift, y) for x, y in box]
+            writer.annotation(rater, stem, [{"name": diagnosis, "tag": {}}, {"name": char, **polygon(shape)}],
+                              size=(WIDTH, HEIGHT))
+        rows.append((stem, diagnosis))
+        fold_rows.append((stem, diagnosis, patient))
+    writer.metadata(rows)
+    even = [r for r in fold_rows if r[2] % 2 == 0]
+    odd = [r for r in fold_rows if r[2] % 2 == 1]
+    writer.folds([(odd, even), (even, odd)])
+    return writer.root, images
+
+
+@pytest.fixture(scope="session")
+def tiny_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(DermXDB folder, image folder) of 24 images, 12 patients, 2 folds."""
+    return write_tiny_dermxdb(tmp_path_factory.mktemp("tiny"))

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dermx import vocab
+from dermx.models import load_checkpoint
+from dermx.train import TrainConfig, TrainResult, fit, load_config
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_db: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainConfig,
+                                                                                          TrainResult]:
+    out = tmp_path_factory.mktemp("run")
+    config = TrainConfig(data=str(tiny_db[0]), images=str(tiny_db[1]), kind="dermx+", input_size=(32, 32),
+                         epochs=1, batch_size=8, pretrained=False, fold=0, val_fraction=0.25, progress=False,
+                         cache_dir=str(out / "cache"), out=str(out / "run"), in_memory=True)
+    return config, fit(config)
+
+
+def test_fit_writes_a_shareable_checkpoint_and_test_predictions(trained: tuple[TrainConfig, TrainResult]) -> None:
+    _, result = trained
+    model = load_checkpoint(result.checkpoint_dir)
+    assert model.config.kind == "dermx+" and model.config.input_size == (32, 32)
+    assert model.config.training_data["n_test"] == 12 and model.config.training_data["fold"] == 0
+    frame = pd.read_csv(result.predictions)
+    assert len(frame) == 12
+    assert [c for c in frame.columns if c.startswith("dx:")] == [f"dx:{d}" for d in vocab.DIAGNOSES]
+    assert len([c for c in frame.columns if c.startswith("char:")]) == 16
+    assert frame[[f"dx:{d}" for d in vocab.DIAGNOSES]].sum(axis=1).round(4).eq(1).all()
+    for key in ("val/loss", "val/loss_ga", "val/dx_f1", "test/dx_f1", "test/char_f1"):
+        assert key in result.metrics
+    assert (result.run_dir / "logs" / "metrics.csv").is_file()
+
+
+def test_resume_continues_from_the_last_checkpoint(trained: tuple[TrainConfig, TrainResult],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    config, result = trained
+    with caplog.at_level(logging.INFO):
+        fit(config.replace(epochs=2, resume=True))
+    assert "Restored all states from the checkpoint" in caplog.text
+    last = torch.load(result.run_dir / "lightning" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == 2
+
+
+def test_config_file_then_command_line_overrides(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("kind: dermx+\nepochs: 7\nclass_weights: {Acne: 2}\n")
+    config = load_config(tmp_path / "c.yaml", epochs=3, lr=None)
+    assert (config.kind, config.epochs, config.lr, config.attention_weight) == ("dermx+", 3, 5e-4, 10.0)
+    (tmp_path / "bad.json").write_text('{"epochz": 1}')
+    with pytest.raises(ValueError, match="epochz"):
+        load_config(tmp_path / "bad.json")
+
+
+def test_cli_cv_runs_chosen_folds(tiny_db: tuple[Path, Path], tmp_path: Path) -> None:
+    from dermx.cli import app
+
+    out = tmp_path / "cv"
+    args = ["cv", "--data", str(tiny_db[0]), "--images", str(tiny_db[1]), "--kind", "dx-only", "--folds", "1",
+            "--epochs", "1", "--batch-size", "8", "--input-size", "32", "--no-pretrained", "--no-progress",
+            "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out / "predictions.csv")
+    assert set(frame["fold"]) == {1} and len(frame) == 12
+    assert not [c for c in frame.columns if c.startswith("char:")]
+    assert (out / "fold_1" / "model" / "model.safetensors").is_file()
+    assert (out / "summary.csv").is_file()
+
+
+def test_cli_reports_a_missing_image_folder(tiny_db: tuple[Path, Path], tmp_path: Path) -> None:
+    from dermx.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--data", str(tiny_db[0]), "--images", str(tmp_path / "none"),
+                                      "--no-pretrained", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "image folder does not exist" in result.output
