@@ -11,24 +11,30 @@ from dermx.data.records import DermXDBError
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpeg", ".jpg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 
 
-def load_rgb(path: Path, expected_size: tuple[int, int] | None = None) -> Image.Image:
-    """Open an image of any mode (L, RGBA, CMYK, P, ...) as RGB with its EXIF orientation applied.
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An opened image of any mode (L, RGBA, CMYK, P, ...) as RGB with its EXIF orientation applied;
+    transparent pixels are composited on black."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size)
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    return image.convert("RGB")
 
-    ``expected_size`` = (width, height), when given, is checked after orientation; transparent
-    pixels are composited on black. Raises :class:`DermXDBError` naming the file on any problem.
+
+def load_rgb(path: Path, expected_size: tuple[int, int] | None = None) -> Image.Image:
+    """Open an image file as RGB with :func:`to_rgb`.
+
+    ``expected_size`` = (width, height), when given, is checked after orientation. Raises
+    :class:`DermXDBError` naming the file on any problem.
     """
     try:
         with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            image.load()
+            opened.load()
+            image = to_rgb(opened)
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
         raise DermXDBError(f"{path}: unreadable image ({error})") from error
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        image = Image.new("RGB", rgba.size)
-        image.paste(rgba, mask=rgba.getchannel("A"))
-    else:
-        image = image.convert("RGB")
     if expected_size is not None and image.size != tuple(expected_size):
         raise DermXDBError(f"{path}: image is {image.size[0]}x{image.size[1]}, annotations expect "
                            f"{expected_size[0]}x{expected_size[1]}")

@@ -1,0 +1,13 @@
+"""Diagnose and explain new images: :class:`Predictor` (Python API) and ``dermx predict`` (CLI)."""
+
+from dermx._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(("ImageSource", "Placement", "display_size", "open_image", "preprocess"), ".io"),
+        **dict.fromkeys(("blend", "data_url", "heat_layer"), ".overlay"),
+        **dict.fromkeys(("Predictor", "PreparedImage"), ".predictor"),
+        **dict.fromkeys(("CharacteristicResult", "Prediction"), ".result"),
+    },
+)

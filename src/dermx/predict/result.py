@@ -1,0 +1,77 @@
+"""Typed prediction results: ranked diagnoses, characteristics, explanation maps, JSON form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from dermx.predict.io import Placement
+
+
+@dataclass(frozen=True)
+class CharacteristicResult:
+    """One characteristic: sigmoid probability and whether it passes the threshold."""
+
+    name: str
+    probability: float
+    present: bool
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model says about one image.
+
+    ``diagnoses`` are ``(name, softmax probability)`` ranked best first; ``characteristics`` follow
+    the model's order. ``maps`` maps a target label (``"diagnosis:Psoriasis"``,
+    ``"characteristic:Plaque"``) to its explanation on the model input, ``(H, W)`` float32 in
+    ``[0, 1]``: the top diagnosis, then every present characteristic. :meth:`original_map` brings a
+    map back to the original image geometry through ``placement``.
+    """
+
+    source: str
+    diagnoses: list[tuple[str, float]]
+    characteristics: list[CharacteristicResult]
+    maps: dict[str, np.ndarray]
+    input_size: tuple[int, int]
+    placement: Placement
+    threshold: float
+    method: str
+
+    @property
+    def diagnosis(self) -> str:
+        """The top-ranked diagnosis."""
+        return self.diagnoses[0][0]
+
+    @property
+    def present(self) -> list[str]:
+        """Names of the characteristics predicted present."""
+        return [c.name for c in self.characteristics if c.present]
+
+    @property
+    def original_size(self) -> tuple[int, int]:
+        """``(h, w)`` of the image after EXIF orientation."""
+        return self.placement.original
+
+    def original_map(self, label: str, size: tuple[int, int] | None = None) -> np.ndarray:
+        """Map ``label`` on the original image geometry (or at ``size``, same framing), float32."""
+        if label not in self.maps:
+            raise KeyError(f"no map {label!r}; maps: {list(self.maps)}")
+        return self.placement.restore(torch.from_numpy(self.maps[label]), size).numpy()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (map labels, not map values)."""
+        return {
+            "source": self.source,
+            "diagnosis": self.diagnosis,
+            "diagnoses": [{"name": n, "probability": p} for n, p in self.diagnoses],
+            "characteristics": [{"name": c.name, "probability": c.probability, "present": c.present}
+                                for c in self.characteristics],
+            "threshold": self.threshold,
+            "method": self.method,
+            "maps": list(self.maps),
+            "input_size": list(self.input_size),
+            "image_size": list(self.original_size),
+        }

@@ -1,0 +1,102 @@
+// dermx page: upload an image, show the prediction, toggle explanation overlays.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let overlays = [];
+
+function setStatus(text, isError = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", isError);
+}
+
+function bar(list, label, probability, cls) {
+  const item = document.createElement("li");
+  if (cls) item.className = cls;
+  const fill = document.createElement("span");
+  fill.className = "fill";
+  fill.style.width = `${(probability * 100).toFixed(1)}%`;
+  const name = document.createElement("span");
+  name.textContent = label;
+  const value = document.createElement("span");
+  value.textContent = probability.toFixed(3);
+  item.append(fill, name, value);
+  list.append(item);
+}
+
+function showOverlay(target) {
+  const chosen = overlays.find((o) => o.target === target);
+  for (const button of $("overlays").children) {
+    button.setAttribute("aria-checked", String(button.dataset.target === target && Boolean(chosen)));
+  }
+  $("overlay").hidden = !chosen;
+  if (chosen) $("overlay").src = chosen.png;
+}
+
+function render(result) {
+  $("photo").src = result.image;
+  $("diagnoses").replaceChildren();
+  for (const d of result.diagnoses) bar($("diagnoses"), d.name, d.probability);
+  $("characteristics").replaceChildren();
+  const sorted = [...result.characteristics].sort((a, b) => b.probability - a.probability);
+  for (const c of sorted) bar($("characteristics"), c.name, c.probability, c.present ? "present" : "absent");
+  $("threshold").textContent = `(present from ${result.threshold})`;
+  overlays = result.overlays;
+  const toggles = $("overlays");
+  toggles.replaceChildren();
+  for (const o of overlays) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.setAttribute("role", "radio");
+    button.dataset.target = o.target;
+    button.textContent = `${o.head === "diagnosis" ? "Dx" : "Char"}: ${o.name}`;
+    button.addEventListener("click", () => showOverlay(button.getAttribute("aria-checked") === "true" ? "" : o.target));
+    toggles.append(button);
+  }
+  showOverlay("");
+  $("result").hidden = false;
+}
+
+async function upload(file) {
+  if (!file) return;
+  setStatus(`analysing ${file.name}…`);
+  const body = new FormData();
+  body.append("file", file);
+  try {
+    const response = await fetch("/v1/predict", { method: "POST", body });
+    const payload = await response.json();
+    if (!response.ok) throw new Error(payload.error || JSON.stringify(payload.detail) || response.statusText);
+    render(payload);
+    setStatus(`${payload.source}: ${payload.diagnosis}`);
+  } catch (error) {
+    setStatus(`Could not analyse ${file.name}: ${error.message}`, true);
+  }
+}
+
+function setOpacity() {
+  const value = $("opacity").value;
+  $("overlay").style.opacity = String(value / 100);
+  $("opacity-value").textContent = `${value}%`;
+}
+
+async function loadModel() {
+  try {
+    const info = await (await fetch("/v1/model")).json();
+    const fingerprint = info.checkpoint ? ` · weights ${info.checkpoint.sha256.slice(0, 12)}` : "";
+    $("model-line").textContent = `${info.kind} · ${info.backbone} · ${info.method}${fingerprint}`;
+  } catch {
+    $("model-line").textContent = "model information unavailable";
+  }
+}
+
+const drop = $("drop");
+$("file").addEventListener("change", (event) => upload(event.target.files[0]));
+$("opacity").addEventListener("input", setOpacity);
+drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  upload(event.dataTransfer.files[0]);
+});
+setOpacity();
+loadModel();

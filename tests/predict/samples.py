@@ -1,0 +1,58 @@
+"""Test material shared by the predict and serve tests: tiny checkpoints and sample images."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dermx.models import build_model, save_checkpoint
+
+INPUT_SIZE = (64, 64)
+
+
+def tiny_checkpoint(directory: Path, kind: str = "dermx") -> Path:
+    """A small-preset checkpoint with random weights at a 64×64 input.
+
+    Batch-norm affine parameters are randomised too: timm zero-initialises the last one of each
+    residual block, which would make every gradient at the CAM layer, hence every map, zero.
+    """
+    torch.manual_seed(0)
+    model = build_model("small", kind=kind, pretrained=False, input_size=INPUT_SIZE)  # type: ignore[arg-type]
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.1, 0.1)
+    return save_checkpoint(model, directory)
+
+
+def photo(width: int = 96, height: int = 72, seed: int = 0) -> Image.Image:
+    """A deterministic RGB picture: smooth gradients, a bright square and some noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([x * 255 / width, y * 255 / height, np.full_like(x, 90.0)], axis=-1)
+    pixels[height // 4: height // 2, width // 5: width // 2] = 250
+    pixels += rng.normal(0, 8, pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` × ``height`` pixels (the data is a 1×1 image's)."""
+    data = bytearray(encoded(Image.new("RGB", (1, 1)), "PNG"))
+    ihdr = 8  # after the signature: length (4), type (4), fields (13), CRC (4)
+    data[ihdr + 8: ihdr + 16] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr + 4: ihdr + 21]))
+    data[ihdr + 21: ihdr + 25] = struct.pack(">I", crc)
+    return bytes(data)

@@ -1,0 +1,54 @@
+"""``dermx predict``: folders, outputs, JSON, skipped files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from dermx.cli import app
+from predict.samples import photo
+
+
+def test_folder_with_outputs_and_skipped_files(checkpoint: Path, tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    (images / "sub").mkdir(parents=True)
+    photo(seed=1).save(images / "a.jpg")
+    photo(seed=2).convert("RGBA").save(images / "sub" / "b.png")
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (images / "notes.txt").write_text("hello")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["predict", "--model", str(checkpoint), str(images), "--out", str(out),
+                                      "--batch-size", "2"])
+    assert result.exit_code == 1, result.output
+    document = json.loads((out / "predictions.json").read_text())
+    assert [p["source"] for p in document["predictions"]] == [str(images / "a.jpg"), str(images / "sub" / "b.png")]
+    assert sorted(Path(s["file"]).name for s in document["skipped"]) == ["broken.png", "notes.txt"]
+    assert "2 image(s) predicted, 2 skipped" in result.output
+    first = document["predictions"][0]
+    maps = np.load(out / "a.jpg" / "maps.npz")
+    assert set(maps.files) == set(first["maps"]) | {f"input/{m}" for m in first["maps"]}
+    assert maps[first["maps"][0]].shape == (72, 96)
+    overlay = out / "a.jpg" / f"overlay_diagnosis_{first['diagnosis'].lower().replace(' ', '_')}.png"
+    with Image.open(overlay) as picture:
+        assert picture.size == (96, 72)
+    assert (out / "sub" / "b.png" / "maps.npz").is_file()
+
+
+def test_json_on_stdout(checkpoint: Path, tmp_path: Path) -> None:
+    path = tmp_path / "one.webp"
+    photo().save(path)
+    result = CliRunner().invoke(app, ["predict", "-m", str(checkpoint), str(path), "--json", "--threshold", "0.3"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["model"]["checkpoint"]["sha256"] and document["skipped"] == []
+    (prediction,) = document["predictions"]
+    assert prediction["threshold"] == 0.3 and len(prediction["diagnoses"]) == 6
+
+
+def test_bad_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["predict", "-m", str(tmp_path), str(tmp_path)])
+    assert result.exit_code == 2 and "config.json" in result.output
