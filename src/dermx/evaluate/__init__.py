@@ -19,5 +19,17 @@ __all__, __getattr__, __dir__ = lazy_exports(
             ".agreement",
         ),
         **dict.fromkeys(("AgreementResult", "markdown_tables", "rater_agreement", "write_agreement"), ".interrater"),
+        **dict.fromkeys(
+            (
+                "BenchmarkConfig",
+                "BenchmarkResult",
+                "CamExplainer",
+                "Candidate",
+                "load_candidates",
+                "run_benchmark",
+                "write_benchmark",
+            ),
+            ".benchmark",
+        ),
     },
 )

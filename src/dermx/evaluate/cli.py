@@ -1,4 +1,4 @@
-"""``dermx interrater``: how much the dermatologists of a DermXDB folder agree."""
+"""``dermx interrater`` (how much the dermatologists agree) and ``dermx evaluate`` (models against them)."""
 
 from __future__ import annotations
 
@@ -43,4 +43,7 @@ def interrater_command(
 
 
 def register(app: typer.Typer) -> None:
+    from dermx.evaluate import benchmark_cli
+
     app.command("interrater")(interrater_command)
+    benchmark_cli.register(app)

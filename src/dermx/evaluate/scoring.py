@@ -1,0 +1,180 @@
+"""Score one batch of model maps against the experts' fused maps: every (image, target) pair at once.
+
+Reference channels of a batch (``refs``, ``(B, 19, h, w)``, see :data:`REFERENCE_CHANNELS`): the 16
+fused characteristic maps, the fuzzy union of all characteristics (each rater's union, then fused),
+the crisp lesion area (outlined by ≥ 1 rater) and the crisp watermark box (all 0 when unknown).
+
+Rows produced (``kind``):
+
+- ``characteristic``: the model's map of characteristic c against the fused map of c, for every c
+  present in the reference (outlined by ≥ 1 rater) or predicted present (p ≥ threshold);
+- ``diagnosis``: the map of the predicted diagnosis against the fused map of each present c;
+- ``diagnosis-union``: the map of the predicted diagnosis against the union map.
+
+Flags per row: ``present`` (reference), ``predicted`` (the model predicts the mapped characteristic;
+always true for diagnosis maps), ``correct`` (predicted diagnosis = reference). Scores (module
+:mod:`dermx.metrics`): fuzzy sensitivity, specificity, Dice, IoU (min t-norm), pointing game and
+energy-based pointing (``Σ s·y / Σ s``). Baseline maps (uniform, centred Gaussian, random on a
+CAM-like grid) are scored on every (image, reference) pair that some row of the batch uses, so that
+any selection of model pairs can be joined with them on (stem, reference). Only the kept pairs are
+scored: they are gathered into one (pairs, 1, h, w) stack and reduced at once.
+
+Per image: probabilities, prediction, and the share of the diagnosis map's energy on the watermark
+and on the lesions, ``Σ s·m / Σ s`` for the crisp masks m, next to their area shares (the score of a
+uniform map).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from dermx import vocab
+from dermx.explain import baseline_like, random_maps
+from dermx.metrics import energy_pointing, fuzzy_confusion, pointing_game
+
+SCORES: tuple[str, ...] = ("sensitivity", "specificity", "dice", "iou", "pointing", "energy")
+KINDS: tuple[str, ...] = ("characteristic", "diagnosis", "diagnosis-union")
+UNION = "union"
+REFERENCE_CHANNELS: tuple[str, ...] = (*vocab.CHARACTERISTICS, UNION, "lesions", "watermark")
+BASELINES: tuple[str, ...] = ("uniform", "gaussian", "random")
+_N = len(vocab.CHARACTERISTICS)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a model says about a batch: probabilities and maps in [0, 1] on the batch's grid.
+
+    ``diagnosis`` (B, 6) softmax probabilities in :data:`dermx.vocab.DIAGNOSES` order;
+    ``characteristic`` (B, C) sigmoid probabilities of the model's characteristics (C = 0 for
+    ``dx-only``); ``characteristic_maps`` (B, C, h, w); ``diagnosis_maps`` (B, 1, h, w), the map of the
+    predicted diagnosis.
+    """
+
+    diagnosis: Tensor
+    characteristic: Tensor
+    characteristic_maps: Tensor
+    diagnosis_maps: Tensor
+
+
+@dataclass(frozen=True)
+class BatchTables:
+    items: pd.DataFrame
+    baselines: pd.DataFrame
+    images: pd.DataFrame
+
+
+def score_maps(maps: Tensor, refs: Tensor, *, tolerance: float = 0.0) -> dict[str, Tensor]:
+    """Every score of :data:`SCORES` for maps ``(B, T, h, w)`` against refs (broadcastable), ``(B, T)``."""
+    confusion = fuzzy_confusion(maps, refs)
+    return {
+        "sensitivity": confusion.sensitivity().values,
+        "specificity": confusion.specificity().values,
+        "dice": confusion.dice().values,
+        "iou": confusion.iou().values,
+        "pointing": pointing_game(maps, refs, tolerance=tolerance).values,
+        "energy": energy_pointing(maps, refs).values,
+    }
+
+
+def _rows(keep: Tensor, maps: Tensor, refs: Tensor, columns: dict[str, np.ndarray], tolerance: float) -> pd.DataFrame:
+    """One row per true entry of ``keep`` (B, T): ``columns`` (B, T) arrays, then the scores of the kept
+    pairs only, gathered into one (pairs, 1, h, w) stack. ``maps`` has T channels or one (broadcast)."""
+    b, t = keep.nonzero(as_tuple=True)
+    pair_maps = maps[b, t if maps.shape[1] > 1 else 0][:, None]
+    scores = score_maps(pair_maps, refs[b, t][:, None], tolerance=tolerance)
+    rows, cols = b.numpy(), t.numpy()
+    data = {name: values[rows, cols] for name, values in columns.items()}
+    data.update({name: values[:, 0].double().numpy() for name, values in scores.items()})
+    return pd.DataFrame(data)
+
+
+def _grid(values: Sequence[str] | np.ndarray, batch: int) -> np.ndarray:
+    """A (B, T) object array repeating ``values`` (length T) on every row."""
+    return np.broadcast_to(np.asarray(values), (batch, len(values)))
+
+
+def _column(values: Sequence[object] | np.ndarray, width: int) -> np.ndarray:
+    """A (B, T) array repeating per-image ``values`` (length B) along each row."""
+    return np.repeat(np.asarray(values)[:, None], width, axis=1)
+
+
+def _baseline_rows(stems: np.ndarray, keep: Tensor, refs: Tensor, baselines: Sequence[str], seed: int,
+                   tolerance: float) -> pd.DataFrame:
+    """Each baseline's scores on the kept (image, reference) pairs of ``refs`` (B, 17, h, w)."""
+    batch, n_refs, h, w = refs.shape
+    frames = []
+    for name in baselines:
+        if name == "random":
+            maps = random_maps(batch, n_refs, (h, w), seed=seed, grid=(max(1, h // 32), max(1, w // 32)))
+        else:
+            maps = baseline_like(name, refs[:, :1])  # type: ignore[arg-type]
+        frames.append(_rows(keep, maps, refs, {
+            "stem": _column(stems, n_refs), "reference": _grid((*vocab.CHARACTERISTICS, UNION), batch),
+            "baseline": _grid([name] * n_refs, batch)}, tolerance))
+    return pd.concat(frames, ignore_index=True)
+
+
+def score_batch(
+    stems: Sequence[str],
+    reference: Tensor,
+    present: Tensor,
+    refs: Tensor,
+    explanation: Explanation,
+    characteristics: Sequence[str],
+    *,
+    threshold: float = 0.5,
+    tolerance: float = 0.0,
+    baselines: Sequence[str] = BASELINES,
+    seed: int = 0,
+) -> BatchTables:
+    """Score a batch (module docstring). ``reference`` (B,) diagnosis indices; ``present`` (B, 16) bool."""
+    batch = len(stems)
+    names = np.asarray(stems, dtype=object)
+    fused, union = refs[:, :_N], refs[:, _N:_N + 1]
+    lesions, watermark = refs[:, _N + 1:_N + 2], refs[:, _N + 2:_N + 3]
+    predicted = explanation.diagnosis.argmax(dim=1)
+    correct = (predicted == reference).numpy()
+    dx_names = np.asarray(vocab.DIAGNOSES, dtype=object)
+    shared = {"stem": names, "correct": correct}
+    frames = []
+    if characteristics:
+        index = [vocab.CHARACTERISTICS.index(c) for c in characteristics]
+        is_present, is_predicted = present[:, index], explanation.characteristic >= threshold
+        frames.append(_rows(is_present | is_predicted, explanation.characteristic_maps, fused[:, index], {
+            **{k: _column(v, len(index)) for k, v in shared.items()},
+            "kind": _grid(["characteristic"] * len(index), batch), "target": _grid(characteristics, batch),
+            "reference": _grid(characteristics, batch), "present": is_present.numpy(),
+            "predicted": is_predicted.numpy()}, tolerance))
+    dx_refs = torch.cat([fused, union], dim=1)
+    dx_present = torch.cat([present, present.any(dim=1, keepdim=True)], dim=1)
+    width = _N + 1
+    frames.append(_rows(dx_present, explanation.diagnosis_maps, dx_refs, {
+        **{k: _column(v, width) for k, v in shared.items()},
+        "kind": _grid(["diagnosis"] * _N + ["diagnosis-union"], batch),
+        "target": _column(dx_names[predicted.numpy()], width),
+        "reference": _grid((*vocab.CHARACTERISTICS, UNION), batch),
+        "present": dx_present.numpy(), "predicted": np.ones((batch, width), dtype=bool)}, tolerance))
+    needed = dx_present.clone()
+    if characteristics:
+        needed[:, index] |= is_predicted
+    dx_map = explanation.diagnosis_maps
+    images = pd.DataFrame({
+        "stem": names, "reference": dx_names[reference.numpy()], "predicted": dx_names[predicted.numpy()],
+        "correct": correct, "confidence": explanation.diagnosis.amax(dim=1).double().numpy(),
+        **{f"dx:{d}": explanation.diagnosis[:, i].double().numpy() for i, d in enumerate(vocab.DIAGNOSES)},
+        **{f"char:{c}": explanation.characteristic[:, i].double().numpy() for i, c in enumerate(characteristics)},
+        **{f"char_ref:{c}": present[:, vocab.CHARACTERISTICS.index(c)].numpy() for c in characteristics},
+        "has_watermark": (watermark.amax(dim=(1, 2, 3)) > 0).numpy(),
+        "dx_energy_watermark": energy_pointing(dx_map, watermark).values[:, 0].double().numpy(),
+        "dx_energy_lesions": energy_pointing(dx_map, lesions).values[:, 0].double().numpy(),
+        "area_watermark": watermark.mean(dim=(1, 2, 3)).double().numpy(),
+        "area_lesions": lesions.mean(dim=(1, 2, 3)).double().numpy(),
+    })
+    return BatchTables(items=pd.concat(frames, ignore_index=True),
+                       baselines=_baseline_rows(names, needed, dx_refs, baselines, seed, tolerance), images=images)

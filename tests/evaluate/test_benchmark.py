@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torchvision import tv_tensors
+
+from dermx.data import DermXDB
+from dermx.evaluate.bench_summary import select
+from dermx.evaluate.benchmark import BenchmarkResult, find_checkpoints, write_benchmark
+from dermx.evaluate.geometry import to_native
+from dermx.evaluate.scoring import score_maps
+from dermx.evaluate.stats import bootstrap_macro_f1, estimate
+from dermx.train.datasets import joint_transform, scaled_size
+from report.oracle import SHORTCUT, oracle_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DermXDB, BenchmarkResult]:
+    return oracle_run(tmp_path_factory.mktemp("synth") / "data")
+
+
+def _mean(summary: dict, model: str, kind: str, score: str, selection: str = "present") -> float:
+    return summary["localization"][selection][model][kind]["overall"][score]["mean"]
+
+
+def test_score_maps_known_answers() -> None:
+    ref = torch.zeros(1, 2, 8, 8)
+    ref[0, :, 2:6, 2:6] = 1
+    maps = torch.stack([ref[0, 0], 1 - ref[0, 1]])[None]
+    scores = score_maps(maps, ref)
+    assert scores["dice"].tolist() == [[1.0, 0.0]]
+    assert scores["sensitivity"].tolist() == [[1.0, 0.0]] and scores["specificity"].tolist() == [[1.0, 0.0]]
+    assert scores["pointing"][0, 0] == 1 and scores["energy"][0, 1] == 0
+
+
+def test_ground_truth_maps_beat_baselines_and_watermark_maps_score_low(run: tuple[DermXDB, BenchmarkResult]) -> None:
+    summary = run[1].summary
+    oracle_dice = _mean(summary, "oracle", "characteristic", "dice")
+    assert oracle_dice == pytest.approx(1.0)
+    for name, kinds in summary["baselines"]["present"]["oracle"].items():
+        assert kinds["characteristic"]["dice"]["mean"] < 0.5, name
+        assert kinds["diagnosis-union"]["dice"]["mean"] < oracle_dice - 0.4, name
+    assert _mean(summary, "watermark", "characteristic", "dice") < 0.1
+    assert _mean(summary, "watermark", "diagnosis-union", "sensitivity") < 0.1
+    shortcut = summary["shortcut"]
+    assert shortcut["class"] == SHORTCUT
+    marked = shortcut["models"]["watermark"][SHORTCUT]
+    assert marked["watermark"]["mean"] == pytest.approx(1.0) and marked["lesions"]["mean"] < 0.1
+    assert shortcut["models"]["oracle"][SHORTCUT]["watermark"]["mean"] < 0.2
+
+
+def test_cis_contain_the_mean_and_paired_sign(run: tuple[DermXDB, BenchmarkResult]) -> None:
+    summary = run[1].summary
+    for model in ("oracle", "watermark"):
+        for kind in ("characteristic", "diagnosis", "diagnosis-union"):
+            for score, e in summary["localization"]["present"][model][kind]["overall"].items():
+                if not math.isnan(e["mean"]):
+                    assert e["low"] - 1e-9 <= e["mean"] <= e["high"] + 1e-9, (model, kind, score)
+    paired = {p["kind"]: p["difference"] for p in summary["paired"] if (p["a"], p["b"]) == ("oracle", "watermark")}
+    assert paired["characteristic"]["low"] > 0.5 and paired["diagnosis-union"]["mean"] > 0.5
+    assert summary["diagnosis"]["oracle"]["macro_f1"]["mean"] == 1.0
+    assert summary["raters"]["leave_one_out"]["overall"]["dice"] > 0.3
+
+
+def test_selections_and_undefined_counts(run: tuple[DermXDB, BenchmarkResult]) -> None:
+    items = run[1].items
+    watermark = items[(items["model"] == "watermark") & (items["kind"] == "characteristic")]
+    predicted = select(watermark, "predicted")
+    assert len(predicted) == 16 * watermark["stem"].nunique()  # predicts every characteristic
+    assert predicted["sensitivity"].isna().sum() > 0  # absent references: undefined, kept and counted
+    e = estimate(predicted, "sensitivity", n_boot=50)
+    assert e["undefined"] == predicted["sensitivity"].isna().sum()
+    correct = select(items[items["model"] == "watermark"], "correct")
+    assert set(correct["stem"]) <= set(run[1].images.query("reference == @SHORTCUT")["stem"])
+    assert {"present", "predicted", "correct", "fold", "target", "reference"} <= set(items.columns)
+
+
+def test_strata_and_files(run: tuple[DermXDB, BenchmarkResult], tmp_path: Path) -> None:
+    _, result = run
+    for by in ("reference", "skin_tone", "age", "correct"):
+        assert result.summary["strata"][by]["oracle"], by
+    written = write_benchmark(result, tmp_path)
+    assert all(p.is_file() for p in written)
+    items = pd.read_csv(tmp_path / "items.csv")
+    assert len(items) == len(result.items)
+    with np.load(tmp_path / "examples.npz") as examples:
+        assert examples["image"].dtype == np.uint8 and examples["map:oracle"].shape == examples["union"].shape
+
+
+def test_to_native_inverts_the_model_geometry() -> None:
+    native, size = (30, 50), (24, 24)
+    scaled = scaled_size(*native, size, "pad")
+    ramp = torch.linspace(0, 1, scaled[1]).expand(*scaled)[None]
+    model_grid = joint_transform(size, (0, 0, 0), (1, 1, 1), augment=False)(
+        {"m": tv_tensors.Mask(ramp)})["m"].as_subclass(torch.Tensor)
+    back = to_native(model_grid, scaled, size, "squash")
+    assert back.shape[-2:] == scaled
+    assert torch.allclose(to_native(model_grid, native, size, "pad"),
+                          torch.nn.functional.interpolate(ramp[None], size=native, mode="bilinear")[0], atol=0.05)
+
+
+def test_bootstrap_macro_f1_and_checkpoint_discovery(tmp_path: Path) -> None:
+    truth = np.eye(3)[[0, 1, 2, 0, 1, 2]]
+    assert bootstrap_macro_f1(truth, truth, n_boot=50)["mean"] == 1.0
+    for k in (0, 2):
+        (tmp_path / f"fold_{k}" / "model").mkdir(parents=True)
+        (tmp_path / f"fold_{k}" / "model" / "config.json").write_text("{}")
+    assert sorted(find_checkpoints(tmp_path)) == [0, 2]

@@ -1,0 +1,51 @@
+"""Known-answer stand-ins for models, shared by the benchmark and report tests.
+
+``oracle`` answers the reference diagnosis and characteristics and returns the experts' fused maps
+as its own; ``watermark`` always says Psoriasis and points at the watermark box.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from dermx import vocab
+from dermx.data import DermXDB, load_dermxdb
+from dermx.data.synth import generate
+from dermx.evaluate.benchmark import BenchmarkConfig, BenchmarkResult, Candidate, run_benchmark
+from dermx.evaluate.scoring import Explanation
+
+N = len(vocab.CHARACTERISTICS)
+SHORTCUT = "Psoriasis"
+
+
+def oracle(batch: dict[str, torch.Tensor]) -> Explanation:
+    maps = batch["maps"]
+    probs = torch.nn.functional.one_hot(batch["diagnosis"], len(vocab.DIAGNOSES)).float()
+    return Explanation(probs, batch["characteristics"].float(), maps[:, :N], maps[:, N:N + 1])
+
+
+def on_watermark(batch: dict[str, torch.Tensor]) -> Explanation:
+    maps = batch["maps"]
+    probs = torch.full((len(maps), len(vocab.DIAGNOSES)), 0.1)
+    probs[:, vocab.DIAGNOSES.index(SHORTCUT)] = 0.5
+    mark = maps[:, N + 2:N + 3]
+    return Explanation(probs, torch.ones(len(maps), N), mark.expand(-1, N, -1, -1), mark)
+
+
+def tiny_synth(root: Path) -> DermXDB:
+    generate(root, n_images=24, size=(48, 56), shortcut=SHORTCUT, seed=3, progress=False, repeat_fraction=0.0)
+    return load_dermxdb(root, image_dir=root / "images", check_mask_sizes=False)
+
+
+def candidates(db: DermXDB) -> list[Candidate]:
+    common = {"kind": "dermx", "fold": None, "stems": tuple(db.stems()), "characteristics": vocab.CHARACTERISTICS,
+              "input_size": (48, 48), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+    return [Candidate(name="oracle", explain=oracle, **common),
+            Candidate(name="watermark", explain=on_watermark, **common)]
+
+
+def oracle_run(root: Path) -> tuple[DermXDB, BenchmarkResult]:
+    db = tiny_synth(root)
+    return db, run_benchmark(db, candidates(db), BenchmarkConfig(n_boot=200, batch_size=12))

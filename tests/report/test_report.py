@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from dermx.evaluate.benchmark import write_benchmark
+from dermx.report import build_manifest, render_report, write_manifest
+from report.oracle import oracle_run
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+class _Collector(HTMLParser):
+    """Images' sources and the text cells of every table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+        self.tables: list[list[str]] = []
+        self._cell: list[str] | None = None
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "img":
+            self.images.append(values.get("src") or "")
+        if tag in ("link", "script"):
+            self.external.append(tag)
+        if tag == "table":
+            self.tables.append([])
+        if tag == "td":
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None:
+            self.tables[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bench")
+    _, result = oracle_run(root / "data")
+    run_dir = root / "run"
+    write_benchmark(result, run_dir)
+    write_manifest(build_manifest(config={"test": True}, seeds={"bootstrap": 0}, data_root=root / "data",
+                                  command=["pytest"]), run_dir)
+    return render_report(run_dir)
+
+
+def test_report_is_self_contained_with_figures_and_filled_tables(report: Path) -> None:
+    parser = _Collector()
+    parser.feed(report.read_text(encoding="utf-8"))
+    assert not parser.external
+    assert len(parser.images) >= 7  # bars, shortcut, examples, 2 confusions, per-class F1, reliability
+    assert all(src.startswith("data:image/png;base64,") for src in parser.images)
+    assert len(parser.tables) >= 8
+    for cells in parser.tables:
+        numbers = [c for c in cells if c not in ("–", "") and any(ch.isdigit() for ch in c)]
+        assert numbers, cells
+    assert not [c for cells in parser.tables for c in cells if c.lower() == "nan"]
+    for name in ("headline.csv", "strata_skin_tone.csv", "strata_reference.csv", "summary.json", "manifest.json"):
+        assert (report.parent / name).is_file(), name
+
+
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(report: Path) -> None:
+    if not CHROMIUM.is_file():
+        pytest.skip("needs /usr/bin/chromium (apt-get install -y chromium)")
+    shot = report.parent / "report.png"
+    profile = tempfile.mkdtemp()
+    try:
+        subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                        f"--screenshot={shot}", "--window-size=1280,2000", report.as_uri()],
+                       check=True, capture_output=True, timeout=120)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    with Image.open(shot) as image:
+        assert image.size == (1280, 2000)
+        assert len(set(image.convert("L").getdata())) > 20  # not a blank page
