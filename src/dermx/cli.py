@@ -33,13 +33,7 @@ STAGES: tuple[str, ...] = (
 )
 
 for _stage in STAGES:
-    try:
-        _module = importlib.import_module(f"{_stage}.cli")
-    except ModuleNotFoundError as error:  # a stage not written yet registers nothing
-        if error.name not in (_stage, f"{_stage}.cli"):
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"{_stage}.cli").register(app)
 
 
 def main() -> None:

@@ -13,54 +13,32 @@ Map metrics return :class:`Scores`: values with NaN where undefined (zero denomi
 count of undefined items.
 """
 
-from dermx.metrics.aggregate import BootstrapCI, Summary, bootstrap_ci, paired_bootstrap_ci, summarize
-from dermx.metrics.classification import (
-    DiagnosisScores,
-    LabelScores,
-    confusion_matrix,
-    diagnosis_scores,
-    identification_scores,
-)
-from dermx.metrics.fuzzy import (
-    FuzzyConfusion,
-    TNorm,
-    dice,
-    fuzzy_confusion,
-    iou,
-    npv,
-    precision,
-    sensitivity,
-    specificity,
-)
-from dermx.metrics.localization import energy_pointing, pointing_game, roc_auc
-from dermx.metrics.registry import METRICS, MetricInfo, metric_info
-from dermx.metrics.scores import Scores
+from dermx._lazy import lazy_exports
 
-__all__ = [
-    "METRICS",
-    "BootstrapCI",
-    "DiagnosisScores",
-    "FuzzyConfusion",
-    "LabelScores",
-    "MetricInfo",
-    "Scores",
-    "Summary",
-    "TNorm",
-    "bootstrap_ci",
-    "confusion_matrix",
-    "diagnosis_scores",
-    "dice",
-    "energy_pointing",
-    "fuzzy_confusion",
-    "identification_scores",
-    "iou",
-    "metric_info",
-    "npv",
-    "paired_bootstrap_ci",
-    "pointing_game",
-    "precision",
-    "roc_auc",
-    "sensitivity",
-    "specificity",
-    "summarize",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(("BootstrapCI", "Summary", "bootstrap_ci", "paired_bootstrap_ci", "summarize"), ".aggregate"),
+        **dict.fromkeys(
+            ("DiagnosisScores", "LabelScores", "confusion_matrix", "diagnosis_scores", "identification_scores"),
+            ".classification",
+        ),
+        **dict.fromkeys(
+            (
+                "FuzzyConfusion",
+                "TNorm",
+                "dice",
+                "fuzzy_confusion",
+                "iou",
+                "npv",
+                "precision",
+                "sensitivity",
+                "specificity",
+            ),
+            ".fuzzy",
+        ),
+        **dict.fromkeys(("energy_pointing", "pointing_game", "roc_auc"), ".localization"),
+        **dict.fromkeys(("METRICS", "MetricInfo", "metric_info"), ".registry"),
+        **dict.fromkeys(("Scores",), ".scores"),
+    },
+)

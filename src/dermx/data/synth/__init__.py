@@ -8,19 +8,14 @@ who outline them with realistic disagreement, and the files a real DermXDB relea
 whole pipeline can be checked against known answers (see :mod:`dermx.data.synth.writer`).
 """
 
-from dermx.data.synth.config import RaterModel, SynthConfig, SynthSummary
-from dermx.data.synth.generate import generate, generate_from_config
-from dermx.data.synth.montage import montage
-from dermx.data.synth.writer import load_ground_truth, read_manifest, watermark_mask
+from dermx._lazy import lazy_exports
 
-__all__ = [
-    "RaterModel",
-    "SynthConfig",
-    "SynthSummary",
-    "generate",
-    "generate_from_config",
-    "load_ground_truth",
-    "montage",
-    "read_manifest",
-    "watermark_mask",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(("RaterModel", "SynthConfig", "SynthSummary"), ".config"),
+        **dict.fromkeys(("generate", "generate_from_config"), ".generate"),
+        **dict.fromkeys(("montage",), ".montage"),
+        **dict.fromkeys(("load_ground_truth", "read_manifest", "watermark_mask"), ".writer"),
+    },
+)
