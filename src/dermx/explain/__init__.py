@@ -5,26 +5,16 @@ Entry points: :func:`explain` (one call) and :class:`CamEngine` (reusable); meth
 :mod:`dermx.explain.baselines`.
 """
 
-from dermx.explain.baselines import baseline_like, gaussian_maps, random_maps, uniform_maps
-from dermx.explain.engine import CamEngine, CamResult, explain
-from dermx.explain.layers import default_layer_name, find_layer
-from dermx.explain.methods import METHODS, get_method
-from dermx.explain.routes import ROUTES
-from dermx.explain.targets import OutputLayout, Target
+from dermx._lazy import lazy_exports
 
-__all__ = [
-    "METHODS",
-    "ROUTES",
-    "CamEngine",
-    "CamResult",
-    "OutputLayout",
-    "Target",
-    "baseline_like",
-    "default_layer_name",
-    "explain",
-    "find_layer",
-    "gaussian_maps",
-    "get_method",
-    "random_maps",
-    "uniform_maps",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(("baseline_like", "gaussian_maps", "random_maps", "uniform_maps"), ".baselines"),
+        **dict.fromkeys(("CamEngine", "CamResult", "explain"), ".engine"),
+        **dict.fromkeys(("default_layer_name", "find_layer"), ".layers"),
+        **dict.fromkeys(("METHODS", "get_method"), ".methods"),
+        **dict.fromkeys(("ROUTES",), ".routes"),
+        **dict.fromkeys(("OutputLayout", "Target"), ".targets"),
+    },
+)

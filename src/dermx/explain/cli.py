@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dermx.explain.targets import TargetSpec
+if TYPE_CHECKING:
+    from dermx.explain.targets import TargetSpec
 
 
 def register(app: typer.Typer) -> None:

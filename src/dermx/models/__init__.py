@@ -1,24 +1,14 @@
 """DermX, DermX+ and diagnosis-only networks, presets, backbone weights and shareable checkpoints."""
 
-from dermx.models.backbone import create_backbone
-from dermx.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from dermx.models.dermx_net import MODEL_KINDS, DermXNet, ModelConfig, ModelKind, build_model
-from dermx.models.presets import PRESETS, Preset, get_preset
-from dermx.models.weights import WeightsError, load_backbone_weights
+from dermx._lazy import lazy_exports
 
-__all__ = [
-    "MODEL_KINDS",
-    "PRESETS",
-    "CheckpointError",
-    "DermXNet",
-    "ModelConfig",
-    "ModelKind",
-    "Preset",
-    "WeightsError",
-    "build_model",
-    "create_backbone",
-    "get_preset",
-    "load_backbone_weights",
-    "load_checkpoint",
-    "save_checkpoint",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(("create_backbone",), ".backbone"),
+        **dict.fromkeys(("CheckpointError", "load_checkpoint", "save_checkpoint"), ".checkpoint"),
+        **dict.fromkeys(("DermXNet", "MODEL_KINDS", "ModelConfig", "ModelKind", "build_model"), ".dermx_net"),
+        **dict.fromkeys(("PRESETS", "Preset", "get_preset"), ".presets"),
+        **dict.fromkeys(("WeightsError", "load_backbone_weights"), ".weights"),
+    },
+)
