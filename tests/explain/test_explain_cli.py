@@ -83,3 +83,23 @@ def test_parsers() -> None:
     assert parse_size("224") == (224, 224) and parse_size("256x192") == (256, 192) and parse_size(None) is None
     with pytest.raises(typer.BadParameter):
         parse_size("big")
+
+
+def test_explain_a_dermx_checkpoint_with_its_own_preprocessing(app: typer.Typer, image_dir: Path,
+                                                               tmp_path: Path) -> None:
+    from dermx.explain.images import load_input
+    from dermx.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(build_model("small", kind="dermx", input_size=(64, 64)), tmp_path / "ckpt")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["explain", "--model", str(checkpoint), "--images", str(image_dir),
+                                      "--out", str(out), "--targets", "diagnosis:Acne,characteristic:Plaque"])
+    assert result.exit_code == 0, result.output
+    saved = np.load(out / "b.npz")
+    assert saved["maps"].shape == (2, 64, 64)
+    assert list(saved["targets"]) == ["diagnosis:Acne", "characteristic:Plaque"]
+    # the 70x50 image is padded, not squashed: letterbox rows above and below stay black
+    pixels = load_input(image_dir / "b.png", (64, 64), "pad")
+    assert pixels.shape == (64, 64, 3) and pixels[:9].max() == 0 and pixels[-9:].max() == 0
+    assert pixels[20:44].max() > 0

@@ -42,16 +42,18 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return height, int(match.group(2) or height)
 
 
-def load_model(spec: str, weights: Path | None) -> tuple[Any, tuple[int, int], tuple[float, ...], tuple[float, ...]]:
-    """``(model, input size, mean, std)`` from a DermX checkpoint file or a timm model name."""
+def load_model(spec: str, weights: Path | None
+               ) -> tuple[Any, tuple[int, int], tuple[float, ...], tuple[float, ...], str]:
+    """``(model, input size, mean, std, resolution policy)`` from a DermX checkpoint (folder or
+    file) or a timm model name."""
     from rich.console import Console
 
-    if Path(spec).is_file():
+    if Path(spec).exists():
         from dermx.models import load_checkpoint
 
         model = load_checkpoint(Path(spec))
         config = model.config
-        return model.eval(), tuple(config.input_size), tuple(config.mean), tuple(config.std)
+        return model.eval(), tuple(config.input_size), tuple(config.mean), tuple(config.std), "pad"
     import timm
 
     if not timm.is_model(spec):
@@ -63,7 +65,7 @@ def load_model(spec: str, weights: Path | None) -> tuple[Any, tuple[int, int], t
     else:
         model.load_state_dict(load_state_dict(weights))
     data = timm.data.resolve_data_config({}, model=model)
-    return model.eval(), tuple(data["input_size"][1:]), tuple(data["mean"]), tuple(data["std"])
+    return model.eval(), tuple(data["input_size"][1:]), tuple(data["mean"]), tuple(data["std"]), "squash"
 
 
 def load_state_dict(path: Path) -> dict[str, Any]:
@@ -83,7 +85,7 @@ def _file_label(label: str) -> str:
 
 
 def explain_command(
-    model: Annotated[str, typer.Option("--model", help="DermX checkpoint file or timm model name.")],
+    model: Annotated[str, typer.Option("--model", help="DermX checkpoint (folder or file) or timm model name.")],
     images: Annotated[Path, typer.Option("--images", exists=True, file_okay=False, help="Folder of images.")],
     out: Annotated[Path, typer.Option("--out", file_okay=False, help="Output folder.")],
     method: Annotated[str, typer.Option(help="gradcam, gradcam++, xgradcam, hirescam, layercam, cam, "
@@ -102,10 +104,10 @@ def explain_command(
     from rich.progress import track
 
     from dermx.explain.engine import CamEngine
-    from dermx.explain.images import list_images, load_rgb, to_batch
+    from dermx.explain.images import list_images, load_input, to_batch
     from dermx.explain.overlay import save_overlay
 
-    net, input_size, mean, std = load_model(model, weights)
+    net, input_size, mean, std, policy = load_model(model, weights)
     input_size = parse_size(size) or input_size
     specs = parse_targets(targets)
     if specs is None and not hasattr(net, "target_names"):
@@ -118,7 +120,7 @@ def explain_command(
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
     for batch_paths in track(batches, description=f"{engine.method.name} maps"):
-        pixels = [load_rgb(path, input_size) for path in batch_paths]
+        pixels = [load_input(path, input_size, policy) for path in batch_paths]
         try:
             result = engine(to_batch(pixels, mean, std), specs)
         except ValueError as error:

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+from dermx.data.images import IMAGE_SUFFIXES
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -21,10 +21,23 @@ def list_images(folder: Path) -> list[Path]:
     return paths
 
 
-def load_rgb(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB image resized (bilinear) to ``size = (H, W)``: exactly the model's input."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR))
+def load_input(path: Path, size: tuple[int, int], policy: str = "squash") -> np.ndarray:
+    """``(H, W, 3)`` uint8 model input of an image file: exactly what the model sees.
+
+    The file is read with :func:`dermx.data.images.load_rgb` (any mode, EXIF orientation), resized
+    (bilinear) by the training code's resolution ``policy`` and centre padded/cropped to ``size`` =
+    (H, W), as :func:`dermx.train.datasets.joint_transform` does for evaluation. ``"squash"`` (plain
+    resize) suits timm classifiers; DermX checkpoints were trained with ``"pad"``.
+    """
+    from torchvision.transforms.v2 import functional as TF
+
+    from dermx.data.images import load_rgb
+    from dermx.train.datasets import scaled_size
+
+    image = load_rgb(path)
+    height, width = scaled_size(image.height, image.width, size, policy)  # type: ignore[arg-type]
+    resized = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=None)
+    return TF.center_crop(TF.pil_to_tensor(resized), list(size)).permute(1, 2, 0).numpy()
 
 
 def to_batch(images: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> Tensor:
