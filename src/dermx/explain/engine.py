@@ -151,8 +151,10 @@ class CamEngine:
         if self.method.uses_scores and self.model.training:
             raise ValueError("Score-CAM runs many masked forward passes: put the model in eval mode first")
         uses_gradients = self.method.uses_gradients
-        with torch.enable_grad() if uses_gradients else torch.no_grad():
-            run = self._forward(images)
+        # Without create_graph only d(logits)/d(layer output) is needed: record autograd from the layer on.
+        from_layer = uses_gradients and not self.create_graph
+        with torch.enable_grad() if uses_gradients and not from_layer else torch.no_grad():
+            run = self._forward(images, from_layer)
             layout = OutputLayout.of(run.outputs, getattr(self.model, "target_names", None), self.class_names)
             chosen = layout.resolve(targets)
             columns = [t.column for t in chosen]
@@ -207,10 +209,11 @@ class CamEngine:
             return model.forward_head(model.forward_features(images))
         return model(images)
 
-    def _forward(self, images: Tensor) -> _Pass:
+    def _forward(self, images: Tensor, graph_from_layer: bool) -> _Pass:
         """One forward pass capturing the target layer; pooled features when the layer feeds GAP."""
         name, module = self._layer
-        with capture_output(module, name, track_gradients=self.method.uses_gradients) as capture:
+        with capture_output(module, name, track_gradients=self.method.uses_gradients,
+                            graph_from_layer=graph_from_layer) as capture:
             if not head_pools_first(self.model):
                 outputs = self._run(images)
                 return _Pass(outputs, capture.output, None)

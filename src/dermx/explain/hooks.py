@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor, nn
 
 
@@ -32,12 +33,18 @@ class Capture:
 
 
 @contextmanager
-def capture_output(module: nn.Module, name: str, track_gradients: bool) -> Iterator[Capture]:
+def capture_output(module: nn.Module, name: str, track_gradients: bool,
+                   graph_from_layer: bool = False) -> Iterator[Capture]:
     """Record ``module``'s output tensors; with ``track_gradients``, make them require grad.
 
-    A frozen backbone (no parameter requiring grad) yields a leaf output that does not require grad;
-    flagging that leaf (in place, same object) lets gradients be taken with respect to it. Outputs
-    that already require grad are left alone.
+    A frozen backbone (no parameter requiring grad), or a forward run under ``torch.no_grad``,
+    yields a leaf output that does not require grad; flagging that leaf (in place, same object) lets
+    gradients be taken with respect to it. Outputs that already require grad are left alone.
+
+    ``graph_from_layer``: the forward pass runs without autograd up to this module, and the hook
+    switches autograd on for the rest of the pass (the caller's ``torch.no_grad`` block restores the
+    mode on exit). Only the graph from the target layer to the logits is recorded, which is all that
+    gradients with respect to the layer's output need: the backbone's prefix runs at no-grad speed.
     """
     capture = Capture(name)
 
@@ -45,6 +52,8 @@ def capture_output(module: nn.Module, name: str, track_gradients: bool) -> Itera
         if not isinstance(output, Tensor) or output.ndim != 4:
             shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
             raise ValueError(f"layer {name!r} must output a (batch, channels, h, w) tensor, got {shape}")
+        if graph_from_layer:
+            torch.set_grad_enabled(True)
         if track_gradients and not output.requires_grad:
             output.requires_grad_(True)
         capture.outputs.append(output)
