@@ -7,12 +7,14 @@ Throughput (default): the same model, the same in-memory batches, the same proce
 - ``dermx`` vs ``dermx+`` steps: the module's own loss step in a bare loop, without and with the
   guided-attention loss (Grad-CAM of every characteristic in one batched backward, double backward).
 
-Accuracy (``--accuracy``): generate a synthetic DermXDB with a fixed seed, train the small preset on
-fold 0's training part (model selection on an inner patient-grouped split), and report diagnosis and
+Accuracy (``--accuracy``): generate the demo's synthetic DermXDB (fixed seed), train ``dermx`` and
+``dermx+`` with the demo's recipe (``DemoConfig`` defaults; options override) on fold 0's training
+part (model selection on an inner patient-grouped split), and report diagnosis and
 characteristic-identification macro-F1 on fold 0's held-out test images.
 
     python benchmarks/train_throughput.py --steps 20 --json out.json
-    python benchmarks/train_throughput.py --accuracy --epochs 15 --n-images 240
+    python benchmarks/train_throughput.py --accuracy                 # the demo's recipe, both models
+    python benchmarks/train_throughput.py --accuracy --epochs 20 --kinds dermx+
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
+from dermx.demo.pipeline import DemoConfig
 from dermx.models import build_model
 from dermx.train import DermXModule, TrainConfig
 
@@ -134,29 +137,52 @@ def throughput(args: argparse.Namespace) -> dict[str, float]:
 
 
 def accuracy(args: argparse.Namespace) -> dict[str, float]:
-    from dermx.data.synth import generate
+    """Train ``dermx`` and ``dermx+`` with the demo's recipe (:class:`dermx.demo.DemoConfig` defaults
+    unless overridden) on fold 0 of a synthetic DermXDB; held-out macro-F1 of each."""
+    import logging
+    import warnings
+
+    from dermx.data.synth import SynthConfig, generate_from_config
+    from dermx.demo.pipeline import quiet_training
     from dermx.train import fit
 
+    demo = demo_config(args)
     out = Path(args.out)
-    synth = out / f"synth_n{args.n_images}_s{args.size}_seed{args.seed}"
+    synth = out / f"synth_n{demo.images}_{demo.size[0]}x{demo.size[1]}_seed{demo.seed}"
     if not (synth / "metadata.csv").is_file():
-        generate(synth, n_images=args.n_images, seed=args.seed, size=(args.size, args.size), progress=False)
-    config = TrainConfig(data=str(synth), images=str(synth / "images"), kind=args.kind, preset=args.preset,
-                         input_size=(args.size, args.size), epochs=args.epochs, batch_size=args.batch_size,
-                         lr=args.lr, dropout=args.dropout, ga_warmup_epochs=args.ga_warmup, augment=not args.no_augment,
-                         pretrained=False, fold=0, seed=args.seed, in_memory=True, progress=False,
-                         cache_dir=str(out / "cache"), out=str(out / "run"), monitor="val/dx_f1", t0=args.epochs,
-                         t_mult=1)
-    started = time.perf_counter()
-    result = fit(config)
-    minutes = (time.perf_counter() - started) / 60
-    scores = {k: v for k, v in result.metrics.items() if k.startswith(("test/", "val/"))}
-    scores["train minutes"] = minutes
-    print(f"accuracy: {args.kind}, {args.preset} preset, {args.n_images} images, {args.size} px, {args.epochs} epochs, "
-          f"batch {args.batch_size}, lr {args.lr}, synthetic seed {args.seed}")
-    for name, value in sorted(scores.items()):
-        print(f"  {name:<28}{value:>8.3f}")
+        generate_from_config(SynthConfig(n_images=demo.images, seed=demo.seed, size=demo.size, shortcut=demo.shortcut,
+                                         n_folds=demo.n_folds, repeat_fraction=0.0), synth, workers=demo.workers)
+    scores: dict[str, float] = {}
+    print(f"accuracy: {demo.preset} preset, {demo.images} synthetic images ({demo.size[0]}x{demo.size[1]}, seed "
+          f"{demo.seed}, watermark on {demo.shortcut}), fold 0 of {demo.n_folds} held out; {demo.input_size} px, "
+          f"{demo.epochs} epochs, batch {demo.batch_size}, lr {demo.lr} ({demo.lr_schedule}, warm-up "
+          f"{demo.warmup_epochs} epoch), augment {demo.augment}, dropout {demo.dropout}, char_pos_weight "
+          f"{demo.char_pos_weight}; {torch.get_num_threads()} threads")
+    print(f"  {'model':<8}{'test dx F1':>12}{'test char F1':>14}{'val dx F1':>11}{'minutes':>9}")
+    import lightning  # noqa: F401  (configures its loggers on import)
+
+    with quiet_training():
+        warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
+        logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+        for kind in args.kinds.split(","):
+            config = demo.train_config(kind, synth, out / "cache", out / "run" / kind).replace(progress=False)
+            started = time.perf_counter()
+            metrics = fit(config).metrics
+            minutes = (time.perf_counter() - started) / 60
+            row = {"test dx F1": metrics.get("test/dx_f1", float("nan")),
+                   "test char F1": metrics.get("test/char_f1", float("nan")),
+                   "val dx F1": metrics.get("val/dx_f1", float("nan")), "minutes": minutes}
+            scores.update({f"{kind} {k}": v for k, v in row.items()})
+            print(f"  {kind:<8}" + "".join(f"{v:>{w}.3f}" for v, w in zip(row.values(), (12, 14, 11, 9), strict=True)))
     return scores
+
+
+def demo_config(args: argparse.Namespace) -> DemoConfig:
+    changes = {"images": args.n_images, "epochs": args.epochs, "lr": args.lr, "input_size": args.input_size,
+               "seed": args.seed, "batch_size": args.acc_batch_size, "dropout": args.dropout}
+    if args.augment is not None:
+        changes["augment"] = args.augment
+    return DemoConfig(**{k: v for k, v in changes.items() if v is not None})
 
 
 def main() -> None:
@@ -167,15 +193,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--accuracy", action="store_true", help="run the synthetic accuracy benchmark instead")
-    parser.add_argument("--kind", default="dermx+")
-    parser.add_argument("--preset", default="small")
-    parser.add_argument("--no-augment", action="store_true", help="no flips / affine / colour jitter")
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--ga-warmup", type=float, default=2.0, help="ga_warmup_epochs (dermx+)")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--n-images", type=int, default=240)
-    parser.add_argument("--seed", type=int, default=0)
+    accuracy_options = parser.add_argument_group("--accuracy (default: the demo's recipe, DemoConfig)")
+    accuracy_options.add_argument("--kinds", default="dermx,dermx+", help="comma-separated model kinds")
+    accuracy_options.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    accuracy_options.add_argument("--lr", type=float, default=None)
+    accuracy_options.add_argument("--dropout", type=float, default=None)
+    accuracy_options.add_argument("--epochs", type=int, default=None)
+    accuracy_options.add_argument("--n-images", type=int, default=None)
+    accuracy_options.add_argument("--input-size", type=int, default=None)
+    accuracy_options.add_argument("--acc-batch-size", type=int, default=None)
+    accuracy_options.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", default="benchmarks/_train_accuracy")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()

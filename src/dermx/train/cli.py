@@ -29,6 +29,12 @@ def _shared(
     epochs: Annotated[int | None, Opt()] = None,
     batch_size: Annotated[int | None, Opt()] = None,
     lr: Annotated[float | None, Opt()] = None,
+    lr_schedule: Annotated[str | None, Opt(help="restarts (the papers') | cosine (warm-up, one decay)")] = None,
+    warmup_epochs: Annotated[float | None, Opt(help="linear lr warm-up epochs (cosine schedule)")] = None,
+    char_pos_weight: Annotated[str | None, Opt(help="characteristic BCE pos_weight: balanced | a number")] = None,
+    augment: Annotated[bool | None, Opt("--augment/--no-augment", help="flips / affine (/ colour jitter)")] = None,
+    color_jitter: Annotated[bool | None, Opt("--color-jitter/--no-color-jitter")] = None,
+    dropout: Annotated[float | None, Opt()] = None,
     ga_weight: Annotated[float | None, Opt(help="λ of the guided-attention loss (dermx+: 10)")] = None,
     fusion: Annotated[str | None, Opt(help="reference maps: mean | relative")] = None,
     label_rule: Annotated[str | None, Opt(help="characteristic labels: any | majority")] = None,
@@ -56,6 +62,8 @@ def _config(options: dict[str, Any]) -> Any:
     from dermx.train.config import load_config
 
     given = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}
+    if given.get("char_pos_weight", "balanced") != "balanced":
+        given["char_pos_weight"] = float(given["char_pos_weight"])
     if "input_size" in given:
         given["input_size"] = (given["input_size"], given["input_size"])
     return load_config(given.pop("config", None), **given)

@@ -7,6 +7,16 @@ Defaults follow the original DermX training: AdamW (lr 5e-4), cosine annealing w
 epochs (per optimisation step). From random weights the guided-attention gradient on the backbone is
 ~15-20× the cross-entropy one at the first step (measured on the synthetic set); without the ramp it
 drives the features before they carry any class signal. 0 reproduces the papers (full λ at once).
+
+Options for short from-scratch runs (new here; defaults keep the papers' recipe):
+
+- ``lr_schedule``: ``restarts`` (the papers': cosine warm restarts T0/T_mult/eta_min, per epoch) or
+  ``cosine`` (one cosine decay from ``lr`` to ``eta_min`` over the whole run, per step, after a linear
+  warm-up of ``warmup_epochs`` from ``lr / 10``).
+- ``color_jitter``: with ``augment``, also jitter colours (geometric flips / affine always apply).
+- ``char_pos_weight``: BCE ``pos_weight`` of the characteristic logits; ``"balanced"`` gives each
+  characteristic n_negative / n_positive of the TRAINING labels (clipped to [1, ``char_pos_weight_max``]),
+  a number gives all the same weight, ``None`` none (the papers').
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ class TrainConfig:
     label_rule: LabelRule = "any"
     resolution: ResolutionPolicy = "pad"
     augment: bool = True
+    color_jitter: bool = True
     cache_dir: str | None = None
     in_memory: bool = False
     num_workers: int = 0
@@ -60,6 +71,10 @@ class TrainConfig:
     t0: int = 3
     t_mult: int = 3
     eta_min: float = 1e-5
+    lr_schedule: Literal["restarts", "cosine"] = "restarts"
+    warmup_epochs: float = 0.0
+    char_pos_weight: Literal["balanced"] | float | None = None
+    char_pos_weight_max: float = 10.0
     class_weights: dict[str, float] | None = None
     ga_weight: float | None = None
     ga_alpha: float = 0.5
@@ -86,6 +101,12 @@ class TrainConfig:
             self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
         if self.ga_warmup_epochs < 0:
             raise ValueError(f"ga_warmup_epochs must be >= 0, got {self.ga_warmup_epochs}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if self.lr_schedule not in ("restarts", "cosine"):
+            raise ValueError(f"lr_schedule must be 'restarts' or 'cosine', got {self.lr_schedule!r}")
+        if isinstance(self.char_pos_weight, str) and self.char_pos_weight != "balanced":
+            raise ValueError(f"char_pos_weight must be 'balanced', a number or None, got {self.char_pos_weight!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
 

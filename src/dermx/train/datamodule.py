@@ -127,7 +127,7 @@ class DermXDataModule(L.LightningDataModule):
         maps = FusedMaps(self.db, mc.characteristics, cfg.fusion) if self.with_maps and self.db else None
         return ImageDataset(self.parts[part], mc.input_size, mc.mean, mc.std, policy=cfg.resolution,
                             augment=cfg.augment if augment is None else augment, map_fn=maps,
-                            in_memory=cfg.in_memory)
+                            in_memory=cfg.in_memory, color_jitter=cfg.color_jitter)
 
     def _loader(self, part: str, shuffle: bool) -> DataLoader:
         dataset = self.dataset(part, augment=None if shuffle else False)

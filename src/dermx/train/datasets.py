@@ -155,14 +155,16 @@ def scaled_size(height: int, width: int, target: Size, policy: ResolutionPolicy)
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def joint_transform(size: Size, mean: Sequence[float], std: Sequence[float], *, augment: bool) -> v2.Compose:
-    """Centre pad/crop to ``size``; (augment) flips, affine, colour jitter; float and normalise.
-    Geometric steps apply to the image and to ``tv_tensors.Mask`` maps alike."""
+def joint_transform(size: Size, mean: Sequence[float], std: Sequence[float], *, augment: bool,
+                    color_jitter: bool = True) -> v2.Compose:
+    """Centre pad/crop to ``size``; (augment) flips, affine and (``color_jitter``) colour jitter; float
+    and normalise. Geometric steps apply to the image and to ``tv_tensors.Mask`` maps alike."""
     steps: list[v2.Transform] = [v2.CenterCrop(list(size))]
     if augment:
         steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
-                  v2.RandomAffine(degrees=15, translate=(0.05, 0.05), scale=(0.9, 1.1)),
-                  v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02)]
+                  v2.RandomAffine(degrees=15, translate=(0.05, 0.05), scale=(0.9, 1.1))]
+        if color_jitter:
+            steps.append(v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02))
     steps += [v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
               v2.Normalize(list(mean), list(std))]
     return v2.Compose(steps)
@@ -177,12 +179,12 @@ class ImageDataset(Dataset[dict[str, torch.Tensor]]):
 
     def __init__(self, items: Sequence[Item], size: Size, mean: Sequence[float], std: Sequence[float], *,
                  policy: ResolutionPolicy = "pad", augment: bool = False, map_fn: FusedMaps | None = None,
-                 in_memory: bool = False) -> None:
+                 in_memory: bool = False, color_jitter: bool = True) -> None:
         self.items = list(items)
         self.size = size
         self.policy = policy
         self.map_fn = map_fn
-        self.transform = joint_transform(size, mean, std, augment=augment)
+        self.transform = joint_transform(size, mean, std, augment=augment, color_jitter=color_jitter)
         self._memo: dict[int, tuple[torch.Tensor, torch.Tensor | None]] | None = {} if in_memory else None
 
     def __len__(self) -> int:

@@ -26,6 +26,7 @@ from dermx.models import DermXNet, build_model, save_checkpoint
 from dermx.train.config import TrainConfig
 from dermx.train.datamodule import DermXDataModule
 from dermx.train.datasets import ImageDataset
+from dermx.train.losses import char_pos_weight_tensor
 from dermx.train.module import DermXModule, macro_f1
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,9 @@ def fit(config: TrainConfig) -> TrainResult:
     model = model_from_config(config)
     data = DermXDataModule(config, model.config)
     data.setup()
-    module = DermXModule(model, config)
+    labels = torch.tensor([item.characteristics for item in data.parts["train"]], dtype=torch.float32)
+    pos_weight = char_pos_weight_tensor(labels, config.char_pos_weight, config.char_pos_weight_max)
+    module = DermXModule(model, config, char_pos_weight=pos_weight)
     trainer, best = build_trainer(config, run_dir)
     last = run_dir / "lightning" / "last.ckpt"
     if config.resume and not last.is_file():

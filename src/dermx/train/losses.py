@@ -61,6 +61,20 @@ def class_weight_tensor(weights: Mapping[str, float] | None,
     return torch.tensor([float(by_name.get(c, 1.0)) for c in classes])
 
 
+def char_pos_weight_tensor(labels: torch.Tensor, spec: str | float | None,
+                           max_weight: float = 10.0) -> torch.Tensor | None:
+    """BCE ``pos_weight`` per characteristic from (n, T) training labels: ``"balanced"`` gives
+    n_negative / n_positive clipped to [1, ``max_weight``] (a characteristic never present gets
+    ``max_weight``); a number gives that weight to all; ``None`` gives ``None``."""
+    if spec is None or labels.ndim != 2 or labels.shape[1] == 0:
+        return None
+    if spec != "balanced":
+        return torch.full((labels.shape[1],), float(spec))
+    positive = (labels > 0.5).sum(0).float()
+    ratio = (labels.shape[0] - positive) / positive.clamp_min(1e-9)
+    return ratio.clamp(1.0, max_weight)
+
+
 @dataclass
 class LossParts:
     total: torch.Tensor
@@ -73,9 +87,10 @@ class DermXLoss(nn.Module):
     """CE(diagnosis) + BCE(characteristics) + ``ga_weight`` × GA (maps given by the caller)."""
 
     def __init__(self, *, class_weights: torch.Tensor | None = None, ga_weight: float = 0.0,
-                 alpha: float = 0.5, smooth: float = 1.0) -> None:
+                 alpha: float = 0.5, smooth: float = 1.0, char_pos_weight: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("class_weights", class_weights, persistent=False)
+        self.register_buffer("char_pos_weight", char_pos_weight, persistent=False)
         self.ga_weight = ga_weight
         self.alpha = alpha
         self.smooth = smooth
@@ -87,7 +102,8 @@ class DermXLoss(nn.Module):
         zero = dx.new_zeros(())
         char = zero
         if "characteristic" in outputs and characteristics is not None:
-            char = F.binary_cross_entropy_with_logits(outputs["characteristic"], characteristics.to(dx.dtype))
+            char = F.binary_cross_entropy_with_logits(outputs["characteristic"], characteristics.to(dx.dtype),
+                                                      pos_weight=self.char_pos_weight)
         attention = zero
         if maps is not None and target_maps is not None and characteristics is not None:
             attention = guided_attention_loss(maps, target_maps, characteristics > 0.5, alpha=self.alpha,

@@ -6,6 +6,7 @@ need gradients (see :func:`dermx.train.losses.gradcam_maps`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -38,13 +39,14 @@ def macro_f1(diagnosis_probs: torch.Tensor, diagnosis: torch.Tensor, char_probs:
 class DermXModule(L.LightningModule):
     """Trains a :class:`~dermx.models.DermXNet` with CE + BCE (+ λ · guided attention)."""
 
-    def __init__(self, model: DermXNet, config: TrainConfig) -> None:
+    def __init__(self, model: DermXNet, config: TrainConfig, char_pos_weight: torch.Tensor | None = None) -> None:
         super().__init__()
         self.model = model
         self.config = config
         self.ga_weight = config.attention_weight if model.characteristic_head is not None else 0.0
         self.criterion = DermXLoss(class_weights=class_weight_tensor(config.class_weights, model.config.diagnoses),
-                                   ga_weight=self.ga_weight, alpha=config.ga_alpha, smooth=config.ga_smooth)
+                                   ga_weight=self.ga_weight, alpha=config.ga_alpha, smooth=config.ga_smooth,
+                                   char_pos_weight=char_pos_weight)
         self._val_outputs: list[dict[str, torch.Tensor]] = []
         # Grad-CAM of every characteristic logit at the CAM layer, at the feature grid, one backward pass
         self._cams = {graph: CamEngine(model, "gradcam", model.config.cam_layer, size="features",
@@ -118,9 +120,24 @@ class DermXModule(L.LightningModule):
         self.log_dict({f"val/{k}": v for k, v in scores.items()}, prog_bar=True, rank_zero_only=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW + CosineAnnealingWarmRestarts(T0, T_mult, eta_min), stepped per epoch."""
+        """AdamW + CosineAnnealingWarmRestarts(T0, T_mult, eta_min) stepped per epoch (``restarts``), or
+        a linear warm-up from lr/10 over ``warmup_epochs`` then one cosine decay to ``eta_min``, stepped
+        per optimisation step (``cosine``)."""
         cfg = self.config
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=cfg.t0, T_mult=cfg.t_mult,
-                                                                        eta_min=cfg.eta_min)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+        if cfg.lr_schedule == "restarts":
+            schedule = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=cfg.t0,
+                                                                            T_mult=cfg.t_mult, eta_min=cfg.eta_min)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = min(total - 1, round(cfg.warmup_epochs * total / max(1, cfg.epochs)))
+        floor = min(1.0, cfg.eta_min / cfg.lr)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return 0.1 + 0.9 * step / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
