@@ -18,8 +18,8 @@ def test_unknown_attribute_raises() -> None:
         dermx.no_such_thing  # noqa: B018
 
 
-def test_import_does_not_load_torch() -> None:
-    code = "import sys, dermx; print('torch' in sys.modules)"
+def test_import_and_command_line_do_not_load_torch() -> None:
+    code = "import sys, dermx, dermx.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

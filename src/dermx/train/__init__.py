@@ -1,32 +1,18 @@
 """Training of DermX, DermX+ and diagnosis-only models with Lightning, and cross-validation."""
 
-from dermx.train.config import TrainConfig, load_config
-from dermx.train.cv import CVResult, run_cv
-from dermx.train.datamodule import DermXDataModule, inner_split, kfold_split
-from dermx.train.datasets import ImageDataset, Item, csv_items, dermxdb_items, folder_items, joint_transform
-from dermx.train.fit import TrainResult, fit, predict_frame
-from dermx.train.losses import DermXLoss, class_weight_tensor, guided_attention_loss
-from dermx.train.module import DermXModule
+from dermx._lazy import lazy_exports
 
-__all__ = [
-    "CVResult",
-    "DermXDataModule",
-    "DermXLoss",
-    "DermXModule",
-    "ImageDataset",
-    "Item",
-    "TrainConfig",
-    "TrainResult",
-    "class_weight_tensor",
-    "csv_items",
-    "dermxdb_items",
-    "fit",
-    "folder_items",
-    "guided_attention_loss",
-    "inner_split",
-    "joint_transform",
-    "kfold_split",
-    "load_config",
-    "predict_frame",
-    "run_cv",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(("TrainConfig", "load_config"), ".config"),
+        **dict.fromkeys(("CVResult", "run_cv"), ".cv"),
+        **dict.fromkeys(("DermXDataModule", "inner_split", "kfold_split"), ".datamodule"),
+        **dict.fromkeys(
+            ("ImageDataset", "Item", "csv_items", "dermxdb_items", "folder_items", "joint_transform"), ".datasets"
+        ),
+        **dict.fromkeys(("TrainResult", "fit", "predict_frame"), ".fit"),
+        **dict.fromkeys(("DermXLoss", "class_weight_tensor", "guided_attention_loss"), ".losses"),
+        **dict.fromkeys(("DermXModule",), ".module"),
+    },
+)
