@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -16,11 +15,11 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.progress import track
-from rich.table import Table
 
 from dermx.data import load_dermxdb
 from dermx.data.reader import read_annotations
 from dermx.data.records import LoadReport
+from results import peak_rss_mb, report
 
 
 def time_json_load(files: list[Path]) -> float:
@@ -65,20 +64,18 @@ def main() -> None:
             results[f"{label}_s"] = time.perf_counter() - start
         results["warm_speedup_vs_cold_json"] = results["cold_json_s"] / results["warm_json_s"]
         results["warm_speedup_vs_cold_png"] = results["cold_png_s"] / results["warm_json_s"]
-    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["peak_rss_mb"] = peak_rss_mb()
     results["images"] = len(stems)
 
-    table = Table(title=f"DermXDB data layer ({len(files)} annotation files; {len(stems)} images at {size})")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in results.items():
-        table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
-    console.print(table)
-    console.print(f"parse / json.load = {results['parse_ratio']:.2f}x (goal <= 2x); "
-                  f"warm cache speed-up = {results['warm_speedup_vs_cold_json']:.1f}x vs JSON, "
-                  f"{results['warm_speedup_vs_cold_png']:.1f}x vs PNG (goal >= 10x)")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    report(
+        console,
+        f"DermXDB data layer ({len(files)} annotation files; {len(stems)} images at {size})",
+        results,
+        f"parse / json.load = {results['parse_ratio']:.2f}x (goal <= 2x); "
+        f"warm cache speed-up = {results['warm_speedup_vs_cold_json']:.1f}x vs JSON, "
+        f"{results['warm_speedup_vs_cold_png']:.1f}x vs PNG (goal >= 10x)",
+        args.json,
+    )
 
 
 if __name__ == "__main__":

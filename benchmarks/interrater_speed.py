@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import resource
 import time
 from pathlib import Path
 
@@ -23,10 +21,10 @@ import torch
 from PIL import Image
 from rich.console import Console
 from rich.progress import track
-from rich.table import Table
 
 from dermx.data import DermXDB, load_dermxdb
 from dermx.evaluate import all_ordered_pairs, localization_agreement
+from results import peak_rss_mb, report
 
 
 def per_pair_baseline(db: DermXDB, stems: list[str]) -> dict[tuple[str, str, str, str], float]:
@@ -78,20 +76,18 @@ def main() -> None:
     results["full_images"] = len(stems)
     results["full_pairs"] = len(full.pairs)
     results["full_s"] = time.perf_counter() - start
-    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["peak_rss_mb"] = peak_rss_mb()
 
-    table = Table(title="Rater-agreement localization table, native resolution")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in results.items():
-        table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
-    console.print(table)
-    console.print(f"ours is {results['speedup_png']:.1f}x (PNG masks) / {results['speedup_json']:.1f}x (JSON "
-                  f"polygons) faster than the per-pair approach (goal >= 10x); "
-                  f"full table {results['full_s']:.1f} s (goal <= 60 s), peak RSS {results['peak_rss_mb']:.0f} MB "
-                  f"(goal <= 2048 MB)")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    report(
+        console,
+        "Rater-agreement localization table, native resolution",
+        results,
+        f"ours is {results['speedup_png']:.1f}x (PNG masks) / {results['speedup_json']:.1f}x (JSON "
+        f"polygons) faster than the per-pair approach (goal >= 10x); "
+        f"full table {results['full_s']:.1f} s (goal <= 60 s), peak RSS {results['peak_rss_mb']:.0f} MB "
+        f"(goal <= 2048 MB)",
+        args.json,
+    )
 
 
 if __name__ == "__main__":
