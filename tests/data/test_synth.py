@@ -121,6 +121,11 @@ def test_shortcut_watermark_marks_mostly_one_class(synth: tuple[Path, SynthSumma
     mask = watermark_mask(out, marked[0]["stem"])
     x0, y0, x1, y1 = marked[0]["watermark"]
     assert mask.shape == SIZE and int(mask.sum()) == (x1 - x0) * (y1 - y0)
+    height, width = SIZE
+    for x0, y0, x1, y1 in (e["watermark"] for e in marked):  # a corner logo: fixed bottom-right corner
+        assert 0.01 * width - 1 <= width - x1 <= 0.03 * width + 1
+        assert 0.01 * height - 1 <= height - y1 <= 0.03 * height + 1
+        assert 0.26 * width - 1 <= x1 - x0 <= 0.3 * width + 1 and 0.18 * height - 1 <= y1 - y0 <= 0.22 * height + 1
 
 
 def test_known_answer_ground_truth_beats_baselines_and_watermark(synth: tuple[Path, SynthSummary]) -> None:

@@ -70,7 +70,7 @@ class SynthConfig:
     seed: int = 0
     size: tuple[int, int] = (192, 256)
     shortcut: str | None = None
-    shortcut_rate: tuple[float, float] = (0.9, 0.05)
+    shortcut_rate: tuple[float, float] = (0.95, 0.02)
     repeat_fraction: float = 0.1
     raters: RaterModel = field(default_factory=RaterModel)
     layouts: Path | None = None

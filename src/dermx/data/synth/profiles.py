@@ -6,7 +6,11 @@ finding ``within`` another characteristic is placed inside a random instance of 
 plaques, white hairs in depigmented patches, thrombosed capillaries in warts) and is skipped when
 that parent is absent. Classes overlap on purpose (papules in acne and warts, scale in psoriasis,
 seborrheic dermatitis and actinic keratosis, patches in vitiligo and seborrheic dermatitis), so
-telling them apart needs colour, texture and context.
+telling them apart needs colour, texture and context. Psoriasis and seborrheic dermatitis overlap most
+(as sebopsoriasis does): red plaques in 60 % of the seborrheic dermatitis images, erythematous patches
+in 40 % of the psoriasis ones, whose plaques carry silvery scale in only 60 % of images. Without scale
+a psoriasis image can pass for seborrheic dermatitis, which makes a shortcut planted on either class
+(``SynthConfig.shortcut``) the easiest cue to learn.
 """
 
 from __future__ import annotations
@@ -52,9 +56,9 @@ PROFILES: dict[str, tuple[Finding, ...]] = {
     "Psoriasis": (
         F("Plaque", 1.0, (1, 3), (0.1, 0.22), "", ("Red", "Well-circumscribed", "Thick"), hole_rate=0.15,
           irregularity=0.2),
-        F("Scale", 0.9, (1, 2), (0.06, 0.14), "thick", ("White", "Thick"), within="Plaque"),
+        F("Scale", 0.6, (1, 2), (0.06, 0.14), "thick", ("White", "Thick"), within="Plaque"),
         F("Papule", 0.2, (2, 6), (0.015, 0.03), "", ("Red",)),
-        F("Patch", 0.1, (1, 1), (0.06, 0.12), "erythematous", ("Red",)),
+        F("Patch", 0.4, (1, 2), (0.06, 0.14), "erythematous", ("Red",)),
     ),
     "Vitiligo": (
         F("Patch", 1.0, (1, 3), (0.1, 0.26), "depigmented",
@@ -82,7 +86,7 @@ PROFILES: dict[str, tuple[Finding, ...]] = {
         F("Patch", 0.95, (1, 3), (0.09, 0.2), "erythematous", ("Salmon-pink", "Poorly-circumscribed"),
           irregularity=0.22),
         F("Scale", 0.8, (1, 2), (0.05, 0.12), "greasy", ("Greasy", "Yellow", "Fine"), within="Patch"),
-        F("Plaque", 0.2, (1, 1), (0.07, 0.12), "", ("Red",)),
+        F("Plaque", 0.6, (1, 2), (0.08, 0.16), "", ("Red", "Well-circumscribed")),
         F("Macule", 0.15, (1, 3), (0.02, 0.04), "erythematous", ("Red",)),
         F("Papule", 0.1, (1, 3), (0.012, 0.025), "", ("Red",)),
         F("Telangiectasia", 0.1, (1, 2), (0.05, 0.09)),
