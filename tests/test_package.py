@@ -28,3 +28,16 @@ def test_module_entry_point_lists_commands() -> None:
     help_text = subprocess.run([sys.executable, "-m", "dermx", "--help"], capture_output=True, text=True, check=True)
     for command in ("data", "synth", "interrater"):
         assert command in help_text.stdout
+
+
+def test_exported_names_are_not_shadowed_by_submodules() -> None:
+    """A submodule named like an export would replace it once imported (``from pkg import fit``)."""
+    import importlib
+    import pkgutil
+
+    for package in ("dermx", "dermx.data", "dermx.data.synth", "dermx.metrics", "dermx.evaluate", "dermx.explain",
+                    "dermx.models", "dermx.train", "dermx.predict", "dermx.serve", "dermx.report", "dermx.demo"):
+        module = importlib.import_module(package)
+        submodules = {info.name for info in pkgutil.iter_modules(module.__path__)}
+        clashes = [name for name in module.__all__ if name in submodules and name != "vocab"]
+        assert not clashes, f"{package}: {clashes}"

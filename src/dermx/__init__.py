@@ -3,7 +3,7 @@
 The public API is re-exported here and imported lazily (PEP 562), so ``import dermx`` and the
 ``dermx`` command start without loading PyTorch::
 
-    from dermx import load_dermxdb, rater_agreement, explain, build_model, fit
+    from dermx import load_dermxdb, rater_agreement, CamEngine, build_model, fit
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ _EXPORTS: dict[str, str] = {
         ("AgreementResult", "BenchmarkConfig", "localization_agreement", "rater_agreement", "run_benchmark"),
         "dermx.evaluate",
     ),
-    **dict.fromkeys(("CamEngine", "CamResult", "explain"), "dermx.explain"),
+    **dict.fromkeys(("CamEngine", "CamResult"), "dermx.explain"),
     **dict.fromkeys(("DermXNet", "ModelConfig", "build_model", "load_checkpoint", "save_checkpoint"), "dermx.models"),
     **dict.fromkeys(("TrainConfig", "fit", "run_cv"), "dermx.train"),
     **dict.fromkeys(("Prediction", "Predictor"), "dermx.predict"),

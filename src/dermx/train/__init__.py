@@ -11,7 +11,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         **dict.fromkeys(
             ("ImageDataset", "Item", "csv_items", "dermxdb_items", "folder_items", "joint_transform"), ".datasets"
         ),
-        **dict.fromkeys(("TrainResult", "fit", "predict_frame"), ".fit"),
+        **dict.fromkeys(("TrainResult", "fit", "predict_frame"), ".fitting"),
         **dict.fromkeys(("DermXLoss", "class_weight_tensor", "guided_attention_loss"), ".losses"),
         **dict.fromkeys(("DermXModule",), ".module"),
     },

@@ -104,7 +104,7 @@ def _cv_own(
 
 def _train(options: dict[str, Any]) -> None:
     """Train one dx-only, DermX or DermX+ model; write a shareable checkpoint."""
-    from dermx.train.fit import fit
+    from dermx.train.fitting import fit
 
     result = fit(_config(options))
     typer.echo(f"checkpoint: {result.checkpoint_dir}")

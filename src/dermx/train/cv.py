@@ -3,7 +3,7 @@ checkpoints per fold, and a summary.
 
 Output layout::
 
-    <out>/fold_<k>/...             one training run per fold (see dermx.train.fit)
+    <out>/fold_<k>/...             one training run per fold (see dermx.train.fitting)
     <out>/predictions.csv          every fold's test predictions, with a ``fold`` column
     <out>/summary.csv              one row of test metrics per fold
 """
@@ -17,7 +17,7 @@ import pandas as pd
 
 from dermx.data import load_dermxdb
 from dermx.train.config import TrainConfig
-from dermx.train.fit import TrainResult, fit
+from dermx.train.fitting import TrainResult, fit
 
 
 @dataclass

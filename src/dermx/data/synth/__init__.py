@@ -14,8 +14,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         **dict.fromkeys(("RaterModel", "SynthConfig", "SynthSummary"), ".config"),
-        **dict.fromkeys(("generate", "generate_from_config"), ".generate"),
-        **dict.fromkeys(("montage",), ".montage"),
+        **dict.fromkeys(("generate", "generate_from_config"), ".generator"),
+        **dict.fromkeys(("montage",), ".figures"),
         **dict.fromkeys(("load_ground_truth", "read_manifest", "watermark_mask"), ".writer"),
     },
 )
