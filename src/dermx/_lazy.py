@@ -4,6 +4,7 @@ that importing a package, or the ``dermx`` command, does not load PyTorch until 
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,7 +14,8 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[list[str], C
     """``__all__``, ``__getattr__`` and ``__dir__`` for ``package``.
 
     ``exports`` maps each public name to the module defining it, relative to ``package``
-    (``".dataset"``) or absolute; a module path equal to the name exports the module itself.
+    (``".dataset"``) or absolute; a name mapped to its own module path (``"vocab": "dermx.vocab"``)
+    exports the module itself.
     """
     names = sorted(exports)
 
@@ -22,9 +24,8 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[list[str], C
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         loaded = importlib.import_module(module, package)
-        value = loaded if loaded.__name__.rsplit(".", 1)[-1] == name and not hasattr(loaded, name) else getattr(
-            loaded, name)
-        setattr(importlib.import_module(package), name, value)
+        value = loaded if loaded.__name__ == f"{package}.{name}" else getattr(loaded, name)
+        setattr(sys.modules[package], name, value)
         return value
 
     def dir_() -> list[str]:
