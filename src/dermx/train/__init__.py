@@ -12,6 +12,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
             ("ImageDataset", "Item", "csv_items", "dermxdb_items", "folder_items", "joint_transform"), ".datasets"
         ),
         **dict.fromkeys(("TrainResult", "fit", "predict_frame"), ".fitting"),
+        **dict.fromkeys(("FoldMaps", "FoldMapsError", "compute_fold_maps", "load_fold_maps", "save_fold_maps"),
+                        ".fold_maps"),
         **dict.fromkeys(("DermXLoss", "class_weight_tensor", "guided_attention_loss"), ".losses"),
         **dict.fromkeys(("DermXModule",), ".module"),
     },

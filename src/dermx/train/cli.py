@@ -98,6 +98,10 @@ def _train_own(
 def _cv_own(
     folds: Annotated[str | None, Opt(help="comma-separated folds (default: all)")] = None,
     n_folds: Annotated[int | None, Opt("--n-folds", help="K for image collections (default 10)")] = None,
+    maps_method: Annotated[str, Opt("--maps-method", help="CAM method of the test maps: gradcam | gradcam++ | "
+                                    "xgradcam | hirescam | layercam | cam | scorecam | eigencam | none")] = "gradcam",
+    maps_size: Annotated[str, Opt("--maps-size", help="test maps at the CAM feature grid ('features', small "
+                                  "files) or at the model 'input' size")] = "features",
 ) -> None:
     """Parameters of ``cv`` beyond the shared ones."""
 
@@ -113,13 +117,16 @@ def _train(options: dict[str, Any]) -> None:
 
 
 def _cv(options: dict[str, Any]) -> None:
-    """Cross-validate over patient-grouped folds: per-fold checkpoints and test predictions."""
+    """Cross-validate over patient-grouped folds: per-fold checkpoints, test predictions and test maps."""
     from dermx.train.cv import run_cv
 
     folds = options.pop("folds", None)
     chosen = [int(k) for k in folds.split(",") if k.strip()] if folds else None
-    result = run_cv(_config(options), chosen)
+    maps_method, maps_size = options.pop("maps_method", "gradcam"), options.pop("maps_size", "features")
+    result = run_cv(_config(options), chosen, maps_method=maps_method, maps_size=maps_size)
     typer.echo(f"predictions: {result.predictions}\nsummary: {result.summary}")
+    for path in result.maps.values():
+        typer.echo(f"maps: {path}")
 
 
 def register(app: typer.Typer) -> None:

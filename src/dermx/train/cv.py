@@ -1,30 +1,37 @@
-"""Cross-validation: one :func:`~dermx.train.fit` per patient-grouped fold, predictions and
-checkpoints per fold, and a summary.
+"""Cross-validation: one :func:`~dermx.train.fit` per patient-grouped fold, predictions, explanation
+maps and checkpoints per fold, and a summary.
 
 Output layout::
 
     <out>/fold_<k>/...             one training run per fold (see dermx.train.fitting)
+    <out>/fold_<k>/test_maps.npz   every target's CAM for each test image of the fold, float16,
+                                   at the CAM feature grid by default (see dermx.train.fold_maps)
     <out>/predictions.csv          every fold's test predictions, with a ``fold`` column
     <out>/summary.csv              one row of test metrics per fold
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from dermx.data import load_dermxdb
+from dermx.explain.maps import MapSize, output_size
 from dermx.train.config import TrainConfig
 from dermx.train.fitting import TrainResult, fit
+from dermx.train.fold_maps import MAPS_FILE, has_fold_maps, maps_method_name, write_test_maps
 
 
 @dataclass
 class CVResult:
+    """Per-fold runs, the pooled predictions and summary, and each fold's maps file (when made)."""
+
     folds: dict[int, TrainResult]
     predictions: Path
     summary: Path
+    maps: dict[int, Path] = field(default_factory=dict)
 
 
 def available_folds(config: TrainConfig) -> list[int]:
@@ -34,25 +41,42 @@ def available_folds(config: TrainConfig) -> list[int]:
     return list(range(config.n_folds))
 
 
-def run_cv(config: TrainConfig, folds: list[int] | None = None) -> CVResult:
-    """Train and test on each fold (default: all). With ``config.resume``, folds whose checkpoint and
-    predictions exist are kept and an interrupted fold restarts from its last Lightning checkpoint."""
+def run_cv(config: TrainConfig, folds: list[int] | None = None, *, maps_method: str | None = "gradcam",
+           maps_size: MapSize = "features") -> CVResult:
+    """Train and test on each fold (default: all), then write every target's map for each test image
+    (``fold_<k>/test_maps.npz``, see :mod:`dermx.train.fold_maps`).
+
+    ``maps_method``: CAM method of the maps (``None`` or ``"none"``: no maps); ``maps_size``:
+    ``"features"`` (the CAM feature grid, the default), ``"input"`` or ``(h, w)``. With ``config.resume``,
+    folds whose checkpoint and predictions exist are kept (their maps are computed if missing or made
+    with another method or size) and an interrupted fold restarts from its last Lightning checkpoint.
+    """
     out = Path(config.out)
+    method = maps_method_name(maps_method)  # an unknown method or size fails before any training
+    output_size(maps_size, (1, 1), (1, 1))
     chosen = available_folds(config) if folds is None else folds
     if not chosen:
         raise ValueError("no folds to run")
     results: dict[int, TrainResult] = {}
+    maps: dict[int, Path] = {}
     for k in chosen:
         fold_config = config.replace(fold=k, out=str(out / f"fold_{k}"))
         done = Path(fold_config.out)
-        if config.resume and (done / "model" / "config.json").is_file() and (done / "predictions.csv").is_file():
+        resumed = (config.resume and (done / "model" / "config.json").is_file()
+                   and (done / "predictions.csv").is_file())
+        if resumed:
             results[k] = TrainResult(done / "model", done, predictions=done / "predictions.csv")
+        else:
+            results[k] = fit(fold_config)
+        if method is None or results[k].predictions is None:  # no test part here (or not global rank 0)
             continue
-        results[k] = fit(fold_config)
+        maps[k] = done / MAPS_FILE
+        if not (resumed and has_fold_maps(maps[k], method, maps_size)):
+            write_test_maps(fold_config, results[k].checkpoint_dir, method=method, size=maps_size)
     frames = [pd.read_csv(r.predictions).assign(fold=k) for k, r in results.items() if r.predictions]
     predictions, summary = out / "predictions.csv", out / "summary.csv"
     pd.concat(frames, ignore_index=True).to_csv(predictions, index=False)
     rows = [{"fold": k, **{m: v for m, v in r.metrics.items() if m.startswith(("test/", "val/"))}}
             for k, r in results.items()]
     pd.DataFrame(rows).to_csv(summary, index=False)
-    return CVResult(results, predictions, summary)
+    return CVResult(results, predictions, summary, maps)
