@@ -102,10 +102,11 @@ class DermXModule(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         outputs, parts = self._step(batch, create_graph=False)
         self._log_parts("val", parts, batch["image"].shape[0])
-        self._val_outputs.append({"dx_probs": outputs["diagnosis"].detach().softmax(1),
+        # float32: under bf16/16-mixed autocast the logits are half precision, which NumPy cannot take
+        self._val_outputs.append({"dx_probs": outputs["diagnosis"].detach().float().softmax(1),
                                   "diagnosis": batch["diagnosis"],
                                   "char_probs": outputs.get("characteristic", outputs["diagnosis"][:, :0])
-                                  .detach().sigmoid(),
+                                  .detach().float().sigmoid(),
                                   "characteristics": batch["characteristics"]})
 
     def on_validation_epoch_end(self) -> None:
