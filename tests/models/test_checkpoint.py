@@ -84,3 +84,17 @@ def test_missing_tensors_and_files_are_reported(saved: tuple[Path, torch.nn.Modu
         load_checkpoint(directory)
     with pytest.raises(CheckpointError, match=r"config\.json and model\.safetensors"):
         load_checkpoint(tmp_path / "nothing")
+
+
+def test_resolution_policy_is_recorded_and_validated(saved: tuple[Path, torch.nn.Module]) -> None:
+    directory, model = saved
+    assert json.loads((directory / "config.json").read_text())["resolution"] == "pad"
+    model.config.resolution = "crop"
+    assert load_checkpoint(save_checkpoint(model, directory)).config.resolution == "crop"
+    config = json.loads((directory / "config.json").read_text())
+    del config["resolution"]  # a checkpoint written before the policy was recorded
+    (directory / "config.json").write_text(json.dumps(config))
+    assert load_checkpoint(directory).config.resolution == "pad"
+    _edit(directory, resolution="stretch")
+    with pytest.raises(CheckpointError, match=r"unknown resolution policy 'stretch'"):
+        load_checkpoint(directory)

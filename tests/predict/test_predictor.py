@@ -122,3 +122,13 @@ def test_diagnosis_only_model(tmp_path: Path) -> None:
     predictor = Predictor(tiny_checkpoint(tmp_path / "dx", kind="dx-only"))
     (result,) = predictor.predict([photo()])
     assert result.characteristics == [] and list(result.maps) == [f"diagnosis:{result.diagnosis}"]
+
+
+def test_resolution_defaults_to_the_training_policy(tmp_path: Path) -> None:
+    from dermx.models import load_checkpoint, save_checkpoint
+
+    model = load_checkpoint(tiny_checkpoint(tmp_path / "a"))
+    model.config.resolution = "crop"
+    directory = save_checkpoint(model, tmp_path / "b")
+    assert Predictor(directory).resolution == "crop"
+    assert Predictor(directory, resolution="squash").resolution == "squash"

@@ -19,14 +19,14 @@ def trained(tiny_db: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
     out = tmp_path_factory.mktemp("run")
     config = TrainConfig(data=str(tiny_db[0]), images=str(tiny_db[1]), kind="dermx+", input_size=(32, 32),
                          epochs=1, batch_size=8, pretrained=False, fold=0, val_fraction=0.25, progress=False,
-                         cache_dir=str(out / "cache"), out=str(out / "run"), in_memory=True)
+                         cache_dir=str(out / "cache"), out=str(out / "run"), in_memory=True, resolution="crop")
     return config, fit(config)
 
 
 def test_fit_writes_a_shareable_checkpoint_and_test_predictions(trained: tuple[TrainConfig, TrainResult]) -> None:
     _, result = trained
     model = load_checkpoint(result.checkpoint_dir)
-    assert model.config.kind == "dermx+" and model.config.input_size == (32, 32)
+    assert model.config.kind == "dermx+" and model.config.input_size == (32, 32) and model.config.resolution == "crop"
     assert model.config.training_data["n_test"] == 12 and model.config.training_data["fold"] == 0
     frame = pd.read_csv(result.predictions)
     assert len(frame) == 12

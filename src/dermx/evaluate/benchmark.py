@@ -142,14 +142,6 @@ def find_checkpoints(path: str | Path) -> dict[int | None, Path]:
     return {fold: directory}
 
 
-def _policy(checkpoint: Path) -> ResolutionPolicy:
-    """The resolution policy of the training run a checkpoint came from (``pad`` when unknown)."""
-    run_config = checkpoint.parent / "config.json"
-    if run_config.is_file():
-        return json.loads(run_config.read_text(encoding="utf-8")).get("resolution", "pad")
-    return "pad"
-
-
 def load_candidates(name: str, path: str | Path, db: DermXDB, *, method: str = "gradcam",
                     threshold: float = 0.5, stems: Sequence[str] | None = None) -> list[Candidate]:
     """One :class:`Candidate` per fold checkpoint under ``path``, tested on its fold's test images
@@ -162,7 +154,7 @@ def load_candidates(name: str, path: str | Path, db: DermXDB, *, method: str = "
         out.append(Candidate(name=name, kind=config.kind, fold=fold, stems=tuple(test),
                              characteristics=tuple(config.characteristics), input_size=config.input_size,
                              mean=config.mean, std=config.std, explain=CamExplainer(model, method, threshold),
-                             policy=_policy(directory), checkpoint=str(directory)))
+                             policy=config.resolution, checkpoint=str(directory)))
     return out
 
 

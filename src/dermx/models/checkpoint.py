@@ -53,7 +53,10 @@ def _config_from(document: dict[str, Any], source: Path) -> ModelConfig:
     unknown = sorted(set(document) - fields - {"format", "dermx_version"})
     if unknown:
         raise CheckpointError(f"{source}: unknown config field(s) {unknown}")
-    config = ModelConfig(**{k: document[k] for k in fields if k in document})
+    try:
+        config = ModelConfig(**{k: document[k] for k in fields if k in document})
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{source}: {error}") from error
     if tuple(config.diagnoses) != vocab.DIAGNOSES:
         raise CheckpointError(f"{source}: diagnosis classes {list(config.diagnoses)} differ from dermx's "
                               f"{list(vocab.DIAGNOSES)} (order matters)")

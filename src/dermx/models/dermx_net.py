@@ -25,12 +25,20 @@ from dermx.models.presets import IMAGENET_MEAN, IMAGENET_STD, get_preset
 
 ModelKind = Literal["dx-only", "dermx", "dermx+"]
 MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
+#: How an image is fitted to the input size: keep the aspect ratio and pad, keep it and crop, or squash.
+ResolutionPolicy = Literal["pad", "crop", "squash"]
+RESOLUTION_POLICIES: tuple[str, ...] = get_args(ResolutionPolicy)
 HIDDEN = 64
 
 
 @dataclass
 class ModelConfig:
-    """Everything needed to rebuild a model for inference (stored in shareable checkpoints)."""
+    """Everything needed to rebuild a model for inference (stored in shareable checkpoints).
+
+    ``resolution`` is the policy images were fitted to ``input_size`` with in training; inference
+    (``dermx predict``, the benchmark) uses the same one unless told otherwise. Checkpoints written
+    before it was recorded load with ``pad``, the training default.
+    """
 
     backbone: str
     kind: ModelKind = "dermx"
@@ -42,11 +50,14 @@ class ModelConfig:
     diagnoses: tuple[str, ...] = vocab.DIAGNOSES
     characteristics: tuple[str, ...] = vocab.CHARACTERISTICS
     dropout: float = 0.2
+    resolution: ResolutionPolicy = "pad"
     training_data: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"unknown model kind {self.kind!r}; expected one of {MODEL_KINDS}")
+        if self.resolution not in RESOLUTION_POLICIES:
+            raise ValueError(f"unknown resolution policy {self.resolution!r}; expected one of {RESOLUTION_POLICIES}")
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
         self.mean = tuple(float(v) for v in self.mean)  # type: ignore[assignment]
         self.std = tuple(float(v) for v in self.std)  # type: ignore[assignment]

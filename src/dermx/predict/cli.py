@@ -20,8 +20,8 @@ def register(app: typer.Typer) -> None:
         threshold: float = typer.Option(0.5, help="Probability from which a characteristic is present."),
         method: str = typer.Option("gradcam", help="CAM method for the explanation maps."),
         batch_size: int = typer.Option(8, min=1, help="Images per forward pass."),
-        resolution: str = typer.Option("pad", help="How images fit the input size: pad, crop or squash "
-                                                    "(as in training)."),
+        resolution: str | None = typer.Option(None, help="How images fit the input size: pad, crop or "
+                                                           "squash (default: as the model was trained)."),
     ) -> None:
         """Diagnose and explain images: ranked diagnoses, characteristics, overlays and maps."""
         from dermx.predict.run import run_predict

@@ -64,13 +64,13 @@ class Predictor:
         model: a :class:`~dermx.models.DermXNet` or a checkpoint folder (or a file in it).
         method: CAM method (see :mod:`dermx.explain.methods`).
         threshold: a characteristic is present when its sigmoid probability is ≥ ``threshold``.
-        resolution: how images are fitted to the input size, as in training (``pad`` by default;
-            checkpoints do not record it yet).
+        resolution: how images are fitted to the input size; default: the policy the model was
+            trained with (``model.config.resolution``).
         batch_size: images per forward pass in :meth:`predict`.
     """
 
     def __init__(self, model: DermXNet | str | Path, *, method: str = "gradcam", threshold: float = 0.5,
-                 resolution: ResolutionPolicy = "pad", batch_size: int = 8) -> None:
+                 resolution: ResolutionPolicy | None = None, batch_size: int = 8) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if batch_size < 1:
@@ -82,7 +82,7 @@ class Predictor:
         config = self.model.config
         self.method = method
         self.threshold = threshold
-        self.resolution = resolution
+        self.resolution: ResolutionPolicy = resolution or config.resolution
         self.batch_size = batch_size
         # maps at the feature grid; only the kept ones are brought to the input size (see ``run``)
         self.engine = CamEngine(self.model, method, size="features")

@@ -35,10 +35,10 @@ def _table(prediction: Prediction) -> Table:
 
 
 def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: bool, threshold: float,
-                method: str, batch_size: int, resolution: str) -> int:
+                method: str, batch_size: int, resolution: str | None) -> int:
     """Predict every image; returns the exit code (0, or 1 when any input was skipped or unreadable)."""
     err = Console(stderr=True)
-    if resolution not in get_args(ResolutionPolicy):
+    if resolution is not None and resolution not in get_args(ResolutionPolicy):
         err.print(f"[red]error:[/] --resolution must be one of {get_args(ResolutionPolicy)}, got {resolution!r}")
         return 2
     try:

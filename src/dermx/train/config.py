@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dermx.data.fusion import FusionRule
-from dermx.models.dermx_net import ModelKind
+from dermx.models.dermx_net import ModelKind, ResolutionPolicy
 
-ResolutionPolicy = Literal["pad", "crop", "squash"]
 LabelRule = Literal["any", "majority"]
 DERMX_PLUS_GA_WEIGHT = 10.0
 

@@ -3,24 +3,29 @@
 Run folder layout::
 
     <out>/config.json              the TrainConfig used
-    <out>/lightning/{best,last}.ckpt   Lightning checkpoints (``resume=True`` restarts from last)
-    <out>/logs/metrics.csv         CSV log (TensorBoard events too when installed)
+    <out>/lightning/{best,last}.ckpt   Lightning checkpoints: best on ``monitor``, last of every epoch
+                                   (``resume=True`` continues from last)
+    <out>/logs/metrics.csv         CSV log, kept across resumes
+    <out>/tensorboard/             TensorBoard events, when tensorboard or tensorboardX is installed
     <out>/model/                   shareable checkpoint of the selected model (see dermx.models)
     <out>/predictions.csv          test-part predictions, when the run has a test part
 """
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from dermx.models import DermXNet, build_model, save_checkpoint
 from dermx.train.config import TrainConfig
@@ -43,9 +48,12 @@ class TrainResult:
 
 
 def model_from_config(config: TrainConfig) -> DermXNet:
-    return build_model(config.preset, kind=config.kind, backbone=config.backbone,
-                       characteristics=config.characteristics, input_size=config.input_size,
-                       dropout=config.dropout, pretrained=config.pretrained, weights=config.weights)
+    """The network a run trains; its config records the run's resolution policy for inference."""
+    model = build_model(config.preset, kind=config.kind, backbone=config.backbone,
+                        characteristics=config.characteristics, input_size=config.input_size,
+                        dropout=config.dropout, pretrained=config.pretrained, weights=config.weights)
+    model.config.resolution = config.resolution
+    return model
 
 
 def _devices(value: str) -> int | str | list[int]:
@@ -56,17 +64,53 @@ def _devices(value: str) -> int | str | list[int]:
     return value
 
 
-def build_trainer(config: TrainConfig, run_dir: Path) -> tuple[L.Trainer, ModelCheckpoint]:
-    """A Trainer with the run's loggers and callbacks (``inference_mode=False`` for Grad-CAM)."""
+class _ResumedCSVLogger(CSVLogger):
+    """``<run>/logs/metrics.csv`` that, when the run resumes from a checkpoint at global step ``resume_step``,
+    keeps the rows logged before that step (Lightning's CSVLogger deletes an existing file)."""
+
+    def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
+        super().__init__(run_dir, name="logs", version="")
+        self.resume_step = resume_step
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        if self._experiment is not None or self.resume_step is None:
+            return super().experiment
+        path = Path(self.log_dir) / "metrics.csv"
+        keys: list[str] = []
+        rows: list[dict[str, str]] = []
+        if path.is_file():
+            with path.open(newline="") as file:
+                reader = csv.DictReader(file)
+                rows = [row for row in reader if row.get("step") and int(row["step"]) < self.resume_step]
+                keys = list(reader.fieldnames or [])
+        writer = super().experiment
+        if rows:
+            with path.open("w", newline="") as file:
+                table = csv.DictWriter(file, fieldnames=keys)
+                table.writeheader()
+                table.writerows(rows)
+            writer.metrics_keys = keys
+        return writer
+
+
+def build_trainer(config: TrainConfig, run_dir: Path,
+                  resume_step: int | None = None) -> tuple[L.Trainer, ModelCheckpoint]:
+    """A Trainer with the run's loggers and callbacks (``inference_mode=False`` for Grad-CAM);
+    ``resume_step``: the global step of the checkpoint the run resumes from."""
     mode = "max" if config.monitor.endswith("f1") else "min"
     best = ModelCheckpoint(dirpath=run_dir / "lightning", filename="best", monitor=config.monitor, mode=mode,
-                           save_top_k=1, save_last=True, auto_insert_metric_name=False)
-    callbacks: list[Callback] = [best]
+                           save_top_k=1, auto_insert_metric_name=False)
+    # every epoch (Lightning >= 2.6 writes save_last=True's last.ckpt only when a top-k checkpoint is saved)
+    last = ModelCheckpoint(dirpath=run_dir / "lightning", filename="last", monitor=None, save_top_k=1,
+                           enable_version_counter=False)
+    callbacks: list[Callback] = [best, last]
     if config.early_stopping:
         callbacks.append(EarlyStopping(monitor=config.monitor, mode=mode, patience=config.early_stopping))
     if config.progress:
         callbacks.append(RichProgressBar())
-    loggers: list[Logger] = [CSVLogger(run_dir, name="logs", version="")]
+    loggers: list[Logger] = [_ResumedCSVLogger(run_dir, resume_step)]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
     trainer = L.Trainer(
@@ -124,13 +168,15 @@ def fit(config: TrainConfig) -> TrainResult:
     labels = torch.tensor([item.characteristics for item in data.parts["train"]], dtype=torch.float32)
     pos_weight = char_pos_weight_tensor(labels, config.char_pos_weight, config.char_pos_weight_max)
     module = DermXModule(model, config, char_pos_weight=pos_weight)
-    trainer, best = build_trainer(config, run_dir)
     last = run_dir / "lightning" / "last.ckpt"
-    if config.resume and not last.is_file():
+    resume = config.resume and last.is_file()
+    if config.resume and not resume:
         log.warning("--resume: no %s yet, starting from scratch", last)
+    step = torch.load(last, map_location="cpu", weights_only=False, mmap=True)["global_step"] if resume else None
+    trainer, best = build_trainer(config, run_dir, resume_step=step)
     if trainer.is_global_zero:
         config.save(run_dir / "config.json")
-    trainer.fit(module, datamodule=data, ckpt_path=last if config.resume and last.is_file() else None)
+    trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
     selected = best.best_model_path or (str(last) if last.is_file() else "")
     if selected:
         state = torch.load(selected, map_location="cpu", weights_only=False)["state_dict"]
