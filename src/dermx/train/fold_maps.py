@@ -142,11 +142,12 @@ def compute_fold_maps(model: DermXNet, dataset: ImageDataset, *, method: str = "
     model.eval()
     engine = CamEngine(model, method, model.config.cam_layer, size=size)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    device = next(model.parameters()).device
     stems: list[str] = []
     parts: dict[str, list[np.ndarray]] = {"characteristic": [], "diagnosis": []}
     names: dict[str, tuple[str, ...]] = {"characteristic": (), "diagnosis": ()}
     for batch in track(loader, description=description, total=len(loader), disable=not progress):
-        result = engine(batch["image"])
+        result = engine(batch["image"].to(device))
         maps = result.maps.detach().cpu().to(torch.float16).numpy()
         for head in parts:
             columns = [i for i, t in enumerate(result.targets) if t.head == head]
