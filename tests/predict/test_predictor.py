@@ -132,3 +132,5 @@ def test_resolution_defaults_to_the_training_policy(tmp_path: Path) -> None:
     directory = save_checkpoint(model, tmp_path / "b")
     assert Predictor(directory).resolution == "crop"
     assert Predictor(directory, resolution="squash").resolution == "squash"
+    with pytest.raises(ValueError, match=r"unknown resolution policy 'stretch'"):
+        Predictor(directory, resolution="stretch")  # type: ignore[arg-type]

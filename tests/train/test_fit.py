@@ -80,3 +80,8 @@ def test_cli_reports_a_missing_image_folder(tiny_db: tuple[Path, Path], tmp_path
                                       "--no-pretrained", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "image folder does not exist" in result.output
+
+
+def test_an_unknown_resolution_policy_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"unknown resolution policy 'stretch'"):
+        TrainConfig(resolution="stretch")  # type: ignore[arg-type]

@@ -28,6 +28,12 @@ MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
 #: How an image is fitted to the input size: keep the aspect ratio and pad, keep it and crop, or squash.
 ResolutionPolicy = Literal["pad", "crop", "squash"]
 RESOLUTION_POLICIES: tuple[str, ...] = get_args(ResolutionPolicy)
+
+
+def check_resolution(policy: str) -> None:
+    """ValueError unless ``policy`` is one of :data:`RESOLUTION_POLICIES`."""
+    if policy not in RESOLUTION_POLICIES:
+        raise ValueError(f"unknown resolution policy {policy!r}; expected one of {RESOLUTION_POLICIES}")
 HIDDEN = 64
 
 
@@ -56,8 +62,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"unknown model kind {self.kind!r}; expected one of {MODEL_KINDS}")
-        if self.resolution not in RESOLUTION_POLICIES:
-            raise ValueError(f"unknown resolution policy {self.resolution!r}; expected one of {RESOLUTION_POLICIES}")
+        check_resolution(self.resolution)
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
         self.mean = tuple(float(v) for v in self.mean)  # type: ignore[assignment]
         self.std = tuple(float(v) for v in self.std)  # type: ignore[assignment]

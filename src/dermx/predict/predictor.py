@@ -21,9 +21,9 @@ from dermx.explain import CamEngine
 from dermx.explain.maps import finalize
 from dermx.models import DermXNet, load_checkpoint
 from dermx.models.checkpoint import WEIGHTS_FILE, dermx_version
+from dermx.models.dermx_net import ResolutionPolicy, check_resolution
 from dermx.predict.io import ImageSource, Placement, as_array, open_image, preprocess
 from dermx.predict.result import CharacteristicResult, Prediction
-from dermx.train.config import ResolutionPolicy
 from dermx.train.datasets import joint_transform
 
 
@@ -75,6 +75,8 @@ class Predictor:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if resolution is not None:
+            check_resolution(resolution)
         self.checkpoint = None if isinstance(model, torch.nn.Module) else Path(model)
         self.model = load_checkpoint(model) if self.checkpoint is not None else model.eval()  # type: ignore[arg-type]
         #: SHA-256 of the checkpoint's weights file (``None`` for an in-memory model).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -16,7 +16,6 @@ from dermx.models import CheckpointError
 from dermx.predict.files import collect, write_outputs
 from dermx.predict.predictor import Predictor, PreparedImage
 from dermx.predict.result import Prediction
-from dermx.train.config import ResolutionPolicy
 
 
 def _table(prediction: Prediction) -> Table:
@@ -38,9 +37,6 @@ def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: b
                 method: str, batch_size: int, resolution: str | None) -> int:
     """Predict every image; returns the exit code (0, or 1 when any input was skipped or unreadable)."""
     err = Console(stderr=True)
-    if resolution is not None and resolution not in get_args(ResolutionPolicy):
-        err.print(f"[red]error:[/] --resolution must be one of {get_args(ResolutionPolicy)}, got {resolution!r}")
-        return 2
     try:
         predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution,  # type: ignore[arg-type]
                               batch_size=batch_size)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dermx.data.fusion import FusionRule
-from dermx.models.dermx_net import ModelKind, ResolutionPolicy
+from dermx.models.dermx_net import ModelKind, ResolutionPolicy, check_resolution
 
 LabelRule = Literal["any", "majority"]
 DERMX_PLUS_GA_WEIGHT = 10.0
@@ -108,6 +108,7 @@ class TrainConfig:
             raise ValueError(f"char_pos_weight must be 'balanced', a number or None, got {self.char_pos_weight!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        check_resolution(self.resolution)
 
     @property
     def attention_weight(self) -> float:
