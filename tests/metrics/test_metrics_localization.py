@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.metrics import roc_auc_score
 
-from dermx.metrics import METRICS, Scores, energy_pointing, metric_info, pointing_game, roc_auc
+from dermx.metrics import METRICS, Scores, energy_pointing, metric_info, pointing_game, roc_auc, sensitivity
 from dermx.metrics.localization import dilate
 
 
@@ -80,6 +80,24 @@ def test_energy_pointing_hand_case_and_undefined() -> None:
     with pytest.raises(ValueError, match="saliency must be non-negative"):
         energy_pointing(-s, y.expand(2, 2, 2))
 
+
+
+def test_energy_pointing_undefined_on_empty_reference_like_the_other_scores() -> None:
+    """An empty reference (Σy = 0) is undefined for every score, energy included (it used to give 0)."""
+    s = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.zeros(2, 4, 4)
+    y[1, 1:3, 1:3] = 1.0
+    energy = energy_pointing(s, y)
+    assert energy.undefined.tolist() == [True, False] and energy.n_undefined == 1
+    assert math.isnan(energy.values[0]) and energy.values[1] == pytest.approx((s[1] * y[1]).sum() / s[1].sum())
+    for other in (pointing_game(s, y), roc_auc(s, y), sensitivity(s, y)):
+        assert other.undefined.tolist() == energy.undefined.tolist()
+
+
+def test_pointing_game_on_a_grid_without_pixels_raises_a_value_error() -> None:
+    for shape in [(2, 0, 4), (2, 3, 0)]:
+        with pytest.raises(ValueError, match="at least one pixel"):
+            pointing_game(torch.zeros(shape), torch.zeros(shape))
 
 def test_roc_auc_hand_cases() -> None:
     # binary: positives score .9, .5; negatives .1, .5; pairs 1 + 1 + 1 + ½ (tie) out of 4

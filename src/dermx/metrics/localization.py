@@ -13,10 +13,12 @@ Pointing game
     ``max {y(x) : |x − argmax s| ≤ r}``. Ties: when several pixels share the maximum, the hit weight
     is the mean over all of them (a constant map scores the mean membership, not the membership of
     an arbitrary corner pixel). Undefined when the reference is empty (Σy = 0): no map can hit it.
+    A map without pixels (an ``H × W`` grid with ``H·W = 0``) has no maximum: ``ValueError``.
 
 Energy-based pointing
     The share of the map's mass on the reference, weighted by membership: ``Σ s·y / Σ s``.
-    Undefined for an all-zero map.
+    Undefined for an all-zero map (Σs = 0), and, as the pointing game, AUC and sensitivity, for an
+    empty reference (Σy = 0): there is nothing to point at, so 0 would be a score the map did not earn.
 
 ROC AUC
     Each pixel ``x`` is a positive sample with weight ``y(x)`` and a negative sample with weight
@@ -84,11 +86,15 @@ def pointing_game(saliency: Tensor, reference: Tensor, *, tolerance: float = 0.0
     """Fuzzy pointing game: ``y`` at the map's maximum, or the largest ``y`` within ``tolerance`` pixels.
 
     Ties are averaged: ``hit = Σ_{x ∈ M} y_r(x) / |M|`` with ``M`` the pixels where ``s`` is maximal
-    and ``y_r`` the reference dilated by a disc of radius ``tolerance``. Undefined where Σy = 0.
+    and ``y_r`` the reference dilated by a disc of radius ``tolerance``. Undefined where Σy = 0;
+    ``ValueError`` on a grid without pixels.
     """
     s = check_finite("saliency", saliency)
     y = check_unit_interval("reference", reference)
     leading = check_pair("saliency", s, "reference", y)
+    if s.shape[-2] * s.shape[-1] == 0:
+        raise ValueError(f"pointing game needs at least one pixel, got a {s.shape[-2]}x{s.shape[-1]} grid "
+                         f"(saliency shape {tuple(s.shape)})")
     reach = dilate(y, tolerance) if tolerance else y
     at_max = (s == s.amax(dim=_PIXELS, keepdim=True)).to(y.dtype)
     hits = (at_max * reach).sum(dim=_PIXELS) / at_max.sum(dim=_PIXELS)
@@ -96,14 +102,15 @@ def pointing_game(saliency: Tensor, reference: Tensor, *, tolerance: float = 0.0
 
 
 def energy_pointing(saliency: Tensor, reference: Tensor) -> Scores:
-    """Energy-based pointing game ``Σ s·y / Σ s`` (non-negative ``s``); undefined where Σs = 0.
+    """Energy-based pointing game ``Σ s·y / Σ s`` (non-negative ``s``); undefined where Σs = 0 or Σy = 0.
 
     For ``s`` in [0, 1] this is the fuzzy precision under the product t-norm.
     """
     s = check_finite("saliency", saliency, nonnegative=True)
     y = check_unit_interval("reference", reference)
     leading = check_pair("saliency", s, "reference", y)
-    return ratio((s * y).sum(dim=_PIXELS), s.sum(dim=_PIXELS).expand(leading))
+    share = ratio((s * y).sum(dim=_PIXELS), s.sum(dim=_PIXELS).expand(leading))
+    return mark_undefined(share.values, share.undefined | (y.sum(dim=_PIXELS) == 0).expand(leading))
 
 
 def roc_auc(saliency: Tensor, reference: Tensor) -> Scores:
