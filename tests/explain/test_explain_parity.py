@@ -43,8 +43,9 @@ CASES = [
 ]
 
 
-def oracle_maps(method: str, model: nn.Module, layer: str, images: Tensor, targets: tuple[int, ...]) -> np.ndarray:
-    with ORACLES[method](model=model, target_layers=[find_layer(model, layer)]) as cam:
+def oracle_maps(method: str, model: nn.Module, layer: str, images: Tensor, targets: tuple[int, ...],
+                **options: object) -> np.ndarray:
+    with ORACLES[method](model=model, target_layers=[find_layer(model, layer)], **options) as cam:
         if method == "scorecam":
             cam.batch_size = 64
         per_target = [cam(images, [ClassifierOutputTarget(t)] * len(images)) for t in targets]
@@ -66,6 +67,26 @@ def test_matches_pytorch_grad_cam(
     assert ours.maps.shape == (len(images), len(TARGETS), *images.shape[-2:])
     assert ours.route == ("none" if method == "eigencam" else "linear" if layer == POOLED[arch] else "batched")
     np.testing.assert_allclose(ours.maps.numpy(), expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(("method", "create_graph"), [("gradcam", False), ("gradcam", True), ("eigencam", False)])
+def test_layer_the_model_overwrites_in_place(method: str, create_graph: bool, resnet18: nn.Module,
+                                             images96: Tensor) -> None:
+    """timm's BasicBlock adds the shortcut into ``bn2``'s output in place (``x += shortcut``), then applies
+    an in-place ReLU: the maps are ``bn2``'s own, through both gradient paths (``create_graph`` False:
+    graph from the layer on; True: the DermX+ training path, differentiable). pytorch-grad-cam keeps a
+    reference to the overwritten tensor; its ``reshape_transform``, applied when the layer runs,
+    snapshots it with a clone, which makes it the oracle here."""
+    layer = "layer4.1.bn2"
+    ours = explain(resnet18, images96, targets=list(TARGETS), method=method, layer=layer, create_graph=create_graph)
+    expected = oracle_maps(method, resnet18, layer, images96, TARGETS, reshape_transform=torch.clone)
+    assert ours.route == ("none" if method == "eigencam" else "batched")
+    np.testing.assert_allclose(ours.maps.detach().numpy(), expected, atol=1e-4, rtol=0)
+    overwritten = oracle_maps(method, resnet18, layer, images96, TARGETS)
+    assert np.abs(overwritten - expected).max() > 0.1  # the in-place write matters: the check is not vacuous
+    if create_graph:
+        (grad,) = torch.autograd.grad(ours.maps.sum(), resnet18.layer4[1].bn2.weight)
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize(("arch", "layer"), [("resnet18", "layer1"), ("efficientnet_b0", "blocks.1")])

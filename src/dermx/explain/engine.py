@@ -218,10 +218,9 @@ class CamEngine:
                 outputs = self._run(images)
                 return _Pass(outputs, capture.output, None)
             features = self.model.forward_features(images)
-            if len(capture.outputs) == 1 and capture.outputs[0] is features:
-                pooled = features.mean(dim=(-2, -1))
-                return _Pass(self.model.forward_head(pooled[..., None, None]), features, pooled)
-            return _Pass(self.model.forward_head(features), capture.output, None)
+            pooled = features.mean(dim=(-2, -1)) if capture.passed_on(features) else None
+            outputs = self.model.forward_head(features if pooled is None else pooled[..., None, None])
+            return _Pass(outputs, capture.output, pooled)
 
     def _gradients(self, run: _Pass, logits: Tensor, columns: list[int]) -> tuple[str, Tensor]:
         """``(route, G)`` with G broadcastable to ``(B, T, K, h, w)`` (1×1 grid on pooled routes)."""
