@@ -89,7 +89,8 @@ class CamEngine:
             (see :mod:`dermx.explain.layers`).
         size: ``"input"`` (the model input), ``"features"`` (the feature grid) or ``(h, w)``.
         interpolation: resizing mode, bilinear by default.
-        normalize: per-map min-max normalisation with ``eps``; ``False`` keeps raw values.
+        normalize: per-map min-max normalisation (:func:`dermx.explain.maps.minmax`); ``False`` keeps raw
+            values.
         relu: clamp negative map values at the feature grid.
         zero_absent: zero maps of targets predicted absent (logit < 0): ``True`` for every target,
             or the names of the multi-label heads it applies to (DermX: ``{"characteristic"}``).
@@ -98,7 +99,8 @@ class CamEngine:
         create_graph: keep maps differentiable w.r.t. the parameters (gradient methods only).
         class_names: output names of a plain classifier, so targets can be given by name.
         score_batch_size: masked images per forward pass in Score-CAM.
-        eps: ε of the min-max normalisation.
+        eps: relative ε of the min-max normalisation: a map whose range is below ``eps`` times its
+            largest magnitude counts as flat (see :func:`dermx.explain.maps.minmax`).
     """
 
     def __init__(

@@ -1,16 +1,18 @@
 """Post-processing of raw maps ``(B, T, h, w)``: ReLU, resizing, min-max normalisation, absent targets.
 
 Order: ReLU at the feature grid → (if normalising) min-max at the grid → resize → min-max again.
-Normalising before resizing makes ε act on a unit-range map, so the result does not depend on the
-scale of the raw map; the second pass restores an exact [0, 1] range after interpolation. This is
-also pytorch-grad-cam's convention, so maps agree with it to float precision. Bilinear resizing uses
-half-pixel centres (``align_corners=False``), the same sampling as OpenCV's ``INTER_LINEAR``.
+The second pass restores an exact [0, 1] range after interpolation. This is also pytorch-grad-cam's
+order, so maps agree with it to float precision. Min-max normalisation is scale-free (its ε is
+relative, see :func:`minmax`): a map and the same map times 10⁻⁶ normalise alike, at any size.
+Bilinear resizing uses half-pixel centres (``align_corners=False``), the same sampling as OpenCV's
+``INTER_LINEAR``.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -20,10 +22,19 @@ Interpolation = Literal["bilinear", "nearest", "bicubic"]
 
 
 def minmax(maps: Tensor, eps: float) -> Tensor:
-    """Per-map (m − min m) / (max m − min m + ε) over the last two dimensions."""
+    """Per-map min-max normalisation over the last two dimensions, with a relative ε:
+
+    minmax(m) = (m − min m) / max(r, ε·M),  r = max m − min m,  M = max |m|;  0 where r = M = 0.
+
+    The result is invariant to the map's scale (minmax(c·m) = minmax(m) for c > 0), so a map whose
+    values span 1e-6 still peaks at exactly 1 (an absolute ε would shrink it to r / (r + ε)). A map
+    that varies by less than ε of its own magnitude (rounding noise on a constant) is not blown up
+    to full range, and a constant map, zero or not, normalises to all zeros, never NaN.
+    """
     low = maps.amin(dim=(-2, -1), keepdim=True)
     shifted = maps - low
-    return shifted / (shifted.amax(dim=(-2, -1), keepdim=True) + eps)
+    span = torch.maximum(shifted.amax(dim=(-2, -1), keepdim=True), eps * maps.abs().amax(dim=(-2, -1), keepdim=True))
+    return shifted / torch.where(span > 0, span, torch.ones_like(span))
 
 
 def resize(maps: Tensor, size: tuple[int, int], interpolation: Interpolation) -> Tensor:

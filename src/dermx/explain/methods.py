@@ -8,6 +8,10 @@ Notation: A ∈ R^{K×h×w} are the target layer's activations for one image, y_
 Gradients arrive as a tensor broadcastable to ``(B, T, K, h, w)``. When the target layer feeds global
 average pooling, G is constant over the grid and arrives with a ``1×1`` grid; every formula below is
 written so that both shapes give the same result (spatial sums are ``h·w`` times spatial means).
+
+Maps agree with pytorch-grad-cam except where it departs from the papers' formulas: Grad-CAM++ here
+has no absolute ε in its coefficient, and Eigen-CAM's sign is fixed by a stated rule rather than
+left to LAPACK (see :func:`gradcam_plus_plus` and :func:`eigencam`).
 """
 
 from __future__ import annotations
@@ -82,16 +86,23 @@ def xgradcam(inputs: CamInputs, eps: float = 1e-7) -> Tensor:
     return _weighted_sum(weights, a)
 
 
-def gradcam_plus_plus(inputs: CamInputs, eps: float = 1e-6) -> Tensor:
+def gradcam_plus_plus(inputs: CamInputs) -> Tensor:
     """Grad-CAM++ (Chattopadhay et al. 2018, eq. 19; higher derivatives as powers of G):
 
-    a^c_kij = (G^c_kij)² / (2 (G^c_kij)² + Σ_ab A_kab (G^c_kij)³ + ε)   (0 where G^c_kij = 0);
+    a^c_kij = (G^c_kij)² / (2 (G^c_kij)² + Σ_ab A_kab (G^c_kij)³);
     α_ck = Σ_ij a^c_kij ReLU(G^c_kij);  map_c = Σ_k α_ck A_k.
+
+    Exactly the paper's ratio, without an additive ε: for G ≠ 0 it equals 1 / (2 + G Σ_ab A_kab),
+    which is how it is evaluated (no G² or G³ to underflow), and it is scale-free in G. The only
+    guard is at exact zeros of the paper's denominator, G = 0 or G Σ_ab A_kab = −2, where a = 0. An
+    absolute ε (pytorch-grad-cam's 1e-6) would instead dominate wherever 2G² < ε, which holds for a
+    large share of the gradients of typical networks, and shrink their coefficients towards 0.
     """
     grads, a, grid = inputs.grads, inputs.activations, inputs.grid
-    g2 = grads.pow(2)
     total = _spatial_sum(a, grid)[:, None, :, None, None]
-    alpha = torch.where(grads != 0, g2 / (2 * g2 + total * g2 * grads + eps), torch.zeros_like(g2))
+    denominator = 2 + total * grads
+    defined = (grads != 0) & (denominator != 0)
+    alpha = torch.where(defined, 1 / torch.where(defined, denominator, torch.ones_like(denominator)), 0)
     return _weighted_sum(_spatial_sum(alpha * grads.clamp(min=0), grid), a)
 
 
@@ -105,14 +116,23 @@ def eigencam(inputs: CamInputs) -> Tensor:
 
     With X ∈ R^{hw×K} the activations, one row per position, centred per channel (X̄ = X − mean_ij X)
     and X̄ = U S Vᵀ: map = X̄ v₁, reshaped to h×w. Class-agnostic: every target gets the same map.
-    The sign of v₁ is LAPACK's (as in pytorch-grad-cam); it is not otherwise fixed.
+
+    Sign: a principal component is only defined up to its sign (LAPACK, pytorch-grad-cam and
+    scikit-learn each pick one by their own rule). Here v₁ is oriented so that the map correlates
+    positively with the activation summed over channels, s_ij = Σ_k A_kij:
+    Σ_ij map_ij (s_ij − s̄) ≥ 0, i.e. Σ_k v₁k ≥ 0 (since X̄ᵀX̄ v₁ = σ₁² v₁), so the map is high where
+    the layer is most active. For non-negative (post-ReLU) activations this is scikit-learn's PCA sign
+    on the networks tested; for signed activations (e.g. SiLU) scikit-learn's rule (largest loading
+    positive) can disagree. A tie (zero correlation) keeps LAPACK's sign.
     """
     a = inputs.activations
     x = a.flatten(2).transpose(1, 2)
     x = x - x.mean(dim=1, keepdim=True)
     v1 = torch.linalg.svd(x, full_matrices=False).Vh[:, 0, :]
-    projection = (x @ v1[..., None]).reshape(a.shape[0], 1, *a.shape[-2:])
-    return projection.expand(-1, inputs.n_targets, -1, -1)
+    projection = x @ v1[..., None]
+    agreement = (projection[..., 0] * x.sum(dim=-1)).sum(dim=-1)
+    projection = projection * torch.where(agreement < 0, -1.0, 1.0).to(projection.dtype)[:, None, None]
+    return projection.reshape(a.shape[0], 1, *a.shape[-2:]).expand(-1, inputs.n_targets, -1, -1)
 
 
 def scorecam(inputs: CamInputs, eps: float = 1e-8) -> Tensor:
