@@ -56,7 +56,7 @@ def test_explain_loads_local_weights(app: typer.Typer, image_dir: Path, tmp_path
     weights = tmp_path / "weights.pt"
     torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), weights)
     result = CliRunner().invoke(app, ["explain", "--model", "resnet18", "--images", str(image_dir),
-                                      "--out", str(tmp_path / "out"), "--targets", "1", "--size", "32",
+                                      "--out", str(tmp_path / "out"), "--targets", "1", "--size", "64",
                                       "--weights", str(weights), "--method", "gradcam++"])
     assert result.exit_code == 0, result.output
     assert "random weights" not in result.output

@@ -5,6 +5,7 @@ coefficient, Eigen-CAM's sign and scale-free min-max normalisation."""
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -69,6 +70,40 @@ def test_eigencam_at_a_layer_overwritten_in_place(resnet18: nn.Module, images96:
     for projection, activations in zip(raw, layer_activations(resnet18, layer, images96), strict=True):
         expected = PCA(n_components=1).fit_transform(activations.flatten(1).T.double().numpy())[:, 0]
         np.testing.assert_allclose(np.abs(projection.flatten().numpy()), np.abs(expected), atol=1e-4, rtol=0)
+
+
+# --- input checks --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_pixels_raise_naming_the_batch_index(bad: float, tiny_dermx: nn.Module,
+                                                        tiny_images: Tensor) -> None:
+    images = tiny_images.clone()
+    images[1, 2, 5, 7] = bad
+    images[2, 0, 0, 0] = bad
+    with pytest.raises(ValueError, match=r"batch index \[1, 2\] contain NaN or infinite"):
+        explain(tiny_dermx, images)
+
+
+def test_integer_valued_targets_of_any_type(tiny_dermx: nn.Module, tiny_images: Tensor) -> None:
+    expected = explain(tiny_dermx, tiny_images, [1, 17]).maps
+    for targets in ([1.0, 17.0], [np.int64(1), np.float32(17)], [1.0, ("diagnosis", 1.0)]):
+        torch.testing.assert_close(explain(tiny_dermx, tiny_images, targets).maps, expected)
+    torch.testing.assert_close(explain(tiny_dermx, tiny_images, 1.0).maps, expected[:, :1])
+    for bad in (1.5, [2.5], float("nan")):
+        with pytest.raises(ValueError, match="is not an integer index"):
+            explain(tiny_dermx, tiny_images, bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="is not an index, a name or a"):
+        explain(tiny_dermx, tiny_images, [True])
+
+
+def test_one_by_one_grid_warns(resnet18: nn.Module) -> None:
+    with pytest.warns(RuntimeWarning, match="1x1 feature grid for 16x16 images"):
+        maps = explain(resnet18, torch.randn(1, 3, 16, 16), [1]).maps
+    assert (maps == 0).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explain(resnet18, torch.randn(1, 3, 64, 64), [1])
 
 
 # --- Grad-CAM++: the paper's coefficient, no absolute ε ---------------------------------------------

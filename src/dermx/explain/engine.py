@@ -23,6 +23,7 @@ serves both the classification loss and the attention loss.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -145,7 +146,11 @@ class CamEngine:
             self._layer = resolve_layer(model, layer, torch.empty(0))
 
     def __call__(self, images: Tensor, targets: Sequence[TargetSpec] | TargetSpec | None = None) -> CamResult:
-        """Explain ``images`` ``(B, C, H, W)`` for ``targets`` (``None``: every output of every head)."""
+        """Explain ``images`` ``(B, C, H, W)`` for ``targets`` (``None``: every output of every head).
+
+        ValueError on images with a NaN or infinite pixel (naming their batch indices); a
+        ``RuntimeWarning`` when the target layer's grid is 1×1, where no map can localise anything.
+        """
         images = self._check_images(images)
         if self._layer is None:
             self._layer = resolve_layer(self.model, self._layer_spec, images)
@@ -176,6 +181,11 @@ class CamEngine:
                     score_batch_size=self.score_batch_size,
                 )
                 raw = self.method.compute(inputs)
+                if raw.shape[-2] * raw.shape[-1] == 1:
+                    warnings.warn(f"layer {layer_name!r} has a 1x1 feature grid for {images.shape[-2]}x"
+                                  f"{images.shape[-1]} images: every map is spatially constant (all zero once "
+                                  "min-max normalised); use larger images or an earlier layer",
+                                  RuntimeWarning, stacklevel=2)
                 size = output_size(self.size, tuple(raw.shape[-2:]), tuple(images.shape[-2:]))
                 maps = finalize(raw, size, relu=self.relu, normalize=self.normalize, eps=self.eps,
                                 interpolation=self.interpolation)
@@ -195,6 +205,10 @@ class CamEngine:
             raise ValueError("images is an empty batch (batch size 0)")
         if not images.is_floating_point():
             raise ValueError(f"images must be a floating-point tensor, got {images.dtype}")
+        finite = torch.isfinite(images).flatten(1).all(dim=1)
+        if not bool(finite.all()):
+            bad = torch.nonzero(~finite).flatten().tolist()
+            raise ValueError(f"images at batch index {bad} contain NaN or infinite pixels")
         first_conv = next((m for m in self.model.modules() if isinstance(m, nn.Conv2d)), None)
         if first_conv is not None and images.shape[1] != first_conv.in_channels:
             raise ValueError(f"images have {images.shape[1]} channels but the model's first convolution "

@@ -9,12 +9,16 @@ target is one column of it, and resolves target specifications into :class:`Targ
 - a ``str``: an output name, unique over all heads (``"Psoriasis"``), or a head name meaning all of that
   head's outputs (``"diagnosis"``);
 - a ``(head, name_or_index)`` pair: ``("characteristic", "Plaque")`` or ``("diagnosis", 2)``.
+
+An index may be any integer type (``numpy.int64``, ...) or a float with an integer value (``1.0``, as
+labels read from a table often are); other floats and booleans are refused with a ``ValueError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Integral, Real
 
 import torch
 from torch import Tensor
@@ -80,7 +84,7 @@ class OutputLayout:
         everything = self.all_targets()
         if specs is None:
             return everything
-        if isinstance(specs, int | str | tuple):
+        if isinstance(specs, str | tuple | Real) or not isinstance(specs, Iterable):
             specs = [specs]
         resolved: list[Target] = []
         for spec in specs:
@@ -90,12 +94,11 @@ class OutputLayout:
         return tuple(resolved)
 
     def _resolve_one(self, spec: TargetSpec, everything: tuple[Target, ...]) -> tuple[Target, ...]:
-        if isinstance(spec, bool):
-            raise ValueError(f"target {spec!r} is not an index, a name or a (head, name) pair")
-        if isinstance(spec, int):
-            if not -len(everything) <= spec < len(everything):
+        index = _as_index(spec)
+        if index is not None:
+            if not -len(everything) <= index < len(everything):
                 raise ValueError(f"target index {spec} is out of range for {len(everything)} outputs")
-            return (everything[spec],)
+            return (everything[index],)
         if isinstance(spec, str):
             matches = tuple(t for t in everything if t.name == spec)
             if len(matches) == 1:
@@ -112,11 +115,25 @@ class OutputLayout:
             in_head = tuple(t for t in everything if t.head == head)
             if not in_head:
                 raise ValueError(f"unknown head {head!r}; heads: {[h for h, _ in self.heads]}")
-            found = [t for t in in_head if (t.index == key if isinstance(key, int) else t.name == key)]
+            position = _as_index(key)
+            found = [t for t in in_head if (t.index == position if position is not None else t.name == key)]
             if not found:
                 raise ValueError(f"unknown target {key!r} in head {head!r}; known: {[t.name for t in in_head]}")
             return (found[0],)
+        if isinstance(spec, Real) and not isinstance(spec, bool):
+            raise ValueError(f"target {spec!r} is not an integer index")
         raise ValueError(f"target {spec!r} is not an index, a name or a (head, name) pair")
+
+
+def _as_index(spec: object) -> int | None:
+    """``spec`` as an integer index (any integer type, or a float with an integer value), else ``None``."""
+    if isinstance(spec, bool):
+        return None
+    if isinstance(spec, Integral):
+        return int(spec)
+    if isinstance(spec, Real) and float(spec).is_integer():
+        return int(spec)
+    return None
 
 
 def _width(head: str | None, logits: object) -> int:
