@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dermx.explain import CamEngine
@@ -90,3 +91,65 @@ def test_guided_attention_gradient_reaches_the_backbone() -> None:
     assert model.backbone.layer4[1].conv2.weight.grad.abs().sum() > 0
     assert loss.total.item() == pytest.approx(
         (loss.diagnosis + loss.characteristic + 10 * loss.attention).item(), rel=1e-6)
+
+
+def test_targets_are_area_averaged_to_the_grid_and_the_loss_matches_a_hand_computation() -> None:
+    """A 4 × 4 reference brought to a 2 × 2 grid: each cell is the mean of its 2 × 2 block, so a lesion of
+    one pixel keeps a quarter of a cell (nearest sampling would drop it or fill the cell)."""
+    from dermx.train import maps_at_grid
+
+    y = torch.zeros(1, 1, 4, 4)
+    y[0, 0, 0, 0] = 1.0  # one pixel in the top-left cell
+    y[0, 0, 2:, 2:] = 0.5  # the whole bottom-right cell outlined by half the raters
+    target = maps_at_grid(y, (2, 2))
+    assert target[0, 0].tolist() == [[0.25, 0.0], [0.0, 0.5]]
+    p = torch.tensor([[[[1.0, 0.0], [0.5, 1.0]]]])
+    # TP = 1·0.25 + 1·0.5 = 0.75; P = 0.75; TN = 0·0.75 + 1·1 + 0.5·1 + 0·0.5 = 1.5; N = 4 − 0.75 = 3.25
+    expected = 1 - (0.5 * (0.75 + 1) / (0.75 + 1) + 0.5 * (1.5 + 1) / (3.25 + 1))
+    assert guided_attention_loss(p, target, torch.tensor([[True]])).item() == pytest.approx(expected, abs=1e-6)
+    assert maps_at_grid(y, (4, 4)) is y
+
+
+def test_module_takes_the_attention_loss_at_the_cam_grid_by_default() -> None:
+    from dermx.train import TrainConfig
+    from dermx.train.module import DermXModule
+
+    torch.manual_seed(0)
+    model = build_model("tiny", kind="dermx+", input_size=(32, 32), pretrained=False)
+    module = DermXModule(model, TrainConfig(kind="dermx+", preset="tiny")).eval()  # no dropout noise
+    assert module.config.ga_resolution == "features"
+    images, refs = torch.randn(2, 3, 32, 32), torch.rand(2, 16, 32, 32)
+    batch = {"image": images, "maps": refs, "diagnosis": torch.tensor([0, 1]),
+             "characteristics": torch.ones(2, 16)}
+    _, parts = module._step(batch, create_graph=False)
+    cams = CamEngine(model, "gradcam", model.config.cam_layer, size="features")(images, "characteristic")
+    assert cams.maps.shape[-2:] == (4, 4)  # 32 px at output stride 8
+    expected = guided_attention_loss(cams.maps, maps_at_grid_ref(refs, (4, 4)),
+                                     torch.ones(2, 16, dtype=torch.bool), cell_area=64.0)  # 32² / 4² pixels
+    assert parts.attention.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_loss_at_the_grid_equals_the_loss_of_the_map_repeated_over_each_cell() -> None:
+    """With s / cell_area, the grid loss is the input-size loss of the nearest-upsampled map: every sum
+    at the input is the cell area times the sum over cells of the cell's map value and mean target."""
+    torch.manual_seed(1)
+    p, y = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 16, 16)
+    present = torch.tensor([[True, True, False], [False, True, True]])
+    at_input = guided_attention_loss(F.interpolate(p, scale_factor=4, mode="nearest"), y, present, smooth=1.0)
+    at_grid = guided_attention_loss(p, maps_at_grid_ref(y, (4, 4)), present, smooth=1.0, cell_area=16.0)
+    assert at_grid.item() == pytest.approx(at_input.item(), abs=1e-6)
+    # with s counted in cells instead, a lesion smaller than a cell barely moves the loss
+    dot = torch.zeros(1, 1, 16, 16)
+    dot[..., 0, 0] = 1.0
+    target = maps_at_grid_ref(dot, (4, 4))
+    hit, miss = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    hit[..., 0, 0] = 1.0
+    gap = [guided_attention_loss(miss, target, torch.tensor([[True]]), cell_area=a).item()
+           - guided_attention_loss(hit, target, torch.tensor([[True]]), cell_area=a).item() for a in (1.0, 16.0)]
+    assert gap[1] > 5 * gap[0]
+
+
+def maps_at_grid_ref(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Area averaging by reshaping (grid divides the size): the mean over each block."""
+    b, t, h, w = maps.shape
+    return maps.reshape(b, t, grid[0], h // grid[0], grid[1], w // grid[1]).mean(dim=(3, 5))

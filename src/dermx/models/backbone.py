@@ -3,34 +3,56 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import timm
 from torch import nn
 
+from dermx.models.presets import check_output_stride
 from dermx.models.weights import load_backbone_weights
 
 
-def create_backbone(name: str, *, pretrained: bool = False, weights: str | Path | None = None) -> nn.Module:
+def create_backbone(name: str, *, pretrained: bool = False, weights: str | Path | None = None,
+                    output_stride: int = 32, backbone_args: Mapping[str, Any] | None = None) -> nn.Module:
     """A timm model ``name`` with no head (``num_classes=0, global_pool=""``).
+
+    ``output_stride`` (8, 16 or 32) is timm's dilation option: the last stages keep stride 1 and dilate
+    their convolutions instead, so the feature grid is input / ``output_stride``; the weights' shapes do
+    not change, so pretrained weights load either way. 32 is every timm CNN's own (and passes nothing:
+    architectures without the option still build). ``backbone_args`` are further keyword arguments of
+    the timm architecture (e.g. ResNet's ``channels``); an argument it does not take is a ValueError.
 
     Weights: ``weights`` (a local file) if given; else, with ``pretrained=True``, the timm hub, and
     when that fails (offline, unknown tag) random initialisation with an explicit warning.
     """
     if not timm.is_model(name):
         raise ValueError(f"unknown timm backbone {name!r}")
-    if weights is not None:
-        model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
-        load_backbone_weights(model, weights)
-        return model
-    if pretrained:
-        try:
-            return timm.create_model(name, pretrained=True, num_classes=0, global_pool="")
-        except Exception as error:  # any hub failure (offline, unknown tag) falls back to random
-            warnings.warn(f"could not download pretrained {name!r} weights ({type(error).__name__}: "
-                          f"{error}); using RANDOM initialisation. Pass a local weight file to use "
-                          "pretrained weights offline.", stacklevel=2)
-    return timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+    check_output_stride(output_stride)
+    options: dict[str, Any] = {**(backbone_args or {}), "num_classes": 0, "global_pool": ""}
+    if output_stride != 32:
+        options["output_stride"] = output_stride
+    try:
+        if weights is not None:
+            model = timm.create_model(name, pretrained=False, **options)
+            load_backbone_weights(model, weights)
+            return model
+        if pretrained:
+            try:
+                return timm.create_model(name, pretrained=True, **options)
+            except Exception as error:  # any hub failure (offline, unknown tag) falls back to random
+                warnings.warn(f"could not download pretrained {name!r} weights ({type(error).__name__}: "
+                              f"{error}); using RANDOM initialisation. Pass a local weight file to use "
+                              "pretrained weights offline.", stacklevel=2)
+        return timm.create_model(name, pretrained=False, **options)
+    except (TypeError, AssertionError) as error:
+        given = {k: v for k, v in options.items() if k not in ("num_classes", "global_pool")}
+        if not given:
+            raise
+        listed = ", ".join(f"{k}={v!r}" for k, v in given.items())
+        raise ValueError(f"timm backbone {name!r} cannot be built with {listed} "
+                         f"({type(error).__name__}: {error})") from error
 
 
 def last_conv_name(module: nn.Module, prefix: str = "backbone") -> str:

@@ -12,6 +12,7 @@ backbone → global average pooling → f ∈ R^C.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -21,7 +22,7 @@ from torch import nn
 
 from dermx import vocab
 from dermx.models.backbone import create_backbone, last_conv_name
-from dermx.models.presets import IMAGENET_MEAN, IMAGENET_STD, get_preset
+from dermx.models.presets import IMAGENET_MEAN, IMAGENET_STD, check_output_stride, get_preset
 
 ModelKind = Literal["dx-only", "dermx", "dermx+"]
 MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
@@ -44,6 +45,11 @@ class ModelConfig:
     ``resolution`` is the policy images were fitted to ``input_size`` with in training; inference
     (``dermx predict``, the benchmark) uses the same one unless told otherwise. Checkpoints written
     before it was recorded load with ``pad``, the training default.
+
+    ``output_stride`` is the backbone's (timm's dilation option, see :mod:`dermx.models.presets`): with
+    the CAM layer in the last stage, the map grid is about ``input_size / output_stride``. Checkpoints
+    written before it was recorded load with 32, timm's default. ``backbone_args`` are further keyword
+    arguments of the timm architecture (JSON values; lists become tuples).
     """
 
     backbone: str
@@ -53,6 +59,8 @@ class ModelConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     cam_layer: str = ""
+    output_stride: int = 32
+    backbone_args: dict[str, Any] = field(default_factory=dict)
     diagnoses: tuple[str, ...] = vocab.DIAGNOSES
     characteristics: tuple[str, ...] = vocab.CHARACTERISTICS
     dropout: float = 0.2
@@ -63,6 +71,8 @@ class ModelConfig:
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"unknown model kind {self.kind!r}; expected one of {MODEL_KINDS}")
         check_resolution(self.resolution)
+        check_output_stride(self.output_stride)
+        self.backbone_args = {str(k): tuple(v) if isinstance(v, list) else v for k, v in self.backbone_args.items()}
         self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
         self.mean = tuple(float(v) for v in self.mean)  # type: ignore[assignment]
         self.std = tuple(float(v) for v in self.std)  # type: ignore[assignment]
@@ -71,6 +81,7 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out["backbone_args"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.backbone_args.items()}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
@@ -85,7 +96,8 @@ class DermXNet(nn.Module):
     def __init__(self, config: ModelConfig, *, pretrained: bool = False,
                  weights: str | Path | None = None) -> None:
         super().__init__()
-        self.backbone = create_backbone(config.backbone, pretrained=pretrained, weights=weights)
+        self.backbone = create_backbone(config.backbone, pretrained=pretrained, weights=weights,
+                                        output_stride=config.output_stride, backbone_args=config.backbone_args)
         if not config.cam_layer:
             config.cam_layer = last_conv_name(self.backbone)
         self.config = config
@@ -125,6 +137,34 @@ class DermXNet(nn.Module):
         """The module whose output is the CAM layer's activation."""
         return self.get_submodule(self.config.cam_layer)
 
+    def map_grid(self, input_size: tuple[int, int] | None = None) -> tuple[int, int]:
+        """(h, w) of the CAM layer's output for an input of ``input_size`` (default: the model's), measured
+        by one forward pass of a single zero image up to that layer (no gradients, mode unchanged)."""
+        size = input_size or self.config.input_size
+        grid: list[tuple[int, int]] = []
+
+        def stop(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+            grid.append((int(output.shape[-2]), int(output.shape[-1])))
+            raise _GridFoundError
+
+        handle = self.cam_module().register_forward_hook(stop)
+        training = self.training
+        try:
+            self.eval()
+            with torch.no_grad(), contextlib.suppress(_GridFoundError):
+                parameter = next(self.parameters())
+                self.forward_features(torch.zeros(1, 3, *size, dtype=parameter.dtype, device=parameter.device))
+        finally:
+            handle.remove()
+            self.train(training)
+        if not grid:
+            raise RuntimeError(f"CAM layer {self.config.cam_layer!r} produced no output in a forward pass")
+        return grid[0]
+
+
+class _GridFoundError(Exception):
+    """Stops :meth:`DermXNet.map_grid`'s forward pass at the CAM layer."""
+
 
 def build_model(
     preset: str | None = "small",
@@ -135,15 +175,19 @@ def build_model(
     input_size: tuple[int, int] | None = None,
     cam_layer: str | None = None,
     dropout: float = 0.2,
+    output_stride: int | None = None,
     pretrained: bool = False,
     weights: str | Path | None = None,
 ) -> DermXNet:
-    """Build a network from a preset (``small``, ``resnet50``, ``efficientnet_b2``, ...) or any timm
+    """Build a network from a preset (``small``, ``cpu``, ``resnet50``, ``efficientnet_b2``, ...) or any timm
     ``backbone`` name. ``characteristics``: ``None`` = all 16, ``"paper"`` = the paper's 10, or names.
+    ``output_stride``: 8, 16 or 32 (default: the preset's when its backbone is used, else 32); see
+    :mod:`dermx.models.presets`.
     """
     if preset is None and backbone is None:
         raise ValueError("give a preset or a timm backbone name")
     base = get_preset(preset) if preset else None
+    own = base if base and backbone in (None, base.backbone) else None  # the preset's layer and stride apply
     if characteristics == "paper":
         chars = vocab.PAPER_CHARACTERISTICS
     else:
@@ -155,7 +199,9 @@ def build_model(
         input_size=input_size or (base.input_size if base else (224, 224)),
         mean=base.mean if base else IMAGENET_MEAN,
         std=base.std if base else IMAGENET_STD,
-        cam_layer=cam_layer or (base.cam_layer if base and backbone in (None, base.backbone) else ""),
+        cam_layer=cam_layer or (own.cam_layer if own else ""),
+        output_stride=output_stride or (own.output_stride if own else 32),
+        backbone_args=dict(own.backbone_args) if own else {},
         characteristics=chars,
         dropout=dropout,
     )

@@ -14,7 +14,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         **dict.fromkeys(("TrainResult", "fit", "predict_frame"), ".fitting"),
         **dict.fromkeys(("FoldMaps", "FoldMapsError", "compute_fold_maps", "load_fold_maps", "save_fold_maps"),
                         ".fold_maps"),
-        **dict.fromkeys(("DermXLoss", "class_weight_tensor", "guided_attention_loss"), ".losses"),
+        **dict.fromkeys(("DermXLoss", "class_weight_tensor", "guided_attention_loss", "maps_at_grid"), ".losses"),
         **dict.fromkeys(("DermXModule",), ".module"),
     },
 )

@@ -21,7 +21,7 @@ def _shared(
     images: Annotated[Path | None, Opt(help="image folder (DermXDB images, or class sub-folders)")] = None,
     labels: Annotated[Path | None, Opt(help="CSV of path,diagnosis[,patient_id] (dx-only)")] = None,
     kind: Annotated[str | None, Opt(help="dx-only | dermx | dermx+")] = None,
-    preset: Annotated[str | None, Opt(help="small | resnet50 | efficientnet_b2 | efficientnet_b4")] = None,
+    preset: Annotated[str | None, Opt(help="small | cpu | tiny | resnet50 | efficientnet_b2 | efficientnet_b4")] = None,
     backbone: Annotated[str | None, Opt(help="any timm backbone (overrides the preset's)")] = None,
     characteristics: Annotated[str | None, Opt(help="'paper' (10) or comma-separated names; default 16")] = None,
     weights: Annotated[Path | None, Opt(help="local backbone weight file (offline pretrained)")] = None,
@@ -40,6 +40,12 @@ def _shared(
     label_rule: Annotated[str | None, Opt(help="characteristic labels: any | majority")] = None,
     resolution: Annotated[str | None, Opt(help="pad | crop | squash")] = None,
     input_size: Annotated[int | None, Opt(help="square input size in pixels (default: the preset's)")] = None,
+    output_stride: Annotated[int | None, Opt(help="backbone output stride 8 | 16 | 32: the CAM grid is about "
+                                             "input / stride (default: the preset's)")] = None,
+    ga_resolution: Annotated[str | None, Opt(help="guided attention at the CAM grid ('features': expert maps "
+                                             "area-averaged to it) or at the 'input' size (maps upsampled)")] = None,
+    channels_last: Annotated[bool | None, Opt("--channels-last/--no-channels-last",
+                                              help="NHWC tensors (faster on CPU for output stride 8)")] = None,
     seed: Annotated[int | None, Opt()] = None,
     deterministic: Annotated[bool | None, Opt("--deterministic/--no-deterministic")] = None,
     early_stopping: Annotated[int | None, Opt(help="patience in epochs")] = None,

@@ -17,6 +17,9 @@ Options for short from-scratch runs (new here; defaults keep the papers' recipe)
 - ``char_pos_weight``: BCE ``pos_weight`` of the characteristic logits; ``"balanced"`` gives each
   characteristic n_negative / n_positive of the TRAINING labels (clipped to [1, ``char_pos_weight_max``]),
   a number gives all the same weight, ``None`` none (the papers').
+- ``channels_last``: train with NHWC tensors (``torch.channels_last``). On CPU it speeds up dilated
+  backbones (output stride 8) about 2× and slows undilated ones at small inputs (measured in
+  BENCHMARKS.md); the weights and results do not change beyond float rounding.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ class TrainConfig:
     backbone: str | None = None
     characteristics: str | list[str] | None = None
     input_size: tuple[int, int] | None = None
+    output_stride: int | None = None
+    channels_last: bool = False
     dropout: float = 0.2
     pretrained: bool = True
     weights: str | None = None
@@ -78,7 +83,7 @@ class TrainConfig:
     ga_weight: float | None = None
     ga_alpha: float = 0.5
     ga_smooth: float = 1.0
-    ga_resolution: Literal["input", "features"] = "input"
+    ga_resolution: Literal["input", "features"] = "features"
     ga_warmup_epochs: float = 2.0
     seed: int = 0
     deterministic: bool = False

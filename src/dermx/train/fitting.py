@@ -51,7 +51,8 @@ def model_from_config(config: TrainConfig) -> DermXNet:
     """The network a run trains; its config records the run's resolution policy for inference."""
     model = build_model(config.preset, kind=config.kind, backbone=config.backbone,
                         characteristics=config.characteristics, input_size=config.input_size,
-                        dropout=config.dropout, pretrained=config.pretrained, weights=config.weights)
+                        output_stride=config.output_stride, dropout=config.dropout, pretrained=config.pretrained,
+                        weights=config.weights)
     model.config.resolution = config.resolution
     return model
 

@@ -17,6 +17,17 @@ Grad-CAMs of the characteristic logits at the CAM layer (activations A, K × h �
 computed by :mod:`dermx.explain` for all characteristics in ONE backward pass with batched one-hot
 cotangents and ``create_graph=True``, so that the GA gradient flows through the maps into the backbone
 (see :class:`dermx.train.DermXModule`).
+
+Where the loss is taken (``TrainConfig.ga_resolution``): at the CAM grid (``features``, the default)
+the reference maps y, fused at the input size, are brought down to the grid h × w by area averaging
+(:func:`maps_at_grid`): each cell's target is the mean expert value over the pixels it covers, so a
+lesion smaller than a cell still counts in proportion to its area (nearest sampling would keep or
+drop it whole). The map p is then the engine's, at the grid. At the input size (``input``, the
+original DermX+) p is upsampled bilinearly to y's size instead; on a coarse grid that asks h·w
+numbers to draw a full-resolution outline. The default target is the ``mean`` fusion (fraction of
+raters who outlined a pixel), the fuzzy gold standard the benchmark scores against, so training and
+evaluation share one reference; ``relative`` (count / max count, the papers') sets every image's
+most-agreed pixel to 1 whatever the agreement.
 """
 
 from __future__ import annotations
@@ -32,15 +43,20 @@ from dermx import vocab
 
 
 def guided_attention_loss(maps: torch.Tensor, targets: torch.Tensor, present: torch.Tensor, *,
-                          alpha: float = 0.5, smooth: float = 1.0) -> torch.Tensor:
+                          alpha: float = 0.5, smooth: float = 1.0, cell_area: float = 1.0) -> torch.Tensor:
     """The DermX+ guided-attention loss (see the module docstring).
 
     ``maps`` (B, T, h, w) in [0, 1] are resized bilinearly to the size of ``targets`` (B, T, H, W);
     ``present`` (B, T) bool selects the pairs averaged. No present pair gives 0 (still differentiable).
+    ``cell_area``: input pixels one target cell stands for (1 at the input size; (H·W)/(h·w) at the
+    CAM grid). ``smooth`` counts input pixels, so the sums, counted in cells, use s / ``cell_area``:
+    the loss of a grid map then equals that of the same map repeated over each cell's pixels against
+    the area-averaged targets, and a lesion a fraction of a cell wide is not drowned by s.
     """
     if maps.shape[-2:] != targets.shape[-2:]:
         maps = F.interpolate(maps, size=targets.shape[-2:], mode="bilinear", align_corners=False)
     targets = targets.to(maps.dtype)
+    smooth = smooth / cell_area
     tp = (maps * targets).sum(dim=(-2, -1))
     tn = ((1 - maps) * (1 - targets)).sum(dim=(-2, -1))
     pos = targets.sum(dim=(-2, -1))
@@ -48,6 +64,15 @@ def guided_attention_loss(maps: torch.Tensor, targets: torch.Tensor, present: to
     score = alpha * (tp + smooth) / (pos + smooth) + (1 - alpha) * (tn + smooth) / (neg + smooth)
     weight = present.to(maps.dtype)
     return ((1 - score) * weight).sum() / weight.sum().clamp_min(1)
+
+
+def maps_at_grid(maps: torch.Tensor, grid: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Reference maps (B, T, H, W) averaged over area to ``grid`` = (h, w): cell (i, j) holds the mean of
+    the pixels [⌊iH/h⌋, ⌈(i+1)H/h⌉) × [⌊jW/w⌋, ⌈(j+1)W/w⌉) (adaptive average pooling; the exact cell
+    area when h divides H and w divides W)."""
+    if tuple(maps.shape[-2:]) == tuple(grid):
+        return maps
+    return F.adaptive_avg_pool2d(maps, tuple(grid))
 
 
 def class_weight_tensor(weights: Mapping[str, float] | None,
@@ -97,7 +122,7 @@ class DermXLoss(nn.Module):
 
     def forward(self, outputs: Mapping[str, torch.Tensor], diagnosis: torch.Tensor,
                 characteristics: torch.Tensor | None = None, maps: torch.Tensor | None = None,
-                target_maps: torch.Tensor | None = None) -> LossParts:
+                target_maps: torch.Tensor | None = None, cell_area: float = 1.0) -> LossParts:
         dx = F.cross_entropy(outputs["diagnosis"], diagnosis, weight=self.class_weights)
         zero = dx.new_zeros(())
         char = zero
@@ -107,5 +132,5 @@ class DermXLoss(nn.Module):
         attention = zero
         if maps is not None and target_maps is not None and characteristics is not None:
             attention = guided_attention_loss(maps, target_maps, characteristics > 0.5, alpha=self.alpha,
-                                              smooth=self.smooth)
+                                              smooth=self.smooth, cell_area=cell_area)
         return LossParts(dx + char + self.ga_weight * attention, dx, char, attention)

@@ -11,13 +11,12 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
 from dermx.explain import CamEngine
 from dermx.models.dermx_net import DermXNet
 from dermx.train.config import TrainConfig
-from dermx.train.losses import DermXLoss, LossParts, class_weight_tensor
+from dermx.train.losses import DermXLoss, LossParts, class_weight_tensor, maps_at_grid
 
 
 def macro_f1(diagnosis_probs: torch.Tensor, diagnosis: torch.Tensor, char_probs: torch.Tensor | None = None,
@@ -48,6 +47,8 @@ class DermXModule(L.LightningModule):
                                    ga_weight=self.ga_weight, alpha=config.ga_alpha, smooth=config.ga_smooth,
                                    char_pos_weight=char_pos_weight)
         self._val_outputs: list[dict[str, torch.Tensor]] = []
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
         # Grad-CAM of every characteristic logit at the CAM layer, at the feature grid, one backward pass
         self._cams = {graph: CamEngine(model, "gradcam", model.config.cam_layer, size="features",
                                        create_graph=graph) for graph in (True, False)}
@@ -67,12 +68,12 @@ class DermXModule(L.LightningModule):
         return self.ga_weight * min(1.0, progress)
 
     def _maps_target(self, maps: torch.Tensor, grid: torch.Size) -> torch.Tensor:
-        if self.config.ga_resolution == "features":
-            return F.adaptive_avg_pool2d(maps, grid)
-        return maps
+        return maps_at_grid(maps, grid) if self.config.ga_resolution == "features" else maps
 
     def _step(self, batch: dict[str, torch.Tensor], *, create_graph: bool) -> tuple[dict[str, torch.Tensor],
                                                                                   LossParts]:
+        if self.config.channels_last:
+            batch = {**batch, "image": batch["image"].contiguous(memory_format=torch.channels_last)}
         if self.ga_weight <= 0 or "maps" not in batch:
             outputs = self.model(batch["image"])
             return outputs, self.criterion(outputs, batch["diagnosis"], batch["characteristics"])
@@ -80,8 +81,10 @@ class DermXModule(L.LightningModule):
         outputs: dict[str, torch.Tensor] = cams.logits  # type: ignore[assignment]
         maps = cams.maps
         targets = self._maps_target(batch["maps"], maps.shape[-2:])
+        cell_area = batch["maps"].shape[-2:].numel() / targets.shape[-2:].numel()
         self.criterion.ga_weight = self.attention_weight_now()
-        return outputs, self.criterion(outputs, batch["diagnosis"], batch["characteristics"], maps, targets)
+        return outputs, self.criterion(outputs, batch["diagnosis"], batch["characteristics"], maps, targets,
+                                       cell_area=cell_area)
 
     def _log_parts(self, stage: str, parts: LossParts, batch_size: int) -> None:
         values = {"loss": parts.total, "loss_dx": parts.diagnosis, "loss_char": parts.characteristic}
