@@ -123,6 +123,20 @@ def test_roc_auc_matches_sklearn_with_ties(s: np.ndarray, y: np.ndarray) -> None
         assert result.values.item() == pytest.approx(_sklearn_weighted_auc(s, y), abs=1e-9)
 
 
+
+def test_roc_auc_memberships_within_rounding_of_one() -> None:
+    """Negative weights 1 − y ≈ 1e-16 must not cancel (hypothesis found 0.505 for sklearn's 0.5; a
+    single such pixel gave NaN)."""
+    s = np.full((4, 5), 0.25)
+    s[0, 0] = 0.0
+    for below_one in ([(0, 0)], [(0, 0), (2, 3)], [(1, 1), (3, 4)]):
+        y = np.ones((4, 5))
+        for pixel in below_one:
+            y[pixel] = np.nextafter(1.0, 0.0)
+        result = roc_auc(torch.from_numpy(s), torch.from_numpy(y))
+        assert result.n_undefined == 0
+        assert result.values.item() == pytest.approx(_sklearn_weighted_auc(s, y), abs=1e-9)
+
 def test_roc_auc_batched_broadcast_matches_sklearn() -> None:
     g = torch.Generator().manual_seed(2)
     B, T, R, H, W = 2, 3, 4, 8, 8

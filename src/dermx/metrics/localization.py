@@ -28,7 +28,7 @@ ROC AUC
 
     i.e. ``sklearn.metrics.roc_auc_score`` on every pixel twice (label 1 with weight y, label 0 with
     weight 1 − y). Undefined when Σy = 0 or Σ(1 − y) = 0. Computed without pairs: each map's pixels
-    are sorted once into runs of equal score, each reference's memberships are summed per run, and
+    are sorted once into runs of equal score, each reference's y and 1 − y are summed per run, and
     every run's negative weight is credited with the positive weight of the higher runs plus half its
     own (Mann–Whitney with ties); sums accumulate in float64.
 """
@@ -128,15 +128,15 @@ def roc_auc(saliency: Tensor, reference: Tensor) -> Scores:
     is_start = torch.ones_like(ranked, dtype=torch.bool)
     is_start[..., 1:] = ranked[..., 1:] != ranked[..., :-1]
     run = torch.empty_like(order).scatter_(-1, order, is_start.cumsum(dim=-1) - 1)
-    run_size = torch.zeros_like(ranked, dtype=torch.float64).scatter_add_(
-        -1, run, torch.ones_like(ranked, dtype=torch.float64)
-    )
     memberships = y.reshape(*y.shape[:-2], n_pix).double().expand(*leading, n_pix)
-    pos = memberships.new_zeros(*leading, n_pix).scatter_add_(-1, run.expand(*leading, n_pix), memberships)
+    runs = run.expand(*leading, n_pix)
+    pos = memberships.new_zeros(*leading, n_pix).scatter_add_(-1, runs, memberships)
+    # Negative weights are summed from 1 − y itself: run size − Σy would cancel to 0 (or worse) when
+    # memberships lie within rounding of 1.
+    neg = memberships.new_zeros(*leading, n_pix).scatter_add_(-1, runs, 1 - memberships)
     # A run's negative weight is beaten by the positive weight of all higher runs and, with half
     # credit, by the positive weight tied with it: Σ_g neg_g·(Σ_{h<g} pos_h + pos_g/2).
     credit = pos.cumsum(dim=-1).sub_(pos, alpha=0.5)
-    area = torch.linalg.vecdot(run_size - pos, credit)
-    positives = pos.sum(dim=-1)
-    auc = ratio(area, positives * (n_pix - positives))
+    area = torch.linalg.vecdot(neg, credit)
+    auc = ratio(area, pos.sum(dim=-1) * neg.sum(dim=-1))
     return Scores(values=auc.values.to(torch.result_type(s, y)), undefined=auc.undefined)
