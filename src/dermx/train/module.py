@@ -81,10 +81,8 @@ class DermXModule(L.LightningModule):
         outputs: dict[str, torch.Tensor] = cams.logits  # type: ignore[assignment]
         maps = cams.maps
         targets = self._maps_target(batch["maps"], maps.shape[-2:])
-        cell_area = batch["maps"].shape[-2:].numel() / targets.shape[-2:].numel()
         self.criterion.ga_weight = self.attention_weight_now()
-        return outputs, self.criterion(outputs, batch["diagnosis"], batch["characteristics"], maps, targets,
-                                       cell_area=cell_area)
+        return outputs, self.criterion(outputs, batch["diagnosis"], batch["characteristics"], maps, targets)
 
     def _log_parts(self, stage: str, parts: LossParts, batch_size: int) -> None:
         values = {"loss": parts.total, "loss_dx": parts.diagnosis, "loss_char": parts.characteristic}
