@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dermx.data.records import DermXDBError
@@ -11,10 +12,37 @@ from dermx.data.records import DermXDBError
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpeg", ".jpg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 
 
+#: Full-scale sample value of each high-bit-depth single-channel mode: 16-bit gray (``I;16`` and its
+#: byte orders; ``I`` is what Pillow gives for 16-bit PGM/PPM, and is read on the same 16-bit scale)
+#: and 32-bit float (``F``, as in float TIFFs, read on the [0, 1] scale).
+FULL_SCALE: dict[str, float] = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535,
+                                "F": 1.0}
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """A high-bit-depth gray image (a mode of :data:`FULL_SCALE`) as 8-bit ``L``; others unchanged.
+
+    A sample v of full scale s becomes round(255 · v / s), so 16-bit v = 257 · u gives back the 8-bit
+    u exactly (Pillow's own conversion clips at 255 instead: a 16-bit photograph turns white). Samples
+    outside [0, s], or not finite, have no known scale: :class:`ValueError` naming the range found.
+    (16-bit RGB and RGBA PNG and TIFF files already open as 8-bit ``RGB``/``RGBA`` in Pillow.)
+    """
+    full = FULL_SCALE.get(image.mode)
+    if full is None:
+        return image
+    samples = np.asarray(image, dtype=np.float32)
+    low, high = (float(samples.min()), float(samples.max())) if samples.size else (0.0, 0.0)
+    if not (np.isfinite(low) and np.isfinite(high) and low >= 0 and high <= full):
+        raise ValueError(f"{image.mode} samples span [{low:g}, {high:g}], outside the [0, {full:g}] "
+                         f"range read as black to white")
+    return Image.fromarray(np.rint(samples * (255 / full)).astype(np.uint8), "L")
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """An opened image of any mode (L, RGBA, CMYK, P, ...) as RGB with its EXIF orientation applied;
-    transparent pixels are composited on black."""
-    image = ImageOps.exif_transpose(image)
+    """An opened image of any mode (L, RGBA, CMYK, P, 16-bit and float gray, ...) as 8-bit RGB with
+    its EXIF orientation applied; high-bit-depth samples are scaled by :func:`to_8bit`, and transparent
+    pixels are composited on black."""
+    image = to_8bit(ImageOps.exif_transpose(image))
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         flat = Image.new("RGB", rgba.size)
