@@ -10,6 +10,7 @@ Unknown names are never dropped: :func:`canonical` returns them unchanged (strip
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 import warnings
@@ -176,8 +177,11 @@ _LOOKUP: dict[str, str] = {_key(n): n for n in KIND}
 _LOOKUP.update({_key(alias): name for alias, name in _EXTRA_ALIASES.items()})
 
 
+@functools.lru_cache(maxsize=4096)
 def _find(name: str) -> str | None:
-    """Look a spelling up, also without a plural ``-s``/``-es`` (``Papules``, ``Pustules``)."""
+    """Look a spelling up, also without a plural ``-s``/``-es`` (``Papules``, ``Pustules``).
+
+    Cached: a release spells the same few dozen names tens of thousands of times."""
     key = _key(name)
     for candidate in (key, key.removesuffix("s"), key.removesuffix("es")):
         if candidate in _LOOKUP:

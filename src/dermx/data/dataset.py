@@ -7,11 +7,12 @@
 
 from __future__ import annotations
 
+import struct
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -181,7 +182,7 @@ class DermXDB:
         return iter(self.images[s] for s in sorted(self.images))
 
 
-def _image_records(ratings: list[Rating], metadata: dict[str, dict[str, str]], patients: dict[str, int],
+def _image_records(ratings: list[Rating], metadata: dict[str, dict[str, Any]], patients: dict[str, int],
                    test_folds: dict[str, int], report: LoadReport, metadata_path: Path,
                    strict: bool) -> dict[str, ImageRecord]:
     sizes: dict[str, tuple[int, int]] = {}
@@ -223,7 +224,8 @@ def _check_masks(masks: dict[reader.MaskKey, Path], ratings: list[Rating], repor
         try:
             with Image.open(path) as image:
                 size = image.size
-        except OSError as error:
+                image.verify()  # every chunk read and its CRC checked: a truncated file fails here
+        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:
             report.add(path, f"unreadable PNG ({error})", kind="unreadable mask", strict=strict)
             continue
         if size != (rating.width, rating.height):
@@ -243,8 +245,9 @@ def load_dermxdb(
 
     ``strict=True`` raises :class:`DermXDBError` on the first problem; otherwise problems are
     collected in ``db.report`` (and the affected item skipped and counted there). ``cache_dir``
-    enables the on-disk mask cache. ``check_mask_sizes`` opens every mask PNG header to compare its
-    size with the annotated one.
+    enables the on-disk mask cache. ``check_mask_sizes`` opens every mask PNG to compare its size with
+    the annotated one and verifies the file (every chunk present up to the end, CRCs correct) without
+    decoding its pixels: about 0.1 s more for the release's 9,363 masks.
     """
     root = Path(root)
     if not (root / reader.ANNOTATIONS_DIR).is_dir():
