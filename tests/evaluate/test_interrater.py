@@ -165,3 +165,27 @@ def test_rater_subset_and_resize(small_db: DermXDB) -> None:
     assert result.summary["raters"] == ["labeller1", "labeller2"]
     assert result.summary["localization"]["overall"]["pairs"] == 2
     assert "intra_rater" not in result.summary
+
+
+def test_release_without_repeat_pass(make_dermxdb, tmp_path: Path) -> None:
+    w = make_dermxdb()
+    w.annotation("labeller1", "img1", [{"name": "Psoriasis", "tag": {}}, {"name": "Plaque", **polygon(LEFT)}])
+    w.annotation("labeller2", "img1", [{"name": "Acne", "tag": {}}, {"name": "Plaque", **polygon(SHIFTED)}])
+    w.metadata([("img1", "Psoriasis")])
+    db = load_dermxdb(w.root, strict=True)
+    intra = rater_agreement(db).summary["intra_rater"]
+    assert intra["pairs"] == [] and intra["images"] == 0 and intra["localization"]["overall"]["pairs"] == 0
+    out = tmp_path / "agreement"
+    result = CliRunner().invoke(app, ["interrater", "--data", str(w.root), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "no repeat-pass files" in result.output
+    assert json.loads((out / "summary.json").read_text())["localization"]["overall"]["pairs"] == 2
+
+
+def test_cli_no_intra_skips_the_repeat_pass(small_db: DermXDB, tmp_path: Path) -> None:
+    out = tmp_path / "agreement"
+    result = CliRunner().invoke(app, ["interrater", "--data", str(small_db.root), "--out", str(out), "--no-intra"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert "intra_rater" not in summary and summary["localization"]["overall"]["pairs"] == 6
+    assert not (out / "intra_localization_pairs.csv").exists()

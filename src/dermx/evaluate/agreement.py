@@ -86,7 +86,8 @@ def diagnosis_vs_reference(db: DermXDB, stems: Sequence[str], annotators: Sequen
         rows.append({"rater": annotator, "images": len(rated), "accuracy": scores.accuracy,
                      "macro_f1": float(np.nanmean(f1)), **dict(zip(vocab.DIAGNOSES, f1, strict=True)),
                      "no_diagnosis": answers.count(NO_DIAGNOSIS)})
-    return pd.DataFrame(rows)
+    columns = ["rater", "images", "accuracy", "macro_f1", *vocab.DIAGNOSES, "no_diagnosis"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _pair_rows(db: DermXDB, stems: Sequence[str], pairs: Iterable[Pair],
@@ -108,7 +109,7 @@ def diagnosis_pairwise(db: DermXDB, stems: Sequence[str], pairs: Sequence[Pair])
         for i, name in enumerate(classes):
             rows.append({"a": a, "b": b, "class": name, "images": len(answers_a),
                          "f1": scores.f1.values[i].item(), "kappa": scores.kappa.values[i].item()})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["a", "b", "class", "images", "f1", "kappa"])
 
 
 # ----- identification ------------------------------------------------------------------------------
@@ -126,7 +127,7 @@ def identification_pairwise(db: DermXDB, stems: Sequence[str], pairs: Sequence[P
         for i, name in enumerate(names):
             rows.append({"a": a, "b": b, "characteristic": name, "images": len(answers_a),
                          "f1": scores.f1.values[i].item(), "kappa": scores.kappa.values[i].item()})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["a", "b", "characteristic", "images", "f1", "kappa"])
 
 
 # ----- localization --------------------------------------------------------------------------------

@@ -34,8 +34,10 @@ def interrater_command(
         raise typer.Exit(2) from error
     if not db.report.ok:
         console.print(str(db.report))
+    if intra and not db.annotators("repeat"):
+        console.print("no repeat-pass files (labeller<N>2_*.json): intra-rater agreement has no pairs")
     result = rater_agreement(
-        db, annotators=annotators, size=(size, size) if size else None,
+        db, annotators=annotators, size=(size, size) if size else None, intra=intra,
         progress=lambda stems: track(stems, description="scoring rater masks", console=console))
     console.print(Markdown(markdown_tables(result.summary)))
     for path in write_agreement(result, out):
