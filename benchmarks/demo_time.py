@@ -1,6 +1,13 @@
-"""Wall time of the full ``dermx demo`` and of each stage.
+"""Wall time of the full ``dermx demo`` and of each stage, and its headline checks, for one or more seeds.
 
-    python benchmarks/demo_time.py [--out DIR] [--images N] [--epochs E] [--quick] [--json FILE]
+    python benchmarks/demo_time.py [--out DIR] [--seeds 0,1,2] [--recipe demo|long|quick] [--n-images N]
+                                   [--epochs E] [--json FILE]
+
+Each seed is one whole demo (synthetic data, both models, benchmark, report) in ``DIR/seed-<k>``. The
+table lists, per seed, the stage times, DermX and DermX+ characteristic-map Dice and pointing game next
+to the best baseline map's, the paired DermX+ − DermX Dice difference, diagnosis F1 and the shortcut
+ratio, then every check of :mod:`dermx.demo.checks` (the baseline each model is compared with is the
+best of the image-independent maps, scored in the same run on the same pairs).
 """
 
 from __future__ import annotations
@@ -9,39 +16,68 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from dermx.demo import DemoConfig, run_demo
+from dermx.demo import DemoConfig, demo_checks, run_demo
+
+
+def _ci(estimate: dict[str, Any] | None) -> str:
+    if not estimate or estimate.get("mean") is None:
+        return "–"
+    return f"{estimate['mean']:.3f} [{estimate['low']:.3f}, {estimate['high']:.3f}]"
+
+
+def _headline(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {row["source"]: row for row in summary["headline"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--images", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=Path("runs/demo-bench"))
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--n-images", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", type=Path, default=None, help="write the timings as JSON")
+    parser.add_argument("--recipe", choices=("demo", "long", "quick"), default="demo",
+                        help="the demo's recipe, the longer one (DemoConfig.long) or the installation check")
+    parser.add_argument("--json", type=Path, default=None, help="write timings, headline and checks as JSON")
     args = parser.parse_args()
-    changes = {"out": args.out, "images": args.images, "epochs": args.epochs}
-    config = DemoConfig.quick(**changes) if args.quick else DemoConfig(**{k: v for k, v in changes.items()
-                                                                          if v is not None})
     console = Console()
-    start = time.perf_counter()
-    result = run_demo(config, console)
-    total = time.perf_counter() - start
-    table = Table(title=f"dermx demo: {config.images} images, {config.epochs} epochs")
-    table.add_column("stage")
-    table.add_column("seconds", justify="right")
-    for stage, seconds in result.timings.items():
-        table.add_row(stage, f"{seconds:.1f}")
-    table.add_row("total (wall)", f"{total:.1f}", style="bold")
-    console.print(table)
+    records = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        changes = {"out": args.out / f"seed-{seed}", "images": args.n_images, "epochs": args.epochs, "seed": seed}
+        recipe = {"demo": lambda **c: DemoConfig(**{k: v for k, v in c.items() if v is not None}),
+                  "long": DemoConfig.long, "quick": DemoConfig.quick}[args.recipe]
+        config = recipe(**changes)
+        start = time.perf_counter()
+        result = run_demo(config, console)
+        records.append({"seed": seed, "total": time.perf_counter() - start, "stages": result.timings,
+                        "headline": result.summary["headline"], "paired": result.summary["paired"],
+                        "checks": [vars(c) for c in demo_checks(result.summary)]})
+    times = Table(title="dermx demo: wall time per stage (s)")
+    for column in ("seed", *records[0]["stages"], "total"):
+        times.add_column(column, justify="right")
+    for r in records:
+        times.add_row(str(r["seed"]), *(f"{v:.0f}" for v in r["stages"].values()), f"{r['total']:.0f}")
+    console.print(times)
+    scores = Table(title="Characteristic maps against the fused experts (95 % CI over images)")
+    for column in ("seed", "source", "char Dice", "pointing", "dx F1", "Dice vs drawn truth"):
+        scores.add_column(column)
+    for r in records:
+        for row in r["headline"]:
+            if row["type"] == "raters" and "leave" not in row["source"]:
+                continue
+            scores.add_row(str(r["seed"]), row["source"], _ci(row.get("char_dice")), _ci(row.get("pointing")),
+                           _ci(row.get("diagnosis_f1")), _ci(row.get("char_dice_drawn")))
+    console.print(scores)
+    for r in records:
+        for check in r["checks"]:
+            mark = "PASS" if check["passed"] else "FAIL"
+            console.print(f"seed {r['seed']} {mark} {check['name']}: {check['detail']}")
     if args.json:
-        args.json.write_text(json.dumps({"config": {"images": config.images, "epochs": config.epochs},
-                                         "stages": result.timings, "total": total,
-                                         "report": str(result.report)}, indent=2) + "\n")
+        args.json.write_text(json.dumps(records, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -22,12 +22,23 @@ def test_demo_quick_end_to_end(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "report:" in result.output and "DermX+" in result.output
     assert (out / "report.html").is_file()
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=_no_constants)  # strict JSON
+    for row in summary["headline"]:
+        if row["type"] in ("model", "baseline"):
+            assert {"mean", "low", "high"} <= set(row["char_dice"]) and {"mean", "low", "high"} <= set(row["pointing"])
+    assert {"char_dice_drawn", "pointing_drawn"} <= set(summary["headline"][0])  # synthetic: the drawn truth
+    paired = [p for p in summary["paired"] if p["kind"] == "characteristic" and p["score"] == "dice"]
+    assert {paired[0]["a"], paired[0]["b"]} == {"DermX", "DermX+"} and "difference" in paired[0]
+    assert summary["models"]["DermX+"]["map_grid"] == [4, 4]  # the quick run: 32 px at output stride 8
     assert set(summary["models"]) == {"DermX", "DermX+"}
     assert 0 <= summary["diagnosis"]["DermX"]["accuracy"]["mean"] <= 1
     assert summary["shortcut"]["class"] == "Psoriasis"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["versions"]["torch"] and manifest["data"]["files"] > 0
+
+
+def _no_constants(token: str) -> None:
+    raise AssertionError(f"summary.json holds the non-JSON token {token}")
 
 
 def test_quiet_training_hides_lightning_info_and_restores_levels() -> None:
@@ -47,10 +58,11 @@ def test_quiet_training_hides_lightning_info_and_restores_levels() -> None:
     assert [logging.getLogger(n).level for n in QUIET_LOGGERS] == before
 
 
-def test_demo_defaults_use_the_cpu_recipe(tmp_path: Path) -> None:
+def test_demo_defaults_use_the_fine_grid_recipe(tmp_path: Path) -> None:
     from dermx.demo.pipeline import DemoConfig
 
     train = DemoConfig().train_config("dermx+", tmp_path, tmp_path / "cache", tmp_path / "out")
     assert (train.preset, train.lr_schedule, train.char_pos_weight, train.attention_weight) == (
-        "cpu", "cosine", "balanced", 10.0)
+        "tiny", "cosine", "balanced", 10.0)
+    assert train.ga_resolution == "features" and train.channels_last
     assert not train.pretrained and train.fold == 0

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -11,9 +12,9 @@ from torchvision import tv_tensors
 
 from dermx.data import DermXDB
 from dermx.evaluate.bench_summary import select
-from dermx.evaluate.benchmark import BenchmarkResult, find_checkpoints, write_benchmark
+from dermx.evaluate.benchmark import BenchmarkConfig, BenchmarkResult, find_checkpoints, write_benchmark
 from dermx.evaluate.geometry import to_native
-from dermx.evaluate.scoring import score_maps
+from dermx.evaluate.scoring import Explanation, score_maps
 from dermx.evaluate.stats import bootstrap_macro_f1, estimate
 from dermx.train.datasets import joint_transform, scaled_size
 from report.oracle import SHORTCUT, oracle_run
@@ -111,3 +112,33 @@ def test_bootstrap_macro_f1_and_checkpoint_discovery(tmp_path: Path) -> None:
         (tmp_path / f"fold_{k}" / "model").mkdir(parents=True)
         (tmp_path / f"fold_{k}" / "model" / "config.json").write_text("{}")
     assert sorted(find_checkpoints(tmp_path)) == [0, 2]
+
+
+def test_known_answer_columns_score_against_the_drawn_lesions(run: tuple[DermXDB, BenchmarkResult]) -> None:
+    """On synthetic data every row is also scored against the lesions the generator drew: a stand-in
+    answering with the drawn masks scores Dice 1 there, and the experts' fused maps (the oracle) score
+    below 1 against them (raters outline more or less than was drawn)."""
+    from dermx.evaluate.benchmark import run_benchmark
+    from dermx.evaluate.scoring import DRAWN_CHANNELS
+    from report.oracle import N, candidates
+
+    db, result = run
+    n_refs = N + 3
+
+    def drawn(batch: dict[str, torch.Tensor]) -> Explanation:
+        maps = batch["maps"]
+        assert maps.shape[1] == n_refs + len(DRAWN_CHANNELS)
+        probs = torch.nn.functional.one_hot(batch["diagnosis"], 6).float()
+        truth = maps[:, n_refs:]
+        return Explanation(probs, batch["characteristics"].float(), truth, truth.amax(dim=1, keepdim=True))
+
+    stand_in = dataclasses.replace(candidates(db)[0], name="drawn", explain=drawn)
+    summary = run_benchmark(db, [stand_in], BenchmarkConfig(n_boot=50, batch_size=12, agreement=False)).summary
+    overall = summary["localization"]["present"]["drawn"]["characteristic"]["overall"]
+    assert overall["drawn_dice"]["mean"] == pytest.approx(1.0) and overall["drawn_pointing"]["mean"] == 1.0
+    assert overall["drawn_dice"]["undefined"] > 0  # outlined by a rater, nothing of it drawn: NaN, counted
+    oracle = result.summary["localization"]["present"]["oracle"]["characteristic"]["overall"]
+    assert 0.2 < oracle["drawn_dice"]["mean"] < 0.99
+    row = {r["source"]: r for r in result.summary["headline"]}["oracle"]
+    assert row["char_dice_drawn"]["mean"] == pytest.approx(oracle["drawn_dice"]["mean"])
+    assert "drawn_dice" in result.summary["baselines"]["present"]["oracle"]["gaussian"]["characteristic"]

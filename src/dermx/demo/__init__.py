@@ -6,5 +6,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         **dict.fromkeys(("DemoConfig", "DemoResult", "STAGES", "run_demo"), ".pipeline"),
+        **dict.fromkeys(("Check", "demo_checks"), ".checks"),
     },
 )

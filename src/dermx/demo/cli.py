@@ -18,6 +18,7 @@ def demo_command(
     """Run the whole pipeline on synthetic data with a watermark shortcut; print the report's path."""
     from rich.console import Console
 
+    from dermx.demo.checks import demo_checks
     from dermx.demo.pipeline import DemoConfig, run_demo
     from dermx.report.terminal import headline_table
 
@@ -27,6 +28,10 @@ def demo_command(
     console = Console()
     result = run_demo(config, console)
     console.print(headline_table(result.summary))
+    if not quick:  # the quick run trains one epoch: its maps are not expected to show anything
+        for check in demo_checks(result.summary):
+            mark = "[green]✓[/green]" if check.passed else "[red]✗[/red]"
+            console.print(f"{mark} {check.name}: {check.detail}")
     console.print("stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()))
     console.print(f"report: [bold]{result.report.resolve()}[/bold]")
 

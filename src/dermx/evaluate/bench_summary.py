@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from dermx import vocab
-from dermx.evaluate.scoring import KINDS, SCORES
+from dermx.evaluate.scoring import DRAWN, KINDS, SCORES
 from dermx.evaluate.stats import bootstrap_macro_f1, estimate, one_hot, paired_difference
 from dermx.metrics import diagnosis_scores, identification_scores, summarize
 
@@ -95,10 +95,15 @@ def _identification(images: pd.DataFrame, chars: list[str], threshold: float,
                                    zip(chars, scores.f1.values.tolist(), scores.support.tolist(), strict=True)}}
 
 
+def scores_of(rows: pd.DataFrame, scores: tuple[str, ...] = SCORES) -> list[str]:
+    """``scores`` and, where the rows carry them (synthetic data), their known-answer ``drawn_`` twins."""
+    return [*scores, *(DRAWN + s for s in scores if DRAWN + s in rows)]
+
+
 def _localization(rows: pd.DataFrame, est: Any, per_characteristic: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"pairs": len(rows), "overall": {s: est(rows, s) for s in SCORES}}
+    out: dict[str, Any] = {"pairs": len(rows), "overall": {s: est(rows, s) for s in scores_of(rows)}}
     if per_characteristic:
-        out["per_characteristic"] = {c: {"pairs": len(part), **{s: est(part, s) for s in FUZZY}}
+        out["per_characteristic"] = {c: {"pairs": len(part), **{s: est(part, s) for s in scores_of(rows, FUZZY)}}
                                      for c, part in rows.groupby("reference", sort=False)}
     return out
 
@@ -107,7 +112,7 @@ def _on_pairs(pairs: pd.DataFrame, baselines: pd.DataFrame, model: str, est: Any
     """Each baseline's estimates on a model's selected pairs (joined on stem and reference)."""
     mine = baselines[baselines["model"] == model].drop(columns=["fold"])
     joined = pairs[["stem", "reference", "fold"]].merge(mine, on=["stem", "reference"])
-    return {name: {s: est(part, s) for s in SCORES} for name, part in joined.groupby("baseline", sort=False)}
+    return {name: {s: est(part, s) for s in scores_of(part)} for name, part in joined.groupby("baseline", sort=False)}
 
 
 def _raters(agreement: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -155,7 +160,8 @@ def _headline(summary: dict[str, Any], items: pd.DataFrame, models: list[str]) -
         rows.append({"source": model, "type": "model", "diagnosis_f1": summary["diagnosis"][model]["macro_f1"],
                      "identification_f1": summary["identification"].get(model, {}).get("macro_f1"),
                      **{f"char_{s}": char.get(s) for s in ("dice", "sensitivity", "specificity")},
-                     "union_dice": union.get("dice"), "pointing": loc[model][kind]["overall"]["pointing"]})
+                     "union_dice": union.get("dice"), "pointing": loc[model][kind]["overall"]["pointing"],
+                     **_drawn(char, loc[model][kind]["overall"])})
     raters = summary["raters"]
     if raters:
         for label, key in (("raters, leave-one-out", "leave_one_out"), ("raters, pairwise", "pairwise")):
@@ -172,8 +178,17 @@ def _headline(summary: dict[str, Any], items: pd.DataFrame, models: list[str]) -
         rows.append({"source": f"baseline: {name}", "type": "baseline", "diagnosis_f1": None,
                      "identification_f1": None,
                      **{f"char_{s}": char.get(s) for s in ("dice", "sensitivity", "specificity")},
-                     "union_dice": union.get("dice"), "pointing": kinds[kind]["pointing"]})
+                     "union_dice": union.get("dice"), "pointing": kinds[kind]["pointing"],
+                     **_drawn(char, kinds[kind])})
     return rows
+
+
+def _drawn(char: dict[str, Any], pointing: dict[str, Any]) -> dict[str, Any]:
+    """Known-answer headline columns (synthetic data only): characteristic Dice and pointing against
+    the drawn lesions."""
+    if DRAWN + "dice" not in char:
+        return {}
+    return {"char_dice_drawn": char[DRAWN + "dice"], "pointing_drawn": pointing.get(DRAWN + "pointing")}
 
 
 def summarize_benchmark(result: BenchmarkResult) -> dict[str, Any]:

@@ -31,9 +31,11 @@ from torch.utils.data import DataLoader
 
 from dermx import vocab
 from dermx.data import DermXDB, FusionRule, fuse, resize_mask
+from dermx.data.synth.writer import GROUND_TRUTH_DIR, load_ground_truth
 from dermx.evaluate.geometry import to_native
-from dermx.evaluate.scoring import BASELINES, BatchTables, Explanation, score_batch
+from dermx.evaluate.scoring import BASELINES, REFERENCE_CHANNELS, BatchTables, Explanation, score_batch
 from dermx.explain import CamEngine
+from dermx.jsonio import write_json
 from dermx.models import DermXNet, load_checkpoint
 from dermx.train.config import ResolutionPolicy
 from dermx.train.datasets import ImageDataset, dermxdb_items
@@ -50,12 +52,15 @@ class ReferenceMaps:
 
     ``(19, h, w)`` float: 16 fused maps, union, lesions, watermark (see
     :data:`~dermx.evaluate.scoring.REFERENCE_CHANNELS`). ``watermarks`` maps a stem to its watermark
-    box (x0, y0, x1, y1) in native pixels (synthetic data); other images get an empty channel.
+    box (x0, y0, x1, y1) in native pixels (synthetic data); other images get an empty channel. With
+    ``drawn`` (a synthetic dataset's folder), 16 more channels follow: the lesions the generator drew,
+    per characteristic (:data:`~dermx.evaluate.scoring.DRAWN_CHANNELS`), resized like the raters' masks.
     """
 
     db: DermXDB
     rule: FusionRule = "mean"
     watermarks: dict[str, Box | None] = field(default_factory=dict)
+    drawn: Path | None = None
 
     def __call__(self, stem: str, size: tuple[int, int] | None) -> Tensor:
         stack = self.db.rater_stack(stem, size=size)  # (16, R, h, w) bool
@@ -66,8 +71,12 @@ class ReferenceMaps:
         if box is not None:
             mark[max(0, box[1]):box[3], max(0, box[0]):box[2]] = True
         mark_t = torch.from_numpy(resize_mask(mark, size).copy())
-        return torch.cat([fuse(stack, self.rule), fuse(drawn, self.rule)[None],
-                          drawn.any(dim=0)[None].float(), mark_t[None].float()])
+        channels = [fuse(stack, self.rule), fuse(drawn, self.rule)[None], drawn.any(dim=0)[None].float(),
+                    mark_t[None].float()]
+        if self.drawn is not None:
+            truth = load_ground_truth(self.drawn, stem).numpy()
+            channels.append(torch.from_numpy(np.stack([resize_mask(m, size) for m in truth])).float())
+        return torch.cat(channels)
 
 
 def synthetic_watermarks(root: str | Path) -> dict[str, Box | None]:
@@ -77,6 +86,11 @@ def synthetic_watermarks(root: str | Path) -> dict[str, Box | None]:
         return {}
     images = json.loads(manifest.read_text(encoding="utf-8"))["images"]
     return {e["stem"]: tuple(e["watermark"]) if e["watermark"] else None for e in images}
+
+
+def drawn_truth(root: str | Path) -> Path | None:
+    """``root`` if it is a synthetic dataset with the generator's drawn lesions (``ground_truth/``)."""
+    return Path(root) if (Path(root) / GROUND_TRUTH_DIR).is_dir() else None
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,7 @@ class Candidate:
     explain: Callable[[dict[str, Tensor]], Explanation]
     policy: ResolutionPolicy = "pad"
     checkpoint: str = ""
+    map_grid: tuple[int, int] | None = None
 
 
 class CamExplainer:
@@ -154,7 +169,7 @@ def load_candidates(name: str, path: str | Path, db: DermXDB, *, method: str = "
         out.append(Candidate(name=name, kind=config.kind, fold=fold, stems=tuple(test),
                              characteristics=tuple(config.characteristics), input_size=config.input_size,
                              mean=config.mean, std=config.std, explain=CamExplainer(model, method, threshold),
-                             policy=config.resolution, checkpoint=str(directory)))
+                             policy=config.resolution, checkpoint=str(directory), map_grid=model.map_grid()))
     return out
 
 
@@ -209,7 +224,8 @@ def _display(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.
 
 
 class _Examples:
-    """Collects images, union maps and each model's diagnosis map for a fixed set of stems."""
+    """Collects images, union maps and each model's diagnosis map and findings map (the maximum of its
+    characteristic maps, absent ones zeroed) for a fixed set of stems."""
 
     def __init__(self, stems: Sequence[str]) -> None:
         self.stems = list(stems)
@@ -224,6 +240,9 @@ class _Examples:
         images, refs = batch["image"], batch["maps"]
         self.size = self.size or tuple(images.shape[-2:])
         dx_map = F.interpolate(explanation.diagnosis_maps[rows], size=self.size, mode="bilinear", align_corners=False)
+        char_maps = explanation.characteristic_maps[rows]
+        findings = (F.interpolate(char_maps.amax(dim=1, keepdim=True), size=self.size, mode="bilinear",
+                                  align_corners=False) if char_maps.shape[1] else None)
         predicted = explanation.diagnosis[rows].argmax(dim=1).tolist()
         for j, i in enumerate(rows):
             entry = self.arrays.setdefault(stems[i], {})
@@ -232,9 +251,11 @@ class _Examples:
                 entry["image"] = _display(F.interpolate(images[i:i + 1], size=self.size, mode="bilinear",
                                                         align_corners=False), candidate.mean, candidate.std)[0]
                 entry["union"] = small[len(vocab.CHARACTERISTICS)].numpy().astype(np.float16)
-                entry["watermark"] = small[-1].numpy() > 0.5
+                entry["watermark"] = small[REFERENCE_CHANNELS.index("watermark")].numpy() > 0.5
                 entry["reference"] = np.asarray(vocab.DIAGNOSES[int(batch["diagnosis"][i])])
             entry[f"map:{model}"] = dx_map[j, 0].numpy().astype(np.float16)
+            if findings is not None:
+                entry[f"findings:{model}"] = findings[j, 0].numpy().astype(np.float16)
             entry[f"predicted:{model}"] = np.asarray(vocab.DIAGNOSES[predicted[j]])
 
     def arrays_by_key(self) -> dict[str, np.ndarray]:
@@ -284,14 +305,16 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
     if not candidates:
         raise ValueError("no models to benchmark")
     wrap = progress or (lambda it, _d, _n: it)
-    references = ReferenceMaps(db, config.fusion, synthetic_watermarks(db.root))
+    references = ReferenceMaps(db, config.fusion, synthetic_watermarks(db.root), drawn_truth(db.root))
     all_stems = sorted({s for c in candidates for s in c.stems})
     examples = _Examples(example_stems(db, all_stems, config.examples_per_class))
     tables: list[tuple[Candidate, BatchTables]] = []
     models: dict[str, dict[str, Any]] = {}
     for candidate in candidates:
         entry = models.setdefault(candidate.name, {"kind": candidate.kind, "folds": [], "checkpoints": [],
-                                                   "characteristics": list(candidate.characteristics)})
+                                                   "characteristics": list(candidate.characteristics),
+                                                   "input_size": list(candidate.input_size),
+                                                   "map_grid": list(candidate.map_grid or ())})
         entry["folds"].append(candidate.fold)
         entry["checkpoints"].append(candidate.checkpoint)
         items = dermxdb_items(db, candidate.stems, vocab.CHARACTERISTICS)
@@ -354,7 +377,6 @@ def write_benchmark(result: BenchmarkResult, out: str | Path) -> list[Path]:
     for name in ("items", "baselines", "images"):
         getattr(result, name).to_csv(out / f"{name}.csv", index=False)
         written.append(out / f"{name}.csv")
-    (out / "summary.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False, default=str) + "\n",
-                                      encoding="utf-8")
+    write_json(out / "summary.json", result.summary)
     np.savez_compressed(out / "examples.npz", **result.examples)
     return [*written, out / "summary.json", out / "examples.npz"]

@@ -3,7 +3,6 @@ and write CSV tables, ``summary.json``, Markdown tables and a figure."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from dermx.evaluate.agreement import (
     localization_agreement,
     repeat_pairs,
 )
+from dermx.jsonio import write_json
 from dermx.metrics import summarize
 
 NOTE = (f"Rater diagnosis = the first diagnosis tag of the file; files without one count as wrong "
@@ -185,7 +185,7 @@ def write_agreement(result: AgreementResult, out: Path) -> list[Path]:
     """Write ``summary.json``, one CSV per table, ``tables.md`` and ``localization.png`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "summary.json"]
-    written[0].write_text(json.dumps(result.summary, indent=2, ensure_ascii=False, allow_nan=True))
+    write_json(written[0], result.summary)
     for name, table in result.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
         written.append(out / f"{name}.csv")

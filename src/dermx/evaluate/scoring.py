@@ -2,7 +2,11 @@
 
 Reference channels of a batch (``refs``, ``(B, 19, h, w)``, see :data:`REFERENCE_CHANNELS`): the 16
 fused characteristic maps, the fuzzy union of all characteristics (each rater's union, then fused),
-the crisp lesion area (outlined by ≥ 1 rater) and the crisp watermark box (all 0 when unknown).
+the crisp lesion area (outlined by ≥ 1 rater) and the crisp watermark box (all 0 when unknown). On
+synthetic data 16 more channels (:data:`DRAWN_CHANNELS`) hold the known answer, the lesions the
+generator drew: every row is then also scored against it, in ``drawn_<score>`` columns (the union
+rows against the union of the drawn lesions), NaN where nothing of that characteristic was drawn.
+This separates a map that disagrees with the raters from one that misses the lesion.
 
 Rows produced (``kind``):
 
@@ -43,6 +47,8 @@ KINDS: tuple[str, ...] = ("characteristic", "diagnosis", "diagnosis-union")
 UNION = "union"
 REFERENCE_CHANNELS: tuple[str, ...] = (*vocab.CHARACTERISTICS, UNION, "lesions", "watermark")
 BASELINES: tuple[str, ...] = ("uniform", "gaussian", "random")
+DRAWN_CHANNELS: tuple[str, ...] = tuple(f"drawn:{c}" for c in vocab.CHARACTERISTICS)
+DRAWN = "drawn_"
 _N = len(vocab.CHARACTERISTICS)
 
 
@@ -82,12 +88,19 @@ def score_maps(maps: Tensor, refs: Tensor, *, tolerance: float = 0.0) -> dict[st
     }
 
 
-def _rows(keep: Tensor, maps: Tensor, refs: Tensor, columns: dict[str, np.ndarray], tolerance: float) -> pd.DataFrame:
+def _rows(keep: Tensor, maps: Tensor, refs: Tensor, columns: dict[str, np.ndarray], tolerance: float,
+          drawn: Tensor | None = None) -> pd.DataFrame:
     """One row per true entry of ``keep`` (B, T): ``columns`` (B, T) arrays, then the scores of the kept
-    pairs only, gathered into one (pairs, 1, h, w) stack. ``maps`` has T channels or one (broadcast)."""
+    pairs only, gathered into one (pairs, 1, h, w) stack. ``maps`` has T channels or one (broadcast).
+    With ``drawn`` (B, T, h, w) known-answer masks, also ``drawn_<score>`` (NaN where a mask is empty)."""
     b, t = keep.nonzero(as_tuple=True)
     pair_maps = maps[b, t if maps.shape[1] > 1 else 0][:, None]
     scores = score_maps(pair_maps, refs[b, t][:, None], tolerance=tolerance)
+    if drawn is not None:
+        truth = drawn[b, t][:, None]
+        empty = truth.amax(dim=(1, 2, 3)) <= 0
+        scores |= {DRAWN + name: values.masked_fill(empty[:, None], float("nan"))
+                   for name, values in score_maps(pair_maps, truth, tolerance=tolerance).items()}
     rows, cols = b.numpy(), t.numpy()
     data = {name: values[rows, cols] for name, values in columns.items()}
     data.update({name: values[:, 0].double().numpy() for name, values in scores.items()})
@@ -105,8 +118,9 @@ def _column(values: Sequence[object] | np.ndarray, width: int) -> np.ndarray:
 
 
 def _baseline_rows(stems: np.ndarray, keep: Tensor, refs: Tensor, baselines: Sequence[str], seed: int,
-                   tolerance: float) -> pd.DataFrame:
-    """Each baseline's scores on the kept (image, reference) pairs of ``refs`` (B, 17, h, w)."""
+                   tolerance: float, drawn: Tensor | None = None) -> pd.DataFrame:
+    """Each baseline's scores on the kept (image, reference) pairs of ``refs`` (B, 17, h, w) (and of
+    the known answer ``drawn``, same layout, if given)."""
     batch, n_refs, h, w = refs.shape
     frames = []
     for name in baselines:
@@ -116,7 +130,7 @@ def _baseline_rows(stems: np.ndarray, keep: Tensor, refs: Tensor, baselines: Seq
             maps = baseline_like(name, refs[:, :1])  # type: ignore[arg-type]
         frames.append(_rows(keep, maps, refs, {
             "stem": _column(stems, n_refs), "reference": _grid((*vocab.CHARACTERISTICS, UNION), batch),
-            "baseline": _grid([name] * n_refs, batch)}, tolerance))
+            "baseline": _grid([name] * n_refs, batch)}, tolerance, drawn))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -138,6 +152,8 @@ def score_batch(
     names = np.asarray(stems, dtype=object)
     fused, union = refs[:, :_N], refs[:, _N:_N + 1]
     lesions, watermark = refs[:, _N + 1:_N + 2], refs[:, _N + 2:_N + 3]
+    drawn = refs[:, _N + 3:2 * _N + 3] if refs.shape[1] > _N + 3 else None
+    dx_drawn = torch.cat([drawn, drawn.amax(dim=1, keepdim=True)], dim=1) if drawn is not None else None
     predicted = explanation.diagnosis.argmax(dim=1)
     correct = (predicted == reference).numpy()
     dx_names = np.asarray(vocab.DIAGNOSES, dtype=object)
@@ -150,7 +166,7 @@ def score_batch(
             **{k: _column(v, len(index)) for k, v in shared.items()},
             "kind": _grid(["characteristic"] * len(index), batch), "target": _grid(characteristics, batch),
             "reference": _grid(characteristics, batch), "present": is_present.numpy(),
-            "predicted": is_predicted.numpy()}, tolerance))
+            "predicted": is_predicted.numpy()}, tolerance, drawn[:, index] if drawn is not None else None))
     dx_refs = torch.cat([fused, union], dim=1)
     dx_present = torch.cat([present, present.any(dim=1, keepdim=True)], dim=1)
     width = _N + 1
@@ -159,7 +175,7 @@ def score_batch(
         "kind": _grid(["diagnosis"] * _N + ["diagnosis-union"], batch),
         "target": _column(dx_names[predicted.numpy()], width),
         "reference": _grid((*vocab.CHARACTERISTICS, UNION), batch),
-        "present": dx_present.numpy(), "predicted": np.ones((batch, width), dtype=bool)}, tolerance))
+        "present": dx_present.numpy(), "predicted": np.ones((batch, width), dtype=bool)}, tolerance, dx_drawn))
     needed = dx_present.clone()
     if characteristics:
         needed[:, index] |= is_predicted
@@ -177,4 +193,5 @@ def score_batch(
         "area_lesions": lesions.mean(dim=(1, 2, 3)).double().numpy(),
     })
     return BatchTables(items=pd.concat(frames, ignore_index=True),
-                       baselines=_baseline_rows(names, needed, dx_refs, baselines, seed, tolerance), images=images)
+                       baselines=_baseline_rows(names, needed, dx_refs, baselines, seed, tolerance, dx_drawn),
+                       images=images)

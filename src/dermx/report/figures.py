@@ -142,31 +142,36 @@ def shortcut(summary: dict[str, Any]) -> bytes:
 
 
 def example_grid(examples: dict[str, np.ndarray], models: list[str], rows: list[int]) -> bytes:
-    """Rows of examples: image, experts' union map, then each model's diagnosis map as an overlay,
-    titled with the reference and each model's prediction (✓ correct, ✗ wrong)."""
-    n_cols = 2 + len(models)
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(2.2 * n_cols, 2.3 * len(rows)), squeeze=False)
+    """Rows of examples: image, experts' union map, then for each model its findings map (the maximum of
+    its characteristic maps, absent characteristics zeroed) and its diagnosis map, as overlays titled
+    with the reference and each model's prediction (✓ correct, ✗ wrong). The watermark is outlined."""
+    panels_of: list[tuple[str, str | None]] = [("image", None), ("experts' union", "union")]
+    for m in models:
+        if f"findings:{m}" in examples:
+            panels_of.append((f"{m}: findings", f"findings:{m}"))
+        panels_of.append((f"{m}: diagnosis", f"map:{m}"))
+    n_cols = len(panels_of)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.9 * n_cols, 2.2 * len(rows)), squeeze=False)
     for r, i in enumerate(rows):
         image = examples["image"][i]
         grey = image.mean(axis=2) / 255
         reference = str(examples["reference"][i])
-        panels = [("image", None), ("experts' union", examples["union"][i].astype(float))]
-        panels += [(m, examples[f"map:{m}"][i].astype(float)) for m in models]
-        for c, (title, overlay) in enumerate(panels):
+        for c, (title, key) in enumerate(panels_of):
             ax = axes[r, c]
             ax.axis("off")
-            if overlay is None:
+            if key is None:
                 ax.imshow(image)
                 ax.set_title(f"{examples['stems'][i]}\n{reference}", fontsize=7)
                 continue
             ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
-            ax.imshow(overlay, cmap="inferno" if c > 1 else "viridis", alpha=0.55, vmin=0, vmax=1)
+            ax.imshow(examples[key][i].astype(float), cmap="viridis" if key == "union" else "inferno", alpha=0.55,
+                      vmin=0, vmax=1)
             if examples["watermark"][i].any():
                 ax.contour(examples["watermark"][i], levels=[0.5], colors="cyan", linewidths=0.8, linestyles="--")
-            if c > 1:
-                predicted = str(examples[f"predicted:{title}"][i])
-                mark = "✓" if predicted == reference else "✗"
-                title = f"{title}: {mark} {predicted}"
+            if key.startswith("map:"):
+                model = key.removeprefix("map:")
+                predicted = str(examples[f"predicted:{model}"][i])
+                title = f"{model}: {'✓' if predicted == reference else '✗'} {predicted}"
             ax.set_title(title, fontsize=7)
     fig.tight_layout()
     return png(fig, dpi=90)

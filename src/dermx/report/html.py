@@ -31,7 +31,11 @@ HEADLINE_COLUMNS: dict[str, str] = {
     "char_specificity": "specificity",
     "union_dice": "diagnosis map vs union: Dice",
     "pointing": "pointing game",
+    "char_dice_drawn": "characteristic maps vs drawn lesions: Dice",
+    "pointing_drawn": "pointing game vs drawn lesions",
 }
+#: Headline columns present only for synthetic data (the generator's known answer).
+DRAWN_COLUMNS: tuple[str, ...] = ("char_dice_drawn", "pointing_drawn")
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:1.8em}
@@ -61,10 +65,38 @@ def fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
+METHOD_NAMES: dict[str, str] = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "xgradcam": "XGrad-CAM",
+                                 "hirescam": "HiRes-CAM", "layercam": "Layer-CAM", "cam": "CAM",
+                                 "scorecam": "Score-CAM", "eigencam": "Eigen-CAM"}
+
+
+def map_grid_note(summary: dict[str, Any]) -> str:
+    """What each model's maps are made of, e.g. "Grad-CAM on an 8×8 grid, upsampled to 64 px"."""
+    method = METHOD_NAMES.get(summary["config"]["method"], summary["config"]["method"])
+    notes = {}
+    for model, info in summary["models"].items():
+        grid, size = info.get("map_grid") or [], info.get("input_size") or []
+        if len(grid) == 2 and len(size) == 2:
+            pixels = f"{size[0]} px" if size[0] == size[1] else f"{size[0]}×{size[1]} px"
+            notes.setdefault(f"{method} on a {grid[0]}×{grid[1]} grid, upsampled to {pixels}", []).append(model)
+    if not notes:
+        return f"CAM method {method}"
+    if len(notes) == 1:
+        return next(iter(notes))
+    return "; ".join(f"{', '.join(models)}: {note}" for note, models in notes.items())
+
+
+def headline_columns(summary: dict[str, Any]) -> dict[str, str]:
+    """:data:`HEADLINE_COLUMNS`, without the known-answer ones when no row has them (real data)."""
+    drawn = any(key in row for row in summary["headline"] for key in DRAWN_COLUMNS)
+    return {k: v for k, v in HEADLINE_COLUMNS.items() if drawn or k not in DRAWN_COLUMNS}
+
+
 def headline_frame(summary: dict[str, Any]) -> pd.DataFrame:
-    """The headline table with formatted cells (columns of :data:`HEADLINE_COLUMNS`) and a ``type``."""
+    """The headline table with formatted cells (columns of :func:`headline_columns`) and a ``type``."""
     rows = [{**{label: fmt(row.get(key)) if key != "source" else row["source"]
-                for key, label in HEADLINE_COLUMNS.items()}, "type": row["type"]} for row in summary["headline"]]
+                for key, label in headline_columns(summary).items()}, "type": row["type"]}
+            for row in summary["headline"]]
     return pd.DataFrame(rows)
 
 
@@ -135,8 +167,8 @@ def render_report(run_dir: str | Path, *, examples_per_group: int = 4) -> Path:
     models = list(summary["models"])
     listing = ", ".join(f"{m} ({v['kind']})" for m, v in summary["models"].items())
     parts = [f"<h1>dermx benchmark report</h1><p class='note'>{summary['images']} test images; models: "
-             f"{html.escape(listing)}; CAM method "
-             f"{html.escape(summary['config']['method'])}; fusion {html.escape(summary['config']['fusion'])}; "
+             f"{html.escape(listing)}; {html.escape(map_grid_note(summary))}; "
+             f"fusion {html.escape(summary['config']['fusion'])}; "
              f"maps compared at {html.escape(summary['config']['resolution'])} resolution; pairs: "
              f"{html.escape(summary['config']['selection'])}.</p>"]
     headline = headline_frame(summary)
@@ -144,7 +176,10 @@ def render_report(run_dir: str | Path, *, examples_per_group: int = 4) -> Path:
     parts += ["<h2>Headline</h2>", _table(headline, "type"),
               "<p class='note'>Models: mean of image means with bootstrap 95 % CI over images. Raters: mean ± SD "
               "over rater pairs (leave-one-out: each rater against the fused map of the others). Baselines: "
-              "image-independent maps scored on the first model's pairs.</p>"]
+              "image-independent maps scored on the first model's pairs. On synthetic data the columns "
+              "<i>vs drawn lesions</i> score the same maps against the lesions the generator drew (the known "
+              "answer), on the pairs where that characteristic was drawn: a map can disagree with the raters "
+              "and still sit on the lesion, or miss both.</p>"]
     parts += ["<h2>Localization per characteristic</h2>",
               _figure(figures.characteristic_bars(summary), "per-characteristic localization")]
     if summary.get("shortcut"):

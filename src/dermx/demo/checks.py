@@ -1,0 +1,99 @@
+"""What the demo must show, checked on its ``summary.json``: the verdicts printed under the headline.
+
+On the synthetic set the right answer is known, so the demo states what guided attention does and
+checks it (each check reads estimates with their 95 % bootstrap CIs over images):
+
+- ``dice``: DermX+'s characteristic-map Dice ≥ 0.30 (a third of the way from the best baseline to the
+  raters' leave-one-out agreement in the demo's first measurements);
+- ``beats baselines``: DermX+'s Dice and pointing game above every baseline map, the CI's lower bound
+  above the best baseline's upper bound;
+- ``paired``: DermX+ above DermX on characteristic-map Dice, the paired-bootstrap CI of the difference
+  (same images, same pairs) excluding 0;
+- ``diagnosis``: diagnosis macro-F1 ≥ 0.85 for both models;
+- ``shortcut``: on the watermarked images of the shortcut class, the diagnosis map's energy share on
+  the watermark ≥ 3× the watermark's area share, for at least one model (the one that learned it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+DICE_GOAL = 0.30
+DIAGNOSIS_GOAL = 0.85
+SHORTCUT_RATIO = 3.0
+GUIDED, PLAIN = "DermX+", "DermX"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verdict: what was checked, the figures it read, and whether it holds."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+def _value(estimate: dict[str, Any] | None, key: str = "mean") -> float:
+    value = (estimate or {}).get(key)
+    return math.nan if value is None else float(value)
+
+
+def _row(summary: dict[str, Any], source: str) -> dict[str, Any]:
+    for row in summary["headline"]:
+        if row["source"] == source:
+            return row
+    raise KeyError(f"no headline row {source!r}")
+
+
+def _beats_baselines(summary: dict[str, Any], model: dict[str, Any]) -> Check:
+    baselines = [r for r in summary["headline"] if r["type"] == "baseline"]
+    notes, passed = [], True
+    for score in ("char_dice", "pointing"):
+        best = max(baselines, key=lambda r: _value(r.get(score), "high"))
+        low, high = _value(model.get(score), "low"), _value(best.get(score), "high")
+        passed &= low > high
+        notes.append(f"{score}: CI low {low:.3f} vs best baseline ({best['source'].removeprefix('baseline: ')}) "
+                     f"CI high {high:.3f}")
+    return Check("beats baselines", passed, "; ".join(notes))
+
+
+def _paired(summary: dict[str, Any]) -> Check:
+    for entry in summary["paired"]:
+        if entry["kind"] == "characteristic" and entry["score"] == "dice" and {entry["a"], entry["b"]} == {
+                GUIDED, PLAIN}:
+            sign = 1.0 if entry["a"] == GUIDED else -1.0
+            bounds = sorted(sign * _value(entry["difference"], k) for k in ("low", "high"))
+            mean = sign * _value(entry["difference"])
+            return Check("paired", bounds[0] > 0,
+                         f"DermX+ − DermX Dice {mean:+.3f} [{bounds[0]:+.3f}, {bounds[1]:+.3f}]")
+    return Check("paired", False, "no paired DermX+ / DermX characteristic Dice comparison in the summary")
+
+
+def _shortcut(summary: dict[str, Any]) -> Check:
+    block = summary.get("shortcut")
+    if not block:
+        return Check("shortcut", False, "no watermark in the test images")
+    ratios = {}
+    for model, per_class in block["models"].items():
+        entry = per_class[block["class"]]
+        ratios[model] = _value(entry["watermark"]) / entry["area_watermark"] if entry["area_watermark"] else math.nan
+    detail = ", ".join(f"{m} {r:.1f}×" for m, r in ratios.items())
+    return Check("shortcut", any(r >= SHORTCUT_RATIO for r in ratios.values()),
+                 f"energy share on the watermark / its area share ({block['class']}): {detail}")
+
+
+def demo_checks(summary: dict[str, Any]) -> list[Check]:
+    """Every check of the module docstring on a demo's ``summary.json`` document."""
+    guided, plain = _row(summary, GUIDED), _row(summary, PLAIN)
+    dice = _value(guided.get("char_dice"))
+    f1 = {name: _value(row.get("diagnosis_f1")) for name, row in ((GUIDED, guided), (PLAIN, plain))}
+    return [
+        Check("dice", dice >= DICE_GOAL, f"DermX+ characteristic-map Dice {dice:.3f} (goal ≥ {DICE_GOAL})"),
+        _beats_baselines(summary, guided),
+        _paired(summary),
+        Check("diagnosis", all(v >= DIAGNOSIS_GOAL for v in f1.values()),
+              ", ".join(f"{m} macro-F1 {v:.3f}" for m, v in f1.items()) + f" (goal ≥ {DIAGNOSIS_GOAL})"),
+        _shortcut(summary),
+    ]
