@@ -98,3 +98,15 @@ def test_resolution_policy_is_recorded_and_validated(saved: tuple[Path, torch.nn
     _edit(directory, resolution="stretch")
     with pytest.raises(CheckpointError, match=r"unknown resolution policy 'stretch'"):
         load_checkpoint(directory)
+
+
+@pytest.mark.parametrize("cut", [0, 5, 0.5])
+def test_empty_or_truncated_weights_are_a_checkpoint_error(saved: tuple[Path, torch.nn.Module],
+                                                            cut: float) -> None:
+    directory, _ = saved
+    weights = directory / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: int(cut * len(data)) if isinstance(cut, float) else cut])
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: not a readable safetensors file") as caught:
+        load_checkpoint(directory)
+    assert "\n" not in str(caught.value) and str(weights) in str(caught.value)

@@ -52,3 +52,19 @@ def test_json_on_stdout(checkpoint: Path, tmp_path: Path) -> None:
 def test_bad_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["predict", "-m", str(tmp_path), str(tmp_path)])
     assert result.exit_code == 2 and "config.json" in result.output
+
+
+def test_truncated_weights_are_one_error_line(checkpoint: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_bytes((checkpoint / "config.json").read_bytes())
+    data = (checkpoint / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
+    image = tmp_path / "a.png"
+    photo().save(image)
+    for command in (["predict", "-m", str(broken), str(image)], ["serve", "-m", str(broken), "--port", "0"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert "model.safetensors: not a readable safetensors file" in result.output
+        assert "Traceback" not in result.output

@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from dermx import vocab
@@ -86,7 +87,11 @@ def load_checkpoint(path: str | Path, *, map_location: str = "cpu") -> DermXNet:
         model = DermXNet(config, pretrained=False)
     except ValueError as error:
         raise CheckpointError(f"{directory}: cannot rebuild the model: {error}") from error
-    state = load_file(str(directory / WEIGHTS_FILE), device=map_location)
+    weights = directory / WEIGHTS_FILE
+    try:
+        state = load_file(str(weights), device=map_location)
+    except (SafetensorError, OSError) as error:  # empty, truncated or unreadable file
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({error})") from error
     expected = model.state_dict()
     problems = [f"missing tensor {k!r}" for k in expected if k not in state]
     problems += [f"unexpected tensor {k!r}" for k in state if k not in expected]

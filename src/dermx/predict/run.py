@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -41,7 +42,7 @@ def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: b
         predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution,  # type: ignore[arg-type]
                               batch_size=batch_size)
     except (CheckpointError, ValueError) as error:
-        err.print(f"[red]error:[/] {error}")
+        err.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)  # one line, however long
         return 2
     inputs = collect(images)
     skipped = list(inputs.skipped)
