@@ -85,3 +85,16 @@ def test_cli_reports_a_missing_image_folder(tiny_db: tuple[Path, Path], tmp_path
 def test_an_unknown_resolution_policy_is_refused() -> None:
     with pytest.raises(ValueError, match=r"unknown resolution policy 'stretch'"):
         TrainConfig(resolution="stretch")  # type: ignore[arg-type]
+
+
+def test_a_run_failing_before_training_leaves_no_empty_out_folder(tiny_db: tuple[Path, Path],
+                                                                   tmp_path: Path) -> None:
+    from dermx.cli import app
+
+    base = ["train", "--data", str(tiny_db[0]), "--images", str(tmp_path / "none"), "--no-pretrained"]
+    assert CliRunner().invoke(app, [*base, "--out", str(tmp_path / "new")]).exit_code == 2
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "existing"
+    kept.mkdir()
+    assert CliRunner().invoke(app, [*base, "--out", str(kept)]).exit_code == 2
+    assert kept.is_dir()  # a folder the user made is never removed

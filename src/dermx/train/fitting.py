@@ -159,9 +159,24 @@ def frame_scores(frame: pd.DataFrame, diagnoses: tuple[str, ...], chars: tuple[s
 
 
 def fit(config: TrainConfig) -> TrainResult:
-    """Train one model as ``config`` says; select it on the inner validation split; export it."""
+    """Train one model as ``config`` says; select it on the inner validation split; export it.
+
+    When the run fails before anything is written (bad data folder, bad trainer flags), the ``out``
+    folder is removed again if this call created it.
+    """
     run_dir = Path(config.out)
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _fit_into(config, run_dir)
+    except BaseException:
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
+
+
+def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
+    """The body of :func:`fit`, writing into the existing ``run_dir``."""
     L.seed_everything(config.seed, workers=True)
     model = model_from_config(config)
     data = DermXDataModule(config, model.config)
