@@ -67,7 +67,7 @@ def main() -> None:
         scores.add_column(column)
     for r in records:
         for row in r["headline"]:
-            if row["type"] == "raters" and "leave" not in row["source"]:
+            if row["source"] == "raters, pairwise":
                 continue
             scores.add_row(str(r["seed"]), row["source"], _ci(row.get("char_dice")), _ci(row.get("pointing")),
                            _ci(row.get("diagnosis_f1")), _ci(row.get("char_dice_drawn")))

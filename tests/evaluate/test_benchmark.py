@@ -142,3 +142,6 @@ def test_known_answer_columns_score_against_the_drawn_lesions(run: tuple[DermXDB
     row = {r["source"]: r for r in result.summary["headline"]}["oracle"]
     assert row["char_dice_drawn"]["mean"] == pytest.approx(oracle["drawn_dice"]["mean"])
     assert "drawn_dice" in result.summary["baselines"]["present"]["oracle"]["gaussian"]["characteristic"]
+    # the raters' own fused maps against the drawn lesions: the oracle answers with exactly those maps
+    experts = {r["source"]: r for r in result.summary["headline"]}["raters, fused map"]
+    assert experts["char_dice_drawn"]["mean"] == pytest.approx(row["char_dice_drawn"]["mean"], abs=1e-9)

@@ -149,7 +149,8 @@ def _shortcut(images: pd.DataFrame, est: Any) -> dict[str, Any] | None:
     return out
 
 
-def _headline(summary: dict[str, Any], items: pd.DataFrame, models: list[str]) -> list[dict[str, Any]]:
+def _headline(summary: dict[str, Any], items: pd.DataFrame, images: pd.DataFrame, models: list[str],
+              est: Any) -> list[dict[str, Any]]:
     selection = summary["config"]["selection"]
     loc = summary["localization"][selection]
     rows = []
@@ -171,6 +172,11 @@ def _headline(summary: dict[str, Any], items: pd.DataFrame, models: list[str]) -
                          **{f"char_{s}": {"mean": overall[s], "sd": overall["sd"][s], "n": overall["pairs"]}
                             for s in ("dice", "sensitivity", "specificity")},
                          "union_dice": None, "pointing": None})
+    if "experts_drawn_dice" in images:
+        one = images[images["model"] == models[0]].assign(value=images["experts_drawn_dice"])
+        rows.append({"source": "raters, fused map", "type": "raters", "diagnosis_f1": None,
+                     "identification_f1": None, "char_dice": None, "union_dice": None, "pointing": None,
+                     "char_dice_drawn": est(one.dropna(subset=["value"]), "value"), "pointing_drawn": None})
     first = models[0]
     for name, kinds in summary["baselines"][selection].get(first, {}).items():
         char, union = kinds.get("characteristic", {}), kinds.get("diagnosis-union", {})
@@ -234,7 +240,7 @@ def summarize_benchmark(result: BenchmarkResult) -> dict[str, Any]:
                                                      & (with_strata["kind"] == _headline_kind(items, m))], by, est)
                               for m in models} for by in STRATA}
     summary["shortcut"] = _shortcut(images, est)
-    summary["headline"] = _headline(summary, items, models)
+    summary["headline"] = _headline(summary, items, images, models, est)
     return summary
 
 

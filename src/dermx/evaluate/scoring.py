@@ -134,6 +134,15 @@ def _baseline_rows(stems: np.ndarray, keep: Tensor, refs: Tensor, baselines: Seq
     return pd.concat(frames, ignore_index=True)
 
 
+def _experts_against_drawn(fused: Tensor, drawn: Tensor, present: Tensor) -> np.ndarray:
+    """Per image, the mean Dice of the experts' fused maps against the drawn lesions over the
+    characteristics both outlined and drawn (NaN where there is none): how well the raters themselves
+    find the known answer, the ceiling of the ``drawn_`` columns."""
+    keep = present & (drawn.amax(dim=(-2, -1)) > 0)
+    dice = fuzzy_confusion(fused, drawn).dice().values.double().masked_fill(~keep, float("nan"))
+    return dice.nanmean(dim=1).numpy()
+
+
 def score_batch(
     stems: Sequence[str],
     reference: Tensor,
@@ -191,6 +200,7 @@ def score_batch(
         "dx_energy_lesions": energy_pointing(dx_map, lesions).values[:, 0].double().numpy(),
         "area_watermark": watermark.mean(dim=(1, 2, 3)).double().numpy(),
         "area_lesions": lesions.mean(dim=(1, 2, 3)).double().numpy(),
+        **({"experts_drawn_dice": _experts_against_drawn(fused, drawn, present)} if drawn is not None else {}),
     })
     return BatchTables(items=pd.concat(frames, ignore_index=True),
                        baselines=_baseline_rows(names, needed, dx_refs, baselines, seed, tolerance, dx_drawn),
