@@ -4,7 +4,7 @@ Same process, same inputs, 2 intra-op threads, random weights (pretrained=False)
 
 1. ResNet-50 + GAP + linear head with 22 outputs (6 + 16): Grad-CAM of all 22 targets at ``layer4[-1]``
    (closed-form route) vs the forward pass alone (the floor) vs pytorch-grad-cam looping over targets.
-2. DermX-style head (GAP + the MLP heads of DESIGN.md §2) with CAMs at ``layer4[-1].conv3``
+2. DermX-style head (GAP + the MLP heads of docs/design.md §7) with CAMs at ``layer4[-1].conv3``
    (batched-cotangent route) vs that model's forward pass alone.
 3. Score-CAM: dermx.explain (one masked forward per channel for all targets) vs pytorch-grad-cam
    ScoreCAM (one per channel and target), on a smaller setting (ResNet-18, see ``SCORECAM``) because

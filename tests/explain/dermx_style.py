@@ -2,7 +2,7 @@
 
 Follows the model protocol of :mod:`dermx.explain.engine`: ``forward_features`` → (B, C, h, w);
 ``forward_head`` begins with global average pooling and returns ``{"characteristic", "diagnosis"}``
-logits; ``target_names`` names each head's outputs. Heads as in DESIGN.md §2.
+logits; ``target_names`` names each head's outputs. Heads as in docs/design.md §7.
 """
 
 from __future__ import annotations

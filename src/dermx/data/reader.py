@@ -1,6 +1,6 @@
 """Read a DermXDB folder exactly as published: annotation JSON, metadata, folds and mask files.
 
-Layout (see DESIGN.md section 1)::
+Layout (see docs/design.md, section 1)::
 
     annotations/labeller{N}_{stem}.json
     masks/masks/labeller{N}_{stem}_{Characteristic}.png   (merged masks)

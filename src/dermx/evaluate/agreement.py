@@ -1,7 +1,7 @@
 """How much dermatologists agree with each other: diagnosis, identification and localization.
 
 Agreement is measured over ordered rater pairs (a, b), a ≠ b, with b as the reference, on the images
-both rated (DESIGN.md section 2):
+both rated (docs/design.md, section 4):
 
 - diagnosis: each rater against the reference diagnosis of ``metadata.csv`` (per-class and macro F1
   over the six classes; a file with several diagnoses counts its first tag; a file with none counts
