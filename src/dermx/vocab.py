@@ -227,8 +227,3 @@ def resolve(names: str | list[str] | tuple[str, ...] | None, allowed: tuple[str,
     if bad:
         raise ValueError(f"unknown name(s) {bad}; expected some of {list(allowed)}")
     return out
-
-
-def snake(name: str) -> str:
-    """A file- and column-safe spelling: ``"Sun damage"`` -> ``"sun_damage"``."""
-    return _key(name).replace(" ", "_")

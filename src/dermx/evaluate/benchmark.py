@@ -42,7 +42,6 @@ from dermx.train.datasets import ImageDataset, dermxdb_items
 
 Resolution = Literal["input", "native"]
 Selection = Literal["present", "predicted", "correct"]
-SELECTIONS: tuple[str, ...] = ("present", "predicted", "correct")
 Box = tuple[int, int, int, int]
 
 

@@ -1,5 +1,5 @@
-r"""Statistics of benchmark tables: estimates with bootstrap CIs over images, fold summaries, paired
-differences and strata.
+r"""Statistics of benchmark tables: estimates with bootstrap CIs over images, fold summaries and paired
+differences.
 
 The unit of resampling is the image. A localization table holds one row per (image, target) pair; an
 image with several pairs first gets its own mean over its defined pairs,
@@ -108,9 +108,3 @@ def one_hot(labels: Sequence[str], names: Sequence[str]) -> np.ndarray:
             out[row, index[label]] = 1.0
     return out
 
-
-def strata_table(rows: pd.DataFrame, score: str, by: str, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """One row per value of column ``by``: the :func:`estimate` of ``score`` on that stratum."""
-    records = [{by: str(value), **estimate(part, score, n_boot=n_boot, seed=seed)}
-               for value, part in rows.groupby(by, sort=True)]
-    return pd.DataFrame(records)
