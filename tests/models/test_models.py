@@ -28,6 +28,21 @@ def test_outputs_protocol_and_heads(kind: str) -> None:
     assert dict(model.named_modules())[model.config.cam_layer] is model.cam_module()
 
 
+def test_probabilities_decode_both_heads() -> None:
+    """softmax over the diagnosis logits, sigmoid per characteristic logit, (B, 0) without that head;
+    half-precision logits (autocast) come back as float32."""
+    z_dx, z_char = torch.randn(3, 6), torch.randn(3, 16)
+    dx, char = build_model("small", pretrained=False).probabilities({"characteristic": z_char, "diagnosis": z_dx})
+    torch.testing.assert_close(dx, torch.exp(z_dx) / torch.exp(z_dx).sum(dim=1, keepdim=True))
+    torch.testing.assert_close(char, 1 / (1 + torch.exp(-z_char)))
+    only = build_model("small", kind="dx-only", pretrained=False)
+    dx, char = only.probabilities(only(torch.randn(2, 3, 64, 64)))
+    assert dx.shape == (2, 6) and char.shape == (2, 0) and char.dtype == dx.dtype == torch.float32
+    dx, char = only.probabilities({"diagnosis": z_dx.bfloat16(), "characteristic": z_char.half()})
+    assert dx.dtype == char.dtype == torch.float32
+    assert only.probabilities({"diagnosis": z_dx.double()}).diagnosis.dtype == torch.float64
+
+
 def test_diagnosis_head_reads_the_characteristic_logits() -> None:
     model = build_model("small", kind="dermx", characteristics="paper", pretrained=False).eval()
     assert model.config.characteristics == vocab.PAPER_CHARACTERISTICS

@@ -132,9 +132,7 @@ class CamExplainer:
         logits = result.logits
         assert isinstance(logits, dict)
         n_char = len(self.model.config.characteristics)
-        diagnosis = logits["diagnosis"].softmax(dim=1).cpu()
-        characteristic = (logits["characteristic"].sigmoid().cpu() if n_char
-                          else diagnosis.new_zeros(len(diagnosis), 0))
+        diagnosis, characteristic = (p.cpu() for p in self.model.probabilities(logits))
         maps = result.maps.detach().cpu().clamp(0, 1)
         keep = (characteristic >= self.threshold).to(maps.dtype)[..., None, None]
         predicted = diagnosis.argmax(dim=1)

@@ -7,7 +7,9 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         **dict.fromkeys(("create_backbone",), ".backbone"),
         **dict.fromkeys(("CheckpointError", "load_checkpoint", "save_checkpoint"), ".checkpoint"),
-        **dict.fromkeys(("DermXNet", "MODEL_KINDS", "ModelConfig", "ModelKind", "build_model"), ".dermx_net"),
+        **dict.fromkeys(
+            ("DermXNet", "MODEL_KINDS", "ModelConfig", "ModelKind", "Probabilities", "build_model"), ".dermx_net"
+        ),
         **dict.fromkeys(("PRESETS", "Preset", "get_preset"), ".presets"),
         **dict.fromkeys(("WeightsError", "load_backbone_weights"), ".weights"),
     },

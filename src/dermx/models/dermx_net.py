@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import torch
 from torch import nn
@@ -36,6 +36,14 @@ def check_resolution(policy: str) -> None:
     if policy not in RESOLUTION_POLICIES:
         raise ValueError(f"unknown resolution policy {policy!r}; expected one of {RESOLUTION_POLICIES}")
 HIDDEN = 64
+
+
+class Probabilities(NamedTuple):
+    """What the logits of :meth:`DermXNet.forward` mean: ``diagnosis`` (B, n_dx) softmax probabilities,
+    ``characteristic`` (B, n_char) sigmoid probabilities ((B, 0) for ``dx-only``)."""
+
+    diagnosis: torch.Tensor
+    characteristic: torch.Tensor
 
 
 @dataclass
@@ -132,6 +140,18 @@ class DermXNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.forward_head(self.forward_features(x))
+
+    @staticmethod
+    def probabilities(outputs: dict[str, torch.Tensor]) -> Probabilities:
+        """Decode :meth:`forward`'s logits: ``softmax(z_dx)`` over the classes and ``sigmoid(z_char)`` per
+        characteristic; without a characteristic head (``dx-only``) an empty (B, 0) tensor. Half-precision
+        logits (autocast) are decoded in float32; float32 and float64 logits keep their dtype."""
+        diagnosis = outputs["diagnosis"]
+        dtype = torch.promote_types(diagnosis.dtype, torch.float32)
+        probabilities = diagnosis.to(dtype).softmax(dim=1)
+        characteristic = outputs.get("characteristic")
+        return Probabilities(probabilities, characteristic.to(dtype).sigmoid() if characteristic is not None
+                             else probabilities[:, :0])
 
     def cam_module(self) -> nn.Module:
         """The module whose output is the CAM layer's activation."""

@@ -102,11 +102,11 @@ class Predictor:
             return []
         result = self.engine(torch.stack([p.tensor for p in batch]))
         logits = result.logits
-        diagnosis = torch.softmax(logits["diagnosis"], dim=1).cpu()
-        characteristic = torch.sigmoid(logits["characteristic"]).cpu() if "characteristic" in logits else None
+        assert isinstance(logits, dict)
+        diagnosis, characteristic = (p.cpu() for p in self.model.probabilities(logits))
         labels = result.labels
         ranked = [self._ranked(d) for d in diagnosis]
-        found = [self._characteristics(c) for c in characteristic] if characteristic is not None else [
+        found = [self._characteristics(c) for c in characteristic] if "characteristic" in logits else [
             [] for _ in batch]
         kept = [[f"diagnosis:{r[0][0]}", *(f"characteristic:{c.name}" for c in chars if c.present)]
                 for r, chars in zip(ranked, found, strict=True)]

@@ -133,9 +133,7 @@ def predict_frame(model: DermXNet, dataset: ImageDataset, batch_size: int = 32) 
     rows: list[dict[str, object]] = []
     diagnoses, chars = model.config.diagnoses, model.config.characteristics
     for batch in loader:
-        outputs = model(batch["image"].to(device))
-        dx = outputs["diagnosis"].softmax(1).cpu()
-        char = outputs["characteristic"].sigmoid().cpu() if chars else dx[:, :0]
+        dx, char = (p.cpu() for p in model.probabilities(model(batch["image"].to(device))))
         for j, index in enumerate(batch["index"].tolist()):
             item = dataset.items[index]
             row: dict[str, object] = {"stem": item.key, "reference": diagnoses[item.diagnosis],

@@ -103,12 +103,10 @@ class DermXModule(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         outputs, parts = self._step(batch, create_graph=False)
         self._log_parts("val", parts, batch["image"].shape[0])
-        # float32: under bf16/16-mixed autocast the logits are half precision, which NumPy cannot take
-        self._val_outputs.append({"dx_probs": outputs["diagnosis"].detach().float().softmax(1),
-                                  "diagnosis": batch["diagnosis"],
-                                  "char_probs": outputs.get("characteristic", outputs["diagnosis"][:, :0])
-                                  .detach().float().sigmoid(),
-                                  "characteristics": batch["characteristics"]})
+        # under bf16/16-mixed autocast the logits are half precision, which NumPy cannot take: decoded in float32
+        dx_probs, char_probs = self.model.probabilities({k: v.detach() for k, v in outputs.items()})
+        self._val_outputs.append({"dx_probs": dx_probs, "diagnosis": batch["diagnosis"],
+                                  "char_probs": char_probs, "characteristics": batch["characteristics"]})
 
     def on_validation_epoch_end(self) -> None:
         if not self._val_outputs:
