@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,14 @@ from dermx.demo import DemoConfig, demo_checks, run_demo
 
 
 def _ci(estimate: dict[str, Any] | None) -> str:
+    """``mean [low, high]`` for an estimate with a CI, ``mean ± sd`` for rater figures, ``–`` if undefined."""
     if not estimate or estimate.get("mean") is None:
         return "–"
-    return f"{estimate['mean']:.3f} [{estimate['low']:.3f}, {estimate['high']:.3f}]"
+    if estimate.get("low") is not None:
+        return f"{estimate['mean']:.3f} [{estimate['low']:.3f}, {estimate['high']:.3f}]"
+    if estimate.get("sd") is not None:
+        return f"{estimate['mean']:.3f} ± {estimate['sd']:.3f}"
+    return f"{estimate['mean']:.3f}"
 
 
 def _headline(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -43,10 +49,17 @@ def main() -> None:
     parser.add_argument("--recipe", choices=("demo", "long", "quick"), default="demo",
                         help="the demo's recipe, the longer one (DemoConfig.long) or the installation check")
     parser.add_argument("--json", type=Path, default=None, help="write timings, headline and checks as JSON")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="print the tables of runs already in --out (their summary.json; no timings)")
     args = parser.parse_args()
     console = Console()
     records = []
     for seed in [int(s) for s in args.seeds.split(",")]:
+        if args.tables_only:
+            summary = json.loads((args.out / f"seed-{seed}" / "summary.json").read_text(encoding="utf-8"))
+            records.append({"seed": seed, "total": math.nan, "stages": {}, "headline": summary["headline"],
+                            "paired": summary["paired"], "checks": [vars(c) for c in demo_checks(summary)]})
+            continue
         changes = {"out": args.out / f"seed-{seed}", "images": args.n_images, "epochs": args.epochs, "seed": seed}
         recipe = {"demo": lambda **c: DemoConfig(**{k: v for k, v in c.items() if v is not None}),
                   "long": DemoConfig.long, "quick": DemoConfig.quick}[args.recipe]
@@ -56,12 +69,13 @@ def main() -> None:
         records.append({"seed": seed, "total": time.perf_counter() - start, "stages": result.timings,
                         "headline": result.summary["headline"], "paired": result.summary["paired"],
                         "checks": [vars(c) for c in demo_checks(result.summary)]})
-    times = Table(title="dermx demo: wall time per stage (s)")
-    for column in ("seed", *records[0]["stages"], "total"):
-        times.add_column(column, justify="right")
-    for r in records:
-        times.add_row(str(r["seed"]), *(f"{v:.0f}" for v in r["stages"].values()), f"{r['total']:.0f}")
-    console.print(times)
+    if not args.tables_only:
+        times = Table(title="dermx demo: wall time per stage (s)")
+        for column in ("seed", *records[0]["stages"], "total"):
+            times.add_column(column, justify="right")
+        for r in records:
+            times.add_row(str(r["seed"]), *(f"{v:.0f}" for v in r["stages"].values()), f"{r['total']:.0f}")
+        console.print(times)
     scores = Table(title="Characteristic maps against the fused experts (95 % CI over images)")
     for column in ("seed", "source", "char Dice", "pointing", "dx F1", "Dice vs drawn truth"):
         scores.add_column(column)

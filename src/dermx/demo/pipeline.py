@@ -76,8 +76,8 @@ class DemoConfig:
     @classmethod
     def long(cls, **changes: Any) -> DemoConfig:
         """The longer recipe of ``benchmarks/demo_time.py --recipe long`` (≤ 30 minutes on 2 cores): 3,000
-        images of 128×152 at 112 px (14 × 14 maps), 15 epochs."""
-        return replace(cls(images=3000, size=(128, 152), input_size=112, epochs=15),
+        images of 128×152 at 96 px (12 × 12 maps), 15 epochs."""
+        return replace(cls(images=3000, size=(128, 152), input_size=96, epochs=15),
                        **{k: v for k, v in changes.items() if v is not None})
 
     @classmethod
