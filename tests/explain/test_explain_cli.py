@@ -50,16 +50,26 @@ def test_explain_writes_maps_and_overlays(app: typer.Typer, image_dir: Path, tmp
         assert png.size == (64, 64) and png.mode == "RGB"
 
 
-def test_explain_loads_local_weights(app: typer.Typer, image_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_explain_loads_local_weights(app: typer.Typer, image_dir: Path, tmp_path: Path, wrapped: bool) -> None:
     import timm
 
     weights = tmp_path / "weights.pt"
-    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), weights)
+    state = timm.create_model("resnet18", pretrained=False).state_dict()
+    torch.save({"state_dict": state, "epoch": 3} if wrapped else state, weights)
     result = CliRunner().invoke(app, ["explain", "--model", "resnet18", "--images", str(image_dir),
                                       "--out", str(tmp_path / "out"), "--targets", "1", "--size", "64",
                                       "--weights", str(weights), "--method", "gradcam++"])
     assert result.exit_code == 0, result.output
     assert "random weights" not in result.output
+
+
+def test_explain_names_a_weight_file_without_a_state_dict(app: typer.Typer, image_dir: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "weights.pt"
+    torch.save({"epoch": 3}, weights)
+    result = CliRunner().invoke(app, ["explain", "--model", "resnet18", "--images", str(image_dir),
+                                      "--out", str(tmp_path / "out"), "--targets", "1", "--weights", str(weights)])
+    assert result.exit_code == 2 and "no state dict found" in re.sub(r"[\s│]+", " ", result.output)
 
 
 @pytest.mark.parametrize(

@@ -63,21 +63,14 @@ def load_model(spec: str, weights: Path | None
         Console(stderr=True).print(f"[yellow]warning:[/] {spec} has random weights (pretrained=False); "
                                    "pass --weights FILE for meaningful maps")
     else:
-        model.load_state_dict(load_state_dict(weights))
+        from dermx.models.weights import WeightsError, read_state_dict
+
+        try:
+            model.load_state_dict(read_state_dict(weights))
+        except WeightsError as error:
+            raise typer.BadParameter(str(error), param_hint="--weights") from error
     data = timm.data.resolve_data_config({}, model=model)
     return model.eval(), tuple(data["input_size"][1:]), tuple(data["mean"]), tuple(data["std"]), "squash"
-
-
-def load_state_dict(path: Path) -> dict[str, Any]:
-    """A local state dict: ``.safetensors``, or a torch file (optionally wrapped as ``{"state_dict": ...}``)."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(path)
-    import torch
-
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state)
 
 
 def _file_label(label: str) -> str:

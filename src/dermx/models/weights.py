@@ -26,7 +26,9 @@ class WeightsError(ValueError):
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a weight file (safetensors or torch pickle, loaded with ``weights_only=True``)."""
+    """Tensors of a weight file (safetensors or torch pickle, loaded with ``weights_only=True``), unwrapped
+    from ``{"state_dict": ...}``-style wrappers (module docstring); the reader of every local weight file
+    (backbone weights, ``dermx explain --weights``). ``WeightsError`` when there is no state dict."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weight file does not exist")
