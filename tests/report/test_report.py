@@ -89,3 +89,17 @@ def test_report_renders_in_headless_chromium(report: Path) -> None:
     with Image.open(shot) as image:
         assert image.size == (1280, 2000)
         assert len(set(image.convert("L").getdata())) > 20  # not a blank page
+
+
+def test_header_states_each_models_map_grid() -> None:
+    from dermx.report.html import map_grid_note
+
+    def summary(**models: tuple[list[int], list[int]]) -> dict:
+        return {"config": {"method": "gradcam"},
+                "models": {m: {"map_grid": g, "input_size": s} for m, (g, s) in models.items()}}
+
+    assert map_grid_note(summary(a=([8, 8], [64, 64]), b=([8, 8], [64, 64]))) == \
+        "Grad-CAM on an 8×8 grid, upsampled to 64 px"
+    assert map_grid_note(summary(a=([4, 4], [128, 128]), b=([7, 7], [224, 256]))) == \
+        "a: Grad-CAM on a 4×4 grid, upsampled to 128 px; b: Grad-CAM on a 7×7 grid, upsampled to 224×256 px"
+    assert map_grid_note({"config": {"method": "scorecam"}, "models": {"old": {}}}) == "CAM method Score-CAM"

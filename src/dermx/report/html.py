@@ -71,14 +71,16 @@ METHOD_NAMES: dict[str, str] = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"
 
 
 def map_grid_note(summary: dict[str, Any]) -> str:
-    """What each model's maps are made of, e.g. "Grad-CAM on an 8×8 grid, upsampled to 64 px"."""
+    """What each model's maps are made of, e.g. "Grad-CAM on an 8×8 grid, upsampled to 64 px" ("an"
+    before the numbers read with a leading vowel: 8, 11, 18, 80-89)."""
     method = METHOD_NAMES.get(summary["config"]["method"], summary["config"]["method"])
     notes = {}
     for model, info in summary["models"].items():
         grid, size = info.get("map_grid") or [], info.get("input_size") or []
         if len(grid) == 2 and len(size) == 2:
             pixels = f"{size[0]} px" if size[0] == size[1] else f"{size[0]}×{size[1]} px"
-            notes.setdefault(f"{method} on a {grid[0]}×{grid[1]} grid, upsampled to {pixels}", []).append(model)
+            article = "an" if str(grid[0]).startswith("8") or grid[0] in (11, 18) else "a"
+            notes.setdefault(f"{method} on {article} {grid[0]}×{grid[1]} grid, upsampled to {pixels}", []).append(model)
     if not notes:
         return f"CAM method {method}"
     if len(notes) == 1:
