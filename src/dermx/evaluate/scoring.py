@@ -40,8 +40,9 @@ from torch import Tensor
 
 from dermx import vocab
 from dermx.explain import baseline_like, random_maps
-from dermx.metrics import energy_pointing, fuzzy_confusion, pointing_game
+from dermx.metrics import compute_metrics, energy_pointing, fuzzy_confusion
 
+#: The benchmark's scores, by their :data:`dermx.metrics.METRICS` names (also the table columns).
 SCORES: tuple[str, ...] = ("sensitivity", "specificity", "dice", "iou", "pointing", "energy")
 KINDS: tuple[str, ...] = ("characteristic", "diagnosis", "diagnosis-union")
 UNION = "union"
@@ -77,15 +78,7 @@ class BatchTables:
 
 def score_maps(maps: Tensor, refs: Tensor, *, tolerance: float = 0.0) -> dict[str, Tensor]:
     """Every score of :data:`SCORES` for maps ``(B, T, h, w)`` against refs (broadcastable), ``(B, T)``."""
-    confusion = fuzzy_confusion(maps, refs)
-    return {
-        "sensitivity": confusion.sensitivity().values,
-        "specificity": confusion.specificity().values,
-        "dice": confusion.dice().values,
-        "iou": confusion.iou().values,
-        "pointing": pointing_game(maps, refs, tolerance=tolerance).values,
-        "energy": energy_pointing(maps, refs).values,
-    }
+    return {name: scores.values for name, scores in compute_metrics(SCORES, maps, refs, tolerance=tolerance).items()}
 
 
 def _rows(keep: Tensor, maps: Tensor, refs: Tensor, columns: dict[str, np.ndarray], tolerance: float,

@@ -7,7 +7,7 @@
 - :mod:`~dermx.metrics.classification`: per-class and macro precision, recall, F1, Cohen's kappa
   and confusion matrices, labels by name.
 - :mod:`~dermx.metrics.aggregate`: NaN-aware summaries and (paired) bootstrap intervals.
-- :mod:`~dermx.metrics.registry`: each map metric's range and direction.
+- :mod:`~dermx.metrics.registry`: each map metric's name, range and direction; several computed at once.
 
 Map metrics return :class:`Scores`: values with NaN where undefined (zero denominator) and the
 count of undefined items.
@@ -38,7 +38,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             ".fuzzy",
         ),
         **dict.fromkeys(("energy_pointing", "pointing_game", "roc_auc"), ".localization"),
-        **dict.fromkeys(("METRICS", "MetricInfo", "metric_info"), ".registry"),
+        **dict.fromkeys(("METRICS", "MetricInfo", "compute_metrics", "metric_info"), ".registry"),
         **dict.fromkeys(("Scores",), ".scores"),
     },
 )

@@ -1,45 +1,55 @@
-"""What each map metric measures: its range, its direction and the function that computes it.
+"""The map metrics by name: range, direction and the function that computes each.
 
-Every registered ``fn`` has the same call ``fn(prediction_or_saliency, reference) -> Scores``, so
-evaluation code can loop over metrics by name. (The classification scores of
+A metric's registry name is also its column name in every score table (``items.csv``,
+``summary.json``). Every registered ``fn`` has the call ``fn(prediction_or_saliency, reference) ->
+Scores`` (plus the keyword ``options`` it declares), so evaluation code can loop over metrics by name;
+:func:`compute_metrics` computes several at once, the fuzzy ones from one shared
+:func:`~dermx.metrics.fuzzy_confusion` (min t-norm). (The classification scores of
 :mod:`dermx.metrics.classification` are in [0, 1] except Cohen's kappa, in [−1, 1]; all are higher
 is better.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from torch import Tensor
 
 from dermx.metrics import fuzzy, localization
+from dermx.metrics.fuzzy import FuzzyConfusion, fuzzy_confusion
 from dermx.metrics.scores import Scores
 
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """A map metric's name, value range ``(low, high)``, direction and function."""
+    """A map metric's name, value range ``(low, high)``, direction and function.
+
+    ``of_confusion`` reads a fuzzy score off a :class:`~dermx.metrics.FuzzyConfusion` (``None`` for the
+    saliency scores); ``options`` names the keyword options ``fn`` takes (the pointing tolerance).
+    """
 
     name: str
     range: tuple[float, float]
     higher_is_better: bool
-    fn: Callable[[Tensor, Tensor], Scores]
+    fn: Callable[..., Scores]
+    of_confusion: Callable[[FuzzyConfusion], Scores] | None = None
+    options: tuple[str, ...] = ()
 
 
 METRICS: Mapping[str, MetricInfo] = MappingProxyType(
     {
         info.name: info
         for info in (
-            MetricInfo("sensitivity", (0.0, 1.0), True, fuzzy.sensitivity),
-            MetricInfo("specificity", (0.0, 1.0), True, fuzzy.specificity),
-            MetricInfo("precision", (0.0, 1.0), True, fuzzy.precision),
-            MetricInfo("npv", (0.0, 1.0), True, fuzzy.npv),
-            MetricInfo("iou", (0.0, 1.0), True, fuzzy.iou),
-            MetricInfo("dice", (0.0, 1.0), True, fuzzy.dice),
-            MetricInfo("pointing_game", (0.0, 1.0), True, localization.pointing_game),
-            MetricInfo("energy_pointing", (0.0, 1.0), True, localization.energy_pointing),
+            MetricInfo("sensitivity", (0.0, 1.0), True, fuzzy.sensitivity, FuzzyConfusion.sensitivity),
+            MetricInfo("specificity", (0.0, 1.0), True, fuzzy.specificity, FuzzyConfusion.specificity),
+            MetricInfo("precision", (0.0, 1.0), True, fuzzy.precision, FuzzyConfusion.precision),
+            MetricInfo("npv", (0.0, 1.0), True, fuzzy.npv, FuzzyConfusion.npv),
+            MetricInfo("iou", (0.0, 1.0), True, fuzzy.iou, FuzzyConfusion.iou),
+            MetricInfo("dice", (0.0, 1.0), True, fuzzy.dice, FuzzyConfusion.dice),
+            MetricInfo("pointing", (0.0, 1.0), True, localization.pointing_game, options=("tolerance",)),
+            MetricInfo("energy", (0.0, 1.0), True, localization.energy_pointing),
             MetricInfo("roc_auc", (0.0, 1.0), True, localization.roc_auc),
         )
     }
@@ -53,3 +63,24 @@ def metric_info(name: str) -> MetricInfo:
         return METRICS[name]
     except KeyError:
         raise ValueError(f"unknown metric {name!r}; known: {sorted(METRICS)}") from None
+
+
+def compute_metrics(names: Sequence[str], prediction: Tensor, reference: Tensor,
+                    **options: float) -> dict[str, Scores]:
+    """The named metrics of ``prediction`` against ``reference``, in the order of ``names``.
+
+    The fuzzy scores share one :func:`~dermx.metrics.fuzzy_confusion`; each option goes to the metrics
+    that declare it (``ValueError`` for an option none of them takes).
+    """
+    infos = [metric_info(name) for name in names]
+    unused = set(options) - {o for info in infos for o in info.options}
+    if unused:
+        raise ValueError(f"option(s) {sorted(unused)} taken by none of the metrics {list(names)}")
+    confusion = fuzzy_confusion(prediction, reference) if any(i.of_confusion for i in infos) else None
+    out: dict[str, Scores] = {}
+    for info in infos:
+        if info.of_confusion is not None and confusion is not None:
+            out[info.name] = info.of_confusion(confusion)
+        else:
+            out[info.name] = info.fn(prediction, reference, **{k: v for k, v in options.items() if k in info.options})
+    return out
