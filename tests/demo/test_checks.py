@@ -1,0 +1,62 @@
+"""The demo's verdicts on hand-made summaries: each check passes and fails where it should."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from dermx.demo import demo_checks
+
+
+def _e(mean: float, low: float, high: float) -> dict[str, float]:
+    return {"mean": mean, "low": low, "high": high}
+
+
+SUMMARY: dict[str, Any] = {
+    "headline": [
+        {"source": "DermX", "type": "model", "diagnosis_f1": _e(0.9, 0.85, 0.95), "char_dice": _e(0.2, 0.18, 0.22),
+         "pointing": _e(0.2, 0.15, 0.25)},
+        {"source": "DermX+", "type": "model", "diagnosis_f1": _e(0.92, 0.88, 0.96),
+         "char_dice": _e(0.32, 0.29, 0.35), "pointing": _e(0.4, 0.36, 0.44)},
+        {"source": "raters, leave-one-out", "type": "raters", "char_dice": {"mean": 0.62, "sd": 0.2}},
+        {"source": "baseline: gaussian", "type": "baseline", "char_dice": _e(0.17, 0.15, 0.19),
+         "pointing": _e(0.15, 0.12, 0.18)},
+        {"source": "baseline: uniform", "type": "baseline", "char_dice": _e(0.1, 0.09, 0.12),
+         "pointing": _e(0.06, 0.05, 0.07)},
+    ],
+    "paired": [{"a": "DermX", "b": "DermX+", "kind": "characteristic", "score": "dice",
+                "difference": _e(-0.12, -0.13, -0.1)},
+               {"a": "DermX", "b": "DermX+", "kind": "diagnosis-union", "score": "dice",
+                "difference": _e(0.5, 0.4, 0.6)}],
+    "shortcut": {"class": "Psoriasis", "models": {
+        "DermX": {"Psoriasis": {"watermark": {"mean": 0.2}, "area_watermark": 0.05}},
+        "DermX+": {"Psoriasis": {"watermark": {"mean": 0.1}, "area_watermark": 0.05}}}},
+}
+
+
+def _verdicts(summary: dict[str, Any]) -> dict[str, bool]:
+    return {c.name: c.passed for c in demo_checks(summary)}
+
+
+def test_all_pass_and_the_paired_sign_follows_the_order_of_a_and_b() -> None:
+    assert _verdicts(SUMMARY) == dict.fromkeys(("dice", "beats baselines", "paired", "diagnosis", "shortcut"), True)
+    swapped = copy.deepcopy(SUMMARY)
+    swapped["paired"][0] |= {"a": "DermX+", "b": "DermX", "difference": _e(0.12, 0.1, 0.13)}
+    assert _verdicts(swapped)["paired"]
+    swapped["paired"][0]["difference"] = _e(0.01, -0.01, 0.03)
+    assert not _verdicts(swapped)["paired"]
+
+
+def test_each_check_fails_on_its_own_figure() -> None:
+    low_dice = copy.deepcopy(SUMMARY)
+    low_dice["headline"][1]["char_dice"] = _e(0.29, 0.2, 0.33)
+    assert _verdicts(low_dice) == {**_verdicts(SUMMARY), "dice": False}  # CI low 0.20 still above 0.19
+    overlap = copy.deepcopy(SUMMARY)
+    overlap["headline"][1]["pointing"] = _e(0.3, 0.17, 0.4)  # CI low below the Gaussian's CI high 0.18
+    assert _verdicts(overlap) == {**_verdicts(SUMMARY), "beats baselines": False}
+    weak = copy.deepcopy(SUMMARY)
+    weak["headline"][0]["diagnosis_f1"] = _e(0.77, 0.7, 0.83)
+    assert _verdicts(weak) == {**_verdicts(SUMMARY), "diagnosis": False}
+    no_logo = copy.deepcopy(SUMMARY)
+    no_logo["shortcut"]["models"]["DermX"]["Psoriasis"]["watermark"]["mean"] = 0.14  # 2.8x
+    assert _verdicts(no_logo) == {**_verdicts(SUMMARY), "shortcut": False}
