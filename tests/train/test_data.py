@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 
 from dermx import vocab
-from dermx.data import DermXDBError, load_dermxdb
+from dermx.data import DermXDBError, ReferenceMaps, load_dermxdb
 from dermx.models import build_model
 from dermx.train import DermXDataModule, TrainConfig, csv_items, dermxdb_items, folder_items, inner_split
-from dermx.train.datasets import FusedMaps, ImageDataset, scaled_size
+from dermx.train.datasets import ImageDataset, scaled_size
 
 
 def _config(tiny_db: tuple[Path, Path], tmp_path: Path, **changes: object) -> TrainConfig:
@@ -61,7 +61,7 @@ def test_maps_follow_the_image_geometry(tiny_db: tuple[Path, Path], tmp_path: Pa
     db = load_dermxdb(tiny_db[0], image_dir=tiny_db[1], cache_dir=tmp_path / "cache")
     items = dermxdb_items(db, db.stems(), vocab.CHARACTERISTICS)
     dataset = ImageDataset(items, (48, 48), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), augment=True,
-                           map_fn=FusedMaps(db, vocab.CHARACTERISTICS, "mean"))
+                           map_fn=ReferenceMaps(db, "mean", vocab.CHARACTERISTICS))
     torch.manual_seed(0)
     for index in range(6):
         sample = dataset[index]

@@ -1,4 +1,4 @@
-"""DermXDB data layer: reader, records, masks, fusion, cache and images."""
+"""DermXDB data layer: reader, records, masks, fusion, reference maps, cache and images."""
 
 from dermx._lazy import lazy_exports
 
@@ -9,6 +9,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         **dict.fromkeys(("FUSION_RULES", "FusionRule", "fuse", "union"), ".fusion"),
         **dict.fromkeys(("load_rgb", "to_rgb"), ".images"),
         **dict.fromkeys(("rasterise", "read_mask_png", "resize_mask"), ".masks"),
+        **dict.fromkeys(("DRAWN_CHANNELS", "REFERENCE_CHANNELS", "ReferenceMaps"), ".references"),
         **dict.fromkeys(("DermXDBError", "ImageRecord", "Issue", "LoadReport", "Pass", "Rating", "Shape"), ".records"),
     },
 )

@@ -17,12 +17,11 @@ import lightning as L
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from torch.utils.data import DataLoader
 
-from dermx.data import DermXDB, DermXDBError, load_dermxdb
+from dermx.data import DermXDB, DermXDBError, ReferenceMaps, load_dermxdb
 from dermx.data.cache import default_cache_dir
 from dermx.models.dermx_net import ModelConfig
 from dermx.train.config import TrainConfig
 from dermx.train.datasets import (
-    FusedMaps,
     ImageDataset,
     Item,
     check_items,
@@ -124,7 +123,7 @@ class DermXDataModule(L.LightningDataModule):
     def dataset(self, part: str, *, augment: bool | None = None) -> ImageDataset:
         """The dataset of ``part`` (``train``, ``val`` or ``test``); training augments by default."""
         cfg, mc = self.config, self.model_config
-        maps = FusedMaps(self.db, mc.characteristics, cfg.fusion) if self.with_maps and self.db else None
+        maps = ReferenceMaps(self.db, cfg.fusion, mc.characteristics) if self.with_maps and self.db else None
         return ImageDataset(self.parts[part], mc.input_size, mc.mean, mc.std, policy=cfg.resolution,
                             augment=cfg.augment if augment is None else augment, map_fn=maps,
                             in_memory=cfg.in_memory, color_jitter=cfg.color_jitter)

@@ -15,7 +15,7 @@ the image's geometry and skip colour changes.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,24 +28,13 @@ from torchvision.transforms.v2 import functional as TF
 
 from dermx import vocab
 from dermx.data import DermXDB, DermXDBError, load_rgb
-from dermx.data.fusion import FusionRule
 from dermx.data.images import IMAGE_SUFFIXES
 from dermx.train.config import LabelRule, ResolutionPolicy
 
 Size = tuple[int, int]
-
-
-@dataclass(frozen=True)
-class FusedMaps:
-    """Fused (characteristic, h, w) maps of a DermXDB image at a given size, through the dataset's
-    mask cache (a picklable callable, so data-loader workers can use it)."""
-
-    db: DermXDB
-    characteristics: tuple[str, ...]
-    rule: FusionRule = "mean"
-
-    def __call__(self, stem: str, size: Size) -> torch.Tensor:
-        return self.db.fused_maps(stem, self.rule, size=size, characteristics=self.characteristics)
+#: ``map_fn(key, (h, w))``: the reference maps of an image at its resized size, e.g. a
+#: :class:`dermx.data.ReferenceMaps`.
+MapFn = Callable[[str, Size], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -173,12 +162,12 @@ def joint_transform(size: Size, mean: Sequence[float], std: Sequence[float], *, 
 class ImageDataset(Dataset[dict[str, torch.Tensor]]):
     """Samples ``{"image", "diagnosis", "characteristics", "index"}`` (+ ``"maps"`` with ``map_fn``).
 
-    ``map_fn(key, (h, w))`` returns the fused maps of an image at its resized size. With
+    ``map_fn(key, (h, w))`` returns the reference maps of an image at its resized size. With
     ``in_memory``, resized images and maps are kept after the first load (augmentation still runs).
     """
 
     def __init__(self, items: Sequence[Item], size: Size, mean: Sequence[float], std: Sequence[float], *,
-                 policy: ResolutionPolicy = "pad", augment: bool = False, map_fn: FusedMaps | None = None,
+                 policy: ResolutionPolicy = "pad", augment: bool = False, map_fn: MapFn | None = None,
                  in_memory: bool = False, color_jitter: bool = True) -> None:
         self.items = list(items)
         self.size = size

@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-Box = tuple[int, int, int, int]
+#: A watermark's pixel bounds (x0, y0, x1, y1), end-exclusive.
+Bounds = tuple[int, int, int, int]
 
 
-def watermark_box(rng: np.random.Generator, size: tuple[int, int]) -> Box:
+def watermark_box(rng: np.random.Generator, size: tuple[int, int]) -> Bounds:
     """Where the watermark goes: the bottom-right corner of an image of ``size`` = (height, width)."""
     height, width = size
     w, h = round(width * rng.uniform(0.26, 0.3)), round(height * rng.uniform(0.18, 0.22))
@@ -23,7 +24,7 @@ def watermark_box(rng: np.random.Generator, size: tuple[int, int]) -> Box:
     return x0, y0, x0 + w, y0 + h
 
 
-def stamp(image: Image.Image, box: Box) -> Image.Image:
+def stamp(image: Image.Image, box: Bounds) -> Image.Image:
     """The image with a watermark in ``box``: a dark-blue box at 90 % opacity with white text."""
     x0, y0, x1, y1 = box
     overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
@@ -34,7 +35,7 @@ def stamp(image: Image.Image, box: Box) -> Image.Image:
     return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
 
 
-def box_mask(box: Box | None, size: tuple[int, int]) -> np.ndarray:
+def box_mask(box: Bounds | None, size: tuple[int, int]) -> np.ndarray:
     """(height, width) bool mask of a watermark box; all False for ``None``."""
     mask = np.zeros(size, dtype=bool)
     if box is not None:
