@@ -12,7 +12,9 @@ from torchvision import tv_tensors
 
 from dermx.data import DermXDB
 from dermx.evaluate.bench_summary import select
-from dermx.evaluate.benchmark import BenchmarkConfig, BenchmarkResult, find_checkpoints, write_benchmark
+from dermx.evaluate.bench_types import BenchmarkConfig, BenchmarkResult
+from dermx.evaluate.benchmark import write_benchmark
+from dermx.evaluate.candidates import find_checkpoints
 from dermx.evaluate.geometry import to_native
 from dermx.evaluate.scoring import Explanation, score_maps
 from dermx.evaluate.stats import bootstrap_macro_f1, estimate
@@ -118,8 +120,8 @@ def test_known_answer_columns_score_against_the_drawn_lesions(run: tuple[DermXDB
     """On synthetic data every row is also scored against the lesions the generator drew: a stand-in
     answering with the drawn masks scores Dice 1 there, and the experts' fused maps (the oracle) score
     below 1 against them (raters outline more or less than was drawn)."""
+    from dermx.data import DRAWN_CHANNELS
     from dermx.evaluate.benchmark import run_benchmark
-    from dermx.evaluate.scoring import DRAWN_CHANNELS
     from report.oracle import N, candidates
 
     db, result = run

@@ -13,7 +13,9 @@ import torch
 from dermx import vocab
 from dermx.data import DermXDB, load_dermxdb
 from dermx.data.synth import generate
-from dermx.evaluate.benchmark import BenchmarkConfig, BenchmarkResult, Candidate, run_benchmark
+from dermx.evaluate.bench_types import BenchmarkConfig, BenchmarkResult
+from dermx.evaluate.benchmark import run_benchmark
+from dermx.evaluate.candidates import Candidate
 from dermx.evaluate.scoring import Explanation
 
 N = len(vocab.CHARACTERISTICS)

@@ -19,17 +19,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
             ".agreement",
         ),
         **dict.fromkeys(("AgreementResult", "markdown_tables", "rater_agreement", "write_agreement"), ".interrater"),
-        **dict.fromkeys(
-            (
-                "BenchmarkConfig",
-                "BenchmarkResult",
-                "CamExplainer",
-                "Candidate",
-                "load_candidates",
-                "run_benchmark",
-                "write_benchmark",
-            ),
-            ".benchmark",
-        ),
+        **dict.fromkeys(("BenchmarkConfig", "BenchmarkResult"), ".bench_types"),
+        **dict.fromkeys(("CamExplainer", "Candidate", "find_checkpoints", "load_candidates"), ".candidates"),
+        **dict.fromkeys(("run_benchmark", "write_benchmark"), ".benchmark"),
     },
 )

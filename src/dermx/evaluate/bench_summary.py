@@ -22,18 +22,16 @@ from __future__ import annotations
 import math
 from functools import partial
 from itertools import combinations
-from typing import TYPE_CHECKING, Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 
 from dermx import vocab
+from dermx.evaluate.bench_types import BenchmarkResult, Selection
 from dermx.evaluate.scoring import DRAWN, KINDS, SCORES
 from dermx.evaluate.stats import bootstrap_macro_f1, estimate, one_hot, paired_difference
 from dermx.metrics import diagnosis_scores, identification_scores, summarize
-
-if TYPE_CHECKING:
-    from dermx.evaluate.benchmark import BenchmarkResult
 
 FUZZY: tuple[str, ...] = ("sensitivity", "specificity", "dice", "iou")
 STRATA: tuple[str, ...] = ("reference", "skin_tone", "age", "correct")
@@ -211,7 +209,7 @@ def summarize_benchmark(result: BenchmarkResult) -> dict[str, Any]:
         m: _identification(images[images["model"] == m], info["characteristics"], config.threshold, boot)
         for m, info in result.models.items() if info["characteristics"]}
     summary["localization"], summary["baselines"] = {}, {}
-    for selection in ("present", "predicted", "correct"):
+    for selection in get_args(Selection):
         chosen = select(items, selection)
         loc, base = {}, {}
         for model in models:

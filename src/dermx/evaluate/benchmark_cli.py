@@ -29,7 +29,9 @@ def evaluate_command(
     from rich.progress import Progress
 
     from dermx.data import load_dermxdb
-    from dermx.evaluate.benchmark import BenchmarkConfig, load_candidates, run_benchmark, write_benchmark
+    from dermx.evaluate.bench_types import BenchmarkConfig
+    from dermx.evaluate.benchmark import run_benchmark, write_benchmark
+    from dermx.evaluate.candidates import load_candidates
     from dermx.report import build_manifest, render_report, write_manifest
     from dermx.report.terminal import headline_table
 
@@ -38,8 +40,7 @@ def evaluate_command(
     config = BenchmarkConfig(method=method, fusion=fusion, resolution=resolution, selection=selection,  # type: ignore[arg-type]
                              threshold=threshold, n_boot=n_boot, seed=seed, agreement=agreement)
     db = load_dermxdb(data, image_dir=images, check_mask_sizes=False)
-    candidates = [c for name, path in pairs for c in load_candidates(name, path, db, method=method,
-                                                                      threshold=threshold)]
+    candidates = [c for name, path in pairs for c in load_candidates(name, path, db, config)]
     with Progress(console=console) as bar:
         result = run_benchmark(db, candidates, config,
                                progress=lambda it, label, total: bar.track(it, total=total, description=label))

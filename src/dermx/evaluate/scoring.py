@@ -1,12 +1,13 @@
 """Score one batch of model maps against the experts' fused maps: every (image, target) pair at once.
 
-Reference channels of a batch (``refs``, ``(B, 19, h, w)``, see :data:`REFERENCE_CHANNELS`): the 16
-fused characteristic maps, the fuzzy union of all characteristics (each rater's union, then fused),
-the crisp lesion area (outlined by ≥ 1 rater) and the crisp watermark box (all 0 when unknown). On
-synthetic data 16 more channels (:data:`DRAWN_CHANNELS`) hold the known answer, the lesions the
-generator drew: every row is then also scored against it, in ``drawn_<score>`` columns (the union
-rows against the union of the drawn lesions), NaN where nothing of that characteristic was drawn.
-This separates a map that disagrees with the raters from one that misses the lesion.
+Reference channels of a batch (``refs``, ``(B, 19, h, w)``, :data:`dermx.data.REFERENCE_CHANNELS`, built
+by :class:`dermx.data.ReferenceMaps`): the 16 fused characteristic maps, the fuzzy union of all
+characteristics (each rater's union, then fused), the crisp lesion area (outlined by ≥ 1 rater) and
+the crisp watermark box (all 0 when unknown). On synthetic data 16 more channels
+(:data:`dermx.data.DRAWN_CHANNELS`) hold the known answer, the lesions the generator drew: every row
+is then also scored against it, in ``drawn_<score>`` columns (the union rows against the union of the
+drawn lesions), NaN where nothing of that characteristic was drawn. This separates a map that
+disagrees with the raters from one that misses the lesion.
 
 Rows produced (``kind``):
 
@@ -39,16 +40,14 @@ import torch
 from torch import Tensor
 
 from dermx import vocab
+from dermx.data.references import UNION
 from dermx.explain import baseline_like, random_maps
 from dermx.metrics import compute_metrics, energy_pointing, fuzzy_confusion
 
 #: The benchmark's scores, by their :data:`dermx.metrics.METRICS` names (also the table columns).
 SCORES: tuple[str, ...] = ("sensitivity", "specificity", "dice", "iou", "pointing", "energy")
 KINDS: tuple[str, ...] = ("characteristic", "diagnosis", "diagnosis-union")
-UNION = "union"
-REFERENCE_CHANNELS: tuple[str, ...] = (*vocab.CHARACTERISTICS, UNION, "lesions", "watermark")
 BASELINES: tuple[str, ...] = ("uniform", "gaussian", "random")
-DRAWN_CHANNELS: tuple[str, ...] = tuple(f"drawn:{c}" for c in vocab.CHARACTERISTICS)
 DRAWN = "drawn_"
 _N = len(vocab.CHARACTERISTICS)
 

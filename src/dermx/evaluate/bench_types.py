@@ -1,0 +1,62 @@
+"""The choices and the tables of a benchmark run: :class:`BenchmarkConfig` and :class:`BenchmarkResult`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from dermx.data import FusionRule
+from dermx.evaluate.scoring import BASELINES
+
+Resolution = Literal["input", "native"]
+#: Which rows a localization statistic is computed on (``typing.get_args`` gives all three, in order).
+Selection = Literal["present", "predicted", "correct"]
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """Choices of a benchmark run (all stored in ``summary.json``).
+
+    ``method`` (the CAM method) and ``threshold`` (a characteristic is present when p ≥ threshold) are
+    the one source for both the models' explainers (:func:`~dermx.evaluate.candidates.load_candidates`
+    builds them from this config) and the scoring. ``selection`` is the headline selection of pairs
+    (all three are computed): ``present`` (target present in the reference), ``predicted`` (predicted
+    present) or ``correct`` (present, and the image correctly diagnosed). ``agreement_size`` is the
+    (h, w) the rater masks are resized to for the rater-agreement ceiling (default: the first model's
+    input size; ``native`` with ``resolution="native"``).
+    """
+
+    method: str = "gradcam"
+    fusion: FusionRule = "mean"
+    resolution: Resolution = "input"
+    threshold: float = 0.5
+    selection: Selection = "present"
+    baselines: tuple[str, ...] = BASELINES
+    n_boot: int = 1000
+    seed: int = 0
+    batch_size: int = 16
+    tolerance: float = 0.0
+    examples_per_class: int = 2
+    agreement: bool = True
+    agreement_size: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BenchmarkResult:
+    """Tables of a run: per-pair ``items``, ``baselines``, per-image ``images``; the rater-agreement
+    summary; example arrays for the report; the models; and (after summarising) ``summary``."""
+
+    items: pd.DataFrame
+    baselines: pd.DataFrame
+    images: pd.DataFrame
+    agreement: dict[str, Any] | None
+    examples: dict[str, np.ndarray]
+    config: BenchmarkConfig
+    models: dict[str, dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)

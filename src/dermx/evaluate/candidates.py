@@ -1,0 +1,105 @@
+"""The models under test: :class:`Candidate` (one model, one fold) and :class:`CamExplainer`.
+
+:func:`load_candidates` finds checkpoints in a checkpoint folder, a training run or a ``dermx cv``
+folder and makes one candidate per fold, explained with the CAM method and presence threshold of the
+run's :class:`~dermx.evaluate.bench_types.BenchmarkConfig`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import Tensor
+
+from dermx.data import DermXDB
+from dermx.evaluate.bench_types import BenchmarkConfig
+from dermx.evaluate.scoring import Explanation
+from dermx.explain import CamEngine
+from dermx.models import DermXNet, load_checkpoint
+from dermx.train.config import ResolutionPolicy
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model (one fold) under test: how to feed it and how it explains a batch.
+
+    ``explain`` receives a batch of :class:`~dermx.train.ImageDataset` (``image``, ``maps`` = the
+    reference channels, ``diagnosis``, ``characteristics``, ``index``); a model reads only ``image``, a
+    known-answer stand-in may read the references.
+    """
+
+    name: str
+    kind: str
+    fold: int | None
+    stems: tuple[str, ...]
+    characteristics: tuple[str, ...]
+    input_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    explain: Callable[[dict[str, Tensor]], Explanation]
+    policy: ResolutionPolicy = "pad"
+    checkpoint: str = ""
+    map_grid: tuple[int, int] | None = None
+
+
+class CamExplainer:
+    """Probabilities and CAMs of a :class:`DermXNet`: every target from one forward pass per batch.
+
+    Characteristic maps of characteristics predicted absent (p < ``threshold``) are zeroed (the DermX
+    convention); the diagnosis map is that of the predicted class (argmax of the logits).
+    """
+
+    def __init__(self, model: DermXNet, method: str = "gradcam", threshold: float = 0.5) -> None:
+        self.model = model
+        self.threshold = threshold
+        self.engine = CamEngine(model, method, model.config.cam_layer, size="input")
+
+    def __call__(self, batch: dict[str, Tensor]) -> Explanation:
+        result = self.engine(batch["image"])
+        logits = result.logits
+        assert isinstance(logits, dict)
+        n_char = len(self.model.config.characteristics)
+        diagnosis, characteristic = (p.cpu() for p in self.model.probabilities(logits))
+        maps = result.maps.detach().cpu().clamp(0, 1)
+        keep = (characteristic >= self.threshold).to(maps.dtype)[..., None, None]
+        predicted = diagnosis.argmax(dim=1)
+        dx_maps = maps[:, n_char:].gather(1, predicted[:, None, None, None].expand(-1, 1, *maps.shape[-2:]))
+        return Explanation(diagnosis, characteristic, maps[:, :n_char] * keep, dx_maps)
+
+
+def find_checkpoints(path: str | Path) -> dict[int | None, Path]:
+    """Checkpoint folders under ``path`` by fold: a checkpoint, a training run (``model/``), or a
+    ``dermx cv`` folder (``fold_<k>/model``). The fold of a lone checkpoint is read from its config."""
+    path = Path(path)
+    folds = sorted(path.glob("fold_*/model/config.json"))
+    if folds:
+        return {int(p.parent.parent.name.removeprefix("fold_")): p.parent for p in folds}
+    directory = path / "model" if (path / "model" / "config.json").is_file() else path
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint (config.json), run folder or cv folder")
+    fold = json.loads((directory / "config.json").read_text(encoding="utf-8")).get("training_data", {}).get("fold")
+    return {fold: directory}
+
+
+def load_candidates(name: str, path: str | Path, db: DermXDB, config: BenchmarkConfig | None = None, *,
+                    stems: Sequence[str] | None = None) -> list[Candidate]:
+    """One :class:`Candidate` per fold checkpoint under ``path``, tested on its fold's test images
+    (``stems`` for a checkpoint without a fold, default: every image with a reference diagnosis),
+    explained by a :class:`CamExplainer` with ``config``'s CAM method and threshold (default config:
+    :class:`BenchmarkConfig`'s)."""
+    config = config or BenchmarkConfig()
+    out = []
+    for fold, directory in sorted(find_checkpoints(path).items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
+        model = load_checkpoint(directory)
+        model_config = model.config
+        test = db.fold(fold).test if fold is not None else (stems or db.stems())
+        out.append(Candidate(name=name, kind=model_config.kind, fold=fold, stems=tuple(test),
+                             characteristics=tuple(model_config.characteristics),
+                             input_size=model_config.input_size, mean=model_config.mean, std=model_config.std,
+                             explain=CamExplainer(model, config.method, config.threshold),
+                             policy=model_config.resolution, checkpoint=str(directory),
+                             map_grid=model.map_grid()))
+    return out
