@@ -4,8 +4,8 @@ Same process, same inputs, 2 intra-op threads, random weights (pretrained=False)
 
 1. ResNet-50 + GAP + linear head with 22 outputs (6 + 16): Grad-CAM of all 22 targets at ``layer4[-1]``
    (closed-form route) vs the forward pass alone (the floor) vs pytorch-grad-cam looping over targets.
-2. DermX-style head (GAP + the MLP heads of docs/design.md §7) with CAMs at ``layer4[-1].conv3``
-   (batched-cotangent route) vs that model's forward pass alone.
+2. ``DermXNet`` of the ``resnet50`` preset (GAP + the MLP heads of docs/design.md §7) with CAMs at
+   its CAM layer ``layer4[-1].conv3`` (batched-cotangent route) vs that model's forward pass alone.
 3. Score-CAM: dermx.explain (one masked forward per channel for all targets) vs pytorch-grad-cam
    ScoreCAM (one per channel and target), on a smaller setting (ResNet-18, see ``SCORECAM``) because
    Score-CAM needs one forward pass per channel.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,11 +27,9 @@ import torch
 from torch import Tensor, nn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from dermx.explain import CamEngine
-from dermx.vocab import CHARACTERISTICS
-from explain.dermx_style import DermXStyleNet
+from dermx.models import build_model
 
 #: (image size, batch, repetitions) for the full and the quick run.
 SETTINGS = {False: (224, 8, 5), True: (128, 2, 2)}
@@ -106,9 +103,8 @@ def main() -> None:
              ("1 linear head", f"dermx Grad-CAM ×22 ({route})", ours, batch / ours)]
 
     torch.manual_seed(0)
-    backbone = timm.create_model("resnet50", pretrained=False, num_classes=0)
-    mlp = DermXStyleNet(backbone, channels=2048, characteristics=CHARACTERISTICS).eval()
-    mlp_engine = CamEngine(mlp, layer="backbone.layer4.2.conv3")
+    mlp = build_model("resnet50", pretrained=False).eval()  # 16 characteristics + 6 diagnoses
+    mlp_engine = CamEngine(mlp, layer=mlp.config.cam_layer)  # backbone.layer4.2.conv3
     timed = best_seconds({"forward": forward_alone(mlp, images), "ours": lambda: mlp_engine(images)}, repetitions)
     mlp_floor, mlp_time = timed["forward"], timed["ours"]
     mlp_route = mlp_engine(images).route
