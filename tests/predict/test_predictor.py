@@ -107,6 +107,24 @@ def test_exif_orientation_is_applied(predictor: Predictor) -> None:
     np.testing.assert_allclose([p for _, p in rotated.diagnoses], [p for _, p in upright.diagnoses], atol=1e-6)
 
 
+@pytest.mark.parametrize(("fmt", "mode", "orientation"), [("JPEG", "RGB", 6), ("PNG", "RGB", 6), ("PNG", "P", 1),
+                                                          ("PNG", "RGBA", 8), ("TIFF", "CMYK", 1)])
+def test_large_images_decode_reduced_with_orientation_and_close_results(
+        predictor: Predictor, fmt: str, mode: str, orientation: int) -> None:
+    image = photo(48, 36, seed=4).resize((960, 720), Image.Resampling.BILINEAR).convert(mode)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encoded(image, fmt, exif=exif.tobytes())
+    full, reduced = predictor.prepare(data), predictor.prepare(data, min_side=160)
+    turned = orientation in (6, 8)
+    assert full.image.size == ((720, 960) if turned else (960, 720))
+    # JPEG: the decoder's own 1/4 scale (DCT scaling); others: 1/4 box average after decoding
+    assert reduced.image.size == ((180, 240) if turned else (240, 180))
+    assert predictor.prepare(data, min_side=720).image.size == full.image.size  # nothing to gain: as is
+    (a, b) = predictor.run([full, reduced])
+    np.testing.assert_allclose([p for _, p in sorted(a.diagnoses)], [p for _, p in sorted(b.diagnoses)], atol=0.03)
+
+
 def test_unreadable_files_are_named(predictor: Predictor, tmp_path: Path) -> None:
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(encoded(photo(), "JPEG")[:300])

@@ -51,16 +51,43 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_rgb(path: Path, expected_size: tuple[int, int] | None = None) -> Image.Image:
+def decode_reduced(image: Image.Image, min_side: int) -> Image.Image:
+    """Decode an opened, not yet loaded ``image`` at a reduced scale whose shorter side stays ≥ ``min_side``.
+
+    The scale is 1/k for the largest integer k allowed (k = 1: decoded as is). JPEG is decoded at that
+    scale or the next larger one by the decoder itself (:meth:`PIL.Image.Image.draft`: DCT scaling, the
+    full-size pixels never exist); other formats are decoded, then box-averaged over k × k blocks
+    (nearest sample for palette and bilevel images; colour and alpha are averaged separately), so the
+    full-size pixels are dropped before any conversion. Any mode is kept as it is for :func:`to_rgb`.
+    """
+    factor = min(image.size) // min_side
+    if factor >= 2 and image.format in ("JPEG", "MPO"):
+        image.draft(image.mode, (image.width // factor, image.height // factor))
+    image.load()
+    factor = min(image.size) // min_side
+    if factor < 2:
+        return image
+    if image.mode in ("1", "P") or image.mode.startswith("I;16"):  # modes Image.reduce refuses
+        reduced = image.resize((image.width // factor, image.height // factor), Image.Resampling.BOX,
+                               reducing_gap=None)
+    else:
+        reduced = image.reduce(factor)
+    reduced.info = dict(image.info)  # EXIF orientation, transparency
+    return reduced
+
+
+def load_rgb(path: Path, expected_size: tuple[int, int] | None = None, *, min_side: int | None = None) -> Image.Image:
     """Open an image file as RGB with :func:`to_rgb`.
 
-    ``expected_size`` = (width, height), when given, is checked after orientation. Raises
-    :class:`DermXDBError` naming the file on any problem.
+    ``expected_size`` = (width, height), when given, is checked after orientation. ``min_side``, when
+    given, decodes a large image at a reduced scale first (:func:`decode_reduced`), which bounds the
+    memory and time a large upload costs. Raises :class:`DermXDBError` naming the file on any problem.
     """
     try:
         with Image.open(path) as opened:
-            opened.load()
-            image = to_rgb(opened)
+            decoded = opened if min_side is None else decode_reduced(opened, min_side)
+            decoded.load()
+            image = to_rgb(decoded)
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
         raise DermXDBError(f"{path}: unreadable image ({error})") from error
     if expected_size is not None and image.size != tuple(expected_size):

@@ -33,7 +33,8 @@ Box = tuple[int, int, int, int]
 
 
 class NamedBytes(io.BytesIO):
-    """Image file bytes that print as their file name, so ``load_rgb`` errors name the upload."""
+    """Image file bytes that print as their file name, so ``load_rgb`` and Pillow errors name the upload
+    (Pillow's "cannot identify image file" shows the ``repr`` of the file object)."""
 
     def __init__(self, data: bytes, name: str) -> None:
         super().__init__(data)
@@ -42,16 +43,24 @@ class NamedBytes(io.BytesIO):
     def __str__(self) -> str:
         return self.name
 
+    def __repr__(self) -> str:
+        return repr(self.name)
 
-def open_image(source: ImageSource, name: str | None = None) -> tuple[Image.Image, str]:
-    """``(RGB image, name)``; raises ``DermXDBError`` naming the file when it cannot be read."""
+
+def open_image(source: ImageSource, name: str | None = None, *,
+               min_side: int | None = None) -> tuple[Image.Image, str]:
+    """``(RGB image, name)``; raises ``DermXDBError`` naming the file when it cannot be read.
+
+    ``min_side``: decode files and bytes at a reduced scale whose shorter side stays ≥ ``min_side``
+    (see :func:`dermx.data.images.decode_reduced`); an opened image is used as it is.
+    """
     if isinstance(source, Image.Image):
         return to_rgb(source), name or getattr(source, "filename", "") or "<image>"
     if isinstance(source, bytes):
         label = name or "<upload>"
-        return load_rgb(NamedBytes(source, label)), label  # type: ignore[arg-type]
+        return load_rgb(NamedBytes(source, label), min_side=min_side), label  # type: ignore[arg-type]
     path = Path(source)
-    return load_rgb(path), name or str(path)
+    return load_rgb(path, min_side=min_side), name or str(path)
 
 
 @dataclass(frozen=True)

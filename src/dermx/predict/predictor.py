@@ -90,9 +90,13 @@ class Predictor:
         self.engine = CamEngine(self.model, method, size="features")
         self.transform = joint_transform(config.input_size, config.mean, config.std, augment=False)
 
-    def prepare(self, source: ImageSource, name: str | None = None) -> PreparedImage:
-        """Open and preprocess one image; ``DermXDBError`` naming the file if it cannot be read."""
-        image, label = open_image(source, name)
+    def prepare(self, source: ImageSource, name: str | None = None, *, min_side: int | None = None) -> PreparedImage:
+        """Open and preprocess one image; ``DermXDBError`` naming the file if it cannot be read.
+
+        ``min_side``: decode a large file at a reduced scale whose shorter side stays ≥ ``min_side``
+        (the service's memory bound); the image and its placement are then those of the reduced image.
+        """
+        image, label = open_image(source, name, min_side=min_side)
         tensor, placement = preprocess(image, self.model.config.input_size, self.transform, self.resolution)
         return PreparedImage(label, image, tensor, placement)
 
