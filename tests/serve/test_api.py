@@ -5,14 +5,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from dermx.models import build_model, save_checkpoint
+from dermx.serve import create_app
 from predict.samples import encoded, photo, png_declaring
 
 
@@ -94,11 +98,55 @@ def test_twenty_concurrent_requests_match_a_single_one(client: TestClient) -> No
     assert batcher.items - before[1] == 20 and batcher.batches - before[0] < 20  # some were batched
 
 
-def test_page_and_static_files_are_local(client: TestClient) -> None:
-    page = client.get("/")
+EXTERNAL = re.compile(r"""(?:https?:)?//(?!127\.0\.0\.1|localhost|testserver)[\w.-]+""", re.IGNORECASE)
+LINKED = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+
+
+def test_redoc_is_not_served(client: TestClient) -> None:
+    assert client.get("/redoc").status_code == 404  # its page fetches a logo from a CDN
+
+
+@pytest.mark.parametrize("path", ["/", "/docs", "/docs/oauth2-redirect"])
+def test_no_served_html_references_an_external_host(client: TestClient, path: str) -> None:
+    page = client.get(path)
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert EXTERNAL.findall(page.text) == []
+    for link in LINKED.findall(page.text):  # every script, style sheet and icon is served here
+        assert link.startswith("/"), link
+        assert client.get(link).status_code == 200, link
+
+
+def test_page_assets_are_local(client: TestClient) -> None:
     for asset in ("/static/app.js", "/static/style.css"):
         response = client.get(asset)
         assert response.status_code == 200
         assert "http://" not in response.text and "https://" not in response.text
-    assert "http://" not in page.text and "https://" not in page.text
+
+
+def test_model_information_has_the_data_fingerprint_not_paths(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model("tiny", pretrained=False)
+    model.config.training_data = {"source": "/home/someone/clinic-data/dermxdb", "sha256": "0123456789abcdef",
+                                  "n_train": 300, "n_val": 60, "n_test": 90, "fold": 2}
+    with TestClient(create_app(save_checkpoint(model, tmp_path / "ckpt"))) as client:
+        response = client.get("/v1/model")
+    assert response.json()["training_data"] == {"sha256": "0123456789abcdef", "fold": 2, "n_train": 300,
+                                                 "n_val": 60, "n_test": 90}
+    assert "/home/someone" not in response.text and str(tmp_path) not in response.text
+
+
+def test_large_image_is_decoded_reduced_and_shown_at_display_size(client: TestClient) -> None:
+    picture = photo(160, 120, seed=5).resize((3200, 2400), Image.Resampling.NEAREST)  # < 1 MB as PNG too
+    for fmt in ("JPEG", "PNG"):
+        response = _post(client, encoded(picture, fmt), f"big.{fmt.lower()}")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        height, width = body["image_size"]  # decoded at 1/k scale, shorter side still >= 1024
+        assert 1024 <= height < 2048 and abs(width / height - 4 / 3) < 0.01
+        shown = _picture(body["image"])
+        assert max(shown.size) == 1024 and _picture(body["overlays"][0]["png"]).size == shown.size
+
+
+def test_default_pixel_limit_refuses_a_36_megapixel_image(client: TestClient) -> None:
+    response = _post(client, png_declaring(6000, 6000), "huge.png")  # 105 kB that would decode to 108 MB
+    assert response.status_code == 413 and "limit of 25000000" in response.json()["error"]

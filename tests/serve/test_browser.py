@@ -81,3 +81,23 @@ def test_upload_see_result_toggle_overlay(server: str, tmp_path: Path) -> None:
     keep = os.environ.get("DERMX_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+@pytest.mark.parametrize(("path", "rendered"), [("/docs", ".swagger-ui .info"), ("/", "label.button")])
+def test_pages_render_without_any_external_request(server: str, path: str, rendered: str) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright not installed (pip install playwright)")
+    executable = _chromium()
+    requested: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("request", lambda request: requested.append(request.url))
+            page.route(lambda url: not url.startswith(server), lambda route: route.abort())  # nothing leaves
+            page.goto(server + path)
+            page.locator(rendered).first.wait_for(state="visible", timeout=30_000)
+            if path == "/docs":
+                assert "/v1/predict" in page.content()
+        finally:
+            browser.close()
+    assert requested and [url for url in requested if not url.startswith((server, "data:", "blob:"))] == []

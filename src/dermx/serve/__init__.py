@@ -5,8 +5,9 @@ from dermx._lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        **dict.fromkeys(("BodyLimit", "create_app"), ".app"),
+        **dict.fromkeys(("BodyLimit", "create_app", "error_response"), ".app"),
         **dict.fromkeys(("Batcher", "QueueFullError"), ".batching"),
-        **dict.fromkeys(("ACCEPTED_FORMATS", "UploadError", "UploadLimits", "check_upload"), ".uploads"),
+        **dict.fromkeys(("ACCEPTED_FORMATS", "DEFAULT_MAX_DECODES", "DEFAULT_MAX_PIXELS", "UploadError",
+                         "UploadLimits", "check_upload"), ".uploads"),
     },
 )

@@ -1,26 +1,38 @@
 """The FastAPI application: ``POST /v1/predict``, ``GET /v1/model``, ``GET /health`` and the page at ``/``.
 
 The model is loaded once by :func:`create_app`; requests are decoded in the thread pool, then
-batched onto a single model thread (:class:`~dermx.serve.batching.Batcher`). Bad input is answered
-with a JSON ``{"error": ...}`` and a 4xx status: 400 empty, 413 too large (bytes or pixels), 415 not a
-supported image, 422 unreadable (e.g. truncated), 503 queue full. The request body is capped before
-it is parsed (:class:`BodyLimit`); multipart parsing spools large parts to the system temp folder
-only.
+batched onto a single model thread (:class:`~dermx.serve.batching.Batcher`). Every error, whatever
+raised it, is answered with one shape, ``{"error": "..."}`` (:func:`error_response`), and a 4xx
+status: 400 empty or not exactly one file, 413 too large (bytes or pixels), 415 not a supported
+image, 422 unreadable (e.g. truncated) or not a multipart upload with a ``file`` field, 503 too many
+requests waiting already. The request body is capped before it is parsed (:class:`BodyLimit`); multipart parsing spools
+large parts to the system temp folder only.
+
+Memory: at most ``max_decodes`` uploads are read, checked and decoded at once, and at most that many
+responses rendered; a large image is decoded at a reduced scale (JPEG by the decoder itself, others
+box-averaged right after decoding) whose shorter side stays ≥ ``max(display_max, 2 × model input)``,
+and only a display-sized copy waits for the model. The API documentation page (``/docs``, Swagger UI)
+loads its scripts and styles from the service itself, never from a CDN; ReDoc is not served.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dermx.data import DermXDBError
@@ -29,19 +41,33 @@ from dermx.models.checkpoint import dermx_version
 from dermx.predict import Prediction, Predictor, PreparedImage, data_url, display_size, heat_layer
 from dermx.serve.batching import Batcher, QueueFullError
 from dermx.serve.schemas import ErrorBody, Health, ModelInfo, PredictResponse
-from dermx.serve.uploads import UploadError, UploadLimits, check_upload
+from dermx.serve.uploads import DEFAULT_MAX_DECODES, DEFAULT_MAX_PIXELS, UploadError, UploadLimits, check_upload
 
 #: Multipart framing allowed on top of the file itself.
 MULTIPART_SLACK = 64 * 1024
+#: Statuses ``POST /v1/predict`` documents, each with the :class:`ErrorBody` shape.
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 413, 415, 422, 503)}
 
 
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The service's one error shape: ``{"error": message}`` (:class:`ErrorBody`) with HTTP ``status``."""
+    return JSONResponse(ErrorBody(error=message).model_dump(), status_code=status, headers=headers)
+
+
 class BodyLimit:
-    """ASGI middleware refusing request bodies over ``max_bytes`` (413) before anything parses them."""
+    """ASGI middleware refusing request bodies over ``max_bytes`` (413) before anything parses them.
+
+    A declared ``Content-Length`` over the limit is refused at once. A chunked body is counted as it
+    arrives: past the limit the 413 is sent, the application sees the client disconnect, and whatever
+    it would answer then is dropped.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+
+    def _refusal(self) -> JSONResponse:
+        return error_response(413, f"request body exceeds {self.max_bytes} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,31 +75,62 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+            await self._refusal()(scope, receive, send)
             return
         seen = 0
+        started = refused = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise UploadError(413, f"request body exceeds {self.max_bytes} bytes")
+            if seen > self.max_bytes and not started:
+                refused = True
+                await self._refusal()(scope, receive, send)
+                return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counted, send)
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            started = True
+            await send(message)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse({"error": f"request body exceeds {self.max_bytes} bytes"}, status_code=413)
-        await response(scope, receive, send)
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not refused:  # after a refusal, the app's failure to read the rest is expected
+                raise
 
 
-def _render(prediction: Prediction, prepared: PreparedImage, longest: int) -> dict[str, Any]:
-    """JSON body: the prediction, the oriented image and each map's heat layer at display size."""
-    size = display_size(prediction.original_size, longest)
+def _busy(detail: str) -> UploadError:
+    """The documented 503 of a full server."""
+    return UploadError(503, f"server busy: {detail}; retry shortly")
+
+
+def _validation_message(error: RequestValidationError) -> str:
+    """One line from FastAPI's validation errors, e.g. ``body.file: Field required``."""
+    found = "; ".join(f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg', 'invalid')}"
+                      for item in error.errors())
+    return f"invalid request ({found}); send one image as the multipart/form-data field 'file'"
+
+
+def _prepare(predictor: Predictor, data: bytes, name: str, min_side: int, display_max: int) -> PreparedImage:
+    """Decode (reduced), preprocess, and keep only a display-sized copy of the image."""
+    prepared = predictor.prepare(data, name, min_side=min_side)
+    size = display_size(prepared.placement.original, display_max)
+    if size == prepared.placement.original:
+        return prepared
+    return replace(prepared, image=prepared.image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
+def _render(prediction: Prediction, prepared: PreparedImage) -> dict[str, Any]:
+    """JSON body: the prediction, the (display-sized) image and each map's heat layer at its size."""
     shown = prepared.image
-    if size != prediction.original_size:
-        shown = shown.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    size = (shown.height, shown.width)
     overlays = []
     for label in prediction.maps:
         head, name = label.split(":", 1)
@@ -83,30 +140,52 @@ def _render(prediction: Prediction, prepared: PreparedImage, longest: int) -> di
 
 
 def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", threshold: float = 0.5,
-               max_upload_mb: float = 20, max_pixels: int = 40_000_000, max_batch: int = 8,
-               max_wait_ms: float = 5, display_max: int = 1024) -> FastAPI:
-    """The service for ``model`` (a loaded network or a checkpoint), loaded once here."""
+               max_upload_mb: float = 20, max_pixels: int = DEFAULT_MAX_PIXELS, max_batch: int = 8,
+               max_wait_ms: float = 5, display_max: int = 1024,
+               max_decodes: int = DEFAULT_MAX_DECODES, max_queue: int = 256) -> FastAPI:
+    """The service for ``model`` (a loaded network or a checkpoint), loaded once here.
+
+    At most ``max_queue`` prediction requests wait at once (for a decode slot or for the model); more
+    are answered 503 at once. At most ``max_decodes`` uploads are decoded, and responses rendered, at once.
+    """
+    if max_decodes < 1:
+        raise ValueError(f"max_decodes must be positive, got {max_decodes}")
     predictor = Predictor(model, method=method, threshold=threshold, batch_size=max_batch)
     limits = UploadLimits(max_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels)
     batcher: Batcher[PreparedImage, Prediction] = Batcher(predictor.run, max_batch=max_batch,
-                                                         max_wait=max_wait_ms / 1000)
+                                                         max_wait=max_wait_ms / 1000, max_queue=max_queue)
     info = predictor.model_info()
+    min_side = max(display_max, 2 * max(predictor.model.config.input_size))
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.slots = asyncio.Semaphore(max_decodes)  # bound to this server's event loop
         batcher.start()
         yield
         batcher.close()
 
-    app = FastAPI(title="dermx", version=dermx_version(), lifespan=lifespan,
-                  description="Explainable dermatological diagnosis: diagnoses, characteristics, explanation maps.")
+    # Swagger UI from the package's own copy, without the validator badge (an external request); no
+    # ReDoc: its page loads a logo from the ReDoc CDN
+    app = FastAPIOffline(title="dermx", version=dermx_version(), lifespan=lifespan, redoc_url=None,
+                         swagger_ui_parameters={"validatorUrl": None},
+                         description="Explainable dermatological diagnosis: diagnoses, characteristics, "
+                                     "explanation maps.")
     app.state.predictor, app.state.batcher, app.state.limits = predictor, batcher, limits
+    app.state.slots, app.state.pending = asyncio.Semaphore(max_decodes), 0
     app.add_middleware(BodyLimit, max_bytes=limits.max_bytes + MULTIPART_SLACK)
     static = resources.files("dermx.serve") / "static"
 
     @app.exception_handler(UploadError)
     async def refused(_: Request, error: UploadError) -> JSONResponse:
-        return JSONResponse({"error": error.message}, status_code=error.status)
+        return error_response(error.status, error.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(422, _validation_message(error))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        return error_response(error.status_code, str(error.detail), error.headers)
 
     @app.get("/health", response_model=Health)
     async def health() -> dict[str, Any]:
@@ -116,20 +195,38 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
     async def model_info() -> dict[str, Any]:
         return info
 
-    @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS)
-    async def predict(file: UploadFile = File(..., description="An image: JPEG, PNG, WebP, TIFF or BMP.")) -> Any:
+    async def answer(file: UploadFile) -> dict[str, Any]:
+        """Read, check and decode the upload (``max_decodes`` at a time), predict in a batch, render."""
         name = file.filename or "upload"
-        data = await file.read(limits.max_bytes + 1)
-        await run_in_threadpool(check_upload, data, name, limits)
-        try:
-            prepared = await run_in_threadpool(predictor.prepare, data, name)
-        except DermXDBError as error:
-            raise UploadError(422, str(error)) from error
+        slots: asyncio.Semaphore = app.state.slots
+        async with slots:
+            data = await file.read(limits.max_bytes + 1)
+            await run_in_threadpool(check_upload, data, name, limits)
+            try:
+                prepared = await run_in_threadpool(_prepare, predictor, data, name, min_side, display_max)
+            except DermXDBError as error:
+                raise UploadError(422, str(error)) from error
+            del data
         try:
             prediction = await batcher(prepared)
         except QueueFullError as error:
-            raise UploadError(503, f"server busy: {error}; retry shortly") from error
-        return await run_in_threadpool(_render, prediction, prepared, display_max)
+            raise _busy(str(error)) from error
+        async with slots:
+            return await run_in_threadpool(_render, prediction, prepared)
+
+    @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS)
+    async def predict(request: Request,
+                      file: UploadFile = File(..., description="An image: JPEG, PNG, WebP, TIFF or BMP.")) -> Any:
+        parts = (await request.form()).getlist("file")  # the form FastAPI parsed, cached by the request
+        if len(parts) != 1:
+            raise UploadError(400, f"send exactly one file in the 'file' field; got {len(parts)}")
+        if app.state.pending >= max_queue:  # bounded waiting: for a decode slot or for the model
+            raise _busy(f"{app.state.pending} requests are waiting already")
+        app.state.pending += 1
+        try:
+            return await answer(file)
+        finally:
+            app.state.pending -= 1
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

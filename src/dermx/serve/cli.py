@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from dermx.serve.uploads import DEFAULT_MAX_DECODES, DEFAULT_MAX_PIXELS
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``serve`` command to ``app``."""
@@ -16,10 +18,13 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback by default)."),
         port: int = typer.Option(8000, min=0, max=65535),
         max_upload_mb: float = typer.Option(20.0, min=0.001, help="Largest accepted upload, in MB."),
-        max_pixels: int = typer.Option(40_000_000, min=1, help="Largest accepted image, in pixels."),
+        max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1, help="Largest accepted image, in pixels."),
         threshold: float = typer.Option(0.5, help="Probability from which a characteristic is present."),
         method: str = typer.Option("gradcam", help="CAM method for the explanation maps."),
         max_batch: int = typer.Option(8, min=1, help="Most images per model pass."),
+        max_decodes: int = typer.Option(DEFAULT_MAX_DECODES, min=1,
+                                        help="Uploads decoded at once (bounds the memory large images take)."),
+        max_queue: int = typer.Option(256, min=1, help="Most prediction requests waiting at once; more get 503."),
     ) -> None:
         """Serve POST /v1/predict, GET /v1/model, GET /health and an upload page at /."""
         import uvicorn
@@ -29,7 +34,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             service = create_app(model, method=method, threshold=threshold, max_upload_mb=max_upload_mb,
-                                 max_pixels=max_pixels, max_batch=max_batch)
+                                 max_pixels=max_pixels, max_batch=max_batch, max_decodes=max_decodes,
+                                 max_queue=max_queue)
         except (CheckpointError, ValueError) as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from error

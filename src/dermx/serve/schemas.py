@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field
 
 
@@ -33,7 +31,9 @@ class PredictResponse(BaseModel):
     threshold: float
     method: str
     input_size: list[int] = Field(description="Model input (height, width).")
-    image_size: list[int] = Field(description="Uploaded image (height, width) after EXIF orientation.")
+    image_size: list[int] = Field(description="Decoded image (height, width) after EXIF orientation: a large "
+                                              "upload is decoded at 1/k scale (integer k), its shorter side "
+                                              "kept at least 1024 px (the display size).")
     image: str = Field(description="JPEG data URL of the oriented image, at the overlays' size.")
     overlays: list[Overlay] = Field(description="Top diagnosis, then each present characteristic.")
 
@@ -43,7 +43,23 @@ class CheckpointInfo(BaseModel):
     sha256: str = Field(description="SHA-256 of the weights file.")
 
 
+class TrainingData(BaseModel):
+    """The fingerprint of the data the model was trained and selected on; no paths of the training machine.
+
+    Every field is ``None`` for a checkpoint saved outside ``dermx train`` (e.g. random weights).
+    """
+
+    sha256: str | None = Field(None, description="Fingerprint of the training and validation items "
+                                                 "(keys, diagnoses, characteristic labels).")
+    fold: int | None = Field(None, description="Cross-validation fold held out, if any.")
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+
+
 class ModelInfo(BaseModel):
+    """``GET /v1/model``: what the service runs."""
+
     backbone: str
     kind: str
     preset: str | None
@@ -55,7 +71,7 @@ class ModelInfo(BaseModel):
     threshold: float
     resolution: str
     dermx_version: str
-    training_data: dict[str, Any]
+    training_data: TrainingData
     checkpoint: CheckpointInfo | None
 
 
@@ -65,4 +81,6 @@ class Health(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    error: str
+    """The one shape of every error answer (4xx and 503)."""
+
+    error: str = Field(description="What was wrong, naming the upload where there is one.")
