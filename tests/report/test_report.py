@@ -103,3 +103,25 @@ def test_header_states_each_models_map_grid() -> None:
     assert map_grid_note(summary(a=([4, 4], [128, 128]), b=([7, 7], [224, 256]))) == \
         "a: Grad-CAM on a 4×4 grid, upsampled to 128 px; b: Grad-CAM on a 7×7 grid, upsampled to 224×256 px"
     assert map_grid_note({"config": {"method": "scorecam"}, "models": {"old": {}}}) == "CAM method Score-CAM"
+
+
+def test_terminal_headline_fits_80_columns_without_cutting_numbers() -> None:
+    from rich.console import Console
+
+    from dermx.report.terminal import headline_table
+
+    def e(mean: float) -> dict[str, float]:
+        return {"mean": mean, "low": mean - 0.02, "high": mean + 0.02}
+
+    rows = [{"source": "DermX+", "type": "model", "diagnosis_f1": e(0.963), "char_dice": e(0.315),
+             "pointing": e(0.402), "char_dice_drawn": e(0.284), "char_sensitivity": e(0.7)},
+            {"source": "raters, leave-one-out", "type": "raters", "diagnosis_f1": {"mean": 0.886, "sd": 0.015},
+             "char_dice": {"mean": 0.641, "sd": 0.216}},
+            {"source": "baseline: gaussian", "type": "baseline", "char_dice": e(0.171), "pointing": e(0.145),
+             "char_dice_drawn": e(0.135)}]
+    console = Console(width=80, record=True)
+    console.print(headline_table({"headline": rows}))
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    for value in ("0.963", "0.315", "[0.295,", "0.402", "0.284", "0.641 ±", "raters, leave-one-out", "Dice vs"):
+        assert value in text, value
