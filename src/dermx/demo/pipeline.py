@@ -166,7 +166,9 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
 def _run(config: DemoConfig, console: Console) -> DemoResult:
     from dermx.data import load_dermxdb
     from dermx.data.synth import SynthConfig, generate_from_config
-    from dermx.evaluate.benchmark import BenchmarkConfig, load_candidates, run_benchmark, write_benchmark
+    from dermx.evaluate.bench_types import BenchmarkConfig
+    from dermx.evaluate.benchmark import run_benchmark, write_benchmark
+    from dermx.evaluate.candidates import load_candidates
     from dermx.report.html import render_report
     from dermx.report.manifest import build_manifest, write_manifest
     from dermx.train import fit

@@ -38,16 +38,13 @@ from dermx import vocab
 from dermx.data import REFERENCE_CHANNELS, DermXDB, ReferenceMaps
 from dermx.evaluate.bench_summary import summarize_benchmark
 from dermx.evaluate.bench_types import BenchmarkConfig, BenchmarkResult
-from dermx.evaluate.candidates import Candidate, load_candidates
+from dermx.evaluate.candidates import Candidate
 from dermx.evaluate.geometry import to_native
 from dermx.evaluate.scoring import BatchTables, Explanation, score_batch
 from dermx.jsonio import write_json
 from dermx.train.datasets import ImageDataset, dermxdb_items
 
-# BenchmarkConfig, BenchmarkResult, Candidate and load_candidates are defined in bench_types and
-# candidates; they stay importable from here (dermx.demo imports them from this module).
-__all__ = ["BenchmarkConfig", "BenchmarkResult", "Candidate", "example_stems", "load_candidates", "run_benchmark",
-           "write_benchmark"]
+__all__ = ["example_stems", "run_benchmark", "write_benchmark"]
 
 
 def _display(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
