@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dermx.demo import DemoConfig, demo_checks, run_demo
+from dermx.demo.pipeline import RECIPES
 
 
 def _ci(estimate: dict[str, Any] | None) -> str:
@@ -46,8 +47,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--n-images", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--recipe", choices=("demo", "long", "quick"), default="demo",
-                        help="the demo's recipe, the longer one (DemoConfig.long) or the installation check")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="demo",
+                        help="the demo's recipe, the longer one or the installation check (RECIPES)")
     parser.add_argument("--json", type=Path, default=None, help="write timings, headline and checks as JSON")
     parser.add_argument("--tables-only", action="store_true",
                         help="print the tables of runs already in --out (their summary.json; no timings)")
@@ -61,9 +62,7 @@ def main() -> None:
                             "paired": summary["paired"], "checks": [vars(c) for c in demo_checks(summary)]})
             continue
         changes = {"out": args.out / f"seed-{seed}", "images": args.n_images, "epochs": args.epochs, "seed": seed}
-        recipe = {"demo": lambda **c: DemoConfig(**{k: v for k, v in c.items() if v is not None}),
-                  "long": DemoConfig.long, "quick": DemoConfig.quick}[args.recipe]
-        config = recipe(**changes)
+        config = DemoConfig.recipe(args.recipe, **changes)
         start = time.perf_counter()
         result = run_demo(config, console)
         records.append({"seed": seed, "total": time.perf_counter() - start, "stages": result.timings,

@@ -66,3 +66,15 @@ def test_demo_defaults_use_the_fine_grid_recipe(tmp_path: Path) -> None:
         "tiny", "cosine", "balanced", 10.0)
     assert train.ga_resolution == "features" and train.channels_last
     assert not train.pretrained and train.fold == 0
+
+
+def test_named_recipes_apply_their_fields_then_the_given_changes() -> None:
+    import pytest
+
+    from dermx.demo.pipeline import DemoConfig
+
+    long = DemoConfig.recipe("long", seed=2, epochs=None)
+    assert (long.images, long.size, long.input_size, long.epochs, long.seed) == (3000, (128, 152), 96, 15, 2)
+    assert DemoConfig.recipe() == DemoConfig() and DemoConfig.recipe("quick").epochs == 1
+    with pytest.raises(ValueError, match="unknown demo recipe 'fast'"):
+        DemoConfig.recipe("fast")

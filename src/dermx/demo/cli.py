@@ -23,8 +23,7 @@ def demo_command(
     from dermx.report.terminal import headline_table
 
     changes = {"out": out, "images": images, "epochs": epochs, "seed": seed}
-    config = DemoConfig.quick(**changes) if quick else DemoConfig(**{k: v for k, v in changes.items()
-                                                                      if v is not None})
+    config = DemoConfig.recipe("quick" if quick else "demo", **changes)
     console = Console()
     result = run_demo(config, console)
     console.print(headline_table(result.summary))

@@ -14,7 +14,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,7 @@ MODELS: tuple[tuple[str, str], ...] = (("DermX", "dermx"), ("DermX+", "dermx+"))
 @dataclass(frozen=True)
 class DemoConfig:
     """Sizes and training recipe of the demo. The defaults fit in 5 minutes on 2 idle CPU cores;
-    :meth:`quick` in < 60 s; :meth:`long` is the longer benchmark recipe.
+    the ``quick`` recipe in < 60 s; ``long`` is the longer benchmark recipe (:meth:`recipe`).
 
     The recipe trains from random weights in a few minutes on CPU (measured on the synthetic set; see
     ``benchmarks/demo_time.py`` and BENCHMARKS.md): 750 synthetic images at 64 px rather than fewer,
@@ -74,17 +74,12 @@ class DemoConfig:
     workers: int = 2
 
     @classmethod
-    def long(cls, **changes: Any) -> DemoConfig:
-        """The longer recipe of ``benchmarks/demo_time.py --recipe long`` (≤ 30 minutes on 2 cores): 3,000
-        images of 128×152 at 96 px (12 × 12 maps), 15 epochs."""
-        return replace(cls(images=3000, size=(128, 152), input_size=96, epochs=15),
-                       **{k: v for k, v in changes.items() if v is not None})
-
-    @classmethod
-    def quick(cls, **changes: Any) -> DemoConfig:
-        """A tiny run for tests: 36 images of 48×56, 1 epoch at 32 px."""
-        return replace(cls(images=36, epochs=1, size=(48, 56), input_size=32, n_folds=3, batch_size=8,
-                           n_boot=100), **{k: v for k, v in changes.items() if v is not None})
+    def recipe(cls, name: str = "demo", **changes: Any) -> DemoConfig:
+        """A named recipe of :data:`RECIPES` (``demo``: the defaults; ``long``: the ≤ 30-minute benchmark
+        recipe; ``quick``: a < 60 s installation check), then the ``changes`` that are not ``None``."""
+        if name not in RECIPES:
+            raise ValueError(f"unknown demo recipe {name!r}; choose one of {sorted(RECIPES)}")
+        return cls(**{**RECIPES[name], **{k: v for k, v in changes.items() if v is not None}})
 
     def run_dir(self) -> Path:
         return self.out or Path("runs") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
@@ -105,6 +100,16 @@ class DemoConfig:
                            pretrained=False, fold=0, seed=self.seed,
                            in_memory=True, cache_dir=str(cache_dir), out=str(out), log_every_n_steps=1,
                            progress=True)
+
+
+#: Named recipes: the fields each changes from :class:`DemoConfig`'s defaults. ``long``: 3,000 images of
+#: 128×152 at 96 px (12 × 12 maps), 15 epochs; ``quick``: 36 images of 48×56, 1 epoch at 32 px.
+RECIPES: dict[str, dict[str, Any]] = {
+    "demo": {},
+    "long": {"images": 3000, "size": (128, 152), "input_size": 96, "epochs": 15},
+    "quick": {"images": 36, "epochs": 1, "size": (48, 56), "input_size": 32, "n_folds": 3, "batch_size": 8,
+              "n_boot": 100},
+}
 
 
 @dataclass
