@@ -17,7 +17,28 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"dermx {version('dermx')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show a traceback instead of a one-line error."),
+) -> None:
+    """Explainable dermatological diagnosis: data, models, explanations, expert benchmarks."""
+    from dermx.cli_common import set_debug
+
+    set_debug(debug)
 
 #: Stage packages whose ``cli.register(app)`` adds commands, in help order.
 STAGES: tuple[str, ...] = (

@@ -1,0 +1,158 @@
+"""What every ``dermx`` command shares: the option vocabulary, one error path, renamed spellings.
+
+Vocabulary (docs/design.md §10). A flag means one thing in every command:
+
+================  =====================================================================
+``--images DIR``  a folder of images (searched recursively); never a count
+``--n-images N``  a count of images (``--n-raters``, ``--n-folds``, ``--n-boot`` likewise)
+``--input-size``  the model's input size, ``N`` or ``HxW`` (height × width)
+``--resolution``  how an image fits the input size: ``pad``, ``crop`` or ``squash``
+``--map-size``    where maps are compared or stored: ``features``, ``input`` or ``native``
+``--method``      a CAM method of the engine (``--methods`` for a comma-separated list)
+``--batch-size``  images per model pass
+================  =====================================================================
+
+Errors (:func:`guarded`): a failure prints one line ``error: ...`` on stderr and exits with 1; a usage
+error (bad flag or value) exits with 2 through Click; ``dermx --debug`` shows the traceback instead.
+Renamed flags (:func:`renamed`) still work for one release, with a note on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import click
+import typer
+from typer.core import TyperCommand
+
+__all__ = [
+    "RESOLUTIONS",
+    "BatchSize",
+    "ImagesDir",
+    "InputSize",
+    "MapSize",
+    "Method",
+    "NImages",
+    "Resolution",
+    "Seed",
+    "fail",
+    "guarded",
+    "parse_input_size",
+    "renamed",
+    "set_debug",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_DEBUG = False
+
+
+def set_debug(on: bool) -> None:
+    """Show tracebacks instead of one-line errors (``dermx --debug``)."""
+    global _DEBUG
+    _DEBUG = on
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: message`` on one line of stderr and exit with ``code`` (1: failure, 2: usage)."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+#: Exceptions that carry a message meant for the user (every dermx error class derives from ValueError).
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, KeyError)
+
+
+def guarded(command: F) -> F:
+    """Wrap a command so a user-facing failure ends as one ``error:`` line and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise
+        except USER_ERRORS as error:
+            if _DEBUG:
+                raise
+            message = error.args[0] if isinstance(error, KeyError) and error.args else error
+            fail(str(message) or type(error).__name__)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_input_size(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"224"`` → ``(224, 224)``; ``"256x192"`` → ``(256, 192)`` as (height, width)."""
+    if text is None or isinstance(text, tuple):
+        return text
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*", str(text))
+    if not match or int(match.group(1)) < 1 or int(match.group(2) or 1) < 1:
+        raise typer.BadParameter(f"expected N or HxW (positive integers, height x width), got {text!r}")
+    height = int(match.group(1))
+    return height, int(match.group(2) or height)
+
+
+#: How an image fits the model input (dermx.geometry).
+RESOLUTIONS = ("pad", "crop", "squash")
+
+
+def _choice(names: tuple[str, ...]) -> Callable[[str | None], str | None]:
+    def parse(text: str | None) -> str | None:
+        if text is None or text in names:
+            return text
+        raise typer.BadParameter(f"expected one of {', '.join(names)}; got {text!r}")
+
+    return parse
+
+
+ImagesDir = Annotated[Path, typer.Option(
+    "--images", exists=True, file_okay=False, help="Folder of images (searched recursively).")]
+NImages = Annotated[int, typer.Option("--n-images", min=1, help="Number of images.")]
+InputSize = Annotated[tuple[int, int] | None, typer.Option(
+    "--input-size", parser=parse_input_size, metavar="N|HxW",
+    help="Model input size, N or HxW (default: the model's own).")]
+Resolution = Annotated[str | None, typer.Option(
+    "--resolution", parser=_choice(RESOLUTIONS), metavar="pad|crop|squash",
+    help="How an image fits the input size: pad, crop or squash (default: the model's own).")]
+MapSize = Annotated[str, typer.Option(
+    "--map-size", metavar="SIZE",
+    help="Where maps are compared or stored: 'features' (the CAM grid), 'input' (the model's input "
+         "size) or 'native' (the image's own pixels).")]
+Method = Annotated[str, typer.Option("--method", help="CAM method: gradcam, gradcam++, xgradcam, hirescam, "
+                                     "layercam, cam, scorecam, eigencam.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per model pass.")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed: same seed, same result.")]
+
+
+def renamed(aliases: dict[str, str]) -> type[TyperCommand]:
+    """A command class that accepts the old spelling of renamed flags with a deprecation note.
+
+    ``app.command("synth", cls=renamed({"--images": "--n-images"}))``: ``--images 300`` and
+    ``--images=300`` are read as ``--n-images 300``. Old spellings are kept for one release.
+    """
+
+    class RenamedFlagsCommand(TyperCommand):
+        def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+            return super().parse_args(ctx, _rename(args, aliases, ctx.command_path))
+
+    return RenamedFlagsCommand
+
+
+def _rename(args: list[str], aliases: dict[str, str], where: str) -> list[str]:
+    out: list[str] = []
+    for arg in args:
+        if arg == "--":
+            out.extend(args[len(out):])
+            break
+        flag, eq, value = arg.partition("=")
+        if flag in aliases:
+            new = aliases[flag]
+            print(f"note: `{where} {flag}` is deprecated and will be removed; use {new}", file=sys.stderr)
+            arg = f"{new}{eq}{value}"
+        out.append(arg)
+    return out
