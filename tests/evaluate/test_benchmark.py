@@ -15,10 +15,9 @@ from dermx.evaluate.bench_summary import select
 from dermx.evaluate.bench_types import BenchmarkConfig, BenchmarkResult
 from dermx.evaluate.benchmark import write_benchmark
 from dermx.evaluate.candidates import find_checkpoints
-from dermx.evaluate.geometry import to_native
 from dermx.evaluate.scoring import Explanation, score_maps
 from dermx.evaluate.stats import bootstrap_macro_f1, estimate
-from dermx.train.datasets import joint_transform, scaled_size
+from dermx.geometry import joint_transform, scaled_size, to_native
 from report.oracle import SHORTCUT, oracle_run
 
 

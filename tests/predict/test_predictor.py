@@ -12,8 +12,8 @@ from PIL import Image
 
 from dermx.data import DermXDBError
 from dermx.explain import CamEngine
-from dermx.predict import Predictor, preprocess
-from dermx.train.datasets import joint_transform
+from dermx.geometry import joint_transform, preprocess
+from dermx.predict import Predictor
 from predict.samples import INPUT_SIZE, encoded, photo, tiny_checkpoint
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -8,9 +8,10 @@ from PIL import Image
 
 from dermx import vocab
 from dermx.data import DermXDBError, ReferenceMaps, load_dermxdb
+from dermx.geometry import scaled_size
 from dermx.models import build_model
 from dermx.train import DermXDataModule, TrainConfig, csv_items, dermxdb_items, folder_items, inner_split
-from dermx.train.datasets import ImageDataset, scaled_size
+from dermx.train.datasets import ImageDataset
 
 
 def _config(tiny_db: tuple[Path, Path], tmp_path: Path, **changes: object) -> TrainConfig:

@@ -10,8 +10,9 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
+from dermx.geometry import joint_transform
 from dermx.models import build_model
-from dermx.train import DermXLoss, DermXModule, TrainConfig, fit, joint_transform
+from dermx.train import DermXLoss, DermXModule, TrainConfig, fit
 from dermx.train.losses import char_pos_weight_tensor
 
 

@@ -11,7 +11,7 @@ test images. Its images and the reference maps (:class:`dermx.data.ReferenceMaps
 go through the model's own preprocessing (:class:`dermx.train.ImageDataset`, with the reference
 channels as masks that follow the image's geometry), so maps are compared on the model input grid;
 with ``resolution="native"`` the model's maps are mapped back to each image's native grid
-(:func:`~dermx.evaluate.geometry.to_native`) and compared with native-size references instead. Every
+(:func:`~dermx.geometry.to_native`) and compared with native-size references instead. Every
 batch is scored by :func:`~dermx.evaluate.scoring.score_batch` in one tensor reduction per score.
 Statistics are computed by :func:`~dermx.evaluate.bench_summary.summarize_benchmark`.
 
@@ -39,8 +39,8 @@ from dermx.data import REFERENCE_CHANNELS, DermXDB, ReferenceMaps
 from dermx.evaluate.bench_summary import summarize_benchmark
 from dermx.evaluate.bench_types import BenchmarkConfig, BenchmarkResult
 from dermx.evaluate.candidates import Candidate
-from dermx.evaluate.geometry import to_native
 from dermx.evaluate.scoring import BatchTables, Explanation, score_batch
+from dermx.geometry import to_native
 from dermx.jsonio import write_json
 from dermx.train.datasets import ImageDataset, dermxdb_items
 

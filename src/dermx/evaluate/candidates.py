@@ -18,8 +18,8 @@ from dermx.data import DermXDB
 from dermx.evaluate.bench_types import BenchmarkConfig
 from dermx.evaluate.scoring import Explanation
 from dermx.explain import CamEngine
+from dermx.geometry import ResolutionPolicy
 from dermx.models import DermXNet, load_checkpoint
-from dermx.train.config import ResolutionPolicy
 
 
 @dataclass(frozen=True)

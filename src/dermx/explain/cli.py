@@ -53,7 +53,7 @@ def load_model(spec: str, weights: Path | None
 
         model = load_checkpoint(Path(spec))
         config = model.config
-        return model.eval(), tuple(config.input_size), tuple(config.mean), tuple(config.std), "pad"
+        return model.eval(), tuple(config.input_size), tuple(config.mean), tuple(config.std), config.resolution
     import timm
 
     if not timm.is_model(spec):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
-from dermx.data.images import IMAGE_SUFFIXES
+from dermx.data.images import IMAGE_SUFFIXES, load_rgb
+from dermx.geometry import ResolutionPolicy, model_pixels
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -21,23 +21,14 @@ def list_images(folder: Path) -> list[Path]:
     return paths
 
 
-def load_input(path: Path, size: tuple[int, int], policy: str = "squash") -> np.ndarray:
+def load_input(path: Path, size: tuple[int, int], policy: ResolutionPolicy = "squash") -> np.ndarray:
     """``(H, W, 3)`` uint8 model input of an image file: exactly what the model sees.
 
-    The file is read with :func:`dermx.data.images.load_rgb` (any mode, EXIF orientation), resized
-    (bilinear) by the training code's resolution ``policy`` and centre padded/cropped to ``size`` =
-    (H, W), as :func:`dermx.train.datasets.joint_transform` does for evaluation. ``"squash"`` (plain
-    resize) suits timm classifiers; DermX checkpoints were trained with ``"pad"``.
+    The file is read with :func:`dermx.data.images.load_rgb` (any mode, EXIF orientation) and fitted
+    to ``size`` = (H, W) by :func:`dermx.geometry.model_pixels` with the resolution ``policy``.
+    ``"squash"`` (plain resize) suits timm classifiers; DermX checkpoints record their own.
     """
-    from torchvision.transforms.v2 import functional as TF
-
-    from dermx.data.images import load_rgb
-    from dermx.train.datasets import scaled_size
-
-    image = load_rgb(path)
-    height, width = scaled_size(image.height, image.width, size, policy)  # type: ignore[arg-type]
-    resized = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=None)
-    return TF.center_crop(TF.pil_to_tensor(resized), list(size)).permute(1, 2, 0).numpy()
+    return model_pixels(load_rgb(path), size, policy).permute(1, 2, 0).numpy()
 
 
 def to_batch(images: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> Tensor:

@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from dermx.geometry import Interpolation, resize
 
 #: Output resolution: the feature grid, the model input, or an explicit ``(h, w)``.
 MapSize = Literal["features", "input"] | tuple[int, int]
-Interpolation = Literal["bilinear", "nearest", "bicubic"]
 
 
 def minmax(maps: Tensor, eps: float) -> Tensor:
@@ -35,14 +35,6 @@ def minmax(maps: Tensor, eps: float) -> Tensor:
     shifted = maps - low
     span = torch.maximum(shifted.amax(dim=(-2, -1), keepdim=True), eps * maps.abs().amax(dim=(-2, -1), keepdim=True))
     return shifted / torch.where(span > 0, span, torch.ones_like(span))
-
-
-def resize(maps: Tensor, size: tuple[int, int], interpolation: Interpolation) -> Tensor:
-    """Resize ``(B, T, h, w)`` maps to ``size``; a no-op when the size already matches."""
-    if tuple(maps.shape[-2:]) == tuple(size):
-        return maps
-    corners = {"align_corners": False} if interpolation != "nearest" else {}
-    return F.interpolate(maps, size=size, mode=interpolation, **corners)
 
 
 def finalize(

@@ -21,20 +21,12 @@ import torch
 from torch import nn
 
 from dermx import vocab
+from dermx.geometry import ResolutionPolicy, check_resolution
 from dermx.models.backbone import create_backbone, last_conv_name
 from dermx.models.presets import IMAGENET_MEAN, IMAGENET_STD, check_output_stride, get_preset
 
 ModelKind = Literal["dx-only", "dermx", "dermx+"]
 MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
-#: How an image is fitted to the input size: keep the aspect ratio and pad, keep it and crop, or squash.
-ResolutionPolicy = Literal["pad", "crop", "squash"]
-RESOLUTION_POLICIES: tuple[str, ...] = get_args(ResolutionPolicy)
-
-
-def check_resolution(policy: str) -> None:
-    """ValueError unless ``policy`` is one of :data:`RESOLUTION_POLICIES`."""
-    if policy not in RESOLUTION_POLICIES:
-        raise ValueError(f"unknown resolution policy {policy!r}; expected one of {RESOLUTION_POLICIES}")
 HIDDEN = 64
 
 

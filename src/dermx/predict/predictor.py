@@ -19,12 +19,11 @@ from PIL import Image
 
 from dermx.explain import CamEngine
 from dermx.explain.maps import finalize
+from dermx.geometry import Placement, ResolutionPolicy, check_resolution, joint_transform, preprocess
 from dermx.models import DermXNet, load_checkpoint
 from dermx.models.checkpoint import WEIGHTS_FILE, dermx_version
-from dermx.models.dermx_net import ResolutionPolicy, check_resolution
-from dermx.predict.io import ImageSource, Placement, as_array, open_image, preprocess
+from dermx.predict.io import ImageSource, as_array, open_image
 from dermx.predict.result import CharacteristicResult, Prediction
-from dermx.train.datasets import joint_transform
 
 
 @dataclass(frozen=True)

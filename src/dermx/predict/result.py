@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dermx.predict.io import Placement
+from dermx.geometry import Placement
 
 
 @dataclass(frozen=True)

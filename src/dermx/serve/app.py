@@ -36,9 +36,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dermx.data import DermXDBError
+from dermx.geometry import display_size
 from dermx.models import DermXNet
 from dermx.models.checkpoint import dermx_version
-from dermx.predict import Prediction, Predictor, PreparedImage, data_url, display_size, heat_layer
+from dermx.predict import Prediction, Predictor, PreparedImage, data_url, heat_layer
 from dermx.serve.batching import Batcher, QueueFullError
 from dermx.serve.schemas import ErrorBody, Health, ModelInfo, PredictResponse
 from dermx.serve.uploads import DEFAULT_MAX_DECODES, DEFAULT_MAX_PIXELS, UploadError, UploadLimits, check_upload

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dermx.data.fusion import FusionRule
-from dermx.models.dermx_net import ModelKind, ResolutionPolicy, check_resolution
+from dermx.geometry import ResolutionPolicy, check_resolution
+from dermx.models.dermx_net import ModelKind
 
 LabelRule = Literal["any", "majority"]
 DERMX_PLUS_GA_WEIGHT = 10.0

@@ -5,11 +5,9 @@ patient group, characteristic labels and (for DermXDB) a stem to fetch fused map
 from a DermXDB folder (:func:`dermxdb_items`), from class sub-folders (:func:`folder_items`) or from
 a CSV of image path, diagnosis and optional patient id (:func:`csv_items`).
 
-Geometry (same for image and maps): the image is resized so that it fits inside (``pad``) or covers
-(``crop``) the input size without changing its aspect ratio, or is squashed to it (``squash``); then
-centre-padded / centre-cropped to the input size. Training augmentation (flips, affine, colour
-jitter) uses torchvision.transforms.v2 with the maps wrapped as ``tv_tensors.Mask``, so they follow
-the image's geometry and skip colour changes.
+Geometry (same for image and maps) is :mod:`dermx.geometry`'s: resize by the resolution policy,
+centre pad/crop to the input size, and for training the augmentation of its ``joint_transform``, with
+the maps wrapped as ``tv_tensors.Mask`` so they follow the image's geometry and skip colour changes.
 """
 
 from __future__ import annotations
@@ -23,13 +21,13 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from dermx import vocab
 from dermx.data import DermXDB, DermXDBError, load_rgb
 from dermx.data.images import IMAGE_SUFFIXES
-from dermx.train.config import LabelRule, ResolutionPolicy
+from dermx.geometry import ResolutionPolicy, fit_image, joint_transform
+from dermx.train.config import LabelRule
 
 Size = tuple[int, int]
 #: ``map_fn(key, (h, w))``: the reference maps of an image at its resized size, e.g. a
@@ -135,30 +133,6 @@ def check_items(items: Sequence[Item]) -> None:
         raise DermXDBError(f"{len(problems)} image problem(s): " + "; ".join(problems[:5]) + more)
 
 
-def scaled_size(height: int, width: int, target: Size, policy: ResolutionPolicy) -> Size:
-    """The size an image is resized to before centre pad/crop to ``target`` (see module docstring)."""
-    if policy == "squash":
-        return target
-    ratios = (target[0] / height, target[1] / width)
-    scale = min(ratios) if policy == "pad" else max(ratios)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def joint_transform(size: Size, mean: Sequence[float], std: Sequence[float], *, augment: bool,
-                    color_jitter: bool = True) -> v2.Compose:
-    """Centre pad/crop to ``size``; (augment) flips, affine and (``color_jitter``) colour jitter; float
-    and normalise. Geometric steps apply to the image and to ``tv_tensors.Mask`` maps alike."""
-    steps: list[v2.Transform] = [v2.CenterCrop(list(size))]
-    if augment:
-        steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
-                  v2.RandomAffine(degrees=15, translate=(0.05, 0.05), scale=(0.9, 1.1))]
-        if color_jitter:
-            steps.append(v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02))
-    steps += [v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
-              v2.Normalize(list(mean), list(std))]
-    return v2.Compose(steps)
-
-
 class ImageDataset(Dataset[dict[str, torch.Tensor]]):
     """Samples ``{"image", "diagnosis", "characteristics", "index"}`` (+ ``"maps"`` with ``map_fn``).
 
@@ -183,11 +157,9 @@ class ImageDataset(Dataset[dict[str, torch.Tensor]]):
         if self._memo is not None and index in self._memo:
             return self._memo[index]
         item = self.items[index]
-        image = load_rgb(item.path, item.size)
-        height, width = scaled_size(image.height, image.width, self.size, self.policy)
-        image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=None)
+        image = fit_image(load_rgb(item.path, item.size), self.size, self.policy)
         pixels = TF.pil_to_tensor(image)
-        maps = self.map_fn(item.key, (height, width)) if self.map_fn is not None else None
+        maps = self.map_fn(item.key, (image.height, image.width)) if self.map_fn is not None else None
         if self._memo is not None:
             self._memo[index] = (pixels, maps)
         return pixels, maps
