@@ -39,8 +39,8 @@ def time_parse(root: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "dermxdb")
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--images", type=int, default=None, help="limit the number of images (default: all 566)")
+    parser.add_argument("--input-size", type=int, default=224)
+    parser.add_argument("--n-images", type=int, default=None, help="limit the number of images (default: all 566)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -52,10 +52,10 @@ def main() -> None:
     parse_s = min(time_parse(args.data) for _ in range(3))
 
     results: dict[str, float] = {"json_load_s": json_s, "parse_s": parse_s, "parse_ratio": parse_s / json_s}
-    size = (args.size, args.size)
+    size = (args.input_size, args.input_size)
     with tempfile.TemporaryDirectory() as cache_dir:
         db = load_dermxdb(args.data, cache_dir=cache_dir)
-        stems = db.stems()[: args.images]
+        stems = db.stems()[: args.n_images]
         for label, source in (("cold_json", "json"), ("cold_png", "png"), ("warm_json", "json")):
             start = time.perf_counter()
             total = 0.0

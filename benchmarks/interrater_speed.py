@@ -44,14 +44,14 @@ def per_pair_baseline(db: DermXDB, stems: list[str]) -> dict[tuple[str, str, str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "dermxdb")
-    parser.add_argument("--images", type=int, default=60, help="images for the side-by-side run")
+    parser.add_argument("--n-images", type=int, default=60, help="images for the side-by-side run")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
     console = Console()
     db = load_dermxdb(args.data, check_mask_sizes=False)
     stems = db.stems()
-    subset = stems[:: max(1, len(stems) // args.images)][: args.images]
+    subset = stems[:: max(1, len(stems) // args.n_images)][: args.n_images]
     pairs = all_ordered_pairs(db.annotators())
 
     start = time.perf_counter()

@@ -16,14 +16,14 @@ from dermx.data.synth import generate
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--images", type=int, default=300)
-    parser.add_argument("--raters", type=int, default=8)
+    parser.add_argument("--n-images", type=int, default=300)
+    parser.add_argument("--n-raters", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     args = parser.parse_args()
     for workers in dict.fromkeys(args.workers):
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            summary = generate(Path(tmp) / "synth", n_images=args.images, n_raters=args.raters,
+            summary = generate(Path(tmp) / "synth", n_images=args.n_images, n_raters=args.n_raters,
                                workers=workers, progress=False)
             seconds = time.perf_counter() - start
         print(f"workers={workers}: {summary.n_images} images, {summary.n_ratings + summary.n_repeat_ratings} "

@@ -120,14 +120,14 @@ def time_lightning(module: DermXModule, batches: list[Batch], warmup: int) -> fl
 
 
 def throughput(args: argparse.Namespace) -> dict[str, float]:
-    batches = make_batches(args.warmup + args.steps, args.batch_size, args.size)
+    batches = make_batches(args.warmup + args.steps, args.batch_size, args.input_size)
     images = args.steps * args.batch_size
     times: dict[str, list[float]] = {"bare (dermx)": [], "lightning (dermx)": [], "dermx step": [],
                                      "dermx+ step": []}
     for _ in range(args.repeats):  # interleaved, best of repeats
         for name, kind, run in (("bare (dermx)", "dermx", "bare"), ("lightning (dermx)", "dermx", "lightning"),
                                 ("dermx step", "dermx", "module"), ("dermx+ step", "dermx+", "module")):
-            module = module_for(kind, args.size)
+            module = module_for(kind, args.input_size)
             if run == "lightning":
                 seconds = time_lightning(module, batches, args.warmup)
             else:
@@ -137,7 +137,7 @@ def throughput(args: argparse.Namespace) -> dict[str, float]:
     result = {f"{name} img/s": images / min(values) for name, values in times.items()}
     result["lightning / bare throughput"] = result["lightning (dermx) img/s"] / result["bare (dermx) img/s"]
     result["dermx+ / dermx step time"] = result["dermx step img/s"] / result["dermx+ step img/s"]
-    print(f"small preset (resnet18), {args.size} px, batch {args.batch_size}, {args.steps} timed steps, "
+    print(f"small preset (resnet18), {args.input_size} px, batch {args.batch_size}, {args.steps} timed steps, "
           f"{torch.get_num_threads()} threads, best of {args.repeats}")
     print(f"{'run':<32}{'images/s':>10}")
     for name, value in result.items():
@@ -235,7 +235,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--accuracy", action="store_true", help="run the synthetic accuracy benchmark instead")
     accuracy_options = parser.add_argument_group("--accuracy (default: the demo's recipe, DemoConfig)")
     accuracy_options.add_argument("--kinds", default="dermx,dermx+", help="comma-separated model kinds")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,8 @@ class DermXDBWriter:
                 lines = [",original_filename,dataset,diagnosis,current_filename,patient_id"]
                 lines += [f"{i},{s}.jpg,SD-260,{d},{s}.jpeg,{p}" for i, (s, d, p) in enumerate(rows)]
                 (self.root / "folds" / f"metadata_fold_{k}_{part}.csv").write_text("\n".join(lines) + "\n")
+
+
+def plain(output: str) -> str:
+    """A command's output with Rich's box borders and line wrapping removed, for substring checks."""
+    return re.sub(r"[\s│╭╮╰╯─]+", " ", output)

@@ -1,6 +1,6 @@
 """What every ``dermx`` command shares: the option vocabulary, one error path, renamed spellings.
 
-Vocabulary (docs/design.md §10). A flag means one thing in every command:
+Vocabulary (docs/design.md section 10). A flag means one thing in every command:
 
 ================  =====================================================================
 ``--images DIR``  a folder of images (searched recursively); never a count
@@ -11,6 +11,9 @@ Vocabulary (docs/design.md §10). A flag means one thing in every command:
 ``--method``      a CAM method of the engine (``--methods`` for a comma-separated list)
 ``--batch-size``  images per model pass
 ================  =====================================================================
+
+Commands declare a shared flag with :func:`option` (``Annotated[Path, option("--images")]``), so its
+spelling, type and help are the same everywhere; ``tests/test_cli.py`` walks every command to check.
 
 Errors (:func:`guarded`): a failure prints one line ``error: ...`` on stderr and exits with 1; a usage
 error (bad flag or value) exits with 2 through Click; ``dermx --debug`` shows the traceback instead.
@@ -23,25 +26,18 @@ import functools
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-import click
 import typer
 from typer.core import TyperCommand
 
 __all__ = [
     "RESOLUTIONS",
-    "BatchSize",
-    "ImagesDir",
-    "InputSize",
-    "MapSize",
-    "Method",
-    "NImages",
-    "Resolution",
-    "Seed",
+    "SHARED",
+    "SizeArg",
     "fail",
     "guarded",
+    "option",
     "parse_input_size",
     "renamed",
     "set_debug",
@@ -75,9 +71,7 @@ def guarded(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
-            raise
-        except USER_ERRORS as error:
+        except USER_ERRORS as error:  # Click's own exits and usage errors are none of these: they pass
             if _DEBUG:
                 raise
             message = error.args[0] if isinstance(error, KeyError) and error.args else error
@@ -97,6 +91,10 @@ def parse_input_size(text: str | tuple[int, int] | None) -> tuple[int, int] | No
     return height, int(match.group(2) or height)
 
 
+#: Annotation of an ``N|HxW`` option: Click gets the text, :func:`parse_input_size` makes it
+#: ``(height, width)`` (a ``tuple`` annotation would make Click ask for two arguments).
+SizeArg = Any
+
 #: How an image fits the model input (dermx.geometry).
 RESOLUTIONS = ("pad", "crop", "squash")
 
@@ -110,23 +108,29 @@ def _choice(names: tuple[str, ...]) -> Callable[[str | None], str | None]:
     return parse
 
 
-ImagesDir = Annotated[Path, typer.Option(
-    "--images", exists=True, file_okay=False, help="Folder of images (searched recursively).")]
-NImages = Annotated[int, typer.Option("--n-images", min=1, help="Number of images.")]
-InputSize = Annotated[tuple[int, int] | None, typer.Option(
-    "--input-size", parser=parse_input_size, metavar="N|HxW",
-    help="Model input size, N or HxW (default: the model's own).")]
-Resolution = Annotated[str | None, typer.Option(
-    "--resolution", parser=_choice(RESOLUTIONS), metavar="pad|crop|squash",
-    help="How an image fits the input size: pad, crop or squash (default: the model's own).")]
-MapSize = Annotated[str, typer.Option(
-    "--map-size", metavar="SIZE",
-    help="Where maps are compared or stored: 'features' (the CAM grid), 'input' (the model's input "
-         "size) or 'native' (the image's own pixels).")]
-Method = Annotated[str, typer.Option("--method", help="CAM method: gradcam, gradcam++, xgradcam, hirescam, "
-                                     "layercam, cam, scorecam, eigencam.")]
-BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per model pass.")]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed: same seed, same result.")]
+#: The flags several commands share: their one spelling, type and help text (:func:`option`).
+SHARED: dict[str, dict[str, Any]] = {
+    "--images": {"exists": True, "file_okay": False, "help": "Folder of images (searched recursively)."},
+    "--n-images": {"min": 1, "help": "Number of images."},
+    "--input-size": {"parser": parse_input_size, "metavar": "N|HxW",
+                     "help": "Model input size, N or HxW (height x width); default: the model's own."},
+    "--resolution": {"parser": _choice(RESOLUTIONS), "metavar": "pad|crop|squash",
+                     "help": "How an image fits the input size: pad, crop or squash; default: the model's own."},
+    "--map-size": {"metavar": "features|input|native",
+                   "help": "Where maps are compared or stored: 'features' (the CAM grid), 'input' (the model's "
+                           "input size) or 'native' (the image's own pixels); each command names those it takes."},
+    "--method": {"help": "CAM method: gradcam, gradcam++, xgradcam, hirescam, layercam, cam, scorecam, eigencam."},
+    "--batch-size": {"min": 1, "help": "Images per model pass."},
+    "--seed": {"help": "Random seed: same seed, same result."},
+    "--out": {"file_okay": False, "help": "Output folder (created)."},
+    "--data": {"exists": True, "file_okay": False, "help": "DermXDB folder (annotations/, masks/, metadata.csv)."},
+    "--threshold": {"min": 0.0, "max": 1.0, "help": "Probability from which a characteristic is present."},
+}
+
+
+def option(flag: str, *short: str) -> Any:
+    """The ``typer.Option`` of a shared ``flag`` (:data:`SHARED`), optionally with short aliases (``-m``)."""
+    return typer.Option(flag, *short, **SHARED[flag])
 
 
 def renamed(aliases: dict[str, str]) -> type[TyperCommand]:
@@ -137,7 +141,7 @@ def renamed(aliases: dict[str, str]) -> type[TyperCommand]:
     """
 
     class RenamedFlagsCommand(TyperCommand):
-        def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
             return super().parse_args(ctx, _rename(args, aliases, ctx.command_path))
 
     return RenamedFlagsCommand

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from dermx.cli import app
 from dermx.data import DermXDBError, Pass, fuse, load_dermxdb, load_rgb, resize_mask
-from support import complex_polygon, polygon, ring_mask
+from support import complex_polygon, plain, polygon, ring_mask
 
 STEM_A = "img (1) a"  # spaces and parentheses, as in a few release stems
 STEM_B = "IMG_B"  # an underscore: the stem is split at the first "_" only
@@ -239,4 +239,7 @@ def test_cli_summary_json(db_root: Path, tmp_path: Path) -> None:
 
 def test_cli_reports_missing_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["data", "summary", "--data", str(tmp_path / "none")])
-    assert result.exit_code == 2 and "not a DermXDB folder" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "does not exist" in plain(result.output)  # usage: checked by Click
+    result = CliRunner().invoke(app, ["data", "summary", "--data", str(tmp_path)])
+    assert result.exit_code == 1 and "not a DermXDB folder" in plain(result.output)  # the run failed
+    assert "Traceback" not in result.output

@@ -213,10 +213,18 @@ def test_cli_synth_command(tmp_path: Path) -> None:
     def noop() -> None:  # a second command keeps typer from collapsing the app into one command
         """Nothing."""
 
-    result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "db"), "--images", "3",
-                                      "--raters", "4", "--size", "64x80", "--seed", "2"])
+    result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "db"), "--n-images", "3",
+                                      "--n-raters", "4", "--image-size", "64x80", "--seed", "2"])
     assert result.exit_code == 0, result.output
     assert "images:" in result.output
-    assert load_dermxdb(tmp_path / "db", strict=True).report.ok
-    bad = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "e"), "--size", "64by80"])
-    assert bad.exit_code != 0
+    db = load_dermxdb(tmp_path / "db", strict=True)
+    assert db.report.ok and len(db.images) == 3
+    assert {(r.height, r.width) for r in db.images.values()} == {(64, 80)}
+    bad = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "e"), "--image-size", "64by80"])
+    assert bad.exit_code == 2 and "expected N or HxW" in bad.output
+    # the old spellings still work for one release, with a note
+    old = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "old"), "--images=2", "--raters", "3",
+                                   "--size", "48"])
+    assert old.exit_code == 0, old.output
+    assert "synth --images` is deprecated" in old.output and "use --n-images" in old.output
+    assert len(load_dermxdb(tmp_path / "old").images) == 2

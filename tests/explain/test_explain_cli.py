@@ -12,7 +12,8 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from dermx.explain.cli import parse_size, parse_targets, register
+from dermx.cli_common import parse_input_size
+from dermx.explain.cli import parse_targets, register
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def image_dir(tmp_path: Path) -> Path:
 def test_explain_writes_maps_and_overlays(app: typer.Typer, image_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["explain", "--model", "resnet18", "--images", str(image_dir), "--out", str(out),
-                                      "--targets", "3,7", "--size", "64", "--batch-size", "2"])
+                                      "--targets", "3,7", "--input-size", "64", "--batch-size", "2"])
     assert result.exit_code == 0, result.output
     assert "random weights" in result.output
     saved = np.load(out / "lesion a.npz")
@@ -58,7 +59,7 @@ def test_explain_loads_local_weights(app: typer.Typer, image_dir: Path, tmp_path
     state = timm.create_model("resnet18", pretrained=False).state_dict()
     torch.save({"state_dict": state, "epoch": 3} if wrapped else state, weights)
     result = CliRunner().invoke(app, ["explain", "--model", "resnet18", "--images", str(image_dir),
-                                      "--out", str(tmp_path / "out"), "--targets", "1", "--size", "64",
+                                      "--out", str(tmp_path / "out"), "--targets", "1", "--input-size", "64",
                                       "--weights", str(weights), "--method", "gradcam++"])
     assert result.exit_code == 0, result.output
     assert "random weights" not in result.output
@@ -90,9 +91,11 @@ def test_parsers() -> None:
     assert parse_targets("0, Plaque,diagnosis:Psoriasis,diagnosis:2") == [
         0, "Plaque", ("diagnosis", "Psoriasis"), ("diagnosis", 2)]
     assert parse_targets(None) is None
-    assert parse_size("224") == (224, 224) and parse_size("256x192") == (256, 192) and parse_size(None) is None
-    with pytest.raises(typer.BadParameter):
-        parse_size("big")
+    assert parse_input_size("224") == (224, 224) and parse_input_size("256x192") == (256, 192)
+    assert parse_input_size(None) is None
+    for bad in ("big", "0", "3x0", "-2"):
+        with pytest.raises(typer.BadParameter):
+            parse_input_size(bad)
 
 
 def test_explain_a_dermx_checkpoint_with_its_own_preprocessing(app: typer.Typer, image_dir: Path,
@@ -113,3 +116,13 @@ def test_explain_a_dermx_checkpoint_with_its_own_preprocessing(app: typer.Typer,
     pixels = load_input(image_dir / "b.png", (64, 64), "pad")
     assert pixels.shape == (64, 64, 3) and pixels[:9].max() == 0 and pixels[-9:].max() == 0
     assert pixels[20:44].max() > 0
+
+
+def test_a_checkpoint_is_explained_with_its_own_resolution_policy(tmp_path: Path) -> None:
+    from dermx.explain.cli import load_model
+    from dermx.models import build_model, save_checkpoint
+
+    model = build_model("small", kind="dermx", input_size=(64, 64))
+    model.config.resolution = "crop"
+    *_, policy = load_model(str(save_checkpoint(model, tmp_path / "ckpt")), None)
+    assert policy == "crop"

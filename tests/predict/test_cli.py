@@ -51,7 +51,7 @@ def test_json_on_stdout(checkpoint: Path, tmp_path: Path) -> None:
 
 def test_bad_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["predict", "-m", str(tmp_path), str(tmp_path)])
-    assert result.exit_code == 2 and "config.json" in result.output
+    assert result.exit_code == 1 and "config.json" in result.output  # 1: the command ran and failed
 
 
 def test_truncated_weights_are_one_error_line(checkpoint: Path, tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_truncated_weights_are_one_error_line(checkpoint: Path, tmp_path: Path) 
     photo().save(image)
     for command in (["predict", "-m", str(broken), str(image)], ["serve", "-m", str(broken), "--port", "0"]):
         result = CliRunner().invoke(app, command)
-        assert result.exit_code == 2, result.output
+        assert result.exit_code == 1, result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert "model.safetensors: not a readable safetensors file" in result.output
         assert "Traceback" not in result.output

@@ -117,7 +117,7 @@ def test_cli_dx_only_writes_diagnosis_maps_only(tiny_db: tuple[Path, Path], tmp_
     save_checkpoint(model, out / "fold_1" / "model")
     (out / "fold_1" / "predictions.csv").write_text("stem\nimg000\n")
     args = ["cv", "--data", str(tiny_db[0]), "--images", str(tiny_db[1]), "--kind", "dx-only", "--preset", "cpu",
-            "--input-size", "32", "--folds", "1", "--resume", "--progress", "--maps-method", "gradcam++",
+            "--input-size", "32", "--folds", "1", "--resume", "--progress", "--method", "gradcam++",
             "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -8,13 +8,16 @@ from typing import Annotated
 
 import typer
 
+from dermx.cli_common import guarded, option
+
 data_app = typer.Typer(help="Inspect a DermXDB folder (the release, or a synthetic one).",
                        no_args_is_help=True)
 
 
 @data_app.command("summary")
+@guarded
 def summary_command(
-    data: Annotated[Path, typer.Option("--data", help="DermXDB folder (annotations/, masks/, ...).")],
+    data: Annotated[Path, option("--data")],
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the counts to this file.")] = None,
     strict: Annotated[bool, typer.Option(help="Stop at the first problem instead of reporting all.")] = False,
 ) -> None:
@@ -23,16 +26,11 @@ def summary_command(
     from rich.table import Table
 
     from dermx.data.dataset import load_dermxdb
-    from dermx.data.records import DermXDBError
     from dermx.data.summary import summarize
 
     console = Console()
-    try:
-        with console.status(f"reading {data}"):
-            db = load_dermxdb(data, strict=strict)
-    except DermXDBError as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
+    with console.status(f"reading {data}"):
+        db = load_dermxdb(data, strict=strict)
     counts = summarize(db)
     totals = Table(title=f"DermXDB at {data}")
     totals.add_column("count")

@@ -7,12 +7,15 @@ from typing import Annotated
 
 import typer
 
+from dermx.cli_common import guarded, option, renamed
 
+
+@guarded
 def demo_command(
-    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/demo-<time>).")] = None,
-    images: Annotated[int | None, typer.Option(help="Synthetic images to generate.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs per model.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the data, training and bootstrap.")] = 0,
+    out: Annotated[Path | None, option("--out")] = None,
+    n_images: Annotated[int | None, option("--n-images")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs per model.")] = None,
+    seed: Annotated[int, option("--seed")] = 0,
     quick: Annotated[bool, typer.Option("--quick", help="A tiny run (< 60 s) to check the installation.")] = False,
 ) -> None:
     """Run the whole pipeline on synthetic data with a watermark shortcut; print the report's path."""
@@ -22,7 +25,7 @@ def demo_command(
     from dermx.demo.pipeline import DemoConfig, run_demo
     from dermx.report.terminal import headline_table
 
-    changes = {"out": out, "images": images, "epochs": epochs, "seed": seed}
+    changes = {"out": out, "images": n_images, "epochs": epochs, "seed": seed}
     config = DemoConfig.recipe("quick" if quick else "demo", **changes)
     console = Console()
     result = run_demo(config, console)
@@ -36,4 +39,4 @@ def demo_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo_command)
+    app.command("demo", cls=renamed({"--images": "--n-images"}))(demo_command)

@@ -11,7 +11,8 @@ import pandas as pd
 from dermx.data import FusionRule
 from dermx.evaluate.scoring import BASELINES
 
-Resolution = Literal["input", "native"]
+#: Where maps are compared: on the model input grid or on each image's native grid.
+MapSize = Literal["input", "native"]
 #: Which rows a localization statistic is computed on (``typing.get_args`` gives all three, in order).
 Selection = Literal["present", "predicted", "correct"]
 
@@ -26,12 +27,12 @@ class BenchmarkConfig:
     (all three are computed): ``present`` (target present in the reference), ``predicted`` (predicted
     present) or ``correct`` (present, and the image correctly diagnosed). ``agreement_size`` is the
     (h, w) the rater masks are resized to for the rater-agreement ceiling (default: the first model's
-    input size; ``native`` with ``resolution="native"``).
+    input size; ``native`` with ``map_size="native"``).
     """
 
     method: str = "gradcam"
     fusion: FusionRule = "mean"
-    resolution: Resolution = "input"
+    map_size: MapSize = "input"
     threshold: float = 0.5
     selection: Selection = "present"
     baselines: tuple[str, ...] = BASELINES

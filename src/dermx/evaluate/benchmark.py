@@ -10,7 +10,7 @@ Each :class:`~dermx.evaluate.candidates.Candidate` is one model for one fold, te
 test images. Its images and the reference maps (:class:`dermx.data.ReferenceMaps`, benchmark channels)
 go through the model's own preprocessing (:class:`dermx.train.ImageDataset`, with the reference
 channels as masks that follow the image's geometry), so maps are compared on the model input grid;
-with ``resolution="native"`` the model's maps are mapped back to each image's native grid
+with ``map_size="native"`` the model's maps are mapped back to each image's native grid
 (:func:`~dermx.geometry.to_native`) and compared with native-size references instead. Every
 batch is scored by :func:`~dermx.evaluate.scoring.score_batch` in one tensor reduction per score.
 Statistics are computed by :func:`~dermx.evaluate.bench_summary.summarize_benchmark`.
@@ -155,7 +155,7 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
             with torch.no_grad():
                 explanation = candidate.explain(batch)
             examples.add(candidate.name, stems, batch, explanation, candidate)
-            if config.resolution == "native":
+            if config.map_size == "native":
                 parts = _score_native(db, references, batch, stems, explanation, candidate, config)
             else:
                 parts = [score_batch(stems, batch["diagnosis"], batch["characteristics"].bool(), batch["maps"],
@@ -191,7 +191,7 @@ def _agreement(db: DermXDB, stems: list[str], candidates: Sequence[Candidate], c
         return None
     from dermx.evaluate.interrater import rater_agreement
 
-    size = config.agreement_size or (None if config.resolution == "native" else candidates[0].input_size)
+    size = config.agreement_size or (None if config.map_size == "native" else candidates[0].input_size)
     result = rater_agreement(db, stems=stems, size=size, intra=False,
                              progress=lambda s: wrap(s, "scoring rater agreement", len(stems)))
     return result.summary

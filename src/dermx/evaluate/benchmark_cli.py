@@ -7,20 +7,23 @@ from typing import Annotated
 
 import typer
 
+from dermx.cli_common import guarded, option, renamed
 
+
+@guarded
 def evaluate_command(
-    data: Annotated[Path, typer.Option("--data", help="DermXDB (or synthetic) folder.")],
-    images: Annotated[Path, typer.Option("--images", help="Image folder.")],
+    data: Annotated[Path, option("--data")],
+    images: Annotated[Path, option("--images")],
     model: Annotated[list[str], typer.Option(
         "--model", help="NAME=PATH of a checkpoint, training run or `dermx cv` folder; repeatable.")],
-    out: Annotated[Path, typer.Option("--out", help="Run folder for the tables, summary.json and examples.")],
-    method: Annotated[str, typer.Option(help="CAM method.")] = "gradcam",
+    out: Annotated[Path, option("--out")],
+    method: Annotated[str, option("--method")] = "gradcam",
     fusion: Annotated[str, typer.Option(help="Fusion rule of the expert maps: mean | relative | any | ...")] = "mean",
-    resolution: Annotated[str, typer.Option(help="Compare maps at the model 'input' or 'native' size.")] = "input",
+    map_size: Annotated[str, option("--map-size")] = "input",
     selection: Annotated[str, typer.Option(help="Headline pairs: present | predicted | correct.")] = "present",
-    threshold: Annotated[float, typer.Option(help="Characteristic present when p >= threshold.")] = 0.5,
-    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
-    seed: Annotated[int, typer.Option()] = 0,
+    threshold: Annotated[float, option("--threshold")] = 0.5,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap resamples.")] = 1000,
+    seed: Annotated[int, option("--seed")] = 0,
     agreement: Annotated[bool, typer.Option(help="Score the rater-agreement ceiling too.")] = True,
     report: Annotated[bool, typer.Option(help="Write report.html as well.")] = True,
 ) -> None:
@@ -37,7 +40,9 @@ def evaluate_command(
 
     console = Console()
     pairs = [m.split("=", 1) if "=" in m else [Path(m).name, m] for m in model]
-    config = BenchmarkConfig(method=method, fusion=fusion, resolution=resolution, selection=selection,  # type: ignore[arg-type]
+    if map_size not in ("input", "native"):
+        raise typer.BadParameter(f"expected 'input' or 'native', got {map_size!r}", param_hint="--map-size")
+    config = BenchmarkConfig(method=method, fusion=fusion, map_size=map_size, selection=selection,  # type: ignore[arg-type]
                              threshold=threshold, n_boot=n_boot, seed=seed, agreement=agreement)
     db = load_dermxdb(data, image_dir=images, check_mask_sizes=False)
     candidates = [c for name, path in pairs for c in load_candidates(name, path, db, config)]
@@ -54,4 +59,4 @@ def evaluate_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate_command)
+    app.command("evaluate", cls=renamed({"--resolution": "--map-size"}))(evaluate_command)

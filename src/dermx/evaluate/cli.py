@@ -7,13 +7,18 @@ from typing import Annotated
 
 import typer
 
+from dermx.cli_common import SizeArg, guarded, option, parse_input_size, renamed
 
+
+@guarded
 def interrater_command(
-    data: Annotated[Path, typer.Option("--data", help="DermXDB folder.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for summary.json, CSV tables and the figure.")],
+    data: Annotated[Path, option("--data")],
+    out: Annotated[Path, option("--out")],
     raters: Annotated[str | None, typer.Option(
         help="Comma-separated raters (numbers or labellerN); default: every first-pass rater.")] = None,
-    size: Annotated[int | None, typer.Option(help="Resize masks to SIZE x SIZE; default: native.")] = None,
+    mask_size: Annotated[SizeArg, typer.Option(
+        "--mask-size", parser=parse_input_size, metavar="N|HxW",
+        help="Compare masks resized to N or HxW (height x width); default: each image's native size.")] = None,
     intra: Annotated[bool, typer.Option(help="Also score the repeat pass against the first.")] = True,
 ) -> None:
     """Rater agreement: diagnosis, identification and localization (pairwise and leave-one-out)."""
@@ -22,22 +27,17 @@ def interrater_command(
     from rich.progress import track
 
     from dermx.data.dataset import load_dermxdb
-    from dermx.data.records import DermXDBError
     from dermx.evaluate.interrater import markdown_tables, rater_agreement, write_agreement
 
     console = Console()
-    try:
-        db = load_dermxdb(data, check_mask_sizes=False)
-        annotators = db.select_annotators([r.strip() for r in raters.split(",")] if raters else "first")
-    except (DermXDBError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
+    db = load_dermxdb(data, check_mask_sizes=False)
+    annotators = db.select_annotators([r.strip() for r in raters.split(",")] if raters else "first")
     if not db.report.ok:
         console.print(str(db.report))
     if intra and not db.annotators("repeat"):
         console.print("no repeat-pass files (labeller<N>2_*.json): intra-rater agreement has no pairs")
     result = rater_agreement(
-        db, annotators=annotators, size=(size, size) if size else None, intra=intra,
+        db, annotators=annotators, size=mask_size, intra=intra,
         progress=lambda stems: track(stems, description="scoring rater masks", console=console))
     console.print(Markdown(markdown_tables(result.summary)))
     for path in write_agreement(result, out):
@@ -47,5 +47,5 @@ def interrater_command(
 def register(app: typer.Typer) -> None:
     from dermx.evaluate import benchmark_cli
 
-    app.command("interrater")(interrater_command)
+    app.command("interrater", cls=renamed({"--size": "--mask-size"}))(interrater_command)
     benchmark_cli.register(app)

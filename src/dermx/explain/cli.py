@@ -8,13 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from dermx.cli_common import SizeArg, guarded, option, renamed
+
 if TYPE_CHECKING:
     from dermx.explain.targets import TargetSpec
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``explain`` command to ``app``."""
-    app.command("explain")(explain_command)
+    app.command("explain", cls=renamed({"--size": "--input-size"}))(explain_command)
 
 
 def parse_targets(text: str | None) -> list[TargetSpec] | None:
@@ -29,17 +31,6 @@ def parse_targets(text: str | None) -> list[TargetSpec] | None:
         elif item:
             specs.append(int(item) if re.fullmatch(r"-?\d+", item) else item)
     return specs
-
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """``"224"`` → (224, 224); ``"256x192"`` → (256, 192) as (height, width)."""
-    if text is None:
-        return None
-    match = re.fullmatch(r"(\d+)(?:[xX](\d+))?", text.strip())
-    if not match:
-        raise typer.BadParameter(f"size must be N or HxW, got {text!r}")
-    height = int(match.group(1))
-    return height, int(match.group(2) or height)
 
 
 def load_model(spec: str, weights: Path | None
@@ -77,16 +68,17 @@ def _file_label(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_")
 
 
+@guarded
 def explain_command(
     model: Annotated[str, typer.Option("--model", help="DermX checkpoint (folder or file) or timm model name.")],
-    images: Annotated[Path, typer.Option("--images", exists=True, file_okay=False, help="Folder of images.")],
-    out: Annotated[Path, typer.Option("--out", file_okay=False, help="Output folder.")],
-    method: Annotated[str, typer.Option(help="gradcam, gradcam++, xgradcam, hirescam, layercam, cam, "
-                                             "scorecam or eigencam.")] = "gradcam",
+    images: Annotated[Path, option("--images")],
+    out: Annotated[Path, option("--out")],
+    method: Annotated[str, option("--method")] = "gradcam",
     targets: Annotated[str | None, typer.Option(help="Comma-separated targets: index, name or head:name. "
                                                      "Default: every output of every head.")] = None,
-    size: Annotated[str | None, typer.Option(help="Model input size, N or HxW. Default: the model's.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 8,
+    input_size: Annotated[SizeArg, option("--input-size")] = None,
+    resolution: Annotated[str | None, option("--resolution")] = None,
+    batch_size: Annotated[int, option("--batch-size")] = 8,
     weights: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
                                                  help="State dict for a timm model (.safetensors or torch).")] = None,
     layer: Annotated[str | None, typer.Option(help="Target layer (dotted path). Default: per architecture.")] = None,
@@ -100,13 +92,13 @@ def explain_command(
     from dermx.explain.images import list_images, load_input, to_batch
     from dermx.explain.overlay import save_overlay
 
-    net, input_size, mean, std, policy = load_model(model, weights)
-    input_size = parse_size(size) or input_size
+    net, own_size, mean, std, policy = load_model(model, weights)
+    input_size, policy = input_size or own_size, resolution or policy
     specs = parse_targets(targets)
     if specs is None and not hasattr(net, "target_names"):
         raise typer.BadParameter("a plain classifier needs --targets (e.g. --targets 0,1)", param_hint="--targets")
+    paths = list_images(images)
     try:
-        paths = list_images(images)
         engine = CamEngine(net, method, layer, zero_absent=zero_absent)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error

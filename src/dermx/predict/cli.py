@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from dermx.cli_common import guarded, option
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``predict`` command to ``app``."""
 
     @app.command("predict")
+    @guarded
     def predict(
-        images: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
-        model: Path = typer.Option(..., "--model", "-m", help="Checkpoint folder (or a file in it)."),
-        out: Path | None = typer.Option(None, "--out", "-o",
-                                        help="Write overlays, maps.npz and predictions.json here."),
-        as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON on stdout."),
-        threshold: float = typer.Option(0.5, help="Probability from which a characteristic is present."),
-        method: str = typer.Option("gradcam", help="CAM method for the explanation maps."),
-        batch_size: int = typer.Option(8, min=1, help="Images per forward pass."),
-        resolution: str | None = typer.Option(None, help="How images fit the input size: pad, crop or "
-                                                           "squash (default: as the model was trained)."),
+        images: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
+        model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint folder (or a file in it).")],
+        out: Annotated[Path | None, option("--out", "-o")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON on stdout.")] = False,
+        threshold: Annotated[float, option("--threshold")] = 0.5,
+        method: Annotated[str, option("--method")] = "gradcam",
+        batch_size: Annotated[int, option("--batch-size")] = 8,
+        resolution: Annotated[str | None, option("--resolution")] = None,
     ) -> None:
         """Diagnose and explain images: ranked diagnoses, characteristics, overlays and maps."""
         from dermx.predict.run import run_predict

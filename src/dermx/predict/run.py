@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from dermx.data import DermXDBError
-from dermx.models import CheckpointError
 from dermx.predict.files import collect, write_outputs
 from dermx.predict.predictor import Predictor, PreparedImage
 from dermx.predict.result import Prediction
@@ -38,12 +36,8 @@ def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: b
                 method: str, batch_size: int, resolution: str | None) -> int:
     """Predict every image; returns the exit code (0, or 1 when any input was skipped or unreadable)."""
     err = Console(stderr=True)
-    try:
-        predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution,  # type: ignore[arg-type]
-                              batch_size=batch_size)
-    except (CheckpointError, ValueError) as error:
-        err.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)  # one line, however long
-        return 2
+    predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution,  # type: ignore[arg-type]
+                          batch_size=batch_size)
     inputs = collect(images)
     skipped = list(inputs.skipped)
     results: list[dict[str, Any]] = []

@@ -7,7 +7,10 @@ from typing import Annotated
 
 import typer
 
+from dermx.cli_common import fail, guarded
 
+
+@guarded
 def report_command(
     run_dir: Annotated[Path, typer.Argument(help="Benchmark run folder (summary.json, examples.npz).")],
 ) -> None:
@@ -16,11 +19,9 @@ def report_command(
 
     from dermx.report.html import render_report
 
-    console = Console()
     if not (run_dir / "summary.json").is_file():
-        console.print(f"[red]error:[/red] {run_dir}: no summary.json (run `dermx evaluate` first)")
-        raise typer.Exit(2)
-    console.print(f"report: {render_report(run_dir).resolve()}")
+        fail(f"{run_dir}: no summary.json (run `dermx evaluate` first)")
+    Console().print(f"report: {render_report(run_dir).resolve()}")
 
 
 def register(app: typer.Typer) -> None:

@@ -168,10 +168,11 @@ def render_report(run_dir: str | Path, *, examples_per_group: int = 4) -> Path:
     manifest = read_manifest(run_dir)
     models = list(summary["models"])
     listing = ", ".join(f"{m} ({v['kind']})" for m, v in summary["models"].items())
+    map_size = summary["config"].get("map_size", summary["config"].get("resolution", "input"))  # older runs
     parts = [f"<h1>dermx benchmark report</h1><p class='note'>{summary['images']} test images; models: "
              f"{html.escape(listing)}; {html.escape(map_grid_note(summary))}; "
              f"fusion {html.escape(summary['config']['fusion'])}; "
-             f"maps compared at {html.escape(summary['config']['resolution'])} resolution; pairs: "
+             f"maps compared at {html.escape(map_size)} resolution; pairs: "
              f"{html.escape(summary['config']['selection'])}.</p>"]
     headline = headline_frame(summary)
     headline.drop(columns="type").to_csv(run_dir / "headline.csv", index=False)

@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dermx.data import DermXDBError
-from dermx.geometry import display_size
+from dermx.geometry import ResolutionPolicy, display_size
 from dermx.models import DermXNet
 from dermx.models.checkpoint import dermx_version
 from dermx.predict import Prediction, Predictor, PreparedImage, data_url, heat_layer
@@ -141,17 +141,18 @@ def _render(prediction: Prediction, prepared: PreparedImage) -> dict[str, Any]:
 
 
 def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", threshold: float = 0.5,
-               max_upload_mb: float = 20, max_pixels: int = DEFAULT_MAX_PIXELS, max_batch: int = 8,
-               max_wait_ms: float = 5, display_max: int = 1024,
-               max_decodes: int = DEFAULT_MAX_DECODES, max_queue: int = 256) -> FastAPI:
+               resolution: ResolutionPolicy | None = None, max_upload_mb: float = 20,
+               max_pixels: int = DEFAULT_MAX_PIXELS, max_batch: int = 8, max_wait_ms: float = 5,
+               display_max: int = 1024, max_decodes: int = DEFAULT_MAX_DECODES, max_queue: int = 256) -> FastAPI:
     """The service for ``model`` (a loaded network or a checkpoint), loaded once here.
 
-    At most ``max_queue`` prediction requests wait at once (for a decode slot or for the model); more
-    are answered 503 at once. At most ``max_decodes`` uploads are decoded, and responses rendered, at once.
+    ``resolution``: how uploads fit the input size (default: the model's own policy). At most
+    ``max_queue`` prediction requests wait at once (for a decode slot or for the model); more are
+    answered 503 at once. At most ``max_decodes`` uploads are decoded, and responses rendered, at once.
     """
     if max_decodes < 1:
         raise ValueError(f"max_decodes must be positive, got {max_decodes}")
-    predictor = Predictor(model, method=method, threshold=threshold, batch_size=max_batch)
+    predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution, batch_size=max_batch)
     limits = UploadLimits(max_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels)
     batcher: Batcher[PreparedImage, Prediction] = Batcher(predictor.run, max_batch=max_batch,
                                                          max_wait=max_wait_ms / 1000, max_queue=max_queue)

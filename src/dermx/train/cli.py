@@ -12,13 +12,15 @@ from typing import Annotated, Any
 
 import typer
 
+from dermx.cli_common import SizeArg, guarded, option, renamed
+
 Opt = typer.Option
 
 
 def _shared(
     config: Annotated[Path | None, Opt("--config", help="YAML or JSON file of training options")] = None,
-    data: Annotated[Path | None, Opt(help="DermXDB folder")] = None,
-    images: Annotated[Path | None, Opt(help="image folder (DermXDB images, or class sub-folders)")] = None,
+    data: Annotated[Path | None, option("--data")] = None,
+    images: Annotated[Path | None, option("--images")] = None,
     labels: Annotated[Path | None, Opt(help="CSV of path,diagnosis[,patient_id] (dx-only)")] = None,
     kind: Annotated[str | None, Opt(help="dx-only | dermx | dermx+")] = None,
     preset: Annotated[str | None, Opt(help="small | cpu | tiny | resnet50 | efficientnet_b2 | efficientnet_b4")] = None,
@@ -27,7 +29,7 @@ def _shared(
     weights: Annotated[Path | None, Opt(help="local backbone weight file (offline pretrained)")] = None,
     pretrained: Annotated[bool | None, Opt("--pretrained/--no-pretrained")] = None,
     epochs: Annotated[int | None, Opt()] = None,
-    batch_size: Annotated[int | None, Opt()] = None,
+    batch_size: Annotated[int | None, option("--batch-size")] = None,
     lr: Annotated[float | None, Opt()] = None,
     lr_schedule: Annotated[str | None, Opt(help="restarts (the papers') | cosine (warm-up, one decay)")] = None,
     warmup_epochs: Annotated[float | None, Opt(help="linear lr warm-up epochs (cosine schedule)")] = None,
@@ -38,21 +40,21 @@ def _shared(
     ga_weight: Annotated[float | None, Opt(help="λ of the guided-attention loss (dermx+: 10)")] = None,
     fusion: Annotated[str | None, Opt(help="reference maps: mean | relative")] = None,
     label_rule: Annotated[str | None, Opt(help="characteristic labels: any | majority")] = None,
-    resolution: Annotated[str | None, Opt(help="pad | crop | squash")] = None,
-    input_size: Annotated[int | None, Opt(help="square input size in pixels (default: the preset's)")] = None,
+    resolution: Annotated[str | None, option("--resolution")] = None,
+    input_size: Annotated[SizeArg, option("--input-size")] = None,
     output_stride: Annotated[int | None, Opt(help="backbone output stride 8 | 16 | 32: the CAM grid is about "
                                              "input / stride (default: the preset's)")] = None,
     ga_resolution: Annotated[str | None, Opt(help="guided attention at the CAM grid ('features': expert maps "
                                              "area-averaged to it) or at the 'input' size (maps upsampled)")] = None,
     channels_last: Annotated[bool | None, Opt("--channels-last/--no-channels-last",
                                               help="NHWC tensors (faster on CPU for output stride 8)")] = None,
-    seed: Annotated[int | None, Opt()] = None,
+    seed: Annotated[int | None, option("--seed")] = None,
     deterministic: Annotated[bool | None, Opt("--deterministic/--no-deterministic")] = None,
     early_stopping: Annotated[int | None, Opt(help="patience in epochs")] = None,
     num_workers: Annotated[int | None, Opt()] = None,
     in_memory: Annotated[bool | None, Opt("--in-memory/--no-in-memory", help="keep decoded images")] = None,
     cache_dir: Annotated[Path | None, Opt(help="mask cache folder")] = None,
-    out: Annotated[Path | None, Opt(help="run folder")] = None,
+    out: Annotated[Path | None, option("--out")] = None,
     resume: Annotated[bool | None, Opt("--resume/--no-resume", help="continue from the last checkpoint")] = None,
     accelerator: Annotated[str | None, Opt()] = None,
     devices: Annotated[str | None, Opt()] = None,
@@ -70,23 +72,15 @@ def _config(options: dict[str, Any]) -> Any:
     given = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}
     if given.get("char_pos_weight", "balanced") != "balanced":
         given["char_pos_weight"] = float(given["char_pos_weight"])
-    if "input_size" in given:
-        given["input_size"] = (given["input_size"], given["input_size"])
     return load_config(given.pop("config", None), **given)
 
 
 def _command(run: Callable[..., None], own: Callable[..., None]) -> Callable[..., None]:
     """``run(options)`` exposed with the shared options plus the parameters of ``own``."""
 
+    @guarded
     def command(**options: Any) -> None:
-        from dermx.data import DermXDBError
-        from dermx.models import CheckpointError, WeightsError
-
-        try:
-            run(options)
-        except (DermXDBError, CheckpointError, WeightsError, FileNotFoundError, ValueError) as error:
-            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(code=2) from error
+        run(options)
 
     parameters = [*inspect.signature(own).parameters.values(), *inspect.signature(_shared).parameters.values()]
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
@@ -104,10 +98,10 @@ def _train_own(
 def _cv_own(
     folds: Annotated[str | None, Opt(help="comma-separated folds (default: all)")] = None,
     n_folds: Annotated[int | None, Opt("--n-folds", help="K for image collections (default 10)")] = None,
-    maps_method: Annotated[str, Opt("--maps-method", help="CAM method of the test maps: gradcam | gradcam++ | "
-                                    "xgradcam | hirescam | layercam | cam | scorecam | eigencam | none")] = "gradcam",
-    maps_size: Annotated[str, Opt("--maps-size", help="test maps at the CAM feature grid ('features', small "
-                                  "files) or at the model 'input' size")] = "features",
+    method: Annotated[str, option("--method")] = "gradcam",
+    map_size: Annotated[str, option("--map-size")] = "features",
+    maps: Annotated[bool, Opt("--maps/--no-maps", help="write the test images' maps (features: small files; "
+                              "input: at the model input size)")] = True,
 ) -> None:
     """Parameters of ``cv`` beyond the shared ones."""
 
@@ -128,8 +122,10 @@ def _cv(options: dict[str, Any]) -> None:
 
     folds = options.pop("folds", None)
     chosen = [int(k) for k in folds.split(",") if k.strip()] if folds else None
-    maps_method, maps_size = options.pop("maps_method", "gradcam"), options.pop("maps_size", "features")
-    result = run_cv(_config(options), chosen, maps_method=maps_method, maps_size=maps_size)
+    method, map_size, maps = options.pop("method"), options.pop("map_size"), options.pop("maps")
+    if map_size not in ("features", "input"):
+        raise typer.BadParameter(f"expected 'features' or 'input', got {map_size!r}", param_hint="--map-size")
+    result = run_cv(_config(options), chosen, maps_method=method if maps else "none", maps_size=map_size)
     typer.echo(f"predictions: {result.predictions}\nsummary: {result.summary}")
     for path in result.maps.values():
         typer.echo(f"maps: {path}")
@@ -138,4 +134,5 @@ def _cv(options: dict[str, Any]) -> None:
 def register(app: typer.Typer) -> None:
     """Add ``train`` and ``cv`` to the ``dermx`` command."""
     app.command("train")(_command(_train, _train_own))
-    app.command("cv")(_command(_cv, _cv_own))
+    app.command("cv", cls=renamed({"--maps-method": "--method", "--maps-size": "--map-size"}))(
+        _command(_cv, _cv_own))

@@ -3,32 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-
-def _parse_size(text: str) -> tuple[int, int]:
-    """``"192x256"`` → (192, 256) as (height, width)."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError as error:
-        raise typer.BadParameter(f"size must be HEIGHTxWIDTH, e.g. 192x256, got {text!r}") from error
-    return height, width
+from dermx.cli_common import SizeArg, guarded, option, parse_input_size, renamed
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``synth`` command to the ``dermx`` app."""
 
-    @app.command("synth")
+    @app.command("synth", cls=renamed({"--images": "--n-images", "--raters": "--n-raters",
+                                       "--size": "--image-size"}))
+    @guarded
     def synth(
-        out: Path = typer.Option(..., "--out", help="Output folder (created; a previous synthetic set is replaced)."),
-        images: int = typer.Option(300, "--images", help="Number of images."),
-        raters: int = typer.Option(8, "--raters", help="Number of raters (each image gets 3..R of them)."),
-        seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same bytes."),
-        shortcut: str | None = typer.Option(None, "--shortcut", help="Class that gets a watermark shortcut."),
-        size: str = typer.Option("192x256", "--size", help="Image size HEIGHTxWIDTH."),
-        layouts: Path | None = typer.Option(None, "--layouts", help="Real DermXDB folder to take layouts from."),
-        workers: int = typer.Option(1, "--workers", help="Processes (output does not depend on it)."),
+        out: Annotated[Path, option("--out")],
+        n_images: Annotated[int, option("--n-images")] = 300,
+        n_raters: Annotated[int, typer.Option("--n-raters", min=1,
+                                              help="Number of raters (each image gets 3..R of them).")] = 8,
+        seed: Annotated[int, option("--seed")] = 0,
+        shortcut: Annotated[str | None, typer.Option(help="Class that gets a watermark shortcut.")] = None,
+        image_size: Annotated[SizeArg, typer.Option(
+            "--image-size", parser=parse_input_size, metavar="N|HxW",
+            help="Size of the generated images, N or HxW (height x width).")] = "192x256",
+        layouts: Annotated[Path | None, typer.Option(exists=True, file_okay=False,
+                                                     help="Real DermXDB folder to take layouts from.")] = None,
+        workers: Annotated[int, typer.Option(min=1, help="Processes (output does not depend on it).")] = 1,
     ) -> None:
         """Generate a synthetic DermXDB with known lesion masks and simulated raters."""
         import time
@@ -38,8 +38,8 @@ def register(app: typer.Typer) -> None:
         from dermx.data.synth import generate
 
         start = time.perf_counter()
-        summary = generate(out, n_images=images, n_raters=raters, min_raters=min(3, raters), seed=seed,
-                           size=_parse_size(size), shortcut=shortcut, layouts=layouts, workers=workers)
+        summary = generate(out, n_images=n_images, n_raters=n_raters, min_raters=min(3, n_raters), seed=seed,
+                           size=image_size, shortcut=shortcut, layouts=layouts, workers=workers)
         console = Console()
         for line in summary.lines():
             console.print(line)

@@ -1,0 +1,114 @@
+"""Every ``dermx`` command speaks one vocabulary (dermx.cli_common): a shared flag has the same
+spelling, type and help everywhere, renamed spellings are gone from the help, every command has
+``-h``, and failures end in one ``error:`` line with exit code 1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+from typer.core import TyperGroup, TyperOption
+from typer.testing import CliRunner
+
+from dermx.cli import app
+from dermx.cli_common import SHARED, guarded
+from support import plain
+
+#: Spellings replaced by the shared vocabulary; none may be a visible option of any command.
+RETIRED = {"--size", "--max-batch", "--maps-method", "--maps-size"}
+
+
+def _commands() -> Iterator[tuple[str, typer.core.TyperCommand]]:
+    def walk(command: typer.core.TyperCommand, path: str) -> Iterator[tuple[str, typer.core.TyperCommand]]:
+        if isinstance(command, TyperGroup):
+            for name, sub in sorted(command.commands.items()):
+                yield from walk(sub, f"{path} {name}")
+        else:
+            yield path, command
+
+    yield from walk(typer.main.get_command(app), "dermx")
+
+
+COMMANDS = dict(_commands())
+
+
+def _options(command: typer.core.TyperCommand) -> Iterator[TyperOption]:
+    return (p for p in command.params if isinstance(p, TyperOption) and not p.hidden)
+
+
+def _declared(option: TyperOption) -> typer.models.OptionInfo:
+    """How the option was declared (Typer's ``OptionInfo``: help, file_okay, min, parser, ...)."""
+    return option.type_descriptor.parameter_info  # type: ignore[attr-defined]
+
+
+def _is_folder(option: TyperOption) -> bool:
+    return option.type_descriptor.annotation is Path and _declared(option).file_okay is False  # type: ignore[attr-defined]
+
+
+def test_every_stage_has_its_commands() -> None:
+    names = {path.split(" ", 1)[1] for path in COMMANDS}
+    assert names >= {"synth", "data summary", "interrater", "evaluate", "explain", "train", "cv", "predict",
+                     "serve", "report", "demo"}
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS))
+def test_help_runs_with_h_and_shared_flags_mean_one_thing(path: str) -> None:
+    result = CliRunner().invoke(app, [*path.split()[1:], "-h"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    for option in _options(COMMANDS[path]):
+        for flag in (o for o in option.opts if o.startswith("--")):
+            assert flag not in RETIRED, f"{path}: {flag} is a retired spelling"
+            if flag in SHARED:
+                assert option.help == SHARED[flag]["help"], f"{path} {flag}: help differs from cli_common.SHARED"
+                expected = SHARED[flag]
+                if expected.get("file_okay") is False:
+                    assert _is_folder(option), f"{path} {flag} is not a folder"
+                for key in ("min", "max", "parser", "exists"):
+                    if key in expected:
+                        assert getattr(_declared(option), key) == expected[key], f"{path} {flag}: {key} differs"
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS))
+def test_counts_are_n_flags_and_images_is_always_a_folder(path: str) -> None:
+    for option in _options(COMMANDS[path]):
+        long = [o for o in option.opts if o.startswith("--")]
+        if "--images" in long:
+            assert _is_folder(option)
+        if "--raters" in long:
+            assert option.type_descriptor.annotation is str  # type: ignore[attr-defined]  # names; a count is --n-raters
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS))
+def test_every_command_reports_failures_through_the_one_error_path(path: str) -> None:
+    callback = COMMANDS[path].callback
+    assert callback is not None
+    wrapped = [callback]
+    while hasattr(wrapped[-1], "__wrapped__"):
+        wrapped.append(wrapped[-1].__wrapped__)
+    assert any(getattr(f, "__code__", None) is guarded(lambda: None).__code__ for f in wrapped), (
+        f"{path}: declare the command with @guarded (dermx.cli_common)")
+
+
+def test_a_failure_is_one_line_exit_1_and_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 1
+    assert plain(result.output).strip().startswith("error:") and "no summary.json" in result.output
+    failing = CliRunner().invoke(app, ["interrater", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert failing.exit_code == 1 and "Traceback" not in failing.output
+    assert len([line for line in failing.output.splitlines() if line.startswith("error:")]) == 1
+    debug = CliRunner().invoke(app, ["--debug", "interrater", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert debug.exit_code == 1 and debug.exception is not None and not isinstance(debug.exception, SystemExit)
+    CliRunner().invoke(app, ["--version"])  # leaves debug off again for later tests
+    from dermx.cli_common import set_debug
+
+    set_debug(False)
+
+
+def test_usage_errors_exit_2_and_version_prints() -> None:
+    assert CliRunner().invoke(app, ["synth", "--out", "x", "--n-images", "0"]).exit_code == 2
+    assert CliRunner().invoke(app, ["explain", "--no-such-flag"]).exit_code == 2
+    version = CliRunner().invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("dermx ")
