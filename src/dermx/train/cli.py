@@ -20,6 +20,9 @@ def _shared(
     data: Annotated[Path | None, Opt(help="DermXDB folder")] = None,
     images: Annotated[Path | None, Opt(help="image folder (DermXDB images, or class sub-folders)")] = None,
     labels: Annotated[Path | None, Opt(help="CSV of path,diagnosis[,patient_id] (dx-only)")] = None,
+    require_all_images: Annotated[bool | None, Opt(
+        "--require-all-images", help="fail when the image folder lacks any DermXDB image (default: train on "
+                                     "the images found and say how many are missing)")] = None,
     kind: Annotated[str | None, Opt(help="dx-only | dermx | dermx+")] = None,
     preset: Annotated[str | None, Opt(help="small | cpu | tiny | resnet50 | efficientnet_b2 | efficientnet_b4")] = None,
     backbone: Annotated[str | None, Opt(help="any timm backbone (overrides the preset's)")] = None,
