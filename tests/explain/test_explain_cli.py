@@ -75,7 +75,6 @@ def test_explain_names_a_weight_file_without_a_state_dict(app: typer.Typer, imag
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [(["--model", "no_such_model_xyz"], "neither a checkpoint file nor a timm model"),
-     (["--model", "resnet18"], "needs --targets"),
      (["--model", "resnet18", "--targets", "1", "--layer", "layer9"], "layer9")],
 )
 def test_explain_reports_bad_arguments(
