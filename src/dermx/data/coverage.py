@@ -40,11 +40,11 @@ class ImageCoverage:
         return text
 
     def require_all(self) -> None:
-        """Raise :class:`DermXDBError` when any image is missing (``--require-all-images``)."""
+        """Raise :class:`DermXDBError` when any image is missing (``--require-all-images``) or none is found."""
+        if not self.found:
+            raise DermXDBError(f"{self.message()}: no image file for any of them")
         if self.missing:
             raise DermXDBError(f"{self.message()}; every image is required (--require-all-images)")
-        if not self.found:
-            raise DermXDBError(f"{self.folder}: none of the {self.expected} images found")
 
     def write_missing(self, out: str | Path) -> Path | None:
         """Write the missing stems, one a line, to ``out/missing_images.txt`` (nothing when none)."""

@@ -53,7 +53,7 @@ def evaluate_command(
     db = load_dermxdb(data, image_dir=images, check_mask_sizes=False)
     coverage = image_coverage(db)
     console.print(coverage.message())
-    if require_all_images:
+    if require_all_images or not coverage.found:
         coverage.require_all()
     identity = dermxdb_identity(db)
     candidates = [c for name, path in pairs for c in load_candidates(

@@ -96,7 +96,7 @@ class DermXDataModule(L.LightningDataModule):
             self.source = Path(cfg.data).resolve().name
             self.identity = dermxdb_identity(self.db)
             self.coverage = image_coverage(self.db)
-            if cfg.require_all_images:
+            if cfg.require_all_images or not self.coverage.found:
                 self.coverage.require_all()
             if self.coverage.missing:
                 log.warning("%s; training without them", self.coverage.message())
