@@ -7,7 +7,6 @@ model input; the maps kept are the top diagnosis and the present characteristics
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from dermx.explain.maps import finalize
 from dermx.models import DermXNet, load_checkpoint
 from dermx.models.checkpoint import WEIGHTS_FILE, dermx_version
 from dermx.models.dermx_net import ResolutionPolicy, check_resolution
+from dermx.models.weights import sha256_of
 from dermx.predict.io import ImageSource, Placement, as_array, open_image, preprocess
 from dermx.predict.result import CharacteristicResult, Prediction
 from dermx.train.datasets import joint_transform
@@ -41,15 +41,6 @@ def weights_file(checkpoint: str | Path) -> Path:
     """The weights file of a checkpoint given as its folder or as a file in it."""
     path = Path(checkpoint)
     return (path if path.is_dir() else path.parent) / WEIGHTS_FILE
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

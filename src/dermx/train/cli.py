@@ -120,9 +120,11 @@ def _train(options: dict[str, Any]) -> None:
     from dermx.train.fitting import fit
 
     result = fit(_config(options))
-    typer.echo(f"checkpoint: {result.checkpoint_dir}")
+    epoch = result.metrics.get("epoch")
+    typer.echo(f"checkpoint: {result.checkpoint_dir}" + (f" (epoch {int(epoch)})" if epoch is not None else ""))
     for name, value in sorted(result.metrics.items()):
-        typer.echo(f"  {name} = {value:.4f}")
+        if name != "epoch":
+            typer.echo(f"  {name} = {value:.4f}")
 
 
 def _cv(options: dict[str, Any]) -> None:
