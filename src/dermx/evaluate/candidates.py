@@ -20,7 +20,8 @@ from dermx.evaluate.bench_types import BenchmarkConfig
 from dermx.evaluate.eval_sets import choose_eval_set
 from dermx.evaluate.scoring import Explanation
 from dermx.explain import CamEngine
-from dermx.models import DermXNet, load_checkpoint
+from dermx.models import CheckpointError, DermXNet, load_checkpoint
+from dermx.models.checkpoint import checkpoint_dir
 from dermx.train.config import ResolutionPolicy
 
 
@@ -80,9 +81,10 @@ def find_checkpoints(path: str | Path) -> dict[int | None, Path]:
     folds = sorted(path.glob("fold_*/model/config.json"))
     if folds:
         return {int(p.parent.parent.name.removeprefix("fold_")): p.parent for p in folds}
-    directory = path / "model" if (path / "model" / "config.json").is_file() else path
-    if not (directory / "config.json").is_file():
-        raise FileNotFoundError(f"{path}: no checkpoint (config.json), run folder or cv folder")
+    try:
+        directory = checkpoint_dir(path)
+    except CheckpointError as error:
+        raise FileNotFoundError(f"{path}: no checkpoint (config.json), run folder or cv folder") from error
     fold = json.loads((directory / "config.json").read_text(encoding="utf-8")).get("training_data", {}).get("fold")
     return {fold: directory}
 

@@ -19,7 +19,7 @@ from PIL import Image
 from dermx.explain import CamEngine
 from dermx.explain.maps import finalize
 from dermx.models import DermXNet, load_checkpoint
-from dermx.models.checkpoint import WEIGHTS_FILE, dermx_version
+from dermx.models.checkpoint import WEIGHTS_FILE, checkpoint_dir, dermx_version
 from dermx.models.dermx_net import ResolutionPolicy, check_resolution
 from dermx.models.weights import sha256_of
 from dermx.predict.io import ImageSource, Placement, as_array, open_image, preprocess
@@ -38,9 +38,8 @@ class PreparedImage:
 
 
 def weights_file(checkpoint: str | Path) -> Path:
-    """The weights file of a checkpoint given as its folder or as a file in it."""
-    path = Path(checkpoint)
-    return (path if path.is_dir() else path.parent) / WEIGHTS_FILE
+    """The weights file of a checkpoint (any path :func:`~dermx.models.checkpoint.checkpoint_dir` accepts)."""
+    return checkpoint_dir(checkpoint) / WEIGHTS_FILE
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

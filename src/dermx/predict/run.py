@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dermx.data import DermXDBError
+from dermx.jsonio import strict_json, write_json
 from dermx.models import CheckpointError
 from dermx.predict.files import collect, write_outputs
 from dermx.predict.predictor import Predictor, PreparedImage
 from dermx.predict.result import Prediction
+
+#: Words a user may put after a value-less flag (``--json false``).
+_VALUE_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "0", "1"})
 
 
 def _table(prediction: Prediction) -> Table:
@@ -36,8 +39,15 @@ def _table(prediction: Prediction) -> Table:
 
 def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: bool, threshold: float,
                 method: str, batch_size: int, resolution: str | None) -> int:
-    """Predict every image; returns the exit code (0, or 1 when any input was skipped or unreadable)."""
+    """Predict every image; returns the exit code: 0; 1 when any input was skipped or unreadable, or
+    there was no image at all; 2 for an input path that does not exist (checked before any work)."""
     err = Console(stderr=True)
+    missing = [str(p) for p in images if not p.exists()]
+    if missing:
+        # a word like `false` after a flag that takes no value (`--json false`) arrives here as a path
+        hint = ("; flags such as --json take no value" if any(m.lower() in _VALUE_WORDS for m in missing) else "")
+        err.print(f"[red]error:[/] no such file or folder: {escape(', '.join(missing))}{hint}", soft_wrap=True)
+        return 2
     try:
         predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution,  # type: ignore[arg-type]
                               batch_size=batch_size)
@@ -46,6 +56,11 @@ def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: b
         return 2
     inputs = collect(images)
     skipped = list(inputs.skipped)
+    if not inputs.images:
+        passed = f"; {len(skipped)} file(s) passed over" if skipped else ""
+        err.print(f"[red]error:[/] no image to predict in {escape(', '.join(map(str, images)))}{passed}",
+                  soft_wrap=True)
+        return 1
     results: list[dict[str, Any]] = []
     out_console = Console()
     batch: list[tuple[PreparedImage, str]] = []
@@ -78,9 +93,9 @@ def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: b
                 "skipped": [{"file": f, "reason": r} for f, r in skipped]}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "predictions.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        write_json(out / "predictions.json", document)
     if as_json:
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        sys.stdout.write(strict_json(document))
     for file, reason in skipped:
         err.print(f"[yellow]skipped[/] {file}: {reason}")
     err.print(f"{len(results)} image(s) predicted, {len(skipped)} skipped")
