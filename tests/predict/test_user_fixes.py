@@ -36,6 +36,7 @@ def test_a_run_folder_and_its_best_checkpoint_are_models(checkpoint: Path, tmp_p
     """Old code: both refused with 'expected a folder with config.json and model.safetensors'."""
     run = tmp_path / "run"
     shutil.copytree(checkpoint, run / "model")
+    (run / "config.json").write_text('{"kind": "dermx"}')  # the run's TrainConfig, not a checkpoint
     (run / "lightning").mkdir()
     for name in ("best.ckpt", "last.ckpt"):
         (run / "lightning" / name).write_bytes(b"lightning state")

@@ -83,7 +83,7 @@ def checkpoint_dir(path: str | Path) -> Path:
         raise CheckpointError(f"{path}: a Lightning checkpoint of an epoch, not the exported model; "
                               f"use {run / 'model'} (the selected epoch)")
     directory = path.parent if path.is_file() else path
-    if not (directory / CONFIG_FILE).is_file() and (directory / "model" / CONFIG_FILE).is_file():
+    if (directory / "model" / CONFIG_FILE).is_file():  # a run folder (its own config.json is the run's)
         directory = directory / "model"
     if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
         raise CheckpointError(f"{path}: expected a checkpoint folder with {CONFIG_FILE} and {WEIGHTS_FILE}, "
