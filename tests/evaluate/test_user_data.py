@@ -108,6 +108,9 @@ def test_models_covering_different_images_are_compared_on_the_shared_ones(world:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["models"]["a"]["test_images"]["n"] == 12 and summary["models"]["b"]["test_images"]["n"] == 24
     assert "other data" in summary["models"]["b"]["test_images"]["rules"][0]
+    (checkpoint,) = summary["models"]["a"]["checkpoints"]  # relative to the run folder
+    assert not Path(checkpoint).is_absolute()
+    assert (out / checkpoint).resolve() == (world["cv-A"] / "fold_1" / "model").resolve()
     assert summary["shared"]["images"] == 12 and summary["shared"]["per_model"] == {"a": 12, "b": 24}
     paired = next(p for p in summary["paired"] if p["kind"] == "diagnosis-union")
     assert 0 < paired["difference"]["n"] <= 12 and set(summary["shared"]["models"]) == {"a", "b"}

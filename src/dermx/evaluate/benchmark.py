@@ -23,6 +23,7 @@ scores of a batch), :mod:`~dermx.evaluate.stats` and :mod:`~dermx.evaluate.bench
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -134,15 +135,17 @@ def shared_stems(candidates: Sequence[Candidate]) -> list[str]:
     return sorted(set.intersection(*covered.values())) if covered else []
 
 
-def _model_entry(models: dict[str, dict[str, Any]], candidate: Candidate) -> None:
-    """Add ``candidate`` (one fold) to its model's entry of ``summary["models"]``."""
+def _model_entry(models: dict[str, dict[str, Any]], candidate: Candidate, out: Path | None) -> None:
+    """Add ``candidate`` (one fold) to its model's entry of ``summary["models"]`` (its checkpoint path
+    relative to the run folder ``out`` when given)."""
     entry = models.setdefault(candidate.name, {"kind": candidate.kind, "folds": [], "checkpoints": [],
                                                "characteristics": list(candidate.characteristics),
                                                "input_size": list(candidate.input_size),
                                                "map_grid": list(candidate.map_grid or ()),
                                                "test_images": {"n": 0, "rules": [], "per_fold": []}})
     entry["folds"].append(candidate.fold)
-    entry["checkpoints"].append(candidate.checkpoint)
+    checkpoint = candidate.checkpoint
+    entry["checkpoints"].append(os.path.relpath(checkpoint, out) if checkpoint and out is not None else checkpoint)
     tests = entry["test_images"]
     tests["per_fold"].append({"fold": candidate.fold, "n": len(candidate.stems), **candidate.test_set})
     tests["n"] += len(candidate.stems)
@@ -196,7 +199,7 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
     tables: list[tuple[Candidate, BatchTables]] = []
     models: dict[str, dict[str, Any]] = {}
     for candidate in candidates:
-        _model_entry(models, candidate)
+        _model_entry(models, candidate, writer.out)
         items = dermxdb_items(db, candidate.stems, vocab.CHARACTERISTICS)
         dataset = ImageDataset(items, candidate.input_size, candidate.mean, candidate.std, policy=candidate.policy,
                                map_fn=references)
