@@ -89,7 +89,7 @@ def test_clear_errors_for_missing_folder_mismatched_images_and_empty_split(
         _module(_config(tiny_db, tmp_path, images=str(bad))).setup()
     empty = tmp_path / "empty_images"
     empty.mkdir()
-    with pytest.raises(DermXDBError, match="no image file"):
+    with pytest.raises(DermXDBError, match=r"found 0 of 24 images.*no image file for any"):
         _module(_config(tiny_db, tmp_path, images=str(empty))).setup()
 
 

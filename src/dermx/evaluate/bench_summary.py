@@ -11,6 +11,8 @@ Layout (``E`` is an estimate of :mod:`dermx.evaluate.stats`)::
                              identification
     paired                   [{a, b, kind, score, difference E}] for every two models, same pairs
     strata[by][model]        [{stratum, accuracy E, dice E}] by reference, skin_tone, age, correct
+    shared                   images every model was scored on: counts, and per model diagnosis macro_f1 E
+                             and headline-kind dice E on them (None for one model)
     shortcut                 class, per model per class: energy share on the watermark and the lesions
     headline                 rows of the summary table (models, raters, baselines)
 
@@ -238,8 +240,30 @@ def summarize_benchmark(result: BenchmarkResult) -> dict[str, Any]:
                                                      & (with_strata["kind"] == _headline_kind(items, m))], by, est)
                               for m in models} for by in STRATA}
     summary["shortcut"] = _shortcut(images, est)
+    summary["shared"] = _shared(items, images, models, config.selection, est, boot)
     summary["headline"] = _headline(summary, items, images, models, est)
     return summary
+
+
+def _shared(items: pd.DataFrame, images: pd.DataFrame, models: list[str], selection: str, est: Any,
+            boot: dict[str, int]) -> dict[str, Any] | None:
+    """Models compared on the images all of them were scored on (each model's own set is the rest of the
+    summary): the count per model and shared, diagnosis macro F1 and headline-map Dice on the shared ones."""
+    if len(models) < 2:
+        return None
+    own = {m: set(images.loc[images["model"] == m, "stem"]) for m in models}
+    common = set.intersection(*own.values())
+    out: dict[str, Any] = {"images": len(common), "per_model": {m: len(s) for m, s in own.items()}, "models": {}}
+    chosen = select(items, selection)
+    for m in models:
+        mine = images[(images["model"] == m) & images["stem"].isin(common)]
+        kind = _headline_kind(items, m)
+        rows = chosen[(chosen["model"] == m) & (chosen["kind"] == kind) & chosen["stem"].isin(common)]
+        out["models"][m] = {
+            "diagnosis_macro_f1": bootstrap_macro_f1(one_hot(mine["reference"], vocab.DIAGNOSES),
+                                                     one_hot(mine["predicted"], vocab.DIAGNOSES), **boot),
+            "kind": kind, "dice": est(rows, "dice")}
+    return out
 
 
 def _strata(images: pd.DataFrame, rows: pd.DataFrame, by: str, est: Any) -> list[dict[str, Any]]:

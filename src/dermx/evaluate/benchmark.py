@@ -23,6 +23,7 @@ scores of a batch), :mod:`~dermx.evaluate.stats` and :mod:`~dermx.evaluate.bench
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,10 @@ from dermx.geometry import to_native
 from dermx.jsonio import write_json
 from dermx.train.datasets import ImageDataset, dermxdb_items
 
-__all__ = ["example_stems", "run_benchmark", "write_benchmark"]
+__all__ = ["example_stems", "run_benchmark", "shared_stems", "write_benchmark"]
+
+#: The per-row tables of a run, each written as ``<name>.csv``.
+TABLES: tuple[str, ...] = ("items", "baselines", "images")
 
 
 def _display(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -123,33 +127,85 @@ def _score_native(db: DermXDB, references: ReferenceMaps, batch: dict[str, Tenso
     return out
 
 
+def shared_stems(candidates: Sequence[Candidate]) -> list[str]:
+    """The images every model (the union of its folds' test images) is scored on, sorted."""
+    covered: dict[str, set[str]] = {}
+    for candidate in candidates:
+        covered.setdefault(candidate.name, set()).update(candidate.stems)
+    return sorted(set.intersection(*covered.values())) if covered else []
+
+
+def _model_entry(models: dict[str, dict[str, Any]], candidate: Candidate, out: Path | None) -> None:
+    """Add ``candidate`` (one fold) to its model's entry of ``summary["models"]`` (its checkpoint path
+    relative to the run folder ``out`` when given)."""
+    entry = models.setdefault(candidate.name, {"kind": candidate.kind, "folds": [], "checkpoints": [],
+                                               "characteristics": list(candidate.characteristics),
+                                               "input_size": list(candidate.input_size),
+                                               "map_grid": list(candidate.map_grid or ()),
+                                               "test_images": {"n": 0, "rules": [], "per_fold": []}})
+    entry["folds"].append(candidate.fold)
+    checkpoint = candidate.checkpoint
+    entry["checkpoints"].append(os.path.relpath(checkpoint, out) if checkpoint and out is not None else checkpoint)
+    tests = entry["test_images"]
+    tests["per_fold"].append({"fold": candidate.fold, "n": len(candidate.stems), **candidate.test_set})
+    tests["n"] += len(candidate.stems)
+    rule = candidate.test_set.get("description")
+    if rule and rule not in tests["rules"]:
+        tests["rules"].append(rule)
+
+
+class _TableWriter:
+    """Appends each model's rows to ``items.csv``, ``baselines.csv`` and ``images.csv`` as soon as
+    they are scored, so a failure later in the run loses no finished work."""
+
+    def __init__(self, out: Path | None) -> None:
+        self.out = out
+        self.started: set[str] = set()
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            for name in TABLES:
+                (out / f"{name}.csv").unlink(missing_ok=True)
+
+    def add(self, db: DermXDB, parts: list[tuple[Candidate, BatchTables]]) -> None:
+        if self.out is None or not parts:
+            return
+        for name in TABLES:
+            frame = _concat(parts, name)
+            if name == "images":
+                frame = _with_metadata(db, frame)
+            path = self.out / f"{name}.csv"
+            frame.to_csv(path, mode="a" if name in self.started else "w", header=name not in self.started,
+                         index=False)
+            self.started.add(name)
+
+
 def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: BenchmarkConfig | None = None, *,
-                  progress: Callable[[Iterable[Any], str, int], Iterable[Any]] | None = None) -> BenchmarkResult:
+                  progress: Callable[[Iterable[Any], str, int], Iterable[Any]] | None = None,
+                  out: str | Path | None = None) -> BenchmarkResult:
     """Explain and score every candidate on its test images, then summarise (module docstring).
 
-    ``progress(iterable, description, total)`` wraps the batch loops (e.g. a rich progress bar).
+    ``progress(iterable, description, total)`` wraps the batch loops (e.g. a rich progress bar). With
+    ``out``, each model's tables are written there as soon as it is scored (:func:`write_benchmark`
+    rewrites them whole at the end). Examples are drawn from the images every model is scored on.
     """
     config = config or BenchmarkConfig()
     if not candidates:
         raise ValueError("no models to benchmark")
     wrap = progress or (lambda it, _d, _n: it)
+    writer = _TableWriter(Path(out) if out is not None else None)
     references = ReferenceMaps.for_benchmark(db, config.fusion)
     all_stems = sorted({s for c in candidates for s in c.stems})
-    examples = _Examples(example_stems(db, all_stems, config.examples_per_class))
+    examples = _Examples(example_stems(db, shared_stems(candidates), config.examples_per_class))
     tables: list[tuple[Candidate, BatchTables]] = []
     models: dict[str, dict[str, Any]] = {}
     for candidate in candidates:
-        entry = models.setdefault(candidate.name, {"kind": candidate.kind, "folds": [], "checkpoints": [],
-                                                   "characteristics": list(candidate.characteristics),
-                                                   "input_size": list(candidate.input_size),
-                                                   "map_grid": list(candidate.map_grid or ())})
-        entry["folds"].append(candidate.fold)
-        entry["checkpoints"].append(candidate.checkpoint)
+        _model_entry(models, candidate, writer.out)
         items = dermxdb_items(db, candidate.stems, vocab.CHARACTERISTICS)
         dataset = ImageDataset(items, candidate.input_size, candidate.mean, candidate.std, policy=candidate.policy,
                                map_fn=references)
         loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False)
         label = f"explaining {candidate.name}" + (f" (fold {candidate.fold})" if candidate.fold is not None else "")
+        mine: list[tuple[Candidate, BatchTables]] = []
         for batch in wrap(loader, label, len(loader)):
             stems = [items[i].key for i in batch["index"].tolist()]
             with torch.no_grad():
@@ -161,7 +217,9 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
                 parts = [score_batch(stems, batch["diagnosis"], batch["characteristics"].bool(), batch["maps"],
                                      explanation, candidate.characteristics, threshold=config.threshold,
                                      tolerance=config.tolerance, baselines=config.baselines, seed=config.seed)]
-            tables += [(candidate, part) for part in parts]
+            mine += [(candidate, part) for part in parts]
+        writer.add(db, mine)
+        tables += mine
     result = BenchmarkResult(
         items=_concat(tables, "items"), baselines=_concat(tables, "baselines"),
         images=_with_metadata(db, _concat(tables, "images")),
@@ -202,7 +260,7 @@ def write_benchmark(result: BenchmarkResult, out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in ("items", "baselines", "images"):
+    for name in TABLES:
         getattr(result, name).to_csv(out / f"{name}.csv", index=False)
         written.append(out / f"{name}.csv")
     write_json(out / "summary.json", result.summary)

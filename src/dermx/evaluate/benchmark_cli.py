@@ -26,17 +26,25 @@ def evaluate_command(
     seed: Annotated[int, option("--seed")] = 0,
     agreement: Annotated[bool, typer.Option(help="Score the rater-agreement ceiling too.")] = True,
     report: Annotated[bool, typer.Option(help="Write report.html as well.")] = True,
+    allow_overlap: Annotated[bool, typer.Option(
+        "--allow-overlap", help="Score a model even when its training images cannot be told apart from the "
+                                "test images (they may overlap).")] = False,
+    require_all_images: Annotated[bool, typer.Option(
+        "--require-all-images", help="Fail when the image folder lacks any DermXDB image (default: go on "
+                                     "with the images found, list the missing ones in the run folder).")] = False,
 ) -> None:
     """Explain and score every model on its test images; write the run folder (and the report)."""
     from rich.console import Console
     from rich.progress import Progress
 
     from dermx.data import load_dermxdb
+    from dermx.data.coverage import image_coverage
     from dermx.evaluate.bench_types import BenchmarkConfig
     from dermx.evaluate.benchmark import run_benchmark, write_benchmark
     from dermx.evaluate.candidates import load_candidates
     from dermx.report import build_manifest, render_report, write_manifest
     from dermx.report.terminal import headline_table
+    from dermx.train.provenance import dermxdb_identity
 
     console = Console()
     pairs = [m.split("=", 1) if "=" in m else [Path(m).name, m] for m in model]
@@ -45,10 +53,24 @@ def evaluate_command(
     config = BenchmarkConfig(method=method, fusion=fusion, map_size=map_size, selection=selection,  # type: ignore[arg-type]
                              threshold=threshold, n_boot=n_boot, seed=seed, agreement=agreement)
     db = load_dermxdb(data, image_dir=images, check_mask_sizes=False)
-    candidates = [c for name, path in pairs for c in load_candidates(name, path, db, config)]
+    coverage = image_coverage(db)
+    console.print(coverage.message())
+    if require_all_images or not coverage.found:
+        coverage.require_all()
+    identity = dermxdb_identity(db)
+    candidates = [c for name, path in pairs for c in load_candidates(
+        name, path, db, config, available=coverage.found, allow_overlap=allow_overlap, identity=identity)]
+    for candidate in candidates:
+        fold = f" fold {candidate.fold}" if candidate.fold is not None else ""
+        console.print(f"{candidate.name}{fold}: {len(candidate.stems)} test images "
+                      f"({candidate.test_set['description']})", highlight=False)
+    missing = coverage.write_missing(out)
     with Progress(console=console) as bar:
-        result = run_benchmark(db, candidates, config,
+        result = run_benchmark(db, candidates, config, out=out,
                                progress=lambda it, label, total: bar.track(it, total=total, description=label))
+    result.summary["image_folder"] = coverage.to_dict()
+    if missing:
+        console.print(f"wrote {missing}")
     for path in write_benchmark(result, out):
         console.print(f"wrote {path}")
     write_manifest(build_manifest(config={"benchmark": config.to_dict(), "models": dict(pairs)},

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor
 
 from dermx.data import DermXDB
 from dermx.evaluate.bench_types import BenchmarkConfig
+from dermx.evaluate.eval_sets import choose_eval_set
 from dermx.evaluate.scoring import Explanation
 from dermx.explain import CamEngine
 from dermx.geometry import ResolutionPolicy
-from dermx.models import DermXNet, load_checkpoint
+from dermx.models import CheckpointError, DermXNet, load_checkpoint
+from dermx.models.checkpoint import checkpoint_dir
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Candidate:
     policy: ResolutionPolicy = "pad"
     checkpoint: str = ""
     map_grid: tuple[int, int] | None = None
+    test_set: dict[str, Any] = field(default_factory=dict)
 
 
 class CamExplainer:
@@ -77,29 +81,33 @@ def find_checkpoints(path: str | Path) -> dict[int | None, Path]:
     folds = sorted(path.glob("fold_*/model/config.json"))
     if folds:
         return {int(p.parent.parent.name.removeprefix("fold_")): p.parent for p in folds}
-    directory = path / "model" if (path / "model" / "config.json").is_file() else path
-    if not (directory / "config.json").is_file():
-        raise FileNotFoundError(f"{path}: no checkpoint (config.json), run folder or cv folder")
+    try:
+        directory = checkpoint_dir(path)
+    except CheckpointError as error:
+        raise FileNotFoundError(f"{path}: no checkpoint (config.json), run folder or cv folder") from error
     fold = json.loads((directory / "config.json").read_text(encoding="utf-8")).get("training_data", {}).get("fold")
     return {fold: directory}
 
 
 def load_candidates(name: str, path: str | Path, db: DermXDB, config: BenchmarkConfig | None = None, *,
-                    stems: Sequence[str] | None = None) -> list[Candidate]:
-    """One :class:`Candidate` per fold checkpoint under ``path``, tested on its fold's test images
-    (``stems`` for a checkpoint without a fold, default: every image with a reference diagnosis),
-    explained by a :class:`CamExplainer` with ``config``'s CAM method and threshold (default config:
+                    available: Sequence[str] | None = None, allow_overlap: bool = False,
+                    identity: str | None = None) -> list[Candidate]:
+    """One :class:`Candidate` per fold checkpoint under ``path``, tested on the images it never saw
+    (:func:`~dermx.evaluate.eval_sets.choose_eval_set`; ``available``: the stems the image folder
+    holds, ``allow_overlap``: score a model whose training images cannot be told apart), explained by a
+    :class:`CamExplainer` with ``config``'s CAM method and threshold (default config:
     :class:`BenchmarkConfig`'s)."""
     config = config or BenchmarkConfig()
     out = []
     for fold, directory in sorted(find_checkpoints(path).items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
         model = load_checkpoint(directory)
         model_config = model.config
-        test = db.fold(fold).test if fold is not None else (stems or db.stems())
-        out.append(Candidate(name=name, kind=model_config.kind, fold=fold, stems=tuple(test),
+        test = choose_eval_set(db, model_config, directory, available=available, allow_overlap=allow_overlap,
+                               identity=identity)
+        out.append(Candidate(name=name, kind=model_config.kind, fold=fold, stems=test.stems,
                              characteristics=tuple(model_config.characteristics),
                              input_size=model_config.input_size, mean=model_config.mean, std=model_config.std,
                              explain=CamExplainer(model, config.method, config.threshold),
                              policy=model_config.resolution, checkpoint=str(directory),
-                             map_grid=model.map_grid()))
+                             map_grid=model.map_grid(), test_set=test.to_dict()))
     return out

@@ -33,10 +33,11 @@ def parse_targets(text: str | None) -> list[TargetSpec] | None:
     return specs
 
 
-def load_model(spec: str, weights: Path | None
-               ) -> tuple[Any, tuple[int, int], tuple[float, ...], tuple[float, ...], str]:
-    """``(model, input size, mean, std, resolution policy)`` from a DermX checkpoint (folder or
-    file) or a timm model name."""
+def load_model(spec: str, weights: Path | None, *, num_classes: int | None = None,
+               class_names: Path | None = None
+               ) -> tuple[Any, tuple[int, int], tuple[float, ...], tuple[float, ...], str, tuple[str, ...] | None]:
+    """``(model, input size, mean, std, resolution policy, class names)`` from a DermX checkpoint
+    (folder or file) or a timm model name (:func:`dermx.explain.classifier.load_classifier`)."""
     from rich.console import Console
 
     if Path(spec).exists():
@@ -44,24 +45,21 @@ def load_model(spec: str, weights: Path | None
 
         model = load_checkpoint(Path(spec))
         config = model.config
-        return model.eval(), tuple(config.input_size), tuple(config.mean), tuple(config.std), config.resolution
-    import timm
+        return model.eval(), tuple(config.input_size), tuple(config.mean), tuple(config.std), config.resolution, None
+    from dermx.explain.classifier import load_classifier, read_class_names
+    from dermx.models.weights import WeightsError
 
-    if not timm.is_model(spec):
-        raise typer.BadParameter(f"{spec!r} is neither a checkpoint file nor a timm model name", param_hint="--model")
-    model = timm.create_model(spec, pretrained=False)
+    try:
+        names = read_class_names(class_names) if class_names is not None else None
+        loaded = load_classifier(spec, weights, num_classes=num_classes, class_names=names)
+    except WeightsError as error:
+        raise typer.BadParameter(str(error), param_hint="--weights") from error
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--model") from error
     if weights is None:
         Console(stderr=True).print(f"[yellow]warning:[/] {spec} has random weights (pretrained=False); "
                                    "pass --weights FILE for meaningful maps")
-    else:
-        from dermx.models.weights import WeightsError, read_state_dict
-
-        try:
-            model.load_state_dict(read_state_dict(weights))
-        except WeightsError as error:
-            raise typer.BadParameter(str(error), param_hint="--weights") from error
-    data = timm.data.resolve_data_config({}, model=model)
-    return model.eval(), tuple(data["input_size"][1:]), tuple(data["mean"]), tuple(data["std"]), "squash"
+    return loaded.model, loaded.input_size, loaded.mean, loaded.std, "squash", loaded.class_names
 
 
 def _file_label(label: str) -> str:
@@ -74,8 +72,10 @@ def explain_command(
     images: Annotated[Path, option("--images")],
     out: Annotated[Path, option("--out")],
     method: Annotated[str, option("--method")] = "gradcam",
-    targets: Annotated[str | None, typer.Option(help="Comma-separated targets: index, name or head:name. "
-                                                     "Default: every output of every head.")] = None,
+    targets: Annotated[str | None, typer.Option(help="Comma-separated targets: index, name or head:name, or "
+                                                     "'all'. Default: every output of every head of a DermX "
+                                                     "model; each image's predicted class (--top-k) of a "
+                                                     "plain classifier.")] = None,
     input_size: Annotated[SizeArg, option("--input-size")] = None,
     resolution: Annotated[str | None, option("--resolution")] = None,
     batch_size: Annotated[int, option("--batch-size")] = 8,
@@ -83,23 +83,31 @@ def explain_command(
                                                  help="State dict for a timm model (.safetensors or torch).")] = None,
     layer: Annotated[str | None, typer.Option(help="Target layer (dotted path). Default: per architecture.")] = None,
     zero_absent: Annotated[bool, typer.Option(help="Zero maps of targets predicted absent (logit < 0).")] = False,
+    num_classes: Annotated[int | None, typer.Option(
+        "--num-classes", min=1, help="Outputs of a timm classifier (default: from the --weights file).")] = None,
+    class_names: Annotated[Path | None, typer.Option(
+        "--class-names", exists=True, dir_okay=False,
+        help="Text file of a classifier's class names, one a line (default: from the weight file, if any).")] = None,
+    top_k: Annotated[int, typer.Option(
+        "--top-k", min=1, help="Without --targets, explain each image's K most probable classes.")] = 1,
 ) -> None:
     """Compute CAMs for every image in a folder; write ``<stem>.npz`` maps and ``overlays/*.png``."""
     import numpy as np
     from rich.progress import track
 
+    from dermx.explain.classifier import explain_top_k
     from dermx.explain.engine import CamEngine
     from dermx.explain.images import list_images, load_input, to_batch
     from dermx.explain.overlay import save_overlay
 
-    net, own_size, mean, std, policy = load_model(model, weights)
+    net, own_size, mean, std, policy, names = load_model(model, weights, num_classes=num_classes,
+                                                         class_names=class_names)
     input_size, policy = input_size or own_size, resolution or policy
-    specs = parse_targets(targets)
-    if specs is None and not hasattr(net, "target_names"):
-        raise typer.BadParameter("a plain classifier needs --targets (e.g. --targets 0,1)", param_hint="--targets")
+    specs = None if targets == "all" else parse_targets(targets)
+    predicted = targets is None and not hasattr(net, "target_names")
     paths = list_images(images)
     try:
-        engine = CamEngine(net, method, layer, zero_absent=zero_absent)
+        engine = CamEngine(net, method, layer, zero_absent=zero_absent, class_names=names)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     (out / "overlays").mkdir(parents=True, exist_ok=True)
@@ -107,13 +115,20 @@ def explain_command(
     for batch_paths in track(batches, description=f"{engine.method.name} maps"):
         pixels = [load_input(path, input_size, policy) for path in batch_paths]
         try:
-            result = engine(to_batch(pixels, mean, std), specs)
+            if predicted:
+                top = explain_top_k(engine, to_batch(pixels, mean, std), top_k)
+                maps, logits, labels, used = top.maps, top.logits, top.labels, top.layer
+            else:
+                result = engine(to_batch(pixels, mean, std), specs)
+                maps, logits, used = result.maps, result.target_logits, result.layer
+                labels = [list(result.labels)] * len(pixels)
         except ValueError as error:
             raise typer.BadParameter(str(error)) from error
-        maps, logits = result.maps.cpu().numpy(), result.target_logits.cpu().numpy()
-        for path, image, image_maps, image_logits in zip(batch_paths, pixels, maps, logits, strict=True):
+        rows = zip(batch_paths, pixels, maps.detach().cpu().numpy(), logits.detach().cpu().numpy(), labels, strict=True)
+        for path, image, image_maps, image_logits, image_labels in rows:
             np.savez_compressed(out / f"{path.stem}.npz", maps=image_maps.astype(np.float32),
-                                targets=np.array(result.labels), logits=image_logits, layer=result.layer)
-            for label, cam in zip(result.labels, image_maps, strict=True):
+                                targets=np.array(image_labels), logits=image_logits, layer=used)
+            for label, cam in zip(image_labels, image_maps, strict=True):
                 save_overlay(out / "overlays" / f"{path.stem}__{_file_label(label)}.png", image, cam)
-    typer.echo(f"wrote maps for {len(paths)} images x {len(result.labels)} targets to {out}")
+    what = f"its top {top_k} class(es)" if predicted else f"{len(labels[0])} targets"
+    typer.echo(f"wrote maps for {len(paths)} images x {what} to {out}")

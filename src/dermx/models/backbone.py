@@ -25,7 +25,9 @@ def create_backbone(name: str, *, pretrained: bool = False, weights: str | Path 
     the timm architecture (e.g. ResNet's ``channels``); an argument it does not take is a ValueError.
 
     Weights: ``weights`` (a local file) if given; else, with ``pretrained=True``, the timm hub, and
-    when that fails (offline, unknown tag) random initialisation with an explicit warning.
+    when that fails (offline, unknown tag) random initialisation with an explicit warning. The module's
+    ``weight_source`` attribute records what actually happened: ``{"source": "file", "file", "sha256"}``,
+    ``{"source": "hub", "name", "tag"}`` or ``{"source": "random"}``.
     """
     if not timm.is_model(name):
         raise ValueError(f"unknown timm backbone {name!r}")
@@ -40,12 +42,18 @@ def create_backbone(name: str, *, pretrained: bool = False, weights: str | Path 
             return model
         if pretrained:
             try:
-                return timm.create_model(name, pretrained=True, **options)
+                model = timm.create_model(name, pretrained=True, **options)
+                hub = model.pretrained_cfg.get("hf_hub_id") or model.pretrained_cfg.get("url") or name
+                model.weight_source = {"source": "hub", "name": str(hub),
+                                       "tag": str(model.pretrained_cfg.get("tag") or "")}
+                return model
             except Exception as error:  # any hub failure (offline, unknown tag) falls back to random
                 warnings.warn(f"could not download pretrained {name!r} weights ({type(error).__name__}: "
                               f"{error}); using RANDOM initialisation. Pass a local weight file to use "
                               "pretrained weights offline.", stacklevel=2)
-        return timm.create_model(name, pretrained=False, **options)
+        model = timm.create_model(name, pretrained=False, **options)
+        model.weight_source = {"source": "random"}
+        return model
     except (TypeError, AssertionError) as error:
         given = {k: v for k, v in options.items() if k not in ("num_classes", "global_pool")}
         if not given:

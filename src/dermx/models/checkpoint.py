@@ -67,17 +67,34 @@ def _config_from(document: dict[str, Any], source: Path) -> ModelConfig:
     return config
 
 
-def _resolve(path: Path) -> Path:
+#: The Lightning checkpoint of a training run that holds the same weights as its exported ``model/``.
+BEST_LIGHTNING = "best.ckpt"
+
+
+def checkpoint_dir(path: str | Path) -> Path:
+    """The checkpoint folder ``path`` names: the folder itself (or a file in it), a training run
+    (``RUN/model``), or the run's ``lightning/best.ckpt`` (exported as ``RUN/model``). The run's
+    ``last.ckpt`` is refused: it is the last epoch, not the exported model."""
+    path = Path(path)
+    run = path.parent.parent if path.is_file() and path.parent.name == "lightning" else None
+    if run is not None and path.name == BEST_LIGHTNING:
+        path = run / "model"
+    elif run is not None:
+        raise CheckpointError(f"{path}: a Lightning checkpoint of an epoch, not the exported model; "
+                              f"use {run / 'model'} (the selected epoch)")
     directory = path.parent if path.is_file() else path
+    if (directory / "model" / CONFIG_FILE).is_file():  # a run folder (its own config.json is the run's)
+        directory = directory / "model"
     if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
-        raise CheckpointError(f"{path}: expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE}")
+        raise CheckpointError(f"{path}: expected a checkpoint folder with {CONFIG_FILE} and {WEIGHTS_FILE}, "
+                              "a training run folder, or its lightning/best.ckpt")
     return directory
 
 
 def load_checkpoint(path: str | Path, *, map_location: str = "cpu") -> DermXNet:
-    """Rebuild and load a model saved by :func:`save_checkpoint` (a folder or a file in it), in eval
-    mode. Raises :class:`CheckpointError` saying which names or shapes do not match."""
-    directory = _resolve(Path(path))
+    """Rebuild and load a model saved by :func:`save_checkpoint` (any path :func:`checkpoint_dir`
+    accepts), in eval mode. Raises :class:`CheckpointError` saying which names or shapes do not match."""
+    directory = checkpoint_dir(path)
     try:
         document = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
     except ValueError as error:

@@ -9,6 +9,7 @@ does, tensors are mapped by position. Classifier weights of the source are ignor
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,6 +46,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(loaded, Mapping):
         raise WeightsError(f"{path}: expected a state dict, found {type(loaded).__name__}")
     return dict(loaded)
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _is_state_dict(obj: Mapping[str, object]) -> bool:
@@ -92,3 +102,4 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
     """Load a local weight file into ``backbone`` (see the module docstring for accepted formats)."""
     mapped = map_state_dict(read_state_dict(path), backbone)
     backbone.load_state_dict(mapped, strict=False)
+    backbone.weight_source = {"source": "file", "file": Path(path).name, "sha256": sha256_of(path)}

@@ -7,7 +7,6 @@ model input; the maps kept are the top diagnosis and the present characteristics
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,8 @@ from dermx.explain import CamEngine
 from dermx.explain.maps import finalize
 from dermx.geometry import Placement, ResolutionPolicy, check_resolution, joint_transform, preprocess
 from dermx.models import DermXNet, load_checkpoint
-from dermx.models.checkpoint import WEIGHTS_FILE, dermx_version
+from dermx.models.checkpoint import WEIGHTS_FILE, checkpoint_dir, dermx_version
+from dermx.models.weights import sha256_of
 from dermx.predict.io import ImageSource, as_array, open_image
 from dermx.predict.result import CharacteristicResult, Prediction
 
@@ -37,18 +37,8 @@ class PreparedImage:
 
 
 def weights_file(checkpoint: str | Path) -> Path:
-    """The weights file of a checkpoint given as its folder or as a file in it."""
-    path = Path(checkpoint)
-    return (path if path.is_dir() else path.parent) / WEIGHTS_FILE
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The weights file of a checkpoint (any path :func:`~dermx.models.checkpoint.checkpoint_dir` accepts)."""
+    return checkpoint_dir(checkpoint) / WEIGHTS_FILE
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

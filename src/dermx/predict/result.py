@@ -56,9 +56,16 @@ class Prediction:
         return self.placement.original
 
     def original_map(self, label: str, size: tuple[int, int] | None = None) -> np.ndarray:
-        """Map ``label`` on the original image geometry (or at ``size``, same framing), float32."""
+        """Map ``label`` on the original image geometry (or at ``size``, same framing), float32.
+
+        ``label`` is a map label (``"characteristic:Plaque"``) or, when exactly one map has that target
+        name, the bare name (``"Plaque"``)."""
         if label not in self.maps:
-            raise KeyError(f"no map {label!r}; maps: {list(self.maps)}")
+            matches = [m for m in self.maps if m.partition(":")[2] == label]
+            if len(matches) != 1:
+                why = f"{label!r} is ambiguous ({matches})" if matches else f"no map {label!r}"
+                raise KeyError(f"{why}; maps: {list(self.maps)}")
+            (label,) = matches
         return self.placement.restore(torch.from_numpy(self.maps[label]), size).numpy()
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from dermx.cli_common import fail
 from dermx.data import DermXDBError
+from dermx.jsonio import strict_json, write_json
 from dermx.predict.files import collect, write_outputs
 from dermx.predict.predictor import Predictor, PreparedImage
 from dermx.predict.result import Prediction
+
+#: Words a user may put after a value-less flag (``--json false``).
+_VALUE_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "0", "1"})
 
 
 def _table(prediction: Prediction) -> Table:
@@ -34,12 +38,23 @@ def _table(prediction: Prediction) -> Table:
 
 def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: bool, threshold: float,
                 method: str, batch_size: int, resolution: str | None) -> int:
-    """Predict every image; returns the exit code (0, or 1 when any input was skipped or unreadable)."""
+    """Predict every image; returns the exit code: 0, or 1 when any input was skipped or unreadable.
+
+    No image at all fails (exit 1), an input path that does not exist is a usage error (exit 2, checked
+    before any work), both through :func:`dermx.cli_common.fail`."""
     err = Console(stderr=True)
+    missing = [str(p) for p in images if not p.exists()]
+    if missing:
+        # a word like `false` after a flag that takes no value (`--json false`) arrives here as a path
+        hint = ("; flags such as --json take no value" if any(m.lower() in _VALUE_WORDS for m in missing) else "")
+        fail(f"no such file or folder: {', '.join(missing)}{hint}", code=2)
     predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution,  # type: ignore[arg-type]
                           batch_size=batch_size)
     inputs = collect(images)
     skipped = list(inputs.skipped)
+    if not inputs.images:
+        passed = f"; {len(skipped)} file(s) passed over" if skipped else ""
+        fail(f"no image to predict in {', '.join(map(str, images))}{passed}")
     results: list[dict[str, Any]] = []
     out_console = Console()
     batch: list[tuple[PreparedImage, str]] = []
@@ -72,9 +87,9 @@ def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: b
                 "skipped": [{"file": f, "reason": r} for f, r in skipped]}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "predictions.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        write_json(out / "predictions.json", document)
     if as_json:
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        sys.stdout.write(strict_json(document))
     for file, reason in skipped:
         err.print(f"[yellow]skipped[/] {file}: {reason}")
     err.print(f"{len(results)} image(s) predicted, {len(skipped)} skipped")

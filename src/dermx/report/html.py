@@ -161,19 +161,33 @@ def _example_rows(examples: dict[str, np.ndarray], models: list[str], per_group:
     return right[:per_group], wrong[:per_group]
 
 
+def _missing_note(summary: dict[str, Any]) -> str:
+    folder = summary.get("image_folder")
+    if not folder or not folder.get("missing"):
+        return ""
+    return (f" Image folder: found {folder['found']} of {folder['expected']} images; the {folder['missing']} "
+            f"missing are listed in {folder['missing_file']}.")
+
+
+def _tested_note(model: dict[str, Any]) -> str:
+    """``; N test images: how they were chosen`` from a model's ``summary.json`` entry (empty if unknown)."""
+    tests = model.get("test_images")
+    return f"; {tests['n']} test images: {'; '.join(tests['rules'])}" if tests and tests.get("rules") else ""
+
+
 def render_report(run_dir: str | Path, *, examples_per_group: int = 4) -> Path:
     """Write ``report.html``, ``headline.csv`` and ``strata_<by>.csv`` into ``run_dir``; return the report."""
     run_dir = Path(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     manifest = read_manifest(run_dir)
     models = list(summary["models"])
-    listing = ", ".join(f"{m} ({v['kind']})" for m, v in summary["models"].items())
+    listing = ", ".join(f"{m} ({v['kind']}{_tested_note(v)})" for m, v in summary["models"].items())
     map_size = summary["config"].get("map_size", summary["config"].get("resolution", "input"))  # older runs
     parts = [f"<h1>dermx benchmark report</h1><p class='note'>{summary['images']} test images; models: "
              f"{html.escape(listing)}; {html.escape(map_grid_note(summary))}; "
              f"fusion {html.escape(summary['config']['fusion'])}; "
              f"maps compared at {html.escape(map_size)} resolution; pairs: "
-             f"{html.escape(summary['config']['selection'])}.</p>"]
+             f"{html.escape(summary['config']['selection'])}.{html.escape(_missing_note(summary))}</p>"]
     headline = headline_frame(summary)
     headline.drop(columns="type").to_csv(run_dir / "headline.csv", index=False)
     parts += ["<h2>Headline</h2>", _table(headline, "type"),

@@ -22,6 +22,9 @@ def _shared(
     data: Annotated[Path | None, option("--data")] = None,
     images: Annotated[Path | None, option("--images")] = None,
     labels: Annotated[Path | None, Opt(help="CSV of path,diagnosis[,patient_id] (dx-only)")] = None,
+    require_all_images: Annotated[bool | None, Opt(
+        "--require-all-images", help="fail when the image folder lacks any DermXDB image (default: train on "
+                                     "the images found and say how many are missing)")] = None,
     kind: Annotated[str | None, Opt(help="dx-only | dermx | dermx+")] = None,
     preset: Annotated[str | None, Opt(help="small | cpu | tiny | resnet50 | efficientnet_b2 | efficientnet_b4")] = None,
     backbone: Annotated[str | None, Opt(help="any timm backbone (overrides the preset's)")] = None,
@@ -111,9 +114,11 @@ def _train(options: dict[str, Any]) -> None:
     from dermx.train.fitting import fit
 
     result = fit(_config(options))
-    typer.echo(f"checkpoint: {result.checkpoint_dir}")
+    epoch = result.metrics.get("epoch")
+    typer.echo(f"checkpoint: {result.checkpoint_dir}" + (f" (epoch {int(epoch)})" if epoch is not None else ""))
     for name, value in sorted(result.metrics.items()):
-        typer.echo(f"  {name} = {value:.4f}")
+        if name != "epoch":
+            typer.echo(f"  {name} = {value:.4f}")
 
 
 def _cv(options: dict[str, Any]) -> None:

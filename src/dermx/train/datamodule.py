@@ -9,6 +9,7 @@ patient-grouped :class:`~sklearn.model_selection.GroupShuffleSplit`, so no patie
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from dermx.data import DermXDB, DermXDBError, ReferenceMaps, load_dermxdb
 from dermx.data.cache import default_cache_dir
+from dermx.data.coverage import ImageCoverage, image_coverage
 from dermx.models.dermx_net import ModelConfig
 from dermx.train.config import TrainConfig
 from dermx.train.datasets import (
@@ -29,6 +31,9 @@ from dermx.train.datasets import (
     dermxdb_items,
     folder_items,
 )
+from dermx.train.provenance import dermxdb_identity, items_identity
+
+log = logging.getLogger(__name__)
 
 
 def inner_split(items: Sequence[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
@@ -72,6 +77,8 @@ class DermXDataModule(L.LightningDataModule):
         self.parts: dict[str, list[Item]] = {}
         self.db: DermXDB | None = None
         self.source = ""
+        self.identity = ""
+        self.coverage: ImageCoverage | None = None
 
     @property
     def with_maps(self) -> bool:
@@ -86,22 +93,30 @@ class DermXDataModule(L.LightningDataModule):
             if not Path(cfg.images).is_dir():
                 raise DermXDBError(f"{cfg.images}: image folder does not exist")
             self.db = load_dermxdb(cfg.data, image_dir=cfg.images, cache_dir=cfg.cache_dir or default_cache_dir())
-            self.source = str(Path(cfg.data).resolve())
+            self.source = Path(cfg.data).resolve().name
+            self.identity = dermxdb_identity(self.db)
+            self.coverage = image_coverage(self.db)
+            if cfg.require_all_images or not self.coverage.found:
+                self.coverage.require_all()
+            if self.coverage.missing:
+                log.warning("%s; training without them", self.coverage.message())
+            found = set(self.coverage.found)
             chars = self.model_config.characteristics
             if cfg.fold is None:
-                return dermxdb_items(self.db, self.db.stems(), chars, cfg.label_rule), None
+                return dermxdb_items(self.db, self.coverage.found, chars, cfg.label_rule), None
             fold = self.db.fold(cfg.fold)
-            return (dermxdb_items(self.db, fold.train, chars, cfg.label_rule),
-                    dermxdb_items(self.db, fold.test, chars, cfg.label_rule))
+            return (dermxdb_items(self.db, [s for s in fold.train if s in found], chars, cfg.label_rule),
+                    dermxdb_items(self.db, [s for s in fold.test if s in found], chars, cfg.label_rule))
         if self.with_maps or self.model_config.kind != "dx-only":
             raise DermXDBError(f"model kind {self.model_config.kind!r} needs a DermXDB folder (--data); "
                                "image collections without annotations train 'dx-only' models only")
         if cfg.labels is not None:
-            items, self.source = csv_items(cfg.labels, cfg.images), str(Path(cfg.labels).resolve())
+            items, self.source = csv_items(cfg.labels, cfg.images), Path(cfg.labels).resolve().name
         elif cfg.images is not None:
-            items, self.source = folder_items(cfg.images), str(Path(cfg.images).resolve())
+            items, self.source = folder_items(cfg.images), Path(cfg.images).resolve().name
         else:
             raise DermXDBError("no data given: pass --data (DermXDB) or --images / --labels (a collection)")
+        self.identity = items_identity(items)
         if cfg.fold is None:
             return items, None
         return kfold_split(items, cfg.fold, cfg.n_folds)
@@ -146,4 +161,7 @@ class DermXDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def fingerprint(self) -> dict[str, Any]:
-        return {**fingerprint(self.parts, self.source), "fold": self.config.fold}
+        """The checkpoint's ``training_data`` record (:mod:`dermx.train.provenance`)."""
+        return {**fingerprint(self.parts, self.source), "fold": self.config.fold, "data_sha256": self.identity,
+                "images": sorted(i.key for i in self.parts["train"] + self.parts["val"]),
+                "missing_images": len(self.coverage.missing) if self.coverage else 0}

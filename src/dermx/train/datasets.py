@@ -57,15 +57,19 @@ def characteristic_labels(db: DermXDB, stem: str, characteristics: Sequence[str]
 
 
 def dermxdb_items(db: DermXDB, stems: Sequence[str], characteristics: Sequence[str],
-                  rule: LabelRule = "any") -> list[Item]:
-    """Items of DermXDB images with a reference diagnosis among the six classes (others skipped)."""
+                  rule: LabelRule = "any", *, find_images: bool = True) -> list[Item]:
+    """Items of DermXDB images with a reference diagnosis among the six classes (others skipped).
+
+    ``find_images=False`` leaves each item's path unresolved (``Path(stem)``): for labels and
+    fingerprints of images the image folder may not hold."""
     items = []
     for stem in stems:
         record = db.images.get(stem)
         if record is None or record.diagnosis not in vocab.DIAGNOSES:
             continue
         group = f"patient-{record.patient_id}" if record.patient_id is not None else stem
-        items.append(Item(stem, db.image_path(stem), vocab.DIAGNOSES.index(record.diagnosis), group,
+        path = db.image_path(stem) if find_images else Path(stem)
+        items.append(Item(stem, path, vocab.DIAGNOSES.index(record.diagnosis), group,
                           characteristic_labels(db, stem, characteristics, rule),
                           (record.width, record.height)))
     return items

@@ -7,7 +7,8 @@ Run folder layout::
                                    (``resume=True`` continues from last)
     <out>/logs/metrics.csv         CSV log, kept across resumes
     <out>/tensorboard/             TensorBoard events, when tensorboard or tensorboardX is installed
-    <out>/model/                   shareable checkpoint of the selected model (see dermx.models)
+    <out>/model/                   shareable checkpoint of the selected model (see dermx.models) and its
+                                   model card README.md (dermx.train.provenance)
     <out>/predictions.csv          test-part predictions, when the run has a test part
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from dermx.train.datamodule import DermXDataModule
 from dermx.train.datasets import ImageDataset
 from dermx.train.losses import char_pos_weight_tensor
 from dermx.train.module import DermXModule, macro_f1
+from dermx.train.provenance import epoch_metrics, write_model_card
 
 log = logging.getLogger(__name__)
 
@@ -188,19 +190,23 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
         log.warning("--resume: no %s yet, starting from scratch", last)
     step = torch.load(last, map_location="cpu", weights_only=False, mmap=True)["global_step"] if resume else None
     trainer, best = build_trainer(config, run_dir, resume_step=step)
-    if trainer.is_global_zero:
-        config.save(run_dir / "config.json")
+    source = getattr(model.backbone, "weight_source", {"source": "random"})
+    if trainer.is_global_zero:  # record what happened: offline, "pretrained" may have fallen back to random
+        (config if source["source"] != "random" else replace(config, pretrained=False)).save(run_dir / "config.json")
     trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
     selected = best.best_model_path or (str(last) if last.is_file() else "")
-    if selected:
-        state = torch.load(selected, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    model.config.training_data = data.fingerprint()
+    if selected:
+        saved = torch.load(selected, map_location="cpu", weights_only=False)
+        module.load_state_dict(saved["state_dict"])
+        # the exported epoch's figures, not the last epoch's
+        metrics = epoch_metrics(run_dir / "logs" / "metrics.csv", int(saved["epoch"])) or metrics
+    model.config.training_data = {**data.fingerprint(), "initial_weights": source}
     result = TrainResult(run_dir / "model", run_dir, metrics)
     if not trainer.is_global_zero:
         return result
     save_checkpoint(model.cpu(), result.checkpoint_dir)
+    write_model_card(result.checkpoint_dir, model.config, metrics, model.map_grid())
     if data.parts["test"]:
         frame = predict_frame(model, data.dataset("test", augment=False), config.batch_size)
         result.predictions = run_dir / "predictions.csv"

@@ -1,0 +1,142 @@
+"""A user's own timm classifier for ``dermx explain``: outputs, class names and default targets.
+
+:func:`load_classifier` builds the timm architecture with as many outputs as the weight file's
+classifier layer has (timm's ``pretrained_cfg.classifier`` names that layer: ``fc``, ``head.fc``,
+``classifier``, ...), or ``num_classes`` when given (checked against the file). Class names come from
+a text file (one name a line) or from the checkpoint itself: a ``class_names`` (or ``classes``) list
+beside the state dict of a torch file, or a ``class_names`` JSON list in a safetensors file's metadata.
+
+:func:`explain_top_k` explains each image's own ``k`` most probable classes (the default of
+``dermx explain`` for a plain classifier) with one CAM pass per batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from dermx.explain.engine import CamEngine
+from dermx.models.weights import WeightsError, map_state_dict, read_state_dict
+
+_NAME_KEYS: tuple[str, ...] = ("class_names", "classes")
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A timm classifier ready to explain, with its preprocessing and (optional) class names."""
+
+    model: nn.Module
+    input_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: tuple[str, ...] | None
+    weights: Path | None
+
+
+def read_class_names(path: str | Path) -> tuple[str, ...]:
+    """Class names from a text file, one a line in output order (blank lines ignored)."""
+    path = Path(path)
+    names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    if not names:
+        raise ValueError(f"{path}: no class names (expected one name a line)")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{path}: class name(s) listed twice: {repeated}")
+    return names
+
+
+def checkpoint_class_names(path: str | Path) -> tuple[str, ...] | None:
+    """Class names stored in a weight file (module docstring), or ``None``."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            text = (handle.metadata() or {}).get("class_names")
+        return tuple(json.loads(text)) if text else None
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(loaded, Mapping):
+        for key in _NAME_KEYS:
+            names = loaded.get(key)
+            if isinstance(names, list | tuple) and names and all(isinstance(n, str) for n in names):
+                return tuple(names)
+    return None
+
+
+def classifier_width(state: Mapping[str, Tensor], architecture: str) -> int | None:
+    """Outputs of the classifier layer in ``state`` (a state dict of timm ``architecture``), or ``None``."""
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(architecture)
+    layer = getattr(cfg, "classifier", None) if cfg is not None else None
+    if not layer:
+        return None
+    for key, tensor in state.items():
+        if key.endswith(f"{layer}.weight") and key.removesuffix(f"{layer}.weight") in ("", "module.", "model."):
+            return int(tensor.shape[0])
+    return None
+
+
+def load_classifier(architecture: str, weights: str | Path | None = None, *, num_classes: int | None = None,
+                    class_names: Sequence[str] | None = None) -> Classifier:
+    """The timm ``architecture`` with ``weights`` loaded (module docstring). ``WeightsError`` names the
+    file and the mismatch; ``ValueError`` when the class names do not fit the outputs."""
+    import timm
+
+    if not timm.is_model(architecture):
+        raise ValueError(f"{architecture!r} is neither a checkpoint file nor a timm model name")
+    state = read_state_dict(weights) if weights is not None else None
+    width = classifier_width(state, architecture) if state is not None else None
+    if num_classes is not None and width is not None and num_classes != width:
+        raise WeightsError(f"{weights}: the classifier layer has {width} outputs, --num-classes says {num_classes}")
+    names = tuple(class_names) if class_names is not None else (
+        checkpoint_class_names(weights) if weights is not None else None)
+    outputs = num_classes or width or (len(names) if names else None)
+    model = timm.create_model(architecture, pretrained=False, **({"num_classes": outputs} if outputs else {}))
+    if state is not None:
+        try:
+            model.load_state_dict(map_state_dict(state, model))
+        except WeightsError as error:
+            raise WeightsError(f"{weights}: {error}") from error
+    n_out = model.get_classifier().out_features if hasattr(model.get_classifier(), "out_features") else outputs
+    if names is not None and n_out is not None and len(names) != n_out:
+        raise ValueError(f"{len(names)} class names for a classifier with {n_out} outputs")
+    data = timm.data.resolve_data_config({}, model=model)
+    return Classifier(model.eval(), tuple(data["input_size"][1:]), tuple(data["mean"]), tuple(data["std"]),
+                      names, Path(weights) if weights is not None else None)
+
+
+@dataclass(frozen=True)
+class TopK:
+    """Each image's ``k`` most probable classes: maps ``(B, k, h, w)``, labels and logits ``(B, k)``."""
+
+    maps: Tensor
+    labels: list[list[str]]
+    logits: Tensor
+    layer: str
+
+
+def explain_top_k(engine: CamEngine, images: Tensor, k: int = 1) -> TopK:
+    """Explain each image's own top-``k`` classes: one forward pass picks them, one CAM pass explains
+    the union of the batch's picks, then each image keeps its own (most probable first)."""
+    if k < 1:
+        raise ValueError(f"top-k must be >= 1, got {k}")
+    with torch.no_grad():
+        logits = engine.model(images)
+    if not isinstance(logits, Tensor):
+        raise ValueError("explain_top_k needs a plain classifier (one logit tensor)")
+    k = min(k, logits.shape[1])
+    picks = logits.topk(k, dim=1).indices.tolist()
+    columns = sorted({c for row in picks for c in row})
+    result = engine(images, columns)
+    where = [[columns.index(c) for c in row] for row in picks]
+    index = torch.tensor(where)
+    maps = torch.stack([result.maps[i, index[i]] for i in range(len(picks))])
+    chosen_logits = torch.stack([result.target_logits[i, index[i]] for i in range(len(picks))])
+    labels = [[result.labels[j] for j in row] for row in where]
+    return TopK(maps, labels, chosen_logits, result.layer)

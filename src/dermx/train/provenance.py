@@ -1,0 +1,128 @@
+"""What a checkpoint records about the data it was trained on, so the benchmark can pick test images.
+
+``training_data`` of a checkpoint (:class:`~dermx.models.ModelConfig`), written by
+:meth:`~dermx.train.DermXDataModule.fingerprint`:
+
+============  ==========================================================================
+``source``    the data folder's (or label file's) name, never a path of the training machine
+``sha256``    digest of the training and validation items (keys, diagnoses, labels)
+``data_sha256`` identity of the whole dataset (:func:`dermxdb_identity`, :func:`items_identity`):
+              the same annotations give the same identity wherever the folder lives
+``images``    the keys of every training and validation image, sorted
+``fold``      the held-out fold, if any; ``n_train``, ``n_val``, ``n_test``
+``missing_images`` DermXDB images the image folder did not hold (left out of every part)
+``initial_weights`` where the backbone's starting weights came from (hub name, file and its sha256,
+              or random), as it happened, not as asked
+============  ==========================================================================
+
+Beside the weights, :func:`write_model_card` writes ``README.md``: architecture, classes and
+characteristics, this record, the resolution policy, map grid, the exported epoch's validation
+figures (:func:`epoch_metrics`), the weight source, intended use and limits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dermx.data import DermXDB
+from dermx.models import ModelConfig
+from dermx.train.datasets import Item
+
+#: The DermXDB files whose content defines a dataset (images are not part of the release).
+IDENTITY_FILES: tuple[str, ...] = ("annotations/*.json", "metadata.csv", "folds/*.csv")
+
+
+def dermxdb_identity(db: DermXDB) -> str:
+    """SHA-256 (16 hex digits) of a DermXDB folder's annotation, metadata and fold files: names
+    relative to the folder and contents, so a copy or move keeps its identity and a different dataset
+    (another synthetic seed with the same file names) does not share it."""
+    digest = hashlib.sha256()
+    for pattern in IDENTITY_FILES:
+        for path in sorted(db.root.glob(pattern)):
+            digest.update(f"{path.relative_to(db.root).as_posix()}|{path.stat().st_size}|".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def items_identity(items: Sequence[Item]) -> str:
+    """SHA-256 (16 hex digits) of an image collection: each item's key, diagnosis, patient group and
+    the bytes of its image file."""
+    digest = hashlib.sha256()
+    for item in sorted(items, key=lambda i: i.key):
+        digest.update(f"{item.key}|{item.diagnosis}|{item.group}|".encode())
+        digest.update(item.path.read_bytes() if item.path.is_file() else b"")
+    return digest.hexdigest()[:16]
+
+
+def epoch_metrics(metrics_csv: str | Path, epoch: int) -> dict[str, float]:
+    """The validation figures logged for ``epoch`` in a run's ``logs/metrics.csv`` (the last value of
+    each ``val/`` column in that epoch's rows), with ``epoch`` itself; empty when nothing was logged."""
+    path = Path(metrics_csv)
+    if not path.is_file():
+        return {}
+    frame = pd.read_csv(path)
+    rows = frame[frame["epoch"] == epoch] if "epoch" in frame else frame.iloc[:0]
+    values = {c: rows[c].dropna() for c in rows.columns if c.startswith("val/")}
+    out = {c: float(v.iloc[-1]) for c, v in values.items() if len(v)}
+    return {"epoch": float(epoch), **out} if out else {}
+
+
+def _describe_weights(source: dict[str, Any]) -> str:
+    if source.get("source") == "file":
+        return f"local file `{source['file']}` (sha256 {source['sha256']})"
+    if source.get("source") == "hub":
+        return f"timm hub `{source['name']}`" + (f" (tag {source['tag']})" if source.get("tag") else "")
+    return "random initialisation (no pretrained weights)"
+
+
+def model_card(config: ModelConfig, metrics: dict[str, float], map_grid: tuple[int, int]) -> str:
+    """The ``model/README.md`` of a trained model: what it is, what it saw, how well it did, its limits."""
+    data = config.training_data
+    chars = ", ".join(config.characteristics) if config.characteristics else "none (diagnosis only)"
+    figures = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()) if k != "epoch") or "| none | |"
+    epoch = f" (epoch {int(metrics['epoch'])}, the exported one)" if "epoch" in metrics else ""
+    fold = data.get("fold")
+    return f"""# dermx model: {config.kind} on {config.backbone}
+
+| | |
+|---|---|
+| architecture | {config.backbone} (preset {config.preset or "none"}), kind `{config.kind}`, output stride \
+{config.output_stride}, CAM layer `{config.cam_layer}` |
+| diagnoses | {", ".join(config.diagnoses)} |
+| characteristics | {chars} |
+| input | {config.input_size[0]}x{config.input_size[1]} px, resolution policy `{config.resolution}` |
+| map grid | {map_grid[0]}x{map_grid[1]} (CAM feature grid at the input size) |
+| training data | `{data.get("source", "?")}`, identity {data.get("data_sha256") or "?"}, fingerprint \
+{data.get("sha256", "?")}; {data.get("n_train", "?")} training, {data.get("n_val", "?")} validation, \
+{data.get("n_test", "?")} test images; held-out fold: {fold if fold is not None else "none"}; \
+images missing from the image folder: {data.get("missing_images", 0)} |
+| initial weights | {_describe_weights(data.get("initial_weights", {}))} |
+
+## Validation figures{epoch}
+
+| metric | value |
+|---|---|
+{figures}
+
+## Intended use and limits
+
+A research model for studying explainable diagnosis of the listed classes on clinical photographs: its
+Grad-CAM maps can be scored against dermatologists' maps with `dermx evaluate`, which tests it only on
+images absent from its training list (`config.json`, `training_data.images`). It is not a medical
+device and must not guide the care of a patient. Figures above come from the validation part of its
+own training data; they say nothing about other cameras, skin tones, populations or classes outside
+the list above, and every prediction falls into one of those classes.
+"""
+
+
+def write_model_card(directory: str | Path, config: ModelConfig, metrics: dict[str, float],
+                     map_grid: tuple[int, int]) -> Path:
+    """Write :func:`model_card` to ``directory/README.md``."""
+    path = Path(directory) / "README.md"
+    path.write_text(model_card(config, metrics, map_grid), encoding="utf-8")
+    return path

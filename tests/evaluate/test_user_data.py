@@ -1,0 +1,183 @@
+"""Issue 14 scenarios on two tiny DermXDB folders: which images a model is tested on, models covering
+different images, and image folders missing some images.
+
+Dataset A and B have the same file names, diagnoses and patients (like two synthetic seeds) but other
+lesions, so only the content tells them apart. Models: a ``dermx cv``-style fold-1 model and a no-fold
+model trained on A, and a no-fold model trained on B.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dermx.cli import app
+from dermx.data import load_dermxdb
+from dermx.data.coverage import image_coverage
+from dermx.evaluate.candidates import load_candidates
+from dermx.evaluate.eval_sets import EvalSetError
+from dermx.train import TrainConfig, fit
+from train.conftest import write_tiny_dermxdb
+
+N_IMAGES = 24  # 6 classes x 4; fold 1's test part holds the 12 images of odd patients
+
+
+def _train(data: tuple[Path, Path], out: Path, fold: int | None, **changes: object):
+    config = TrainConfig(data=str(data[0]), images=str(data[1]), kind="dx-only", preset="tiny",
+                         input_size=(32, 32), epochs=1, batch_size=8, pretrained=False, fold=fold,
+                         val_fraction=0.25, progress=False, cache_dir=str(out.parent / "cache"), out=str(out))
+    return fit(config.replace(**changes))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("userdata")
+    a, b = write_tiny_dermxdb(root / "A", seed=0), write_tiny_dermxdb(root / "B", seed=1)
+    _train(a, root / "cv-A" / "fold_1", fold=1)
+    _train(a, root / "all-A", fold=None)
+    _train(b, root / "all-B", fold=None)
+    return {"A": a[0], "A_images": a[1], "B": b[0], "B_images": b[1], "cv-A": root / "cv-A",
+            "all-A": root / "all-A", "all-B": root / "all-B", "root": root}
+
+
+def _candidates(world: dict[str, Path], data: str, model: str, **options: object):
+    db = load_dermxdb(world[data], image_dir=world[f"{data}_images"], check_mask_sizes=False)
+    return load_candidates(model, world[model], db, **options)
+
+
+def test_a_cv_model_on_other_data_is_scored_on_all_of_it(world: dict[str, Path]) -> None:
+    """Old code: fold numbers reused across datasets, 12 of B's 24 images scored, no word."""
+    (candidate,) = _candidates(world, "B", "cv-A")
+    assert len(candidate.stems) == N_IMAGES
+    assert candidate.test_set["rule"] == "other-data"
+
+
+def test_on_its_own_data_a_model_is_scored_only_on_images_it_never_saw(world: dict[str, Path]) -> None:
+    (fold_model,) = _candidates(world, "A", "cv-A")
+    db = load_dermxdb(world["A"])
+    assert sorted(fold_model.stems) == sorted(db.fold(1).test) and len(fold_model.stems) == 12
+    assert fold_model.test_set["rule"] == "held-out" and fold_model.test_set["excluded"] == 12
+    trained = json.loads((world["cv-A"] / "fold_1" / "model" / "config.json").read_text())["training_data"]
+    assert not set(trained["images"]) & set(fold_model.stems)
+    # old code: the no-fold model was scored on all 24 images, every one of them seen in training
+    with pytest.raises(EvalSetError, match="trained on every image"):
+        _candidates(world, "A", "all-A")
+    (overlap,) = _candidates(world, "A", "all-A", allow_overlap=True)
+    assert len(overlap.stems) == N_IMAGES and overlap.test_set["rule"] == "overlap-allowed"
+
+
+def test_an_older_checkpoint_is_judged_by_its_training_fingerprint(world: dict[str, Path], tmp_path: Path) -> None:
+    """A checkpoint recording only the fingerprint (sha256, fold): reproduced from the data with the run's
+    split settings it is the same data; not reproduced, the choice is refused unless --allow-overlap. (The
+    old fingerprint covers keys and labels only: B, with A's names and diagnoses, reproduces it for a
+    dx-only model, which is why new checkpoints also record the data's content identity.)"""
+    legacy = tmp_path / "legacy"
+    shutil.copytree(world["cv-A"], legacy)
+    config_file = legacy / "fold_1" / "model" / "config.json"
+    document = json.loads(config_file.read_text())
+    for key in ("data_sha256", "images", "missing_images"):
+        document["training_data"].pop(key)
+    config_file.write_text(json.dumps(document))
+    world = {**world, "legacy": legacy}
+    (same,) = _candidates(world, "A", "legacy")
+    assert same.test_set["rule"] == "fold-test" and len(same.stems) == 12
+    document["training_data"]["sha256"] = "0" * 16
+    config_file.write_text(json.dumps(document))
+    with pytest.raises(EvalSetError, match=r"cannot tell.*--allow-overlap"):
+        _candidates(world, "A", "legacy")
+    (allowed,) = _candidates(world, "A", "legacy", allow_overlap=True)
+    assert allowed.test_set["rule"] == "overlap-allowed" and len(allowed.stems) == 12
+
+
+def _evaluate(*args: str) -> object:
+    return CliRunner().invoke(app, ["evaluate", "--n-boot", "20", "--no-agreement", *args])
+
+
+def test_models_covering_different_images_are_compared_on_the_shared_ones(world: dict[str, Path],
+                                                                          tmp_path: Path) -> None:
+    """Old code: KeyError 'predicted:a' after all the scoring, and no tables on disk."""
+    out = tmp_path / "bench"
+    result = _evaluate("--data", str(world["A"]), "--images", str(world["A_images"]), "--out", str(out),
+                       "--model", f"a={world['cv-A']}", "--model", f"b={world['all-B']}")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["models"]["a"]["test_images"]["n"] == 12 and summary["models"]["b"]["test_images"]["n"] == 24
+    assert "other data" in summary["models"]["b"]["test_images"]["rules"][0]
+    (checkpoint,) = summary["models"]["a"]["checkpoints"]  # relative to the run folder
+    assert not Path(checkpoint).is_absolute()
+    assert (out / checkpoint).resolve() == (world["cv-A"] / "fold_1" / "model").resolve()
+    assert summary["shared"]["images"] == 12 and summary["shared"]["per_model"] == {"a": 12, "b": 24}
+    paired = next(p for p in summary["paired"] if p["kind"] == "diagnosis-union")
+    assert 0 < paired["difference"]["n"] <= 12 and set(summary["shared"]["models"]) == {"a", "b"}
+    images = pd.read_csv(out / "images.csv")
+    assert (images["model"] == "a").sum() == 12 and (images["model"] == "b").sum() == 24
+    assert "12 test images" in result.output and "24 test images" in result.output
+    assert "12 test images: same data as training" in (out / "report.html").read_text()
+    report = CliRunner().invoke(app, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+
+
+def test_tables_are_written_as_each_model_is_scored(world: dict[str, Path], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermx.evaluate import benchmark
+
+    def broken(_result: object) -> dict:
+        raise RuntimeError("late failure")
+
+    monkeypatch.setattr(benchmark, "summarize_benchmark", broken)
+    db = load_dermxdb(world["A"], image_dir=world["A_images"], check_mask_sizes=False)
+    candidates = load_candidates("a", world["cv-A"], db)
+    config = benchmark.BenchmarkConfig(n_boot=10, agreement=False)
+    with pytest.raises(RuntimeError):
+        benchmark.run_benchmark(db, candidates, config, out=tmp_path)
+    assert len(pd.read_csv(tmp_path / "images.csv")) == 12
+
+
+def _not_json(token: str) -> None:
+    raise AssertionError(f"summary.json is not strict JSON: {token}")
+
+
+def _partial(world: dict[str, Path], tmp_path: Path, missing: tuple[str, ...]) -> Path:
+    folder = tmp_path / "partial"
+    shutil.copytree(world["A_images"], folder)
+    for stem in missing:
+        (folder / f"{stem}.jpeg").unlink()
+    return folder
+
+
+def test_a_partial_image_folder_is_counted_listed_and_evaluated(world: dict[str, Path], tmp_path: Path) -> None:
+    """Old code: `no image file for 'img003'` traceback."""
+    missing = ("img003", "img005", "img020")  # patients 1, 2, 10: fold 1 (odd patients) loses img003
+    folder = _partial(world, tmp_path, missing)
+    out = tmp_path / "bench"
+    args = ["--data", str(world["A"]), "--images", str(folder), "--model", f"a={world['cv-A']}"]
+    result = _evaluate(*args, "--out", str(out), "--no-report")
+    assert result.exit_code == 0, result.output
+    assert f"found {N_IMAGES - 3} of {N_IMAGES} images" in result.output
+    assert (out / "missing_images.txt").read_text().split() == list(missing)
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=_not_json)
+    assert summary["image_folder"] == {"expected": 24, "found": 21, "missing": 3,
+                                       "missing_file": "missing_images.txt"}
+    assert summary["models"]["a"]["test_images"]["n"] == 11
+    strict = _evaluate(*args, "--out", str(tmp_path / "strict"), "--require-all-images")
+    assert strict.exit_code == 1 and "found 21 of 24 images" in strict.output
+    assert "Traceback" not in strict.output
+
+
+def test_training_on_a_partial_image_folder(world: dict[str, Path], tmp_path: Path) -> None:
+    folder = _partial(world, tmp_path, ("img003", "img020"))
+    data = (world["A"], folder)
+    result = _train(data, tmp_path / "run", fold=None)
+    record = json.loads((result.checkpoint_dir / "config.json").read_text())["training_data"]
+    assert record["missing_images"] == 2 and len(record["images"]) == N_IMAGES - 2
+    assert record["n_train"] + record["n_val"] == N_IMAGES - 2
+    assert record["source"] == "dermxdb" and "/" not in record["source"]
+    db = load_dermxdb(world["A"], image_dir=folder)
+    assert image_coverage(db).missing == ("img003", "img020")
+    with pytest.raises(ValueError, match="found 22 of 24 images"):
+        _train(data, tmp_path / "strict", fold=None, require_all_images=True)
