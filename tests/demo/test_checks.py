@@ -60,3 +60,30 @@ def test_each_check_fails_on_its_own_figure() -> None:
     no_logo = copy.deepcopy(SUMMARY)
     no_logo["shortcut"]["models"]["DermX"]["Psoriasis"]["watermark"]["mean"] = 0.14  # 2.8x
     assert _verdicts(no_logo) == {**_verdicts(SUMMARY), "shortcut": False}
+
+
+def _stamped(flips: tuple[float, float, float], ratio: tuple[float, float, float] | None) -> dict[str, Any]:
+    return {"n": 150, "flip_rate": _e(*flips), "n_flipped": round(150 * flips[0]),
+            "energy_ratio": None if ratio is None else _e(*ratio)}
+
+
+def test_the_counterfactual_shortcut_test_decides_when_present() -> None:
+    with_test = copy.deepcopy(SUMMARY)
+    with_test["shortcut"]["models"]["DermX"]["Psoriasis"]["watermark"]["mean"] = 0.1  # natural images: 2x only
+    with_test["shortcut_test"] = {"class": "Psoriasis", "models": {
+        "DermX": _stamped((0.4, 0.32, 0.48), (3.2, 2.8, 3.6)), "DermX+": _stamped((0.17, 0.1, 0.24), (4.0, 3.1, 4.9))}}
+    checks = {c.name: c for c in demo_checks(with_test)}
+    assert checks["shortcut"].passed
+    assert "flips 40% of 150 to Psoriasis" in checks["shortcut"].detail and "natural images 2.0×" in checks[
+        "shortcut"].detail
+    # a high ratio counts only for a model that learned the logo (flip-rate CI above 0)
+    unlearned = copy.deepcopy(with_test)
+    unlearned["shortcut_test"]["models"] = {"DermX": _stamped((0.01, 0.0, 0.03), (5.0, 1.0, 9.0)),
+                                            "DermX+": _stamped((0.2, 0.1, 0.3), (2.5, 2.0, 3.0))}
+    checks = {c.name: c for c in demo_checks(unlearned)}
+    assert not checks["shortcut"].passed and "(not learned)" in checks["shortcut"].detail
+    nothing = copy.deepcopy(with_test)
+    nothing["shortcut_test"]["models"]["DermX"] = _stamped((0.0, 0.0, 0.0), None)
+    nothing["shortcut_test"]["models"]["DermX+"] = _stamped((0.0, 0.0, 0.0), None)
+    detail = {c.name: c for c in demo_checks(nothing)}["shortcut"]
+    assert not detail.passed and "no flipped image to map" in detail.detail

@@ -10,8 +10,12 @@ checks it (each check reads estimates with their 95 % bootstrap CIs over images)
 - ``paired``: DermX+ above DermX on characteristic-map Dice, the paired-bootstrap CI of the difference
   (same images, same pairs) excluding 0;
 - ``diagnosis``: diagnosis macro-F1 ≥ 0.85 for both models;
-- ``shortcut``: on the watermarked images of the shortcut class, the diagnosis map's energy share on
-  the watermark ≥ 3× the watermark's area share, for at least one model (the one that learned it).
+- ``shortcut``: a model learned the watermark (stamping it on other classes' test images turns some of
+  them into the shortcut class: flip-rate CI above 0, :mod:`dermx.evaluate.shortcut`), and on those
+  images its map of the shortcut class puts ≥ 3× the logo's area share of its energy on the logo. The
+  same ratio on naturally watermarked images of the class is printed beside it; there the class's own
+  lesions share the evidence with the logo, so it reads lower. Runs without the counterfactual test
+  (older ``summary.json``) are checked on the natural images.
 """
 
 from __future__ import annotations
@@ -71,17 +75,38 @@ def _paired(summary: dict[str, Any]) -> Check:
     return Check("paired", False, "no paired DermX+ / DermX characteristic Dice comparison in the summary")
 
 
-def _shortcut(summary: dict[str, Any]) -> Check:
+def _natural_ratios(summary: dict[str, Any]) -> dict[str, float]:
     block = summary.get("shortcut")
     if not block:
-        return Check("shortcut", False, "no watermark in the test images")
+        return {}
     ratios = {}
     for model, per_class in block["models"].items():
         entry = per_class[block["class"]]
         ratios[model] = _value(entry["watermark"]) / entry["area_watermark"] if entry["area_watermark"] else math.nan
-    detail = ", ".join(f"{m} {r:.1f}×" for m, r in ratios.items())
-    return Check("shortcut", any(r >= SHORTCUT_RATIO for r in ratios.values()),
-                 f"energy share on the watermark / its area share ({block['class']}): {detail}")
+    return ratios
+
+
+def _shortcut(summary: dict[str, Any]) -> Check:
+    natural = _natural_ratios(summary)
+    test = summary.get("shortcut_test")
+    if not test:
+        if not natural:
+            return Check("shortcut", False, "no watermark in the test images")
+        detail = ", ".join(f"{m} {r:.1f}×" for m, r in natural.items())
+        return Check("shortcut", any(r >= SHORTCUT_RATIO for r in natural.values()),
+                     f"energy share on the watermark / its area share: {detail}")
+    notes, passed = [], False
+    for model, entry in test["models"].items():
+        flips, ratio = entry.get("flip_rate"), entry.get("energy_ratio")
+        learned = _value(flips, "low") > 0
+        shown = learned and _value(ratio) >= SHORTCUT_RATIO
+        passed |= shown
+        ratio_text = (f"map energy on the logo {_value(ratio):.1f}× [{_value(ratio, 'low'):.1f}, "
+                      f"{_value(ratio, 'high'):.1f}] its area" if ratio else "no flipped image to map")
+        notes.append(f"{model}: logo flips {_value(flips):.0%} of {entry['n']} to {test['class']}"
+                     f"{'' if learned else ' (not learned)'}, {ratio_text}; natural images "
+                     f"{natural.get(model, math.nan):.1f}×")
+    return Check("shortcut", passed, "; ".join(notes))
 
 
 def demo_checks(summary: dict[str, Any]) -> list[Check]:

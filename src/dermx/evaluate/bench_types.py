@@ -27,7 +27,8 @@ class BenchmarkConfig:
     (all three are computed): ``present`` (target present in the reference), ``predicted`` (predicted
     present) or ``correct`` (present, and the image correctly diagnosed). ``agreement_size`` is the
     (h, w) the rater masks are resized to for the rater-agreement ceiling (default: the first model's
-    input size; ``native`` with ``map_size="native"``).
+    input size; ``native`` with ``map_size="native"``). ``shortcut_test``: on a synthetic set with a
+    shortcut class, also run the counterfactual watermark test (:mod:`dermx.evaluate.shortcut`).
     """
 
     method: str = "gradcam"
@@ -42,6 +43,7 @@ class BenchmarkConfig:
     tolerance: float = 0.0
     examples_per_class: int = 2
     agreement: bool = True
+    shortcut_test: bool = True
     agreement_size: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from dermx.evaluate.bench_summary import summarize_benchmark
 from dermx.evaluate.bench_types import BenchmarkConfig, BenchmarkResult
 from dermx.evaluate.candidates import Candidate
 from dermx.evaluate.scoring import BatchTables, Explanation, score_batch
+from dermx.evaluate.shortcut import stamp_test
 from dermx.geometry import to_native
 from dermx.jsonio import write_json
 from dermx.train.datasets import ImageDataset, dermxdb_items
@@ -226,6 +227,8 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
         agreement=_agreement(db, all_stems, candidates, config, wrap), examples=examples.arrays_by_key(),
         config=config, models=models)
     result.summary = summarize_benchmark(result)
+    if config.shortcut_test:
+        result.summary["shortcut_test"] = stamp_test(db, candidates, seed=config.seed, n_boot=config.n_boot)
     return result
 
 
