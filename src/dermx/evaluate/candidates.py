@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import Tensor
 
+from dermx import vocab
 from dermx.data import DermXDB
 from dermx.evaluate.bench_types import BenchmarkConfig
 from dermx.evaluate.eval_sets import choose_eval_set
@@ -102,6 +103,11 @@ def load_candidates(name: str, path: str | Path, db: DermXDB, config: BenchmarkC
     for fold, directory in sorted(find_checkpoints(path).items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
         model = load_checkpoint(directory)
         model_config = model.config
+        if model_config.vocabulary == "own":
+            shared = [d for d in model_config.diagnoses if d in vocab.DIAGNOSES]
+            raise ValueError(f"{directory}: the model has its own classes {list(model_config.diagnoses)} "
+                             f"(shared with DermXDB: {shared or 'none'}); benchmarking it against DermXDB's "
+                             "maps is not supported yet")
         test = choose_eval_set(db, model_config, directory, available=available, allow_overlap=allow_overlap,
                                identity=identity)
         out.append(Candidate(name=name, kind=model_config.kind, fold=fold, stems=test.stems,
