@@ -181,3 +181,41 @@ def test_training_on_a_partial_image_folder(world: dict[str, Path], tmp_path: Pa
     assert image_coverage(db).missing == ("img003", "img020")
     with pytest.raises(ValueError, match="found 22 of 24 images"):
         _train(data, tmp_path / "strict", fold=None, require_all_images=True)
+
+
+def test_a_model_of_its_own_classes_is_benchmarked_on_the_shared_ones(world: dict[str, Path],
+                                                                      tmp_path: Path) -> None:
+    """A dx-only model of class folders acne / psoriasis / eczema against DermXDB A: scored on A's Acne and
+    Psoriasis images, its diagnosis read among those two classes. Old code: no eczema class at all."""
+    from PIL import Image
+
+    from dermx.predict import Predictor
+
+    db = load_dermxdb(world["A"], image_dir=world["A_images"], check_mask_sizes=False)
+    folders = tmp_path / "classes"
+    for stem in db.stems():
+        if db.images[stem].diagnosis in ("Acne", "Psoriasis"):
+            target = folders / db.images[stem].diagnosis.lower()
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(db.image_path(stem), target / f"{stem}.jpeg")
+    (folders / "eczema").mkdir()
+    for i in range(6):
+        Image.new("RGB", (48, 40), (150 + 10 * i, 90, 90)).save(folders / "eczema" / f"e{i}.png")
+    run = tmp_path / "own"
+    fit(TrainConfig(images=str(folders), kind="dx-only", preset="tiny", input_size=(32, 32), epochs=1,
+                    batch_size=4, pretrained=False, val_fraction=0.3, progress=False, out=str(run)))
+    out = tmp_path / "bench"
+    result = _evaluate("--data", str(world["A"]), "--images", str(world["A_images"]), "--out", str(out),
+                       "--model", f"own={run}", "--no-report")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    tests = summary["models"]["own"]["test_images"]
+    assert tests["n"] == 8 and "shared classes Acne, Psoriasis (16 images of other classes left out)" in tests[
+        "rules"][0]
+    images = pd.read_csv(out / "images.csv")
+    assert set(images["reference"]) == {"Acne", "Psoriasis"}
+    predictor = Predictor(run / "model")
+    for stem, predicted in zip(images["stem"], images["predicted"], strict=True):
+        (prediction,) = predictor.predict([db.image_path(stem)])
+        ranked = [name for name, _ in prediction.diagnoses if name in ("Acne", "Psoriasis")]
+        assert predicted == ranked[0], stem

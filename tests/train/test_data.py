@@ -10,7 +10,7 @@ from dermx import vocab
 from dermx.data import DermXDBError, ReferenceMaps, load_dermxdb
 from dermx.geometry import scaled_size
 from dermx.models import build_model
-from dermx.train import DermXDataModule, TrainConfig, csv_items, dermxdb_items, folder_items, inner_split
+from dermx.train import DermXDataModule, TrainConfig, dermxdb_items, inner_split, read_folder, read_table
 from dermx.train.datasets import ImageDataset
 
 
@@ -97,11 +97,12 @@ def test_collections_for_dx_only(tmp_path: Path) -> None:
     for name in ("acne", "Viral_warts"):
         (tmp_path / "c" / name).mkdir(parents=True)
         Image.new("RGB", (10, 8)).save(tmp_path / "c" / name / "a.png")
-    items = folder_items(tmp_path / "c")
-    assert sorted(i.diagnosis for i in items) == [0, 4]
+    collection = read_folder(tmp_path / "c")
+    assert collection.classes == vocab.DIAGNOSES  # DermXDB's names: its six stay the vocabulary
+    assert sorted(i.diagnosis for i in collection.items) == [0, 4]
     (tmp_path / "labels.csv").write_text("path,diagnosis,patient_id\nc/acne/a.png,Psoriasis,7\n")
-    (item,) = csv_items(tmp_path / "labels.csv")
+    (item,) = read_table(tmp_path / "labels.csv").items
     assert item.diagnosis == 2 and item.group == "patient-7" and item.path.is_file()
     (tmp_path / "c" / "eczema").mkdir()
-    with pytest.raises(DermXDBError, match="not a diagnosis"):
-        folder_items(tmp_path / "c")
+    Image.new("RGB", (10, 8)).save(tmp_path / "c" / "eczema" / "a.png")
+    assert read_folder(tmp_path / "c").classes == ("Acne", "Viral warts", "eczema")

@@ -13,15 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
+from dermx import vocab
 from dermx.data import DermXDB
 from dermx.evaluate.bench_types import BenchmarkConfig
 from dermx.evaluate.eval_sets import choose_eval_set
 from dermx.evaluate.scoring import Explanation
 from dermx.explain import CamEngine
 from dermx.geometry import ResolutionPolicy
-from dermx.models import CheckpointError, DermXNet, load_checkpoint
+from dermx.models import CheckpointError, DermXNet, ModelConfig, load_checkpoint
 from dermx.models.checkpoint import checkpoint_dir
 
 
@@ -54,24 +56,42 @@ class CamExplainer:
 
     Characteristic maps of characteristics predicted absent (p < ``threshold``) are zeroed (the DermX
     convention); the diagnosis map is that of the predicted class (argmax of the logits).
+
+    A model of its own vocabulary (:func:`shared_vocabulary`) is read in DermXDB's terms: its diagnosis
+    is the softmax over the classes it shares with DermXDB (0 for DermXDB classes it lacks), and only
+    its characteristics that are DermXDB's are returned.
     """
 
     def __init__(self, model: DermXNet, method: str = "gradcam", threshold: float = 0.5) -> None:
         self.model = model
         self.threshold = threshold
         self.engine = CamEngine(model, method, model.config.cam_layer, size="input")
+        config = model.config
+        self.dx_columns = [config.diagnoses.index(d) if d in config.diagnoses else -1 for d in vocab.DIAGNOSES]
+        self.char_columns = [i for i, c in enumerate(config.characteristics) if c in vocab.CHARACTERISTICS]
 
     def __call__(self, batch: dict[str, Tensor]) -> Explanation:
         result = self.engine(batch["image"])
         logits = result.logits
         assert isinstance(logits, dict)
         n_char = len(self.model.config.characteristics)
-        diagnosis, characteristic = (p.cpu() for p in self.model.probabilities(logits))
+        _, characteristic = (p.cpu() for p in self.model.probabilities(logits))
+        shared = [c for c in self.dx_columns if c >= 0]
+        within = logits["diagnosis"].detach().cpu().float()[:, shared].softmax(dim=1)
+        diagnosis = torch.zeros(within.shape[0], len(vocab.DIAGNOSES))
+        diagnosis[:, [i for i, c in enumerate(self.dx_columns) if c >= 0]] = within
         maps = result.maps.detach().cpu().clamp(0, 1)
         keep = (characteristic >= self.threshold).to(maps.dtype)[..., None, None]
-        predicted = diagnosis.argmax(dim=1)
-        dx_maps = maps[:, n_char:].gather(1, predicted[:, None, None, None].expand(-1, 1, *maps.shape[-2:]))
-        return Explanation(diagnosis, characteristic, maps[:, :n_char] * keep, dx_maps)
+        column = torch.tensor(self.dx_columns)[diagnosis.argmax(dim=1)]  # the model's own class index
+        dx_maps = maps[:, n_char:].gather(1, column[:, None, None, None].expand(-1, 1, *maps.shape[-2:]))
+        chars = self.char_columns
+        return Explanation(diagnosis, characteristic[:, chars], (maps[:, :n_char] * keep)[:, chars], dx_maps)
+
+
+def shared_vocabulary(config: ModelConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The diagnoses and characteristics a model shares with DermXDB (all of them for a DermXDB model)."""
+    return (tuple(d for d in vocab.DIAGNOSES if d in config.diagnoses),
+            tuple(c for c in config.characteristics if c in vocab.CHARACTERISTICS))
 
 
 def find_checkpoints(path: str | Path) -> dict[int | None, Path]:
@@ -102,10 +122,16 @@ def load_candidates(name: str, path: str | Path, db: DermXDB, config: BenchmarkC
     for fold, directory in sorted(find_checkpoints(path).items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
         model = load_checkpoint(directory)
         model_config = model.config
+        diagnoses, characteristics = shared_vocabulary(model_config)
+        if not diagnoses:
+            raise ValueError(f"{directory}: the model's classes {list(model_config.diagnoses)} share none with "
+                             f"DermXDB's {list(vocab.DIAGNOSES)}; map them with an aliases file when training")
         test = choose_eval_set(db, model_config, directory, available=available, allow_overlap=allow_overlap,
                                identity=identity)
+        if model_config.vocabulary == "own":
+            test = test.restrict(db, diagnoses, characteristics)
         out.append(Candidate(name=name, kind=model_config.kind, fold=fold, stems=test.stems,
-                             characteristics=tuple(model_config.characteristics),
+                             characteristics=characteristics,
                              input_size=model_config.input_size, mean=model_config.mean, std=model_config.std,
                              explain=CamExplainer(model, config.method, config.threshold),
                              policy=model_config.resolution, checkpoint=str(directory),

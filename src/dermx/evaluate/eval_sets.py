@@ -50,13 +50,30 @@ class EvalSet:
     stems: tuple[str, ...]
     rule: str
     excluded: int = 0
+    note: str = ""
+
+    @property
+    def description(self) -> str:
+        return RULES[self.rule] + (f"; {self.note}" if self.note else "")
 
     def describe(self) -> str:
-        text = f"{len(self.stems)} test images ({RULES[self.rule]}"
+        text = f"{len(self.stems)} test images ({self.description}"
         return text + (f"; {self.excluded} excluded as seen in training)" if self.excluded else ")")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "description": RULES[self.rule], "n": len(self.stems), "excluded": self.excluded}
+        return {"rule": self.rule, "description": self.description, "n": len(self.stems), "excluded": self.excluded}
+
+    def restrict(self, db: DermXDB, diagnoses: Sequence[str], characteristics: Sequence[str]) -> EvalSet:
+        """Keep the images whose reference diagnosis is one of ``diagnoses`` (the classes a model of its
+        own vocabulary shares with DermXDB), and say so, naming the shared characteristics too."""
+        kept = tuple(s for s in self.stems if db.images[s].diagnosis in diagnoses)
+        if not kept:
+            raise EvalSetError(f"none of the {len(self.stems)} test images is of a class the model knows "
+                               f"({', '.join(diagnoses)})")
+        note = (f"own vocabulary: diagnosis among the shared classes {', '.join(diagnoses)} "
+                f"({len(self.stems) - len(kept)} images of other classes left out); shared characteristics: "
+                f"{', '.join(characteristics) or 'none'}")
+        return EvalSet(kept, self.rule, self.excluded, note)
 
 
 def _run_config(directory: Path) -> TrainConfig:

@@ -42,6 +42,8 @@ def save_checkpoint(model: DermXNet, directory: str | Path) -> Path:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": FORMAT})
     document = {"format": FORMAT, "dermx_version": dermx_version(), **model.config.to_dict()}
+    if document["vocabulary"] == "dermxdb":  # the default: left out, so older dermx versions read the file
+        del document["vocabulary"]
     (directory / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return directory
 
@@ -58,12 +60,19 @@ def _config_from(document: dict[str, Any], source: Path) -> ModelConfig:
         config = ModelConfig(**{k: document[k] for k in fields if k in document})
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{source}: {error}") from error
-    if tuple(config.diagnoses) != vocab.DIAGNOSES:
-        raise CheckpointError(f"{source}: diagnosis classes {list(config.diagnoses)} differ from dermx's "
-                              f"{list(vocab.DIAGNOSES)} (order matters)")
-    bad = [c for c in config.characteristics if c not in vocab.CHARACTERISTICS]
-    if bad:
-        raise CheckpointError(f"{source}: unknown characteristic name(s) {bad}")
+    for what, names in (("diagnosis classes", config.diagnoses), ("characteristics", config.characteristics)):
+        if len(set(names)) != len(names) or not all(isinstance(n, str) and n.strip() for n in names):
+            raise CheckpointError(f"{source}: {what} must be distinct non-empty names, got {list(names)}")
+    if set(config.diagnoses) == set(vocab.DIAGNOSES) and tuple(config.diagnoses) != vocab.DIAGNOSES:
+        raise CheckpointError(f"{source}: diagnosis classes {list(config.diagnoses)} are dermx's in another "
+                              f"order; expected {list(vocab.DIAGNOSES)} (order matters)")
+    if config.vocabulary == "dermxdb":
+        if tuple(config.diagnoses) != vocab.DIAGNOSES:
+            raise CheckpointError(f"{source}: diagnosis classes {list(config.diagnoses)} differ from dermx's "
+                                  f"{list(vocab.DIAGNOSES)} (a model of its own classes says \"vocabulary\": \"own\")")
+        bad = [c for c in config.characteristics if c not in vocab.CHARACTERISTICS]
+        if bad:
+            raise CheckpointError(f"{source}: unknown characteristic name(s) {bad}")
     return config
 
 

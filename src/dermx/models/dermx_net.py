@@ -13,6 +13,7 @@ backbone → global average pooling → f ∈ R^C.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, get_args
@@ -27,6 +28,9 @@ from dermx.models.presets import IMAGENET_MEAN, IMAGENET_STD, check_output_strid
 
 ModelKind = Literal["dx-only", "dermx", "dermx+"]
 MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
+#: ``dermxdb``: DermXDB's six classes and (some of) its 16 characteristics; ``own``: the user's names
+#: (:mod:`dermx.vocab_map`), mapped onto DermXDB's where they mean the same thing.
+Vocabulary = Literal["dermxdb", "own"]
 HIDDEN = 64
 
 
@@ -49,7 +53,8 @@ class ModelConfig:
     ``output_stride`` is the backbone's (timm's dilation option, see :mod:`dermx.models.presets`): with
     the CAM layer in the last stage, the map grid is about ``input_size / output_stride``. Checkpoints
     written before it was recorded load with 32, timm's default. ``backbone_args`` are further keyword
-    arguments of the timm architecture (JSON values; lists become tuples).
+    arguments of the timm architecture (JSON values; lists become tuples). ``vocabulary`` says whether
+    ``diagnoses`` and ``characteristics`` are DermXDB's or the user's own (:data:`Vocabulary`).
     """
 
     backbone: str
@@ -66,6 +71,7 @@ class ModelConfig:
     dropout: float = 0.2
     resolution: ResolutionPolicy = "pad"
     training_data: dict[str, Any] = field(default_factory=dict)
+    vocabulary: Vocabulary = "dermxdb"
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -190,6 +196,8 @@ def build_model(
     output_stride: int | None = None,
     pretrained: bool = False,
     weights: str | Path | None = None,
+    diagnoses: Sequence[str] | None = None,
+    vocabulary: Vocabulary = "dermxdb",
 ) -> DermXNet:
     """Build a network from a preset (``small``, ``cpu``, ``resnet50``, ``efficientnet_b2``, ...) or any timm
     ``backbone`` name. ``characteristics``: ``None`` = all 16, ``"paper"`` = the paper's 10, or names.
@@ -202,6 +210,8 @@ def build_model(
     own = base if base and backbone in (None, base.backbone) else None  # the preset's layer and stride apply
     if characteristics == "paper":
         chars = vocab.PAPER_CHARACTERISTICS
+    elif vocabulary == "own" and not isinstance(characteristics, str):
+        chars = tuple(characteristics or ())
     else:
         chars = vocab.resolve(characteristics, vocab.CHARACTERISTICS)  # type: ignore[arg-type]
     config = ModelConfig(
@@ -215,6 +225,8 @@ def build_model(
         output_stride=output_stride or (own.output_stride if own else 32),
         backbone_args=dict(own.backbone_args) if own else {},
         characteristics=chars,
+        diagnoses=tuple(diagnoses) if diagnoses is not None else vocab.DIAGNOSES,
         dropout=dropout,
+        vocabulary=vocabulary,
     )
     return DermXNet(config, pretrained=pretrained, weights=weights)

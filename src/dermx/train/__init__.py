@@ -7,9 +7,10 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         **dict.fromkeys(("TrainConfig", "load_config"), ".config"),
         **dict.fromkeys(("CVResult", "run_cv"), ".cv"),
+        **dict.fromkeys(("Collection", "collection_of", "read_folder", "read_table"), ".collection"),
         **dict.fromkeys(("DermXDataModule", "inner_split", "kfold_split"), ".datamodule"),
         **dict.fromkeys(
-            ("ImageDataset", "Item", "csv_items", "dermxdb_items", "folder_items"), ".datasets"
+            ("ImageDataset", "Item", "dermxdb_items"), ".datasets"
         ),
         **dict.fromkeys(("TrainResult", "fit", "predict_frame"), ".fitting"),
         **dict.fromkeys(("FoldMaps", "FoldMapsError", "compute_fold_maps", "load_fold_maps", "save_fold_maps"),

@@ -21,7 +21,10 @@ def _shared(
     config: Annotated[Path | None, Opt("--config", help="YAML or JSON file of training options")] = None,
     data: Annotated[Path | None, option("--data")] = None,
     images: Annotated[Path | None, option("--images")] = None,
-    labels: Annotated[Path | None, Opt(help="CSV of path,diagnosis[,patient_id] (dx-only)")] = None,
+    labels: Annotated[Path | None, Opt(help="CSV of image,diagnosis[,patient_id] and optional 0/1 "
+                                           "characteristic columns (SkinCon-style); any class names")] = None,
+    aliases: Annotated[Path | None, Opt(help="CSV alias,name mapping your class and characteristic names "
+                                             "onto DermXDB's")] = None,
     require_all_images: Annotated[bool | None, Opt(
         "--require-all-images", help="fail when the image folder lacks any DermXDB image (default: train on "
                                      "the images found and say how many are missing)")] = None,

@@ -46,6 +46,7 @@ class TrainConfig:
     data: str | None = None
     images: str | None = None
     labels: str | None = None
+    aliases: str | None = None
     require_all_images: bool = False
     fold: int | None = None
     n_folds: int = 10

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,9 @@ from dermx.data import DermXDB, DermXDBError, ReferenceMaps, load_dermxdb
 from dermx.data.cache import default_cache_dir
 from dermx.data.coverage import ImageCoverage, image_coverage
 from dermx.models.dermx_net import ModelConfig
+from dermx.train.collection import Collection, collection_of
 from dermx.train.config import TrainConfig
-from dermx.train.datasets import (
-    ImageDataset,
-    Item,
-    check_items,
-    csv_items,
-    dermxdb_items,
-    folder_items,
-)
+from dermx.train.datasets import ImageDataset, Item, check_items, dermxdb_items
 from dermx.train.provenance import dermxdb_identity, items_identity
 
 log = logging.getLogger(__name__)
@@ -70,8 +65,10 @@ def fingerprint(parts: dict[str, Sequence[Item]], source: str) -> dict[str, Any]
 class DermXDataModule(L.LightningDataModule):
     """Train / validation / test loaders for one run (one fold) described by a :class:`TrainConfig`."""
 
-    def __init__(self, config: TrainConfig, model_config: ModelConfig) -> None:
+    def __init__(self, config: TrainConfig, model_config: ModelConfig, collection: Collection | None = None) -> None:
+        """``collection``: the image collection of ``config`` when already read (:func:`collection_of`)."""
         super().__init__()
+        self.collection = collection
         self.config = config
         self.model_config = model_config
         self.parts: dict[str, list[Item]] = {}
@@ -107,15 +104,27 @@ class DermXDataModule(L.LightningDataModule):
             fold = self.db.fold(cfg.fold)
             return (dermxdb_items(self.db, [s for s in fold.train if s in found], chars, cfg.label_rule),
                     dermxdb_items(self.db, [s for s in fold.test if s in found], chars, cfg.label_rule))
-        if self.with_maps or self.model_config.kind != "dx-only":
-            raise DermXDBError(f"model kind {self.model_config.kind!r} needs a DermXDB folder (--data); "
-                               "image collections without annotations train 'dx-only' models only")
-        if cfg.labels is not None:
-            items, self.source = csv_items(cfg.labels, cfg.images), Path(cfg.labels).resolve().name
-        elif cfg.images is not None:
-            items, self.source = folder_items(cfg.images), Path(cfg.images).resolve().name
-        else:
-            raise DermXDBError("no data given: pass --data (DermXDB) or --images / --labels (a collection)")
+        collection = self.collection or collection_of(cfg)
+        assert collection is not None
+        self.collection = collection
+        self.source = Path(cfg.labels or cfg.images or "").resolve().name
+        kind = self.model_config.kind
+        if self.with_maps:
+            raise DermXDBError(f"model kind {kind!r} learns from expert maps: it needs a DermXDB folder (--data); "
+                               "a table of characteristic labels trains 'dermx' (or 'dx-only') models")
+        if kind != "dx-only" and not collection.characteristics:
+            raise DermXDBError(f"model kind {kind!r} needs characteristic labels: a table (--labels) with one 0/1 "
+                               "column per characteristic; class folders train 'dx-only' models only")
+        if (tuple(self.model_config.diagnoses) != collection.classes
+                or (kind != "dx-only" and tuple(self.model_config.characteristics) != collection.characteristics)):
+            raise DermXDBError(f"the model's classes/characteristics differ from the data's ({collection.describe()})")
+        missing = collection.skipped.get("image file not found", 0)
+        if cfg.require_all_images and missing:
+            raise DermXDBError(f"{cfg.labels}: {missing} image file(s) not found; every image is required "
+                               "(--require-all-images)")
+        if collection.skipped:
+            log.warning("%s: %s", self.source, collection.describe())
+        items = collection.items if kind != "dx-only" else [replace(i, characteristics=()) for i in collection.items]
         self.identity = items_identity(items)
         if cfg.fold is None:
             return items, None

@@ -1,9 +1,9 @@
 """Torch datasets of labelled images, with fused expert maps for DermXDB, and joint transforms.
 
-An :class:`Item` is one image: its file, reference diagnosis (index into ``vocab.DIAGNOSES``),
-patient group, characteristic labels and (for DermXDB) a stem to fetch fused maps for. Items come
-from a DermXDB folder (:func:`dermxdb_items`), from class sub-folders (:func:`folder_items`) or from
-a CSV of image path, diagnosis and optional patient id (:func:`csv_items`).
+An :class:`Item` is one image: its file, reference diagnosis (index into the model's classes:
+``vocab.DIAGNOSES`` for DermXDB), patient group, characteristic labels and (for DermXDB) a stem to
+fetch fused maps for. Items come from a DermXDB folder (:func:`dermxdb_items`), or from class
+sub-folders or a table of the user's own vocabulary (:mod:`dermx.train.collection`).
 
 Geometry (same for image and maps) is :mod:`dermx.geometry`'s: resize by the resolution policy,
 centre pad/crop to the input size, and for training the augmentation of its ``joint_transform``, with
@@ -12,7 +12,6 @@ the maps wrapped as ``tv_tensors.Mask`` so they follow the image's geometry and 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,6 @@ from torchvision.transforms.v2 import functional as TF
 
 from dermx import vocab
 from dermx.data import DermXDB, DermXDBError, load_rgb
-from dermx.data.images import IMAGE_SUFFIXES
 from dermx.geometry import ResolutionPolicy, fit_image, joint_transform
 from dermx.train.config import LabelRule
 
@@ -72,46 +70,6 @@ def dermxdb_items(db: DermXDB, stems: Sequence[str], characteristics: Sequence[s
         items.append(Item(stem, path, vocab.DIAGNOSES.index(record.diagnosis), group,
                           characteristic_labels(db, stem, characteristics, rule),
                           (record.width, record.height)))
-    return items
-
-
-def folder_items(root: str | Path) -> list[Item]:
-    """Items from class sub-folders named after diagnoses (any accepted spelling; mapped by name)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DermXDBError(f"{root}: image folder does not exist")
-    items = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        try:
-            (name,) = vocab.resolve([folder.name], vocab.DIAGNOSES)
-        except ValueError as error:
-            raise DermXDBError(f"{folder}: sub-folder is not a diagnosis ({error})") from error
-        for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                key = str(path.relative_to(root))
-                items.append(Item(key, path, vocab.DIAGNOSES.index(name), key))
-    return items
-
-
-def csv_items(table: str | Path, image_root: str | Path | None = None) -> list[Item]:
-    """Items from a CSV with columns ``path`` (or ``image``), ``diagnosis`` and optional
-    ``patient_id``; relative paths are resolved against ``image_root`` (default: the CSV's folder)."""
-    table = Path(table)
-    base = Path(image_root) if image_root else table.parent
-    with table.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    items = []
-    for line, row in enumerate(rows, start=2):
-        column = "path" if "path" in row else "image"
-        if column not in row or "diagnosis" not in row:
-            raise DermXDBError(f"{table}: needs columns path (or image) and diagnosis")
-        try:
-            (name,) = vocab.resolve([row["diagnosis"]], vocab.DIAGNOSES)
-        except ValueError as error:
-            raise DermXDBError(f"{table}, line {line}: {error}") from error
-        path = base / row[column]
-        group = row.get("patient_id") or row[column]
-        items.append(Item(row[column], path, vocab.DIAGNOSES.index(name), f"patient-{group}"))
     return items
 
 

@@ -28,7 +28,9 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+from dermx import vocab
 from dermx.models import DermXNet, build_model, save_checkpoint
+from dermx.train.collection import Collection, collection_of
 from dermx.train.config import TrainConfig
 from dermx.train.datamodule import DermXDataModule
 from dermx.train.datasets import ImageDataset
@@ -49,12 +51,24 @@ class TrainResult:
     predictions: Path | None = None
 
 
-def model_from_config(config: TrainConfig) -> DermXNet:
-    """The network a run trains; its config records the run's resolution policy for inference."""
+def model_from_config(config: TrainConfig, collection: Collection | None = None) -> DermXNet:
+    """The network a run trains; its config records the run's resolution policy for inference. With an
+    image ``collection`` (:func:`~dermx.train.collection.collection_of`), its classes and
+    characteristics are the model's (the user's own vocabulary unless it is DermXDB's)."""
+    chars: Any = config.characteristics
+    diagnoses, vocabulary = None, "dermxdb"
+    if collection is not None:
+        if config.characteristics is not None and collection.characteristics:
+            raise ValueError("--characteristics does not apply to a label table: its 0/1 columns are the "
+                             f"characteristics ({', '.join(collection.columns.values())})")
+        diagnoses = collection.classes
+        chars = collection.characteristics if config.kind != "dx-only" else ()
+        own = diagnoses != vocab.DIAGNOSES or not set(chars) <= set(vocab.CHARACTERISTICS)
+        vocabulary = "own" if own else "dermxdb"
     model = build_model(config.preset, kind=config.kind, backbone=config.backbone,
-                        characteristics=config.characteristics, input_size=config.input_size,
+                        characteristics=chars, input_size=config.input_size,
                         output_stride=config.output_stride, dropout=config.dropout, pretrained=config.pretrained,
-                        weights=config.weights)
+                        weights=config.weights, diagnoses=diagnoses, vocabulary=vocabulary)  # type: ignore[arg-type]
     model.config.resolution = config.resolution
     return model
 
@@ -178,8 +192,9 @@ def fit(config: TrainConfig) -> TrainResult:
 def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
     """The body of :func:`fit`, writing into the existing ``run_dir``."""
     L.seed_everything(config.seed, workers=True)
-    model = model_from_config(config)
-    data = DermXDataModule(config, model.config)
+    collection = collection_of(config)
+    model = model_from_config(config, collection)
+    data = DermXDataModule(config, model.config, collection)
     data.setup()
     labels = torch.tensor([item.characteristics for item in data.parts["train"]], dtype=torch.float32)
     pos_weight = char_pos_weight_tensor(labels, config.char_pos_weight, config.char_pos_weight_max)
