@@ -60,7 +60,7 @@ def make_batches(n: int, batch_size: int, size: int, seed: int = 0) -> list[Batc
 def module_for(kind: str, size: int, lr: float = 5e-4) -> DermXModule:
     torch.manual_seed(0)
     model = build_model("small", kind=kind, input_size=(size, size), pretrained=False)  # type: ignore[arg-type]
-    config = TrainConfig(kind=kind, input_size=(size, size), pretrained=False, lr=lr, progress=False)  # type: ignore[arg-type]
+    config = TrainConfig.of(kind=kind, input_size=(size, size), pretrained=False, lr=lr, progress=False)  # type: ignore[arg-type]
     return DermXModule(model, config)
 
 

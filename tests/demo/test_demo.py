@@ -62,10 +62,10 @@ def test_demo_defaults_use_the_fine_grid_recipe(tmp_path: Path) -> None:
     from dermx.demo.pipeline import DemoConfig
 
     train = DemoConfig().train_config("dermx+", tmp_path, tmp_path / "cache", tmp_path / "out")
-    assert (train.preset, train.lr_schedule, train.char_pos_weight, train.attention_weight) == (
+    assert (train.model.preset, train.optim.lr_schedule, train.optim.char_pos_weight, train.attention_weight) == (
         "tiny", "cosine", "balanced", 10.0)
-    assert train.ga_resolution == "features" and train.channels_last
-    assert not train.pretrained and train.fold == 0
+    assert train.optim.ga_resolution == "features" and train.run.channels_last
+    assert not train.model.pretrained and train.dataset.fold == 0
 
 
 def test_named_recipes_apply_their_fields_then_the_given_changes() -> None:

@@ -28,7 +28,7 @@ N_IMAGES = 24  # 6 classes x 4; fold 1's test part holds the 12 images of odd pa
 
 
 def _train(data: tuple[Path, Path], out: Path, fold: int | None, **changes: object):
-    config = TrainConfig(data=str(data[0]), images=str(data[1]), kind="dx-only", preset="tiny",
+    config = TrainConfig.of(data=str(data[0]), images=str(data[1]), kind="dx-only", preset="tiny",
                          input_size=(32, 32), epochs=1, batch_size=8, pretrained=False, fold=fold,
                          val_fraction=0.25, progress=False, cache_dir=str(out.parent / "cache"), out=str(out))
     return fit(config.replace(**changes))
@@ -202,7 +202,7 @@ def test_a_model_of_its_own_classes_is_benchmarked_on_the_shared_ones(world: dic
     for i in range(6):
         Image.new("RGB", (48, 40), (150 + 10 * i, 90, 90)).save(folders / "eczema" / f"e{i}.png")
     run = tmp_path / "own"
-    fit(TrainConfig(images=str(folders), kind="dx-only", preset="tiny", input_size=(32, 32), epochs=1,
+    fit(TrainConfig.of(images=str(folders), kind="dx-only", preset="tiny", input_size=(32, 32), epochs=1,
                     batch_size=4, pretrained=False, val_fraction=0.3, progress=False, out=str(run)))
     out = tmp_path / "bench"
     result = _evaluate("--data", str(world["A"]), "--images", str(world["A_images"]), "--out", str(out),

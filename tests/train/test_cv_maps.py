@@ -30,7 +30,7 @@ FLOAT16 = 1e-3  # float16 keeps a value in [0, 1] within 2^-12; margin for float
 
 
 def tiny_config(tiny_db: tuple[Path, Path], out: Path, **changes: object) -> TrainConfig:
-    return TrainConfig(data=str(tiny_db[0]), images=str(tiny_db[1]), kind="dermx", preset="cpu", input_size=(64, 64),
+    return TrainConfig.of(data=str(tiny_db[0]), images=str(tiny_db[1]), kind="dermx", preset="cpu", input_size=(64, 64),
                        epochs=1, batch_size=8, pretrained=False, val_fraction=0.25, progress=False,
                        cache_dir=str(out.parent / "cache"), out=str(out), in_memory=True).replace(**changes)
 
@@ -46,7 +46,7 @@ def test_each_fold_has_maps_of_its_test_images(cv_run: tuple[TrainConfig, CVResu
     predictions = pd.read_csv(result.predictions)
     assert sorted(result.maps) == [0, 1]
     for k in (0, 1):
-        path = Path(config.out) / f"fold_{k}" / "test_maps.npz"
+        path = Path(config.run.out) / f"fold_{k}" / "test_maps.npz"
         assert result.maps[k] == path and path.is_file()
         maps = load_fold_maps(path)
         assert list(maps.stems) == predictions.loc[predictions["fold"] == k, "stem"].tolist()
@@ -83,7 +83,7 @@ def test_resume_keeps_done_maps_and_fills_in_missing_ones(cv_run: tuple[TrainCon
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     config, _ = cv_run
     out = tmp_path / "run"
-    shutil.copytree(config.out, out, ignore=shutil.ignore_patterns("*.ckpt"))
+    shutil.copytree(config.run.out, out, ignore=shutil.ignore_patterns("*.ckpt"))
     done, missing = out / "fold_0" / "test_maps.npz", out / "fold_1" / "test_maps.npz"
     missing.unlink()
     before = (done.stat().st_mtime_ns, done.read_bytes())
@@ -96,7 +96,7 @@ def test_resume_keeps_done_maps_and_fills_in_missing_ones(cv_run: tuple[TrainCon
     result = run_cv(resumed, [0, 1])
     assert (done.stat().st_mtime_ns, done.read_bytes()) == before
     assert result.maps == {0: done, 1: missing}
-    original = load_fold_maps(Path(config.out) / "fold_1" / "test_maps.npz")
+    original = load_fold_maps(Path(config.run.out) / "fold_1" / "test_maps.npz")
     filled = load_fold_maps(missing)
     assert filled.stems == original.stems
     np.testing.assert_allclose(filled.diagnosis, original.diagnosis, atol=FLOAT16)

@@ -16,12 +16,12 @@ from dermx.train.datasets import ImageDataset
 
 def _config(tiny_db: tuple[Path, Path], tmp_path: Path, **changes: object) -> TrainConfig:
     db, images = tiny_db
-    return TrainConfig(data=str(db), images=str(images), kind="dermx+", input_size=(32, 32), pretrained=False,
+    return TrainConfig.of(data=str(db), images=str(images), kind="dermx+", input_size=(32, 32), pretrained=False,
                        cache_dir=str(tmp_path / "cache"), val_fraction=0.25, progress=False).replace(**changes)
 
 
 def _module(config: TrainConfig) -> DermXDataModule:
-    model = build_model("small", kind=config.kind, input_size=config.input_size, pretrained=False)
+    model = build_model("small", kind=config.model.kind, input_size=config.model.input_size, pretrained=False)
     return DermXDataModule(config, model.config)
 
 
@@ -79,7 +79,7 @@ def test_clear_errors_for_missing_folder_mismatched_images_and_empty_split(
         _module(_config(tiny_db, tmp_path, images=str(tmp_path / "nowhere"))).setup()
     with pytest.raises(DermXDBError, match="no image folder"):
         data = _module(_config(tiny_db, tmp_path))
-        data.config.images = None
+        data.config.dataset.images = None
         data.setup()
     bad = tmp_path / "bad_images"
     bad.mkdir()

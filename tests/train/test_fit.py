@@ -18,7 +18,7 @@ from support import plain
 def trained(tiny_db: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainConfig,
                                                                                           TrainResult]:
     out = tmp_path_factory.mktemp("run")
-    config = TrainConfig(data=str(tiny_db[0]), images=str(tiny_db[1]), kind="dermx+", input_size=(32, 32),
+    config = TrainConfig.of(data=str(tiny_db[0]), images=str(tiny_db[1]), kind="dermx+", input_size=(32, 32),
                          epochs=1, batch_size=8, pretrained=False, fold=0, val_fraction=0.25, progress=False,
                          cache_dir=str(out / "cache"), out=str(out / "run"), in_memory=True, resolution="crop")
     return config, fit(config)
@@ -52,7 +52,8 @@ def test_resume_continues_from_the_last_checkpoint(trained: tuple[TrainConfig, T
 def test_config_file_then_command_line_overrides(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text("kind: dermx+\nepochs: 7\nclass_weights: {Acne: 2}\n")
     config = load_config(tmp_path / "c.yaml", epochs=3, lr=None)
-    assert (config.kind, config.epochs, config.lr, config.attention_weight) == ("dermx+", 3, 5e-4, 10.0)
+    assert (config.model.kind, config.optim.epochs, config.optim.lr) == ("dermx+", 3, 5e-4)
+    assert config.attention_weight == 10.0
     (tmp_path / "bad.json").write_text('{"epochz": 1}')
     with pytest.raises(ValueError, match="epochz"):
         load_config(tmp_path / "bad.json")
@@ -85,7 +86,7 @@ def test_cli_reports_a_missing_image_folder(tiny_db: tuple[Path, Path], tmp_path
 
 def test_an_unknown_resolution_policy_is_refused() -> None:
     with pytest.raises(ValueError, match=r"unknown resolution policy 'stretch'"):
-        TrainConfig(resolution="stretch")  # type: ignore[arg-type]
+        TrainConfig.of(resolution="stretch")  # type: ignore[arg-type]
 
 
 def test_a_run_failing_before_training_leaves_no_empty_out_folder(tiny_db: tuple[Path, Path],

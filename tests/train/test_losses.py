@@ -116,8 +116,8 @@ def test_module_takes_the_attention_loss_at_the_cam_grid_by_default() -> None:
 
     torch.manual_seed(0)
     model = build_model("tiny", kind="dermx+", input_size=(32, 32), pretrained=False)
-    module = DermXModule(model, TrainConfig(kind="dermx+", preset="tiny")).eval()  # no dropout noise
-    assert module.config.ga_resolution == "features"
+    module = DermXModule(model, TrainConfig.of(kind="dermx+", preset="tiny")).eval()  # no dropout noise
+    assert module.config.optim.ga_resolution == "features"
     images, refs = torch.randn(2, 3, 32, 32), torch.rand(2, 16, 32, 32)
     batch = {"image": images, "maps": refs, "diagnosis": torch.tensor([0, 1]),
              "characteristics": torch.ones(2, 16)}

@@ -37,7 +37,7 @@ def _images(folder: Path, per_class: int = 6) -> list[tuple[str, str]]:
 
 
 def _train(out: Path, **options: object):
-    config = TrainConfig(preset="tiny", input_size=(32, 32), epochs=1, batch_size=4, pretrained=False,
+    config = TrainConfig.of(preset="tiny", input_size=(32, 32), epochs=1, batch_size=4, pretrained=False,
                          val_fraction=0.3, progress=False, out=str(out), lr=1e-3)
     return fit(config.replace(**options))
 

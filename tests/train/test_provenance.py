@@ -27,7 +27,7 @@ def run(tiny_db: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) ->
 def test_offline_training_records_random_weights(run: tuple[Path, str]) -> None:
     """Old code: config.json said "pretrained": true although the weights were random."""
     out, _ = run
-    assert json.loads((out / "config.json").read_text())["pretrained"] is False
+    assert json.loads((out / "config.json").read_text())["model"]["pretrained"] is False
     record = json.loads((out / "model" / "config.json").read_text())["training_data"]
     assert record["initial_weights"] == {"source": "random"}
     assert record["source"] == "dermxdb"  # the folder's name, not the training machine's path

@@ -12,7 +12,7 @@ from torchvision.transforms import v2
 
 from dermx.geometry import joint_transform
 from dermx.models import build_model
-from dermx.train import DermXLoss, DermXModule, TrainConfig, fit
+from dermx.train import DermXLoss, DermXModule, TrainConfig, fit, load_config
 from dermx.train.losses import char_pos_weight_tensor
 
 
@@ -43,17 +43,17 @@ def test_colour_jitter_can_be_switched_off() -> None:
 
 def test_config_validates_new_options() -> None:
     with pytest.raises(ValueError, match="lr_schedule"):
-        TrainConfig(lr_schedule="step")  # type: ignore[arg-type]
+        TrainConfig.of(lr_schedule="step")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="char_pos_weight"):
-        TrainConfig(char_pos_weight="inverse")  # type: ignore[arg-type]
+        TrainConfig.of(char_pos_weight="inverse")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="warmup_epochs"):
-        TrainConfig(warmup_epochs=-1)
-    assert TrainConfig().lr_schedule == "restarts" and TrainConfig().char_pos_weight is None  # the papers'
+        TrainConfig.of(warmup_epochs=-1)
+    assert TrainConfig().optim.lr_schedule == "restarts" and TrainConfig().optim.char_pos_weight is None  # the papers'
 
 
 def test_cosine_schedule_warms_up_then_decays_to_the_floor() -> None:
     model = build_model("cpu", kind="dermx", input_size=(32, 32), pretrained=False)
-    config = TrainConfig(lr=1e-2, eta_min=1e-4, epochs=10, lr_schedule="cosine", warmup_epochs=2)
+    config = TrainConfig.of(lr=1e-2, eta_min=1e-4, epochs=10, lr_schedule="cosine", warmup_epochs=2)
     module = DermXModule(model, config)
 
     class _Trainer:
@@ -73,7 +73,7 @@ def test_cosine_schedule_warms_up_then_decays_to_the_floor() -> None:
 
 
 def test_fit_with_the_short_run_recipe(tiny_db: tuple[Path, Path], tmp_path: Path) -> None:
-    config = TrainConfig(data=str(tiny_db[0]), images=str(tiny_db[1]), kind="dermx", preset="cpu",
+    config = TrainConfig.of(data=str(tiny_db[0]), images=str(tiny_db[1]), kind="dermx", preset="cpu",
                          input_size=(32, 32), epochs=1, batch_size=8, pretrained=False, fold=0, val_fraction=0.25,
                          progress=False, cache_dir=str(tmp_path / "cache"), out=str(tmp_path / "run"),
                          in_memory=True, lr_schedule="cosine", warmup_epochs=0.5, char_pos_weight="balanced",
@@ -87,6 +87,24 @@ def test_cli_options_reach_the_config() -> None:
 
     config = _config({"lr_schedule": "cosine", "warmup_epochs": 1.0, "char_pos_weight": "balanced",
                       "color_jitter": False, "dropout": 0.0, "epochs": None})
-    assert (config.lr_schedule, config.warmup_epochs, config.char_pos_weight, config.color_jitter,
-            config.dropout) == ("cosine", 1.0, "balanced", False, 0.0)
-    assert _config({"char_pos_weight": "2.5"}).char_pos_weight == 2.5
+    optim = config.optim
+    assert (optim.lr_schedule, optim.warmup_epochs, optim.char_pos_weight) == ("cosine", 1.0, "balanced")
+    assert (config.dataset.color_jitter, config.model.dropout) == (False, 0.0)
+    assert _config({"char_pos_weight": "2.5"}).optim.char_pos_weight == 2.5
+
+
+def test_config_sections_and_flat_names_round_trip(tmp_path: Path) -> None:
+    config = TrainConfig.of(kind="dermx+", lr=1e-3, images="img", out="o", channels_last=True)
+    assert (config.model.kind, config.optim.lr, config.dataset.images, config.run.out) == ("dermx+", 1e-3, "img", "o")
+    assert config.run.channels_last and set(config.to_dict()) == {"dataset", "model", "optim", "run"}
+    config.save(tmp_path / "config.json")
+    assert load_config(tmp_path / "config.json") == config  # sectioned, as written
+    (tmp_path / "flat.json").write_text('{"kind": "dermx+", "lr": 0.001, "images": "img", "out": "o", '
+                                        '"channels_last": true}')
+    assert load_config(tmp_path / "flat.json") == config  # flat names, as older run folders hold
+    (tmp_path / "bad.json").write_text('{"model": {"lr": 1}}')
+    with pytest.raises(ValueError, match="lr belongs to optim, not model"):
+        load_config(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="unknown training option"):
+        TrainConfig.of(epoch=3)
+    assert TrainConfig.from_dict({"kind": "dx-only", "gone": 1}, strict=False).model.kind == "dx-only"

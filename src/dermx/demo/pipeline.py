@@ -88,7 +88,7 @@ class DemoConfig:
         """The :class:`~dermx.train.TrainConfig` of one demo model trained on fold 0 of ``data``."""
         from dermx.train import TrainConfig
 
-        return TrainConfig(data=str(data), images=str(data / "images"), kind=kind, preset=self.preset,  # type: ignore[arg-type]
+        return TrainConfig.of(data=str(data), images=str(data / "images"), kind=kind, preset=self.preset,  # type: ignore[arg-type]
                            input_size=(self.input_size, self.input_size), epochs=self.epochs,
                            batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule,  # type: ignore[arg-type]
                            warmup_epochs=self.warmup_epochs, t0=max(1, self.epochs), augment=self.augment,

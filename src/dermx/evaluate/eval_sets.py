@@ -80,21 +80,19 @@ def _run_config(directory: Path) -> TrainConfig:
     """The training run's settings when the checkpoint sits in a run folder (``<run>/model``), else defaults."""
     path = directory.parent / "config.json"
     if directory.name == "model" and path.is_file():
-        values = json.loads(path.read_text(encoding="utf-8"))
-        known = set(TrainConfig.__dataclass_fields__)
-        return TrainConfig(**{k: v for k, v in values.items() if k in known})
+        return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path), strict=False)
     return TrainConfig()
 
 
-def _reproduces(db: DermXDB, record: dict[str, Any], config: ModelConfig, run: TrainConfig) -> bool:
+def _reproduces(db: DermXDB, record: dict[str, Any], config: ModelConfig, settings: TrainConfig) -> bool:
     """Whether the evaluation data reproduces an older checkpoint's training fingerprint."""
     fold = record.get("fold")
     if fold is not None and fold not in db.folds:
         return False
     stems = db.fold(fold).train if fold is not None else db.stems()
-    items = dermxdb_items(db, stems, config.characteristics, run.label_rule, find_images=False)
+    items = dermxdb_items(db, stems, config.characteristics, settings.dataset.label_rule, find_images=False)
     try:
-        train, val = inner_split(items, run.val_fraction, run.seed)
+        train, val = inner_split(items, settings.dataset.val_fraction, settings.run.seed)
     except ValueError:
         return False
     return fingerprint({"train": train, "val": val}, record.get("source", ""))["sha256"] == record.get("sha256")

@@ -167,11 +167,11 @@ def read_table(table: str | Path, image_root: str | Path | None = None, aliases:
 def collection_of(config: TrainConfig) -> Collection | None:
     """The image collection a training config names (``labels`` table, else an ``images`` folder of
     class sub-folders), or ``None`` when it trains on a DermXDB folder (``data``)."""
-    if config.data is not None:
+    if config.dataset.data is not None:
         return None
-    aliases = read_aliases(config.aliases) if config.aliases else None
-    if config.labels is not None:
-        return read_table(config.labels, config.images, aliases)
-    if config.images is not None:
-        return read_folder(config.images, aliases)
+    aliases = read_aliases(config.dataset.aliases) if config.dataset.aliases else None
+    if config.dataset.labels is not None:
+        return read_table(config.dataset.labels, config.dataset.images, aliases)
+    if config.dataset.images is not None:
+        return read_folder(config.dataset.images, aliases)
     raise DermXDBError("no data given: pass --data (DermXDB) or --images / --labels (a collection)")

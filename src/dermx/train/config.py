@@ -1,4 +1,5 @@
-"""Training configuration: one dataclass, loadable from YAML or JSON, overridable from the CLI.
+"""Training configuration: four sections (data set, model, optimisation, run), loadable from YAML or
+JSON (sectioned or flat), overridable from the CLI by option name.
 
 Defaults follow the original DermX training: AdamW (lr 5e-4), cosine annealing with warm restarts
 (T0 = 3 epochs, T_mult = 3, eta_min = 1e-5), batch 32, guided-attention weight λ = 10 for ``dermx+``.
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,10 +40,9 @@ DERMX_PLUS_GA_WEIGHT = 10.0
 
 
 @dataclass
-class TrainConfig:
-    """Every knob of a training run. Paths may be strings; ``None`` means "not given"."""
+class DataOptions:
+    """Which images and labels, how they are split, augmented and loaded."""
 
-    # data
     data: str | None = None
     images: str | None = None
     labels: str | None = None
@@ -53,24 +53,43 @@ class TrainConfig:
     val_fraction: float = 0.15
     fusion: FusionRule = "mean"
     label_rule: LabelRule = "any"
-    resolution: ResolutionPolicy = "pad"
     augment: bool = True
     color_jitter: bool = True
     cache_dir: str | None = None
     in_memory: bool = False
     num_workers: int = 0
-    # model
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class ModelOptions:
+    """The network to build (:func:`dermx.models.build_model`'s arguments) and its input contract; the
+    checkpoint's :class:`~dermx.models.ModelConfig` is made from these."""
+
     kind: ModelKind = "dermx"
     preset: str | None = "small"
     backbone: str | None = None
     characteristics: str | list[str] | None = None
     input_size: tuple[int, int] | None = None
+    resolution: ResolutionPolicy = "pad"
     output_stride: int | None = None
-    channels_last: bool = False
     dropout: float = 0.2
     pretrained: bool = True
     weights: str | None = None
-    # optimisation
+
+    def __post_init__(self) -> None:
+        if self.input_size is not None:
+            self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
+        check_resolution(self.resolution)
+
+
+@dataclass
+class OptimOptions:
+    """The losses, the optimiser and its schedule, and when to stop."""
+
     epochs: int = 120
     batch_size: int = 32
     lr: float = 5e-4
@@ -88,24 +107,10 @@ class TrainConfig:
     ga_smooth: float = 1.0
     ga_resolution: Literal["input", "features"] = "features"
     ga_warmup_epochs: float = 2.0
-    seed: int = 0
-    deterministic: bool = False
     early_stopping: int | None = None
     monitor: str = "val/loss"
-    # run
-    out: str = "runs/dermx"
-    resume: bool = False
-    accelerator: str = "auto"
-    devices: str = "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    log_every_n_steps: int = 10
-    progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.input_size is not None:
-            self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
         if self.ga_warmup_epochs < 0:
             raise ValueError(f"ga_warmup_epochs must be >= 0, got {self.ga_warmup_epochs}")
         if self.warmup_epochs < 0:
@@ -114,26 +119,93 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be 'restarts' or 'cosine', got {self.lr_schedule!r}")
         if isinstance(self.char_pos_weight, str) and self.char_pos_weight != "balanced":
             raise ValueError(f"char_pos_weight must be 'balanced', a number or None, got {self.char_pos_weight!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        check_resolution(self.resolution)
+
+
+@dataclass
+class RunOptions:
+    """Where the run goes, its seed, and the hardware it runs on (Lightning's Trainer)."""
+
+    out: str = "runs/dermx"
+    resume: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    channels_last: bool = False
+    accelerator: str = "auto"
+    devices: str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    log_every_n_steps: int = 10
+    progress: bool = True
+
+
+#: The sections of a :class:`TrainConfig`, by attribute name.
+SECTIONS: dict[str, type] = {"dataset": DataOptions, "model": ModelOptions, "optim": OptimOptions, "run": RunOptions}
+#: Every option's section: option names are unique across sections, so the command line and flat
+#: config files name options without their section.
+OPTION_SECTION: dict[str, str] = {f.name: section for section, kind in SECTIONS.items() for f in fields(kind)}
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run, in four sections: ``dataset``, ``model``, ``optim``, ``run``.
+
+    Build one from option names with :meth:`of` (``TrainConfig.of(kind="dermx+", epochs=30)``); each
+    name belongs to one section (:data:`OPTION_SECTION`). Paths may be strings; ``None`` means "not
+    given".
+    """
+
+    dataset: DataOptions = field(default_factory=DataOptions)
+    model: ModelOptions = field(default_factory=ModelOptions)
+    optim: OptimOptions = field(default_factory=OptimOptions)
+    run: RunOptions = field(default_factory=RunOptions)
+
+    @classmethod
+    def of(cls, **options: Any) -> TrainConfig:
+        """The defaults with ``options`` (flat names) applied; see :meth:`replace`."""
+        return cls().replace(**options)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config", *, strict: bool = True) -> TrainConfig:
+        """From sections (``{"model": {...}, ...}``, as :meth:`to_dict` writes) and/or flat option
+        names (older run folders, short hand-written files). Unknown keys: ValueError naming them, or
+        (``strict=False``, reading what another version wrote) left out."""
+        flat: dict[str, Any] = {}
+        for key, value in values.items():
+            if key in SECTIONS and isinstance(value, dict):
+                misplaced = sorted(k for k in value if OPTION_SECTION.get(k, key) != key)
+                if misplaced and strict:
+                    raise ValueError(f"{source}: {', '.join(f'{k} belongs to {OPTION_SECTION[k]}' for k in misplaced)}"
+                                     f", not {key}")
+                flat.update(value)
+            else:
+                flat[key] = value
+        unknown = sorted(set(flat) - set(OPTION_SECTION))
+        if unknown and strict:
+            raise ValueError(f"{source}: unknown training option(s) {unknown}")
+        return cls.of(**{k: v for k, v in flat.items() if k in OPTION_SECTION})
 
     @property
     def attention_weight(self) -> float:
         """λ: ``ga_weight`` if given, else 10 for ``dermx+`` and 0 for the other kinds."""
-        if self.ga_weight is not None:
-            return self.ga_weight
-        return DERMX_PLUS_GA_WEIGHT if self.kind == "dermx+" else 0.0
+        if self.optim.ga_weight is not None:
+            return self.optim.ga_weight
+        return DERMX_PLUS_GA_WEIGHT if self.model.kind == "dermx+" else 0.0
 
-    def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with ``changes`` applied; ``None`` values are ignored (CLI options not given)."""
-        given = {k: v for k, v in changes.items() if v is not None}
-        unknown = sorted(set(given) - {f.name for f in fields(self)})
+    def replace(self, **options: Any) -> TrainConfig:
+        """A copy with ``options`` (flat names) applied; ``None`` values are ignored (CLI options not
+        given); ValueError for an unknown name."""
+        given = {k: v for k, v in options.items() if v is not None}
+        unknown = sorted(set(given) - set(OPTION_SECTION))
         if unknown:
             raise ValueError(f"unknown training option(s) {unknown}")
-        return dataclasses.replace(self, **given)
+        changes = {section: dataclasses.replace(getattr(self, section),
+                                                **{k: v for k, v in given.items() if OPTION_SECTION[k] == section})
+                   for section in SECTIONS}
+        return TrainConfig(**changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"dataset": {...}, "model": {...}, "optim": {...}, "run": {...}}``."""
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> None:
@@ -141,7 +213,8 @@ class TrainConfig:
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from a YAML or JSON file (or defaults), then ``overrides``."""
+    """A :class:`TrainConfig` from a YAML or JSON file (sections or flat option names; or the defaults),
+    then ``overrides`` (flat option names)."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -156,7 +229,4 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
             values = json.loads(text)
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a mapping of option names to values")
-        unknown = sorted(set(values) - {f.name for f in fields(TrainConfig)})
-        if unknown:
-            raise ValueError(f"{path}: unknown training option(s) {unknown}")
-    return TrainConfig(**values).replace(**overrides)
+    return TrainConfig.from_dict(values, str(path) if path is not None else "config").replace(**overrides)

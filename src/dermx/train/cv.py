@@ -36,9 +36,9 @@ class CVResult:
 
 def available_folds(config: TrainConfig) -> list[int]:
     """The folds of the DermXDB folder, or ``range(n_folds)`` for an image collection."""
-    if config.data is not None:
-        return sorted(load_dermxdb(config.data, check_mask_sizes=False).folds)
-    return list(range(config.n_folds))
+    if config.dataset.data is not None:
+        return sorted(load_dermxdb(config.dataset.data, check_mask_sizes=False).folds)
+    return list(range(config.dataset.n_folds))
 
 
 def run_cv(config: TrainConfig, folds: list[int] | None = None, *, maps_method: str | None = "gradcam",
@@ -47,11 +47,11 @@ def run_cv(config: TrainConfig, folds: list[int] | None = None, *, maps_method: 
     (``fold_<k>/test_maps.npz``, see :mod:`dermx.train.fold_maps`).
 
     ``maps_method``: CAM method of the maps (``None`` or ``"none"``: no maps); ``maps_size``:
-    ``"features"`` (the CAM feature grid, the default), ``"input"`` or ``(h, w)``. With ``config.resume``,
+    ``"features"`` (the CAM feature grid, the default), ``"input"`` or ``(h, w)``. With ``config.run.resume``,
     folds whose checkpoint and predictions exist are kept (their maps are computed if missing or made
     with another method or size) and an interrupted fold restarts from its last Lightning checkpoint.
     """
-    out = Path(config.out)
+    out = Path(config.run.out)
     method = maps_method_name(maps_method)  # an unknown method or size fails before any training
     output_size(maps_size, (1, 1), (1, 1))
     chosen = available_folds(config) if folds is None else folds
@@ -61,8 +61,8 @@ def run_cv(config: TrainConfig, folds: list[int] | None = None, *, maps_method: 
     maps: dict[int, Path] = {}
     for k in chosen:
         fold_config = config.replace(fold=k, out=str(out / f"fold_{k}"))
-        done = Path(fold_config.out)
-        resumed = (config.resume and (done / "model" / "config.json").is_file()
+        done = Path(fold_config.run.out)
+        resumed = (config.run.resume and (done / "model" / "config.json").is_file()
                    and (done / "predictions.csv").is_file())
         if resumed:
             results[k] = TrainResult(done / "model", done, predictions=done / "predictions.csv")

@@ -84,30 +84,31 @@ class DermXDataModule(L.LightningDataModule):
     def _items(self) -> tuple[list[Item], list[Item] | None]:
         """(all training-side items, test items or None)."""
         cfg = self.config
-        if cfg.data is not None:
-            if cfg.images is None:
+        if cfg.dataset.data is not None:
+            if cfg.dataset.images is None:
                 raise DermXDBError("no image folder given: DermXDB ships without images (--images DIR)")
-            if not Path(cfg.images).is_dir():
-                raise DermXDBError(f"{cfg.images}: image folder does not exist")
-            self.db = load_dermxdb(cfg.data, image_dir=cfg.images, cache_dir=cfg.cache_dir or default_cache_dir())
-            self.source = Path(cfg.data).resolve().name
+            if not Path(cfg.dataset.images).is_dir():
+                raise DermXDBError(f"{cfg.dataset.images}: image folder does not exist")
+            self.db = load_dermxdb(cfg.dataset.data, image_dir=cfg.dataset.images,
+                                  cache_dir=cfg.dataset.cache_dir or default_cache_dir())
+            self.source = Path(cfg.dataset.data).resolve().name
             self.identity = dermxdb_identity(self.db)
             self.coverage = image_coverage(self.db)
-            if cfg.require_all_images or not self.coverage.found:
+            if cfg.dataset.require_all_images or not self.coverage.found:
                 self.coverage.require_all()
             if self.coverage.missing:
                 log.warning("%s; training without them", self.coverage.message())
             found = set(self.coverage.found)
             chars = self.model_config.characteristics
-            if cfg.fold is None:
-                return dermxdb_items(self.db, self.coverage.found, chars, cfg.label_rule), None
-            fold = self.db.fold(cfg.fold)
-            return (dermxdb_items(self.db, [s for s in fold.train if s in found], chars, cfg.label_rule),
-                    dermxdb_items(self.db, [s for s in fold.test if s in found], chars, cfg.label_rule))
+            if cfg.dataset.fold is None:
+                return dermxdb_items(self.db, self.coverage.found, chars, cfg.dataset.label_rule), None
+            fold = self.db.fold(cfg.dataset.fold)
+            return (dermxdb_items(self.db, [s for s in fold.train if s in found], chars, cfg.dataset.label_rule),
+                    dermxdb_items(self.db, [s for s in fold.test if s in found], chars, cfg.dataset.label_rule))
         collection = self.collection or collection_of(cfg)
         assert collection is not None
         self.collection = collection
-        self.source = Path(cfg.labels or cfg.images or "").resolve().name
+        self.source = Path(cfg.dataset.labels or cfg.dataset.images or "").resolve().name
         kind = self.model_config.kind
         if self.with_maps:
             raise DermXDBError(f"model kind {kind!r} learns from expert maps: it needs a DermXDB folder (--data); "
@@ -119,25 +120,25 @@ class DermXDataModule(L.LightningDataModule):
                 or (kind != "dx-only" and tuple(self.model_config.characteristics) != collection.characteristics)):
             raise DermXDBError(f"the model's classes/characteristics differ from the data's ({collection.describe()})")
         missing = collection.skipped.get("image file not found", 0)
-        if cfg.require_all_images and missing:
-            raise DermXDBError(f"{cfg.labels}: {missing} image file(s) not found; every image is required "
+        if cfg.dataset.require_all_images and missing:
+            raise DermXDBError(f"{cfg.dataset.labels}: {missing} image file(s) not found; every image is required "
                                "(--require-all-images)")
         if collection.skipped:
             log.warning("%s: %s", self.source, collection.describe())
         items = collection.items if kind != "dx-only" else [replace(i, characteristics=()) for i in collection.items]
         self.identity = items_identity(items)
-        if cfg.fold is None:
+        if cfg.dataset.fold is None:
             return items, None
-        return kfold_split(items, cfg.fold, cfg.n_folds)
+        return kfold_split(items, cfg.dataset.fold, cfg.dataset.n_folds)
 
     def setup(self, stage: str | None = None) -> None:
         if self.parts:
             return
         train_side, test = self._items()
         if not train_side:
-            raise DermXDBError(f"empty training split (fold {self.config.fold}): no labelled image with one "
+            raise DermXDBError(f"empty training split (fold {self.config.dataset.fold}): no labelled image with one "
                                "of the six reference diagnoses")
-        train, val = inner_split(train_side, self.config.val_fraction, self.config.seed)
+        train, val = inner_split(train_side, self.config.dataset.val_fraction, self.config.run.seed)
         self.parts = {"train": train, "val": val, "test": test or []}
         held_out = {i.key for i in self.parts["test"]}
         if held_out & {i.key for i in train + val}:
@@ -147,18 +148,18 @@ class DermXDataModule(L.LightningDataModule):
     def dataset(self, part: str, *, augment: bool | None = None) -> ImageDataset:
         """The dataset of ``part`` (``train``, ``val`` or ``test``); training augments by default."""
         cfg, mc = self.config, self.model_config
-        maps = ReferenceMaps(self.db, cfg.fusion, mc.characteristics) if self.with_maps and self.db else None
-        return ImageDataset(self.parts[part], mc.input_size, mc.mean, mc.std, policy=cfg.resolution,
-                            augment=cfg.augment if augment is None else augment, map_fn=maps,
-                            in_memory=cfg.in_memory, color_jitter=cfg.color_jitter)
+        maps = ReferenceMaps(self.db, cfg.dataset.fusion, mc.characteristics) if self.with_maps and self.db else None
+        return ImageDataset(self.parts[part], mc.input_size, mc.mean, mc.std, policy=cfg.model.resolution,
+                            augment=cfg.dataset.augment if augment is None else augment, map_fn=maps,
+                            in_memory=cfg.dataset.in_memory, color_jitter=cfg.dataset.color_jitter)
 
     def _loader(self, part: str, shuffle: bool) -> DataLoader:
         dataset = self.dataset(part, augment=None if shuffle else False)
         # a training batch of one image breaks batch norm: drop the incomplete last batch instead
-        return DataLoader(dataset, batch_size=self.config.batch_size, shuffle=shuffle,
-                          drop_last=shuffle and len(dataset) > self.config.batch_size,
-                          num_workers=self.config.num_workers,
-                          persistent_workers=self.config.num_workers > 0)
+        return DataLoader(dataset, batch_size=self.config.optim.batch_size, shuffle=shuffle,
+                          drop_last=shuffle and len(dataset) > self.config.optim.batch_size,
+                          num_workers=self.config.dataset.num_workers,
+                          persistent_workers=self.config.dataset.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -171,6 +172,6 @@ class DermXDataModule(L.LightningDataModule):
 
     def fingerprint(self) -> dict[str, Any]:
         """The checkpoint's ``training_data`` record (:mod:`dermx.train.provenance`)."""
-        return {**fingerprint(self.parts, self.source), "fold": self.config.fold, "data_sha256": self.identity,
+        return {**fingerprint(self.parts, self.source), "fold": self.config.dataset.fold, "data_sha256": self.identity,
                 "images": sorted(i.key for i in self.parts["train"] + self.parts["val"]),
                 "missing_images": len(self.coverage.missing) if self.coverage else 0}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,21 +55,22 @@ def model_from_config(config: TrainConfig, collection: Collection | None = None)
     """The network a run trains; its config records the run's resolution policy for inference. With an
     image ``collection`` (:func:`~dermx.train.collection.collection_of`), its classes and
     characteristics are the model's (the user's own vocabulary unless it is DermXDB's)."""
-    chars: Any = config.characteristics
+    chars: Any = config.model.characteristics
     diagnoses, vocabulary = None, "dermxdb"
     if collection is not None:
-        if config.characteristics is not None and collection.characteristics:
+        if config.model.characteristics is not None and collection.characteristics:
             raise ValueError("--characteristics does not apply to a label table: its 0/1 columns are the "
                              f"characteristics ({', '.join(collection.columns.values())})")
         diagnoses = collection.classes
-        chars = collection.characteristics if config.kind != "dx-only" else ()
+        chars = collection.characteristics if config.model.kind != "dx-only" else ()
         own = diagnoses != vocab.DIAGNOSES or not set(chars) <= set(vocab.CHARACTERISTICS)
         vocabulary = "own" if own else "dermxdb"
-    model = build_model(config.preset, kind=config.kind, backbone=config.backbone,
-                        characteristics=chars, input_size=config.input_size,
-                        output_stride=config.output_stride, dropout=config.dropout, pretrained=config.pretrained,
-                        weights=config.weights, diagnoses=diagnoses, vocabulary=vocabulary)  # type: ignore[arg-type]
-    model.config.resolution = config.resolution
+    spec = config.model
+    model = build_model(spec.preset, kind=spec.kind, backbone=spec.backbone, characteristics=chars,
+                        input_size=spec.input_size, output_stride=spec.output_stride, dropout=spec.dropout,
+                        pretrained=spec.pretrained, weights=spec.weights, diagnoses=diagnoses,
+                        vocabulary=vocabulary)  # type: ignore[arg-type]
+    model.config.resolution = spec.resolution
     return model
 
 
@@ -116,25 +117,25 @@ def build_trainer(config: TrainConfig, run_dir: Path,
                   resume_step: int | None = None) -> tuple[L.Trainer, ModelCheckpoint]:
     """A Trainer with the run's loggers and callbacks (``inference_mode=False`` for Grad-CAM);
     ``resume_step``: the global step of the checkpoint the run resumes from."""
-    mode = "max" if config.monitor.endswith("f1") else "min"
-    best = ModelCheckpoint(dirpath=run_dir / "lightning", filename="best", monitor=config.monitor, mode=mode,
+    mode = "max" if config.optim.monitor.endswith("f1") else "min"
+    best = ModelCheckpoint(dirpath=run_dir / "lightning", filename="best", monitor=config.optim.monitor, mode=mode,
                            save_top_k=1, auto_insert_metric_name=False)
     # every epoch (Lightning >= 2.6 writes save_last=True's last.ckpt only when a top-k checkpoint is saved)
     last = ModelCheckpoint(dirpath=run_dir / "lightning", filename="last", monitor=None, save_top_k=1,
                            enable_version_counter=False)
     callbacks: list[Callback] = [best, last]
-    if config.early_stopping:
-        callbacks.append(EarlyStopping(monitor=config.monitor, mode=mode, patience=config.early_stopping))
-    if config.progress:
+    if config.optim.early_stopping:
+        callbacks.append(EarlyStopping(monitor=config.optim.monitor, mode=mode, patience=config.optim.early_stopping))
+    if config.run.progress:
         callbacks.append(RichProgressBar())
     loggers: list[Logger] = [_ResumedCSVLogger(run_dir, resume_step)]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
     trainer = L.Trainer(
-        max_epochs=config.epochs, accelerator=config.accelerator, devices=_devices(config.devices),
-        num_nodes=config.num_nodes, strategy=config.strategy, precision=config.precision,  # type: ignore[arg-type]
-        deterministic=config.deterministic, inference_mode=False, logger=loggers, callbacks=callbacks,
-        log_every_n_steps=config.log_every_n_steps, enable_progress_bar=config.progress,
+        max_epochs=config.optim.epochs, accelerator=config.run.accelerator, devices=_devices(config.run.devices),
+        num_nodes=config.run.num_nodes, strategy=config.run.strategy, precision=config.run.precision,  # type: ignore[arg-type]
+        deterministic=config.run.deterministic, inference_mode=False, logger=loggers, callbacks=callbacks,
+        log_every_n_steps=config.run.log_every_n_steps, enable_progress_bar=config.run.progress,
         enable_model_summary=False, default_root_dir=run_dir)
     return trainer, best
 
@@ -178,7 +179,7 @@ def fit(config: TrainConfig) -> TrainResult:
     When the run fails before anything is written (bad data folder, bad trainer flags), the ``out``
     folder is removed again if this call created it.
     """
-    run_dir = Path(config.out)
+    run_dir = Path(config.run.out)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -191,23 +192,23 @@ def fit(config: TrainConfig) -> TrainResult:
 
 def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
     """The body of :func:`fit`, writing into the existing ``run_dir``."""
-    L.seed_everything(config.seed, workers=True)
+    L.seed_everything(config.run.seed, workers=True)
     collection = collection_of(config)
     model = model_from_config(config, collection)
     data = DermXDataModule(config, model.config, collection)
     data.setup()
     labels = torch.tensor([item.characteristics for item in data.parts["train"]], dtype=torch.float32)
-    pos_weight = char_pos_weight_tensor(labels, config.char_pos_weight, config.char_pos_weight_max)
+    pos_weight = char_pos_weight_tensor(labels, config.optim.char_pos_weight, config.optim.char_pos_weight_max)
     module = DermXModule(model, config, char_pos_weight=pos_weight)
     last = run_dir / "lightning" / "last.ckpt"
-    resume = config.resume and last.is_file()
-    if config.resume and not resume:
+    resume = config.run.resume and last.is_file()
+    if config.run.resume and not resume:
         log.warning("--resume: no %s yet, starting from scratch", last)
     step = torch.load(last, map_location="cpu", weights_only=False, mmap=True)["global_step"] if resume else None
     trainer, best = build_trainer(config, run_dir, resume_step=step)
     source = getattr(model.backbone, "weight_source", {"source": "random"})
     if trainer.is_global_zero:  # record what happened: offline, "pretrained" may have fallen back to random
-        (config if source["source"] != "random" else replace(config, pretrained=False)).save(run_dir / "config.json")
+        (config if source["source"] != "random" else config.replace(pretrained=False)).save(run_dir / "config.json")
     trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
     selected = best.best_model_path or (str(last) if last.is_file() else "")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
@@ -223,7 +224,7 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
     save_checkpoint(model.cpu(), result.checkpoint_dir)
     write_model_card(result.checkpoint_dir, model.config, metrics, model.map_grid())
     if data.parts["test"]:
-        frame = predict_frame(model, data.dataset("test", augment=False), config.batch_size)
+        frame = predict_frame(model, data.dataset("test", augment=False), config.optim.batch_size)
         result.predictions = run_dir / "predictions.csv"
         frame.to_csv(result.predictions, index=False)
         scores = frame_scores(frame, model.config.diagnoses, model.config.characteristics)

@@ -260,20 +260,20 @@ def has_fold_maps(path: str | Path, method: str, size: MapSize) -> bool:
 def write_test_maps(config: TrainConfig, checkpoint_dir: str | Path, *, method: str = "gradcam",
                     size: MapSize = "features") -> Path:
     """Maps of the test part of ``config``'s fold from the checkpoint in ``checkpoint_dir``, written to
-    ``<config.out>/test_maps.npz``. The test images are those of the run's data module (as in
-    :func:`~dermx.train.predict_frame`); a GPU is used when ``config.accelerator`` allows one."""
+    ``<config.run.out>/test_maps.npz``. The test images are those of the run's data module (as in
+    :func:`~dermx.train.predict_frame`); a GPU is used when ``config.run.accelerator`` allows one."""
     import torch
 
     from dermx.models import load_checkpoint
     from dermx.train.datamodule import DermXDataModule
 
     model = load_checkpoint(checkpoint_dir)
-    if config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+    if config.run.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         model = model.cuda()
     data = DermXDataModule(config, model.config)
     data.setup()
-    fold = "" if config.fold is None else f"fold {config.fold}: "
+    fold = "" if config.dataset.fold is None else f"fold {config.dataset.fold}: "
     maps = compute_fold_maps(model, data.dataset("test", augment=False), method=method, size=size,
-                             batch_size=config.batch_size, progress=config.progress,
+                             batch_size=config.optim.batch_size, progress=config.run.progress,
                              description=f"{fold}{method} maps")
-    return save_fold_maps(maps, Path(config.out) / MAPS_FILE)
+    return save_fold_maps(maps, Path(config.run.out) / MAPS_FILE)

@@ -43,11 +43,12 @@ class DermXModule(L.LightningModule):
         self.model = model
         self.config = config
         self.ga_weight = config.attention_weight if model.characteristic_head is not None else 0.0
-        self.criterion = DermXLoss(class_weights=class_weight_tensor(config.class_weights, model.config.diagnoses),
-                                   ga_weight=self.ga_weight, alpha=config.ga_alpha, smooth=config.ga_smooth,
+        optim = config.optim
+        self.criterion = DermXLoss(class_weights=class_weight_tensor(optim.class_weights, model.config.diagnoses),
+                                   ga_weight=self.ga_weight, alpha=optim.ga_alpha, smooth=optim.ga_smooth,
                                    char_pos_weight=char_pos_weight)
         self._val_outputs: list[dict[str, torch.Tensor]] = []
-        if config.channels_last:
+        if config.run.channels_last:
             model.to(memory_format=torch.channels_last)
         # Grad-CAM of every characteristic logit at the CAM layer, at the feature grid, one backward pass
         self._cams = {graph: CamEngine(model, "gradcam", model.config.cam_layer, size="features",
@@ -59,7 +60,7 @@ class DermXModule(L.LightningModule):
 
     def attention_weight_now(self) -> float:
         """λ at the current step: ramped linearly from 0 over ``ga_warmup_epochs`` (training only)."""
-        warmup = self.config.ga_warmup_epochs
+        warmup = self.config.optim.ga_warmup_epochs
         if self.ga_weight <= 0 or warmup <= 0 or not self.training or self._trainer is None:
             return self.ga_weight
         per_epoch = max(1, int(self.trainer.num_training_batches)) if self.trainer.num_training_batches != float(
@@ -68,11 +69,11 @@ class DermXModule(L.LightningModule):
         return self.ga_weight * min(1.0, progress)
 
     def _maps_target(self, maps: torch.Tensor, grid: torch.Size) -> torch.Tensor:
-        return maps_at_grid(maps, grid) if self.config.ga_resolution == "features" else maps
+        return maps_at_grid(maps, grid) if self.config.optim.ga_resolution == "features" else maps
 
     def _step(self, batch: dict[str, torch.Tensor], *, create_graph: bool) -> tuple[dict[str, torch.Tensor],
                                                                                   LossParts]:
-        if self.config.channels_last:
+        if self.config.run.channels_last:
             batch = {**batch, "image": batch["image"].contiguous(memory_format=torch.channels_last)}
         if self.ga_weight <= 0 or "maps" not in batch:
             outputs = self.model(batch["image"])
@@ -123,7 +124,7 @@ class DermXModule(L.LightningModule):
         """AdamW + CosineAnnealingWarmRestarts(T0, T_mult, eta_min) stepped per epoch (``restarts``), or
         a linear warm-up from lr/10 over ``warmup_epochs`` then one cosine decay to ``eta_min``, stepped
         per optimisation step (``cosine``)."""
-        cfg = self.config
+        cfg = self.config.optim
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         if cfg.lr_schedule == "restarts":
             schedule = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=cfg.t0,
