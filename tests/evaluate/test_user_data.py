@@ -177,6 +177,7 @@ def test_training_on_a_partial_image_folder(world: dict[str, Path], tmp_path: Pa
     assert record["missing_images"] == 2 and len(record["images"]) == N_IMAGES - 2
     assert record["n_train"] + record["n_val"] == N_IMAGES - 2
     assert record["source"] == "dermxdb" and "/" not in record["source"]
+    assert (result.run_dir / "missing_images.txt").read_text().split() == ["img003", "img020"]
     db = load_dermxdb(world["A"], image_dir=folder)
     assert image_coverage(db).missing == ("img003", "img020")
     with pytest.raises(ValueError, match="found 22 of 24 images"):
