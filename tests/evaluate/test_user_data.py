@@ -235,9 +235,9 @@ def test_a_concept_model_is_benchmarked_on_the_characteristics_it_shares(world: 
         lines.append(",".join((db.image_path(stem).name, "0", *flags, db.images[stem].diagnosis)))
     (tmp_path / "concepts.csv").write_text("\n".join(lines) + "\n")
     run = tmp_path / "concepts"
-    fit(TrainConfig(labels=str(tmp_path / "concepts.csv"), images=str(world["A_images"]), kind="dermx",
-                    preset="tiny", input_size=(32, 32), epochs=1, batch_size=8, pretrained=False,
-                    val_fraction=0.25, progress=False, out=str(run)))
+    fit(TrainConfig().replace(labels=str(tmp_path / "concepts.csv"), images=str(world["A_images"]), kind="dermx",
+                              preset="tiny", input_size=(32, 32), epochs=1, batch_size=8, pretrained=False,
+                              val_fraction=0.25, progress=False, out=str(run)))
     out = tmp_path / "bench"
     result = _evaluate("--data", str(world["A"]), "--images", str(world["A_images"]), "--out", str(out),
                        "--model", f"concepts={run}")
