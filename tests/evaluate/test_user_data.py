@@ -177,6 +177,7 @@ def test_training_on_a_partial_image_folder(world: dict[str, Path], tmp_path: Pa
     assert record["missing_images"] == 2 and len(record["images"]) == N_IMAGES - 2
     assert record["n_train"] + record["n_val"] == N_IMAGES - 2
     assert record["source"] == "dermxdb" and "/" not in record["source"]
+    assert (result.run_dir / "missing_images.txt").read_text().split() == ["img003", "img020"]
     db = load_dermxdb(world["A"], image_dir=folder)
     assert image_coverage(db).missing == ("img003", "img020")
     with pytest.raises(ValueError, match="found 22 of 24 images"):
@@ -219,3 +220,34 @@ def test_a_model_of_its_own_classes_is_benchmarked_on_the_shared_ones(world: dic
         (prediction,) = predictor.predict([db.image_path(stem)])
         ranked = [name for name, _ in prediction.diagnoses if name in ("Acne", "Psoriasis")]
         assert predicted == ranked[0], stem
+
+
+def test_a_concept_model_is_benchmarked_on_the_characteristics_it_shares(world: dict[str, Path],
+                                                                         tmp_path: Path) -> None:
+    """A `dermx` model trained on a SkinCon-layout table (concepts Papule, Plaque, Ulcer, Bulla) of A's
+    images: scored against A's expert maps on Papule and Plaque only (Ulcer and Bulla are not DermXDB's)."""
+    db = load_dermxdb(world["A"], image_dir=world["A_images"], check_mask_sizes=False)
+    concepts = ("Papule", "Plaque", "Ulcer", "Bulla")
+    lines = [",".join(("ImageID", "Do not consider this image", *concepts, "label"))]
+    for i, stem in enumerate(db.stems()):
+        flags = [str(int(c in db.ratings_of(stem)[0].characteristics)) if c in ("Papule", "Plaque") else str(i % 2)
+                 for c in concepts]
+        lines.append(",".join((db.image_path(stem).name, "0", *flags, db.images[stem].diagnosis)))
+    (tmp_path / "concepts.csv").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "concepts"
+    fit(TrainConfig().replace(labels=str(tmp_path / "concepts.csv"), images=str(world["A_images"]), kind="dermx",
+                              preset="tiny", input_size=(32, 32), epochs=1, batch_size=8, pretrained=False,
+                              val_fraction=0.25, progress=False, out=str(run)))
+    out = tmp_path / "bench"
+    result = _evaluate("--data", str(world["A"]), "--images", str(world["A_images"]), "--out", str(out),
+                       "--model", f"concepts={run}")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["models"]["concepts"]["characteristics"] == ["Papule", "Plaque"]
+    assert "shared characteristics: Papule, Plaque" in summary["models"]["concepts"]["test_images"]["rules"][0]
+    items = pd.read_csv(out / "items.csv")
+    assert set(items.loc[items["kind"] == "characteristic", "target"]) <= {"Papule", "Plaque"}
+    assert summary["models"]["concepts"]["test_images"]["n"] == N_IMAGES  # other data: every image
+    # tiny DermXDB outlines none of the two (old code: KeyError 'characteristic' when no row was present)
+    assert not items.loc[items["kind"] == "characteristic", "present"].any()
+    assert (out / "report.html").is_file()

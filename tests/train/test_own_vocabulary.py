@@ -98,6 +98,7 @@ def test_a_dermx_model_on_skincon_style_concepts(tmp_path: Path) -> None:
     config = json.loads((result.checkpoint_dir / "config.json").read_text())
     assert config["characteristics"] == list(collection.characteristics) and config["vocabulary"] == "own"
     assert config["training_data"]["n_train"] + config["training_data"]["n_val"] == len(rows) - 1
+    assert config["training_data"]["left_out"] == {"flagged 'Do not consider this image'": 1}
     with pytest.raises(DermXDBError, match="expert maps"):
         _train(tmp_path / "plus", labels=str(table), images=str(tmp_path / "images"), kind="dermx+")
 

@@ -153,16 +153,18 @@ def _headline(summary: dict[str, Any], items: pd.DataFrame, images: pd.DataFrame
               est: Any) -> list[dict[str, Any]]:
     selection = summary["config"]["selection"]
     loc = summary["localization"][selection]
+    selected = select(items, selection)  # a model may have characteristic rows, none in this selection
     rows = []
     for model in models:
-        kind = _headline_kind(items, model)
+        kind = _headline_kind(selected, model)
         char = loc[model].get("characteristic", {}).get("overall", {})
         union = loc[model].get("diagnosis-union", {}).get("overall", {})
+        headline = loc[model].get(kind, {}).get("overall", {})
         rows.append({"source": model, "type": "model", "diagnosis_f1": summary["diagnosis"][model]["macro_f1"],
                      "identification_f1": summary["identification"].get(model, {}).get("macro_f1"),
                      **{f"char_{s}": char.get(s) for s in ("dice", "sensitivity", "specificity")},
-                     "union_dice": union.get("dice"), "pointing": loc[model][kind]["overall"]["pointing"],
-                     **_drawn(char, loc[model][kind]["overall"])})
+                     "union_dice": union.get("dice"), "pointing": headline.get("pointing"),
+                     **_drawn(char, headline)})
     raters = summary["raters"]
     if raters:
         for label, key in (("raters, leave-one-out", "leave_one_out"), ("raters, pairwise", "pairwise")):
@@ -180,12 +182,12 @@ def _headline(summary: dict[str, Any], items: pd.DataFrame, images: pd.DataFrame
     first = models[0]
     for name, kinds in summary["baselines"][selection].get(first, {}).items():
         char, union = kinds.get("characteristic", {}), kinds.get("diagnosis-union", {})
-        kind = _headline_kind(items, first)
+        kind = _headline_kind(selected, first)
         rows.append({"source": f"baseline: {name}", "type": "baseline", "diagnosis_f1": None,
                      "identification_f1": None,
                      **{f"char_{s}": char.get(s) for s in ("dice", "sensitivity", "specificity")},
-                     "union_dice": union.get("dice"), "pointing": kinds[kind]["pointing"],
-                     **_drawn(char, kinds[kind])})
+                     "union_dice": union.get("dice"), "pointing": kinds.get(kind, {}).get("pointing"),
+                     **_drawn(char, kinds.get(kind, {}))})
     return rows
 
 

@@ -174,4 +174,5 @@ class DermXDataModule(L.LightningDataModule):
         """The checkpoint's ``training_data`` record (:mod:`dermx.train.provenance`)."""
         return {**fingerprint(self.parts, self.source), "fold": self.config.dataset.fold, "data_sha256": self.identity,
                 "images": sorted(i.key for i in self.parts["train"] + self.parts["val"]),
-                "missing_images": len(self.coverage.missing) if self.coverage else 0}
+                "missing_images": len(self.coverage.missing) if self.coverage else 0,
+                "left_out": dict(self.collection.skipped) if self.collection else {}}

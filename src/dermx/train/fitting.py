@@ -10,6 +10,7 @@ Run folder layout::
     <out>/model/                   shareable checkpoint of the selected model (see dermx.models) and its
                                    model card README.md (dermx.train.provenance)
     <out>/predictions.csv          test-part predictions, when the run has a test part
+    <out>/missing_images.txt       DermXDB images the image folder lacks (left out), when there are any
 """
 
 from __future__ import annotations
@@ -209,6 +210,8 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
     source = getattr(model.backbone, "weight_source", {"source": "random"})
     if trainer.is_global_zero:  # record what happened: offline, "pretrained" may have fallen back to random
         (config if source["source"] != "random" else config.replace(pretrained=False)).save(run_dir / "config.json")
+        if data.coverage is not None:
+            data.coverage.write_missing(run_dir)
     trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
     selected = best.best_model_path or (str(last) if last.is_file() else "")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}

@@ -10,7 +10,9 @@
               the same annotations give the same identity wherever the folder lives
 ``images``    the keys of every training and validation image, sorted
 ``fold``      the held-out fold, if any; ``n_train``, ``n_val``, ``n_test``
-``missing_images`` DermXDB images the image folder did not hold (left out of every part)
+``missing_images`` DermXDB images the image folder did not hold (left out of every part; listed in
+              the run folder's ``missing_images.txt``)
+``left_out``  rows of a label table left out, by reason (:attr:`~dermx.train.collection.Collection.skipped`)
 ``initial_weights`` where the backbone's starting weights came from (hub name, file and its sha256,
               or random), as it happened, not as asked
 ============  ==========================================================================
