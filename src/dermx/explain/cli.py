@@ -1,4 +1,4 @@
-"""``dermx explain``: CAMs for a folder of images, one compressed ``.npz`` and overlay PNGs per image."""
+"""``dermx explain``: CAMs for a folder of images: ``OUT/<image stem>/maps.npz`` and ``<target>.png``."""
 
 from __future__ import annotations
 
@@ -73,10 +73,6 @@ def load_model(spec: str, weights: Path | None
     return model.eval(), tuple(data["input_size"][1:]), tuple(data["mean"]), tuple(data["std"]), "squash"
 
 
-def _file_label(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_")
-
-
 def explain_command(
     model: Annotated[str, typer.Option("--model", help="DermX checkpoint (folder or file) or timm model name.")],
     images: Annotated[Path, typer.Option("--images", exists=True, file_okay=False, help="Folder of images.")],
@@ -92,13 +88,20 @@ def explain_command(
     layer: Annotated[str | None, typer.Option(help="Target layer (dotted path). Default: per architecture.")] = None,
     zero_absent: Annotated[bool, typer.Option(help="Zero maps of targets predicted absent (logit < 0).")] = False,
 ) -> None:
-    """Compute CAMs for every image in a folder; write ``<stem>.npz`` maps and ``overlays/*.png``."""
-    import numpy as np
+    """Compute CAMs for every image in a folder.
+
+    Writes OUT/<image stem>/maps.npz (maps on the model input, targets, logits, probabilities) and one
+    OUT/<image stem>/<target>.png per target: the image beside the map overlay, a colour bar, the target
+    and its probability in the title, padding added for the model input hatched. `dermx predict` writes
+    the same layout.
+    """
     from rich.progress import track
 
     from dermx.explain.engine import CamEngine
-    from dermx.explain.images import list_images, load_input, to_batch
-    from dermx.explain.overlay import save_overlay
+    from dermx.explain.images import list_images, load_framed, to_batch
+    from dermx.explain.methods import method_title
+    from dermx.explain.outputs import write_explanations
+    from dermx.explain.targets import target_probabilities
 
     net, input_size, mean, std, policy = load_model(model, weights)
     input_size = parse_size(size) or input_size
@@ -110,18 +113,17 @@ def explain_command(
         engine = CamEngine(net, method, layer, zero_absent=zero_absent)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
-    (out / "overlays").mkdir(parents=True, exist_ok=True)
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
     for batch_paths in track(batches, description=f"{engine.method.name} maps"):
-        pixels = [load_input(path, input_size, policy) for path in batch_paths]
+        framed = [load_framed(path, input_size, policy) for path in batch_paths]
         try:
-            result = engine(to_batch(pixels, mean, std), specs)
+            result = engine(to_batch([pixels for pixels, _, _ in framed], mean, std), specs)
         except ValueError as error:
             raise typer.BadParameter(str(error)) from error
         maps, logits = result.maps.cpu().numpy(), result.target_logits.cpu().numpy()
-        for path, image, image_maps, image_logits in zip(batch_paths, pixels, maps, logits, strict=True):
-            np.savez_compressed(out / f"{path.stem}.npz", maps=image_maps.astype(np.float32),
-                                targets=np.array(result.labels), logits=image_logits, layer=result.layer)
-            for label, cam in zip(result.labels, image_maps, strict=True):
-                save_overlay(out / "overlays" / f"{path.stem}__{_file_label(label)}.png", image, cam)
+        probabilities = target_probabilities(result.logits, result.targets).cpu().numpy()
+        for i, (path, (pixels, image, frame)) in enumerate(zip(batch_paths, framed, strict=True)):
+            write_explanations(out / path.stem, image=image, pixels=pixels, frame=frame, labels=result.labels,
+                               maps=maps[i], logits=logits[i], probabilities=probabilities[i],
+                               layer=result.layer, method=method_title(engine.method.name))
     typer.echo(f"wrote maps for {len(paths)} images x {len(result.labels)} targets to {out}")

@@ -11,6 +11,7 @@ from PIL import Image
 from torch import Tensor
 
 from dermx.data.images import IMAGE_SUFFIXES
+from dermx.explain.overlay import Frame
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -22,7 +23,16 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def load_input(path: Path, size: tuple[int, int], policy: str = "squash") -> np.ndarray:
-    """``(H, W, 3)`` uint8 model input of an image file: exactly what the model sees.
+    """``(H, W, 3)`` uint8 model input of an image file: exactly what the model sees (see
+    :func:`load_framed`)."""
+    return load_framed(path, size, policy)[0]
+
+
+def load_framed(path: Path, size: tuple[int, int], policy: str = "squash"
+                ) -> tuple[np.ndarray, Image.Image, Frame | None]:
+    """``(model input, original image, frame)`` of an image file; the model input is exactly what the
+    model sees, ``frame`` where the original sits in it (``None`` when it was cropped: the input then
+    shows only part of the image).
 
     The file is read with :func:`dermx.data.images.load_rgb` (any mode, EXIF orientation), resized
     (bilinear) by the training code's resolution ``policy`` and centre padded/cropped to ``size`` =
@@ -37,7 +47,11 @@ def load_input(path: Path, size: tuple[int, int], policy: str = "squash") -> np.
     image = load_rgb(path)
     height, width = scaled_size(image.height, image.width, size, policy)  # type: ignore[arg-type]
     resized = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=None)
-    return TF.center_crop(TF.pil_to_tensor(resized), list(size)).permute(1, 2, 0).numpy()
+    pixels = TF.center_crop(TF.pil_to_tensor(resized), list(size)).permute(1, 2, 0).numpy()
+    if height > size[0] or width > size[1]:
+        return pixels, image, None
+    # center_crop pads (size − resized) // 2 before, the rest after
+    return pixels, image, Frame(size, ((size[0] - height) // 2, (size[1] - width) // 2, height, width))
 
 
 def to_batch(images: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> Tensor:

@@ -15,7 +15,9 @@ def register(app: typer.Typer) -> None:
         images: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
         model: Path = typer.Option(..., "--model", "-m", help="Checkpoint folder (or a file in it)."),
         out: Path | None = typer.Option(None, "--out", "-o",
-                                        help="Write overlays, maps.npz and predictions.json here."),
+                                        help="Write predictions.json and, per image, OUT/<image stem>/<target>.png "
+                                             "(image beside the map, colour bar, target and probability) and "
+                                             "OUT/<image stem>/maps.npz."),
         as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON on stdout."),
         threshold: float = typer.Option(0.5, help="Probability from which a characteristic is present."),
         method: str = typer.Option("gradcam", help="CAM method for the explanation maps."),
