@@ -7,8 +7,21 @@ import pytest
 from matplotlib import colormaps
 from PIL import Image
 
-from dermx.explain.overlay import (BAR, BOTTOM, COLORMAP, GAP, LEFT, RIGHT, TITLE, Frame, blend, heat_layer,
-                                   map_figure, map_title, target_filename)
+from dermx.explain.overlay import (
+    BAR,
+    BOTTOM,
+    COLORMAP,
+    GAP,
+    LEFT,
+    RIGHT,
+    TITLE,
+    Frame,
+    blend,
+    heat_layer,
+    map_figure,
+    map_title,
+    target_filename,
+)
 
 
 def _photo(width: int, height: int) -> Image.Image:
@@ -59,7 +72,8 @@ def test_padding_is_shown_hatched_around_the_image() -> None:
 
 
 def test_titles_and_file_names() -> None:
-    assert map_title("characteristic:Sun damage", 0.8712, "Grad-CAM") == "characteristic: Sun damage · p = 0.87 · Grad-CAM"
+    title = map_title("characteristic:Sun damage", 0.8712, "Grad-CAM")
+    assert title == "characteristic: Sun damage · p = 0.87 · Grad-CAM"
     assert map_title("7", None) == "7"
     assert target_filename("characteristic:Sun damage") == "characteristic_Sun_damage.png"
 

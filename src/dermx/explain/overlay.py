@@ -20,6 +20,7 @@ import io
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -155,7 +156,7 @@ def map_figure(image: Image.Image, values: np.ndarray, title: str, frame: Frame 
         if box is not None:
             _mark_padding(ax, panel.size, box, Rectangle)
     cax = fig.add_axes(((LEFT + 2 * width + 2 * GAP) / fig_w, y, BAR / fig_w, height / fig_h))
-    colorbar(fig, cax)
+    colorbar(fig, cax=cax)
     fig.text(0.5, 1 - 6 / fig_h, title, ha="center", va="top", fontsize=11)
     note = "left: image · right: map" + (" · hatched: padding added to fit the model input" if box else "")
     fig.text(0.5, 1 - 26 / fig_h, note, ha="center", va="top", fontsize=7, color="#555")
@@ -165,17 +166,18 @@ def map_figure(image: Image.Image, values: np.ndarray, title: str, frame: Frame 
     return rendered
 
 
-def colorbar(fig, cax) -> None:
-    """The colour bar of :data:`COLORMAP` over [0, 1] in ``cax``, labelled "map value"."""
+def colorbar(fig: Any, **where: Any) -> None:
+    """The colour bar of :data:`COLORMAP` over [0, 1], labelled "map value"; ``where``: matplotlib's
+    ``cax=`` or ``ax=`` (and ``shrink=``, ``pad=``)."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), COLORMAP), cax=cax)
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), COLORMAP), **where)
     bar.set_label("map value (0 = none, 1 = strongest)", fontsize=8)
     bar.ax.tick_params(labelsize=7)
 
 
-def _mark_padding(ax, size: tuple[int, int], box: Box, rectangle) -> None:
+def _mark_padding(ax: Any, size: tuple[int, int], box: Box, rectangle: Any) -> None:
     """Hatch the padding around ``box`` and outline the image area (dashed) on a panel of ``size`` (w, h)."""
     top, left, height, width = box
     full_w, full_h = size
