@@ -155,7 +155,7 @@ def _agreement(db: DermXDB, stems: list[str], candidates: Sequence[Candidate], c
 
     size = config.agreement_size or (None if config.resolution == "native" else candidates[0].input_size)
     result = rater_agreement(db, stems=stems, size=size, intra=False,
-                             progress=lambda s: wrap(s, "scoring rater agreement", len(stems)))
+                             progress=lambda s, _label: wrap(s, "scoring rater agreement", len(stems)))
     return result.summary
 
 
