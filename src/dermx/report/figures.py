@@ -28,10 +28,10 @@ _SCORE_LABELS = {"sensitivity": "sensitivity\n(outlined area covered)",
                  "dice": "Dice\n(overlap, 0–1)"}
 
 
-def png(fig: Figure, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes; the figure is closed."""
+def png(fig: Figure, dpi: int = 110, tight: bool = True) -> bytes:
+    """The figure as PNG bytes (cropped to its content when ``tight``); the figure is closed."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return buffer.getvalue()
 
@@ -161,6 +161,21 @@ def _map_panel(ax, image: np.ndarray, values: np.ndarray | None, title: str,
     ax.set_title(title, fontsize=7)
 
 
+def _panel_grid(n_rows: int, n_cols: int, cell: float = 1.55, title: float = 0.42) -> tuple[Figure, np.ndarray]:
+    """A grid of square map panels of ``cell`` inches with ``title`` inches above each for its two-line
+    title, and one colour bar (the maps' shared 0–1 scale) along the right edge; laid out by hand, since
+    constrained layout costs seconds per figure with dozens of panels."""
+    bar = 1.0
+    width, height = n_cols * (cell + 0.08) + bar, n_rows * (cell + title) + 0.1
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width, height), squeeze=False)
+    fig.subplots_adjust(left=0.04 / width, right=1 - bar / width, bottom=0.05 / height, top=1 - title / height,
+                        wspace=0.08 / cell, hspace=title / cell)
+    bar_height = min(height - title - 0.2, 2 * cell + title)  # beside the first two rows at most
+    cax = fig.add_axes((1 - 0.8 * bar / width, 1 - (title + bar_height) / height, 0.12 / width, bar_height / height))
+    colorbar(fig, cax=cax)
+    return fig, axes
+
+
 def top_characteristic(examples: dict[str, np.ndarray], i: int) -> int | None:
     """Index of the characteristic the experts outlined most (largest fused area) in example ``i``."""
     present = np.flatnonzero(examples["present"][i])
@@ -178,7 +193,7 @@ def _dx_title(examples: dict[str, np.ndarray], model: str, i: int) -> str:
 
 def _char_title(examples: dict[str, np.ndarray], model: str, i: int, c: int) -> str:
     p = float(examples[f"char_prob:{model}"][i][c])
-    return f"{model}: {vocab.CHARACTERISTICS[c]}\n" + ("not modelled" if math.isnan(p) else f"p = {p:.2f}")
+    return f"{model}\n" + ("not modelled" if math.isnan(p) else f"p = {p:.2f}")
 
 
 def example_grid(examples: dict[str, np.ndarray], models: list[str], rows: list[int]) -> bytes:
@@ -186,13 +201,11 @@ def example_grid(examples: dict[str, np.ndarray], models: list[str], rows: list[
     model's diagnosis map (✓/✗, probability), then the characteristic the experts outlined most: their
     fused map of it beside each model's map of it (probability). Every row has its colour bar."""
     n_cols = 3 + 2 * len(models)
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.55 * n_cols + 0.6, 1.95 * len(rows)), squeeze=False,
-                             layout="constrained")
+    fig, axes = _panel_grid(len(rows), n_cols)
     for r, i in enumerate(rows):
         image, mark = examples["image"][i], examples["watermark"][i]
         panels = axes[r]
-        _map_panel(panels[0], image, None, f"{examples['stems'][i]}: {examples['reference'][i]}\n"
-                                           f"{examples['reasons'][i]}", mark)
+        _map_panel(panels[0], image, None, f"{examples['stems'][i]}\n{examples['reasons'][i]}", mark)
         _map_panel(panels[1], image, examples["union"][i], "experts: union", mark)
         for m, model in enumerate(models):
             _map_panel(panels[2 + m], image, examples[f"map:{model}"][i], _dx_title(examples, model, i), mark)
@@ -207,8 +220,7 @@ def example_grid(examples: dict[str, np.ndarray], models: list[str], rows: list[
             for m, model in enumerate(models):
                 _map_panel(panels[first + 1 + m], image, examples[f"chars:{model}"][i][c],
                            _char_title(examples, model, i, c), mark)
-        colorbar(fig, ax=list(panels), shrink=0.85, pad=0.01)
-    return png(fig, dpi=90)
+    return png(fig, dpi=90, tight=False)
 
 
 def drilldown(examples: dict[str, np.ndarray], models: list[str], i: int) -> bytes:
@@ -221,20 +233,17 @@ def drilldown(examples: dict[str, np.ndarray], models: list[str], i: int) -> byt
     characteristics = sorted(present)
     n_cols = 2 + len(models)
     n_rows = 1 + len(characteristics)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.0 * n_cols + 0.6, 2.1 * n_rows), squeeze=False,
-                             layout="constrained")
+    fig, axes = _panel_grid(n_rows, n_cols)
     image, mark = examples["image"][i], examples["watermark"][i]
     _map_panel(axes[0, 0], image, None, f"{examples['stems'][i]}: {examples['reference'][i]}", mark)
     _map_panel(axes[0, 1], image, examples["union"][i], "experts: union", mark)
     for m, model in enumerate(models):
         _map_panel(axes[0, 2 + m], image, examples[f"map:{model}"][i], _dx_title(examples, model, i), mark)
-    colorbar(fig, ax=list(axes[0]), shrink=0.85, pad=0.01)
     for r, c in enumerate(characteristics, start=1):
         outlined = "outlined" if examples["present"][i][c] else "not outlined"
         _map_panel(axes[r, 0], image, None, f"{vocab.CHARACTERISTICS[c]}\n(experts: {outlined})", mark)
-        _map_panel(axes[r, 1], image, examples["fused"][i][c], f"experts: {vocab.CHARACTERISTICS[c]}", mark)
+        _map_panel(axes[r, 1], image, examples["fused"][i][c], "experts: fused", mark)
         for m, model in enumerate(models):
             _map_panel(axes[r, 2 + m], image, examples[f"chars:{model}"][i][c], _char_title(examples, model, i, c),
                        mark)
-        colorbar(fig, ax=list(axes[r]), shrink=0.85, pad=0.01)
-    return png(fig, dpi=90)
+    return png(fig, dpi=90, tight=False)

@@ -65,7 +65,8 @@ padding:6px 14px;margin:10px 0}.verdict li{margin:4px 0}dl.legend{font-size:0.86
 dl.legend dt{font-weight:600;float:left;clear:left;width:17em}dl.legend dd{margin-left:18em;margin-bottom:3px}
 details{margin:8px 0}summary{cursor:pointer;color:#335}
 table.sortable th{cursor:pointer}table.sortable th:hover{background:#e6ecf5}
-section.drilldown{border-top:1px dashed #ccc;margin-top:18px}section.drilldown:target{background:#fffbe8}
+section.drilldown{border-top:1px dashed #ccc;margin-top:18px}
+body:has(section.drilldown:target)>:not(section.drilldown:target){display:none}
 img{max-width:100%;border:1px solid #eee;margin:6px 0}.note{color:#555;font-size:0.88em}
 pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:0.8em}
 """

@@ -1,5 +1,6 @@
 """The report's per-image parts: example grids per class, a sortable table of every test image, and a
-drill-down section per example image (anchors ``#img-<stem>`` in the one report page).
+drill-down section per example image (anchors ``#img-<stem>`` in the one report page; opened through
+its anchor, a drill-down is shown alone, as its own page, by a CSS ``:target`` rule).
 
 Examples are chosen by rule in the benchmark (:mod:`dermx.evaluate.examples`). The image table is
 sorted by clicking a header (a few lines of inline JavaScript; the page stays one offline file).
@@ -130,7 +131,8 @@ def drilldown_html(examples: dict[str, np.ndarray], items: pd.DataFrame | None, 
         parts += [f"<section id='{anchor(stem)}' class='drilldown'><h3>{html.escape(stem)}: "
                   f"{html.escape(str(examples['reference'][i]))}</h3>"
                   f"<p class='note'>Chosen as: {html.escape(str(examples['reasons'][i]))}. Diagnoses: {dx}. "
-                  f"<a href='#images'>back to the image table</a> · <a href='#examples'>examples</a></p>",
+                  f"Back to the <a href='#images'>image table</a> · <a href='#examples'>examples</a> · "
+                  f"<a href='#verdict'>report</a></p>",
                   figure(figures.drilldown(examples, models, i), f"all maps of {stem}"),
                   f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></section>"
                   if body else "</section>"]
