@@ -134,8 +134,8 @@ def rater_agreement(
     return AgreementResult(summary, tables)
 
 
-def _fmt(value: float) -> str:
-    return "–" if value != value else f"{value:.3f}"  # NaN-safe
+def _fmt(value: float | None) -> str:
+    return "–" if value is None or value != value else f"{value:.3f}"  # None (SD of one pair) and NaN: –
 
 
 def _block_markdown(block: dict[str, Any], title: str) -> list[str]:
@@ -171,7 +171,9 @@ def markdown_tables(summary: dict[str, Any]) -> str:
               f"over {ref['n']} raters"]
     lines += _block_markdown(summary, "between raters")
     intra = summary.get("intra_rater")
-    if intra:
+    if intra is not None and not intra["pairs"]:
+        lines += ["", "**Intra-rater (repeat pass)**: no repeat-pass ratings among these raters."]
+    elif intra:
         raters, images = len(intra["pairs"]), intra["images"]
         lines += ["", f"**Intra-rater (repeat pass)**: {raters} rater{'s' * (raters != 1)}, each against their "
                       f"own first answer, on {images} image{'s' * (images != 1)} rated twice."]

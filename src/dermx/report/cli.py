@@ -9,18 +9,25 @@ import typer
 
 
 def report_command(
-    run_dir: Annotated[Path, typer.Argument(help="Benchmark run folder (summary.json, examples.npz).")],
+    run_dir: Annotated[Path, typer.Argument(help="Benchmark run folder (summary.json, examples.npz) or "
+                                                      "`dermx interrater` output folder.")],
 ) -> None:
-    """Write report.html (self-contained) and the CSV tables into RUN_DIR."""
+    """Write report.html (self-contained) and the CSV tables into RUN_DIR; for a `dermx interrater`
+    folder, write interrater.html."""
+    import json
+
     from rich.console import Console
 
     from dermx.report.html import render_report
+    from dermx.report.interrater_page import is_interrater, render_interrater
 
     console = Console()
     if not (run_dir / "summary.json").is_file():
         console.print(f"[red]error:[/red] {run_dir}: no summary.json (run `dermx evaluate` first)")
         raise typer.Exit(2)
-    console.print(f"report: {render_report(run_dir).resolve()}")
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    render = render_interrater if is_interrater(summary) else render_report
+    console.print(f"report: {render(run_dir).resolve()}")
 
 
 def register(app: typer.Typer) -> None:
