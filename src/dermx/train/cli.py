@@ -124,12 +124,16 @@ def _train(options: dict[str, Any]) -> None:
 
 def _cv(options: dict[str, Any]) -> None:
     """Cross-validate over patient-grouped folds: per-fold checkpoints, test predictions and test maps."""
-    from dermx.train.cv import run_cv
+    import pandas as pd
+    from rich.console import Console
+
+    from dermx.train.cv import fold_table, run_cv
 
     folds = options.pop("folds", None)
     chosen = [int(k) for k in folds.split(",") if k.strip()] if folds else None
     maps_method, maps_size = options.pop("maps_method", "gradcam"), options.pop("maps_size", "features")
     result = run_cv(_config(options), chosen, maps_method=maps_method, maps_size=maps_size)
+    Console().print(fold_table(pd.read_csv(result.summary)))
     typer.echo(f"predictions: {result.predictions}\nsummary: {result.summary}")
     for path in result.maps.values():
         typer.echo(f"maps: {path}")
