@@ -14,14 +14,21 @@ PACKAGE = Path(dermx.__file__).parent
 #: Layer of each top-level part of the package (docs/design.md §9); lower numbers are imported by higher.
 LAYERS: dict[str, int] = {
     **dict.fromkeys(("vocab", "vocab_map", "jsonio", "_lazy", "geometry", "cli_common"), 0),
-    **dict.fromkeys(("data", "metrics", "models", "report"), 1),
+    **dict.fromkeys(("data", "metrics", "models"), 1),
     "explain": 2,
     "train": 3,
     **dict.fromkeys(("evaluate", "predict"), 4),
-    **dict.fromkeys(("demo", "serve"), 5),
+    **dict.fromkeys(("demo", "serve", "report"), 5),
 }
 #: The wiring of the ``dermx`` command and package: above every layer.
 TOP = {"dermx", "dermx.cli", "dermx.__main__"}
+
+
+def _is_command(module: str) -> bool:
+    """A stage's command module (``<stage>/cli.py``, ``<stage>/<name>_cli.py``): the application layer,
+    which composes stages (``dermx evaluate`` renders the report)."""
+    last = module.rsplit(".", 1)[-1]
+    return last == "cli" or last.endswith("_cli")
 
 
 def _module_name(path: Path) -> str:
@@ -53,7 +60,7 @@ GRAPH = {name: _imports(path, name) - {name} for name, path in SOURCES.items()}
 
 
 def _layer(module: str) -> int | None:
-    if module in TOP:
+    if module in TOP or _is_command(module):
         return None
     return LAYERS[module.split(".")[1]]
 

@@ -189,3 +189,25 @@ def test_cli_no_intra_skips_the_repeat_pass(small_db: DermXDB, tmp_path: Path) -
     summary = json.loads((out / "summary.json").read_text())
     assert "intra_rater" not in summary and summary["localization"]["overall"]["pairs"] == 6
     assert not (out / "intra_localization_pairs.csv").exists()
+
+
+def test_tables_separate_tags_and_include_the_repeat_pass(make_dermxdb) -> None:
+    from dermx.evaluate.interrater import INTER_LABEL, INTRA_LABEL, markdown_tables
+
+    w = make_dermxdb()
+    for annotator, shape in (("labeller1", LEFT), ("labeller2", SHIFTED), ("labeller12", LEFT)):
+        w.annotation(annotator, "img1", [{"name": "Psoriasis", "tag": {}}, {"name": "Female", "tag": {}},
+                                         {"name": "Plaque", **polygon(shape)}])
+    w.metadata([("img1", "Psoriasis")])
+    db = load_dermxdb(w.root, strict=True)
+    labels: list[str] = []
+    result = rater_agreement(db, progress=lambda stems, label: labels.append(label) or stems)
+    assert labels == [INTER_LABEL, INTRA_LABEL]  # two passes, two names
+    text = markdown_tables(result.summary)
+    tags = text.index("| tag (not outlined): identification, between raters")
+    characteristics = text.index("| characteristic: identification, between raters")
+    assert "| Female |" in text[tags:] and "| Female |" not in text[characteristics:tags]
+    assert "| Plaque |" in text[characteristics:tags]
+    repeat = text.index("**Intra-rater (repeat pass)**")
+    assert "| localization, repeat pass |" in text[repeat:] and "| diagnosis, repeat pass |" in text[repeat:]
+    assert "1 rater, each against their own first answer, on 1 image rated twice" in text

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from dermx import vocab
 from dermx.explain.cli import register
 from dermx.explain.images import load_input, to_batch
+from dermx.explain.overlay import target_filename
 
 
 @pytest.fixture
@@ -70,25 +71,27 @@ def test_a_fine_tuned_classifier_explains_its_predicted_class(app: typer.Typer, 
     result = _explain(app, setup, tmp_path / "out", "--weights", str(setup["weights"]))
     assert result.exit_code == 0, result.output
     for name in ("a", "b", "c"):
-        saved = np.load(tmp_path / "out" / f"{name}.npz")
+        saved = np.load(tmp_path / "out" / name / "maps.npz")
         logits = _reference_logits(setup["weights"], setup["images"] / f"{name}.png")
         assert saved["maps"].shape == (1, 64, 64)
         assert list(saved["targets"]) == [vocab.DIAGNOSES[int(logits.argmax())]]
         assert saved["logits"][0] == pytest.approx(float(logits.max()), rel=1e-4, abs=1e-4)
+        assert saved["probabilities"][0] == pytest.approx(float(logits.softmax(0).max()), abs=1e-5)
+        assert (tmp_path / "out" / name / target_filename(str(saved["targets"][0]))).is_file()
 
 
 def test_top_k_all_and_a_class_name_file(app: typer.Typer, setup: dict[str, Path], tmp_path: Path) -> None:
     result = _explain(app, setup, tmp_path / "top2", "--weights", str(setup["weights"]), "--top-k", "2",
                       "--class-names", str(setup["names"]))
     assert result.exit_code == 0, result.output
-    saved = np.load(tmp_path / "top2" / "a.npz")
+    saved = np.load(tmp_path / "top2" / "a" / "maps.npz")
     names = setup["names"].read_text().split()
     logits = _reference_logits(setup["weights"], setup["images"] / "a.png")
     assert list(saved["targets"]) == [names[i] for i in logits.topk(2).indices.tolist()]
     assert saved["logits"][0] >= saved["logits"][1]
     every = _explain(app, setup, tmp_path / "all", "--weights", str(setup["plain"]), "--targets", "all")
     assert every.exit_code == 0, every.output
-    assert list(np.load(tmp_path / "all" / "b.npz")["targets"]) == [str(i) for i in range(6)]
+    assert list(np.load(tmp_path / "all" / "b" / "maps.npz")["targets"]) == [str(i) for i in range(6)]
 
 
 def test_a_wrong_class_count_names_the_file(app: typer.Typer, setup: dict[str, Path], tmp_path: Path) -> None:

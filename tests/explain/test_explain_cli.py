@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from dermx.cli_common import parse_input_size
 from dermx.explain.cli import parse_targets, register
+from dermx.explain.overlay import BOTTOM, TITLE
 
 
 @pytest.fixture
@@ -41,14 +42,14 @@ def test_explain_writes_maps_and_overlays(app: typer.Typer, image_dir: Path, tmp
                                       "--targets", "3,7", "--input-size", "64", "--batch-size", "2"])
     assert result.exit_code == 0, result.output
     assert "random weights" in result.output
-    saved = np.load(out / "lesion a.npz")
+    saved = np.load(out / "lesion a" / "maps.npz")
     assert saved["maps"].shape == (2, 64, 64) and list(saved["targets"]) == ["3", "7"]
     assert saved["maps"].min() >= 0 and saved["maps"].max() <= 1 and saved["logits"].shape == (2,)
-    assert sorted(p.name for p in out.glob("*.npz")) == ["b.npz", "c.npz", "lesion a.npz"]
-    overlays = sorted(p.name for p in (out / "overlays").iterdir())
-    assert len(overlays) == 6 and "lesion a__3.png" in overlays
-    with Image.open(out / "overlays" / "b__7.png") as png:
-        assert png.size == (64, 64) and png.mode == "RGB"
+    assert np.all((saved["probabilities"] > 0) & (saved["probabilities"] < 1))
+    assert sorted(p.name for p in out.iterdir()) == ["b", "c", "lesion a"]
+    assert sorted(p.name for p in (out / "b").iterdir()) == ["3.png", "7.png", "maps.npz"]
+    with Image.open(out / "b" / "7.png") as png:  # squashed: the 70x50 original, upscaled x6, twice
+        assert png.mode == "RGB" and png.height == TITLE + 50 * 6 + BOTTOM and png.width > 2 * 70 * 6
 
 
 @pytest.mark.parametrize("wrapped", [False, True])
@@ -108,7 +109,7 @@ def test_explain_a_dermx_checkpoint_with_its_own_preprocessing(app: typer.Typer,
     result = CliRunner().invoke(app, ["explain", "--model", str(checkpoint), "--images", str(image_dir),
                                       "--out", str(out), "--targets", "diagnosis:Acne,characteristic:Plaque"])
     assert result.exit_code == 0, result.output
-    saved = np.load(out / "b.npz")
+    saved = np.load(out / "b" / "maps.npz")
     assert saved["maps"].shape == (2, 64, 64)
     assert list(saved["targets"]) == ["diagnosis:Acne", "characteristic:Plaque"]
     # the 70x50 image is padded, not squashed: letterbox rows above and below stay black

@@ -10,6 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from dermx.cli import app
+from dermx.explain.overlay import target_filename
 from predict.samples import photo
 
 
@@ -29,13 +30,14 @@ def test_folder_with_outputs_and_skipped_files(checkpoint: Path, tmp_path: Path)
     assert sorted(Path(s["file"]).name for s in document["skipped"]) == ["broken.png", "notes.txt"]
     assert "2 image(s) predicted, 2 skipped" in result.output
     first = document["predictions"][0]
-    maps = np.load(out / "a.jpg" / "maps.npz")
+    maps = np.load(out / "a" / "maps.npz")
     assert set(maps.files) == set(first["maps"]) | {f"input/{m}" for m in first["maps"]}
     assert maps[first["maps"][0]].shape == (72, 96)
-    overlay = out / "a.jpg" / f"overlay_diagnosis_{first['diagnosis'].lower().replace(' ', '_')}.png"
-    with Image.open(overlay) as picture:
-        assert picture.size == (96, 72)
-    assert (out / "sub" / "b.png" / "maps.npz").is_file()
+    overlay = out / "a" / f"diagnosis_{first['diagnosis'].replace(' ', '_')}.png"
+    assert sorted(p.name for p in (out / "a").iterdir()) == sorted(["maps.npz", *map(target_filename, first["maps"])])
+    with Image.open(overlay) as picture:  # image and overlay side by side, each at least the image's size
+        assert picture.width > 2 * 96 and picture.height > 72
+    assert (out / "sub" / "b" / "maps.npz").is_file()
 
 
 def test_json_on_stdout(checkpoint: Path, tmp_path: Path) -> None:

@@ -17,21 +17,40 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 class _Collector(HTMLParser):
-    """Images' sources and the text cells of every table."""
+    """Images' sources, the text cells of every table, ids, links, the verdict and flagged cells."""
 
     def __init__(self) -> None:
         super().__init__()
         self.images: list[str] = []
+        self.alts: list[str] = []
         self.tables: list[list[str]] = []
         self._cell: list[str] | None = None
         self.external: list[str] = []
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+        self.verdict: list[str] = []
+        self.flagged = 0
+        self._verdict_depth = 0
+        self.h3: list[str] = []
+        self._h3: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
         if tag == "img":
             self.images.append(values.get("src") or "")
-        if tag in ("link", "script"):
+            self.alts.append(values.get("alt") or "")
+        if tag == "link" or (tag == "script" and values.get("src")):
             self.external.append(tag)
+        if values.get("id"):
+            self.ids.add(values["id"] or "")
+        if tag == "a" and values.get("href"):
+            self.links.append(values["href"] or "")
+        if (tag == "div" and values.get("id") == "verdict") or (self._verdict_depth and tag == "div"):
+            self._verdict_depth += 1
+        if tag == "td" and values.get("class") == "flag":
+            self.flagged += 1
+        if tag == "h3":
+            self._h3 = []
         if tag == "table":
             self.tables.append([])
         if tag == "td":
@@ -41,10 +60,25 @@ class _Collector(HTMLParser):
         if tag == "td" and self._cell is not None:
             self.tables[-1].append("".join(self._cell).strip())
             self._cell = None
+        if tag == "div" and self._verdict_depth:
+            self._verdict_depth -= 1
+        if tag == "h3" and self._h3 is not None:
+            self.h3.append("".join(self._h3))
+            self._h3 = None
 
     def handle_data(self, data: str) -> None:
         if self._cell is not None:
             self._cell.append(data)
+        if self._verdict_depth:
+            self.verdict.append(data)
+        if self._h3 is not None:
+            self._h3.append(data)
+
+
+def _parse(report: Path) -> _Collector:
+    parser = _Collector()
+    parser.feed(report.read_text(encoding="utf-8"))
+    return parser
 
 
 @pytest.fixture(scope="module")
@@ -73,22 +107,37 @@ def test_report_is_self_contained_with_figures_and_filled_tables(report: Path) -
         assert (report.parent / name).is_file(), name
 
 
-@pytest.mark.browser
-def test_report_renders_in_headless_chromium(report: Path) -> None:
-    if not CHROMIUM.is_file():
-        pytest.skip("needs /usr/bin/chromium (apt-get install -y chromium)")
-    shot = report.parent / "report.png"
+def _screenshot(url: str, shot: Path) -> Image.Image:
     profile = tempfile.mkdtemp()
     try:
         subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                        f"--screenshot={shot}", "--window-size=1280,2000", report.as_uri()],
-                       check=True, capture_output=True, timeout=120)
+                        f"--screenshot={shot}", "--window-size=1280,2000", url],
+                       check=True, capture_output=True, timeout=180)
     finally:
         shutil.rmtree(profile, ignore_errors=True)
     with Image.open(shot) as image:
-        assert image.size == (1280, 2000)
-        assert len(set(image.convert("L").getdata())) > 20  # not a blank page
+        return image.convert("RGB")
+
+
+@pytest.mark.browser
+def test_report_and_a_drilldown_render_in_headless_chromium(report: Path) -> None:
+    import numpy as np
+
+    from dermx.report.images import anchor
+
+    if not CHROMIUM.is_file():
+        pytest.skip("needs /usr/bin/chromium (apt-get install -y chromium)")
+    top = _screenshot(report.as_uri(), report.parent / "report.png")
+    assert top.size == (1280, 2000)
+    assert len(set(top.convert("L").getdata())) > 20  # not a blank page
+    with np.load(report.parent / "examples.npz") as examples:
+        stem = str(examples["stems"][0])
+    detail = _screenshot(f"{report.as_uri()}#{anchor(stem)}", report.parent / "drilldown.png")
+    assert len(set(detail.convert("L").getdata())) > 20
+    # the fragment scrolled the page to the drill-down: a different view than the top of the report
+    difference = np.abs(np.asarray(top, dtype=int) - np.asarray(detail, dtype=int)).mean()
+    assert difference > 5
 
 
 def test_header_states_each_models_map_grid() -> None:
@@ -125,3 +174,73 @@ def test_terminal_headline_fits_80_columns_without_cutting_numbers() -> None:
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
     for value in ("0.963", "0.315", "[0.295,", "0.402", "0.284", "0.641 ±", "raters, leave-one-out", "Dice vs"):
         assert value in text, value
+
+
+def test_verdict_states_baselines_gap_and_paired_difference(report: Path) -> None:
+    import json
+
+    parser = _parse(report)
+    verdict = " ".join(parser.verdict)
+    summary = json.loads((report.parent / "summary.json").read_text())
+    # the oracle returns the experts' fused maps: above every baseline, and its gap share is computed
+    assert "oracle: Characteristic-map Dice against the raters" in verdict
+    assert "is above every baseline" in verdict and "of the gap from the best baseline" in verdict
+    # the watermark model points at the watermark: flagged as not above a baseline, in words and in the table
+    assert "watermark: Characteristic-map Dice against the raters" in verdict and "is NOT above the" in verdict
+    assert parser.flagged >= 1
+    assert "oracle is better than watermark on characteristic-map Dice" in verdict
+    assert len(summary["paired"]) >= 1
+    # the paired table sits right after the headline, before the first figure section
+    text = report.read_text(encoding="utf-8")
+    assert text.index("Paired comparison") < text.index("Localization per characteristic")
+
+
+def test_manifest_is_a_table_with_the_raw_json_collapsed(report: Path) -> None:
+    text = report.read_text(encoding="utf-8")
+    manifest = text[text.index("<h2>Manifest</h2>"):]
+    assert "<td>data fingerprint</td>" in manifest and "<td>command</td>" in manifest and "pytest" in manifest
+    assert "<details><summary>Raw manifest" in manifest
+
+
+def test_examples_per_class_with_colour_bars_and_drilldowns(report: Path) -> None:
+    import numpy as np
+
+    parser = _parse(report)
+    with np.load(report.parent / "examples.npz") as examples:
+        classes = sorted({str(r) for r in examples["reference"]})
+        stems = [str(s) for s in examples["stems"]]
+        reasons = [str(r) for r in examples["reasons"]]
+    assert len(classes) >= 4
+    assert sorted(h for h in parser.h3 if h in classes) == classes  # one example grid per class
+    assert all(f"examples of {c}" in parser.alts for c in classes)
+    assert any("incorrect" in r for r in reasons) and any("watermarked" in r for r in reasons)
+    assert any("best agreement" in r for r in reasons)
+    from dermx.report.images import anchor
+
+    for stem in stems:  # every example has a drill-down section, linked from the grid and the image table
+        assert anchor(stem) in parser.ids
+        assert parser.links.count(f"#{anchor(stem)}") >= 2, stem
+    assert "images" in parser.ids and "<table class='sortable'>" in report.read_text(encoding="utf-8")
+
+
+def test_every_map_figure_has_a_colour_bar(report: Path) -> None:
+    """The example and drill-down figures carry viridis colour bars: a vertical run of viridis colours."""
+    import base64
+    import io
+
+    import numpy as np
+    from matplotlib import colormaps
+
+    parser = _parse(report)
+    viridis = colormaps["viridis"](np.linspace(0, 1, 64), bytes=True)[:, :3].astype(int)
+    maps = [src for src, alt in zip(parser.images, parser.alts, strict=True)
+            if alt.startswith(("examples of", "all maps of"))]
+    assert maps
+    for src in maps:
+        with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as picture:
+            pixels = np.asarray(picture.convert("RGB")).astype(int)
+        near = np.abs(pixels[:, :, None, :] - viridis[None, None]).sum(axis=3).min(axis=2) < 12
+        columns = near.sum(axis=0)
+        # near the right edge, a column that is viridis-coloured over at least one panel's height (≥ 120 px)
+        # or 40 % of the figure
+        assert columns[-pixels.shape[1] // 6:].max() > min(0.4 * pixels.shape[0], 120)

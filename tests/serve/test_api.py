@@ -52,6 +52,10 @@ def test_prediction_with_overlays(client: TestClient) -> None:
     assert _picture(body["image"]).size == (96, 72)
     layer = _picture(body["overlays"][0]["png"])
     assert layer.mode == "RGBA" and layer.size == (96, 72)
+    top = body["overlays"][0]
+    assert top["probability"] == body["diagnoses"][0]["probability"]
+    assert top["title"] == f"diagnosis: {body['diagnosis']} · p = {top['probability']:.2f} · Grad-CAM"
+    assert _picture(body["colorbar"]).size == (256, 12)
 
 
 def _truncated_jpeg() -> bytes:

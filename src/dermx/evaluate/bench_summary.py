@@ -130,11 +130,18 @@ def _headline_kind(items: pd.DataFrame, model: str) -> str:
     return "characteristic" if (mine["kind"] == "characteristic").any() else "diagnosis-union"
 
 
-def _shortcut(images: pd.DataFrame, est: Any) -> dict[str, Any] | None:
-    if not images["has_watermark"].astype(bool).any():
+def shortcut_class(images: pd.DataFrame) -> str | None:
+    """The class most often watermarked (the synthetic shortcut), ``None`` without watermarks."""
+    if "has_watermark" not in images or not images["has_watermark"].astype(bool).any():
         return None
-    share = images.groupby("reference")["has_watermark"].mean()
-    out: dict[str, Any] = {"class": str(share.idxmax()), "models": {}}
+    return str(images.groupby("reference")["has_watermark"].mean().idxmax())
+
+
+def _shortcut(images: pd.DataFrame, est: Any) -> dict[str, Any] | None:
+    shortcut = shortcut_class(images)
+    if shortcut is None:
+        return None
+    out: dict[str, Any] = {"class": shortcut, "models": {}}
     for model, mine in images.groupby("model", sort=False):
         per_class = {}
         for dx in vocab.DIAGNOSES:

@@ -41,7 +41,6 @@ class BenchmarkConfig:
     seed: int = 0
     batch_size: int = 16
     tolerance: float = 0.0
-    examples_per_class: int = 2
     agreement: bool = True
     shortcut_test: bool = True
     agreement_size: tuple[int, int] | None = None

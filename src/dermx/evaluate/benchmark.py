@@ -31,81 +31,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
 from dermx import vocab
-from dermx.data import REFERENCE_CHANNELS, DermXDB, ReferenceMaps
+from dermx.data import DermXDB, ReferenceMaps
 from dermx.evaluate.bench_summary import summarize_benchmark
 from dermx.evaluate.bench_types import BenchmarkConfig, BenchmarkResult
 from dermx.evaluate.candidates import Candidate
+from dermx.evaluate.examples import Examples, choose_examples
 from dermx.evaluate.scoring import BatchTables, Explanation, score_batch
 from dermx.evaluate.shortcut import stamp_test
 from dermx.geometry import to_native
 from dermx.jsonio import write_json
 from dermx.train.datasets import ImageDataset, dermxdb_items
 
-__all__ = ["example_stems", "run_benchmark", "shared_stems", "write_benchmark"]
+__all__ = ["run_benchmark", "shared_stems", "write_benchmark"]
 
 #: The per-row tables of a run, each written as ``<name>.csv``.
 TABLES: tuple[str, ...] = ("items", "baselines", "images")
-
-
-def _display(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Normalised (B, 3, h, w) inputs → (B, h, w, 3) uint8."""
-    m, s = torch.tensor(mean)[:, None, None], torch.tensor(std)[:, None, None]
-    return (images * s + m).clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-class _Examples:
-    """Collects images, union maps and each model's diagnosis map and findings map (the maximum of its
-    characteristic maps, absent ones zeroed) for a fixed set of stems."""
-
-    def __init__(self, stems: Sequence[str]) -> None:
-        self.stems = list(stems)
-        self.arrays: dict[str, dict[str, np.ndarray]] = {}
-        self.size: tuple[int, int] | None = None
-
-    def add(self, model: str, stems: Sequence[str], batch: dict[str, Tensor], explanation: Explanation,
-            candidate: Candidate) -> None:
-        rows = [i for i, s in enumerate(stems) if s in self.stems]
-        if not rows:
-            return
-        images, refs = batch["image"], batch["maps"]
-        self.size = self.size or tuple(images.shape[-2:])
-        dx_map = F.interpolate(explanation.diagnosis_maps[rows], size=self.size, mode="bilinear", align_corners=False)
-        char_maps = explanation.characteristic_maps[rows]
-        findings = (F.interpolate(char_maps.amax(dim=1, keepdim=True), size=self.size, mode="bilinear",
-                                  align_corners=False) if char_maps.shape[1] else None)
-        predicted = explanation.diagnosis[rows].argmax(dim=1).tolist()
-        for j, i in enumerate(rows):
-            entry = self.arrays.setdefault(stems[i], {})
-            if "image" not in entry:
-                small = F.interpolate(refs[i:i + 1], size=self.size, mode="bilinear", align_corners=False)[0]
-                entry["image"] = _display(F.interpolate(images[i:i + 1], size=self.size, mode="bilinear",
-                                                        align_corners=False), candidate.mean, candidate.std)[0]
-                entry["union"] = small[len(vocab.CHARACTERISTICS)].numpy().astype(np.float16)
-                entry["watermark"] = small[REFERENCE_CHANNELS.index("watermark")].numpy() > 0.5
-                entry["reference"] = np.asarray(vocab.DIAGNOSES[int(batch["diagnosis"][i])])
-            entry[f"map:{model}"] = dx_map[j, 0].numpy().astype(np.float16)
-            if findings is not None:
-                entry[f"findings:{model}"] = findings[j, 0].numpy().astype(np.float16)
-            entry[f"predicted:{model}"] = np.asarray(vocab.DIAGNOSES[predicted[j]])
-
-    def arrays_by_key(self) -> dict[str, np.ndarray]:
-        """``stems`` (N,) and, for each key, the (N, ...) stack over the stems seen by every model."""
-        seen = [s for s in self.stems if s in self.arrays]
-        keys = sorted(set.intersection(*(set(self.arrays[s]) for s in seen))) if seen else []
-        return {"stems": np.asarray(seen), **{k: np.stack([self.arrays[s][k] for s in seen]) for k in keys}}
-
-
-def example_stems(db: DermXDB, stems: Sequence[str], per_class: int) -> list[str]:
-    """The first ``per_class`` stems (sorted) of each reference diagnosis."""
-    out: list[str] = []
-    for diagnosis in vocab.DIAGNOSES:
-        out += [s for s in sorted(stems) if db.images[s].diagnosis == diagnosis][:per_class]
-    return out
 
 
 def _score_native(db: DermXDB, references: ReferenceMaps, batch: dict[str, Tensor], stems: list[str],
@@ -196,7 +140,6 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
     writer = _TableWriter(Path(out) if out is not None else None)
     references = ReferenceMaps.for_benchmark(db, config.fusion)
     all_stems = sorted({s for c in candidates for s in c.stems})
-    examples = _Examples(example_stems(db, shared_stems(candidates), config.examples_per_class))
     tables: list[tuple[Candidate, BatchTables]] = []
     models: dict[str, dict[str, Any]] = {}
     for candidate in candidates:
@@ -211,7 +154,6 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
             stems = [items[i].key for i in batch["index"].tolist()]
             with torch.no_grad():
                 explanation = candidate.explain(batch)
-            examples.add(candidate.name, stems, batch, explanation, candidate)
             if config.map_size == "native":
                 parts = _score_native(db, references, batch, stems, explanation, candidate, config)
             else:
@@ -221,15 +163,36 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
             mine += [(candidate, part) for part in parts]
         writer.add(db, mine)
         tables += mine
+    items, images = _concat(tables, "items"), _with_metadata(db, _concat(tables, "images"))
+    shared = set(shared_stems(candidates))
+    reasons = choose_examples(images[images["stem"].isin(shared)], items[items["stem"].isin(shared)])
     result = BenchmarkResult(
-        items=_concat(tables, "items"), baselines=_concat(tables, "baselines"),
-        images=_with_metadata(db, _concat(tables, "images")),
-        agreement=_agreement(db, all_stems, candidates, config, wrap), examples=examples.arrays_by_key(),
-        config=config, models=models)
+        items=items, baselines=_concat(tables, "baselines"), images=images,
+        agreement=_agreement(db, all_stems, candidates, config, wrap),
+        examples=_examples(db, candidates, reasons, references, config), config=config, models=models)
     result.summary = summarize_benchmark(result)
     if config.shortcut_test:
         result.summary["shortcut_test"] = stamp_test(db, candidates, seed=config.seed, n_boot=config.n_boot)
     return result
+
+
+def _examples(db: DermXDB, candidates: Sequence[Candidate], reasons: dict[str, list[str]],
+              references: ReferenceMaps, config: BenchmarkConfig) -> dict[str, np.ndarray]:
+    """Explain the chosen example images again with every candidate and keep their maps
+    (:mod:`dermx.evaluate.examples`)."""
+    examples = Examples(reasons)
+    for candidate in candidates:
+        items = dermxdb_items(db, [s for s in candidate.stems if s in reasons], vocab.CHARACTERISTICS)
+        if not items:
+            continue
+        dataset = ImageDataset(items, candidate.input_size, candidate.mean, candidate.std, policy=candidate.policy,
+                               map_fn=references)
+        for batch in DataLoader(dataset, batch_size=config.batch_size, shuffle=False):
+            with torch.no_grad():
+                explanation = candidate.explain(batch)
+            examples.add(candidate.name, [items[i].key for i in batch["index"].tolist()], batch, explanation,
+                         candidate)
+    return examples.arrays_by_key()
 
 
 def _concat(tables: list[tuple[Candidate, BatchTables]], name: str) -> pd.DataFrame:
@@ -254,7 +217,7 @@ def _agreement(db: DermXDB, stems: list[str], candidates: Sequence[Candidate], c
 
     size = config.agreement_size or (None if config.map_size == "native" else candidates[0].input_size)
     result = rater_agreement(db, stems=stems, size=size, intra=False,
-                             progress=lambda s: wrap(s, "scoring rater agreement", len(stems)))
+                             progress=lambda s, _label: wrap(s, "scoring rater agreement", len(stems)))
     return result.summary
 
 

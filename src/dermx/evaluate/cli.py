@@ -38,7 +38,7 @@ def interrater_command(
         console.print("no repeat-pass files (labeller<N>2_*.json): intra-rater agreement has no pairs")
     result = rater_agreement(
         db, annotators=annotators, size=mask_size, intra=intra,
-        progress=lambda stems: track(stems, description="scoring rater masks", console=console))
+        progress=lambda stems, label: track(stems, description=label, console=console))
     console.print(Markdown(markdown_tables(result.summary)))
     for path in write_agreement(result, out):
         console.print(f"wrote {path}")

@@ -37,6 +37,10 @@ class AgreementResult:
     tables: dict[str, pd.DataFrame]
 
 
+INTER_LABEL = "inter-rater: scoring rater masks"
+INTRA_LABEL = "intra-rater (repeat pass): scoring rater masks"
+
+
 def _stat(values: pd.Series) -> dict[str, float | int]:
     s = summarize(values.to_numpy(dtype=float, copy=True))
     return {"mean": s.mean, "sd": s.sd, "n": s.n, "undefined": s.n_undefined}
@@ -94,16 +98,19 @@ def rater_agreement(
     size: Size | None = None,
     characteristics: Sequence[str] = vocab.CHARACTERISTICS,
     intra: bool = True,
-    progress: Callable[[Iterable[str]], Iterable[str]] = iter,
+    progress: Callable[[Iterable[str], str], Iterable[str]] = lambda stems, _label: stems,
 ) -> AgreementResult:
     """Inter-rater (and, with ``intra``, repeat-pass) agreement on a rater subset.
 
     Defaults: the first-pass raters, on the images with metadata, at native resolution.
+    ``progress(stems, label)`` wraps each pass over the images; ``label`` names the pass
+    (:data:`INTER_LABEL`, :data:`INTRA_LABEL`).
     """
     chosen = list(annotators) if annotators is not None else db.annotators()
     images = list(stems) if stems is not None else db.stems()
     vs_reference = diagnosis_vs_reference(db, images, chosen)
-    block, tables = _agreement_block(db, images, all_ordered_pairs(chosen), size, characteristics, True, progress)
+    block, tables = _agreement_block(db, images, all_ordered_pairs(chosen), size, characteristics, True,
+                                     lambda stems: progress(stems, INTER_LABEL))
     summary: dict[str, Any] = {
         "raters": chosen,
         "images": len(images),
@@ -120,36 +127,57 @@ def rater_agreement(
     if intra:
         pairs = [p for p in repeat_pairs(db) if p[1] in chosen]
         repeat_stems = sorted({r.stem for r in db.ratings if r.annotator in {a for a, _ in pairs}} & set(images))
-        intra_block, intra_tables = _agreement_block(db, repeat_stems, pairs, size, characteristics, False, progress)
+        intra_block, intra_tables = _agreement_block(db, repeat_stems, pairs, size, characteristics, False,
+                                                     lambda stems: progress(stems, INTRA_LABEL))
         summary["intra_rater"] = {"pairs": [list(p) for p in pairs], "images": len(repeat_stems), **intra_block}
         tables.update({f"intra_{k}": v for k, v in intra_tables.items()})
     return AgreementResult(summary, tables)
 
 
-def markdown_tables(summary: dict[str, Any]) -> str:
-    """The headline tables as Markdown: diagnosis, identification, localization (pairwise and LOO)."""
-    def fmt(value: float) -> str:
-        return "–" if value != value else f"{value:.3f}"  # NaN-safe
+def _fmt(value: float | None) -> str:
+    return "–" if value is None or value != value else f"{value:.3f}"  # None (SD of one pair) and NaN: –
 
+
+def _block_markdown(block: dict[str, Any], title: str) -> list[str]:
+    """Diagnosis, identification (characteristics, then tags) and localization tables of one block."""
+    lines = ["", f"| diagnosis, {title} | rater pairs | F1 | kappa |", "|---|---:|---:|---:|"]
+    lines += [f"| {k} | {v['pairs']} | {_fmt(v['f1'])} | {_fmt(v['kappa'])} |"
+              for k, v in block["diagnosis"]["pairwise"].items()]
+    for group, names in (("characteristic", vocab.CHARACTERISTICS), ("tag (not outlined)", vocab.TAGS)):
+        rows = {k: v for k, v in block["identification"].items() if k in names}
+        if rows:
+            lines += ["", f"| {group}: identification, {title} | rater pairs | F1 | kappa |", "|---|---:|---:|---:|"]
+            lines += [f"| {k} | {v['pairs']} | {_fmt(v['f1'])} | {_fmt(v['kappa'])} |" for k, v in rows.items()]
+    for name, key in (("", "localization"), (", leave-one-rater-out", "leave_one_out")):
+        if key not in block:
+            continue
+        lines += ["", f"| localization, {title}{name} | rater pairs | sensitivity | specificity | Dice | IoU |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        rows = {**block[key]["per_characteristic"], "**overall**": block[key]["overall"]}
+        for label, v in rows.items():
+            cells = " | ".join(f"{_fmt(v[s])} ± {_fmt(v['sd'][s])}" for s in LOCALIZATION_SCORES)
+            lines.append(f"| {label} | {v['pairs']} | {cells} |")
+    return lines
+
+
+def markdown_tables(summary: dict[str, Any]) -> str:
+    """The tables as Markdown: diagnosis, identification (the 16 characteristics apart from the tags such
+    as "Female" or "Dark skin") and localization, between raters (pairwise and leave-one-rater-out),
+    then the same for the repeat pass (each rater against their own earlier answer) when computed."""
     lines = [f"Raters: {', '.join(summary['raters'])}; images: {summary['images']}; size: {summary['size']}",
              "", summary["note"], ""]
     ref = summary["diagnosis"]["rater_vs_reference"]["macro_f1"]
-    lines += [f"**Diagnosis, rater vs reference**: macro F1 {fmt(ref['mean'])} ± {fmt(ref['sd'])} "
-              f"over {ref['n']} raters", "", "| diagnosis | pairs | F1 | kappa |", "|---|---:|---:|---:|"]
-    lines += [f"| {k} | {v['pairs']} | {fmt(v['f1'])} | {fmt(v['kappa'])} |"
-              for k, v in summary["diagnosis"]["pairwise"].items()]
-    lines += ["", "| characteristic (identification) | pairs | F1 | kappa |", "|---|---:|---:|---:|"]
-    lines += [f"| {k} | {v['pairs']} | {fmt(v['f1'])} | {fmt(v['kappa'])} |"
-              for k, v in summary["identification"].items()]
-    for title, key in (("pairwise", "localization"), ("leave-one-rater-out", "leave_one_out")):
-        if key not in summary:
-            continue
-        lines += ["", f"| localization, {title} | pairs | sensitivity | specificity | Dice | IoU |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        rows = {**summary[key]["per_characteristic"], "**overall**": summary[key]["overall"]}
-        for name, v in rows.items():
-            cells = " | ".join(f"{fmt(v[s])} ± {fmt(v['sd'][s])}" for s in LOCALIZATION_SCORES)
-            lines.append(f"| {name} | {v['pairs']} | {cells} |")
+    lines += [f"**Diagnosis, rater vs reference**: macro F1 {_fmt(ref['mean'])} ± {_fmt(ref['sd'])} "
+              f"over {ref['n']} raters"]
+    lines += _block_markdown(summary, "between raters")
+    intra = summary.get("intra_rater")
+    if intra is not None and not intra["pairs"]:
+        lines += ["", "**Intra-rater (repeat pass)**: no repeat-pass ratings among these raters."]
+    elif intra:
+        raters, images = len(intra["pairs"]), intra["images"]
+        lines += ["", f"**Intra-rater (repeat pass)**: {raters} rater{'s' * (raters != 1)}, each against their "
+                      f"own first answer, on {images} image{'s' * (images != 1)} rated twice."]
+        lines += _block_markdown(intra, "repeat pass")
     return "\n".join(lines)
 
 
@@ -165,17 +193,19 @@ def localization_figure(summary: dict[str, Any], path: Path) -> Path:
     names = list(per)
     scores = ("sensitivity", "specificity", "dice")
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(names) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(names) + 2), 4.6), layout="constrained")
     for i, score in enumerate(scores):
         means = [per[n][score] for n in names]
         sds = [per[n]["sd"][score] for n in names]
-        ax.bar(x + (i - 1) * 0.27, means, 0.27, yerr=np.nan_to_num(sds), capsize=2, label=score)
-    ax.set_xticks(x, [f"{n}\n(n={per[n]['pairs']})" for n in names], rotation=45, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("fuzzy score, mean ± SD over rater pairs")
-    ax.set_title(f"Localization agreement between raters ({summary['images']} images)")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
+        m, sd = np.nan_to_num(means), np.nan_to_num(sds)
+        # whiskers stop at the scores' bounds (0 and 1): mean ± SD, clipped to [0, 1]
+        whiskers = np.stack([np.minimum(sd, m), np.minimum(sd, 1 - m)])
+        ax.bar(x + (i - 1) * 0.27, means, 0.27, yerr=whiskers, capsize=2, label=score)
+    ax.set_xticks(x, [f"{n}\n({per[n]['pairs']} rater pairs)" for n in names], rotation=45, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("fuzzy score, mean ± SD over rater pairs\n(SD whiskers clipped to [0, 1])")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", ncol=3, fontsize=8, frameon=False,
+               title=f"Localization agreement between raters ({summary['images']} images)")
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

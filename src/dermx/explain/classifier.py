@@ -113,12 +113,14 @@ def load_classifier(architecture: str, weights: str | Path | None = None, *, num
 
 @dataclass(frozen=True)
 class TopK:
-    """Each image's ``k`` most probable classes: maps ``(B, k, h, w)``, labels and logits ``(B, k)``."""
+    """Each image's ``k`` most probable classes: maps ``(B, k, h, w)``, labels, logits and softmax
+    probabilities ``(B, k)``."""
 
     maps: Tensor
     labels: list[list[str]]
     logits: Tensor
     layer: str
+    probabilities: Tensor
 
 
 def explain_top_k(engine: CamEngine, images: Tensor, k: int = 1) -> TopK:
@@ -139,4 +141,5 @@ def explain_top_k(engine: CamEngine, images: Tensor, k: int = 1) -> TopK:
     maps = torch.stack([result.maps[i, index[i]] for i in range(len(picks))])
     chosen_logits = torch.stack([result.target_logits[i, index[i]] for i in range(len(picks))])
     labels = [[result.labels[j] for j in row] for row in where]
-    return TopK(maps, labels, chosen_logits, result.layer)
+    probabilities = logits.softmax(dim=1).gather(1, torch.tensor(picks))
+    return TopK(maps, labels, chosen_logits, result.layer, probabilities)

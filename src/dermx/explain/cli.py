@@ -1,4 +1,4 @@
-"""``dermx explain``: CAMs for a folder of images, one compressed ``.npz`` and overlay PNGs per image."""
+"""``dermx explain``: CAMs for a folder of images: ``OUT/<image stem>/maps.npz`` and ``<target>.png``."""
 
 from __future__ import annotations
 
@@ -62,10 +62,6 @@ def load_model(spec: str, weights: Path | None, *, num_classes: int | None = Non
     return loaded.model, loaded.input_size, loaded.mean, loaded.std, "squash", loaded.class_names
 
 
-def _file_label(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_")
-
-
 @guarded
 def explain_command(
     model: Annotated[str, typer.Option("--model", help="DermX checkpoint (folder or file) or timm model name.")],
@@ -91,14 +87,21 @@ def explain_command(
     top_k: Annotated[int, typer.Option(
         "--top-k", min=1, help="Without --targets, explain each image's K most probable classes.")] = 1,
 ) -> None:
-    """Compute CAMs for every image in a folder; write ``<stem>.npz`` maps and ``overlays/*.png``."""
-    import numpy as np
+    """Compute CAMs for every image in a folder.
+
+    Writes OUT/<image stem>/maps.npz (maps on the model input, targets, logits, probabilities) and one
+    OUT/<image stem>/<target>.png per target: the image beside the map overlay, a colour bar, the target
+    and its probability in the title, padding added for the model input hatched. `dermx predict` writes
+    the same layout.
+    """
     from rich.progress import track
 
     from dermx.explain.classifier import explain_top_k
     from dermx.explain.engine import CamEngine
-    from dermx.explain.images import list_images, load_input, to_batch
-    from dermx.explain.overlay import save_overlay
+    from dermx.explain.images import list_images, load_framed, to_batch
+    from dermx.explain.methods import method_title
+    from dermx.explain.outputs import write_explanations
+    from dermx.explain.targets import target_probabilities
 
     net, own_size, mean, std, policy, names = load_model(model, weights, num_classes=num_classes,
                                                          class_names=class_names)
@@ -110,25 +113,26 @@ def explain_command(
         engine = CamEngine(net, method, layer, zero_absent=zero_absent, class_names=names)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
-    (out / "overlays").mkdir(parents=True, exist_ok=True)
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
     for batch_paths in track(batches, description=f"{engine.method.name} maps"):
-        pixels = [load_input(path, input_size, policy) for path in batch_paths]
+        framed = [load_framed(path, input_size, policy) for path in batch_paths]
+        batch = to_batch([pixels for pixels, _, _ in framed], mean, std)
         try:
             if predicted:
-                top = explain_top_k(engine, to_batch(pixels, mean, std), top_k)
-                maps, logits, labels, used = top.maps, top.logits, top.labels, top.layer
+                top = explain_top_k(engine, batch, top_k)
+                maps, logits, probabilities, labels = top.maps, top.logits, top.probabilities, top.labels
+                used = top.layer
             else:
-                result = engine(to_batch(pixels, mean, std), specs)
+                result = engine(batch, specs)
                 maps, logits, used = result.maps, result.target_logits, result.layer
-                labels = [list(result.labels)] * len(pixels)
+                probabilities = target_probabilities(result.logits, result.targets)
+                labels = [list(result.labels)] * len(framed)
         except ValueError as error:
             raise typer.BadParameter(str(error)) from error
-        rows = zip(batch_paths, pixels, maps.detach().cpu().numpy(), logits.detach().cpu().numpy(), labels, strict=True)
-        for path, image, image_maps, image_logits, image_labels in rows:
-            np.savez_compressed(out / f"{path.stem}.npz", maps=image_maps.astype(np.float32),
-                                targets=np.array(image_labels), logits=image_logits, layer=used)
-            for label, cam in zip(image_labels, image_maps, strict=True):
-                save_overlay(out / "overlays" / f"{path.stem}__{_file_label(label)}.png", image, cam)
+        maps, logits, probabilities = (t.detach().cpu().numpy() for t in (maps, logits, probabilities))
+        for i, (path, (pixels, image, frame)) in enumerate(zip(batch_paths, framed, strict=True)):
+            write_explanations(out / path.stem, image=image, pixels=pixels, frame=frame, labels=labels[i],
+                               maps=maps[i], logits=logits[i], probabilities=probabilities[i],
+                               layer=used, method=method_title(engine.method.name))
     what = f"its top {top_k} class(es)" if predicted else f"{len(labels[0])} targets"
     typer.echo(f"wrote maps for {len(paths)} images x {what} to {out}")

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from dermx.data.images import IMAGE_SUFFIXES, load_rgb
-from dermx.geometry import ResolutionPolicy, model_pixels
+from dermx.explain.overlay import Frame
+from dermx.geometry import Placement, ResolutionPolicy, model_pixels
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -22,13 +24,27 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def load_input(path: Path, size: tuple[int, int], policy: ResolutionPolicy = "squash") -> np.ndarray:
-    """``(H, W, 3)`` uint8 model input of an image file: exactly what the model sees.
+    """``(H, W, 3)`` uint8 model input of an image file: exactly what the model sees (see
+    :func:`load_framed`)."""
+    return load_framed(path, size, policy)[0]
+
+
+def load_framed(path: Path, size: tuple[int, int], policy: ResolutionPolicy = "squash"
+                ) -> tuple[np.ndarray, Image.Image, Frame | None]:
+    """``(model input, original image, frame)`` of an image file; the model input is exactly what the
+    model sees, ``frame`` where the original sits in it (``None`` when it was cropped: the input then
+    shows only part of the image).
 
     The file is read with :func:`dermx.data.images.load_rgb` (any mode, EXIF orientation) and fitted
     to ``size`` = (H, W) by :func:`dermx.geometry.model_pixels` with the resolution ``policy``.
     ``"squash"`` (plain resize) suits timm classifiers; DermX checkpoints record their own.
     """
-    return model_pixels(load_rgb(path), size, policy).permute(1, 2, 0).numpy()
+    image = load_rgb(path)
+    pixels = model_pixels(image, size, policy).permute(1, 2, 0).numpy()
+    placement = Placement.of((image.height, image.width), size, policy)
+    if placement.resized[0] > size[0] or placement.resized[1] > size[1]:
+        return pixels, image, None
+    return pixels, image, Frame(size, placement.inside)
 
 
 def to_batch(images: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> Tensor:

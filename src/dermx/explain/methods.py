@@ -169,21 +169,30 @@ class Method:
     uses_gradients: bool = False
     uses_scores: bool = False
     needs_pooled_layer: bool = False
+    title: str = ""
 
 
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("gradcam", gradcam, uses_gradients=True),
-        Method("gradcam++", gradcam_plus_plus, uses_gradients=True),
-        Method("xgradcam", xgradcam, uses_gradients=True),
-        Method("hirescam", hirescam, uses_gradients=True),
-        Method("layercam", layercam, uses_gradients=True),
-        Method("cam", cam, uses_gradients=True, needs_pooled_layer=True),
-        Method("scorecam", scorecam, uses_scores=True),
-        Method("eigencam", eigencam),
+        Method("gradcam", gradcam, uses_gradients=True, title="Grad-CAM"),
+        Method("gradcam++", gradcam_plus_plus, uses_gradients=True, title="Grad-CAM++"),
+        Method("xgradcam", xgradcam, uses_gradients=True, title="XGrad-CAM"),
+        Method("hirescam", hirescam, uses_gradients=True, title="HiRes-CAM"),
+        Method("layercam", layercam, uses_gradients=True, title="Layer-CAM"),
+        Method("cam", cam, uses_gradients=True, needs_pooled_layer=True, title="CAM"),
+        Method("scorecam", scorecam, uses_scores=True, title="Score-CAM"),
+        Method("eigencam", eigencam, title="Eigen-CAM"),
     )
 }
+
+
+def method_title(name: str) -> str:
+    """The method's name as papers write it (``"gradcam"`` → ``"Grad-CAM"``); unknown names unchanged."""
+    try:
+        return get_method(name).title or name
+    except ValueError:
+        return name
 
 
 def get_method(name: str) -> Method:

@@ -151,3 +151,15 @@ def _names(head: str | None, width: int, names: Sequence[str] | None) -> tuple[s
         where = "the model output" if head is None else f"head {head!r}"
         raise ValueError(f"{where} has {width} outputs but {len(names)} names")
     return tuple(names)
+
+
+def target_probabilities(logits: Tensor | Mapping[str, Tensor], targets: Sequence[Target]) -> Tensor:
+    """``(B, T)`` probability of each target: sigmoid for the multi-label ``characteristic`` head, softmax
+    over its head for any other head (a plain classifier's one head included)."""
+    columns = []
+    for target in targets:
+        head = logits if isinstance(logits, Tensor) else logits[target.head or ""]
+        head = head.float()
+        decoded = head.sigmoid() if target.head == "characteristic" else head.softmax(dim=1)
+        columns.append(decoded[:, target.index])
+    return torch.stack(columns, dim=1)

@@ -6,7 +6,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         **dict.fromkeys(("ImageSource", "open_image"), ".io"),
-        **dict.fromkeys(("blend", "data_url", "heat_layer"), ".overlay"),
         **dict.fromkeys(("Predictor", "PreparedImage"), ".predictor"),
         **dict.fromkeys(("CharacteristicResult", "Prediction"), ".result"),
     },

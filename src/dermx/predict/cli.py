@@ -25,7 +25,11 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, option("--batch-size")] = 8,
         resolution: Annotated[str | None, option("--resolution")] = None,
     ) -> None:
-        """Diagnose and explain images: ranked diagnoses, characteristics, overlays and maps."""
+        """Diagnose and explain images: ranked diagnoses, characteristics, overlays and maps.
+
+        With --out: OUT/predictions.json and, per image, OUT/<image stem>/<target>.png (the image beside
+        its map, a colour bar, the target and its probability) and OUT/<image stem>/maps.npz.
+        """
         from dermx.predict.run import run_predict
 
         code = run_predict(images, model=model, out=out, as_json=as_json, threshold=threshold, method=method,

@@ -1,14 +1,15 @@
 """Files for ``dermx predict``: which inputs to read, and the per-image outputs it writes.
 
-Outputs of one image go to ``OUT/<name>/``: ``overlay_<head>_<target>.png`` (the heat layer
-composited on the original image) for each map, and ``maps.npz`` with each map on the original
-geometry (keys are the target labels, e.g. ``diagnosis:Psoriasis``) and on the model input
-(``input/<label>``).
+Outputs of one image go to ``OUT/<image stem>/`` (the stem keeps the subfolder of a searched folder):
+``<target>.png`` for each map (e.g. ``diagnosis_Psoriasis.png``, drawn by
+:func:`dermx.explain.overlay.map_figure`: image beside overlay, colour bar, target and probability,
+padding marked), and one ``maps.npz`` with each map on the original geometry (keys are the target
+labels, e.g. ``diagnosis:Psoriasis``) and on the model input (``input/<label>``). ``dermx explain`` writes
+the same layout.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from dermx.data.images import IMAGE_SUFFIXES
-from dermx.predict.overlay import blend
+from dermx.explain.methods import method_title
+from dermx.explain.overlay import Frame, map_figure, map_title, target_filename
 from dermx.predict.result import Prediction
 
 
@@ -64,19 +66,25 @@ def _unique(images: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
     return named
 
 
-def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower()
+def output_dir(out: Path, name: str) -> Path:
+    """``OUT/<image stem>``: the output name without its image suffix (``sub/b.png`` → ``OUT/sub/b``)."""
+    path = Path(name)
+    return out / (path.with_suffix("") if path.suffix.lower() in IMAGE_SUFFIXES else path)
 
 
-def write_outputs(prediction: Prediction, image: Image.Image, directory: Path,
-                  opacity: float = 0.6) -> list[str]:
-    """Write the overlays and ``maps.npz`` of one image into ``directory``; returns the file names."""
+def write_outputs(prediction: Prediction, image: Image.Image, directory: Path) -> list[str]:
+    """Write the map pictures and ``maps.npz`` of one image into ``directory``; returns the file names."""
     directory.mkdir(parents=True, exist_ok=True)
+    placement = prediction.placement
+    uncropped = placement.visible[2:] == placement.resized
+    frame = Frame(prediction.input_size, placement.inside) if uncropped else None
     originals = {label: prediction.original_map(label) for label in prediction.maps}
     written = []
-    for label, values in originals.items():
-        name = f"overlay_{_slug(label)}.png"
-        blend(image, values, opacity).save(directory / name)
+    for label in prediction.maps:
+        name = target_filename(label)
+        values = prediction.maps[label] if frame is not None and frame.padded else originals[label]
+        title = map_title(label, prediction.probability(label), method_title(prediction.method))
+        map_figure(image, values, title, frame).save(directory / name)
         written.append(name)
     arrays = {**originals, **{f"input/{label}": values for label, values in prediction.maps.items()}}
     np.savez_compressed(directory / "maps.npz", **arrays)  # type: ignore[arg-type]

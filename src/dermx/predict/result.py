@@ -55,6 +55,16 @@ class Prediction:
         """``(h, w)`` of the image after EXIF orientation."""
         return self.placement.original
 
+    def probability(self, label: str) -> float | None:
+        """The probability of a map's target (``"diagnosis:Psoriasis"``, ``"characteristic:Plaque"``);
+        ``None`` for a label of neither head."""
+        head, _, name = label.partition(":")
+        if head == "diagnosis":
+            return dict(self.diagnoses).get(name)
+        if head == "characteristic":
+            return next((c.probability for c in self.characteristics if c.name == name), None)
+        return None
+
     def original_map(self, label: str, size: tuple[int, int] | None = None) -> np.ndarray:
         """Map ``label`` on the original image geometry (or at ``size``, same framing), float32.
 

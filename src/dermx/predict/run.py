@@ -13,7 +13,7 @@ from rich.table import Table
 from dermx.cli_common import fail
 from dermx.data import DermXDBError
 from dermx.jsonio import strict_json, write_json
-from dermx.predict.files import collect, write_outputs
+from dermx.predict.files import collect, output_dir, write_outputs
 from dermx.predict.predictor import Predictor, PreparedImage
 from dermx.predict.result import Prediction
 
@@ -63,8 +63,8 @@ def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: b
         for (item, name), prediction in zip(batch, predictor.run([p for p, _ in batch]), strict=True):
             record = prediction.to_dict()
             if out is not None:
-                files = write_outputs(prediction, item.image, out / name)
-                record["files"] = [str(out / name / f) for f in files]
+                directory = output_dir(out, name)
+                record["files"] = [str(directory / f) for f in write_outputs(prediction, item.image, directory)]
             results.append(record)
             if not as_json:
                 out_console.print(_table(prediction))

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dermx.report import figures
-from dermx.report.manifest import read_manifest
+from dermx.explain.methods import method_title
+from dermx.report import figures, images
+from dermx.report.manifest import manifest_rows, read_manifest
+from dermx.report.verdict import PAIRED_KINDS, flags, verdict
 
 REPORT = "report.html"
 HEADLINE_COLUMNS: dict[str, str] = {
@@ -34,6 +36,22 @@ HEADLINE_COLUMNS: dict[str, str] = {
     "char_dice_drawn": "characteristic maps vs drawn lesions: Dice",
     "pointing_drawn": "pointing game vs drawn lesions",
 }
+#: Each headline column in plain words (shown under the table and as the header's tooltip).
+COLUMN_MEANINGS: dict[str, str] = {
+    "diagnosis_f1": "how well the predicted diagnosis matches the reference diagnosis, averaged over the six "
+                    "classes (1 = always right)",
+    "identification_f1": "how well the model says which characteristics are present, averaged over the "
+                         "characteristics",
+    "char_dice": "overlap between the model's map of a characteristic and the raters' fused outline of it "
+                 "(0 = no overlap, 1 = identical), on the pairs selected",
+    "char_sensitivity": "share of the raters' outlined area that the model's map covers",
+    "char_specificity": "share of the area no rater outlined that the model's map leaves cold",
+    "union_dice": "overlap between the diagnosis map and the union of everything the raters outlined",
+    "pointing": "how often the hottest point of the map falls on an outlined area",
+    "char_dice_drawn": "as the characteristic-map Dice, but against the lesions the synthetic generator really "
+                       "drew (the known answer)",
+    "pointing_drawn": "as the pointing game, but against the drawn lesions",
+}
 #: Headline columns present only for synthetic data (the generator's known answer).
 DRAWN_COLUMNS: tuple[str, ...] = ("char_dice_drawn", "pointing_drawn")
 _STYLE = """
@@ -42,6 +60,13 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top
 table{border-collapse:collapse;margin:8px 0 16px;font-size:0.86em}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}tr.raters td{background:#f4f8ff}tr.baseline td{color:#666}
+td.flag{background:#fff1e6;color:#9a3b00;font-weight:600}.verdict{background:#f6f9f2;border-left:4px solid #5a8f29;
+padding:6px 14px;margin:10px 0}.verdict li{margin:4px 0}dl.legend{font-size:0.86em;color:#444;overflow:hidden}
+dl.legend dt{font-weight:600;float:left;clear:left;width:17em}dl.legend dd{margin-left:18em;margin-bottom:3px}
+details{margin:8px 0}summary{cursor:pointer;color:#335}
+table.sortable th{cursor:pointer}table.sortable th:hover{background:#e6ecf5}
+section.drilldown{border-top:1px dashed #ccc;margin-top:18px}
+body:has(section.drilldown:target)>:not(section.drilldown:target){display:none}
 img{max-width:100%;border:1px solid #eee;margin:6px 0}.note{color:#555;font-size:0.88em}
 pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:0.8em}
 """
@@ -65,15 +90,10 @@ def fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
-METHOD_NAMES: dict[str, str] = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "xgradcam": "XGrad-CAM",
-                                 "hirescam": "HiRes-CAM", "layercam": "Layer-CAM", "cam": "CAM",
-                                 "scorecam": "Score-CAM", "eigencam": "Eigen-CAM"}
-
-
 def map_grid_note(summary: dict[str, Any]) -> str:
     """What each model's maps are made of, e.g. "Grad-CAM on an 8×8 grid, upsampled to 64 px" ("an"
     before the numbers read with a leading vowel: 8, 11, 18, 80-89)."""
-    method = METHOD_NAMES.get(summary["config"]["method"], summary["config"]["method"])
+    method = method_title(summary["config"]["method"])
     notes = {}
     for model, info in summary["models"].items():
         grid, size = info.get("map_grid") or [], info.get("input_size") or []
@@ -112,6 +132,51 @@ def _table(frame: pd.DataFrame, row_class: str | None = None) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def headline_html(summary: dict[str, Any]) -> str:
+    """The headline table; a model's cell is flagged (class ``flag``, ⚠) where its 95 % CI is not above
+    every baseline's (:func:`dermx.report.verdict.flags`); headers carry :data:`COLUMN_MEANINGS` as tooltips."""
+    columns = headline_columns(summary)
+    flagged = flags(summary)
+    head = "".join(f'<th title="{html.escape(COLUMN_MEANINGS.get(key, ""))}">{html.escape(label)}</th>'
+                   for key, label in columns.items())
+    body = []
+    for row in summary["headline"]:
+        cells = [f"<td>{html.escape(row['source'])}</td>"]
+        for key in list(columns)[1:]:
+            missed = flagged.get((row["source"], key)) if row["type"] == "model" else None
+            if missed:
+                cells.append(f'<td class="flag" title="not above the baseline(s): {html.escape(", ".join(missed))}">'
+                             f"⚠ {fmt(row.get(key))}</td>")
+            else:
+                cells.append(f"<td>{fmt(row.get(key))}</td>")
+        body.append(f'<tr class="{html.escape(row["type"])}">{"".join(cells)}</tr>')
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def verdict_html(summary: dict[str, Any]) -> str:
+    """The verdict sentences (:func:`dermx.report.verdict.verdict`) as a list, with the rule they follow."""
+    items = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in verdict(summary))
+    return (f"<div class='verdict' id='verdict'><b>Verdict</b><ul>{items}</ul><p class='note'>"
+            "Above / below: the model's 95 % CI lies entirely above / below the baseline's (a conservative "
+            "test; overlapping CIs are \"not distinguishable\", not \"equal\"). Gap closed: (model − best "
+            "baseline) / (raters − best baseline), its range from the model's CI. Cells marked ⚠ in the table "
+            "are not above every baseline.</p></div>")
+
+
+def _legend(summary: dict[str, Any]) -> str:
+    items = "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(COLUMN_MEANINGS[key])}</dd>"
+                    for key, label in headline_columns(summary).items() if key in COLUMN_MEANINGS)
+    return f"<dl class='legend'>{items}</dl>"
+
+
+def _manifest_html(manifest: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:left'>{html.escape(v)}</td></tr>"
+                   for k, v in manifest_rows(manifest))
+    raw = html.escape(json.dumps(manifest, indent=2, default=str))
+    return (f"<table><tbody>{rows}</tbody></table>"
+            f"<details><summary>Raw manifest (manifest.json)</summary><pre>{raw}</pre></details>")
+
+
 def _figure(data: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
@@ -132,6 +197,9 @@ def _shortcut_frame(summary: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+UNDEFINED_COLUMN = "pairs without a score (sensitivity / specificity / Dice)"
+
+
 def _detail_frame(summary: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for selection, per_model in summary["localization"].items():
@@ -140,25 +208,26 @@ def _detail_frame(summary: dict[str, Any]) -> pd.DataFrame:
                 overall = block["overall"]
                 rows.append({"selection": selection, "model": model, "map vs reference": kind,
                              "pairs": block["pairs"], **{s: fmt(overall[s]) for s in summary["scores"]},
-                             "undefined (sens/spec/Dice)": "/".join(str(overall[s]["undefined"])
-                                                                    for s in ("sensitivity", "specificity", "dice"))})
+                             UNDEFINED_COLUMN: "/".join(str(overall[s]["undefined"])
+                                                   for s in ("sensitivity", "specificity", "dice"))})
     return pd.DataFrame(rows)
 
 
 def _paired_frame(summary: dict[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame([{"A": p["a"], "B": p["b"], "map vs reference": p["kind"], "score": p["score"],
-                          "A − B (images)": fmt(p["difference"]), "images": p["difference"]["n"]}
+    return pd.DataFrame([{"A": p["a"], "B": p["b"], "maps": PAIRED_KINDS.get(p["kind"], p["kind"]), "score": p["score"],
+                          "A − B, 95 % CI over images": fmt(p["difference"]), "images": p["difference"]["n"]}
                          for p in summary["paired"]])
 
 
-def _example_rows(examples: dict[str, np.ndarray], models: list[str], per_group: int) -> tuple[list[int], list[int]]:
-    """Example indices where the first model is correct, and where it is wrong."""
-    if not len(examples.get("stems", [])):
-        return [], []
-    predicted = examples[f"predicted:{models[0]}"]
-    right = [i for i in range(len(predicted)) if predicted[i] == examples["reference"][i]]
-    wrong = [i for i in range(len(predicted)) if predicted[i] != examples["reference"][i]]
-    return right[:per_group], wrong[:per_group]
+def _read_examples(run_dir: Path) -> dict[str, np.ndarray] | None:
+    """``examples.npz`` of the run, or ``None`` when it is missing, empty or from an older dermx (without
+    the per-characteristic maps the example figures need)."""
+    path = run_dir / "examples.npz"
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        examples = {k: data[k] for k in data.files}
+    return examples if len(examples.get("stems", [])) and "fused" in examples else None
 
 
 def _missing_note(summary: dict[str, Any]) -> str:
@@ -175,7 +244,7 @@ def _tested_note(model: dict[str, Any]) -> str:
     return f"; {tests['n']} test images: {'; '.join(tests['rules'])}" if tests and tests.get("rules") else ""
 
 
-def render_report(run_dir: str | Path, *, examples_per_group: int = 4) -> Path:
+def render_report(run_dir: str | Path) -> Path:
     """Write ``report.html``, ``headline.csv`` and ``strata_<by>.csv`` into ``run_dir``; return the report."""
     run_dir = Path(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
@@ -188,29 +257,25 @@ def render_report(run_dir: str | Path, *, examples_per_group: int = 4) -> Path:
              f"fusion {html.escape(summary['config']['fusion'])}; "
              f"maps compared at {html.escape(map_size)} resolution; pairs: "
              f"{html.escape(summary['config']['selection'])}.{html.escape(_missing_note(summary))}</p>"]
-    headline = headline_frame(summary)
-    headline.drop(columns="type").to_csv(run_dir / "headline.csv", index=False)
-    parts += ["<h2>Headline</h2>", _table(headline, "type"),
+    parts.append(verdict_html(summary))
+    headline_frame(summary).drop(columns="type").to_csv(run_dir / "headline.csv", index=False)
+    parts += ["<h2>Headline</h2>", headline_html(summary),
               "<p class='note'>Models: mean of image means with bootstrap 95 % CI over images. Raters: mean ± SD "
               "over rater pairs (leave-one-out: each rater against the fused map of the others). Baselines: "
               "image-independent maps scored on the first model's pairs. On synthetic data the columns "
               "<i>vs drawn lesions</i> score the same maps against the lesions the generator drew (the known "
               "answer), on the pairs where that characteristic was drawn: a map can disagree with the raters "
-              "and still sit on the lesion, or miss both.</p>"]
+              "and still sit on the lesion, or miss both.</p>", _legend(summary)]
+    if summary["paired"]:
+        parts += ["<h3>Paired comparison (same images and pairs)</h3>", _table(_paired_frame(summary))]
     parts += ["<h2>Localization per characteristic</h2>",
               _figure(figures.characteristic_bars(summary), "per-characteristic localization")]
     if summary.get("shortcut"):
         parts += ["<h2>Shortcut: attention on the watermark</h2>",
                   _figure(figures.shortcut(summary), "shortcut energy shares"), _table(_shortcut_frame(summary))]
-    examples_path = run_dir / "examples.npz"
-    if examples_path.is_file():
-        with np.load(examples_path, allow_pickle=False) as data:
-            examples = {k: data[k] for k in data.files}
-        for title, rows in zip(("correct", "incorrect"), _example_rows(examples, models, examples_per_group),
-                               strict=True):
-            if rows:
-                parts += [f"<h2>Examples: {title} diagnoses of {html.escape(models[0])}</h2>",
-                          _figure(figures.example_grid(examples, models, rows), f"{title} examples")]
+    examples = _read_examples(run_dir)
+    if examples is not None:
+        parts.append(images.examples_html(examples, models, _figure))
     parts += ["<h2>Diagnosis</h2>", *(_figure(figures.confusion(summary, m), f"confusion {m}") for m in models),
               _figure(figures.per_class_f1(summary), "per-class F1"),
               _figure(figures.reliability(summary), "reliability diagram")]
@@ -220,13 +285,20 @@ def render_report(run_dir: str | Path, *, examples_per_group: int = 4) -> Path:
         frame = strata_frame(summary, by)
         frame.to_csv(run_dir / f"strata_{by}.csv", index=False)
         parts += [f"<h3>By {title}</h3>", _table(frame)]
-    parts += ["<h2>Localization detail</h2>", _table(_detail_frame(summary))]
-    if summary["paired"]:
-        parts += ["<h2>Paired comparison (Dice, same images and pairs)</h2>", _table(_paired_frame(summary))]
+    parts += ["<h2>Localization detail</h2>", _table(_detail_frame(summary)),
+              f"<p class='note'>{UNDEFINED_COLUMN}: a score is left out, not counted as 0, when it has no "
+              "meaning: sensitivity and pointing when the reference map is empty (nothing outlined), specificity "
+              "when the reference covers the whole image, Dice when both maps are empty. Pointing game: how often "
+              "the map's hottest point lies on the reference; energy: the share of the map's heat that falls "
+              "on the reference.</p>"]
+    items = pd.read_csv(run_dir / "items.csv") if (run_dir / "items.csv").is_file() else None
+    linked = {str(s) for s in examples["stems"]} if examples is not None else set()
+    if items is not None and (run_dir / "images.csv").is_file():
+        parts.append(images.image_table(pd.read_csv(run_dir / "images.csv"), items, models, linked))
+    if examples is not None:
+        parts.append(images.drilldown_html(examples, items, models, _figure))
     if manifest:
-        versions = pd.DataFrame([{"package": k, "version": v} for k, v in manifest["versions"].items()])
-        parts += ["<h2>Manifest</h2>", _table(versions),
-                  f"<pre>{html.escape(json.dumps(manifest, indent=2, default=str))}</pre>"]
+        parts += ["<h2>Manifest</h2>", _manifest_html(manifest)]
     document = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>dermx report</title>"
                 f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
     path = run_dir / REPORT

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shlex
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -61,3 +62,17 @@ def write_manifest(manifest: dict[str, Any], run_dir: str | Path) -> Path:
 def read_manifest(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / MANIFEST
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def manifest_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """The manifest as ``(label, text)`` rows for a reader: versions, platform, seeds, data fingerprint,
+    command line and the configured sections (the full configuration stays in ``manifest.json``)."""
+    rows = [("versions", ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())),
+            ("platform", str(manifest.get("platform", "–"))),
+            ("seeds", ", ".join(f"{k} {v}" for k, v in manifest.get("seeds", {}).items()) or "–")]
+    data = manifest.get("data")
+    rows.append(("data fingerprint", f"SHA-256 {data['sha256'][:16]}… of {data['files']} annotation files"
+                 if data else "–"))
+    rows.append(("command", shlex.join(str(part) for part in manifest.get("command", [])) or "–"))
+    rows.append(("configuration", ", ".join(manifest.get("config", {})) or "–"))
+    return rows

@@ -36,10 +36,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dermx.data import DermXDBError
+from dermx.explain.methods import method_title
+from dermx.explain.overlay import colorbar_strip, data_url, heat_layer, map_title
 from dermx.geometry import ResolutionPolicy, display_size
 from dermx.models import DermXNet
 from dermx.models.checkpoint import dermx_version
-from dermx.predict import Prediction, Predictor, PreparedImage, data_url, heat_layer
+from dermx.predict import Prediction, Predictor, PreparedImage
 from dermx.serve.batching import Batcher, QueueFullError
 from dermx.serve.schemas import ErrorBody, Health, ModelInfo, PredictResponse
 from dermx.serve.uploads import DEFAULT_MAX_DECODES, DEFAULT_MAX_PIXELS, UploadError, UploadLimits, check_upload
@@ -129,15 +131,19 @@ def _prepare(predictor: Predictor, data: bytes, name: str, min_side: int, displa
 
 
 def _render(prediction: Prediction, prepared: PreparedImage) -> dict[str, Any]:
-    """JSON body: the prediction, the (display-sized) image and each map's heat layer at its size."""
+    """JSON body: the prediction, the (display-sized) image, each map's heat layer at its size with its
+    title, and the colour bar (all drawn by :mod:`dermx.explain.overlay`)."""
     shown = prepared.image
     size = (shown.height, shown.width)
     overlays = []
     for label in prediction.maps:
         head, name = label.split(":", 1)
-        overlays.append({"target": label, "head": head, "name": name,
+        probability = prediction.probability(label)
+        overlays.append({"target": label, "head": head, "name": name, "probability": probability,
+                         "title": map_title(label, probability, method_title(prediction.method)),
                          "png": data_url(heat_layer(prediction.original_map(label, size)))})
-    return {**prediction.to_dict(), "image": data_url(shown, "JPEG"), "overlays": overlays}
+    return {**prediction.to_dict(), "image": data_url(shown, "JPEG"), "overlays": overlays,
+            "colorbar": data_url(colorbar_strip())}
 
 
 def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", threshold: float = 0.5,

@@ -20,7 +20,10 @@ class Overlay(BaseModel):
     target: str = Field(description="Target label, e.g. 'diagnosis:Psoriasis' or 'characteristic:Plaque'.")
     head: str
     name: str
-    png: str = Field(description="PNG data URL of the heat layer (alpha = map value), same size as `image`.")
+    probability: float | None = Field(description="The model's probability of the target.")
+    title: str = Field(description="Caption: target, probability and CAM method.")
+    png: str = Field(description="PNG data URL of the heat layer (viridis, alpha = map value), same size as "
+                                 "`image`.")
 
 
 class PredictResponse(BaseModel):
@@ -36,6 +39,7 @@ class PredictResponse(BaseModel):
                                               "kept at least 1024 px (the display size).")
     image: str = Field(description="JPEG data URL of the oriented image, at the overlays' size.")
     overlays: list[Overlay] = Field(description="Top diagnosis, then each present characteristic.")
+    colorbar: str = Field(description="PNG data URL of the overlays' colour scale, map value 0 (left) to 1.")
 
 
 class CheckpointInfo(BaseModel):

@@ -126,7 +126,10 @@ def _train(options: dict[str, Any]) -> None:
 
 def _cv(options: dict[str, Any]) -> None:
     """Cross-validate over patient-grouped folds: per-fold checkpoints, test predictions and test maps."""
-    from dermx.train.cv import run_cv
+    import pandas as pd
+    from rich.console import Console
+
+    from dermx.train.cv import fold_table, run_cv
 
     folds = options.pop("folds", None)
     chosen = [int(k) for k in folds.split(",") if k.strip()] if folds else None
@@ -134,6 +137,7 @@ def _cv(options: dict[str, Any]) -> None:
     if map_size not in ("features", "input"):
         raise typer.BadParameter(f"expected 'features' or 'input', got {map_size!r}", param_hint="--map-size")
     result = run_cv(_config(options), chosen, maps_method=method if maps else "none", maps_size=map_size)
+    Console().print(fold_table(pd.read_csv(result.summary)))
     typer.echo(f"predictions: {result.predictions}\nsummary: {result.summary}")
     for path in result.maps.values():
         typer.echo(f"maps: {path}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from rich.table import Table
 
 from dermx.data import load_dermxdb
 from dermx.explain.maps import MapSize, output_size
@@ -80,3 +81,23 @@ def run_cv(config: TrainConfig, folds: list[int] | None = None, *, maps_method: 
             for k, r in results.items()]
     pd.DataFrame(rows).to_csv(summary, index=False)
     return CVResult(results, predictions, summary, maps)
+
+
+def fold_table(summary: pd.DataFrame) -> Table:
+    """The per-fold test metrics of ``summary.csv`` (one row per fold) and their mean ± SD over folds, as
+    a rich table for the terminal (``val/`` columns stay in the CSV)."""
+    columns = [c for c in summary.columns if c.startswith("test/")]
+    table = Table(title=f"Cross-validation: test metrics per fold ({len(summary)} folds)")
+    table.add_column("fold", justify="right")
+    for column in columns:
+        table.add_column(column.removeprefix("test/"), justify="right")
+    for _, row in summary.iterrows():
+        table.add_row(str(int(row["fold"])), *(f"{row[c]:.3f}" for c in columns))
+    values = summary[columns].astype(float)
+    table.add_section()
+    if len(summary) > 1:
+        table.add_row("mean ± SD", *(f"{values[c].mean():.3f} ± {values[c].std(ddof=1):.3f}" for c in columns),
+                      style="bold")
+    else:
+        table.add_row("mean", *(f"{values[c].mean():.3f}" for c in columns), style="bold")
+    return table

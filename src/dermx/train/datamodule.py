@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from rich.table import Table
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from torch.utils.data import DataLoader
 
@@ -60,6 +61,22 @@ def fingerprint(parts: dict[str, Sequence[Item]], source: str) -> dict[str, Any]
             digest.update(f"{name}|{item.key}|{item.diagnosis}|{item.characteristics}".encode())
     return {"source": source, "sha256": digest.hexdigest()[:16],
             **{f"n_{name}": len(items) for name, items in parts.items()}}
+
+
+def split_table(parts: dict[str, Sequence[Item]], classes: Sequence[str]) -> Table:
+    """Images per split and, per diagnosis class, how many of them each split holds (printed before
+    training, so that an empty class or a tiny validation split shows before minutes of training)."""
+    table = Table(title="Training data", title_justify="left")
+    table.add_column("split")
+    table.add_column("images", justify="right")
+    for name in classes:
+        table.add_column(name, justify="right")
+    for split, items in parts.items():
+        counts = [0] * len(classes)
+        for item in items:
+            counts[item.diagnosis] += 1
+        table.add_row(split, str(len(items)), *map(str, counts))
+    return table
 
 
 class DermXDataModule(L.LightningDataModule):

@@ -28,12 +28,14 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.utilities import rank_zero_only
+from rich.console import Console
 
 from dermx import vocab
 from dermx.models import DermXNet, build_model, save_checkpoint
 from dermx.train.collection import Collection, collection_of
 from dermx.train.config import TrainConfig
-from dermx.train.datamodule import DermXDataModule
+from dermx.train.datamodule import DermXDataModule, split_table
 from dermx.train.datasets import ImageDataset
 from dermx.train.losses import char_pos_weight_tensor
 from dermx.train.module import DermXModule, macro_f1
@@ -191,6 +193,12 @@ def fit(config: TrainConfig) -> TrainResult:
         raise
 
 
+@rank_zero_only
+def _print_splits(data: DermXDataModule, classes: tuple[str, ...]) -> None:
+    """The data summary (:func:`~dermx.train.datamodule.split_table`) on stderr, before training."""
+    Console(stderr=True).print(split_table(data.parts, classes))
+
+
 def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
     """The body of :func:`fit`, writing into the existing ``run_dir``."""
     L.seed_everything(config.run.seed, workers=True)
@@ -198,6 +206,7 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
     model = model_from_config(config, collection)
     data = DermXDataModule(config, model.config, collection)
     data.setup()
+    _print_splits(data, model.config.diagnoses)
     labels = torch.tensor([item.characteristics for item in data.parts["train"]], dtype=torch.float32)
     pos_weight = char_pos_weight_tensor(labels, config.optim.char_pos_weight, config.optim.char_pos_weight_max)
     module = DermXModule(model, config, char_pos_weight=pos_weight)

@@ -30,10 +30,13 @@ function showOverlay(target) {
   }
   $("overlay").hidden = !chosen;
   if (chosen) $("overlay").src = chosen.png;
+  $("overlay-title").textContent = chosen ? chosen.title : "choose an explanation to overlay";
 }
 
 function render(result) {
   $("photo").src = result.image;
+  $("original").src = result.image;
+  $("colorbar").src = result.colorbar;
   $("diagnoses").replaceChildren();
   for (const d of result.diagnoses) bar($("diagnoses"), d.name, d.probability);
   $("characteristics").replaceChildren();
