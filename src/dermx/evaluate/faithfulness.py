@@ -24,7 +24,9 @@ Against Quantus ``PixelFlipping`` (a test oracle, ``tests/evaluate/test_faithful
 ``features_in_step = C·N/S`` its curve is c_1 … c_S here (it omits c_0, the unperturbed score) and its
 AUC is ``np.trapz(c_1..c_S, dx=1)``, not normalised to [0, 1]; so ``S·AUC_here = AUC_quantus +
 (c_0 + c_1)/2``. Its ``"mean"`` baseline is the mean over all channels of the partly perturbed
-image, recomputed at every step, where ``mean`` here is the fixed per-channel mean of x.
+image, recomputed at every step, where ``mean`` here is the fixed per-channel mean of x. Quantus
+removes ``features_in_step`` elements of the map broadcast to (C, H, W) per step; a map repeated over
+the channels with a step of whole pixels gives the same images as here.
 
 **ROAD** (Rong et al. 2022, "remove and debias"). At percentages p, the n = ⌊p·N/100⌋ pixels ranked
 first (MoRF, most relevant first) or last (LeRF, least relevant first) by s_t are removed and
