@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 
@@ -23,6 +24,14 @@ def evaluate_command(
     seed: Annotated[int, typer.Option()] = 0,
     agreement: Annotated[bool, typer.Option(help="Score the rater-agreement ceiling too.")] = True,
     report: Annotated[bool, typer.Option(help="Write report.html as well.")] = True,
+    methods: Annotated[str | None, typer.Option("--methods", help="Also write RUN/leaderboard.csv for these "
+                                                "CAM methods (comma-separated, or 'all').")] = None,
+    protocol: Annotated[str, typer.Option("--protocol", click_type=click.Choice(["dermx", "followup"]),
+                                          help="Leaderboard agreement protocol (followup: Jalaboi et al. "
+                                          "2023).")] = "dermx",
+    n_images: Annotated[int, typer.Option("--n-images", min=1, help="Leaderboard: test images per model for "
+                                          "faithfulness, sanity and robustness.")] = 16,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Leaderboard: deletion/insertion steps.")] = 8,
 ) -> None:
     """Explain and score every model on its test images; write the run folder (and the report)."""
     from rich.console import Console
@@ -49,6 +58,12 @@ def evaluate_command(
     write_manifest(build_manifest(config={"benchmark": config.to_dict(), "models": dict(pairs)},
                                   seeds={"bootstrap": seed}, data_root=data), out)
     console.print(headline_table(result.summary))
+    if methods:
+        from dermx.evaluate.leaderboard_cli import write_run_leaderboard
+
+        for path in write_run_leaderboard(db, pairs, methods, out, protocol=protocol, n_images=n_images,
+                                          steps=steps, n_boot=n_boot, seed=seed, threshold=threshold):
+            console.print(f"wrote {path}")
     if report:
         console.print(f"report: {render_report(out).resolve()}")
 

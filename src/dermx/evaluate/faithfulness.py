@@ -86,8 +86,7 @@ __all__ = [
 Score = Callable[[Tensor], Tensor]
 Baseline = Literal["blur", "mean", "min"] | Tensor
 
-#: Neighbour weights of the linear imputation (ROAD): 1/6 for edge neighbours, 1/12 for corners.
-_IMPUTATION_KERNEL = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]])
+LAST_ITERATIONS = 0
 
 
 @dataclass(frozen=True)
@@ -236,24 +235,28 @@ def deletion_curves(score: Score, images: Tensor, maps: Tensor, targets: Tensor 
 
 
 def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0.01,
-                            generator: torch.Generator | None = None, tol: float = 1e-7,
+                            generator: torch.Generator | None = None, tol: float = 1e-5,
                             max_iter: int | None = None) -> Tensor:
     """ROAD's imputation of the ``removed`` pixels (module docstring).
 
-    ``images (n, C, H, W)``, ``removed (n, H, W)`` bool. Conjugate gradients in float64 until every
-    system's residual is below ``tol`` times its right-hand side (or ``max_iter``, default 4·(H + W)).
+    ``images (n, C, H, W)``, ``removed (n, H, W)`` bool. Conjugate gradients (in the images' dtype,
+    reductions in float64) until every system's residual is below ``tol`` times its right-hand side (or
+    ``max_iter``, default 4·(H + W) iterations).
     """
     n, c, h, w = images.shape
     if removed.shape != (n, h, w):
         raise ValueError(f"removed must be (n, H, W) = {(n, h, w)}, got {tuple(removed.shape)}")
     if bool(removed.flatten(1).all(dim=1).any()):
         raise ValueError("cannot impute an image whose every pixel is removed")
-    x = images.double().reshape(n * c, 1, h, w)
-    mask = removed.double().repeat_interleave(c, dim=0)[:, None]
-    kernel = _IMPUTATION_KERNEL.to(x)[None, None]
+    x = images.reshape(n * c, 1, h, w)
+    mask = removed.to(x.dtype).repeat_interleave(c, dim=0)[:, None]
 
     def neighbours(v: Tensor) -> Tensor:
-        return F.conv2d(v, kernel, padding=1)
+        """Σ_j w_ij v_j over the 8 neighbours inside the image (zero padding), by shifted slices."""
+        q = F.pad(v, (1, 1, 1, 1))
+        edges = q[..., :-2, 1:-1] + q[..., 2:, 1:-1] + q[..., 1:-1, :-2] + q[..., 1:-1, 2:]
+        corners = q[..., :-2, :-2] + q[..., :-2, 2:] + q[..., 2:, :-2] + q[..., 2:, 2:]
+        return edges / 6 + corners / 12
 
     degree = neighbours(torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device))
     rhs = neighbours(x * (1 - mask)) * mask
@@ -265,24 +268,29 @@ def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0
     r = rhs.clone()
     z = r / degree
     p = z.clone()
-    rz = (r * z).sum(dim=(1, 2, 3), keepdim=True)
-    limit = tol * rhs.flatten(1).norm(dim=1).clamp(min=1e-300)
-    for _ in range(max_iter or 4 * (h + w)):
-        if bool((r.flatten(1).norm(dim=1) <= limit).all()):
+    rz = _dot(r, z)
+    limit = tol * rhs.flatten(1).double().norm(dim=1).clamp(min=1e-300)
+    global LAST_ITERATIONS
+    for LAST_ITERATIONS in range(max_iter or 4 * (h + w)):  # noqa: B007
+        if bool((r.flatten(1).double().norm(dim=1) <= limit).all()):
             break
         ap = apply(p)
-        denominator = (p * ap).sum(dim=(1, 2, 3), keepdim=True)
+        denominator = _dot(p, ap)
         alpha = torch.where(denominator > 0, rz / denominator.clamp(min=1e-300), torch.zeros_like(rz))
-        v = v + alpha * p
-        r = r - alpha * ap
+        v = v + alpha.to(v.dtype) * p
+        r = r - alpha.to(v.dtype) * ap
         z = r / degree
-        rz_new = (r * z).sum(dim=(1, 2, 3), keepdim=True)
-        p = z + torch.where(rz > 0, rz_new / rz.clamp(min=1e-300), torch.zeros_like(rz)) * p
+        rz_new = _dot(r, z)
+        p = z + torch.where(rz > 0, rz_new / rz.clamp(min=1e-300), torch.zeros_like(rz)).to(v.dtype) * p
         rz = rz_new
     if noise:
         v = v + noise * torch.randn(v.shape, generator=generator, dtype=v.dtype, device=v.device) * mask
-    out = x * (1 - mask) + v * mask
-    return out.reshape(n, c, h, w).to(images.dtype)
+    return (x * (1 - mask) + v * mask).reshape(n, c, h, w)
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """Per-system inner products ``(n, 1, 1, 1)`` in float64."""
+    return (a.double() * b.double()).sum(dim=(1, 2, 3), keepdim=True)
 
 
 def road_curves(score: Score, images: Tensor, maps: Tensor, targets: Tensor | Sequence[int], *,

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dermx.report import figures
+from dermx.report.leaderboard_section import leaderboard_section
 from dermx.report.manifest import read_manifest
 
 REPORT = "report.html"
@@ -182,6 +183,7 @@ def render_report(run_dir: str | Path, *, examples_per_group: int = 4) -> Path:
               "<i>vs drawn lesions</i> score the same maps against the lesions the generator drew (the known "
               "answer), on the pairs where that characteristic was drawn: a map can disagree with the raters "
               "and still sit on the lesion, or miss both.</p>"]
+    parts.append(leaderboard_section(run_dir))
     parts += ["<h2>Localization per characteristic</h2>",
               _figure(figures.characteristic_bars(summary), "per-characteristic localization")]
     if summary.get("shortcut"):
