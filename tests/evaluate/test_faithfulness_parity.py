@@ -88,7 +88,7 @@ def test_noisy_linear_imputation() -> None:
         top = pixel_ranks(maps[i, 0]) < int(H * W * p / 100)
         indices = np.flatnonzero(top.numpy())
         expected = theirs(arr=images[i].numpy().astype(np.float64), indices=indices, noise=0.0)
-        ours = noisy_linear_imputation(images[i:i + 1], top.view(1, H, W), noise=0.0)[0]
+        ours = noisy_linear_imputation(images[i:i + 1], top.view(1, H, W), noise=0.0, tol=1e-7)[0]
         np.testing.assert_allclose(ours.numpy(), expected, atol=1e-4)
 
 
@@ -105,7 +105,7 @@ def test_road_morf_accuracy() -> None:
         return nn.functional.one_hot(model(x).argmax(dim=1), 4).float()
 
     ours = road_curves(one_hot, images, maps, torch.from_numpy(labels)[:, None], percentages=percentages,
-                       noise=0.0).values
+                       noise=0.0, tol=1e-7).values
     np.testing.assert_allclose(ours[:, 0].mean(dim=0).numpy(), theirs, atol=1e-6)
 
 

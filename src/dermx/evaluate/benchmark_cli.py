@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+
+from dermx.evaluate.leaderboard_cli import parse_protocol
 
 
 def evaluate_command(
@@ -26,7 +27,7 @@ def evaluate_command(
     report: Annotated[bool, typer.Option(help="Write report.html as well.")] = True,
     methods: Annotated[str | None, typer.Option("--methods", help="Also write RUN/leaderboard.csv for these "
                                                 "CAM methods (comma-separated, or 'all').")] = None,
-    protocol: Annotated[str, typer.Option("--protocol", click_type=click.Choice(["dermx", "followup"]),
+    protocol: Annotated[str, typer.Option("--protocol", parser=parse_protocol, metavar="dermx|followup",
                                           help="Leaderboard agreement protocol (followup: Jalaboi et al. "
                                           "2023).")] = "dermx",
     n_images: Annotated[int, typer.Option("--n-images", min=1, help="Leaderboard: test images per model for "

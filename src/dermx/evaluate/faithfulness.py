@@ -86,6 +86,9 @@ __all__ = [
 Score = Callable[[Tensor], Tensor]
 Baseline = Literal["blur", "mean", "min"] | Tensor
 
+#: Neighbour weights of the linear imputation (ROAD): 1/6 for edge neighbours, 1/12 for corners.
+_IMPUTATION_KERNEL = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]])
+#: Conjugate-gradient iterations of the last :func:`noisy_linear_imputation` call.
 LAST_ITERATIONS = 0
 
 
@@ -235,13 +238,15 @@ def deletion_curves(score: Score, images: Tensor, maps: Tensor, targets: Tensor 
 
 
 def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0.01,
-                            generator: torch.Generator | None = None, tol: float = 1e-5,
+                            generator: torch.Generator | None = None, tol: float = 1e-4,
                             max_iter: int | None = None) -> Tensor:
     """ROAD's imputation of the ``removed`` pixels (module docstring).
 
     ``images (n, C, H, W)``, ``removed (n, H, W)`` bool. Conjugate gradients (in the images' dtype,
     reductions in float64) until every system's residual is below ``tol`` times its right-hand side (or
-    ``max_iter``, default 4·(H + W) iterations).
+    ``max_iter``, default 4·(H + W) iterations), starting from a push-pull fill of the removed pixels.
+    At the default ``tol`` the largest deviation from the exact solution is about 1e-3 on 64 px
+    images, a tenth of ROAD's default noise σ; pass a smaller ``tol`` for exactness.
     """
     n, c, h, w = images.shape
     if removed.shape != (n, h, w):
@@ -250,13 +255,11 @@ def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0
         raise ValueError("cannot impute an image whose every pixel is removed")
     x = images.reshape(n * c, 1, h, w)
     mask = removed.to(x.dtype).repeat_interleave(c, dim=0)[:, None]
+    kernel = _IMPUTATION_KERNEL.to(x)[None, None]
 
     def neighbours(v: Tensor) -> Tensor:
-        """Σ_j w_ij v_j over the 8 neighbours inside the image (zero padding), by shifted slices."""
-        q = F.pad(v, (1, 1, 1, 1))
-        edges = q[..., :-2, 1:-1] + q[..., 2:, 1:-1] + q[..., 1:-1, :-2] + q[..., 1:-1, 2:]
-        corners = q[..., :-2, :-2] + q[..., :-2, 2:] + q[..., 2:, :-2] + q[..., 2:, 2:]
-        return edges / 6 + corners / 12
+        """Σ_j w_ij v_j over the 8 neighbours inside the image (a 3×3 convolution, zero padding)."""
+        return F.conv2d(v, kernel, padding=1)
 
     degree = neighbours(torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device))
     rhs = neighbours(x * (1 - mask)) * mask
@@ -264,15 +267,15 @@ def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0
     def apply(v: Tensor) -> Tensor:
         return (degree * v - neighbours(v)) * mask
 
-    v = torch.zeros_like(x)
-    r = rhs.clone()
+    v = _push_pull(x, 1 - mask) * mask  # a smooth first guess: CG then needs far fewer iterations
+    r = rhs - apply(v)
     z = r / degree
     p = z.clone()
     rz = _dot(r, z)
-    limit = tol * rhs.flatten(1).double().norm(dim=1).clamp(min=1e-300)
+    limit = tol * rhs.flatten(1).norm(dim=1, dtype=torch.float64).clamp(min=1e-300)
     global LAST_ITERATIONS
     for LAST_ITERATIONS in range(max_iter or 4 * (h + w)):  # noqa: B007
-        if bool((r.flatten(1).double().norm(dim=1) <= limit).all()):
+        if bool((r.flatten(1).norm(dim=1, dtype=torch.float64) <= limit).all()):
             break
         ap = apply(p)
         denominator = _dot(p, ap)
@@ -289,13 +292,26 @@ def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
-    """Per-system inner products ``(n, 1, 1, 1)`` in float64."""
-    return (a.double() * b.double()).sum(dim=(1, 2, 3), keepdim=True)
+    """Per-system inner products ``(n, 1, 1, 1)``, accumulated in float64."""
+    return (a * b).sum(dim=(1, 2, 3), keepdim=True, dtype=torch.float64)
+
+
+def _push_pull(x: Tensor, known: Tensor) -> Tensor:
+    """Fill unknown pixels from ever coarser averages of the known ones (a pyramid: 2×2 mean of values
+    and weights down to 1×1, then each level's unknown pixels from the level above, bilinearly)."""
+    if min(x.shape[-2:]) <= 1:
+        total = (x * known).sum(dim=(-2, -1), keepdim=True) / known.sum(dim=(-2, -1), keepdim=True).clamp(min=1e-12)
+        return torch.where(known > 0, x, total.expand_as(x))
+    coarse_known = F.avg_pool2d(known, 2, ceil_mode=True)
+    coarse = F.avg_pool2d(x * known, 2, ceil_mode=True) / coarse_known.clamp(min=1e-12)
+    filled = _push_pull(coarse, (coarse_known > 0).to(x.dtype))
+    up = F.interpolate(filled, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.where(known > 0, x, up)
 
 
 def road_curves(score: Score, images: Tensor, maps: Tensor, targets: Tensor | Sequence[int], *,
                 percentages: Sequence[float] = (10, 30, 50, 70, 90), order: Literal["morf", "lerf"] = "morf",
-                noise: float = 0.01, seed: int = 0, batch_size: int = 64) -> Curves:
+                noise: float = 0.01, seed: int = 0, batch_size: int = 64, tol: float = 1e-4) -> Curves:
     """ROAD curves ``(B, T, P)``: the target score after removing p % of the pixels, most (``morf``) or
     least (``lerf``) relevant first, and imputing them (module docstring)."""
     _check(images, maps)
@@ -315,7 +331,7 @@ def road_curves(score: Score, images: Tensor, maps: Tensor, targets: Tensor | Se
     def build(chunk: list[tuple[int, object]]) -> Tensor:
         stack = torch.stack([images[i] for i, _ in chunk])
         removed = torch.stack([(ranks[i][u] < n).view(images.shape[-2:]) for i, (u, n) in chunk])  # type: ignore[misc]
-        return noisy_linear_imputation(stack, removed, noise=noise, generator=generator)
+        return noisy_linear_imputation(stack, removed, noise=noise, generator=generator, tol=tol)
 
     scores = _run_jobs(score, jobs, build, batch_size)
     offsets = torch.tensor([0, *[len(u) * len(counts) for u in uniques]]).cumsum(0)

@@ -141,13 +141,13 @@ class Leaderboard:
 
 
 def parse_methods(text: str | Sequence[str]) -> tuple[list[str], list[str]]:
-    """``"all"`` or ``"gradcam,gradcam++,..."`` → (engine method names, messages for unknown names)."""
+    """``"all"`` or ``"gradcam,gradcam++,..."`` → (engine method names, messages for unknown names);
+    ``all`` in a list stands for every method."""
     names = text.split(",") if isinstance(text, str) else list(text)
     names = [n.strip() for n in names if n.strip()]
-    if names == ["all"]:
-        return list(METHODS), []
-    methods, errors = [], []
-    for name in names:
+    methods: list[str] = list(METHODS) if "all" in names else []
+    errors = []
+    for name in (n for n in names if n != "all"):
         try:
             method = get_method(name).name
         except ValueError as error:

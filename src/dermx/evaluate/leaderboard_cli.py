@@ -18,6 +18,13 @@ SHOWN: tuple[str, ...] = ("dice", "pointing", "deletion_auc", "insertion_auc", "
                           "max_sensitivity")
 
 
+def parse_protocol(text: str) -> str:
+    """``--protocol``: ``dermx`` (the benchmark's) or ``followup`` (Jalaboi et al. 2023)."""
+    if text not in ("dermx", "followup"):
+        raise typer.BadParameter(f"expected dermx or followup; got {text!r}")
+    return text
+
+
 def write_run_leaderboard(db: Any, models: Sequence[tuple[str, str]], methods: str, out: Path, *,
                           protocol: str = "dermx", n_images: int = 16, steps: int = 8, n_boot: int = 1000,
                           seed: int = 0, threshold: float = 0.5) -> list[Path]:
