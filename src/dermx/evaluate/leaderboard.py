@@ -382,6 +382,8 @@ def run_leaderboard(db: DermXDB, models: Sequence[tuple[str, str | Path]], metho
                 bad = [k for k, v in row.items() if not isinstance(v, str) and not math.isfinite(float(v))]
                 board.excluded.append({"model": name, "method": method,
                                        "reason": f"undefined on every image: {', '.join(bad)}"})
+    if config.protocol == "followup":
+        board.notes += _across_models(board.rows)
     names = list(tested)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
@@ -391,6 +393,18 @@ def run_leaderboard(db: DermXDB, models: Sequence[tuple[str, str | Path]], metho
                                    "paired comparisons")
                 say(board.notes[-1])
     return board
+
+
+def _across_models(rows: list[dict[str, Any]]) -> list[str]:
+    """The follow-up paper's last step: per method, mean ± SD (ddof = 1) of the models' agreement."""
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        values = [r["dice"] for r in rows if r["method"] == method and r["dice"] is not None
+                  and math.isfinite(r["dice"])]
+        if len(values) > 1:
+            out.append(f"{method}: Dice over {len(values)} models {np.mean(values):.3f} ± "
+                       f"{np.std(values, ddof=1):.3f} (mean ± SD)")
+    return out
 
 
 def _mean_over_folds(per_fold: list[dict[str, dict[str, float]]], method: str) -> dict[str, float]:
