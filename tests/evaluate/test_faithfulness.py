@@ -168,3 +168,16 @@ def test_sensitivity_by_hand() -> None:
     assert float(result.avg) == pytest.approx(0.2)
     zero = sensitivity(lambda x: x * 0, images, n_samples=2)
     assert torch.isnan(zero.max).all()
+
+
+def test_random_logit_picks_another_class_of_the_head() -> None:
+    from dermx.evaluate.sanity import random_logit
+
+    torch.manual_seed(0)
+    maps = torch.rand(3, 5, 9, 9)
+    maps[:, 3:] = maps[:, 2:3]  # columns 2, 3, 4: one head whose classes share a map
+    same = random_logit(maps, torch.tensor([2, 3, 4]), torch.tensor([2, 3, 4]))
+    assert same.tolist() == pytest.approx([1.0, 1.0, 1.0])
+    other = random_logit(maps, torch.tensor([0, 0, 0]), torch.tensor([0, 1]))
+    expected = ssim(maps[:, 0], maps[:, 1])
+    assert torch.allclose(other, expected)

@@ -79,3 +79,12 @@ def test_cli_and_report_section(run_dir: Path, tmp_path: Path) -> None:
     assert "method × model leaderboard" in section and section.count("<img") == 3
     assert "nosuch" in section and "dice ↑" in section and "deletion_auc ↓" in section
     assert leaderboard_section(old) == ""
+
+
+def test_followup_protocol_settings_and_spread_over_models() -> None:
+    from dermx.evaluate.leaderboard import PROTOCOLS, _across_models
+
+    assert PROTOCOLS["followup"] == ("relative", "correct", "diagnosis-union")
+    rows = [{"model": "a", "method": "gradcam", "dice": 0.2}, {"model": "b", "method": "gradcam", "dice": 0.4},
+            {"model": "a", "method": "eigencam", "dice": 0.3}]
+    assert _across_models(rows) == ["gradcam: Dice over 2 models 0.300 ± 0.141 (mean ± SD)"]
