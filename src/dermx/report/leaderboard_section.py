@@ -78,8 +78,11 @@ def _scatter(rows: list[dict[str, Any]]) -> bytes:
         y = np.array([r["insertion_auc"] - r["deletion_auc"] for r in part])
         xerr = np.array([[r["dice"] - r["dice_low"], r["dice_high"] - r["dice"]] for r in part]).T
         ax.errorbar(x, y, xerr=xerr, fmt=markers[k % len(markers)], capsize=2, label=model)
-        for r, xi, yi in zip(part, x, y, strict=True):
-            ax.annotate(r["method"], (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        labels: dict[tuple[float, float], list[str]] = {}
+        for r, xi, yi in zip(part, x, y, strict=True):  # equal points (CAM = Grad-CAM) share one label
+            labels.setdefault((round(float(xi), 6), round(float(yi), 6)), []).append(r["method"])
+        for (xi, yi), names in labels.items():
+            ax.annotate(" = ".join(names), (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
     ax.set_xlabel("agreement with the experts: Dice (95 % CI) →")
     ax.set_ylabel("faithfulness: insertion AUC − deletion AUC →")
     ax.legend(fontsize=8)
