@@ -33,14 +33,15 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("leaderboard")
     db = tiny_synth(root / "data")
-    model = build_model("tiny", pretrained=False, input_size=(32, 32))
+    # CAMs at layer3, which does not feed global average pooling: the method "cam" cannot apply there
+    model = build_model("tiny", pretrained=False, input_size=(32, 32), cam_layer="backbone.layer3")
     with torch.no_grad():  # an untrained head barely reacts to its input: make the scores move
         model.diagnosis_out.weight.mul_(50)
     checkpoint = save_checkpoint(model, root / "ckpt")
     config = LeaderboardConfig(n_images=3, steps=2, road_percentages=(50.0,), mprt_steps=1, sensitivity_samples=1,
                                fc_runs=4, fc_subset=16, n_boot=20)
     board = run_leaderboard(db, [("tiny", str(checkpoint)), ("broken", str(root / "missing"))],
-                            "gradcam,eigencam,nosuch", config)
+                            "gradcam,eigencam,cam,nosuch", config)
     out = root / "run"
     write_leaderboard(board, out)
     return out
@@ -59,6 +60,7 @@ def test_contract_and_bad_cells(run_dir: Path) -> None:
     reasons = {(e["model"], e["method"]): e["reason"] for e in data["excluded"]}
     assert "unknown CAM method 'nosuch'" in reasons[("*", "nosuch")]
     assert "cannot load" in reasons[("broken", "gradcam")]
+    assert "cannot explain" in reasons[("tiny", "cam")] and "global average pooling" in reasons[("tiny", "cam")]
     eigen = frame.set_index("method").loc["eigencam"]
     assert eigen["random_logit"] == pytest.approx(1.0)  # class-agnostic: fails the random-logit test
     assert len(data["mprt_curves"]["tiny"]["gradcam"]) == 1
