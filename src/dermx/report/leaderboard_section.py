@@ -79,8 +79,8 @@ def _scatter(rows: list[dict[str, Any]]) -> bytes:
         xerr = np.array([[r["dice"] - r["dice_low"], r["dice_high"] - r["dice"]] for r in part]).T
         ax.errorbar(x, y, xerr=xerr, fmt=markers[k % len(markers)], capsize=2, label=model)
         labels: dict[tuple[float, float], list[str]] = {}
-        for r, xi, yi in zip(part, x, y, strict=True):  # equal points (CAM = Grad-CAM) share one label
-            labels.setdefault((round(float(xi), 6), round(float(yi), 6)), []).append(r["method"])
+        for r, xi, yi in zip(part, x, y, strict=True):  # coinciding points (CAM = Grad-CAM) share a label
+            labels.setdefault((round(float(xi), 2), round(float(yi), 2)), []).append(r["method"])
         for (xi, yi), names in labels.items():
             ax.annotate(" = ".join(names), (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
     ax.set_xlabel("agreement with the experts: Dice (95 % CI) →")
