@@ -29,6 +29,7 @@ class BenchmarkConfig:
     (h, w) the rater masks are resized to for the rater-agreement ceiling (default: the first model's
     input size; ``native`` with ``map_size="native"``). ``shortcut_test``: on a synthetic set with a
     shortcut class, also run the counterfactual watermark test (:mod:`dermx.evaluate.shortcut`).
+    ``examples``: choose and explain the report's example images (:mod:`dermx.evaluate.examples`).
     """
 
     method: str = "gradcam"
@@ -43,6 +44,7 @@ class BenchmarkConfig:
     tolerance: float = 0.0
     agreement: bool = True
     shortcut_test: bool = True
+    examples: bool = True
     agreement_size: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -165,7 +165,8 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
         tables += mine
     items, images = _concat(tables, "items"), _with_metadata(db, _concat(tables, "images"))
     shared = set(shared_stems(candidates))
-    reasons = choose_examples(images[images["stem"].isin(shared)], items[items["stem"].isin(shared)])
+    reasons = (choose_examples(images[images["stem"].isin(shared)], items[items["stem"].isin(shared)])
+               if config.examples else {})
     result = BenchmarkResult(
         items=items, baselines=_concat(tables, "baselines"), images=images,
         agreement=_agreement(db, all_stems, candidates, config, wrap),

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from dermx.cli_common import guarded, option, renamed
+from dermx.evaluate.leaderboard_cli import parse_protocol
 
 
 @guarded
@@ -32,8 +33,20 @@ def evaluate_command(
     require_all_images: Annotated[bool, typer.Option(
         "--require-all-images", help="Fail when the image folder lacks any DermXDB image (default: go on "
                                      "with the images found, list the missing ones in the run folder).")] = False,
+    methods: Annotated[str | None, typer.Option("--methods", help="Also write RUN/leaderboard.csv for these "
+                                                "CAM methods (comma-separated, or 'all').")] = None,
+    protocol: Annotated[str, typer.Option("--protocol", parser=parse_protocol, metavar="dermx|followup",
+                                          help="Leaderboard agreement protocol (followup: Jalaboi et al. "
+                                          "2023).")] = "dermx",
+    n_images: Annotated[int, option("--n-images")] = 16,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Leaderboard: deletion/insertion steps.")] = 8,
 ) -> None:
-    """Explain and score every model on its test images; write the run folder (and the report)."""
+    """Explain and score every model on its test images; write the run folder (and the report).
+
+    With --methods, also the method × model leaderboard (RUN/leaderboard.csv): agreement on every test
+    image, faithfulness, sanity and robustness on --n-images test images per model with --steps
+    deletion/insertion steps.
+    """
     from rich.console import Console
     from rich.progress import Progress
 
@@ -76,6 +89,13 @@ def evaluate_command(
     write_manifest(build_manifest(config={"benchmark": config.to_dict(), "models": dict(pairs)},
                                   seeds={"bootstrap": seed}, data_root=data), out)
     console.print(headline_table(result.summary))
+    if methods:
+        from dermx.evaluate.leaderboard_cli import write_run_leaderboard
+
+        for path in write_run_leaderboard(db, pairs, methods, out, protocol=protocol, n_images=n_images,
+                                          steps=steps, n_boot=n_boot, seed=seed, threshold=threshold,
+                                          available=coverage.found, allow_overlap=allow_overlap):
+            console.print(f"wrote {path}")
     if report:
         console.print(f"report: {render_report(out).resolve()}")
 

@@ -49,3 +49,4 @@ def register(app: typer.Typer) -> None:
 
     app.command("interrater", cls=renamed({"--size": "--mask-size"}))(interrater_command)
     benchmark_cli.register(app)
+    __import__("dermx.evaluate.leaderboard_cli", fromlist=["register"]).register(app)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from dermx.explain.methods import method_title
 from dermx.report import figures, images
+from dermx.report.leaderboard_section import leaderboard_section
 from dermx.report.manifest import manifest_rows, read_manifest
 from dermx.report.verdict import PAIRED_KINDS, flags, verdict
 
@@ -268,6 +269,7 @@ def render_report(run_dir: str | Path) -> Path:
               "and still sit on the lesion, or miss both.</p>", _legend(summary)]
     if summary["paired"]:
         parts += ["<h3>Paired comparison (same images and pairs)</h3>", _table(_paired_frame(summary))]
+    parts.append(leaderboard_section(run_dir))
     parts += ["<h2>Localization per characteristic</h2>",
               _figure(figures.characteristic_bars(summary), "per-characteristic localization")]
     if summary.get("shortcut"):

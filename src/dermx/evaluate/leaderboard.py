@@ -1,0 +1,433 @@
+r"""The method × model leaderboard: which explanation agrees with the experts while staying faithful?
+
+One row per (model, method), every column with its 95 % bootstrap CI over images (``<col>_low``,
+``<col>_high``) and a direction (:data:`DIRECTIONS`: higher or lower is better):
+
+* **agreement**, the benchmark's protocol (:func:`~dermx.evaluate.benchmark.run_benchmark` with the
+  method): ``dice``, ``sensitivity``, ``specificity``, ``pointing`` on every test image. Protocol
+  ``dermx`` (default): characteristic maps against the ``mean``-fused characteristic references, pairs
+  whose characteristic is present. Protocol ``followup`` (Jalaboi et al. 2023, arXiv 2302.12084): the
+  predicted class's map, correctly diagnosed images only, against the per-image union map with the
+  ``relative`` fusion; mean over images per model (per fold), then mean ± SD over folds
+  (``<col>_fold_sd``; 0 folds of spread for a single checkpoint is reported as SD 0).
+* **faithfulness** (:mod:`dermx.evaluate.faithfulness`) of the predicted diagnosis's map, on the first
+  ``n_images`` test images (sorted stems): ``deletion_auc`` / ``insertion_auc`` (blur baseline),
+  ``deletion_auc_mean`` / ``insertion_auc_mean`` (mean-colour baseline), ``road_morf`` / ``road_lerf``
+  (mean target probability over the ROAD percentages), ``faithfulness_corr``. Scores are the model's
+  probabilities (softmax over diagnoses, sigmoid per characteristic).
+* **sanity** (:mod:`dermx.evaluate.sanity`), over every target's map on the same images:
+  ``mprt_spearman`` / ``mprt_ssim`` (similarity to the trained model's maps after the whole cascade
+  of randomisation; the per-step curve is in ``leaderboard.json``), ``random_logit`` (SSIM of the
+  predicted diagnosis's map with another diagnosis's map).
+* **robustness** (:mod:`dermx.evaluate.robustness`): ``max_sensitivity``, ``avg_sensitivity`` over
+  every target's map.
+
+Per image, a metric over several targets is first averaged over the defined targets (as the benchmark
+does over pairs), then images are bootstrapped (:func:`dermx.evaluate.stats.estimate`).
+
+Forward passes are shared wherever the maths allows: the images and the trained maps of every method
+are computed once per model; the deletion, insertion and ROAD images of all methods go through one
+call, so identical maps (CAM and Grad-CAM are equal after min-max normalisation; Eigen-CAM gives every
+target the same map) and map-independent steps (q = 0 and 1) are scored once; faithfulness
+correlation's random subsets are shared by every method, so its forward passes are paid once per
+model.
+
+A (model, method) cell that cannot be computed (an unknown method, a method the model's layer does not
+support, an unreadable checkpoint) is reported with its reason in ``excluded`` and the other cells are
+still computed. ``leaderboard.csv`` holds only rows whose every value is finite; a row with an
+undefined value stays in ``leaderboard.json`` (as ``null``) with the reason in ``excluded``.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from dermx import vocab
+from dermx.data import DermXDB
+from dermx.evaluate.bench_types import BenchmarkConfig
+from dermx.evaluate.benchmark import run_benchmark
+from dermx.evaluate.candidates import Candidate, load_candidates
+from dermx.evaluate.faithfulness import deletion_curves, faithfulness_correlation, road_curves
+from dermx.evaluate.robustness import sensitivity
+from dermx.evaluate.sanity import cascading_randomisation, random_logit, randomisation_layers, spearman, ssim
+from dermx.evaluate.stats import estimate
+from dermx.explain import CamEngine
+from dermx.explain.methods import METHODS, get_method
+from dermx.jsonio import write_json
+from dermx.models import DermXNet
+from dermx.train.datasets import ImageDataset, dermxdb_items
+
+__all__ = ["AGREEMENT", "DIRECTIONS", "PROTOCOLS", "LeaderboardConfig", "parse_methods", "run_leaderboard",
+           "write_leaderboard"]
+
+Protocol = Literal["dermx", "followup"]
+
+#: Benchmark settings and map kind of each agreement protocol: (fusion, selection, kind).
+PROTOCOLS: dict[str, tuple[str, str, str]] = {
+    "dermx": ("mean", "present", "characteristic"),
+    "followup": ("relative", "correct", "diagnosis-union"),
+}
+
+AGREEMENT: tuple[str, ...] = ("dice", "sensitivity", "specificity", "pointing")
+
+#: Every leaderboard metric and whether higher or lower is better.
+DIRECTIONS: dict[str, str] = {
+    "dice": "higher", "sensitivity": "higher", "specificity": "higher", "pointing": "higher",
+    "deletion_auc": "lower", "insertion_auc": "higher", "deletion_auc_mean": "lower",
+    "insertion_auc_mean": "higher", "road_morf": "lower", "road_lerf": "higher", "faithfulness_corr": "higher",
+    "mprt_spearman": "lower", "mprt_ssim": "lower", "random_logit": "lower",
+    "max_sensitivity": "lower", "avg_sensitivity": "lower",
+}
+
+
+@dataclass(frozen=True)
+class LeaderboardConfig:
+    """Choices of a leaderboard run (stored in ``leaderboard.json``).
+
+    ``n_images``: test images (first by sorted stem) for faithfulness, sanity and robustness; the
+    agreement uses every test image. ``steps``: deletion / insertion steps. ``mprt_steps``: cascade
+    positions at which maps are recomputed (evenly spaced over the randomisable layers, always
+    including the last, full randomisation). ``sensitivity_samples`` noise draws of radius
+    ``sensitivity_radius``; ``fc_runs`` subsets of ``fc_subset`` pixels for faithfulness correlation.
+    """
+
+    methods: tuple[str, ...] = tuple(METHODS)
+    protocol: Protocol = "dermx"
+    n_images: int = 16
+    steps: int = 8
+    blur_sigma: float = 5.0
+    road_percentages: tuple[float, ...] = (20.0, 50.0, 80.0)
+    road_noise: float = 0.01
+    mprt_steps: int = 3
+    sensitivity_samples: int = 3
+    sensitivity_radius: float = 0.02
+    fc_runs: int = 20
+    fc_subset: int = 256
+    threshold: float = 0.5
+    n_boot: int = 1000
+    seed: int = 0
+    batch_size: int = 64
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Leaderboard:
+    """Rows (model, method, metrics with CIs), excluded cells with reasons, notes, MPRT curves and an
+    example image under every (model, method)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    excluded: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    mprt_curves: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    examples: dict[str, np.ndarray] = field(default_factory=dict)
+    config: LeaderboardConfig = field(default_factory=LeaderboardConfig)
+
+    def frame(self) -> pd.DataFrame:
+        """The finite rows as a table (``leaderboard.csv``)."""
+        return pd.DataFrame([r for r in self.rows if _finite(r)])
+
+
+def parse_methods(text: str | Sequence[str]) -> tuple[list[str], list[str]]:
+    """``"all"`` or ``"gradcam,gradcam++,..."`` → (engine method names, messages for unknown names);
+    ``all`` in a list stands for every method."""
+    names = text.split(",") if isinstance(text, str) else list(text)
+    names = [n.strip() for n in names if n.strip()]
+    methods: list[str] = list(METHODS) if "all" in names else []
+    errors = []
+    for name in (n for n in names if n != "all"):
+        try:
+            method = get_method(name).name
+        except ValueError as error:
+            errors.append(str(error))
+            continue
+        if method not in methods:
+            methods.append(method)
+    return methods, errors
+
+
+def _finite(row: dict[str, Any]) -> bool:
+    return all(isinstance(v, str) or (v is not None and math.isfinite(float(v))) for v in row.values())
+
+
+def _scores(model: DermXNet) -> Callable[[Tensor], Tensor]:
+    """Images → every target's probability, in the engine's column order (characteristics, diagnoses)."""
+
+    def score(images: Tensor) -> Tensor:
+        p = model.probabilities(model(images))
+        return torch.cat([p.characteristic, p.diagnosis], dim=1)
+
+    return score
+
+
+def _images(db: DermXDB, candidate: Candidate, stems: Sequence[str]) -> Tensor:
+    items = dermxdb_items(db, stems, vocab.CHARACTERISTICS)
+    dataset = ImageDataset(items, candidate.input_size, candidate.mean, candidate.std, policy=candidate.policy)
+    return torch.cat([b["image"] for b in DataLoader(dataset, batch_size=64, shuffle=False)])
+
+
+def _engine(model: DermXNet, method: str) -> CamEngine:
+    return CamEngine(model, method, model.config.cam_layer, size="input")
+
+
+def _maps(engine: CamEngine, images: Tensor, batch_size: int) -> Tensor:
+    return torch.cat([engine(images[i:i + batch_size]).maps.detach() for i in range(0, len(images), batch_size)])
+
+
+def _cascade_positions(n_layers: int, steps: int) -> list[int]:
+    """Indices (0-based) of the cascade steps evaluated: evenly spaced, the last always included."""
+    steps = max(1, min(steps, n_layers))
+    return sorted({round((k + 1) * n_layers / steps) - 1 for k in range(steps)})
+
+
+def _estimate(stems: Sequence[str], fold: int | None, values: Tensor, config: LeaderboardConfig) -> dict[str, float]:
+    """Per-image values (B,) or (B, T) (NaN-aware mean over T) → mean and bootstrap CI over images."""
+    v = values.double()
+    if v.ndim == 2:
+        defined = ~torch.isnan(v)
+        v = torch.where(defined, v, 0).sum(dim=1) / defined.sum(dim=1)  # NaN when no target is defined
+    rows = pd.DataFrame({"stem": list(stems), "fold": fold, "value": v.numpy()})
+    e = estimate(rows, "value", n_boot=config.n_boot, seed=config.seed)
+    return {"mean": e["mean"], "low": e["low"], "high": e["high"], "undefined": e["undefined"]}
+
+
+def _agreement(db: DermXDB, name: str, path: str | Path, methods: Sequence[str], config: LeaderboardConfig,
+               wrap: Callable[[Iterable[Any], str, int], Iterable[Any]], available: Sequence[str] | None,
+               allow_overlap: bool) -> dict[str, dict[str, float]]:
+    """Agreement columns of each method: one benchmark run with one candidate per method."""
+    fusion, selection, kind = PROTOCOLS[config.protocol]
+    bench = BenchmarkConfig(fusion=fusion, selection=selection, threshold=config.threshold,  # type: ignore[arg-type]
+                            n_boot=config.n_boot, seed=config.seed, agreement=False, examples=False,
+                            shortcut_test=False)
+    candidates = []
+    for method in methods:
+        for candidate in load_candidates(name, path, db, replace(bench, method=method), available=available,
+                                         allow_overlap=allow_overlap):
+            candidates.append(replace(candidate, name=f"{name}{_SEP}{method}"))
+    summary = run_benchmark(db, candidates, bench, progress=wrap).summary
+    out: dict[str, dict[str, float]] = {}
+    for method in methods:
+        overall = summary["localization"][selection][f"{name}{_SEP}{method}"][kind]["overall"]
+        columns: dict[str, float] = {}
+        for score in AGREEMENT:
+            e = overall[score]
+            columns.update({score: e["fold_mean"] if config.protocol == "followup" else e["mean"],
+                            f"{score}_low": e["low"], f"{score}_high": e["high"],
+                            f"{score}_fold_sd": 0.0 if e.get("folds", 0) <= 1 else e["fold_sd"]})
+        out[method] = columns
+    return out
+
+
+_SEP = " \u00b7 "
+
+
+def _model_metrics(db: DermXDB, name: str, candidate: Candidate, methods: list[str], config: LeaderboardConfig,
+                   board: Leaderboard, say: Callable[[str], None]) -> dict[str, dict[str, float]]:
+    """Faithfulness, sanity and robustness of every method for one model (fold): {method: columns}."""
+    model = candidate.explain.model  # type: ignore[attr-defined]
+    model.eval()
+    stems = sorted(candidate.stems)[: config.n_images]
+    images = _images(db, candidate, stems)
+    score = _scores(model)
+    n_char = len(model.config.characteristics)
+    with torch.no_grad():
+        probabilities = score(images)
+    predicted = n_char + probabilities[:, n_char:].argmax(dim=1)
+    columns: dict[str, dict[str, float]] = {}
+    maps: dict[str, Tensor] = {}
+    engines: dict[str, CamEngine] = {}
+    for method in methods:
+        try:
+            engines[method] = _engine(model, method)
+            maps[method] = _maps(engines[method], images, config.batch_size)
+        except (ValueError, RuntimeError) as error:
+            board.excluded.append({"model": name, "method": method, "reason": f"cannot explain: {error}"})
+            say(f"{name} / {method}: cannot explain ({error}); other cells continue")
+    ok = list(maps)
+    if not ok:
+        return columns
+    index = torch.arange(len(images))
+    picked = torch.stack([maps[m][index, predicted] for m in ok], dim=1)  # (B, M, H, W)
+    targets = predicted[:, None].expand(-1, len(ok))
+    kw = {"batch_size": config.batch_size}
+    per: dict[str, Tensor] = {}
+    say(f"{name}: deletion and insertion ({config.steps} steps, blur and mean baselines)")
+    for suffix, baseline in (("", "blur"), ("_mean", "mean")):
+        for mode in ("deletion", "insertion"):
+            curves = deletion_curves(score, images, picked, targets, steps=config.steps, mode=mode,  # type: ignore[arg-type]
+                                     baseline=baseline, blur_sigma=config.blur_sigma, **kw)
+            per[f"{mode}_auc{suffix}"] = curves.auc()
+    say(f"{name}: ROAD at {list(config.road_percentages)} %, MoRF and LeRF")
+    for order in ("morf", "lerf"):
+        per[f"road_{order}"] = road_curves(score, images, picked, targets, percentages=config.road_percentages,
+                                           order=order, noise=config.road_noise, seed=config.seed, **kw).mean()  # type: ignore[arg-type]
+    say(f"{name}: faithfulness correlation ({config.fc_runs} runs)")
+    per["faithfulness_corr"] = faithfulness_correlation(
+        score, images, picked, targets, n_runs=config.fc_runs,
+        subset_size=min(config.fc_subset, images.shape[-2] * images.shape[-1] // 2), seed=config.seed, **kw)
+    dx_columns = torch.arange(n_char, n_char + len(model.config.diagnoses))
+    for j, method in enumerate(ok):
+        columns[method] = {}
+        for key, value in per.items():
+            columns[method].update(_named(key, _estimate(stems, candidate.fold, value[:, j], config)))
+        rl = random_logit(maps[method], predicted, dx_columns, seed=config.seed)
+        columns[method].update(_named("random_logit", _estimate(stems, candidate.fold, rl, config)))
+    layers = randomisation_layers(model)
+    positions = set(_cascade_positions(len(layers), config.mprt_steps))
+    say(f"{name}: cascading randomisation, {len(layers)} layers, maps at {len(positions)} of them")
+    curves_of: dict[str, list[dict[str, Any]]] = {m: [] for m in ok}
+    last: dict[str, tuple[Tensor, Tensor]] = {}
+    for step, (layer, randomised) in enumerate(cascading_randomisation(model, seed=config.seed)):
+        if step not in positions:
+            continue
+        for method in ok:
+            random_maps = _maps(_engine(randomised, method), images, config.batch_size)
+            rho, sim = spearman(maps[method], random_maps), ssim(maps[method], random_maps)
+            last[method] = (rho, sim)
+            curves_of[method].append({"layer": layer, "step": step + 1, "spearman": _nanmean(rho),
+                                      "ssim": _nanmean(sim)})
+    board.mprt_curves.setdefault(name, {}).update(curves_of)
+    say(f"{name}: sensitivity ({config.sensitivity_samples} draws, radius {config.sensitivity_radius})")
+    for method in ok:
+        rho, sim = last[method]
+        columns[method].update(_named("mprt_spearman", _estimate(stems, candidate.fold, rho, config)))
+        columns[method].update(_named("mprt_ssim", _estimate(stems, candidate.fold, sim, config)))
+        engine = engines[method]
+        sens = sensitivity(lambda x, engine=engine: _maps(engine, x, config.batch_size), images,
+                           n_samples=config.sensitivity_samples, radius=config.sensitivity_radius,
+                           seed=config.seed, maps=maps[method])
+        columns[method].update(_named("max_sensitivity", _estimate(stems, candidate.fold, sens.max, config)))
+        columns[method].update(_named("avg_sensitivity", _estimate(stems, candidate.fold, sens.avg, config)))
+    _add_examples(board, name, images[:1], {m: maps[m][0, int(predicted[0])] for m in ok}, candidate)
+    return columns
+
+
+def _nanmean(values: Tensor) -> float:
+    defined = values[~torch.isnan(values)]
+    return float(defined.mean()) if defined.numel() else math.nan
+
+
+def _named(key: str, e: dict[str, float]) -> dict[str, float]:
+    return {key: e["mean"], f"{key}_low": e["low"], f"{key}_high": e["high"]}
+
+
+def _add_examples(board: Leaderboard, name: str, image: Tensor, maps: dict[str, Tensor], candidate: Candidate) -> None:
+    m, s = torch.tensor(candidate.mean)[:, None, None], torch.tensor(candidate.std)[:, None, None]
+    board.examples.setdefault(f"image:{name}", (image[0] * s + m).clamp(0, 1).permute(1, 2, 0).numpy())
+    for method, map_ in maps.items():
+        board.examples[f"map:{name}:{method}"] = map_.numpy().astype(np.float16)
+
+
+def run_leaderboard(db: DermXDB, models: Sequence[tuple[str, str | Path]], methods: Sequence[str] | str,
+                    config: LeaderboardConfig | None = None, *,
+                    progress: Callable[[Iterable[Any], str, int], Iterable[Any]] | None = None,
+                    say: Callable[[str], None] | None = None, available: Sequence[str] | None = None,
+                    allow_overlap: bool = False) -> Leaderboard:
+    """Score every (model, method) cell (module docstring). ``models``: (name, checkpoint / run / cv
+    folder). Each model is tested on the images :func:`~dermx.evaluate.candidates.load_candidates`
+    chooses (``available``: the stems the image folder holds; ``allow_overlap`` as there). Problems of
+    one cell are recorded in ``excluded`` and reported through ``say``."""
+    say = say or (lambda _m: None)
+    wrap = progress or (lambda it, _d, _n: it)
+    valid, unknown = parse_methods(methods)
+    config = config or LeaderboardConfig()
+    config = LeaderboardConfig(**{**config.to_dict(), "methods": tuple(valid)})
+    board = Leaderboard(config=config)
+    for message in unknown:
+        board.excluded.append({"model": "*", "method": message.split("'")[1] if "'" in message else message,
+                               "reason": message})
+        say(message)
+    tested: dict[str, set[str]] = {}
+    for name, path in models:
+        try:
+            candidates = load_candidates(name, path, db, BenchmarkConfig(threshold=config.threshold),
+                                         available=available, allow_overlap=allow_overlap)
+        except (ValueError, OSError, KeyError, RuntimeError) as error:
+            for method in valid:
+                board.excluded.append({"model": name, "method": method, "reason": f"cannot load {path}: {error}"})
+            say(f"{name}: cannot load {path} ({error}); other models continue")
+            continue
+        tested[name] = {s for c in candidates for s in c.stems}
+        per_fold: list[dict[str, dict[str, float]]] = []
+        for candidate in candidates:
+            try:
+                per_fold.append(_model_metrics(db, name, candidate, valid, config, board, say))
+            except Exception as error:  # one model's failure must not lose the other cells
+                say(f"{name}: faithfulness/sanity failed: {error}\n{traceback.format_exc(limit=3)}")
+                for method in valid:
+                    board.excluded.append({"model": name, "method": method, "reason": f"failed: {error}"})
+                per_fold = []
+                break
+        ok = [m for m in valid if per_fold and all(m in f for f in per_fold)]
+        try:
+            agreement = _agreement(db, name, path, ok, config, wrap, available, allow_overlap) if ok else {}
+        except (ValueError, RuntimeError, KeyError) as error:
+            for method in ok:
+                board.excluded.append({"model": name, "method": method, "reason": f"agreement failed: {error}"})
+            say(f"{name}: agreement failed ({error})")
+            agreement = {}
+        for method in ok:
+            if method not in agreement:
+                continue
+            row: dict[str, Any] = {"model": name, "method": method, **agreement[method]}
+            row.update(_mean_over_folds(per_fold, method))
+            row["n_images"] = sum(min(config.n_images, len(c.stems)) for c in candidates)
+            board.rows.append(row)
+            if not _finite(row):
+                bad = [k for k, v in row.items() if not isinstance(v, str) and not math.isfinite(float(v))]
+                board.excluded.append({"model": name, "method": method,
+                                       "reason": f"undefined on every image: {', '.join(bad)}"})
+    if config.protocol == "followup":
+        board.notes += _across_models(board.rows)
+    names = list(tested)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if tested[a] != tested[b]:
+                board.notes.append(f"{a} and {b} were tested on different images ({len(tested[a])} and "
+                                   f"{len(tested[b])}, {len(tested[a] & tested[b])} shared): their rows are not "
+                                   "paired comparisons")
+                say(board.notes[-1])
+    return board
+
+
+def _across_models(rows: list[dict[str, Any]]) -> list[str]:
+    """The follow-up paper's last step: per method, mean ± SD (ddof = 1) of the models' agreement."""
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        values = [r["dice"] for r in rows if r["method"] == method and r["dice"] is not None
+                  and math.isfinite(r["dice"])]
+        if len(values) > 1:
+            out.append(f"{method}: Dice over {len(values)} models {np.mean(values):.3f} ± "
+                       f"{np.std(values, ddof=1):.3f} (mean ± SD)")
+    return out
+
+
+def _mean_over_folds(per_fold: list[dict[str, dict[str, float]]], method: str) -> dict[str, float]:
+    keys = per_fold[0][method].keys()
+    return {k: float(np.mean([f[method][k] for f in per_fold])) for k in keys}
+
+
+def write_leaderboard(board: Leaderboard, out: str | Path) -> list[Path]:
+    """``leaderboard.csv`` (finite rows), ``leaderboard.json`` (everything) and ``leaderboard_examples.npz``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    board.frame().to_csv(out / "leaderboard.csv", index=False)
+    write_json(out / "leaderboard.json", {
+        "version": 1, "config": board.config.to_dict(), "directions": DIRECTIONS, "protocol": board.config.protocol,
+        "rows": [{k: (None if not isinstance(v, str) and not math.isfinite(float(v)) else v) for k, v in r.items()}
+                 for r in board.rows],
+        "excluded": board.excluded, "notes": board.notes, "mprt_curves": board.mprt_curves})
+    np.savez_compressed(out / "leaderboard_examples.npz", **board.examples)
+    return [out / "leaderboard.csv", out / "leaderboard.json", out / "leaderboard_examples.npz"]

@@ -1,0 +1,166 @@
+"""The leaderboard section of the HTML report, from ``RUN/leaderboard.json`` and
+``RUN/leaderboard_examples.npz`` (written by ``dermx evaluate --methods ...``).
+
+:func:`leaderboard_section` returns an HTML fragment (empty when the run has no leaderboard): the
+table of (model, method) rows with each metric's 95 % CI and direction, the cells left out and why,
+a scatter of agreement against faithfulness, the cascading-randomisation curves and one image under
+every method.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dermx.report.figures import png
+
+__all__ = ["leaderboard_section"]
+
+#: Column groups of the table, in order.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "agreement": ("dice", "sensitivity", "specificity", "pointing"),
+    "faithfulness": ("deletion_auc", "insertion_auc", "deletion_auc_mean", "insertion_auc_mean", "road_morf",
+                     "road_lerf", "faithfulness_corr"),
+    "sanity": ("mprt_spearman", "mprt_ssim", "random_logit"),
+    "robustness": ("max_sensitivity", "avg_sensitivity"),
+}
+
+_NOT_APPLICABLE = (
+    "Where a metric says nothing about a method, the number is still computed and the reason is given "
+    "here: <b>eigencam</b> gives every target the same map, so its random-logit SSIM is 1 by construction "
+    "and its agreement does not depend on the class; <b>cam</b> equals <b>gradcam</b> after min-max "
+    "normalisation when the CAM layer feeds global average pooling (DermX networks), so their rows "
+    "coincide.")
+
+
+def _fmt(row: dict[str, Any], column: str) -> str:
+    value = row.get(column)
+    if value is None or not math.isfinite(value):
+        return "–"
+    low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
+    ci = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None and math.isfinite(low) \
+        and math.isfinite(high) else ""
+    sd = row.get(f"{column}_fold_sd")
+    fold = f" ± {sd:.3f}" if sd else ""
+    return f"{value:.3f}{fold}{ci}"
+
+
+def _table(rows: list[dict[str, Any]], directions: dict[str, str]) -> str:
+    columns = [c for group in GROUPS.values() for c in group if any(c in r for r in rows)]
+    groups = "".join(f"<th colspan='{sum(c in columns for c in cols)}'>{g}</th>" for g, cols in GROUPS.items()
+                     if any(c in columns for c in cols))
+    head = "".join(f"<th>{html.escape(c)} {'↑' if directions.get(c) == 'higher' else '↓'}</th>" for c in columns)
+    body = "".join("<tr><td>" + html.escape(str(r["model"])) + "</td><td>" + html.escape(str(r["method"])) + "</td>"
+                   + "".join(f"<td>{_fmt(r, c)}</td>" for c in columns) + "</tr>" for r in rows)
+    return (f"<table><tr><th rowspan='2'>model</th><th rowspan='2'>method</th>{groups}</tr><tr>{head}</tr>"
+            f"{body}</table>")
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def _scatter(rows: list[dict[str, Any]]) -> bytes:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    markers = "osD^v<>"
+    for k, model in enumerate(dict.fromkeys(r["model"] for r in rows)):
+        part = [r for r in rows if r["model"] == model and r.get("dice") is not None
+                and r.get("insertion_auc") is not None and r.get("deletion_auc") is not None]
+        x = np.array([r["dice"] for r in part])
+        y = np.array([r["insertion_auc"] - r["deletion_auc"] for r in part])
+        xerr = np.array([[r["dice"] - r["dice_low"], r["dice_high"] - r["dice"]] for r in part]).T
+        ax.errorbar(x, y, xerr=xerr, fmt=markers[k % len(markers)], capsize=2, label=model)
+        labels: dict[tuple[float, float], list[str]] = {}
+        for r, xi, yi in zip(part, x, y, strict=True):  # coinciding points (CAM = Grad-CAM) share a label
+            labels.setdefault((round(float(xi), 2), round(float(yi), 2)), []).append(r["method"])
+        for (xi, yi), names in labels.items():
+            ax.annotate(" = ".join(names), (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.set_xlabel("agreement with the experts: Dice (95 % CI) →")
+    ax.set_ylabel("faithfulness: insertion AUC − deletion AUC →")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return png(fig)
+
+
+def _mprt(curves: dict[str, dict[str, list[dict[str, Any]]]]) -> bytes:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.4), squeeze=False)
+    for ax, (model, methods) in zip(axes[0], curves.items(), strict=True):
+        for method, points in methods.items():
+            ax.plot([0] + [p["step"] for p in points], [1.0] + [p["spearman"] for p in points], marker="o",
+                    label=method)
+        ax.set_title(f"{model}: cascading randomisation", fontsize=9)
+        ax.set_xlabel("layers randomised (head → stem)")
+        ax.set_ylabel("Spearman ρ with the trained maps")
+        ax.axhline(0, color="#999", lw=0.8)
+    axes[0][0].legend(fontsize=7)
+    return png(fig)
+
+
+def _examples(examples: dict[str, np.ndarray]) -> bytes | None:
+    import matplotlib.pyplot as plt
+
+    models = [k.split(":", 1)[1] for k in examples if k.startswith("image:")]
+    if not models:
+        return None
+    methods = list(dict.fromkeys(k.rsplit(":", 1)[1] for k in examples if k.startswith("map:")))
+    fig, axes = plt.subplots(len(models), len(methods) + 1, figsize=(1.7 * (len(methods) + 1), 1.8 * len(models)),
+                             squeeze=False)
+    for i, model in enumerate(models):
+        image = examples[f"image:{model}"]
+        axes[i][0].imshow(image)
+        axes[i][0].set_title(model, fontsize=8)
+        for j, method in enumerate(methods, start=1):
+            axes[i][j].imshow(image)
+            key = f"map:{model}:{method}"
+            if key in examples:
+                axes[i][j].imshow(examples[key].astype(np.float32), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            axes[i][j].set_title(method, fontsize=8)
+    for ax in axes.flat:
+        ax.axis("off")
+    return png(fig)
+
+
+def leaderboard_section(run_dir: str | Path) -> str:
+    """HTML fragment of the run's leaderboard; ``""`` when the run has none."""
+    run_dir = Path(run_dir)
+    path = run_dir / "leaderboard.json"
+    if not path.is_file():
+        return ""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    rows, config = data.get("rows", []), data.get("config", {})
+    directions = data.get("directions", {})
+    parts = ["<h2>Which explanation to trust: method × model leaderboard</h2>",
+             f"<p class='note'>Protocol <b>{html.escape(str(config.get('protocol')))}</b>. Agreement on every "
+             f"test image; faithfulness (predicted diagnosis's map, {config.get('steps')} deletion/insertion steps, "
+             f"ROAD at {config.get('road_percentages')} %), sanity ({config.get('mprt_steps')} cascade positions, "
+             f"every target's map) and robustness ({config.get('sensitivity_samples')} noise draws of radius "
+             f"{config.get('sensitivity_radius')}) on the first {config.get('n_images')} test images. Mean of "
+             "image means [bootstrap 95 % CI over images]; ↑ higher is better, ↓ lower is better. A faithful "
+             "method has a low deletion AUC, a high insertion AUC and a low similarity after randomisation.</p>"]
+    if rows:
+        parts.append(_table(rows, directions))
+        parts.append(_img(_scatter(rows), "agreement against faithfulness"))
+    if data.get("mprt_curves"):
+        parts.append(_img(_mprt(data["mprt_curves"]), "cascading randomisation"))
+    examples_path = run_dir / "leaderboard_examples.npz"
+    if examples_path.is_file():
+        with np.load(examples_path, allow_pickle=False) as npz:
+            grid = _examples({k: npz[k] for k in npz.files})
+        if grid:
+            parts += ["<h3>One image under every method (predicted diagnosis)</h3>", _img(grid, "methods")]
+    items = [f"<li>{html.escape(e['model'])} / {html.escape(e['method'])}: {html.escape(e['reason'])}</li>"
+             for e in data.get("excluded", [])] + [f"<li>{html.escape(n)}</li>" for n in data.get("notes", [])]
+    if items:
+        parts.append(f"<p class='note'>Left out or to read with care:</p><ul class='note'>{''.join(items)}</ul>")
+    parts.append(f"<p class='note'>{_NOT_APPLICABLE}</p>")
+    return "".join(parts)

@@ -1,0 +1,183 @@
+"""Faithfulness, sanity and robustness metrics on hand-computed cases (no oracle library needed)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+from skimage.metrics import structural_similarity
+from torch import nn
+
+from dermx.evaluate.faithfulness import (
+    curve_auc,
+    deletion_curves,
+    faithfulness_correlation,
+    noisy_linear_imputation,
+    pixel_ranks,
+    road_curves,
+)
+from dermx.evaluate.robustness import sensitivity
+from dermx.evaluate.sanity import cascading_randomisation, randomisation_layers, spearman, ssim
+
+
+def pixel_sum(images: torch.Tensor) -> torch.Tensor:
+    """A 'model' whose two outputs are the sum of channel 0 and the sum of channel 1."""
+    return images[:, :2].sum(dim=(-2, -1))
+
+
+def test_pixel_ranks_break_ties_by_index() -> None:
+    maps = torch.tensor([[[0.5, 1.0], [0.5, 0.0]]])
+    assert pixel_ranks(maps).tolist() == [[1, 0, 2, 3]]
+
+
+def test_deletion_curve_by_hand() -> None:
+    image = torch.tensor([[[1.0, 2.0], [3.0, 4.0]], [[10.0, 20.0], [30.0, 40.0]]])[None]
+    maps = torch.stack([torch.tensor([[0.9, 0.1], [0.5, 0.7]]), torch.tensor([[0.0, 0.3], [0.2, 0.1]])])[None]
+    curves = deletion_curves(pixel_sum, image, maps, [0, 1], steps=4, baseline=torch.zeros(1), batch_size=3)
+    # target 0 (channel 0), order: pixel 0 (1), pixel 3 (4), pixel 2 (3), pixel 1 (2)
+    assert curves.values[0, 0].tolist() == [10, 9, 5, 2, 0]
+    # target 1 (channel 1), order: pixel 1 (20), pixel 2 (30), pixel 3 (40), pixel 0 (10)
+    assert curves.values[0, 1].tolist() == [100, 80, 50, 10, 0]
+    assert curves.auc()[0].tolist() == pytest.approx([(10 + 2 * (9 + 5 + 2) + 0) / 8, (100 + 2 * 140) / 8])
+    insertion = deletion_curves(pixel_sum, image, maps, [0, 1], steps=4, mode="insertion", baseline=torch.zeros(1))
+    assert insertion.values[0, 0].tolist() == [0, 1, 5, 8, 10]
+
+
+def test_identical_maps_share_forwards_and_give_the_same_curves() -> None:
+    calls = []
+
+    def counting(images: torch.Tensor) -> torch.Tensor:
+        calls.append(len(images))
+        return pixel_sum(images)
+
+    torch.manual_seed(0)
+    images = torch.rand(2, 2, 4, 4)
+    one = torch.rand(2, 1, 4, 4)
+    maps = one.expand(-1, 3, -1, -1)
+    curves = deletion_curves(counting, images, maps, [0, 1, 0], steps=4, baseline="mean")
+    # per image: 2 map-independent steps + 3 steps of the one distinct map
+    assert sum(calls) == 2 * (2 + 3)
+    assert torch.equal(curves.values[:, 0], curves.values[:, 2])
+
+
+def test_baselines() -> None:
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 8, 8)
+    maps = torch.rand(2, 1, 8, 8)
+    mean = deletion_curves(pixel_sum, images, maps, [0], steps=2, baseline="mean").values
+    assert mean[:, 0, -1].tolist() == pytest.approx(mean[:, 0, 0].tolist(), rel=1e-5)  # sum kept by mean fill
+    blur = deletion_curves(pixel_sum, images, maps, [0], steps=2, baseline="blur", blur_sigma=1.0).values
+    assert blur[:, 0, -1].tolist() == pytest.approx(images[:, 0].sum(dim=(-2, -1)).tolist(), rel=0.05)
+    with pytest.raises(ValueError, match="baseline"):
+        deletion_curves(pixel_sum, images, maps, [0], baseline="grey")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="do not match"):
+        deletion_curves(pixel_sum, images, maps[..., :4], [0])
+
+
+def test_curve_auc_uneven_positions() -> None:
+    assert float(curve_auc(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.25, 1.0]))) == pytest.approx(0.125)
+
+
+def test_imputation_reproduces_a_linear_ramp_inside_and_constants() -> None:
+    ramp = (torch.arange(12.0)[None, :] * 0.5 + torch.arange(10.0)[:, None] * 2.0)[None, None]
+    removed = torch.zeros(1, 10, 12, dtype=torch.bool)
+    removed[0, 3:7, 4:9] = True
+    out = noisy_linear_imputation(ramp, removed, noise=0.0, tol=1e-7)
+    assert torch.allclose(out, ramp, atol=1e-5)
+    constant = torch.full((1, 3, 6, 6), 0.3)
+    everything_but_one = torch.ones(1, 6, 6, dtype=torch.bool)
+    everything_but_one[0, 0, 0] = False
+    assert torch.allclose(noisy_linear_imputation(constant, everything_but_one, noise=0.0), constant, atol=1e-6)
+    with pytest.raises(ValueError, match="every pixel"):
+        noisy_linear_imputation(constant, torch.ones(1, 6, 6, dtype=torch.bool))
+
+
+def test_road_morf_and_lerf_remove_opposite_ends() -> None:
+    image = torch.zeros(1, 2, 6, 6)
+    image[0, 0, :, :3] = 1.0  # left half bright
+    maps = torch.zeros(1, 1, 6, 6)
+    maps[0, 0, :, :3] = 1.0
+    maps[0, 0] += torch.linspace(0, 0.01, 36).view(6, 6)  # distinct values
+    morf = road_curves(pixel_sum, image, maps, [0], percentages=[50], order="morf", noise=0.0).values
+    lerf = road_curves(pixel_sum, image, maps, [0], percentages=[50], order="lerf", noise=0.0).values
+    assert float(morf) < 1e-4  # the bright half removed and imputed from the dark half
+    # the dark half removed: its only known neighbours are bright, so it is imputed bright
+    assert float(lerf) == pytest.approx(36.0, abs=1e-4)
+
+
+def test_faithfulness_correlation_of_a_linear_model_is_one() -> None:
+    torch.manual_seed(0)
+    images = torch.rand(2, 2, 5, 5)
+    # For f = Σ x_0 and baseline 0, f(x) − f(x_r) = Σ_{S_r} x_0: the map s = x_0 correlates perfectly.
+    maps = images[:, :1]
+    fc = faithfulness_correlation(pixel_sum, images, maps, [0], n_runs=20, subset_size=5, baseline=torch.zeros(1))
+    assert fc.flatten().tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
+    flat = faithfulness_correlation(pixel_sum, images, torch.ones(2, 1, 5, 5), [0], n_runs=5, subset_size=5)
+    assert torch.isnan(flat).all()
+
+
+def test_spearman_with_ties_matches_scipy() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 4, size=(3, 5, 6)).astype(float)
+    b = rng.integers(0, 3, size=(3, 5, 6)).astype(float)
+    ours = spearman(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    expected = [spearmanr(x.ravel(), y.ravel())[0] for x, y in zip(a, b, strict=True)]
+    np.testing.assert_allclose(ours, expected, atol=1e-12)
+    assert math.isnan(float(spearman(torch.ones(4, 4), torch.rand(4, 4))))
+
+
+def test_ssim_matches_scikit_image() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.random((4, 12, 10)), rng.random((4, 12, 10))
+    b[1] = a[1]
+    ours = ssim(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    expected = [structural_similarity(x, y, data_range=max(x.max(), y.max()) - min(x.min(), y.min()))
+                for x, y in zip(a, b, strict=True)]
+    np.testing.assert_allclose(ours, expected, atol=1e-10)
+    assert ours[1] == pytest.approx(1.0)
+
+
+def tiny_cnn(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+
+
+def test_cascading_randomisation_goes_from_the_head_down_and_leaves_the_model() -> None:
+    model = tiny_cnn()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert randomisation_layers(model) == ["6", "2", "0"]
+    changed = []
+    for name, randomised in cascading_randomisation(model):
+        state = randomised.state_dict()
+        changed.append([k for k in before if not torch.equal(before[k], state[k])])
+        assert any(k.startswith(f"{name}.") for k in changed[-1])
+    assert changed[0] == ["6.weight", "6.bias"] and len(changed[-1]) == 6
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_sensitivity_by_hand() -> None:
+    # Φ(x) = x (one target): ‖δ‖ / ‖x‖ for each draw.
+    images = torch.ones(1, 1, 2, 2)
+    noise = torch.stack([torch.full((1, 1, 2, 2), 0.1), torch.full((1, 1, 2, 2), -0.3)])
+    result = sensitivity(lambda x: x, images, noise=noise)
+    assert float(result.max) == pytest.approx(0.3)
+    assert float(result.avg) == pytest.approx(0.2)
+    zero = sensitivity(lambda x: x * 0, images, n_samples=2)
+    assert torch.isnan(zero.max).all()
+
+
+def test_random_logit_picks_another_class_of_the_head() -> None:
+    from dermx.evaluate.sanity import random_logit
+
+    torch.manual_seed(0)
+    maps = torch.rand(3, 5, 9, 9)
+    maps[:, 3:] = maps[:, 2:3]  # columns 2, 3, 4: one head whose classes share a map
+    same = random_logit(maps, torch.tensor([2, 3, 4]), torch.tensor([2, 3, 4]))
+    assert same.tolist() == pytest.approx([1.0, 1.0, 1.0])
+    other = random_logit(maps, torch.tensor([0, 0, 0]), torch.tensor([0, 1]))
+    expected = ssim(maps[:, 0], maps[:, 1])
+    assert torch.allclose(other, expected)

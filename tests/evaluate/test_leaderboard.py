@@ -1,0 +1,92 @@
+"""The method x model leaderboard: contract columns, per-cell errors, the CLI and the report section."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dermx.cli import app
+from dermx.evaluate.leaderboard import DIRECTIONS, LeaderboardConfig, parse_methods, run_leaderboard, write_leaderboard
+from dermx.report.leaderboard_section import leaderboard_section
+from report.oracle import tiny_synth
+
+CONTRACT = ("model", "method", "dice", "pointing", "deletion_auc", "insertion_auc", "road_morf", "mprt_spearman",
+            "max_sensitivity")
+
+
+def test_parse_methods() -> None:
+    assert parse_methods("all")[0] == ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "cam",
+                                       "scorecam", "eigencam"]
+    methods, errors = parse_methods("Grad-CAM, gradcam,nosuch")
+    assert methods == ["gradcam"] and len(errors) == 1 and "nosuch" in errors[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from dermx.models import build_model, save_checkpoint
+
+    root = tmp_path_factory.mktemp("leaderboard")
+    db = tiny_synth(root / "data")
+    # CAMs at layer3, which does not feed global average pooling: the method "cam" cannot apply there
+    model = build_model("tiny", pretrained=False, input_size=(32, 32), cam_layer="backbone.layer3")
+    with torch.no_grad():  # an untrained head barely reacts to its input: make the scores move
+        model.diagnosis_out.weight.mul_(50)
+    checkpoint = save_checkpoint(model, root / "ckpt")
+    config = LeaderboardConfig(n_images=3, steps=2, road_percentages=(50.0,), mprt_steps=1, sensitivity_samples=1,
+                               fc_runs=4, fc_subset=16, n_boot=20)
+    board = run_leaderboard(db, [("tiny", str(checkpoint)), ("broken", str(root / "missing"))],
+                            "gradcam,eigencam,cam,nosuch", config, allow_overlap=True)  # an untrained model
+    out = root / "run"
+    write_leaderboard(board, out)
+    return out
+
+
+@pytest.mark.slow
+def test_contract_and_bad_cells(run_dir: Path) -> None:
+    frame = pd.read_csv(run_dir / "leaderboard.csv")
+    assert set(CONTRACT) <= set(frame.columns)
+    assert sorted(frame["method"]) == ["eigencam", "gradcam"] and set(frame["model"]) == {"tiny"}
+    numbers = frame.drop(columns=["model", "method"]).to_numpy(dtype=float)
+    assert all(math.isfinite(v) for v in numbers.ravel())
+    for column in DIRECTIONS:
+        assert (frame[f"{column}_low"] <= frame[column] + 1e-9).all(), column
+    data = json.loads((run_dir / "leaderboard.json").read_text())
+    reasons = {(e["model"], e["method"]): e["reason"] for e in data["excluded"]}
+    assert "unknown CAM method 'nosuch'" in reasons[("*", "nosuch")]
+    assert "cannot load" in reasons[("broken", "gradcam")]
+    assert "cannot explain" in reasons[("tiny", "cam")] and "global average pooling" in reasons[("tiny", "cam")]
+    eigen = frame.set_index("method").loc["eigencam"]
+    assert eigen["random_logit"] == pytest.approx(1.0)  # class-agnostic: fails the random-logit test
+    assert len(data["mprt_curves"]["tiny"]["gradcam"]) == 1
+
+
+@pytest.mark.slow
+def test_cli_and_report_section(run_dir: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "summary.json").write_text("{}")
+    result = CliRunner().invoke(app, ["leaderboard", str(run_dir), str(old), "--out", str(tmp_path / "all")])
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "gradcam" in output and "no leaderboard.json" in output and "before leaderboards" in output
+    combined = pd.read_csv(tmp_path / "all" / "leaderboard.csv")
+    assert set(combined["model"]) == {"run/tiny"}
+    section = leaderboard_section(run_dir)
+    assert "method × model leaderboard" in section and section.count("<img") == 3
+    assert "nosuch" in section and "dice ↑" in section and "deletion_auc ↓" in section
+    assert leaderboard_section(old) == ""
+
+
+def test_followup_protocol_settings_and_spread_over_models() -> None:
+    from dermx.evaluate.leaderboard import PROTOCOLS, _across_models
+
+    assert PROTOCOLS["followup"] == ("relative", "correct", "diagnosis-union")
+    rows = [{"model": "a", "method": "gradcam", "dice": 0.2}, {"model": "b", "method": "gradcam", "dice": 0.4},
+            {"model": "a", "method": "eigencam", "dice": 0.3}]
+    assert _across_models(rows) == ["gradcam: Dice over 2 models 0.300 ± 0.141 (mean ± SD)"]
