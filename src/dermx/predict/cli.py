@@ -10,28 +10,29 @@ import typer
 from dermx.cli_common import guarded, option
 
 
+@guarded
+def predict_command(
+    images: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint folder (or a file in it).")],
+    out: Annotated[Path | None, option("--out", "-o")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON on stdout.")] = False,
+    threshold: Annotated[float, option("--threshold")] = 0.5,
+    method: Annotated[str, option("--method")] = "gradcam",
+    batch_size: Annotated[int, option("--batch-size")] = 8,
+    resolution: Annotated[str | None, option("--resolution")] = None,
+) -> None:
+    """Diagnose and explain images: ranked diagnoses, characteristics, overlays and maps.
+
+    With --out: OUT/predictions.json and, per image, OUT/<image stem>/<target>.png (the image beside
+    its map, a colour bar, the target and its probability) and OUT/<image stem>/maps.npz.
+    """
+    from dermx.predict.run import run_predict
+
+    code = run_predict(images, model=model, out=out, as_json=as_json, threshold=threshold, method=method,
+                       batch_size=batch_size, resolution=resolution)
+    raise typer.Exit(code)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``predict`` command to ``app``."""
-
-    @app.command("predict")
-    @guarded
-    def predict(
-        images: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
-        model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint folder (or a file in it).")],
-        out: Annotated[Path | None, option("--out", "-o")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON on stdout.")] = False,
-        threshold: Annotated[float, option("--threshold")] = 0.5,
-        method: Annotated[str, option("--method")] = "gradcam",
-        batch_size: Annotated[int, option("--batch-size")] = 8,
-        resolution: Annotated[str | None, option("--resolution")] = None,
-    ) -> None:
-        """Diagnose and explain images: ranked diagnoses, characteristics, overlays and maps.
-
-        With --out: OUT/predictions.json and, per image, OUT/<image stem>/<target>.png (the image beside
-        its map, a colour bar, the target and its probability) and OUT/<image stem>/maps.npz.
-        """
-        from dermx.predict.run import run_predict
-
-        code = run_predict(images, model=model, out=out, as_json=as_json, threshold=threshold, method=method,
-                           batch_size=batch_size, resolution=resolution)
-        raise typer.Exit(code)
+    app.command("predict")(predict_command)

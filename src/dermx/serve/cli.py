@@ -11,32 +11,33 @@ from dermx.cli_common import guarded, option, renamed
 from dermx.serve.uploads import DEFAULT_MAX_DECODES, DEFAULT_MAX_PIXELS
 
 
+@guarded
+def serve_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint folder (or a file in it).")],
+    host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest accepted upload, in MB.")] = 20.0,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Largest accepted image, in pixels.")] = DEFAULT_MAX_PIXELS,
+    threshold: Annotated[float, option("--threshold")] = 0.5,
+    method: Annotated[str, option("--method")] = "gradcam",
+    resolution: Annotated[str | None, option("--resolution")] = None,
+    batch_size: Annotated[int, option("--batch-size")] = 8,
+    max_decodes: Annotated[int, typer.Option(
+        min=1, help="Uploads decoded at once (bounds the memory large images take).")] = DEFAULT_MAX_DECODES,
+    max_queue: Annotated[int, typer.Option(
+        min=1, help="Most prediction requests waiting at once; more get 503.")] = 256,
+) -> None:
+    """Serve POST /v1/predict, GET /v1/model, GET /health and an upload page at /."""
+    import uvicorn
+
+    from dermx.serve.app import create_app
+
+    service = create_app(model, method=method, threshold=threshold, resolution=resolution,
+                         max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_batch=batch_size,
+                         max_decodes=max_decodes, max_queue=max_queue)
+    uvicorn.run(service, host=host, port=port, log_level="info")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``serve`` command to ``app``."""
-
-    @app.command("serve", cls=renamed({"--max-batch": "--batch-size"}))
-    @guarded
-    def serve(
-        model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint folder (or a file in it).")],
-        host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
-        max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest accepted upload, in MB.")] = 20.0,
-        max_pixels: Annotated[int, typer.Option(min=1, help="Largest accepted image, in pixels.")] = DEFAULT_MAX_PIXELS,
-        threshold: Annotated[float, option("--threshold")] = 0.5,
-        method: Annotated[str, option("--method")] = "gradcam",
-        resolution: Annotated[str | None, option("--resolution")] = None,
-        batch_size: Annotated[int, option("--batch-size")] = 8,
-        max_decodes: Annotated[int, typer.Option(
-            min=1, help="Uploads decoded at once (bounds the memory large images take).")] = DEFAULT_MAX_DECODES,
-        max_queue: Annotated[int, typer.Option(
-            min=1, help="Most prediction requests waiting at once; more get 503.")] = 256,
-    ) -> None:
-        """Serve POST /v1/predict, GET /v1/model, GET /health and an upload page at /."""
-        import uvicorn
-
-        from dermx.serve.app import create_app
-
-        service = create_app(model, method=method, threshold=threshold, resolution=resolution,
-                             max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_batch=batch_size,
-                             max_decodes=max_decodes, max_queue=max_queue)
-        uvicorn.run(service, host=host, port=port, log_level="info")
+    app.command("serve", cls=renamed({"--max-batch": "--batch-size"}))(serve_command)

@@ -10,37 +10,38 @@ import typer
 from dermx.cli_common import SizeArg, guarded, option, parse_input_size, renamed
 
 
+@guarded
+def synth_command(
+    out: Annotated[Path, option("--out")],
+    n_images: Annotated[int, option("--n-images")] = 300,
+    n_raters: Annotated[int, typer.Option("--n-raters", min=1,
+                                          help="Number of raters (each image gets 3..R of them).")] = 8,
+    seed: Annotated[int, option("--seed")] = 0,
+    shortcut: Annotated[str | None, typer.Option(help="Class that gets a watermark shortcut.")] = None,
+    image_size: Annotated[SizeArg, typer.Option(
+        "--image-size", parser=parse_input_size, metavar="N|HxW",
+        help="Size of the generated images, N or HxW (height x width).")] = "192x256",
+    layouts: Annotated[Path | None, typer.Option(exists=True, file_okay=False,
+                                                 help="Real DermXDB folder to take layouts from.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes (output does not depend on it).")] = 1,
+) -> None:
+    """Generate a synthetic DermXDB with known lesion masks and simulated raters."""
+    import time
+
+    from rich.console import Console
+
+    from dermx.data.synth import generate
+
+    start = time.perf_counter()
+    summary = generate(out, n_images=n_images, n_raters=n_raters, min_raters=min(3, n_raters), seed=seed,
+                       size=image_size, shortcut=shortcut, layouts=layouts, workers=workers)
+    console = Console()
+    for line in summary.lines():
+        console.print(line)
+    console.print(f"time:        {time.perf_counter() - start:.1f} s")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``synth`` command to the ``dermx`` app."""
-
-    @app.command("synth", cls=renamed({"--images": "--n-images", "--raters": "--n-raters",
-                                       "--size": "--image-size"}))
-    @guarded
-    def synth(
-        out: Annotated[Path, option("--out")],
-        n_images: Annotated[int, option("--n-images")] = 300,
-        n_raters: Annotated[int, typer.Option("--n-raters", min=1,
-                                              help="Number of raters (each image gets 3..R of them).")] = 8,
-        seed: Annotated[int, option("--seed")] = 0,
-        shortcut: Annotated[str | None, typer.Option(help="Class that gets a watermark shortcut.")] = None,
-        image_size: Annotated[SizeArg, typer.Option(
-            "--image-size", parser=parse_input_size, metavar="N|HxW",
-            help="Size of the generated images, N or HxW (height x width).")] = "192x256",
-        layouts: Annotated[Path | None, typer.Option(exists=True, file_okay=False,
-                                                     help="Real DermXDB folder to take layouts from.")] = None,
-        workers: Annotated[int, typer.Option(min=1, help="Processes (output does not depend on it).")] = 1,
-    ) -> None:
-        """Generate a synthetic DermXDB with known lesion masks and simulated raters."""
-        import time
-
-        from rich.console import Console
-
-        from dermx.data.synth import generate
-
-        start = time.perf_counter()
-        summary = generate(out, n_images=n_images, n_raters=n_raters, min_raters=min(3, n_raters), seed=seed,
-                           size=image_size, shortcut=shortcut, layouts=layouts, workers=workers)
-        console = Console()
-        for line in summary.lines():
-            console.print(line)
-        console.print(f"time:        {time.perf_counter() - start:.1f} s")
+    app.command("synth", cls=renamed({"--images": "--n-images", "--raters": "--n-raters",
+                                       "--size": "--image-size"}))(synth_command)
