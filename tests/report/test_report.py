@@ -244,3 +244,19 @@ def test_every_map_figure_has_a_colour_bar(report: Path) -> None:
         # near the right edge, a column that is viridis-coloured over at least one panel's height (≥ 120 px)
         # or 40 % of the figure
         assert columns[-pixels.shape[1] // 6:].max() > min(0.4 * pixels.shape[0], 120)
+
+
+def test_the_counterfactual_shortcut_test_is_in_words_and_a_table() -> None:
+    from dermx.report.html import shortcut_test_html
+
+    def e(mean: float, low: float, high: float) -> dict[str, float]:
+        return {"mean": mean, "low": low, "high": high}
+
+    summary = {"shortcut_test": {"class": "Psoriasis", "models": {
+        "DermX": {"n": 152, "flip_rate": e(0.41, 0.33, 0.49), "delta_p": e(0.35, 0.29, 0.41),
+                  "energy_ratio": e(3.2, 3.0, 3.4)},
+        "DermX+": {"n": 152, "flip_rate": e(0.0, 0.0, 0.0), "delta_p": e(0.0, 0.0, 0.01), "energy_ratio": None}}}}
+    text = shortcut_test_html(summary)
+    assert "DermX learned the shortcut" in text and "DermX+ learned" not in text
+    assert "3.200 [3.000, 3.400]" in text and text.count("<tr>") == 3
+    assert shortcut_test_html({}) == ""

@@ -198,6 +198,26 @@ def _shortcut_frame(summary: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def shortcut_test_html(summary: dict[str, Any]) -> str:
+    """The counterfactual shortcut test (:mod:`dermx.evaluate.shortcut`) as a sentence and a table; empty
+    when the run has none."""
+    test = summary.get("shortcut_test")
+    if not test:
+        return ""
+    cls = html.escape(test["class"])
+    rows = [{"model": model, "stamped images": e["n"], f"flip rate to {test['class']}": fmt(e["flip_rate"]),
+             f"Δp({test['class']})": fmt(e["delta_p"]),
+             "map energy on the logo / its area (flipped images)": fmt(e["energy_ratio"])}
+            for model, e in test["models"].items()]
+    learned = [m for m, e in test["models"].items() if (e.get("flip_rate") or {}).get("low", 0) > 0]
+    said = (f"{', '.join(map(html.escape, learned))} learned the shortcut: the logo alone turns other classes' "
+            f"images into {cls}." if learned else "No model's diagnosis depends on the logo: none learned it.")
+    return (f"<h3>Counterfactual test: the logo stamped on other classes' test images</h3><p>{said} Only the logo "
+            f"differs between the two versions an image is shown in, so a flip to {cls} is caused by it; on the "
+            f"flipped images, a ratio above 1 means the {cls} map points at the logo. On naturally watermarked "
+            f"{cls} images (above) the class's own lesions share that evidence.</p>" + _table(pd.DataFrame(rows)))
+
+
 UNDEFINED_COLUMN = "pairs without a score (sensitivity / specificity / Dice)"
 
 
@@ -274,7 +294,8 @@ def render_report(run_dir: str | Path) -> Path:
               _figure(figures.characteristic_bars(summary), "per-characteristic localization")]
     if summary.get("shortcut"):
         parts += ["<h2>Shortcut: attention on the watermark</h2>",
-                  _figure(figures.shortcut(summary), "shortcut energy shares"), _table(_shortcut_frame(summary))]
+                  _figure(figures.shortcut(summary), "shortcut energy shares"), _table(_shortcut_frame(summary)),
+                  shortcut_test_html(summary)]
     examples = _read_examples(run_dir)
     if examples is not None:
         parts.append(images.examples_html(examples, models, _figure))
