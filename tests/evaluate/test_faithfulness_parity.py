@@ -109,18 +109,24 @@ def test_road_morf_accuracy() -> None:
     np.testing.assert_allclose(ours[:, 0].mean(dim=0).numpy(), theirs, atol=1e-6)
 
 
+def _record(monkeypatch: pytest.MonkeyPatch, name: str) -> list[np.ndarray]:
+    """The draws made through ``np.random.<name>`` from now on (Quantus' random draws, replayed in ours)."""
+    drawn: list[np.ndarray] = []
+    original = getattr(np.random, name)
+
+    def recording(*args: object, **kwargs: object) -> np.ndarray:
+        drawn.append(original(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(np.random, name, recording)
+    return drawn
+
+
 def test_faithfulness_correlation(monkeypatch: pytest.MonkeyPatch) -> None:
     model = small_cnn(channels=1)
     images, maps = inputs(channels=1, n=3)
     runs, size = 12, 40
-    drawn: list[np.ndarray] = []
-    choice = np.random.choice
-
-    def recording_choice(*args: object, **kwargs: object) -> np.ndarray:
-        drawn.append(choice(*args, **kwargs))
-        return drawn[-1]
-
-    monkeypatch.setattr(np.random, "choice", recording_choice)  # Quantus' subsets, given to ours
+    drawn = _record(monkeypatch, "choice")  # Quantus' subsets, given to ours
     for i in range(3):
         drawn.clear()
         metric = quantus.FaithfulnessCorrelation(nr_runs=runs, subset_size=size, normalise=False,
@@ -169,14 +175,7 @@ def test_sensitivity(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     labels = np.array([0, 1, 2, 3])
     radius, samples = 0.05, 3
     a = gradcam_numpy(model, images.numpy(), labels)
-    drawn: list[np.ndarray] = []
-    uniform = np.random.uniform
-
-    def recording_uniform(*args: object, **kwargs: object) -> np.ndarray:
-        drawn.append(uniform(*args, **kwargs))
-        return drawn[-1]
-
-    monkeypatch.setattr(np.random, "uniform", recording_uniform)  # Quantus' noise, given to ours
+    drawn = _record(monkeypatch, "uniform")  # Quantus' noise, given to ours
     cls = quantus.MaxSensitivity if kind == "max" else quantus.AvgSensitivity
     metric = cls(nr_samples=samples, lower_bound=radius, normalise=False, disable_warnings=True)
     theirs = metric(model=model, x_batch=images.numpy(), y_batch=labels, a_batch=a, device="cpu",
