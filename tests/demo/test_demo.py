@@ -45,7 +45,7 @@ def test_quiet_training_hides_lightning_info_and_restores_levels() -> None:
     import logging
     import warnings
 
-    from dermx.demo.pipeline import QUIET_LOGGERS, quiet_training
+    from dermx.train.quiet import QUIET_LOGGERS, quiet_training
 
     before = [logging.getLogger(n).level for n in QUIET_LOGGERS]
     with warnings.catch_warnings(record=True) as caught:

@@ -9,9 +9,7 @@ its diagnosis map's energy on it rather than on the lesions.
 
 from __future__ import annotations
 
-import logging
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -129,30 +127,6 @@ def _timed(timings: dict[str, float], stage: str, console: Console) -> Iterator[
     console.print(f"[green]{stage}[/green] done in {timings[stage]:.1f} s")
 
 
-#: Lightning loggers whose INFO lines (seed, "GPU available", tips, "stopped: max_epochs") the demo hides
-QUIET_LOGGERS: tuple[str, ...] = ("lightning.pytorch", "lightning.fabric")
-
-
-@contextmanager
-def quiet_training() -> Iterator[None]:
-    """Hide Lightning's INFO banners and two known harmless warnings, restoring everything afterwards:
-    Lightning 2.6's use of torch's deprecated ``LeafSpec`` (a FutureWarning per fit) and torch's
-    "NumPy array is not writable" note. Progress bars and warnings/errors are untouched."""
-    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-                                category=FutureWarning)
-        warnings.filterwarnings("ignore", message=r"The given NumPy array is not writable", category=UserWarning)
-        for logger in loggers:
-            logger.setLevel(logging.WARNING)
-        try:
-            yield
-        finally:
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
-
-
 def _progress(bar: Progress) -> Callable[[Iterable[Any], str, int], Iterable[Any]]:
     def wrap(iterable: Iterable[Any], description: str, total: int) -> Iterable[Any]:
         return bar.track(iterable, total=total, description=description)
@@ -161,9 +135,9 @@ def _progress(bar: Progress) -> Callable[[Iterable[Any], str, int], Iterable[Any
 
 def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
     """Run every stage (module docstring) into ``config.run_dir()``; print progress and timings."""
-    console = console or Console()
-    import lightning  # noqa: F401  (configures its loggers on import: quiet them after that)
+    from dermx.train.quiet import quiet_training
 
+    console = console or Console()
     with quiet_training():
         return _run(config, console)
 

@@ -115,8 +115,10 @@ def _cv_own(
 def _train(options: dict[str, Any]) -> None:
     """Train one dx-only, DermX or DermX+ model; write a shareable checkpoint."""
     from dermx.train.fitting import fit
+    from dermx.train.quiet import quiet_training
 
-    result = fit(_config(options))
+    with quiet_training():
+        result = fit(_config(options))
     epoch = result.metrics.get("epoch")
     typer.echo(f"checkpoint: {result.checkpoint_dir}" + (f" (epoch {int(epoch)})" if epoch is not None else ""))
     for name, value in sorted(result.metrics.items()):
@@ -130,13 +132,15 @@ def _cv(options: dict[str, Any]) -> None:
     from rich.console import Console
 
     from dermx.train.cv import fold_table, run_cv
+    from dermx.train.quiet import quiet_training
 
     folds = options.pop("folds", None)
     chosen = [int(k) for k in folds.split(",") if k.strip()] if folds else None
     method, map_size, maps = options.pop("method"), options.pop("map_size"), options.pop("maps")
     if map_size not in ("features", "input"):
         raise typer.BadParameter(f"expected 'features' or 'input', got {map_size!r}", param_hint="--map-size")
-    result = run_cv(_config(options), chosen, maps_method=method if maps else "none", maps_size=map_size)
+    with quiet_training():
+        result = run_cv(_config(options), chosen, maps_method=method if maps else "none", maps_size=map_size)
     Console().print(fold_table(pd.read_csv(result.summary)))
     typer.echo(f"predictions: {result.predictions}\nsummary: {result.summary}")
     for path in result.maps.values():
