@@ -74,3 +74,7 @@ def test_data_without_a_shortcut_class_has_no_test(tmp_path: Path) -> None:
     generate(tmp_path / "plain", n_images=6, size=(40, 48), seed=1, progress=False, repeat_fraction=0.0)
     plain = load_dermxdb(tmp_path / "plain", image_dir=tmp_path / "plain" / "images", check_mask_sizes=False)
     assert stamp_test(plain, candidates(plain)) is None
+
+
+def test_stand_ins_without_a_network_have_no_test(db: DermXDB) -> None:
+    assert stamp_test(db, candidates(db)) is None

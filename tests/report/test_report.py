@@ -259,4 +259,4 @@ def test_the_counterfactual_shortcut_test_is_in_words_and_a_table() -> None:
     text = shortcut_test_html(summary)
     assert "DermX learned the shortcut" in text and "DermX+ learned" not in text
     assert "3.200 [3.000, 3.400]" in text and text.count("<tr>") == 3
-    assert shortcut_test_html({}) == ""
+    assert shortcut_test_html({}) == "" and shortcut_test_html({"shortcut_test": {"class": "Acne", "models": {}}}) == ""

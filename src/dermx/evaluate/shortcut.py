@@ -98,7 +98,8 @@ def _summary(rows: dict[str, list[float]], seed: int, n_boot: int) -> dict[str, 
 def stamp_test(db: DermXDB, candidates: Sequence[Candidate], *, seed: int = 0,
                n_boot: int = 1000) -> dict[str, Any] | None:
     """The counterfactual shortcut test of every model candidate (module docstring); ``None`` when the
-    data set has no shortcut class (not synthetic, or generated without one).
+    data set has no shortcut class (not synthetic, or generated without one) or no candidate is a model
+    (stand-ins without a network cannot be shown a stamped image).
 
     Candidates of several folds of one model are pooled per model name.
     """
@@ -122,4 +123,4 @@ def stamp_test(db: DermXDB, candidates: Sequence[Candidate], *, seed: int = 0,
             for key, values in _rows(db, candidate, stems, shortcut, seed).items():
                 pooled[key] += values
         out["models"][name] = _summary(pooled, seed, n_boot)
-    return out
+    return out if out["models"] else None

@@ -202,7 +202,7 @@ def shortcut_test_html(summary: dict[str, Any]) -> str:
     """The counterfactual shortcut test (:mod:`dermx.evaluate.shortcut`) as a sentence and a table; empty
     when the run has none."""
     test = summary.get("shortcut_test")
-    if not test:
+    if not test or not test["models"]:
         return ""
     cls = html.escape(test["class"])
     rows = [{"model": model, "stamped images": e["n"], f"flip rate to {test['class']}": fmt(e["flip_rate"]),
