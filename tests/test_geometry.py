@@ -84,3 +84,4 @@ def test_placement_boxes_by_hand() -> None:
     assert Placement.of((37, 71), INPUT, "pad") == Placement((37, 71), (25, 48), (7, 0, 25, 48), (0, 0, 25, 48))
     assert Placement.of((37, 71), INPUT, "crop") == Placement((37, 71), (40, 77), (0, 0, 40, 48), (0, 14, 40, 48))
     assert Placement.of((37, 71), INPUT, "squash") == Placement((37, 71), INPUT, (0, 0, *INPUT), (0, 0, *INPUT))
+    assert [Placement.of((37, 71), INPUT, p).cropped for p in POLICIES] == [False, True, False]

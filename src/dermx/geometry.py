@@ -116,6 +116,11 @@ class Placement:
         (vt, _), (vl, _) = visible
         return cls(tuple(original), resized, (it, il, ih, iw), (vt, vl, ih, iw))  # type: ignore[arg-type]
 
+    @property
+    def cropped(self) -> bool:
+        """Whether the model input shows only part of the resized image (``crop`` cut some away)."""
+        return tuple(self.visible[2:]) != tuple(self.resized)
+
     def restore(self, maps: torch.Tensor, size: Size | None = None) -> torch.Tensor:
         """Maps ``(..., h, w)`` on the model input → ``(..., H, W)`` on the original image (or at
         ``size``); image regions the model never saw (cropped away) are 0; values clipped to [0, 1]."""

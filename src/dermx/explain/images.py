@@ -42,9 +42,7 @@ def load_framed(path: Path, size: tuple[int, int], policy: ResolutionPolicy = "s
     image = load_rgb(path)
     pixels = model_pixels(image, size, policy).permute(1, 2, 0).numpy()
     placement = Placement.of((image.height, image.width), size, policy)
-    if placement.resized[0] > size[0] or placement.resized[1] > size[1]:
-        return pixels, image, None
-    return pixels, image, Frame(size, placement.inside)
+    return pixels, image, None if placement.cropped else Frame(size, placement.inside)
 
 
 def to_batch(images: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> Tensor:

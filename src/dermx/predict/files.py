@@ -76,8 +76,7 @@ def write_outputs(prediction: Prediction, image: Image.Image, directory: Path) -
     """Write the map pictures and ``maps.npz`` of one image into ``directory``; returns the file names."""
     directory.mkdir(parents=True, exist_ok=True)
     placement = prediction.placement
-    uncropped = placement.visible[2:] == placement.resized
-    frame = Frame(prediction.input_size, placement.inside) if uncropped else None
+    frame = None if placement.cropped else Frame(prediction.input_size, placement.inside)
     originals = {label: prediction.original_map(label) for label in prediction.maps}
     written = []
     for label in prediction.maps:
