@@ -1,12 +1,14 @@
 """The counterfactual shortcut test (:mod:`dermx.evaluate.shortcut`) on finished demo run folders.
 
-    python benchmarks/shortcut_test.py RUN_DIR [RUN_DIR ...] [--n-boot 1000]
+    python benchmarks/shortcut_test.py RUN_DIR [RUN_DIR ...] [--n-boot N]
 
 Each RUN_DIR is a ``dermx demo`` (or ``benchmarks/demo_time.py``) output with ``data/`` and
 ``models/dermx``, ``models/dermx+``. Prints, per model: the other classes' test images stamped with the
 watermark, the share whose diagnosis flips to the shortcut class, Δp of that class, and on the flipped
 images the energy ratio of its map on the logo (energy share / area share), with 95 % CIs; then the
-ratio on the naturally watermarked images of the class from the run's own ``summary.json``.
+ratio on the naturally watermarked images of the class from the run's own ``summary.json``. The stamps'
+seed and the bootstrap resamples are the run's own (its ``manifest.json``; 0 and 1000 for runs without
+one), so a run of the current demo reproduces its ``shortcut_test`` figures exactly.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def _ci(estimate: dict[str, float] | None, fmt: str = "{:.2f}") -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples (default: the run's)")
     args = parser.parse_args()
     table = Table(title="counterfactual shortcut test")
     for column in ("run", "model", "stamped images", "flip rate", "Δp", "map energy / area (flipped)",
@@ -43,7 +45,10 @@ def main() -> None:
     for run in args.runs:
         db = load_dermxdb(run / "data", image_dir=run / "data" / "images", check_mask_sizes=False)
         candidates = [c for name, folder in MODELS for c in load_candidates(name, run / "models" / folder, db)]
-        result = stamp_test(db, candidates, n_boot=args.n_boot)
+        manifest = run / "manifest.json"
+        benchmark = json.loads(manifest.read_text())["config"].get("benchmark", {}) if manifest.is_file() else {}
+        result = stamp_test(db, candidates, seed=benchmark.get("seed", 0),
+                            n_boot=args.n_boot or benchmark.get("n_boot", 1000))
         if result is None:
             raise SystemExit(f"{run}: its data set has no shortcut class")
         natural = json.loads((run / "summary.json").read_text())["shortcut"]
