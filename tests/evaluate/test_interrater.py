@@ -192,7 +192,7 @@ def test_cli_no_intra_skips_the_repeat_pass(small_db: DermXDB, tmp_path: Path) -
 
 
 def test_tables_separate_tags_and_include_the_repeat_pass(make_dermxdb) -> None:
-    from dermx.evaluate.interrater import INTER_LABEL, INTRA_LABEL, markdown_tables
+    from dermx.evaluate.interrater import INTER_LABEL, INTRA_LABEL, UNDEFINED_NOTE, markdown_tables
 
     w = make_dermxdb()
     for annotator, shape in (("labeller1", LEFT), ("labeller2", SHIFTED), ("labeller12", LEFT)):
@@ -211,3 +211,4 @@ def test_tables_separate_tags_and_include_the_repeat_pass(make_dermxdb) -> None:
     repeat = text.index("**Intra-rater (repeat pass)**")
     assert "| localization, repeat pass |" in text[repeat:] and "| diagnosis, repeat pass |" in text[repeat:]
     assert "1 rater, each against their own first answer, on 1 image rated twice" in text
+    assert "± –" in text and UNDEFINED_NOTE in text  # one pair: its SD is undefined, and the page says what – means

@@ -134,6 +134,11 @@ def rater_agreement(
     return AgreementResult(summary, tables)
 
 
+#: What a "–" cell means in :func:`markdown_tables`.
+UNDEFINED_NOTE = ("– marks an undefined value: F1 and kappa where no pair has a positive answer (no rater marked "
+                  "the finding on those images), a standard deviation over a single pair.")
+
+
 def _fmt(value: float | None) -> str:
     return "–" if value is None or value != value else f"{value:.3f}"  # None (SD of one pair) and NaN: –
 
@@ -165,7 +170,7 @@ def markdown_tables(summary: dict[str, Any]) -> str:
     as "Female" or "Dark skin") and localization, between raters (pairwise and leave-one-rater-out),
     then the same for the repeat pass (each rater against their own earlier answer) when computed."""
     lines = [f"Raters: {', '.join(summary['raters'])}; images: {summary['images']}; size: {summary['size']}",
-             "", summary["note"], ""]
+             "", summary["note"], "", UNDEFINED_NOTE, ""]
     ref = summary["diagnosis"]["rater_vs_reference"]["macro_f1"]
     lines += [f"**Diagnosis, rater vs reference**: macro F1 {_fmt(ref['mean'])} ± {_fmt(ref['sd'])} "
               f"over {ref['n']} raters"]
