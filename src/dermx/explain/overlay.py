@@ -68,17 +68,17 @@ def colorbar_strip(width: int = 256, height: int = 12) -> Image.Image:
     return Image.fromarray(np.repeat(row[None], height, axis=0), "RGB")
 
 
-def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
-    """The bytes of ``image`` saved as ``fmt``."""
+def encode(image: Image.Image, fmt: str = "PNG", quality: int = 75) -> bytes:
+    """The bytes of ``image`` saved as ``fmt`` (``quality``: JPEG only)."""
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
+    image.save(buffer, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
     return buffer.getvalue()
 
 
-def data_url(image: Image.Image, fmt: str = "PNG") -> str:
-    """A ``data:`` URL of ``image`` saved as ``fmt`` (PNG or JPEG)."""
+def data_url(image: Image.Image, fmt: str = "PNG", quality: int = 75) -> str:
+    """A ``data:`` URL of ``image`` saved as ``fmt`` (PNG or JPEG at ``quality``)."""
     mime = {"PNG": "image/png", "JPEG": "image/jpeg"}[fmt]
-    return f"data:{mime};base64,{base64.b64encode(encode(image, fmt)).decode('ascii')}"
+    return f"data:{mime};base64,{base64.b64encode(encode(image, fmt, quality)).decode('ascii')}"
 
 
 def target_filename(label: str) -> str:
