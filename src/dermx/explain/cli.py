@@ -95,13 +95,12 @@ def explain_command(
     and the image's placement in the input (original_size, resized_size, inside, visible). `dermx
     predict` writes the same layout and keys.
     """
-    from rich.progress import track
-
     from dermx.explain.classifier import explain_top_k
     from dermx.explain.engine import CamEngine
     from dermx.explain.images import list_images, load_framed, to_batch
     from dermx.explain.outputs import write_image_outputs
     from dermx.explain.targets import target_probabilities
+    from dermx.progress import track
 
     net, own_size, mean, std, policy, names = load_model(model, weights, num_classes=num_classes,
                                                          class_names=class_names)
@@ -114,7 +113,7 @@ def explain_command(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-    for batch_paths in track(batches, description=f"{engine.method.name} maps"):
+    for batch_paths in track(batches, f"{engine.method.name} maps"):
         framed = [load_framed(path, input_size, policy) for path in batch_paths]
         batch = to_batch([pixels for pixels, _, _ in framed], mean, std)
         try:
