@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from dermx.explain.methods import method_title
-from dermx.explain.overlay import Frame, map_figure, map_title, target_filename
+from dermx.explain.overlay import frame_of, map_figure, map_title, target_filename
 from dermx.geometry import Placement
 
 #: The arrays of every ``maps.npz`` (module docstring).
@@ -42,13 +42,12 @@ def write_image_outputs(directory: Path, *, image: Image.Image, placement: Place
     the image (:meth:`Placement.restore`; 0 where a crop cut the image away).
     """
     directory.mkdir(parents=True, exist_ok=True)
-    frame = Frame(tuple(input_size), placement.inside)  # type: ignore[arg-type]
-    padded = frame.padded and not placement.cropped
+    frame = frame_of(placement, input_size)
     written = []
     for label, values, probability in zip(labels, maps, probabilities, strict=True):
-        shown = values if padded else placement.restore(torch.from_numpy(np.asarray(values))).numpy()
+        shown = values if frame is not None else placement.restore(torch.from_numpy(np.asarray(values))).numpy()
         title = map_title(label, float(probability), method_title(method))
-        map_figure(image, shown, title, frame if padded else None).save(directory / target_filename(label))
+        map_figure(image, shown, title, frame).save(directory / target_filename(label))
         written.append(target_filename(label))
     np.savez_compressed(directory / MAPS_FILE, targets=np.asarray(list(labels), dtype=str),
                         maps=np.asarray(maps, dtype=np.float32),
