@@ -113,9 +113,9 @@ class WithRaterMasks:
 
 
 class Examples:
-    """Collects, for fixed stems (with their reasons), the image, the experts' maps (with every rater's
-    masks when the batches come from :attr:`map_fn`) and each model's maps and probabilities, all on the
-    first model's input grid."""
+    """Collects, for fixed stems (with their reasons), the image, the experts' maps, every rater's masks
+    (batches made with :attr:`map_fn`) and each model's maps and probabilities, all on the first model's
+    input grid."""
 
     def __init__(self, reasons: dict[str, list[str]], references: ReferenceMaps) -> None:
         self.reasons = reasons

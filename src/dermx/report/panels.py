@@ -94,8 +94,9 @@ def colorbar_png() -> bytes:
     from dermx.report.figures import png
 
     fig = plt.figure(figsize=(0.9, PANEL / 90))
-    colorbar(fig, cax=fig.add_axes((0.08, 0.02, 0.16, 0.96)))
-    fig.axes[0].yaxis.label.set_fontsize(6)
+    cax = fig.add_axes((0.08, 0.03, 0.16, 0.94))
+    colorbar(fig, cax=cax)
+    cax.set_ylabel("map value\n(0 none, 1 strongest)", fontsize=6, linespacing=1.1)  # fits beside one panel
     return png(fig, dpi=90, tight=False)
 
 
