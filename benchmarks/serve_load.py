@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dermx.explain.overlay import encode
 from dermx.models import build_model, save_checkpoint
-from dermx.predict.overlay import encode
 from dermx.serve.loadtest import ServerProcess, multipart, run_load
 
 

@@ -87,3 +87,21 @@ def test_the_counterfactual_shortcut_test_decides_when_present() -> None:
     nothing["shortcut_test"]["models"]["DermX+"] = _stamped((0.0, 0.0, 0.0), None)
     detail = {c.name: c for c in demo_checks(nothing)}["shortcut"]
     assert not detail.passed and "no flipped image to map" in detail.detail
+
+
+def test_beats_baselines_is_the_reports_flag_rule() -> None:
+    """One rule: the demo's check passes exactly when the report flags neither DermX+ cell."""
+    from dermx.report.verdict import flags
+
+    variants = []
+    for low in (0.1, 0.16, 0.18, 0.19, 0.2):
+        summary = copy.deepcopy(SUMMARY)
+        summary["headline"][1]["pointing"] = _e(0.3, low, 0.4)
+        variants.append(summary)
+    missing = copy.deepcopy(SUMMARY)
+    del missing["headline"][1]["char_dice"]
+    for summary in variants:
+        flagged = {score for (model, score) in flags(summary) if model == "DermX+"} & {"char_dice", "pointing"}
+        assert _verdicts(summary)["beats baselines"] == (not flagged)
+    assert [_verdicts(s)["beats baselines"] for s in variants] == [False, False, False, True, True]
+    assert not _verdicts(missing)["beats baselines"]  # no estimate is no evidence

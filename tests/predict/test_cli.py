@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from dermx.cli import app
+from dermx.explain.outputs import MAPS_KEYS, read_placement
 from dermx.explain.overlay import target_filename
 from predict.samples import photo
 
@@ -31,8 +33,8 @@ def test_folder_with_outputs_and_skipped_files(checkpoint: Path, tmp_path: Path)
     assert "2 image(s) predicted, 2 skipped" in result.output
     first = document["predictions"][0]
     maps = np.load(out / "a" / "maps.npz")
-    assert set(maps.files) == set(first["maps"]) | {f"input/{m}" for m in first["maps"]}
-    assert maps[first["maps"][0]].shape == (72, 96)
+    assert set(maps.files) == set(MAPS_KEYS) and list(maps["targets"]) == first["maps"]
+    assert read_placement(maps).restore(torch.from_numpy(maps["maps"])).shape == (len(first["maps"]), 72, 96)
     overlay = out / "a" / f"diagnosis_{first['diagnosis'].replace(' ', '_')}.png"
     assert sorted(p.name for p in (out / "a").iterdir()) == sorted(["maps.npz", *map(target_filename, first["maps"])])
     with Image.open(overlay) as picture:  # image and overlay side by side, each at least the image's size
@@ -70,3 +72,31 @@ def test_truncated_weights_are_one_error_line(checkpoint: Path, tmp_path: Path) 
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert "model.safetensors: not a readable safetensors file" in result.output
         assert "Traceback" not in result.output
+
+
+def test_predict_and_explain_write_one_layout_with_the_same_keys(checkpoint: Path, tmp_path: Path) -> None:
+    """``OUT/<image stem>/<target>.png`` and one ``maps.npz`` with the keys of ``MAPS_KEYS``, from both commands;
+    on the same image the maps of a target agree."""
+    images = tmp_path / "images"
+    images.mkdir()
+    photo(seed=3).save(images / "lesion.jpg")
+    runner = CliRunner()
+    predicted = runner.invoke(app, ["predict", "--model", str(checkpoint), str(images), "--out", str(tmp_path / "p")])
+    assert predicted.exit_code == 0, predicted.output
+    explained = runner.invoke(app, ["explain", "--model", str(checkpoint), "--images", str(images),
+                                    "--out", str(tmp_path / "e")])
+    assert explained.exit_code == 0, explained.output
+    folders = {name: sorted(p.relative_to(tmp_path / name) for p in (tmp_path / name).rglob("*") if p.is_file())
+               for name in ("p", "e")}
+    for name, files in folders.items():
+        assert {p.parent for p in files if p.name != "predictions.json"} == {Path("lesion")}, name
+        pictures = {p.name for p in files if p.suffix == ".png"}
+        with np.load(tmp_path / name / "lesion" / "maps.npz") as saved:
+            assert set(saved.files) == set(MAPS_KEYS), name
+            assert pictures == {target_filename(t) for t in saved["targets"]}, name
+            assert saved["maps"].shape[0] == len(saved["targets"]) == len(saved["logits"])
+    with np.load(tmp_path / "p" / "lesion" / "maps.npz") as p, np.load(tmp_path / "e" / "lesion" / "maps.npz") as e:
+        explained_maps = dict(zip(e["targets"], e["maps"], strict=True))
+        for target, values in zip(p["targets"], p["maps"], strict=True):  # predict keeps a subset of explain's
+            assert np.abs(explained_maps[target] - values).max() < 1e-3, target
+        assert read_placement(p) == read_placement(e)

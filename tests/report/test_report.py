@@ -6,6 +6,7 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -33,12 +34,20 @@ class _Collector(HTMLParser):
         self._verdict_depth = 0
         self.h3: list[str] = []
         self._h3: list[str] | None = None
+        self.grids: list[str] = []  # aria-labels of the panel grids
+        self.grid_rows: list[list[str]] = []  # per panel row: the classes of its children's tags
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
         if tag == "img":
             self.images.append(values.get("src") or "")
             self.alts.append(values.get("alt") or "")
+        if tag == "div" and values.get("class") == "panels":
+            self.grids.append(values.get("aria-label") or "")
+        if tag == "div" and values.get("class") == "prow":
+            self.grid_rows.append([])
+        elif self.grid_rows and tag in ("figure", "i"):
+            self.grid_rows[-1].append(values.get("class") or tag)
         if tag == "link" or (tag == "script" and values.get("src")):
             self.external.append(tag)
         if values.get("id"):
@@ -97,7 +106,7 @@ def test_report_is_self_contained_with_figures_and_filled_tables(report: Path) -
     parser.feed(report.read_text(encoding="utf-8"))
     assert not parser.external
     assert len(parser.images) >= 7  # bars, shortcut, examples, 2 confusions, per-class F1, reliability
-    assert all(src.startswith("data:image/png;base64,") for src in parser.images)
+    assert all(src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for src in parser.images)
     assert len(parser.tables) >= 8
     for cells in parser.tables:
         numbers = [c for c in cells if c not in ("–", "") and any(ch.isdigit() for ch in c)]
@@ -212,7 +221,7 @@ def test_examples_per_class_with_colour_bars_and_drilldowns(report: Path) -> Non
         reasons = [str(r) for r in examples["reasons"]]
     assert len(classes) >= 4
     assert sorted(h for h in parser.h3 if h in classes) == classes  # one example grid per class
-    assert all(f"examples of {c}" in parser.alts for c in classes)
+    assert all(f"examples of {c}" in parser.grids for c in classes)
     assert any("incorrect" in r for r in reasons) and any("watermarked" in r for r in reasons)
     assert any("best agreement" in r for r in reasons)
     from dermx.report.images import anchor
@@ -223,27 +232,97 @@ def test_examples_per_class_with_colour_bars_and_drilldowns(report: Path) -> Non
     assert "images" in parser.ids and "<table class='sortable'>" in report.read_text(encoding="utf-8")
 
 
-def test_every_map_figure_has_a_colour_bar(report: Path) -> None:
-    """The example and drill-down figures carry viridis colour bars: a vertical run of viridis colours."""
+def test_every_row_of_map_panels_has_the_colour_bar(report: Path) -> None:
+    """Every row of the example and drill-down grids ends with the colour bar, a picture inlined once (the
+    style's ``.cbar`` background) holding a vertical run of viridis colours."""
     import base64
     import io
+    import re
 
     import numpy as np
     from matplotlib import colormaps
 
     parser = _parse(report)
+    assert any(g.startswith("examples of") for g in parser.grids) and any(g.startswith("all maps of")
+                                                                          for g in parser.grids)
+    assert parser.grid_rows and all(row[-1] == "cbar" and "figure" in row for row in parser.grid_rows)
+    text = report.read_text(encoding="utf-8")
+    bars = re.findall(r"\.cbar\{[^}]*url\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", text)
+    assert len(bars) == 1 and text.count(bars[0]) == 1
+    with Image.open(io.BytesIO(base64.b64decode(bars[0]))) as picture:
+        pixels = np.asarray(picture.convert("RGB")).astype(int)
     viridis = colormaps["viridis"](np.linspace(0, 1, 64), bytes=True)[:, :3].astype(int)
-    maps = [src for src, alt in zip(parser.images, parser.alts, strict=True)
-            if alt.startswith(("examples of", "all maps of"))]
-    assert maps
-    for src in maps:
+    near = np.abs(pixels[:, :, None, :] - viridis[None, None]).sum(axis=3).min(axis=2) < 12
+    assert near.sum(axis=0).max() > 0.8 * pixels.shape[0]
+
+
+def test_report_is_a_few_mb_with_jpeg_panels_at_display_size(report: Path) -> None:
+    """Map panels are JPEG pictures no larger than they are shown (:data:`dermx.report.panels.PANEL`)."""
+    import base64
+    import io
+
+    from dermx.report.panels import PANEL
+
+    panels = [src for src in _parse(report).images if src.startswith("data:image/jpeg")]
+    assert panels
+    for src in panels:
         with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as picture:
-            pixels = np.asarray(picture.convert("RGB")).astype(int)
-        near = np.abs(pixels[:, :, None, :] - viridis[None, None]).sum(axis=3).min(axis=2) < 12
-        columns = near.sum(axis=0)
-        # near the right edge, a column that is viridis-coloured over at least one panel's height (≥ 120 px)
-        # or 40 % of the figure
-        assert columns[-pixels.shape[1] // 6:].max() > min(0.4 * pixels.shape[0], 120)
+            assert max(picture.size) == PANEL
+
+
+def _panel(src: str) -> np.ndarray:
+    import base64
+    import io
+
+    with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as picture:
+        return np.asarray(picture.convert("RGB")).astype(int)
+
+
+def test_drilldown_outlines_every_rater(report: Path) -> None:
+    """``examples.npz`` holds each rater's masks (their mean is the experts' fused map); the drill-down names
+    every rater with a colour and draws their outlines on the image."""
+    import numpy as np
+
+    from dermx.evaluate.examples import rater_masks
+    from dermx.report.images import anchor
+    from dermx.report.panels import RATER_COLOURS
+
+    with np.load(report.parent / "examples.npz") as data:
+        examples = {k: data[k] for k in data.files}
+    for i in range(len(examples["stems"])):
+        names, masks = rater_masks(examples, i)
+        assert 3 <= len(names) == len(masks)
+        assert np.allclose(masks.mean(axis=0), examples["fused"][i].astype(np.float32), atol=2e-3)
+    text = report.read_text(encoding="utf-8")
+    stem = str(examples["stems"][0])
+    section = text[text.index(f"id='{anchor(stem)}'"):]
+    section = section[:section.index("</section>")]
+    names, masks = rater_masks(examples, 0)
+    legend = section[section.index("Raters' outlines:"):]
+    assert all(name in legend for name in names)
+    parser = _Collector()
+    parser.feed(section)
+    plain, outlined = (_panel(parser.images[0]), _panel(parser.images[1]))  # the image; all raters' outlines
+    changed = np.abs(outlined - plain).sum(axis=2) > 120
+    assert changed.sum() > 50
+    colours = np.asarray(RATER_COLOURS[:len(names)])
+    nearest = np.abs(outlined[changed][:, None] - colours[None]).sum(axis=2).min(axis=1)
+    assert np.median(nearest) < 90  # the changed pixels are drawn in the raters' colours
+
+
+def test_old_run_folder_without_rater_masks_renders_with_a_note(report: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from dermx.evaluate.examples import RATER_MASKS, RATER_NAMES
+
+    for name in ("summary.json", "items.csv", "images.csv"):
+        shutil.copy(report.parent / name, tmp_path / name)
+    with np.load(report.parent / "examples.npz") as data:
+        np.savez_compressed(tmp_path / "examples.npz",
+                            **{k: data[k] for k in data.files if k not in (RATER_MASKS, RATER_NAMES)})
+    text = render_report(tmp_path).read_text(encoding="utf-8")
+    assert text.count("not in this run folder") == len(np.load(tmp_path / "examples.npz")["stems"])
+    assert "raters' outlines" not in text
 
 
 def test_the_counterfactual_shortcut_test_is_in_words_and_a_table() -> None:

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -49,9 +50,13 @@ def test_prediction_with_overlays(client: TestClient) -> None:
     present = [c["name"] for c in body["characteristics"] if c["present"]]
     assert [o["target"] for o in body["overlays"]] == [f"diagnosis:{body['diagnosis']}"] + [
         f"characteristic:{n}" for n in present]
-    assert _picture(body["image"]).size == (96, 72)
+    # the 96x72 photo is padded into the square 64x64 input: the page shows the whole input at the photo's
+    # scale (96x96, padding hatched) with the photo's area, and the maps cover the whole input
+    assert body["input_area"] == {"box": [12, 0, 72, 96], "size": [96, 96]}
+    shown = np.asarray(_picture(body["image"]).convert("L"), dtype=int)
+    assert shown.shape == (96, 96) and len(np.unique(shown[:10] // 16)) >= 2  # hatched padding, not flat
     layer = _picture(body["overlays"][0]["png"])
-    assert layer.mode == "RGBA" and layer.size == (96, 72)
+    assert layer.mode == "RGBA" and layer.size == (96, 96)
     top = body["overlays"][0]
     assert top["probability"] == body["diagnoses"][0]["probability"]
     assert top["title"] == f"diagnosis: {body['diagnosis']} · p = {top['probability']:.2f} · Grad-CAM"

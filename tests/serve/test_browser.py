@@ -71,6 +71,11 @@ def test_upload_see_result_toggle_overlay(server: str, tmp_path: Path) -> None:
             page.wait_for_function("document.getElementById('overlay').complete && "
                                    "document.getElementById('overlay').naturalWidth > 0")
             assert page.locator("#overlay").is_visible()
+            # the 160x120 photo was padded into the square input: its area is outlined on both pictures
+            assert page.locator(".input-area:visible").count() == 2 and page.locator("#padding-note").is_visible()
+            box = page.locator("#stage .input-area").bounding_box()
+            stage = page.locator("#stage").bounding_box()
+            assert box and stage and abs(box["width"] - stage["width"]) < 2 and box["height"] < 0.8 * stage["height"]
             page.locator("#opacity").fill("80")
             assert page.locator("#overlay").evaluate("e => e.style.opacity") == "0.8"
             page.screenshot(path=str(shot), full_page=True)

@@ -5,8 +5,8 @@ checks it (each check reads estimates with their 95 % bootstrap CIs over images)
 
 - ``dice``: DermX+'s characteristic-map Dice ≥ 0.30 (a third of the way from the best baseline to the
   raters' leave-one-out agreement in the demo's first measurements);
-- ``beats baselines``: DermX+'s Dice and pointing game above every baseline map, the CI's lower bound
-  above the best baseline's upper bound;
+- ``beats baselines``: DermX+'s Dice and pointing game above every baseline map by the report's rule
+  (:func:`dermx.report.verdict.flags`: the 95 % CI entirely above each baseline's);
 - ``paired``: DermX+ above DermX on characteristic-map Dice, the paired-bootstrap CI of the difference
   (same images, same pairs) excluding 0;
 - ``diagnosis``: diagnosis macro-F1 ≥ 0.85 for both models;
@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from dermx.report.verdict import flags
 
 DICE_GOAL = 0.30
 DIAGNOSIS_GOAL = 0.85
@@ -53,11 +55,12 @@ def _row(summary: dict[str, Any], source: str) -> dict[str, Any]:
 
 def _beats_baselines(summary: dict[str, Any], model: dict[str, Any]) -> Check:
     baselines = [r for r in summary["headline"] if r["type"] == "baseline"]
+    flagged = flags(summary)
     notes, passed = [], True
     for score in ("char_dice", "pointing"):
         best = max(baselines, key=lambda r: _value(r.get(score), "high"))
         low, high = _value(model.get(score), "low"), _value(best.get(score), "high")
-        passed &= low > high
+        passed &= not math.isnan(_value(model.get(score))) and (model["source"], score) not in flagged
         notes.append(f"{score}: CI low {low:.3f} vs best baseline ({best['source'].removeprefix('baseline: ')}) "
                      f"CI high {high:.3f}")
     return Check("beats baselines", passed, "; ".join(notes))

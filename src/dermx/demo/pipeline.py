@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import Progress
+
+from dermx.progress import PlainProgress, progress
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from dermx.train import TrainConfig
 
 STAGES: tuple[str, ...] = ("synth", "train DermX", "train DermX+", "explain+evaluate", "report")
@@ -136,7 +139,7 @@ def _timed(timings: dict[str, float], stage: str, console: Console) -> Iterator[
     console.print(f"[green]{stage}[/green] done in {timings[stage]:.1f} s")
 
 
-def _progress(bar: Progress) -> Callable[[Iterable[Any], str, int], Iterable[Any]]:
+def _progress(bar: Progress | PlainProgress) -> Callable[[Iterable[Any], str, int], Iterable[Any]]:
     def wrap(iterable: Iterable[Any], description: str, total: int) -> Iterable[Any]:
         return bar.track(iterable, total=total, description=description)
     return wrap
@@ -164,7 +167,7 @@ def _run(config: DemoConfig, console: Console) -> DemoResult:
     run_dir = config.run_dir()
     data = run_dir / "data"
     timings: dict[str, float] = {}
-    with _timed(timings, "synth", console), Progress(console=console) as bar:
+    with _timed(timings, "synth", console), progress(console) as bar:
         task = bar.add_task("synthesising images", total=config.images)
         synth = SynthConfig(n_images=config.images, seed=config.seed, size=config.size, shortcut=config.shortcut,
                             n_folds=config.n_folds, repeat_fraction=0.0)
@@ -178,7 +181,7 @@ def _run(config: DemoConfig, console: Console) -> DemoResult:
             trained[name] = fit(train).checkpoint_dir
             train_configs[name] = train.to_dict()
     benchmark = BenchmarkConfig(n_boot=config.n_boot, seed=config.seed)
-    with _timed(timings, "explain+evaluate", console), Progress(console=console) as bar:
+    with _timed(timings, "explain+evaluate", console), progress(console) as bar:
         db = load_dermxdb(data, image_dir=data / "images", cache_dir=run_dir / "cache", check_mask_sizes=False)
         candidates = [c for name, path in trained.items() for c in load_candidates(name, path, db)]
         result = run_benchmark(db, candidates, benchmark, progress=_progress(bar))

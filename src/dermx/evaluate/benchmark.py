@@ -181,16 +181,16 @@ def _examples(db: DermXDB, candidates: Sequence[Candidate], reasons: dict[str, l
               references: ReferenceMaps, config: BenchmarkConfig) -> dict[str, np.ndarray]:
     """Explain the chosen example images again with every candidate and keep their maps
     (:mod:`dermx.evaluate.examples`)."""
-    examples = Examples(reasons)
+    examples = Examples(reasons, references)
     for candidate in candidates:
         items = dermxdb_items(db, [s for s in candidate.stems if s in reasons], vocab.CHARACTERISTICS)
         if not items:
             continue
         dataset = ImageDataset(items, candidate.input_size, candidate.mean, candidate.std, policy=candidate.policy,
-                               map_fn=references)
+                               map_fn=examples.map_fn)
         for batch in DataLoader(dataset, batch_size=config.batch_size, shuffle=False):
             with torch.no_grad():
-                explanation = candidate.explain(batch)
+                explanation = candidate.explain(examples.without_raters(batch))
             examples.add(candidate.name, [items[i].key for i in batch["index"].tolist()], batch, explanation,
                          candidate)
     return examples.arrays_by_key()

@@ -48,13 +48,13 @@ def evaluate_command(
     deletion/insertion steps.
     """
     from rich.console import Console
-    from rich.progress import Progress
 
     from dermx.data import load_dermxdb
     from dermx.data.coverage import image_coverage
     from dermx.evaluate.bench_types import BenchmarkConfig
     from dermx.evaluate.benchmark import run_benchmark, write_benchmark
     from dermx.evaluate.candidates import load_candidates
+    from dermx.progress import progress
     from dermx.report import build_manifest, render_report, write_manifest
     from dermx.report.terminal import headline_table
     from dermx.train.provenance import dermxdb_identity
@@ -78,7 +78,7 @@ def evaluate_command(
         console.print(f"{candidate.name}{fold}: {len(candidate.stems)} test images "
                       f"({candidate.test_set['description']})", highlight=False)
     missing = coverage.write_missing(out)
-    with Progress(console=console) as bar:
+    with progress(console) as bar:
         result = run_benchmark(db, candidates, config, out=out,
                                progress=lambda it, label, total: bar.track(it, total=total, description=label))
     result.summary["image_folder"] = coverage.to_dict()

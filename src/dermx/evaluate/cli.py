@@ -24,10 +24,10 @@ def interrater_command(
     """Rater agreement: diagnosis, identification and localization (pairwise and leave-one-out)."""
     from rich.console import Console
     from rich.markdown import Markdown
-    from rich.progress import track
 
     from dermx.data.dataset import load_dermxdb
     from dermx.evaluate.interrater import markdown_tables, rater_agreement, write_agreement
+    from dermx.progress import track
 
     console = Console()
     db = load_dermxdb(data, check_mask_sizes=False)

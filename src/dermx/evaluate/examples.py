@@ -9,14 +9,17 @@ its characteristic maps' Dice against the experts (pairs of characteristics the 
 - ``watermarked``: on synthetic data with a shortcut class, up to two watermarked images of that class.
 
 An image chosen by several rules is shown once with every reason. For each example ``examples.npz``
-holds the image and the experts' maps (union, each characteristic's fused map, the watermark) on the
-model input grid, and per model its diagnosis map, characteristic maps and probabilities
-(:class:`Examples`, keys listed in :meth:`Examples.arrays_by_key`).
+holds the image, the experts' maps (union, each characteristic's fused map, the watermark) and every
+first-pass rater's mask of every characteristic (bit-packed) on the model input grid, and per model its
+diagnosis map, characteristic maps and probabilities (:class:`Examples`, keys listed in
+:meth:`Examples.arrays_by_key`). The rater masks ride through the model's preprocessing as extra
+reference channels (:class:`WithRaterMasks`), so they are placed exactly like the fused maps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,15 +27,17 @@ import torch
 from torch import Tensor
 
 from dermx import vocab
-from dermx.data import REFERENCE_CHANNELS
+from dermx.data import REFERENCE_CHANNELS, ReferenceMaps
 from dermx.evaluate.bench_summary import shortcut_class
 from dermx.evaluate.candidates import Candidate
 from dermx.evaluate.scoring import Explanation
-from dermx.geometry import resize
+from dermx.geometry import Size, resize
 
-__all__ = ["Examples", "choose_examples"]
+__all__ = ["Examples", "WithRaterMasks", "choose_examples", "rater_masks"]
 
 N_CHARACTERISTICS = len(vocab.CHARACTERISTICS)
+#: Keys of the per-rater masks in ``examples.npz`` (absent in run folders of older versions).
+RATER_MASKS, RATER_NAMES = "rater_masks", "rater_names"
 
 
 def image_dice(items: pd.DataFrame) -> pd.Series:
@@ -85,14 +90,44 @@ def _resize(maps: Tensor, size: tuple[int, int]) -> np.ndarray:
     return resize(maps.float(), size).numpy().astype(np.float16)
 
 
-class Examples:
-    """Collects, for fixed stems (with their reasons), the image, the experts' maps and each model's maps
-    and probabilities, all on the first model's input grid."""
+@dataclass(frozen=True)
+class WithRaterMasks:
+    """A ``map_fn`` (:class:`dermx.train.ImageDataset`): the channels of ``references``, then each
+    first-pass annotator's mask of every characteristic, ``(annotator, characteristic)`` flattened in
+    ``db.annotators()`` order; zeros for annotators who did not rate the image."""
 
-    def __init__(self, reasons: dict[str, list[str]]) -> None:
+    references: ReferenceMaps
+
+    def annotators(self, stem: str | None = None) -> list[str]:
+        """The first-pass annotators, or (``stem``) those who rated that image."""
+        db = self.references.db
+        return db.annotators() if stem is None else [r.annotator for r in db.ratings_of(stem)]
+
+    def __call__(self, stem: str, size: Size | None) -> Tensor:
+        channels = self.references(stem, size)
+        stack = self.references.db.rater_stack(stem, size=size).transpose(0, 1)  # (rater, characteristic, h, w)
+        rated = self.annotators(stem)
+        masks = channels.new_zeros((len(self.annotators()), N_CHARACTERISTICS, *channels.shape[-2:]))
+        masks[[self.annotators().index(a) for a in rated]] = stack.float()
+        return torch.cat([channels, masks.flatten(0, 1)])
+
+
+class Examples:
+    """Collects, for fixed stems (with their reasons), the image, the experts' maps, every rater's masks
+    (batches made with :attr:`map_fn`) and each model's maps and probabilities, all on the first model's
+    input grid."""
+
+    def __init__(self, reasons: dict[str, list[str]], references: ReferenceMaps) -> None:
         self.reasons = reasons
         self.arrays: dict[str, dict[str, np.ndarray]] = {}
         self.size: tuple[int, int] | None = None
+        #: The ``map_fn`` of the example images' datasets: the references, then the rater masks.
+        self.map_fn = WithRaterMasks(references)
+        self._n_references = len(references.names)
+
+    def without_raters(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``batch`` with only the reference channels in ``maps``: what a candidate is explained on."""
+        return {**batch, "maps": batch["maps"][:, :self._n_references]}
 
     def add(self, model: str, stems: Sequence[str], batch: dict[str, Tensor], explanation: Explanation,
             candidate: Candidate) -> None:
@@ -124,6 +159,10 @@ class Examples:
                 entry["present"] = batch["characteristics"][i].bool().numpy()
                 entry["reference"] = np.asarray(vocab.DIAGNOSES[int(batch["diagnosis"][i])])
                 entry["reasons"] = np.asarray(", ".join(self.reasons[stems[i]]))
+                masks = refs_small[j, self._n_references:].reshape(-1, N_CHARACTERISTICS, *size) > 0.5
+                entry[RATER_MASKS] = np.packbits(masks, axis=-1)
+                rated = set(self.map_fn.annotators(stems[i]))
+                entry[RATER_NAMES] = np.asarray([a if a in rated else "" for a in self.map_fn.annotators()])
             entry[f"map:{model}"] = dx_maps[j]
             entry[f"chars:{model}"] = chars[j]
             entry[f"char_prob:{model}"] = char_prob[j]
@@ -133,9 +172,23 @@ class Examples:
     def arrays_by_key(self) -> dict[str, np.ndarray]:
         """``stems`` (N,) in the order chosen and, for each key, the (N, ...) stack over the stems seen by
         every model: ``image`` (uint8), ``union``, ``fused`` (N, 16, h, w), ``watermark``, ``present``
-        (N, 16), ``reference``, ``reasons``, and per model ``map:``, ``chars:`` (N, 16, h, w; zero for
+        (N, 16), ``reference``, ``reasons``, with rater masks ``rater_masks`` (N, annotators, 16, h,
+        ⌈w/8⌉; ``numpy.packbits`` along the width) and ``rater_names`` (N, annotators; ``""`` where that
+        annotator did not rate the image), and per model ``map:``, ``chars:`` (N, 16, h, w; zero for
         characteristics the model lacks), ``char_prob:`` (NaN where it lacks them), ``dx_prob:`` (N, 6),
         ``predicted:``."""
         seen = [s for s in self.reasons if s in self.arrays]
         keys = sorted(set.intersection(*(set(self.arrays[s]) for s in seen))) if seen else []
         return {"stems": np.asarray(seen), **{k: np.stack([self.arrays[s][k] for s in seen]) for k in keys}}
+
+
+def rater_masks(examples: dict[str, np.ndarray], i: int) -> tuple[list[str], np.ndarray] | None:
+    """``(names, masks)`` of the raters of example ``i`` of an ``examples.npz``: the annotators who rated
+    it and their masks ``(rater, characteristic, h, w)`` bool; ``None`` for a run folder written before
+    ``examples.npz`` held them."""
+    if RATER_MASKS not in examples:
+        return None
+    names = [str(n) for n in examples[RATER_NAMES][i]]
+    masks = np.unpackbits(examples[RATER_MASKS][i], axis=-1, count=examples["image"].shape[2]).astype(bool)
+    rated = [k for k, n in enumerate(names) if n]
+    return [names[k] for k in rated], masks[rated]

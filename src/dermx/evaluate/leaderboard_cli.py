@@ -32,14 +32,14 @@ def write_run_leaderboard(db: Any, models: Sequence[tuple[str, str]], methods: s
     """Score every (model, method) cell and write ``leaderboard.csv``/``.json`` into the run folder
     ``out``; problems of single cells are printed and the other cells still written."""
     from rich.console import Console
-    from rich.progress import Progress
 
     from dermx.evaluate.leaderboard import LeaderboardConfig, run_leaderboard, write_leaderboard
+    from dermx.progress import progress
 
     console = Console(stderr=True)
     config = LeaderboardConfig(protocol=protocol, n_images=n_images, steps=steps, n_boot=n_boot,  # type: ignore[arg-type]
                                seed=seed, threshold=threshold)
-    with Progress(console=console, transient=True) as bar:
+    with progress(console, transient=True) as bar:
         def say(message: str) -> None:
             bar.console.print(f"leaderboard: {message}")
 

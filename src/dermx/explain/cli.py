@@ -89,19 +89,18 @@ def explain_command(
 ) -> None:
     """Compute CAMs for every image in a folder.
 
-    Writes OUT/<image stem>/maps.npz (maps on the model input, targets, logits, probabilities) and one
-    OUT/<image stem>/<target>.png per target: the image beside the map overlay, a colour bar, the target
-    and its probability in the title, padding added for the model input hatched. `dermx predict` writes
-    the same layout.
+    Writes OUT/<image stem>/<target>.png per target (the image beside the map overlay, a colour bar, the
+    target and its probability in the title, padding added for the model input hatched) and one
+    OUT/<image stem>/maps.npz: targets, maps (on the model input), probabilities, logits, method, layer
+    and the image's placement in the input (original_size, resized_size, inside, visible). `dermx
+    predict` writes the same layout and keys.
     """
-    from rich.progress import track
-
     from dermx.explain.classifier import explain_top_k
     from dermx.explain.engine import CamEngine
     from dermx.explain.images import list_images, load_framed, to_batch
-    from dermx.explain.methods import method_title
-    from dermx.explain.outputs import write_explanations
+    from dermx.explain.outputs import write_image_outputs
     from dermx.explain.targets import target_probabilities
+    from dermx.progress import track
 
     net, own_size, mean, std, policy, names = load_model(model, weights, num_classes=num_classes,
                                                          class_names=class_names)
@@ -114,7 +113,7 @@ def explain_command(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-    for batch_paths in track(batches, description=f"{engine.method.name} maps"):
+    for batch_paths in track(batches, f"{engine.method.name} maps"):
         framed = [load_framed(path, input_size, policy) for path in batch_paths]
         batch = to_batch([pixels for pixels, _, _ in framed], mean, std)
         try:
@@ -130,9 +129,9 @@ def explain_command(
         except ValueError as error:
             raise typer.BadParameter(str(error)) from error
         maps, logits, probabilities = (t.detach().cpu().numpy() for t in (maps, logits, probabilities))
-        for i, (path, (pixels, image, frame)) in enumerate(zip(batch_paths, framed, strict=True)):
-            write_explanations(out / path.stem, image=image, pixels=pixels, frame=frame, labels=labels[i],
-                               maps=maps[i], logits=logits[i], probabilities=probabilities[i],
-                               layer=used, method=method_title(engine.method.name))
+        for i, (path, (_, image, placement)) in enumerate(zip(batch_paths, framed, strict=True)):
+            write_image_outputs(out / path.stem, image=image, placement=placement, input_size=input_size,
+                                labels=labels[i], maps=maps[i], probabilities=probabilities[i], logits=logits[i],
+                                method=engine.method.name, layer=used)
     what = f"its top {top_k} class(es)" if predicted else f"{len(labels[0])} targets"
     typer.echo(f"wrote maps for {len(paths)} images x {what} to {out}")

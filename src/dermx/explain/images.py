@@ -11,7 +11,6 @@ from PIL import Image
 from torch import Tensor
 
 from dermx.data.images import IMAGE_SUFFIXES, load_rgb
-from dermx.explain.overlay import Frame
 from dermx.geometry import Placement, ResolutionPolicy, model_pixels
 
 
@@ -30,10 +29,9 @@ def load_input(path: Path, size: tuple[int, int], policy: ResolutionPolicy = "sq
 
 
 def load_framed(path: Path, size: tuple[int, int], policy: ResolutionPolicy = "squash"
-                ) -> tuple[np.ndarray, Image.Image, Frame | None]:
-    """``(model input, original image, frame)`` of an image file; the model input is exactly what the
-    model sees, ``frame`` where the original sits in it (``None`` when it was cropped: the input then
-    shows only part of the image).
+                ) -> tuple[np.ndarray, Image.Image, Placement]:
+    """``(model input, original image, placement)`` of an image file; the model input is exactly what the
+    model sees, ``placement`` where the original sits in it.
 
     The file is read with :func:`dermx.data.images.load_rgb` (any mode, EXIF orientation) and fitted
     to ``size`` = (H, W) by :func:`dermx.geometry.model_pixels` with the resolution ``policy``.
@@ -41,8 +39,7 @@ def load_framed(path: Path, size: tuple[int, int], policy: ResolutionPolicy = "s
     """
     image = load_rgb(path)
     pixels = model_pixels(image, size, policy).permute(1, 2, 0).numpy()
-    placement = Placement.of((image.height, image.width), size, policy)
-    return pixels, image, None if placement.cropped else Frame(size, placement.inside)
+    return pixels, image, Placement.of((image.height, image.width), size, policy)
 
 
 def to_batch(images: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> Tensor:

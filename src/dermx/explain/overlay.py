@@ -19,17 +19,22 @@ import base64
 import io
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from dermx.geometry import Placement
+
 COLORMAP = "viridis"
 OPACITY = 0.6
 MIN_SIDE = 256
-#: Grey of the padding in :func:`map_figure`.
-PADDING_GREY = 200
+#: Grey of the padding (:func:`padded_canvas`) and of its hatching.
+PADDING_GREY, HATCH_GREY = 200, 120
+#: Pixels between two hatching lines of the padding.
+HATCH_STEP = 8
 #: :func:`map_figure` layout in pixels: left margin, gap between panels, colour bar width, right margin
 #: (bar labels), title band, bottom margin.
 LEFT, GAP, BAR, RIGHT, TITLE, BOTTOM = 16, 16, 18, 48, 44, 10
@@ -68,17 +73,17 @@ def colorbar_strip(width: int = 256, height: int = 12) -> Image.Image:
     return Image.fromarray(np.repeat(row[None], height, axis=0), "RGB")
 
 
-def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
-    """The bytes of ``image`` saved as ``fmt``."""
+def encode(image: Image.Image, fmt: str = "PNG", quality: int = 75) -> bytes:
+    """The bytes of ``image`` saved as ``fmt`` (``quality``: JPEG only)."""
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
+    image.save(buffer, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
     return buffer.getvalue()
 
 
-def data_url(image: Image.Image, fmt: str = "PNG") -> str:
-    """A ``data:`` URL of ``image`` saved as ``fmt`` (PNG or JPEG)."""
+def data_url(image: Image.Image, fmt: str = "PNG", quality: int = 75) -> str:
+    """A ``data:`` URL of ``image`` saved as ``fmt`` (PNG or JPEG at ``quality``)."""
     mime = {"PNG": "image/png", "JPEG": "image/jpeg"}[fmt]
-    return f"data:{mime};base64,{base64.b64encode(encode(image, fmt)).decode('ascii')}"
+    return f"data:{mime};base64,{base64.b64encode(encode(image, fmt, quality)).decode('ascii')}"
 
 
 def target_filename(label: str) -> str:
@@ -118,14 +123,32 @@ class Frame:
         return size, (round(top * sy), round(left * sx), *image_size)
 
 
+def frame_of(placement: Placement, input_size: Sequence[int]) -> Frame | None:
+    """The :class:`Frame` to draw an image's maps in: where the image sits in a padded model input;
+    ``None`` when nothing was padded or a crop cut the image (maps are then put back on the image)."""
+    frame = Frame(tuple(input_size), placement.inside)  # type: ignore[arg-type]
+    return frame if frame.padded and not placement.cropped else None
+
+
+def padded_canvas(image: Image.Image, frame: Frame) -> tuple[Image.Image, Box]:
+    """The whole model input at the scale of ``image`` (:meth:`Frame.canvas`): the image where it lies and
+    the padding grey with diagonal hatching; and the image's box ``(top, left, h, w)`` in it. The one
+    picture of padding, in ``predict``/``explain`` figures and on the service page."""
+    size, box = frame.canvas((image.height, image.width))
+    rows, cols = np.indices(size)
+    pixels = np.full((*size, 3), PADDING_GREY, np.uint8)
+    pixels[(rows + cols) % HATCH_STEP == 0] = HATCH_GREY
+    canvas = Image.fromarray(pixels)
+    canvas.paste(image.convert("RGB"), (box[1], box[0]))
+    return canvas, box
+
+
 def _panels(image: Image.Image, values: np.ndarray, frame: Frame | None
             ) -> tuple[Image.Image, Image.Image, Box | None]:
     """(original panel, overlay panel, image box within the panels or ``None`` when not padded)."""
     if frame is None or not frame.padded:
         return image, blend(image, values), None
-    size, box = frame.canvas((image.height, image.width))
-    canvas = Image.new("RGB", (size[1], size[0]), (PADDING_GREY,) * 3)
-    canvas.paste(image, (box[1], box[0]))
+    canvas, box = padded_canvas(image, frame)
     return canvas, blend(canvas, values), box
 
 
@@ -154,7 +177,7 @@ def map_figure(image: Image.Image, values: np.ndarray, title: str, frame: Frame 
         ax.imshow(np.asarray(panel), interpolation="nearest")
         ax.set_axis_off()
         if box is not None:
-            _mark_padding(ax, panel.size, box, Rectangle)
+            _mark_padding(ax, box, Rectangle)
     cax = fig.add_axes(((LEFT + 2 * width + 2 * GAP) / fig_w, y, BAR / fig_w, height / fig_h))
     colorbar(fig, cax=cax)
     fig.text(0.5, 1 - 6 / fig_h, title, ha="center", va="top", fontsize=11)
@@ -177,15 +200,8 @@ def colorbar(fig: Any, **where: Any) -> None:
     bar.ax.tick_params(labelsize=7)
 
 
-def _mark_padding(ax: Any, size: tuple[int, int], box: Box, rectangle: Any) -> None:
-    """Hatch the padding around ``box`` and outline the image area (dashed) on a panel of ``size`` (w, h)."""
+def _mark_padding(ax: Any, box: Box, rectangle: Any) -> None:
+    """Outline the image area ``box`` (dashed) on a panel (the padding is hatched in its pixels)."""
     top, left, height, width = box
-    full_w, full_h = size
-    strips = [(0, 0, full_w, top), (0, top + height, full_w, full_h - top - height),
-              (0, top, left, height), (left + width, top, full_w - left - width, height)]
-    for x, y, w, h in strips:
-        if w > 0 and h > 0:
-            ax.add_patch(rectangle((x - 0.5, y - 0.5), w, h, fill=False, hatch="//", edgecolor="#777",
-                                   linewidth=0))
     ax.add_patch(rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor="white",
                            linestyle="--", linewidth=1.2))

@@ -24,7 +24,10 @@ def predict_command(
     """Diagnose and explain images: ranked diagnoses, characteristics, overlays and maps.
 
     With --out: OUT/predictions.json and, per image, OUT/<image stem>/<target>.png (the image beside
-    its map, a colour bar, the target and its probability) and OUT/<image stem>/maps.npz.
+    its map, a colour bar, the target and its probability, padding hatched) for the top diagnosis and
+    every present characteristic, and one OUT/<image stem>/maps.npz: targets, maps (on the model
+    input), probabilities, logits, method, layer and the image's placement in the input (original_size,
+    resized_size, inside, visible). `dermx explain` writes the same layout and keys.
     """
     from dermx.predict.run import run_predict
 

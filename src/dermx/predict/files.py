@@ -1,15 +1,14 @@
 """Files for ``dermx predict``: which inputs to read, and the per-image outputs it writes.
 
 Outputs of one image go to ``OUT/<image stem>/`` (the stem keeps the subfolder of a searched folder):
-``<target>.png`` for each map (e.g. ``diagnosis_Psoriasis.png``, drawn by
-:func:`dermx.explain.overlay.map_figure`: image beside overlay, colour bar, target and probability,
-padding marked), and one ``maps.npz`` with each map on the original geometry (keys are the target
-labels, e.g. ``diagnosis:Psoriasis``) and on the model input (``input/<label>``). ``dermx explain`` writes
-the same layout.
+``<target>.png`` for each map (e.g. ``diagnosis_Psoriasis.png``) and one ``maps.npz``, written by the
+writer ``dermx explain`` uses too (:func:`dermx.explain.outputs.write_image_outputs`: same layout, same
+keys).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +16,7 @@ import numpy as np
 from PIL import Image
 
 from dermx.data.images import IMAGE_SUFFIXES
-from dermx.explain.methods import method_title
-from dermx.explain.overlay import Frame, map_figure, map_title, target_filename
+from dermx.explain.outputs import write_image_outputs
 from dermx.predict.result import Prediction
 
 
@@ -73,18 +71,13 @@ def output_dir(out: Path, name: str) -> Path:
 
 
 def write_outputs(prediction: Prediction, image: Image.Image, directory: Path) -> list[str]:
-    """Write the map pictures and ``maps.npz`` of one image into ``directory``; returns the file names."""
-    directory.mkdir(parents=True, exist_ok=True)
-    placement = prediction.placement
-    frame = None if placement.cropped else Frame(prediction.input_size, placement.inside)
-    originals = {label: prediction.original_map(label) for label in prediction.maps}
-    written = []
-    for label in prediction.maps:
-        name = target_filename(label)
-        values = prediction.maps[label] if frame is not None and frame.padded else originals[label]
-        title = map_title(label, prediction.probability(label), method_title(prediction.method))
-        map_figure(image, values, title, frame).save(directory / name)
-        written.append(name)
-    arrays = {**originals, **{f"input/{label}": values for label, values in prediction.maps.items()}}
-    np.savez_compressed(directory / "maps.npz", **arrays)  # type: ignore[arg-type]
-    return [*written, "maps.npz"]
+    """Write the map pictures and ``maps.npz`` of one image into ``directory`` (the layout and keys of
+    :mod:`dermx.explain.outputs`); returns the file names."""
+    labels = list(prediction.maps)
+    probabilities = [prediction.probability(label) for label in labels]
+    return write_image_outputs(directory, image=image, placement=prediction.placement,
+                               input_size=prediction.input_size, labels=labels,
+                               maps=np.stack([prediction.maps[label] for label in labels]),
+                               probabilities=[math.nan if p is None else p for p in probabilities],
+                               logits=[prediction.logits[label] for label in labels], method=prediction.method,
+                               layer=prediction.layer)

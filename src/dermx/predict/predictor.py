@@ -115,7 +115,8 @@ class Predictor:
         return [Prediction(item.name, ranked[i], found[i],
                            {label: as_array(m) for label, m in zip(kept[i], finished[starts[i]:starts[i + 1]],
                                                                     strict=True)},
-                           size, item.placement, self.threshold, self.method)
+                           size, item.placement, self.threshold, self.method,
+                           {label: self._logit(logits, i, label) for label in kept[i]}, result.layer)
                 for i, item in enumerate(batch)]
 
     def predict(self, images: Sequence[ImageSource]) -> list[Prediction]:
@@ -124,6 +125,10 @@ class Predictor:
         for chunk in _chunks(images, self.batch_size):
             predictions += self.run([self.prepare(source) for source in chunk])
         return predictions
+
+    def _logit(self, logits: dict[str, torch.Tensor], row: int, label: str) -> float:
+        head, _, name = label.partition(":")
+        return float(logits[head][row, self.model.target_names[head].index(name)])
 
     def _ranked(self, diagnosis: torch.Tensor) -> list[tuple[str, float]]:
         order = torch.argsort(diagnosis, descending=True, stable=True).tolist()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,8 @@ class Prediction:
     the model's order. ``maps`` maps a target label (``"diagnosis:Psoriasis"``,
     ``"characteristic:Plaque"``) to its explanation on the model input, ``(H, W)`` float32 in
     ``[0, 1]``: the top diagnosis, then every present characteristic. :meth:`original_map` brings a
-    map back to the original image geometry through ``placement``.
+    map back to the original image geometry through ``placement``. ``logits`` holds each map's target
+    logit and ``layer`` the layer the maps were computed on.
     """
 
     source: str
@@ -39,6 +40,8 @@ class Prediction:
     placement: Placement
     threshold: float
     method: str
+    logits: dict[str, float] = field(default_factory=dict)
+    layer: str = ""
 
     @property
     def diagnosis(self) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from dermx.cli_common import fail
@@ -16,6 +16,7 @@ from dermx.jsonio import strict_json, write_json
 from dermx.predict.files import collect, output_dir, write_outputs
 from dermx.predict.predictor import Predictor, PreparedImage
 from dermx.predict.result import Prediction
+from dermx.progress import progress
 
 #: Words a user may put after a value-less flag (``--json false``).
 _VALUE_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "0", "1"})
@@ -70,9 +71,9 @@ def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: b
                 out_console.print(_table(prediction))
         batch.clear()
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, disable=len(inputs.images) < 2, transient=True) as progress:
-        task = progress.add_task("predicting", total=len(inputs.images))
+    with progress(err, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  disable=len(inputs.images) < 2, transient=True) as bar:
+        task = bar.add_task("predicting", total=len(inputs.images))
         for path, name in inputs.images:
             try:
                 batch.append((predictor.prepare(path), name))
@@ -80,7 +81,7 @@ def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: b
                 skipped.append((str(path), str(error).removeprefix(f"{path}: ")))
             if len(batch) == batch_size:
                 flush()
-            progress.advance(task)
+            bar.advance(task)
         flush()
 
     document = {"model": predictor.model_info(), "predictions": results,

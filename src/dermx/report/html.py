@@ -1,5 +1,5 @@
-"""The self-contained HTML report of a benchmark run folder (figures inlined as base64 PNG, no
-external CSS or JavaScript), plus its tables as CSV.
+"""The self-contained HTML report of a benchmark run folder (charts inlined as base64 PNG, map panels
+as JPEG (:mod:`dermx.report.panels`), no external CSS or JavaScript), plus its tables as CSV.
 
 Numbers: an estimate with a CI reads ``0.812 [0.701, 0.903]`` (mean of image means, bootstrap 95 % CI
 over images); rater numbers read ``0.650 ± 0.102`` (mean ± SD over rater pairs or raters); ``–`` is
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dermx.explain.methods import method_title
-from dermx.report import figures, images
+from dermx.report import figures, images, panels
 from dermx.report.leaderboard_section import leaderboard_section
 from dermx.report.manifest import manifest_rows, read_manifest
 from dermx.report.verdict import PAIRED_KINDS, flags, verdict
@@ -298,7 +298,7 @@ def render_report(run_dir: str | Path) -> Path:
                   shortcut_test_html(summary)]
     examples = _read_examples(run_dir)
     if examples is not None:
-        parts.append(images.examples_html(examples, models, _figure))
+        parts.append(images.examples_html(examples, models))
     parts += ["<h2>Diagnosis</h2>", *(_figure(figures.confusion(summary, m), f"confusion {m}") for m in models),
               _figure(figures.per_class_f1(summary), "per-class F1"),
               _figure(figures.reliability(summary), "reliability diagram")]
@@ -319,11 +319,12 @@ def render_report(run_dir: str | Path) -> Path:
     if items is not None and (run_dir / "images.csv").is_file():
         parts.append(images.image_table(pd.read_csv(run_dir / "images.csv"), items, models, linked))
     if examples is not None:
-        parts.append(images.drilldown_html(examples, items, models, _figure))
+        parts.append(images.drilldown_html(examples, items, models))
     if manifest:
         parts += ["<h2>Manifest</h2>", _manifest_html(manifest)]
+    style = _STYLE + (panels.panel_style() if examples is not None else "")
     document = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>dermx report</title>"
-                f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
+                f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
     path = run_dir / REPORT
     path.write_text(document, encoding="utf-8")
     return path

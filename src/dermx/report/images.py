@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ import pandas as pd
 
 from dermx import vocab
 from dermx.evaluate.examples import image_dice
-from dermx.report import figures
+from dermx.report import panels
 
 #: Inline script: clicking a header of a ``table.sortable`` sorts its rows by that column (numbers
 #: numerically, text alphabetically; a second click reverses).
@@ -49,7 +48,7 @@ def rows_by_class(examples: dict[str, np.ndarray]) -> dict[str, list[int]]:
     return {dx: out[dx] for dx in vocab.DIAGNOSES if dx in out}
 
 
-def examples_html(examples: dict[str, np.ndarray], models: list[str], figure: Callable[[bytes, str], str]) -> str:
+def examples_html(examples: dict[str, np.ndarray], models: list[str]) -> str:
     """Per class: the example grid and links to each example's drill-down."""
     parts = ["<h2 id='examples'>Examples</h2><p class='note'>Chosen by rule for every class: a typical correct "
              "diagnosis (median agreement among images all models got right), the most confident wrong one, the "
@@ -61,7 +60,7 @@ def examples_html(examples: dict[str, np.ndarray], models: list[str], figure: Ca
         links = " · ".join(f"<a href='#{anchor(str(examples['stems'][i]))}'>{html.escape(str(examples['stems'][i]))}"
                            f"</a> ({html.escape(str(examples['reasons'][i]))})" for i in rows)
         parts += [f"<h3 class='examples-class'>{html.escape(diagnosis)}</h3>",
-                  figure(figures.example_grid(examples, models, rows), f"examples of {diagnosis}"),
+                  panels.grid_html(panels.example_grid(examples, models, rows), f"examples of {diagnosis}"),
                   f"<p class='note'>Details: {links}</p>"]
     return "".join(parts)
 
@@ -104,11 +103,12 @@ def image_table(images: pd.DataFrame, items: pd.DataFrame, models: list[str], li
             f"<script>{SORT_SCRIPT}</script>")
 
 
-def drilldown_html(examples: dict[str, np.ndarray], items: pd.DataFrame | None, models: list[str],
-                   figure: Callable[[bytes, str], str]) -> str:
-    """One section per example image: every map (:func:`dermx.report.figures.drilldown`), the
-    predictions and, per characteristic, the experts' answer and each model's probability and Dice."""
-    parts = ["<h2 id='details'>Image details</h2>"]
+def drilldown_html(examples: dict[str, np.ndarray], items: pd.DataFrame | None, models: list[str]) -> str:
+    """One section per example image: every rater's outline and every map (:func:`dermx.report.panels.drilldown`),
+    the predictions and, per characteristic, the experts' answer and each model's probability and Dice."""
+    parts = [f"<h2 id='details'>Image details</h2><p class='note'>One section for each example image above (the "
+             f"examples' rule); the pictures are {panels.PANEL} px JPEG panels of the maps at the model's input "
+             f"size ({examples['image'].shape[1]}×{examples['image'].shape[2]} px).</p>"]
     for i, stem in enumerate(str(s) for s in examples["stems"]):
         scores = (items[(items["stem"] == stem) & (items["kind"] == "characteristic")].set_index(["model", "target"])
                   if items is not None else None)
@@ -132,8 +132,8 @@ def drilldown_html(examples: dict[str, np.ndarray], items: pd.DataFrame | None, 
                   f"{html.escape(str(examples['reference'][i]))}</h3>"
                   f"<p class='note'>Chosen as: {html.escape(str(examples['reasons'][i]))}. Diagnoses: {dx}. "
                   f"Back to the <a href='#images'>image table</a> · <a href='#examples'>examples</a> · "
-                  f"<a href='#verdict'>report</a></p>",
-                  figure(figures.drilldown(examples, models, i), f"all maps of {stem}"),
+                  f"<a href='#verdict'>report</a></p><p class='note'>{panels.rater_legend(examples, i)}</p>",
+                  panels.grid_html(panels.drilldown(examples, models, i), f"all maps of {stem}"),
                   f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></section>"
                   if body else "</section>"]
     return "".join(parts)

@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -37,8 +38,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dermx.data import DermXDBError
 from dermx.explain.methods import method_title
-from dermx.explain.overlay import colorbar_strip, data_url, heat_layer, map_title
-from dermx.geometry import ResolutionPolicy, display_size
+from dermx.explain.overlay import colorbar_strip, data_url, frame_of, heat_layer, map_title, padded_canvas
+from dermx.geometry import ResolutionPolicy, display_size, resize
 from dermx.models import DermXNet
 from dermx.models.checkpoint import dermx_version
 from dermx.predict import Prediction, Predictor, PreparedImage
@@ -132,18 +133,24 @@ def _prepare(predictor: Predictor, data: bytes, name: str, min_side: int, displa
 
 def _render(prediction: Prediction, prepared: PreparedImage) -> dict[str, Any]:
     """JSON body: the prediction, the (display-sized) image, each map's heat layer at its size with its
-    title, and the colour bar (all drawn by :mod:`dermx.explain.overlay`)."""
-    shown = prepared.image
+    title, and the colour bar (all drawn by :mod:`dermx.explain.overlay`). When the model input was padded,
+    the image is the whole input at the image's scale (padding hatched, :func:`padded_canvas`), the maps
+    cover it, and ``input_area`` says where the image lies in it, as ``predict``'s figures show it."""
+    frame = frame_of(prediction.placement, prediction.input_size)
+    shown, box = (prepared.image, None) if frame is None else padded_canvas(prepared.image, frame)
     size = (shown.height, shown.width)
     overlays = []
     for label in prediction.maps:
         head, name = label.split(":", 1)
         probability = prediction.probability(label)
+        values = (prediction.original_map(label, size) if frame is None else
+                  resize(torch.from_numpy(prediction.maps[label])[None, None], size)[0, 0].numpy())
         overlays.append({"target": label, "head": head, "name": name, "probability": probability,
                          "title": map_title(label, probability, method_title(prediction.method)),
-                         "png": data_url(heat_layer(prediction.original_map(label, size)))})
+                         "png": data_url(heat_layer(values))})
+    area = None if box is None else {"box": list(box), "size": list(size)}
     return {**prediction.to_dict(), "image": data_url(shown, "JPEG"), "overlays": overlays,
-            "colorbar": data_url(colorbar_strip())}
+            "colorbar": data_url(colorbar_strip()), "input_area": area}
 
 
 def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", threshold: float = 0.5,

@@ -26,6 +26,11 @@ class Overlay(BaseModel):
                                  "`image`.")
 
 
+class InputArea(BaseModel):
+    box: list[int] = Field(description="The image's (top, left, height, width) in `image`'s pixels.")
+    size: list[int] = Field(description="`image`'s (height, width): the model input at the image's scale.")
+
+
 class PredictResponse(BaseModel):
     source: str
     diagnosis: str = Field(description="Top-ranked diagnosis.")
@@ -37,9 +42,12 @@ class PredictResponse(BaseModel):
     image_size: list[int] = Field(description="Decoded image (height, width) after EXIF orientation: a large "
                                               "upload is decoded at 1/k scale (integer k), its shorter side "
                                               "kept at least 1024 px (the display size).")
-    image: str = Field(description="JPEG data URL of the oriented image, at the overlays' size.")
+    image: str = Field(description="JPEG data URL of the oriented image at display size; when the model input "
+                                   "was padded, the whole input at the image's scale, padding hatched.")
     overlays: list[Overlay] = Field(description="Top diagnosis, then each present characteristic.")
     colorbar: str = Field(description="PNG data URL of the overlays' colour scale, map value 0 (left) to 1.")
+    input_area: InputArea | None = Field(description="Where the image lies in `image` when padding was added "
+                                                      "to fit the model input; null otherwise.")
 
 
 class CheckpointInfo(BaseModel):

@@ -25,7 +25,7 @@ from typing import Any
 import lightning as L
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
@@ -33,6 +33,7 @@ from rich.console import Console
 
 from dermx import vocab
 from dermx.models import DermXNet, build_model, save_checkpoint
+from dermx.progress import PlainProgress
 from dermx.train.collection import Collection, collection_of
 from dermx.train.config import TrainConfig
 from dermx.train.datamodule import DermXDataModule, split_table
@@ -130,7 +131,7 @@ def build_trainer(config: TrainConfig, run_dir: Path,
     if config.optim.early_stopping:
         callbacks.append(EarlyStopping(monitor=config.optim.monitor, mode=mode, patience=config.optim.early_stopping))
     if config.run.progress:
-        callbacks.append(RichProgressBar())
+        callbacks.append(RichProgressBar() if Console().is_terminal else PlainProgressBar())
     loggers: list[Logger] = [_ResumedCSVLogger(run_dir, resume_step)]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
@@ -141,6 +142,38 @@ def build_trainer(config: TrainConfig, run_dir: Path,
         log_every_n_steps=config.run.log_every_n_steps, enable_progress_bar=config.run.progress,
         enable_model_summary=False, default_root_dir=run_dir)
     return trainer, best
+
+
+class PlainProgressBar(ProgressBar):
+    """Training progress as the plain lines of :class:`dermx.progress.PlainProgress`, for output that is not
+    a terminal (where Lightning's rich bar shows nothing until the end): the batches of each epoch every
+    few seconds, and each finished epoch with its logged metrics."""
+
+    def __init__(self, console: Console | None = None, **options: Any) -> None:
+        super().__init__()
+        self.lines = PlainProgress(console, **options)
+        self._task = 0
+
+    def disable(self) -> None:
+        self.lines.disable = True
+
+    def enable(self) -> None:
+        self.lines.disable = False
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        total = self.total_train_batches
+        self._task = self.lines.add_task(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}",
+                                         total=total if isinstance(total, int) else None)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self.lines.update(self._task, completed=batch_idx + 1)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        shown = ", ".join(f"{k} {float(v):.4g}" for k, v in sorted(trainer.callback_metrics.items()))
+        if not self.lines.disable:
+            self.lines.console.print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} done"
+                                     + (f": {shown}" if shown else ""), markup=False, highlight=False)
 
 
 @torch.no_grad()

@@ -132,12 +132,12 @@ def compute_fold_maps(model: DermXNet, dataset: ImageDataset, *, method: str = "
     """Maps of every characteristic and diagnosis for every image of ``dataset``, in its order.
 
     The model runs in eval mode on its own device, with ``model.config.cam_layer`` as the CAM layer;
-    ``progress`` shows a rich progress bar over batches.
+    ``progress`` shows the progress over batches (:mod:`dermx.progress`).
     """
     import torch
-    from rich.progress import track
 
     from dermx.explain import CamEngine
+    from dermx.progress import track
 
     model.eval()
     engine = CamEngine(model, method, model.config.cam_layer, size=size)
@@ -146,7 +146,7 @@ def compute_fold_maps(model: DermXNet, dataset: ImageDataset, *, method: str = "
     stems: list[str] = []
     parts: dict[str, list[np.ndarray]] = {"characteristic": [], "diagnosis": []}
     names: dict[str, tuple[str, ...]] = {"characteristic": (), "diagnosis": ()}
-    for batch in track(loader, description=description, total=len(loader), disable=not progress):
+    for batch in track(loader, description, total=len(loader), disable=not progress):
         result = engine(batch["image"].to(device))
         maps = result.maps.detach().cpu().to(torch.float16).numpy()
         for head in parts:

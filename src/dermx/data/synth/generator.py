@@ -190,9 +190,9 @@ def generate(
                          layouts=Path(layouts) if layouts else None)
     if not progress:
         return generate_from_config(config, out, workers=workers)
-    from rich.progress import Progress
+    from dermx.progress import progress as shown
 
-    with Progress() as bar:
+    with shown() as bar:
         task = bar.add_task("synthesising", total=n_images)
         return generate_from_config(config, out, workers=workers,
                                     on_image=lambda done, _total: bar.update(task, completed=done))

@@ -33,9 +33,25 @@ function showOverlay(target) {
   $("overlay-title").textContent = chosen ? chosen.title : "choose an explanation to overlay";
 }
 
+function markInputArea(area) {
+  // where the image lies in the padded model input (null: nothing was padded)
+  for (const outline of document.querySelectorAll(".input-area")) {
+    outline.hidden = !area;
+    if (!area) continue;
+    const [top, left, height, width] = area.box;
+    const [fullHeight, fullWidth] = area.size;
+    Object.assign(outline.style, {
+      top: `${(100 * top) / fullHeight}%`, left: `${(100 * left) / fullWidth}%`,
+      height: `${(100 * height) / fullHeight}%`, width: `${(100 * width) / fullWidth}%`,
+    });
+  }
+  $("padding-note").hidden = !area;
+}
+
 function render(result) {
   $("photo").src = result.image;
   $("original").src = result.image;
+  markInputArea(result.input_area);
   $("colorbar").src = result.colorbar;
   $("diagnoses").replaceChildren();
   for (const d of result.diagnoses) bar($("diagnoses"), d.name, d.probability);
