@@ -82,3 +82,10 @@ def test_training_progress_as_plain_lines() -> None:
     trainer.fit(Tiny(), torch.utils.data.DataLoader(data, batch_size=2))
     lines = out.getvalue().splitlines()
     assert "epoch 1/2: 4/4 (100 %)" in "\n".join(lines) and lines[-1].startswith("epoch 2/2 done: train/loss ")
+
+
+def test_epoch_lines_leave_out_lightnings_step_and_epoch_copies() -> None:
+    from dermx.train.fitting import shown_metrics
+
+    logged = {"val/loss": 1.5, "train/loss": 2.0, "train/loss_step": 2.5, "train/loss_epoch": 2.0, "lr_epoch": 0.1}
+    assert shown_metrics(logged) == {"lr_epoch": 0.1, "train/loss": 2.0, "val/loss": 1.5}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,14 @@ def build_trainer(config: TrainConfig, run_dir: Path,
     return trainer, best
 
 
+def shown_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The epoch's logged values by name, sorted, without Lightning's per-step copies (``<name>_step``) and
+    without the ``<name>_epoch`` copy of a value also logged as ``<name>``."""
+    names = set(metrics)
+    return {k: float(v) for k, v in sorted(metrics.items())
+            if not k.endswith("_step") and not (k.endswith("_epoch") and k.removesuffix("_epoch") in names)}
+
+
 class PlainProgressBar(ProgressBar):
     """Training progress as the plain lines of :class:`dermx.progress.PlainProgress`, for output that is not
     a terminal (where Lightning's rich bar shows nothing until the end): the batches of each epoch every
@@ -170,7 +179,7 @@ class PlainProgressBar(ProgressBar):
         self.lines.update(self._task, completed=batch_idx + 1)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        shown = ", ".join(f"{k} {float(v):.4g}" for k, v in sorted(trainer.callback_metrics.items()))
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in shown_metrics(trainer.callback_metrics).items())
         if not self.lines.disable:
             self.lines.console.print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} done"
                                      + (f": {shown}" if shown else ""), markup=False, highlight=False)
