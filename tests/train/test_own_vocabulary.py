@@ -65,15 +65,15 @@ def test_a_dx_only_model_of_class_folders_with_an_eczema_class(tmp_path: Path) -
 
 
 def _skincon(tmp_path: Path, rows: list[tuple[str, str]], bad: str | None = None) -> Path:
-    """A table in SkinCon's layout (ImageID, the exclusion flag, one 0/1 column per concept) with the
-    diagnosis joined in as Fitzpatrick17k's ``label`` column."""
+    """A table in SkinCon's layout (an unnamed index column as pandas writes it, ImageID, the exclusion
+    flag, one 0/1 column per concept) with the diagnosis joined in as Fitzpatrick17k's ``label`` column."""
     concepts = {"eczema": ("Patch", "Scale"), "melanoma": ("Nodule", "Ulcer"), "psoriasis": ("Plaque", "Scale")}
-    lines = [",".join(("ImageID", "Do not consider this image", *SKINCON, "label"))]
+    lines = [",".join(("", "ImageID", "Do not consider this image", *SKINCON, "label"))]
     for i, (image, dx) in enumerate(rows):
         flags = ["1" if c in concepts[dx] else "0" for c in SKINCON]
         if bad is not None and i == 3:
             flags[SKINCON.index(bad)] = "2"
-        lines.append(",".join((image, "1" if i == 0 else "0", *flags, dx)))
+        lines.append(",".join((str(i), image, "1" if i == 0 else "0", *flags, dx)))
     path = tmp_path / "skincon.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
