@@ -114,3 +114,19 @@ def test_gradcam_on_a_dilated_backbone_matches_pytorch_grad_cam(layer: str) -> N
     assert grid.shape[-2:] == (8, 8)
     assert (ours.maps.amax(dim=(-2, -1)) > 0.99).float().mean() > 0.5  # non-trivial maps
     np.testing.assert_allclose(ours.maps.numpy(), expected, atol=1e-4, rtol=0)
+
+
+def test_a_training_run_takes_a_finer_cam_layer(tmp_path: Path) -> None:
+    """``--cam-layer``: the map grid of a run can also come from an earlier stage (stride 4 in layer1)."""
+    from dermx.train import TrainConfig
+    from dermx.train.fitting import model_from_config
+
+    preset = TrainConfig.of(kind="dermx+", preset="tiny", input_size=(64, 64), pretrained=False)
+    assert model_from_config(preset).map_grid() == (8, 8)  # the preset's: layer4 at output stride 8
+    config = preset.replace(cam_layer="backbone.layer1")
+    model = model_from_config(config)
+    assert model.config.cam_layer == "backbone.layer1" and model.map_grid() == (16, 16)
+    reloaded = load_checkpoint(save_checkpoint(model, tmp_path / "ckpt"))
+    assert reloaded.config.cam_layer == "backbone.layer1" and reloaded.map_grid() == (16, 16)
+    with pytest.raises(ValueError, match="not a module"):
+        model_from_config(config.replace(cam_layer="backbone.layer9"))

@@ -50,6 +50,9 @@ def _shared(
     input_size: Annotated[SizeArg, option("--input-size")] = None,
     output_stride: Annotated[int | None, Opt(help="backbone output stride 8 | 16 | 32: the CAM grid is about "
                                              "input / stride (default: the preset's)")] = None,
+    cam_layer: Annotated[str | None, Opt(help="module whose Grad-CAM the attention loss shapes and explain "
+                                         "uses, e.g. backbone.layer3 (default: the preset's, the last "
+                                         "convolution block)")] = None,
     ga_resolution: Annotated[str | None, Opt(help="guided attention at the CAM grid ('features': expert maps "
                                              "area-averaged to it) or at the 'input' size (maps upsampled)")] = None,
     channels_last: Annotated[bool | None, Opt("--channels-last/--no-channels-last",

@@ -76,6 +76,7 @@ class ModelOptions:
     input_size: tuple[int, int] | None = None
     resolution: ResolutionPolicy = "pad"
     output_stride: int | None = None
+    cam_layer: str | None = None
     dropout: float = 0.2
     pretrained: bool = True
     weights: str | None = None
