@@ -12,6 +12,7 @@ from skimage.metrics import structural_similarity
 from torch import nn
 
 from dermx.evaluate.faithfulness import (
+    _neighbour_sum,
     curve_auc,
     deletion_curves,
     faithfulness_correlation,
@@ -93,6 +94,13 @@ def test_imputation_reproduces_a_linear_ramp_inside_and_constants() -> None:
     assert torch.allclose(noisy_linear_imputation(constant, everything_but_one, noise=0.0), constant, atol=1e-6)
     with pytest.raises(ValueError, match="every pixel"):
         noisy_linear_imputation(constant, torch.ones(1, 6, 6, dtype=torch.bool))
+
+
+def test_neighbour_sum_is_the_imputation_kernel_with_zero_padding() -> None:
+    kernel = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]], dtype=torch.float64)
+    v = torch.randn(5, 1, 7, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.conv2d(v, kernel[None, None], padding=1)
+    assert torch.allclose(_neighbour_sum(v), expected, atol=1e-12)
 
 
 def test_road_morf_and_lerf_remove_opposite_ends() -> None:

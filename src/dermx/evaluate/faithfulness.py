@@ -86,8 +86,6 @@ __all__ = [
 Score = Callable[[Tensor], Tensor]
 Baseline = Literal["blur", "mean", "min"] | Tensor
 
-#: Neighbour weights of the linear imputation (ROAD): 1/6 for edge neighbours, 1/12 for corners.
-_IMPUTATION_KERNEL = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]])
 #: Conjugate-gradient iterations of the last :func:`noisy_linear_imputation` call.
 LAST_ITERATIONS = 0
 
@@ -255,12 +253,7 @@ def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0
         raise ValueError("cannot impute an image whose every pixel is removed")
     x = images.reshape(n * c, 1, h, w)
     mask = removed.to(x.dtype).repeat_interleave(c, dim=0)[:, None]
-    kernel = _IMPUTATION_KERNEL.to(x)[None, None]
-
-    def neighbours(v: Tensor) -> Tensor:
-        """Σ_j w_ij v_j over the 8 neighbours inside the image (a 3×3 convolution, zero padding)."""
-        return F.conv2d(v, kernel, padding=1)
-
+    neighbours = _neighbour_sum
     degree = neighbours(torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device))
     rhs = neighbours(x * (1 - mask)) * mask
 
@@ -289,6 +282,18 @@ def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0
     if noise:
         v = v + noise * torch.randn(v.shape, generator=generator, dtype=v.dtype, device=v.device) * mask
     return (x * (1 - mask) + v * mask).reshape(n, c, h, w)
+
+
+def _neighbour_sum(v: Tensor) -> Tensor:
+    """Σ_j w_ij v_j over the 8 neighbours inside the image (zero padding), w = 1/6 for edge and 1/12
+    for corner neighbours: the 3×3 kernel [[1, 2, 1], [2, 0, 2], [1, 2, 1]]/12 is (b bᵀ − 4δ)/12 with
+    b = (1, 2, 1), so it runs as two 3-tap passes (many times faster than a one-channel ``conv2d``
+    on large batches)."""
+    padded = F.pad(v, (1, 1, 1, 1))
+    rows = padded[..., :-2, :] + padded[..., 2:, :]
+    rows.add_(padded[..., 1:-1, :], alpha=2)
+    out = rows[..., :-2] + rows[..., 2:]
+    return out.add_(rows[..., 1:-1], alpha=2).sub_(v, alpha=4).mul_(1 / 12)
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
