@@ -106,7 +106,7 @@ def test_agreement_equals_the_benchmark_of_each_method(tmp_path: Path) -> None:
     with torch.no_grad():
         model.diagnosis_out.weight.mul_(50)
     checkpoint = str(save_checkpoint(model, tmp_path / "ckpt"))
-    config = LeaderboardConfig(n_boot=30, batch_size=5)
+    config = LeaderboardConfig(n_boot=30, batch_size=5, score_images=None)
     methods = ["gradcam++", "eigencam", "scorecam"]
     candidates = load_candidates("m", checkpoint, db, BenchmarkConfig(), allow_overlap=True)
     ours = _agreement(db, candidates, methods, config, lambda it, _d, _n: it)
@@ -117,3 +117,7 @@ def test_agreement_equals_the_benchmark_of_each_method(tmp_path: Path) -> None:
         for score in ("dice", "sensitivity", "specificity", "pointing"):
             assert ours[method][score] == pytest.approx(overall[score]["mean"], abs=1e-6), (method, score)
             assert ours[method][f"{score}_low"] == pytest.approx(overall[score]["low"], abs=1e-6), (method, score)
+        assert ours[method]["agreement_images"] == len(candidates[0].stems)
+    few = _agreement(db, candidates, methods, LeaderboardConfig(n_boot=30, batch_size=5, score_images=2),
+                     lambda it, _d, _n: it)
+    assert few["scorecam"]["agreement_images"] == 2 and few["eigencam"] == ours["eigencam"]

@@ -4,7 +4,8 @@ One row per (model, method), every column with its 95 % bootstrap CI over images
 ``<col>_high``) and a direction (:data:`DIRECTIONS`: higher or lower is better):
 
 * **agreement**, the benchmark's protocol (the numbers :func:`~dermx.evaluate.benchmark.run_benchmark`
-  gives with the method): ``dice``, ``sensitivity``, ``specificity``, ``pointing`` on every test image. Protocol
+  gives with the method): ``dice``, ``sensitivity``, ``specificity``, ``pointing`` on every test image
+  (Score-CAM: on the first ``score_images``, see :class:`LeaderboardConfig`; ``agreement_images``). Protocol
   ``dermx`` (default): characteristic maps against the ``mean``-fused characteristic references, pairs
   whose characteristic is present. Protocol ``followup`` (Jalaboi et al. 2023, arXiv 2302.12084): the
   predicted class's map, correctly diagnosed images only, against the per-image union map with the
@@ -99,15 +100,19 @@ class LeaderboardConfig:
     """Choices of a leaderboard run (stored in ``leaderboard.json``).
 
     ``n_images``: test images (first by sorted stem) for faithfulness, sanity and robustness; the
-    agreement uses every test image. ``steps``: deletion / insertion steps. ``mprt_steps``: cascade
-    positions at which maps are recomputed (evenly spaced over the randomisable layers, always
-    including the last, full randomisation). ``sensitivity_samples`` noise draws of radius
+    agreement uses every test image, except for methods that score masked images (Score-CAM: one
+    forward pass per channel of the CAM layer per image, e.g. 256 on the demo's models), whose
+    agreement uses the first ``score_images`` (``None``: every test image); each row's
+    ``agreement_images`` says how many, and a note names the subset. ``steps``: deletion / insertion
+    steps. ``mprt_steps``: cascade positions at which maps are recomputed (evenly spaced over the
+    randomisable layers, always including the last, full randomisation). ``sensitivity_samples`` noise draws of radius
     ``sensitivity_radius``; ``fc_runs`` subsets of ``fc_subset`` pixels for faithfulness correlation.
     """
 
     methods: tuple[str, ...] = tuple(METHODS)
     protocol: Protocol = "dermx"
     n_images: int = 16
+    score_images: int | None = 64
     steps: int = 8
     blur_sigma: float = 5.0
     road_percentages: tuple[float, ...] = (20.0, 50.0, 80.0)
@@ -216,7 +221,9 @@ def _agreement(db: DermXDB, candidates: Sequence[Candidate], methods: Sequence[s
     fusion, selection, kind = PROTOCOLS[config.protocol]
     references = ReferenceMaps.for_benchmark(db, fusion)
     tables: dict[str, list[pd.DataFrame]] = {m: [] for m in methods}
+    masked = [m for m in methods if get_method(m).uses_scores]  # Score-CAM: on config.score_images only
     for candidate in candidates:
+        subset = set(sorted(candidate.stems)[:config.score_images])
         items = dermxdb_items(db, candidate.stems, vocab.CHARACTERISTICS)
         dataset = ImageDataset(items, candidate.input_size, candidate.mean, candidate.std, policy=candidate.policy,
                                map_fn=references)
@@ -224,18 +231,25 @@ def _agreement(db: DermXDB, candidates: Sequence[Candidate], methods: Sequence[s
         fold = f" (fold {candidate.fold})" if candidate.fold is not None else ""
         for batch in wrap(loader, f"agreement of {candidate.name}{fold}, {len(methods)} methods", len(loader)):
             stems = [items[i].key for i in batch["index"].tolist()]
-            with torch.no_grad():
-                explained = candidate.explain.explain_methods(batch, methods)  # type: ignore[attr-defined]
-            for method, explanation in explained.items():
-                scored = score_batch(stems, batch["diagnosis"], batch["characteristics"].bool(), batch["maps"],
-                                     explanation, candidate.characteristics, threshold=config.threshold,
-                                     baselines=(), seed=config.seed)
-                tables[method].append(scored.items.assign(fold=candidate.fold))
+            keep = torch.tensor([stem in subset for stem in stems])
+            for chosen, part in (([m for m in methods if m not in masked], None), (masked, keep)):
+                if not chosen or (part is not None and not part.any()):
+                    continue
+                sub = batch if part is None else {k: v[part] for k, v in batch.items()}
+                with torch.no_grad():
+                    explained = candidate.explain.explain_methods(sub, chosen)  # type: ignore[attr-defined]
+                for method, explanation in explained.items():
+                    scored = score_batch([items[i].key for i in sub["index"].tolist()], sub["diagnosis"],
+                                         sub["characteristics"].bool(), sub["maps"], explanation,
+                                         candidate.characteristics, threshold=config.threshold, baselines=(),
+                                         seed=config.seed)
+                    tables[method].append(scored.items.assign(fold=candidate.fold))
     out: dict[str, dict[str, float]] = {}
     for method in methods:
         rows = select(pd.concat(tables[method], ignore_index=True), selection)
         rows = rows[rows["kind"] == kind]
-        columns: dict[str, float] = {}
+        columns: dict[str, float] = {"agreement_images": sum(
+            len(c.stems) if method not in masked else len(sorted(c.stems)[:config.score_images]) for c in candidates)}
         for score in AGREEMENT:
             e = estimate(rows, score, n_boot=config.n_boot, seed=config.seed)
             columns.update({score: e["fold_mean"] if config.protocol == "followup" else e["mean"],
@@ -360,6 +374,11 @@ def run_leaderboard(db: DermXDB, models: Sequence[tuple[str, str | Path]], metho
     config = config or LeaderboardConfig()
     config = LeaderboardConfig(**{**config.to_dict(), "methods": tuple(valid)})
     board = Leaderboard(config=config)
+    say(f"settings: agreement on every test image (Score-CAM: the first {config.score_images or 'all'}); "
+        f"faithfulness, sanity and robustness on the first {config.n_images}; deletion/insertion "
+        f"{config.steps} steps; ROAD at {list(config.road_percentages)} %; MPRT maps at {config.mprt_steps} "
+        f"cascade positions; {config.sensitivity_samples} sensitivity draws; {config.fc_runs} "
+        f"faithfulness-correlation subsets; {config.n_boot} bootstrap resamples")
     for message in unknown:
         board.excluded.append({"model": "*", "method": message.split("'")[1] if "'" in message else message,
                                "reason": message})
@@ -386,6 +405,14 @@ def run_leaderboard(db: DermXDB, models: Sequence[tuple[str, str | Path]], metho
                 per_fold = []
                 break
         ok = [m for m in valid if per_fold and all(m in f for f in per_fold)]
+        n_test = sum(len(c.stems) for c in candidates)
+        limit = config.score_images
+        for method in ok:
+            if get_method(method).uses_scores and limit is not None and any(limit < len(c.stems) for c in candidates):
+                board.notes.append(f"{name} / {method}: agreement on the first {limit} test images "
+                                   f"(sorted stems) per fold, not all {n_test}: it needs one forward pass per "
+                                   "channel of the CAM layer per image (LeaderboardConfig.score_images)")
+                say(board.notes[-1])
         try:
             agreement = _agreement(db, candidates, ok, config, wrap) if ok else {}
         except (ValueError, RuntimeError, KeyError) as error:
