@@ -394,6 +394,8 @@ def run_leaderboard(db: DermXDB, models: Sequence[tuple[str, str | Path]], metho
             say(f"{name}: cannot load {path} ({error}); other models continue")
             continue
         tested[name] = {s for c in candidates for s in c.stems}
+        for candidate in candidates:  # ~30 % faster CPU convolutions; outputs equal to ~1e-5
+            candidate.explain.model.to(memory_format=torch.channels_last)  # type: ignore[attr-defined]
         per_fold: list[dict[str, dict[str, float]]] = []
         for candidate in candidates:
             try:
