@@ -318,9 +318,11 @@ def _coarse_levels(mask: Tensor, degree: Tensor) -> list[tuple[Tensor, Tensor]]:
     while max(coupling.shape[-2:]) > 1:
         h, w = coupling.shape[-2:]
         coupling, diagonal = F.pad(coupling, (0, w % 2, 0, h % 2)), F.pad(diagonal, (0, w % 2, 0, h % 2))
-        parts = torch.stack([coupling[..., a::2, b::2] for a in range(2) for b in range(2)], dim=1)
-        diagonal = F.avg_pool2d(diagonal, 2, divisor_override=1) - parts.sum(dim=(1, 2))[:, None]
-        coupling = torch.einsum("npkyx,pkK->nKyx", parts, aggregate)
+        h, w = (h + 1) // 2, (w + 1) // 2
+        # (n, 2a + b, k, I): the links of the fine pixel at (a, b) in each aggregate I
+        parts = coupling.view(n, 9, h, 2, w, 2).permute(0, 3, 5, 1, 2, 4).reshape(n, 36, h * w)
+        diagonal = F.avg_pool2d(diagonal, 2, divisor_override=1) - parts.sum(dim=1).view(n, 1, h, w)
+        coupling = (aggregate.view(36, 9).T @ parts).view(n, 9, h, w)
         diagonal = diagonal + coupling.sum(dim=1, keepdim=True)  # links between aggregates stay on it
         levels.append((coupling, diagonal))
     return levels
