@@ -1,6 +1,6 @@
 """Leaderboard metrics: the floor vs Quantus vs dermx.evaluate, side by side in one process.
 
-Same inputs, 2 intra-op threads, ResNet-18 (timm, random weights, 22 outputs) at 128 px, batch of 8
+Same inputs, 2 intra-op threads (``--threads``), ResNet-18 (timm, random weights, 22 outputs) at 128 px, batch of 8
 images, eval mode, scores are softmax probabilities.
 
 1. Deletion (16 steps) for 22 targets: the floor is one forward per (image, target, map-dependent
@@ -94,13 +94,14 @@ def main() -> None:
     parser.add_argument("--parts", default="deletion,road,mprt,sensitivity",
                         help="comma-separated parts to run: deletion, road, mprt, sensitivity")
     parser.add_argument("--demo", type=Path, help="demo run folder: also time its 2 models x 8 methods leaderboard")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (the issue's setting: 2)")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time with the process's CPU time instead of wall time (for a shared machine)")
     args = parser.parse_args()
     if args.cpu_time:
         global CLOCK
         CLOCK = time.process_time
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     import timm
 
     size, n_images, steps = (64, 4, 8) if args.quick else (128, 8, 16)
