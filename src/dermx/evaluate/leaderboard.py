@@ -5,9 +5,9 @@ One row per (model, method), every column with its 95 % bootstrap CI over images
 
 * **agreement**, the benchmark's protocol (the numbers :func:`~dermx.evaluate.benchmark.run_benchmark`
   gives with the method): ``dice``, ``sensitivity``, ``specificity``, ``pointing`` on every test image
-  (Score-CAM: on the first ``score_images``, see :class:`LeaderboardConfig`; ``agreement_images``). Protocol
-  ``dermx`` (default): characteristic maps against the ``mean``-fused characteristic references, pairs
-  whose characteristic is present. Protocol ``followup`` (Jalaboi et al. 2023, arXiv 2302.12084): the
+  (Score-CAM: on the first ``score_images``, see :class:`LeaderboardConfig`; ``agreement_images``).
+  Protocol ``dermx`` (default): characteristic maps against the ``mean``-fused characteristic
+  references, pairs whose characteristic is present. Protocol ``followup`` (Jalaboi et al. 2023, arXiv 2302.12084): the
   predicted class's map, correctly diagnosed images only, against the per-image union map with the
   ``relative`` fusion; mean over images per model (per fold), then mean ± SD over folds
   (``<col>_fold_sd``; 0 folds of spread for a single checkpoint is reported as SD 0).
@@ -105,8 +105,9 @@ class LeaderboardConfig:
     agreement uses the first ``score_images`` (``None``: every test image); each row's
     ``agreement_images`` says how many, and a note names the subset. ``steps``: deletion / insertion
     steps. ``mprt_steps``: cascade positions at which maps are recomputed (evenly spaced over the
-    randomisable layers, always including the last, full randomisation). ``sensitivity_samples`` noise draws of radius
-    ``sensitivity_radius``; ``fc_runs`` subsets of ``fc_subset`` pixels for faithfulness correlation.
+    randomisable layers, always including the last, full randomisation). ``sensitivity_samples``
+    noise draws of radius ``sensitivity_radius``; ``fc_runs`` subsets of ``fc_subset`` pixels for
+    faithfulness correlation.
     """
 
     methods: tuple[str, ...] = tuple(METHODS)
