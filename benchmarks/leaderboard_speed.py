@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dermx.evaluate.faithfulness import deletion_curves, road_curves
 from dermx.evaluate.robustness import sensitivity
-from dermx.evaluate.sanity import cascading_randomisation, spearman
+from dermx.evaluate.sanity import average_ranks, cascading_randomisation, spearman
 from dermx.explain import CamEngine
 from results import report
 
@@ -211,8 +211,10 @@ def mprt_part(model: nn.Module, images: Tensor, maps: Tensor, q_targets: int, sc
     results: dict[str, float | int] = {}
 
     def ours_mprt() -> None:
+        ranks = average_ranks(maps)  # the trained maps are ranked once
         for _, randomised in cascading_randomisation(model):
-            spearman(maps, CamEngine(randomised, "gradcam", "layer4", size="input", relu=False)(images).maps.detach())
+            random_maps = CamEngine(randomised, "gradcam", "layer4", size="input", relu=False)(images).maps.detach()
+            spearman(maps, random_maps, a_ranks=ranks)
 
     results["MPRT: layers"] = sum(1 for m in model.modules() if hasattr(m, "reset_parameters"))
     ours = timed(ours_mprt)

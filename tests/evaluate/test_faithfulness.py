@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 from skimage.metrics import structural_similarity
 from torch import nn
 
@@ -21,7 +21,7 @@ from dermx.evaluate.faithfulness import (
     road_curves,
 )
 from dermx.evaluate.robustness import sensitivity
-from dermx.evaluate.sanity import cascading_randomisation, randomisation_layers, spearman, ssim
+from dermx.evaluate.sanity import average_ranks, cascading_randomisation, randomisation_layers, spearman, ssim
 
 
 def pixel_sum(images: torch.Tensor) -> torch.Tensor:
@@ -189,6 +189,9 @@ def test_spearman_with_ties_matches_scipy() -> None:
     ours = spearman(torch.from_numpy(a), torch.from_numpy(b)).numpy()
     expected = [spearmanr(x.ravel(), y.ravel())[0] for x, y in zip(a, b, strict=True)]
     np.testing.assert_allclose(ours, expected, atol=1e-12)
+    ranks = average_ranks(torch.from_numpy(a))
+    np.testing.assert_array_equal(ranks.numpy(), [rankdata(x.ravel()) for x in a])
+    assert torch.equal(spearman(torch.from_numpy(a), torch.from_numpy(b), a_ranks=ranks), torch.from_numpy(ours))
     assert math.isnan(float(spearman(torch.ones(4, 4), torch.rand(4, 4))))
 
 

@@ -63,7 +63,14 @@ from dermx.evaluate.bench_types import BenchmarkConfig
 from dermx.evaluate.candidates import Candidate, load_candidates
 from dermx.evaluate.faithfulness import deletion_curves, faithfulness_correlation, road_curves
 from dermx.evaluate.robustness import sensitivity
-from dermx.evaluate.sanity import cascading_randomisation, random_logit, randomisation_layers, spearman, ssim
+from dermx.evaluate.sanity import (
+    average_ranks,
+    cascading_randomisation,
+    random_logit,
+    randomisation_layers,
+    spearman,
+    ssim,
+)
 from dermx.evaluate.scoring import score_batch
 from dermx.evaluate.stats import estimate
 from dermx.explain import CamEngine
@@ -315,11 +322,13 @@ def _model_metrics(db: DermXDB, name: str, candidate: Candidate, methods: list[s
     say(f"{name}: cascading randomisation, {len(layers)} layers, maps at {len(positions)} of them")
     curves_of: dict[str, list[dict[str, Any]]] = {m: [] for m in ok}
     last: dict[str, tuple[Tensor, Tensor]] = {}
+    ranks = {m: average_ranks(maps[m]) for m in ok}  # the trained maps' ranks, shared by every step
     for step, (layer, randomised) in enumerate(cascading_randomisation(model, seed=config.seed)):
         if step not in positions:
             continue
         for method, random_maps in _method_maps(randomised, ok, images, config.batch_size).items():
-            rho, sim = spearman(maps[method], random_maps), ssim(maps[method], random_maps)
+            rho = spearman(maps[method], random_maps, a_ranks=ranks[method])
+            sim = ssim(maps[method], random_maps)
             last[method] = (rho, sim)
             curves_of[method].append({"layer": layer, "step": step + 1, "spearman": _nanmean(rho),
                                       "ssim": _nanmean(sim)})
