@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 from skimage.metrics import structural_similarity
 from torch import nn
 
 from dermx.evaluate.faithfulness import (
+    _neighbour_sum,
     curve_auc,
     deletion_curves,
     faithfulness_correlation,
@@ -20,7 +21,7 @@ from dermx.evaluate.faithfulness import (
     road_curves,
 )
 from dermx.evaluate.robustness import sensitivity
-from dermx.evaluate.sanity import cascading_randomisation, randomisation_layers, spearman, ssim
+from dermx.evaluate.sanity import average_ranks, cascading_randomisation, randomisation_layers, spearman, ssim
 
 
 def pixel_sum(images: torch.Tensor) -> torch.Tensor:
@@ -95,6 +96,68 @@ def test_imputation_reproduces_a_linear_ramp_inside_and_constants() -> None:
         noisy_linear_imputation(constant, torch.ones(1, 6, 6, dtype=torch.bool))
 
 
+def test_neighbour_sum_is_the_imputation_kernel_with_zero_padding() -> None:
+    kernel = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]], dtype=torch.float64)
+    v = torch.randn(5, 1, 7, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.conv2d(v, kernel[None, None], padding=1)
+    assert torch.allclose(_neighbour_sum(v), expected, atol=1e-12)
+
+
+def _imputation_matrix(removed: torch.Tensor) -> torch.Tensor:
+    """The dense matrix of the imputation system over all pixels (identity rows on kept pixels), by hand."""
+    h, w = removed.shape
+    a = torch.eye(h * w, dtype=torch.float64)
+    for y in range(h):
+        for x in range(w):
+            if not removed[y, x]:
+                continue
+            i = y * w + x
+            a[i, i] = 0.0
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    if (dy, dx) != (0, 0) and 0 <= y + dy < h and 0 <= x + dx < w:
+                        weight = 1 / 6 if dy == 0 or dx == 0 else 1 / 12
+                        a[i, i] += weight
+                        a[i, (y + dy) * w + x + dx] -= weight
+    return a
+
+
+def test_imputation_equals_the_direct_solve() -> None:
+    generator = torch.Generator().manual_seed(1)
+    image = torch.rand(1, 2, 9, 11, generator=generator, dtype=torch.float64)
+    removed = torch.rand(9, 11, generator=generator) < 0.7
+    a = _imputation_matrix(removed)
+    kept = torch.where(removed.flatten()[:, None], 0.0, image[0].flatten(1).T)  # right-hand side per channel
+    exact = torch.linalg.solve(a, kept).T.reshape(1, 2, 9, 11)
+    assert torch.allclose(noisy_linear_imputation(image, removed[None], noise=0.0, tol=1e-12), exact, atol=1e-9)
+    default = noisy_linear_imputation(image.float(), removed[None], noise=0.0)
+    assert (default.double() - exact).abs().max() < 1e-3  # the documented accuracy at the default tol
+
+
+def test_coarse_levels_are_galerkin_products() -> None:
+    from dermx.evaluate.faithfulness import _coarse_levels, _stencil
+
+    removed = torch.rand(5, 7, generator=torch.Generator().manual_seed(2)) < 0.6
+    mask = removed.double()[None, None]
+    degree = _neighbour_sum(torch.ones(1, 1, 5, 7, dtype=torch.float64))
+    levels = _coarse_levels(mask, degree)
+    assert [tuple(c.shape[-2:]) for c, _ in levels] == [(3, 4), (2, 2), (1, 1)]
+    a = _imputation_matrix(removed) * removed.flatten().double()[:, None] * removed.flatten().double()[None]
+    fine = (5, 7)
+    for coupling, diagonal in levels:
+        coarse = tuple(coupling.shape[-2:])
+        # piecewise-constant prolongation from 2x2 aggregates
+        p = torch.zeros(fine[0] * fine[1], coarse[0] * coarse[1], dtype=torch.float64)
+        for y in range(fine[0]):
+            for x in range(fine[1]):
+                p[y * fine[1] + x, (y // 2) * coarse[1] + x // 2] = 1.0
+        a = p.T @ a @ p
+        basis = torch.eye(coarse[0] * coarse[1], dtype=torch.float64).view(-1, 1, *coarse)
+        applied = torch.cat([_stencil(coupling, diagonal, e[None]) for e in basis]).flatten(1).T
+        assert torch.allclose(applied, a, atol=1e-12)
+        fine = coarse
+
+
 def test_road_morf_and_lerf_remove_opposite_ends() -> None:
     image = torch.zeros(1, 2, 6, 6)
     image[0, 0, :, :3] = 1.0  # left half bright
@@ -126,6 +189,9 @@ def test_spearman_with_ties_matches_scipy() -> None:
     ours = spearman(torch.from_numpy(a), torch.from_numpy(b)).numpy()
     expected = [spearmanr(x.ravel(), y.ravel())[0] for x, y in zip(a, b, strict=True)]
     np.testing.assert_allclose(ours, expected, atol=1e-12)
+    ranks = average_ranks(torch.from_numpy(a))
+    np.testing.assert_array_equal(ranks.numpy(), [rankdata(x.ravel()) for x in a])
+    assert torch.equal(spearman(torch.from_numpy(a), torch.from_numpy(b), a_ranks=ranks), torch.from_numpy(ours))
     assert math.isnan(float(spearman(torch.ones(4, 4), torch.rand(4, 4))))
 
 

@@ -90,3 +90,34 @@ def test_followup_protocol_settings_and_spread_over_models() -> None:
     rows = [{"model": "a", "method": "gradcam", "dice": 0.2}, {"model": "b", "method": "gradcam", "dice": 0.4},
             {"model": "a", "method": "eigencam", "dice": 0.3}]
     assert _across_models(rows) == ["gradcam: Dice over 2 models 0.300 ± 0.141 (mean ± SD)"]
+
+
+@pytest.mark.slow
+def test_agreement_equals_the_benchmark_of_each_method(tmp_path: Path) -> None:
+    from dermx.evaluate.bench_types import BenchmarkConfig
+    from dermx.evaluate.benchmark import run_benchmark
+    from dermx.evaluate.candidates import load_candidates
+    from dermx.evaluate.leaderboard import _agreement
+    from dermx.models import build_model, save_checkpoint
+
+    db = tiny_synth(tmp_path / "data")
+    torch.manual_seed(0)
+    model = build_model("tiny", pretrained=False, input_size=(32, 32))
+    with torch.no_grad():
+        model.diagnosis_out.weight.mul_(50)
+    checkpoint = str(save_checkpoint(model, tmp_path / "ckpt"))
+    config = LeaderboardConfig(n_boot=30, batch_size=5, score_images=None)
+    methods = ["gradcam++", "eigencam", "scorecam"]
+    candidates = load_candidates("m", checkpoint, db, BenchmarkConfig(), allow_overlap=True)
+    ours = _agreement(db, candidates, methods, config, lambda it, _d, _n: it)
+    for method in methods:
+        bench = BenchmarkConfig(method=method, n_boot=30, agreement=False, examples=False, shortcut_test=False)
+        summary = run_benchmark(db, load_candidates("m", checkpoint, db, bench, allow_overlap=True), bench).summary
+        overall = summary["localization"]["present"]["m"]["characteristic"]["overall"]
+        for score in ("dice", "sensitivity", "specificity", "pointing"):
+            assert ours[method][score] == pytest.approx(overall[score]["mean"], abs=1e-6), (method, score)
+            assert ours[method][f"{score}_low"] == pytest.approx(overall[score]["low"], abs=1e-6), (method, score)
+        assert ours[method]["agreement_images"] == len(candidates[0].stems)
+    few = _agreement(db, candidates, methods, LeaderboardConfig(n_boot=30, batch_size=5, score_images=2),
+                     lambda it, _d, _n: it)
+    assert few["scorecam"]["agreement_images"] == 2 and few["eigencam"] == ours["eigencam"]

@@ -209,3 +209,27 @@ def test_baselines() -> None:
     assert (baseline_like("uniform", like) == 1).all()
     with pytest.raises(ValueError, match="unknown baseline"):
         baseline_like("zeros", like)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("layer", [None, "backbone.stem"])
+def test_explain_methods_equals_one_engine_per_method(layer: str | None, tiny_dermx: nn.Module,
+                                                      tiny_images: Tensor) -> None:
+    tiny_dermx.eval()
+    methods = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "scorecam"]
+    if layer is None:
+        methods.append("cam")  # needs the layer that feeds global average pooling
+    engine = CamEngine(tiny_dermx, "gradcam", layer, zero_absent={"characteristic"}, score_batch_size=7)
+    together = engine.explain_methods(tiny_images, methods)
+    assert list(together) == methods
+    for method in methods:
+        alone = CamEngine(tiny_dermx, method, layer, zero_absent={"characteristic"}, score_batch_size=7)(tiny_images)
+        assert torch.allclose(together[method].maps, alone.maps, atol=1e-6), method
+        assert together[method].route == alone.route
+        assert together[method].labels == alone.labels
+    with pytest.raises(ValueError, match="no methods"):
+        engine.explain_methods(tiny_images, [])
+    with pytest.raises(ValueError, match="unknown CAM method 'nope'"):
+        engine.explain_methods(tiny_images, ["gradcam", "nope"])
+    if layer is not None:
+        with pytest.raises(ValueError, match="'cam' needs the target layer"):
+            engine.explain_methods(tiny_images, ["gradcam", "cam"])

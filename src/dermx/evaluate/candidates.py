@@ -21,7 +21,7 @@ from dermx.data import DermXDB
 from dermx.evaluate.bench_types import BenchmarkConfig
 from dermx.evaluate.eval_sets import choose_eval_set
 from dermx.evaluate.scoring import Explanation
-from dermx.explain import CamEngine
+from dermx.explain import CamEngine, CamResult
 from dermx.geometry import ResolutionPolicy
 from dermx.models import CheckpointError, DermXNet, ModelConfig, load_checkpoint
 from dermx.models.checkpoint import checkpoint_dir
@@ -71,7 +71,14 @@ class CamExplainer:
         self.char_columns = [i for i, c in enumerate(config.characteristics) if c in vocab.CHARACTERISTICS]
 
     def __call__(self, batch: dict[str, Tensor]) -> Explanation:
-        result = self.engine(batch["image"])
+        return self._explanation(self.engine(batch["image"]))
+
+    def explain_methods(self, batch: dict[str, Tensor], methods: Sequence[str]) -> dict[str, Explanation]:
+        """Each method's explanation of the batch, all from one forward pass
+        (:meth:`~dermx.explain.CamEngine.explain_methods`); this explainer's own method is not used."""
+        return {m: self._explanation(r) for m, r in self.engine.explain_methods(batch["image"], methods).items()}
+
+    def _explanation(self, result: CamResult) -> Explanation:
         logits = result.logits
         assert isinstance(logits, dict)
         n_char = len(self.model.config.characteristics)

@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["cascading_randomisation", "random_logit", "randomisation_layers", "spearman", "ssim"]
+__all__ = ["average_ranks", "cascading_randomisation", "random_logit", "randomisation_layers", "spearman",
+           "ssim"]
 
 
 
@@ -58,8 +59,10 @@ def cascading_randomisation(model: nn.Module, seed: int = 42) -> Iterator[tuple[
         yield name, randomised
 
 
-def _average_ranks(x: Tensor) -> Tensor:
-    """Ranks 1..n along the last dimension, ties sharing their mean rank."""
+def average_ranks(maps: Tensor) -> Tensor:
+    """Ranks 1..n of the pixels of maps ``(..., H, W)`` → ``(..., H·W)`` float64, ties sharing their
+    mean rank."""
+    x = maps.flatten(-2).double()
     n = x.shape[-1]
     flat = x.reshape(-1, n)
     values, order = torch.sort(flat, dim=-1, stable=True)
@@ -73,9 +76,13 @@ def _average_ranks(x: Tensor) -> Tensor:
     return torch.empty_like(mean_rank).scatter_(-1, order, mean_rank).view(x.shape)
 
 
-def spearman(a: Tensor, b: Tensor) -> Tensor:
-    """Spearman's ρ between maps ``(..., H, W)`` → ``(...)``, float64; NaN when a map is constant."""
-    ra, rb = _average_ranks(a.flatten(-2).double()), _average_ranks(b.flatten(-2).double())
+def spearman(a: Tensor, b: Tensor, *, a_ranks: Tensor | None = None) -> Tensor:
+    """Spearman's ρ between maps ``(..., H, W)`` → ``(...)``, float64; NaN when a map is constant.
+
+    ``a_ranks``: :func:`average_ranks` of ``a`` if already computed (MPRT compares the same trained
+    maps with every randomisation step's)."""
+    ra = average_ranks(a) if a_ranks is None else a_ranks
+    rb = average_ranks(b)
     ra, rb = ra - ra.mean(dim=-1, keepdim=True), rb - rb.mean(dim=-1, keepdim=True)
     denominator = ra.norm(dim=-1) * rb.norm(dim=-1)
     return torch.where(denominator > 0, (ra * rb).sum(dim=-1) / denominator.clamp(min=1e-300),

@@ -123,7 +123,7 @@ def _baseline_rows(stems: np.ndarray, keep: Tensor, refs: Tensor, baselines: Seq
         frames.append(_rows(keep, maps, refs, {
             "stem": _column(stems, n_refs), "reference": _grid((*vocab.CHARACTERISTICS, UNION), batch),
             "baseline": _grid([name] * n_refs, batch)}, tolerance, drawn))
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _experts_against_drawn(fused: Tensor, drawn: Tensor, present: Tensor) -> np.ndarray:

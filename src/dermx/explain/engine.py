@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from dermx.explain.hooks import capture_output
 from dermx.explain.layers import resolve_layer
 from dermx.explain.maps import Interpolation, MapSize, finalize, output_size, zero_absent
-from dermx.explain.methods import CamInputs, ScoreFunction, get_method
+from dermx.explain.methods import CamInputs, Method, ScoreFunction, get_method
 from dermx.explain.routes import (
     ROUTES,
     Route,
@@ -151,50 +151,79 @@ class CamEngine:
         ValueError on images with a NaN or infinite pixel (naming their batch indices); a
         ``RuntimeWarning`` when the target layer's grid is 1×1, where no map can localise anything.
         """
+        return self._explain(images, targets, (self.method,))[self.method.name]
+
+    def explain_methods(self, images: Tensor, methods: Sequence[str],
+                        targets: Sequence[TargetSpec] | TargetSpec | None = None) -> dict[str, CamResult]:
+        """Every method's result from **one** forward pass (and one gradient computation when any of
+        them needs gradients): {method name: result}, each equal to ``CamEngine(model, method, ...)``
+        with this engine's layer and options. The engine's own ``method`` is not used."""
+        if not methods:
+            raise ValueError("no methods to explain with")
+        chosen = tuple(dict.fromkeys(get_method(m) for m in methods))
+        if self.create_graph and not all(m.uses_gradients for m in chosen):
+            raise ValueError("create_graph=True needs gradient methods only, got "
+                             f"{[m.name for m in chosen if not m.uses_gradients]}")
+        return self._explain(images, targets, chosen)
+
+    def _explain(self, images: Tensor, targets: Sequence[TargetSpec] | TargetSpec | None,
+                 methods: tuple[Method, ...]) -> dict[str, CamResult]:
         images = self._check_images(images)
         if self._layer is None:
             self._layer = resolve_layer(self.model, self._layer_spec, images)
         layer_name, _ = self._layer
-        if self.method.uses_scores and self.model.training:
+        uses_scores = any(m.uses_scores for m in methods)
+        if uses_scores and self.model.training:
             raise ValueError("Score-CAM runs many masked forward passes: put the model in eval mode first")
-        uses_gradients = self.method.uses_gradients
+        uses_gradients = any(m.uses_gradients for m in methods)
         # Without create_graph only d(logits)/d(layer output) is needed: record autograd from the layer on.
         from_layer = uses_gradients and not self.create_graph
         with torch.enable_grad() if uses_gradients and not from_layer else torch.no_grad():
-            run = self._forward(images, from_layer)
+            run = self._forward(images, from_layer, uses_gradients)
             layout = OutputLayout.of(run.outputs, getattr(self.model, "target_names", None), self.class_names)
             chosen = layout.resolve(targets)
             columns = [t.column for t in chosen]
             logits = layout.flatten(run.outputs)
-            if self.method.needs_pooled_layer and run.pooled is None:
-                raise ValueError(f"method {self.method.name!r} needs the target layer to be the backbone output "
+            pooled_needed = [m.name for m in methods if m.needs_pooled_layer]
+            if pooled_needed and run.pooled is None:
+                raise ValueError(f"method {pooled_needed[0]!r} needs the target layer to be the backbone output "
                                  f"that feeds global average pooling; {layer_name!r} is not")
             route, gradients = self._gradients(run, logits, columns) if uses_gradients else ("none", None)
             keep_graph = self.create_graph
+            results: dict[str, CamResult] = {}
             with nullcontext() if keep_graph else torch.no_grad():
                 inputs = CamInputs(
                     activations=run.activations if keep_graph else run.activations.detach(),
                     n_targets=len(chosen),
                     gradients=gradients,
                     images=images,
-                    score=self._scorer(layout, columns) if self.method.uses_scores else None,
+                    score=self._scorer(layout, columns) if uses_scores else None,
                     score_batch_size=self.score_batch_size,
                 )
-                raw = self.method.compute(inputs)
-                if raw.shape[-2] * raw.shape[-1] == 1:
-                    warnings.warn(f"layer {layer_name!r} has a 1x1 feature grid for {images.shape[-2]}x"
-                                  f"{images.shape[-1]} images: every map is spatially constant (all zero once "
-                                  "min-max normalised); use larger images or an earlier layer",
-                                  RuntimeWarning, stacklevel=2)
-                size = output_size(self.size, tuple(raw.shape[-2:]), tuple(images.shape[-2:]))
-                maps = finalize(raw, size, relu=self.relu, normalize=self.normalize, eps=self.eps,
-                                interpolation=self.interpolation)
-                if self.zero_absent:
-                    maps = zero_absent(maps, logits[:, columns].detach(), self._absence_applies(chosen, maps))
-        outputs = run.outputs if keep_graph else _detach(run.outputs)
-        target_logits = logits[:, columns] if keep_graph else logits[:, columns].detach()
-        return CamResult(maps=maps, logits=outputs, target_logits=target_logits, targets=chosen, route=route,
-                         layer=layer_name)
+                target_logits = logits[:, columns] if keep_graph else logits[:, columns].detach()
+                outputs = run.outputs if keep_graph else _detach(run.outputs)
+                for method in methods:
+                    maps = self._finish(method.compute(inputs), images, layer_name, target_logits, chosen)
+                    results[method.name] = CamResult(maps=maps, logits=outputs, target_logits=target_logits,
+                                                     targets=chosen,
+                                                     route=route if method.uses_gradients else "none",
+                                                     layer=layer_name)
+        return results
+
+    def _finish(self, raw: Tensor, images: Tensor, layer_name: str, target_logits: Tensor,
+                chosen: tuple[Target, ...]) -> Tensor:
+        """Raw maps at the feature grid → final maps (ReLU, resizing, normalisation, absent targets)."""
+        if raw.shape[-2] * raw.shape[-1] == 1:
+            warnings.warn(f"layer {layer_name!r} has a 1x1 feature grid for {images.shape[-2]}x"
+                          f"{images.shape[-1]} images: every map is spatially constant (all zero once "
+                          "min-max normalised); use larger images or an earlier layer",
+                          RuntimeWarning, stacklevel=4)
+        size = output_size(self.size, tuple(raw.shape[-2:]), tuple(images.shape[-2:]))
+        maps = finalize(raw, size, relu=self.relu, normalize=self.normalize, eps=self.eps,
+                        interpolation=self.interpolation)
+        if self.zero_absent:
+            maps = zero_absent(maps, target_logits.detach(), self._absence_applies(chosen, maps))
+        return maps
 
     def _check_images(self, images: object) -> Tensor:
         if not isinstance(images, Tensor):
@@ -225,10 +254,10 @@ class CamEngine:
             return model.forward_head(model.forward_features(images))
         return model(images)
 
-    def _forward(self, images: Tensor, graph_from_layer: bool) -> _Pass:
+    def _forward(self, images: Tensor, graph_from_layer: bool, track_gradients: bool) -> _Pass:
         """One forward pass capturing the target layer; pooled features when the layer feeds GAP."""
         name, module = self._layer
-        with capture_output(module, name, track_gradients=self.method.uses_gradients,
+        with capture_output(module, name, track_gradients=track_gradients,
                             graph_from_layer=graph_from_layer) as capture:
             if not head_pools_first(self.model):
                 outputs = self._run(images)

@@ -141,7 +141,9 @@ def leaderboard_section(run_dir: str | Path) -> str:
     directions = data.get("directions", {})
     parts = ["<h2>Which explanation to trust: method × model leaderboard</h2>",
              f"<p class='note'>Protocol <b>{html.escape(str(config.get('protocol')))}</b>. Agreement on every "
-             f"test image; faithfulness (predicted diagnosis's map, {config.get('steps')} deletion/insertion steps, "
+             f"test image (Score-CAM: the first {config.get('score_images') or 'all'}, see each row's "
+             f"agreement_images); faithfulness (predicted diagnosis's map, {config.get('steps')} deletion/insertion "
+             "steps, "
              f"ROAD at {config.get('road_percentages')} %), sanity ({config.get('mprt_steps')} cascade positions, "
              f"every target's map) and robustness ({config.get('sensitivity_samples')} noise draws of radius "
              f"{config.get('sensitivity_radius')}) on the first {config.get('n_images')} test images. Mean of "
