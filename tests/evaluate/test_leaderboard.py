@@ -121,3 +121,27 @@ def test_agreement_equals_the_benchmark_of_each_method(tmp_path: Path) -> None:
     few = _agreement(db, candidates, methods, LeaderboardConfig(n_boot=30, batch_size=5, score_images=2),
                      lambda it, _d, _n: it)
     assert few["scorecam"]["agreement_images"] == 2 and few["eigencam"] == ours["eigencam"]
+
+
+def test_faithfulness_correlation_reads_logits_so_a_saturated_softmax_stays_defined() -> None:
+    """Seen on the demo's DermX: every random subset of baseline pixels pushed it to the same class with
+    p = 1, so every probability drop was equal and the correlation undefined; logit drops still differ."""
+    from dermx.evaluate.faithfulness import faithfulness_correlation
+    from dermx.evaluate.leaderboard import _scores
+    from dermx.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny", pretrained=False, input_size=(32, 32)).eval()
+    with torch.no_grad():
+        model.diagnosis_out.weight.mul_(1e4)  # softmax saturates at exactly 0 / 1 in float32
+    images, maps = torch.randn(2, 3, 32, 32), torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        out = model(images)
+        assert torch.equal(_scores(model, logits=True)(images), torch.cat([out["characteristic"], out["diagnosis"]], 1))
+        probabilities = _scores(model)(images)
+    n_char = out["characteristic"].shape[1]
+    assert set(probabilities[:, n_char:].flatten().tolist()) <= {0.0, 1.0}
+    target = (n_char + probabilities[:, n_char:].argmax(1))[:, None]
+    kw = {"n_runs": 8, "subset_size": 64, "seed": 0}
+    assert torch.isnan(faithfulness_correlation(_scores(model), images, maps, target, **kw)).all()
+    assert torch.isfinite(faithfulness_correlation(_scores(model, logits=True), images, maps, target, **kw)).all()

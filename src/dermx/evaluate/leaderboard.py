@@ -15,7 +15,10 @@ One row per (model, method), every column with its 95 % bootstrap CI over images
   ``n_images`` test images (sorted stems): ``deletion_auc`` / ``insertion_auc`` (blur baseline),
   ``deletion_auc_mean`` / ``insertion_auc_mean`` (mean-colour baseline), ``road_morf`` / ``road_lerf``
   (mean target probability over the ROAD percentages), ``faithfulness_corr``. Scores are the model's
-  probabilities (softmax over diagnoses, sigmoid per characteristic).
+  probabilities (softmax over diagnoses, sigmoid per characteristic), except for the faithfulness
+  correlation, which correlates logit drops as Quantus does by default: a saturated softmax gives the
+  same drop for every random subset (a confident model pushed to another class by scattered baseline
+  pixels) and leaves the correlation undefined.
 * **sanity** (:mod:`dermx.evaluate.sanity`), over every target's map on the same images:
   ``mprt_spearman`` / ``mprt_ssim`` (similarity to the trained model's maps after the whole cascade
   of randomisation; the per-step curve is in ``leaderboard.json``), ``random_logit`` (SSIM of the
@@ -178,11 +181,15 @@ def _finite(row: dict[str, Any]) -> bool:
     return all(isinstance(v, str) or (v is not None and math.isfinite(float(v))) for v in row.values())
 
 
-def _scores(model: DermXNet) -> Callable[[Tensor], Tensor]:
-    """Images → every target's probability, in the engine's column order (characteristics, diagnoses)."""
+def _scores(model: DermXNet, *, logits: bool = False) -> Callable[[Tensor], Tensor]:
+    """Images → every target's probability (or logit), in the engine's column order (characteristics,
+    diagnoses)."""
 
     def score(images: Tensor) -> Tensor:
-        p = model.probabilities(model(images))
+        out = model(images)
+        if logits:
+            return torch.cat([out[k] for k in ("characteristic", "diagnosis") if k in out], dim=1)
+        p = model.probabilities(out)
         return torch.cat([p.characteristic, p.diagnosis], dim=1)
 
     return score
@@ -307,8 +314,8 @@ def _model_metrics(db: DermXDB, name: str, candidate: Candidate, methods: list[s
         per[f"road_{order}"] = road_curves(score, images, picked, targets, percentages=config.road_percentages,
                                            order=order, noise=config.road_noise, seed=config.seed, **kw).mean()  # type: ignore[arg-type]
     say(f"{name}: faithfulness correlation ({config.fc_runs} runs)")
-    per["faithfulness_corr"] = faithfulness_correlation(
-        score, images, picked, targets, n_runs=config.fc_runs,
+    per["faithfulness_corr"] = faithfulness_correlation(  # on logits, as Quantus (softmax=False by default)
+        _scores(model, logits=True), images, picked, targets, n_runs=config.fc_runs,
         subset_size=min(config.fc_subset, images.shape[-2] * images.shape[-1] // 2), seed=config.seed, **kw)
     dx_columns = torch.arange(n_char, n_char + len(model.config.diagnoses))
     for j, method in enumerate(ok):
