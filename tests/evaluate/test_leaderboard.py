@@ -145,3 +145,18 @@ def test_faithfulness_correlation_reads_logits_so_a_saturated_softmax_stays_defi
     kw = {"n_runs": 8, "subset_size": 64, "seed": 0}
     assert torch.isnan(faithfulness_correlation(_scores(model), images, maps, target, **kw)).all()
     assert torch.isfinite(faithfulness_correlation(_scores(model, logits=True), images, maps, target, **kw)).all()
+
+
+def test_example_grid_draws_maps_with_the_shared_overlay(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    import dermx.explain.overlay as overlay
+    from dermx.report.leaderboard_section import _examples
+
+    calls: list[tuple[int, int]] = []
+    blend = overlay.blend
+    monkeypatch.setattr(overlay, "blend", lambda image, values, *a: calls.append(values.shape) or blend(image, values))
+    rng = np.random.default_rng(0)
+    examples = {"image:A": rng.random((8, 8, 3), dtype=np.float32),
+                **{f"map:A:{m}": rng.random((8, 8)).astype(np.float16) for m in ("gradcam", "eigencam")}}
+    assert _examples(examples) is not None and calls == [(8, 8), (8, 8)]

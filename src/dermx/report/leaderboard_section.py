@@ -107,7 +107,12 @@ def _mprt(curves: dict[str, dict[str, list[dict[str, Any]]]]) -> bytes:
 
 
 def _examples(examples: dict[str, np.ndarray]) -> bytes | None:
+    """One image per model under every method, drawn as every other overlay is (``dermx.explain.overlay``:
+    its colour map, opacity and colour bar)."""
     import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from dermx.explain.overlay import blend, colorbar
 
     models = [k.split(":", 1)[1] for k in examples if k.startswith("image:")]
     if not models:
@@ -116,17 +121,16 @@ def _examples(examples: dict[str, np.ndarray]) -> bytes | None:
     fig, axes = plt.subplots(len(models), len(methods) + 1, figsize=(1.7 * (len(methods) + 1), 1.8 * len(models)),
                              squeeze=False)
     for i, model in enumerate(models):
-        image = examples[f"image:{model}"]
+        image = Image.fromarray(np.round(np.clip(examples[f"image:{model}"], 0, 1) * 255).astype(np.uint8))
         axes[i][0].imshow(image)
         axes[i][0].set_title(model, fontsize=8)
         for j, method in enumerate(methods, start=1):
-            axes[i][j].imshow(image)
             key = f"map:{model}:{method}"
-            if key in examples:
-                axes[i][j].imshow(examples[key].astype(np.float32), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            axes[i][j].imshow(blend(image, examples[key].astype(np.float32)) if key in examples else image)
             axes[i][j].set_title(method, fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
+    colorbar(fig, ax=axes.ravel().tolist(), shrink=0.8, pad=0.01)
     return png(fig)
 
 
