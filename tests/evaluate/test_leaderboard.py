@@ -78,7 +78,9 @@ def test_cli_and_report_section(run_dir: Path, tmp_path: Path) -> None:
     combined = pd.read_csv(tmp_path / "all" / "leaderboard.csv")
     assert set(combined["model"]) == {"run/tiny"}
     section = leaderboard_section(run_dir)
-    assert "method × model leaderboard" in section and section.count("<img") == 3
+    # the scatter and the randomisation curves, then the example grid: the image and its 2 methods' maps
+    assert "method × model leaderboard" in section and section.count("<img") == 2 + 3
+    assert "aria-label='one image under every method'" in section
     assert "nosuch" in section and "dice ↑" in section and "deletion_auc ↓" in section
     assert leaderboard_section(old) == ""
 
@@ -150,13 +152,122 @@ def test_faithfulness_correlation_reads_logits_so_a_saturated_softmax_stays_defi
 def test_example_grid_draws_maps_with_the_shared_overlay(monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
-    import dermx.explain.overlay as overlay
+    import dermx.report.panels as panels
     from dermx.report.leaderboard_section import _examples
 
     calls: list[tuple[int, int]] = []
-    blend = overlay.blend
-    monkeypatch.setattr(overlay, "blend", lambda image, values, *a: calls.append(values.shape) or blend(image, values))
+    blend = panels.blend
+    monkeypatch.setattr(panels, "blend", lambda image, values, *a: calls.append(values.shape) or blend(image, values))
     rng = np.random.default_rng(0)
     examples = {"image:A": rng.random((8, 8, 3), dtype=np.float32),
-                **{f"map:A:{m}": rng.random((8, 8)).astype(np.float16) for m in ("gradcam", "eigencam")}}
-    assert _examples(examples) is not None and calls == [(8, 8), (8, 8)]
+                **{f"map:A:{m}": rng.random((8, 8)).astype(np.float16) for m in ("gradcam", "eigencam")},
+                "image:B": rng.random((8, 8, 3), dtype=np.float32), "map:B:gradcam": np.zeros((8, 8), np.float16)}
+    grid = _examples(examples)
+    assert calls == [(8, 8)] * 3 and grid.count("<img") == 2 + 3 and grid.count("class='cbar'") == 2
+    assert "eigencam: not computed" in grid  # B has no Eigen-CAM map: said, not a blank panel
+    assert _examples({}) == ""
+
+
+def test_scorecam_image_count_flag() -> None:
+    import typer
+
+    from dermx.evaluate.leaderboard_cli import parse_image_count
+
+    assert parse_image_count("all") is None and parse_image_count("12") == 12 and parse_image_count(64) == 64
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(typer.BadParameter, match="positive number of images or 'all'"):
+            parse_image_count(bad)
+    help_text = " ".join(CliRunner().invoke(app, ["evaluate", "--help"], terminal_width=200).output.split())
+    assert "--n-scorecam-images" in help_text
+
+
+@pytest.fixture(scope="module")
+def tiny_cv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(DermXDB folder, image folder, `dermx cv` run of 2 folds trained for 8 epochs)."""
+    from dermx.train import run_cv
+    from train.conftest import write_tiny_dermxdb
+    from train.test_cv_maps import tiny_config
+
+    root = tmp_path_factory.mktemp("followup")
+    data = write_tiny_dermxdb(root)
+    config = tiny_config(data, root / "cv" / "run", epochs=8)
+    run_cv(config, [0, 1])
+    return data[0], data[1], Path(config.run.out)
+
+
+def _small(**changes: object) -> LeaderboardConfig:
+    return LeaderboardConfig(**{**{"n_images": 3, "steps": 2, "road_percentages": (50.0,), "mprt_steps": 1,
+                                   "sensitivity_samples": 1, "fc_runs": 4, "fc_subset": 16, "n_boot": 20}, **changes})
+
+
+@pytest.mark.slow
+def test_followup_protocol_end_to_end_on_a_cv_run(tiny_cv: tuple[Path, Path, Path]) -> None:
+    """The follow-up paper's protocol on a trained 2-fold `dermx cv` run: the predicted class's map on the
+    correctly diagnosed test images only, against the per-image union map with the relative fusion; mean
+    over images per fold, then mean and SD over folds; then mean ± SD over models. Checked against the
+    training run's own predictions and the benchmark's per-image scores, aggregated here by hand."""
+    import numpy as np
+
+    from dermx.data import load_dermxdb
+    from dermx.evaluate.bench_types import BenchmarkConfig
+    from dermx.evaluate.benchmark import run_benchmark
+    from dermx.evaluate.candidates import load_candidates
+
+    data, images, cv = tiny_cv
+    db = load_dermxdb(data, image_dir=images, check_mask_sizes=False)
+    predictions = pd.read_csv(cv / "predictions.csv")
+    correct = predictions[predictions["reference"] == predictions["predicted"]]
+    assert set(correct["fold"]) == {0, 1}, "the protocol needs correct diagnoses in both folds"
+    board = run_leaderboard(db, [("a", str(cv)), ("b", str(cv))], "gradcam,eigencam", _small(protocol="followup"))
+    assert not board.excluded and not board.undefined
+    bench = BenchmarkConfig(method="gradcam", fusion="relative", selection="correct", n_boot=20, agreement=False,
+                            examples=False, shortcut_test=False)
+    items = run_benchmark(db, load_candidates("a", str(cv), db, bench), bench).items
+    union = items[(items["kind"] == "diagnosis-union") & items["correct"].astype(bool)]
+    assert sorted(zip(union["fold"], union["stem"], strict=True)) == sorted(
+        zip(correct["fold"], correct["stem"], strict=True))  # the training run's correct images, no others
+    per_fold = union.groupby("fold")["dice"].mean()
+    row = next(r for r in board.rows if (r["model"], r["method"]) == ("a", "gradcam"))
+    assert row["agreement_images"] == len(correct)
+    assert row["dice"] == pytest.approx(per_fold.mean(), abs=1e-6)
+    assert row["dice_fold_sd"] == pytest.approx(float(np.std(per_fold, ddof=1)), abs=1e-6)
+    assert row["n_images"] == 2 * 3  # faithfulness and sanity: the first 3 test images of each fold
+    dice = {r["method"]: r["dice"] for r in board.rows if r["model"] == "a"}
+    assert f"gradcam: Dice over 2 models {dice['gradcam']:.3f} ± 0.000 (mean ± SD)" in board.notes
+
+
+@pytest.mark.slow
+def test_a_metric_undefined_on_every_image_keeps_its_row(tiny_cv: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """A model that always says Acne, tested on the other classes only: under the follow-up protocol no
+    image is diagnosed correctly, so its agreement is undefined; the row stays, with the reason."""
+    from dermx.data import load_dermxdb
+    from dermx.models import build_model, save_checkpoint
+
+    data, images, _ = tiny_cv
+    db = load_dermxdb(data, image_dir=images, check_mask_sizes=False)
+    torch.manual_seed(0)  # (with seeds 2-5 this random network's Acne Grad-CAM is all zero, and faithfulness
+    # correlation is undefined too, rightly: a constant map's pixel sums do not vary over the subsets)
+    model = build_model("tiny", pretrained=False, input_size=(32, 32))
+    with torch.no_grad():
+        model.diagnosis_out.weight.mul_(50)  # scores that move with the input (faithfulness stays defined)
+        model.diagnosis_out.bias.zero_()
+        model.diagnosis_out.bias[0] = 10.0  # Acne, whatever the image (the logits stay within ±1.3 without it)
+    checkpoint = str(save_checkpoint(model, tmp_path / "ckpt"))
+    others = [s for s in db.stems() if db.images[s].diagnosis != "Acne"]
+    board = run_leaderboard(db, [("always-acne", checkpoint)], "gradcam", _small(protocol="followup"),
+                            available=others, allow_overlap=True)
+    (row,) = board.rows
+    assert math.isnan(row["dice"]) and math.isfinite(row["deletion_auc"]) and row["agreement_images"] == 0
+    undefined = {e["metric"]: e["reason"] for e in board.undefined}
+    assert set(undefined) == {"dice", "sensitivity", "specificity", "pointing"}
+    assert "no test image diagnosed correctly" in undefined["dice"]
+    out = tmp_path / "run"
+    write_leaderboard(board, out)
+    csv = pd.read_csv(out / "leaderboard.csv")
+    assert csv.empty and set(CONTRACT) <= set(csv.columns)  # every CSV cell is a number; the header stays
+    data_json = json.loads((out / "leaderboard.json").read_text())
+    assert data_json["rows"][0]["dice"] is None and len(data_json["undefined"]) == 4
+    section = leaderboard_section(out)
+    assert section.count("n/a: no (image, map) pair to score") == 4
+    printed = " ".join(CliRunner().invoke(app, ["leaderboard", str(out)], terminal_width=200).output.split())
+    assert "undefined on every image: always-acne / gradcam / dice" in printed

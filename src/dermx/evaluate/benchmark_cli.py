@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dermx.cli_common import guarded, option, renamed
-from dermx.evaluate.leaderboard_cli import parse_protocol
+from dermx.evaluate.leaderboard_cli import parse_image_count, parse_protocol
 
 
 @guarded
@@ -39,13 +39,17 @@ def evaluate_command(
                                           help="Leaderboard agreement protocol (followup: Jalaboi et al. "
                                           "2023).")] = "dermx",
     n_images: Annotated[int, option("--n-images")] = 16,
+    n_scorecam_images: Annotated[int | None, typer.Option(
+        "--n-scorecam-images", parser=parse_image_count, metavar="N|all",
+        help="Leaderboard: Score-CAM's agreement on the first N test images (sorted names) or all; it needs one "
+             "forward pass per channel of the CAM layer per image.")] = 64,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Leaderboard: deletion/insertion steps.")] = 8,
 ) -> None:
     """Explain and score every model on its test images; write the run folder (and the report).
 
     With --methods, also the method × model leaderboard (RUN/leaderboard.csv): agreement on every test
-    image, faithfulness, sanity and robustness on --n-images test images per model with --steps
-    deletion/insertion steps.
+    image (Score-CAM: on --n-scorecam-images), faithfulness, sanity and robustness on --n-images test
+    images per model with --steps deletion/insertion steps.
     """
     from rich.console import Console
 
@@ -93,8 +97,9 @@ def evaluate_command(
         from dermx.evaluate.leaderboard_cli import write_run_leaderboard
 
         for path in write_run_leaderboard(db, pairs, methods, out, protocol=protocol, n_images=n_images,
-                                          steps=steps, n_boot=n_boot, seed=seed, threshold=threshold,
-                                          available=coverage.found, allow_overlap=allow_overlap):
+                                          n_scorecam_images=n_scorecam_images, steps=steps, n_boot=n_boot,
+                                          seed=seed, threshold=threshold, available=coverage.found,
+                                          allow_overlap=allow_overlap):
             console.print(f"wrote {path}")
     if report:
         console.print(f"report: {render_report(out).resolve()}")

@@ -5,7 +5,8 @@ One row per (model, method), every column with its 95 % bootstrap CI over images
 
 * **agreement**, the benchmark's protocol (the numbers :func:`~dermx.evaluate.benchmark.run_benchmark`
   gives with the method): ``dice``, ``sensitivity``, ``specificity``, ``pointing`` on every test image
-  (Score-CAM: on the first ``score_images``, see :class:`LeaderboardConfig`; ``agreement_images``).
+  (Score-CAM: on the first ``score_images``, see :class:`LeaderboardConfig`) that the protocol selects;
+  ``agreement_images`` counts the images scored.
   Protocol ``dermx`` (default): characteristic maps against the ``mean``-fused characteristic
   references, pairs whose characteristic is present. Protocol ``followup`` (Jalaboi et al. 2023, arXiv 2302.12084): the
   predicted class's map, correctly diagnosed images only, against the per-image union map with the
@@ -40,8 +41,10 @@ are shared by every method, so its forward passes are paid once per model.
 
 A (model, method) cell that cannot be computed (an unknown method, a method the model's layer does not
 support, an unreadable checkpoint) is reported with its reason in ``excluded`` and the other cells are
-still computed. ``leaderboard.csv`` holds only rows whose every value is finite; a row with an
-undefined value stays in ``leaderboard.json`` (as ``null``) with the reason in ``excluded``.
+still computed. A metric undefined on every image of a row (a constant map has no rank correlation,
+an empty selection no Dice; :data:`UNDEFINED_WHY`) keeps its row: the value is ``null`` in
+``leaderboard.json`` with the metric and its reason in ``undefined``, and the report shows the reason in
+that cell. ``leaderboard.csv`` holds only rows whose every value is a finite number.
 """
 
 from __future__ import annotations
@@ -82,8 +85,8 @@ from dermx.jsonio import write_json
 from dermx.models import DermXNet
 from dermx.train.datasets import ImageDataset, dermxdb_items
 
-__all__ = ["AGREEMENT", "DIRECTIONS", "PROTOCOLS", "LeaderboardConfig", "parse_methods", "run_leaderboard",
-           "write_leaderboard"]
+__all__ = ["AGREEMENT", "DIRECTIONS", "PROTOCOLS", "UNDEFINED_WHY", "LeaderboardConfig", "parse_methods",
+           "run_leaderboard", "write_leaderboard"]
 
 Protocol = Literal["dermx", "followup"]
 
@@ -102,6 +105,24 @@ DIRECTIONS: dict[str, str] = {
     "insertion_auc_mean": "higher", "road_morf": "lower", "road_lerf": "higher", "faithfulness_corr": "higher",
     "mprt_spearman": "lower", "mprt_ssim": "lower", "random_logit": "lower",
     "max_sensitivity": "lower", "avg_sensitivity": "lower",
+}
+
+_NO_PAIRS = ("no (image, map) pair to score: the protocol selects none (followup: no test image diagnosed "
+             "correctly) or every reference map is empty")
+_FLAT_DROP = "the map or the score's drops are the same for every random subset (Pearson's r needs both to vary)"
+
+#: Why each metric can be undefined (NaN) on an image, the reason given when it is on every image.
+UNDEFINED_WHY: dict[str, str] = {
+    **dict.fromkeys(AGREEMENT, _NO_PAIRS),
+    **dict.fromkeys(("deletion_auc", "insertion_auc", "deletion_auc_mean", "insertion_auc_mean", "road_morf",
+                     "road_lerf"), "no test image to perturb"),
+    "faithfulness_corr": _FLAT_DROP,
+    "mprt_spearman": "a trained or randomised map is constant (rank correlation needs ranks), e.g. all zero "
+                     "after the ReLU",
+    "mprt_ssim": "both maps are constant (zero data range)",
+    "random_logit": "both maps are constant (zero data range)",
+    **dict.fromkeys(("max_sensitivity", "avg_sensitivity"),
+                    "every map is zero (sensitivity is relative to the map's norm)"),
 }
 
 
@@ -144,19 +165,22 @@ class LeaderboardConfig:
 
 @dataclass
 class Leaderboard:
-    """Rows (model, method, metrics with CIs), excluded cells with reasons, notes, MPRT curves and an
-    example image under every (model, method)."""
+    """Rows (model, method, metrics with CIs), excluded cells with reasons, metrics undefined on every
+    image of a row (model, method, metric, reason), notes, MPRT curves and an example image under every
+    (model, method)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     excluded: list[dict[str, str]] = field(default_factory=list)
+    undefined: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     mprt_curves: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     examples: dict[str, np.ndarray] = field(default_factory=dict)
     config: LeaderboardConfig = field(default_factory=LeaderboardConfig)
 
     def frame(self) -> pd.DataFrame:
-        """The finite rows as a table (``leaderboard.csv``)."""
-        return pd.DataFrame([r for r in self.rows if _finite(r)])
+        """The finite rows as a table (``leaderboard.csv``; with its header even when no row is finite)."""
+        columns = list(dict.fromkeys(k for r in self.rows for k in r))
+        return pd.DataFrame([r for r in self.rows if _finite(r)], columns=columns or None)
 
 
 def parse_methods(text: str | Sequence[str]) -> tuple[list[str], list[str]]:
@@ -263,8 +287,7 @@ def _agreement(db: DermXDB, candidates: Sequence[Candidate], methods: Sequence[s
     for method in methods:
         rows = select(pd.concat(tables[method], ignore_index=True), selection)
         rows = rows[rows["kind"] == kind]
-        columns: dict[str, float] = {"agreement_images": sum(
-            len(c.stems) if method not in masked else len(sorted(c.stems)[:config.score_images]) for c in candidates)}
+        columns: dict[str, float] = {"agreement_images": len(rows[["fold", "stem"]].drop_duplicates())}
         for score in AGREEMENT:
             e = estimate(rows, score, n_boot=config.n_boot, seed=config.seed)
             columns.update({score: e["fold_mean"] if config.protocol == "followup" else e["mean"],
@@ -446,10 +469,11 @@ def run_leaderboard(db: DermXDB, models: Sequence[tuple[str, str | Path]], metho
             row.update(_mean_over_folds(per_fold, method))
             row["n_images"] = sum(min(config.n_images, len(c.stems)) for c in candidates)
             board.rows.append(row)
-            if not _finite(row):
-                bad = [k for k, v in row.items() if not isinstance(v, str) and not math.isfinite(float(v))]
-                board.excluded.append({"model": name, "method": method,
-                                       "reason": f"undefined on every image: {', '.join(bad)}"})
+            for metric in (k for k in DIRECTIONS if k in row and not math.isfinite(float(row[k]))):
+                board.undefined.append({"model": name, "method": method, "metric": metric,
+                                        "reason": UNDEFINED_WHY[metric]})
+                say(f"{name} / {method}: {metric} undefined on every image ({UNDEFINED_WHY[metric]}); the row "
+                    "is kept, and left out of leaderboard.csv")
     if config.protocol == "followup":
         board.notes += _across_models(board.rows)
     names = list(tested)
@@ -489,6 +513,7 @@ def write_leaderboard(board: Leaderboard, out: str | Path) -> list[Path]:
         "version": 1, "config": board.config.to_dict(), "directions": DIRECTIONS, "protocol": board.config.protocol,
         "rows": [{k: (None if not isinstance(v, str) and not math.isfinite(float(v)) else v) for k, v in r.items()}
                  for r in board.rows],
-        "excluded": board.excluded, "notes": board.notes, "mprt_curves": board.mprt_curves})
+        "excluded": board.excluded, "undefined": board.undefined, "notes": board.notes,
+        "mprt_curves": board.mprt_curves})
     np.savez_compressed(out / "leaderboard_examples.npz", **board.examples)
     return [out / "leaderboard.csv", out / "leaderboard.json", out / "leaderboard_examples.npz"]

@@ -25,20 +25,34 @@ def parse_protocol(text: str) -> str:
     return text
 
 
+def parse_image_count(text: str | int) -> int | None:
+    """``--n-scorecam-images``: a positive count, or ``all`` (``None``: every test image)."""
+    if str(text).strip().lower() == "all":
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise typer.BadParameter(f"expected a positive number of images or 'all'; got {text!r}")
+    return count
+
+
 def write_run_leaderboard(db: Any, models: Sequence[tuple[str, str]], methods: str, out: Path, *,
-                          protocol: str = "dermx", n_images: int = 16, steps: int = 8, n_boot: int = 1000,
-                          seed: int = 0, threshold: float = 0.5, available: Sequence[str] | None = None,
-                          allow_overlap: bool = False) -> list[Path]:
+                          protocol: str = "dermx", n_images: int = 16, n_scorecam_images: int | None = 64,
+                          steps: int = 8, n_boot: int = 1000, seed: int = 0, threshold: float = 0.5,
+                          available: Sequence[str] | None = None, allow_overlap: bool = False) -> list[Path]:
     """Score every (model, method) cell and write ``leaderboard.csv``/``.json`` into the run folder
-    ``out``; problems of single cells are printed and the other cells still written."""
+    ``out``; problems of single cells are printed and the other cells still written
+    (``n_scorecam_images``: :attr:`~dermx.evaluate.leaderboard.LeaderboardConfig.score_images`)."""
     from rich.console import Console
 
     from dermx.evaluate.leaderboard import LeaderboardConfig, run_leaderboard, write_leaderboard
     from dermx.progress import progress
 
     console = Console(stderr=True)
-    config = LeaderboardConfig(protocol=protocol, n_images=n_images, steps=steps, n_boot=n_boot,  # type: ignore[arg-type]
-                               seed=seed, threshold=threshold)
+    config = LeaderboardConfig(protocol=protocol, n_images=n_images, score_images=n_scorecam_images,  # type: ignore[arg-type]
+                               steps=steps, n_boot=n_boot, seed=seed, threshold=threshold)
     with progress(console, transient=True) as bar:
         def say(message: str) -> None:
             bar.console.print(f"leaderboard: {message}")
@@ -50,7 +64,14 @@ def write_run_leaderboard(db: Any, models: Sequence[tuple[str, str]], methods: s
     for entry in board.excluded:
         console.print(f"[yellow]not in the leaderboard:[/yellow] {entry['model']} / {entry['method']}: "
                       f"{entry['reason']}")
+    _print_undefined(console, board.undefined)
     return written
+
+
+def _print_undefined(console: Any, undefined: Sequence[dict[str, str]]) -> None:
+    for entry in undefined:
+        console.print(f"undefined on every image: {entry['model']} / {entry['method']} / {entry['metric']}: "
+                      f"{entry['reason']} (row kept, not in leaderboard.csv)", highlight=False)
 
 
 def _read(run: Path) -> dict[str, Any]:
@@ -83,6 +104,7 @@ def leaderboard_command(
     console = Console()
     rows: list[dict[str, Any]] = []
     excluded: list[dict[str, str]] = []
+    undefined: list[dict[str, str]] = []
     problems = []
     for run in runs:
         try:
@@ -94,6 +116,7 @@ def leaderboard_command(
         prefix = f"{run.name}/" if len(runs) > 1 else ""
         rows += [{**r, "model": prefix + r["model"]} for r in data["rows"]]
         excluded += [{**e, "model": prefix + e["model"]} for e in data.get("excluded", [])]
+        undefined += [{**e, "model": prefix + e["model"]} for e in data.get("undefined", [])]
     if not rows:
         fail("no leaderboard rows in " + ", ".join(map(str, runs)) + (f": {'; '.join(problems)}" if problems else ""))
     table = Table(title="method x model leaderboard (95 % CI over images)")
@@ -107,12 +130,15 @@ def leaderboard_command(
     for entry in excluded:
         console.print(f"not in the leaderboard: {entry['model']} / {entry['method']}: {entry['reason']}",
                       highlight=False)
+    _print_undefined(console, undefined)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        frame = pd.DataFrame([r for r in rows if all(v is not None for v in r.values())])
+        frame = pd.DataFrame([r for r in rows if all(v is not None for v in r.values())],
+                             columns=list(dict.fromkeys(k for r in rows for k in r)))
         frame.to_csv(out / "leaderboard.csv", index=False)
         write_json(out / "leaderboard.json", {"version": 1, "directions": DIRECTIONS, "rows": rows,
-                                              "excluded": excluded, "runs": [str(r) for r in runs]})
+                                              "excluded": excluded, "undefined": undefined,
+                                              "runs": [str(r) for r in runs]})
         console.print(f"wrote {out / 'leaderboard.csv'}")
     if problems:
         raise typer.Exit(1)

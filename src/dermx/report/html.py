@@ -61,7 +61,8 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top
 table{border-collapse:collapse;margin:8px 0 16px;font-size:0.86em}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}tr.raters td{background:#f4f8ff}tr.baseline td{color:#666}
-td.flag{background:#fff1e6;color:#9a3b00;font-weight:600}.verdict{background:#f6f9f2;border-left:4px solid #5a8f29;
+td.flag{background:#fff1e6;color:#9a3b00;font-weight:600}td.na{text-align:left;font-size:0.85em;color:#666;
+min-width:12em}.verdict{background:#f6f9f2;border-left:4px solid #5a8f29;
 padding:6px 14px;margin:10px 0}.verdict li{margin:4px 0}dl.legend{font-size:0.86em;color:#444;overflow:hidden}
 dl.legend dt{font-weight:600;float:left;clear:left;width:17em}dl.legend dd{margin-left:18em;margin-bottom:3px}
 details{margin:8px 0}summary{cursor:pointer;color:#335}
@@ -322,7 +323,7 @@ def render_report(run_dir: str | Path) -> Path:
         parts.append(images.drilldown_html(examples, items, models))
     if manifest:
         parts += ["<h2>Manifest</h2>", _manifest_html(manifest)]
-    style = _STYLE + (panels.panel_style() if examples is not None else "")
+    style = _STYLE + panels.panel_style()  # the example grids' and the leaderboard's panels
     document = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>dermx report</title>"
                 f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
     path = run_dir / REPORT

@@ -2,9 +2,9 @@
 ``RUN/leaderboard_examples.npz`` (written by ``dermx evaluate --methods ...``).
 
 :func:`leaderboard_section` returns an HTML fragment (empty when the run has no leaderboard): the
-table of (model, method) rows with each metric's 95 % CI and direction, the cells left out and why,
-a scatter of agreement against faithfulness, the cascading-randomisation curves and one image under
-every method.
+table of (model, method) rows with each metric's 95 % CI and direction (a metric undefined on every
+image of a row says why in its cell), the cells left out and why, a scatter of agreement against
+faithfulness, the cascading-randomisation curves and one image under every method (HTML panels).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ _NOT_APPLICABLE = (
 def _fmt(row: dict[str, Any], column: str) -> str:
     value = row.get(column)
     if value is None or not math.isfinite(value):
-        return "–"
+        return "–"  # not measured (a run from before the column) or undefined (:func:`_cell` names why)
     low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
     ci = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None and math.isfinite(low) \
         and math.isfinite(high) else ""
@@ -51,13 +51,23 @@ def _fmt(row: dict[str, Any], column: str) -> str:
     return f"{value:.3f}{fold}{ci}"
 
 
-def _table(rows: list[dict[str, Any]], directions: dict[str, str]) -> str:
+def _cell(row: dict[str, Any], column: str, undefined: dict[tuple[str, str, str], str]) -> str:
+    why = undefined.get((str(row["model"]), str(row["method"]), column))
+    if why is None:
+        return f"<td>{_fmt(row, column)}</td>"
+    return f"<td class='na' title='{html.escape(why, quote=True)}'>n/a: {html.escape(why)}</td>"
+
+
+def _table(rows: list[dict[str, Any]], directions: dict[str, str],
+           undefined: dict[tuple[str, str, str], str] | None = None) -> str:
+    """The leaderboard as HTML; a metric undefined on every image of its row shows why in its cell."""
+    undefined = undefined or {}
     columns = [c for group in GROUPS.values() for c in group if any(c in r for r in rows)]
     groups = "".join(f"<th colspan='{sum(c in columns for c in cols)}'>{g}</th>" for g, cols in GROUPS.items()
                      if any(c in columns for c in cols))
     head = "".join(f"<th>{html.escape(c)} {'↑' if directions.get(c) == 'higher' else '↓'}</th>" for c in columns)
     body = "".join("<tr><td>" + html.escape(str(r["model"])) + "</td><td>" + html.escape(str(r["method"])) + "</td>"
-                   + "".join(f"<td>{_fmt(r, c)}</td>" for c in columns) + "</tr>" for r in rows)
+                   + "".join(_cell(r, c, undefined) for c in columns) + "</tr>" for r in rows)
     return (f"<table><tr><th rowspan='2'>model</th><th rowspan='2'>method</th>{groups}</tr><tr>{head}</tr>"
             f"{body}</table>")
 
@@ -106,32 +116,25 @@ def _mprt(curves: dict[str, dict[str, list[dict[str, Any]]]]) -> bytes:
     return png(fig)
 
 
-def _examples(examples: dict[str, np.ndarray]) -> bytes | None:
-    """One image per model under every method, drawn as every other overlay is (``dermx.explain.overlay``:
-    its colour map, opacity and colour bar)."""
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    from dermx.explain.overlay import blend, colorbar
+def _examples(examples: dict[str, np.ndarray]) -> str:
+    """One image per model under every method, as the report's other grids (:mod:`dermx.report.panels`:
+    the shared overlay, one colour bar per row); ``""`` without examples."""
+    from dermx.report.panels import Panel, grid_html, panel
 
     models = [k.split(":", 1)[1] for k in examples if k.startswith("image:")]
     if not models:
-        return None
+        return ""
     methods = list(dict.fromkeys(k.rsplit(":", 1)[1] for k in examples if k.startswith("map:")))
-    fig, axes = plt.subplots(len(models), len(methods) + 1, figsize=(1.7 * (len(methods) + 1), 1.8 * len(models)),
-                             squeeze=False)
-    for i, model in enumerate(models):
-        image = Image.fromarray(np.round(np.clip(examples[f"image:{model}"], 0, 1) * 255).astype(np.uint8))
-        axes[i][0].imshow(image)
-        axes[i][0].set_title(model, fontsize=8)
-        for j, method in enumerate(methods, start=1):
-            key = f"map:{model}:{method}"
-            axes[i][j].imshow(blend(image, examples[key].astype(np.float32)) if key in examples else image)
-            axes[i][j].set_title(method, fontsize=8)
-    for ax in axes.flat:
-        ax.axis("off")
-    colorbar(fig, ax=axes.ravel().tolist(), shrink=0.8, pad=0.01)
-    return png(fig)
+    rows = []
+    for model in models:
+        image = np.round(np.clip(examples[f"image:{model}"], 0, 1) * 255).astype(np.uint8)
+        row = [Panel(panel(image), model)]
+        for method in methods:
+            values = examples.get(f"map:{model}:{method}")
+            row.append(Panel(panel(image, values.astype(np.float32)), method) if values is not None
+                       else Panel(None, f"{method}: not computed"))
+        rows.append(row)
+    return grid_html(rows, "one image under every method")
 
 
 def leaderboard_section(run_dir: str | Path) -> str:
@@ -153,8 +156,9 @@ def leaderboard_section(run_dir: str | Path) -> str:
              f"{config.get('sensitivity_radius')}) on the first {config.get('n_images')} test images. Mean of "
              "image means [bootstrap 95 % CI over images]; ↑ higher is better, ↓ lower is better. A faithful "
              "method has a low deletion AUC, a high insertion AUC and a low similarity after randomisation.</p>"]
+    undefined = {(e["model"], e["method"], e["metric"]): e["reason"] for e in data.get("undefined", [])}
     if rows:
-        parts.append(_table(rows, directions))
+        parts.append(_table(rows, directions, undefined))
         parts.append(_img(_scatter(rows), "agreement against faithfulness"))
     if data.get("mprt_curves"):
         parts.append(_img(_mprt(data["mprt_curves"]), "cascading randomisation"))
@@ -163,9 +167,13 @@ def leaderboard_section(run_dir: str | Path) -> str:
         with np.load(examples_path, allow_pickle=False) as npz:
             grid = _examples({k: npz[k] for k in npz.files})
         if grid:
-            parts += ["<h3>One image under every method (predicted diagnosis)</h3>", _img(grid, "methods")]
+            parts += ["<h3>One image under every method (predicted diagnosis)</h3>", grid]
     items = [f"<li>{html.escape(e['model'])} / {html.escape(e['method'])}: {html.escape(e['reason'])}</li>"
-             for e in data.get("excluded", [])] + [f"<li>{html.escape(n)}</li>" for n in data.get("notes", [])]
+             for e in data.get("excluded", [])]
+    items += [f"<li>{html.escape(e['model'])} / {html.escape(e['method'])}: {html.escape(e['metric'])} is undefined "
+              f"on every image ({html.escape(e['reason'])}); the row is kept here and in leaderboard.json, and left "
+              "out of leaderboard.csv, whose every cell is a number</li>" for e in data.get("undefined", [])]
+    items += [f"<li>{html.escape(n)}</li>" for n in data.get("notes", [])]
     if items:
         parts.append(f"<p class='note'>Left out or to read with care:</p><ul class='note'>{''.join(items)}</ul>")
     parts.append(f"<p class='note'>{_NOT_APPLICABLE}</p>")
