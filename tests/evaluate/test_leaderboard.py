@@ -81,7 +81,7 @@ def test_cli_and_report_section(run_dir: Path, tmp_path: Path) -> None:
     # the scatter and the randomisation curves, then the example grid: the image and its 2 methods' maps
     assert "method × model leaderboard" in section and section.count("<img") == 2 + 3
     assert "aria-label='one image under every method'" in section
-    assert "nosuch" in section and "dice ↑" in section and "deletion_auc ↓" in section
+    assert "nosuch" in section and "dice ↑" in section and "deletion_<wbr>auc ↓" in section
     assert leaderboard_section(old) == ""
 
 

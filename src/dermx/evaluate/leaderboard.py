@@ -453,7 +453,7 @@ def run_leaderboard(db: DermXDB, models: Sequence[tuple[str, str | Path]], metho
             if get_method(method).uses_scores and limit is not None and any(limit < len(c.stems) for c in candidates):
                 board.notes.append(f"{name} / {method}: agreement on the first {limit} test images "
                                    f"(sorted stems) per fold, not all {n_test}: it needs one forward pass per "
-                                   "channel of the CAM layer per image (LeaderboardConfig.score_images)")
+                                   "channel of the CAM layer per image (--n-scorecam-images N|all)")
                 say(board.notes[-1])
         try:
             agreement = _agreement(db, candidates, ok, config, wrap) if ok else {}

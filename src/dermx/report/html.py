@@ -61,7 +61,8 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top
 table{border-collapse:collapse;margin:8px 0 16px;font-size:0.86em}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}tr.raters td{background:#f4f8ff}tr.baseline td{color:#666}
-td.flag{background:#fff1e6;color:#9a3b00;font-weight:600}td.na{text-align:left;font-size:0.85em;color:#666;
+td.flag{background:#fff1e6;color:#9a3b00;font-weight:600}.wide{overflow-x:auto}td small{color:#666}
+td.na{text-align:left;font-size:0.85em;color:#666;
 min-width:12em}.verdict{background:#f6f9f2;border-left:4px solid #5a8f29;
 padding:6px 14px;margin:10px 0}.verdict li{margin:4px 0}dl.legend{font-size:0.86em;color:#444;overflow:hidden}
 dl.legend dt{font-weight:600;float:left;clear:left;width:17em}dl.legend dd{margin-left:18em;margin-bottom:3px}

@@ -31,6 +31,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "robustness": ("max_sensitivity", "avg_sensitivity"),
 }
 
+#: Map panels per row of the example grid after the image (seven panels and the colour bar fill the page).
+METHODS_PER_ROW = 6
+
 _NOT_APPLICABLE = (
     "Where a metric says nothing about a method, the number is still computed and the reason is given "
     "here: <b>eigencam</b> gives every target the same map, so its random-logit SSIM is 1 by construction "
@@ -44,8 +47,8 @@ def _fmt(row: dict[str, Any], column: str) -> str:
     if value is None or not math.isfinite(value):
         return "–"  # not measured (a run from before the column) or undefined (:func:`_cell` names why)
     low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
-    ci = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None and math.isfinite(low) \
-        and math.isfinite(high) else ""
+    ci = f"<br><small>[{low:.3f}, {high:.3f}]</small>" if low is not None and high is not None \
+        and math.isfinite(low) and math.isfinite(high) else ""
     sd = row.get(f"{column}_fold_sd")
     fold = f" ± {sd:.3f}" if sd else ""
     return f"{value:.3f}{fold}{ci}"
@@ -65,11 +68,12 @@ def _table(rows: list[dict[str, Any]], directions: dict[str, str],
     columns = [c for group in GROUPS.values() for c in group if any(c in r for r in rows)]
     groups = "".join(f"<th colspan='{sum(c in columns for c in cols)}'>{g}</th>" for g, cols in GROUPS.items()
                      if any(c in columns for c in cols))
-    head = "".join(f"<th>{html.escape(c)} {'↑' if directions.get(c) == 'higher' else '↓'}</th>" for c in columns)
+    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')} {'↑' if directions.get(c) == 'higher' else '↓'}</th>"
+                   for c in columns)
     body = "".join("<tr><td>" + html.escape(str(r["model"])) + "</td><td>" + html.escape(str(r["method"])) + "</td>"
                    + "".join(_cell(r, c, undefined) for c in columns) + "</tr>" for r in rows)
-    return (f"<table><tr><th rowspan='2'>model</th><th rowspan='2'>method</th>{groups}</tr><tr>{head}</tr>"
-            f"{body}</table>")
+    return (f"<div class='wide'><table><tr><th rowspan='2'>model</th><th rowspan='2'>method</th>{groups}</tr>"
+            f"<tr>{head}</tr>{body}</table></div>")
 
 
 def _img(data: bytes, alt: str) -> str:
@@ -77,26 +81,35 @@ def _img(data: bytes, alt: str) -> str:
 
 
 def _scatter(rows: list[dict[str, Any]]) -> bytes:
+    """Agreement (Dice with its CI) against faithfulness (insertion − deletion AUC): a colour per method, a
+    marker per model; methods whose points coincide (CAM = Grad-CAM on DermX networks) are named together."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = plt.subplots(figsize=(7.6, 4.6))
     markers = "osD^v<>"
-    for k, model in enumerate(dict.fromkeys(r["model"] for r in rows)):
-        part = [r for r in rows if r["model"] == model and r.get("dice") is not None
-                and r.get("insertion_auc") is not None and r.get("deletion_auc") is not None]
-        x = np.array([r["dice"] for r in part])
-        y = np.array([r["insertion_auc"] - r["deletion_auc"] for r in part])
-        xerr = np.array([[r["dice"] - r["dice_low"], r["dice_high"] - r["dice"]] for r in part]).T
-        ax.errorbar(x, y, xerr=xerr, fmt=markers[k % len(markers)], capsize=2, label=model)
-        labels: dict[tuple[float, float], list[str]] = {}
-        for r, xi, yi in zip(part, x, y, strict=True):  # coinciding points (CAM = Grad-CAM) share a label
-            labels.setdefault((round(float(xi), 2), round(float(yi), 2)), []).append(r["method"])
-        for (xi, yi), names in labels.items():
-            ax.annotate(" = ".join(names), (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    colours = {m: plt.get_cmap("tab10")(k % 10) for k, m in enumerate(methods)}
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    drawn: dict[tuple[str, float, float], list[str]] = {}
+    for k, model in enumerate(models):
+        for r in rows:
+            if r["model"] != model or any(r.get(c) is None for c in ("dice", "insertion_auc", "deletion_auc")):
+                continue
+            x, y = r["dice"], r["insertion_auc"] - r["deletion_auc"]
+            ax.errorbar([x], [y], xerr=[[x - r["dice_low"]], [r["dice_high"] - x]], fmt=markers[k % len(markers)],
+                        color=colours[r["method"]], capsize=2, alpha=0.85)
+            drawn.setdefault((model, round(x, 3), round(y, 3)), []).append(r["method"])
     ax.set_xlabel("agreement with the experts: Dice (95 % CI) →")
     ax.set_ylabel("faithfulness: insertion AUC − deletion AUC →")
-    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    same = sorted({" = ".join(names) for names in drawn.values() if len(names) > 1})
+    handles = [Line2D([], [], color=colours[m], marker="o", ls="", label=m) for m in methods]
+    handles += [Line2D([], [], color="#444", marker=markers[k % len(markers)], ls="", label=model)
+                for k, model in enumerate(models)]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if same:
+        ax.set_title("same point: " + "; ".join(same), fontsize=7, loc="left")
     return png(fig)
 
 
@@ -128,12 +141,13 @@ def _examples(examples: dict[str, np.ndarray]) -> str:
     rows = []
     for model in models:
         image = np.round(np.clip(examples[f"image:{model}"], 0, 1) * 255).astype(np.uint8)
-        row = [Panel(panel(image), model)]
+        cells = []
         for method in methods:
             values = examples.get(f"map:{model}:{method}")
-            row.append(Panel(panel(image, values.astype(np.float32)), method) if values is not None
-                       else Panel(None, f"{method}: not computed"))
-        rows.append(row)
+            cells.append(Panel(panel(image, values.astype(np.float32)), method) if values is not None
+                         else Panel(None, f"{method}: not computed"))
+        for start in range(0, len(cells), METHODS_PER_ROW):  # the page's width; the image opens every row
+            rows.append([Panel(panel(image), model), *cells[start:start + METHODS_PER_ROW]])
     return grid_html(rows, "one image under every method")
 
 
