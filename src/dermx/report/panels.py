@@ -94,9 +94,10 @@ def colorbar_png() -> bytes:
     from dermx.report.figures import png
 
     fig = plt.figure(figsize=(0.9, PANEL / 90))
-    cax = fig.add_axes((0.08, 0.03, 0.16, 0.94))
+    cax = fig.add_axes((0.06, 0.04, 0.16, 0.92))
     colorbar(fig, cax=cax)
-    cax.set_ylabel("map value\n(0 none, 1 strongest)", fontsize=6, linespacing=1.1)  # fits beside one panel
+    cax.set_ylabel("")  # beside one panel a rotated label is unreadably small: the ticks say it
+    cax.set_yticks([0.0, 0.5, 1.0], ["0 none", "0.5", "1 most"], fontsize=8)
     return png(fig, dpi=90, tight=False)
 
 
