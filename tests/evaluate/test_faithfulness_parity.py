@@ -13,6 +13,9 @@ Definitional differences, each handled in the test rather than hidden by a toler
   one-channel images; the imputation itself on three channels.
 - FaithfulnessCorrelation, Max/AvgSensitivity: random draws; we are given Quantus' draws (same seed).
 - MPRT: the same layer order and seeding; Quantus explains the randomised model through our engine.
+- RandomLogit: Quantus (0.6) flattens both maps before its SSIM, so its 7-wide window slides along the
+  row-major pixel sequence; ours slides a 7×7 window over the map, as for MPRT's SSIM. The oracle is
+  given Quantus' own ``ssim`` on the maps reshaped back to (H, W); we are given its off-class draws.
 - Pointing game, relevance mass accuracy, AUC: dermx.metrics' fuzzy scores on binary masks.
 """
 
@@ -31,7 +34,7 @@ from dermx.evaluate.faithfulness import (
     road_curves,
 )
 from dermx.evaluate.robustness import sensitivity
-from dermx.evaluate.sanity import cascading_randomisation, spearman
+from dermx.evaluate.sanity import cascading_randomisation, random_logit, spearman
 from dermx.explain import explain
 
 quantus = pytest.importorskip("quantus")
@@ -166,6 +169,34 @@ def test_mprt_spearman_per_layer() -> None:
         maps = cam_maps(randomised, images)
         ours = spearman(reference, maps)[torch.arange(4), torch.from_numpy(labels)].numpy()
         np.testing.assert_allclose(ours, np.asarray(theirs[name], dtype=float), atol=1e-4)
+
+
+def test_random_logit() -> None:
+    model = small_cnn()
+    images, _ = inputs()
+    labels = np.array([0, 1, 2, 3])
+    asked: list[np.ndarray] = []
+
+    def explain_func(model: nn.Module, inputs: np.ndarray, targets: np.ndarray, **kw: object) -> np.ndarray:
+        asked.append(np.asarray(targets).copy())
+        return gradcam_numpy(model, inputs, targets, **kw)
+
+    def ssim_2d(a: np.ndarray, b: np.ndarray, batched: bool = False, **kw: object) -> list[float]:
+        return quantus.similarity_func.ssim(a.reshape(-1, H, W), b.reshape(-1, H, W), batched=True)
+
+    a = gradcam_numpy(model, images.numpy(), labels)
+    metric = quantus.RandomLogit(num_classes=4, seed=42, similarity_func=ssim_2d, normalise=False, abs=False,
+                                 disable_warnings=True)
+    theirs = metric(model=model, x_batch=images.numpy(), y_batch=labels, a_batch=a, device="cpu",
+                    explain_func=explain_func)
+    off = torch.from_numpy(asked[-1]).long()
+    assert (off != torch.from_numpy(labels)).all()
+    maps, columns = cam_maps(model, images), torch.from_numpy(labels)
+    ours = random_logit(maps, columns, torch.arange(4), others=off)
+    assert np.isfinite(theirs).all()
+    np.testing.assert_allclose(ours.numpy(), np.asarray(theirs, dtype=float), atol=1e-4)
+    with pytest.raises(ValueError, match="must differ"):
+        random_logit(maps, columns, torch.arange(4), others=columns)
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])

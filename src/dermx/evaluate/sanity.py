@@ -113,16 +113,21 @@ def ssim(a: Tensor, b: Tensor, win_size: int = 7, k1: float = 0.01, k2: float = 
     return torch.where(data_range > 0, out, torch.full_like(out, math.nan)).view(shape)
 
 
-def random_logit(maps: Tensor, columns: Tensor, head_columns: Tensor, seed: int = 0) -> Tensor:
+def random_logit(maps: Tensor, columns: Tensor, head_columns: Tensor, seed: int = 0,
+                 others: Tensor | None = None) -> Tensor:
     """SSIM ``(B,)`` between each image's map of ``columns[b]`` and of another column drawn uniformly
-    from ``head_columns`` (the same head's other classes).
+    from ``head_columns`` (the same head's other classes), or of ``others[b]`` when given.
 
     ``maps (B, N, H, W)`` holds every output's map in column order.
     """
-    generator = torch.Generator().manual_seed(seed)
-    others = []
-    for c in columns.tolist():
-        choices = head_columns[head_columns != c]
-        others.append(int(choices[torch.randint(len(choices), (1,), generator=generator)]))
+    if others is None:
+        generator = torch.Generator().manual_seed(seed)
+        drawn = []
+        for c in columns.tolist():
+            choices = head_columns[head_columns != c]
+            drawn.append(int(choices[torch.randint(len(choices), (1,), generator=generator)]))
+        others = torch.tensor(drawn)
+    elif bool((others == columns).any()):
+        raise ValueError("others must differ from columns: the random-logit test compares two classes")
     index = torch.arange(maps.shape[0])
-    return ssim(maps[index, columns], maps[index, torch.tensor(others)])
+    return ssim(maps[index, columns], maps[index, others])
