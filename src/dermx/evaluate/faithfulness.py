@@ -283,7 +283,7 @@ def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0
         z = grid.v_cycle(r)
         rz_new = grid.dot(r, z)
         beta = torch.where(rz > 0, rz_new / rz.clamp(min=1e-300), torch.zeros_like(rz)).to(v.dtype)
-        p[..., 1:-1, 1:-1].mul_(beta).add_(z)
+        torch.addcmul(z, beta, p[..., 1:-1, 1:-1], out=p[..., 1:-1, 1:-1])
         rz = rz_new
     v = v[..., :h, :w]
     if noise:
@@ -333,8 +333,9 @@ def _galerkin(coupling: Tensor, boundary: Tensor) -> tuple[Tensor, Tensor]:
     return coarse, coarse_boundary
 
 
-def _coarse_levels(mask: Tensor, degree: Tensor) -> list[tuple[Tensor, Tensor]]:
-    r"""The coarse operators of the imputation's multigrid, (W, d) per level down to 1×1.
+def _coarse_levels(mask: Tensor, degree: Tensor, smallest: int = 64) -> list[tuple[Tensor, Tensor]]:
+    r"""The coarse operators of the imputation's multigrid, (W, d) per level, down to the first level
+    of at most ``smallest`` cells.
 
     A level's operator is (A v)_I = d_I v_I − Σ_K W_{K,I} v_{I+K} over the 8 neighbours
     (:data:`_OFFSETS`, W of shape (n, 9, h, w)). Level 0, the imputation matrix itself, has
@@ -369,7 +370,7 @@ def _coarse_levels(mask: Tensor, degree: Tensor) -> list[tuple[Tensor, Tensor]]:
     coupling[:, 4] = 0
     coupling, boundary = coupling.div_(12), boundary.div_(12)
     levels = [(coupling, boundary + coupling.sum(dim=1, keepdim=True))]
-    while max(boundary.shape[-2:]) > 1:
+    while boundary.shape[-2] * boundary.shape[-1] > smallest:
         coupling, boundary = _galerkin(coupling, boundary)
         levels.append((coupling, boundary + coupling.sum(dim=1, keepdim=True)))
     return levels
@@ -417,6 +418,32 @@ class _Level:
         return out
 
 
+class _DenseLevel:
+    """The coarsest level (at most 64 cells): its operator as a dense matrix, inverted once by
+    Cholesky (in float64), so that the V-cycle ends in an exact solve. Empty cells (d = 0, no
+    unknowns, zero residual) get a unit diagonal. Same (h, w, n, C) layout as :class:`_Level`."""
+
+    def __init__(self, coupling: Tensor, diagonal: Tensor, channels: int) -> None:
+        n, _, h, w = diagonal.shape
+        cells = torch.arange(h * w, device=diagonal.device).view(h, w)
+        matrix = torch.diag_embed(diagonal.flatten(1).double())
+        for k, dy, dx in _OFFSETS:
+            rows, columns = slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx))
+            source = cells[rows, columns].flatten()
+            matrix[:, source, source + dy * w + dx] -= coupling[:, k, rows, columns].flatten(1).double()
+        matrix.diagonal(dim1=1, dim2=2)[diagonal.flatten(1) <= 0] = 1.0
+        self.inverse = torch.cholesky_inverse(torch.linalg.cholesky(matrix)).to(diagonal.dtype)
+        self.r = diagonal.new_zeros(h, w, n, channels)  # the restricted residual
+        self.z = diagonal.new_empty(h, w, n, channels)
+
+    def solve(self, r: Tensor) -> Tensor:
+        """A⁻¹ r into ``z``."""
+        h, w, n, c = r.shape
+        solution = torch.bmm(self.inverse, r.view(h * w, n, c).transpose(0, 1))
+        self.z.view(h * w, n, c).copy_(solution.transpose(0, 1))
+        return self.z
+
+
 class _FineLevel(_Level):
     """Level 0: the imputation matrix as A v = m ⊙ ((deg + 1/3) v − S v / 12) for v zero outside the
     removed pixels (m = 1 on them), S the 3×3 sum with weights (1, 2, 1) ⊗ (1, 2, 1) in two 3-tap
@@ -456,10 +483,9 @@ class _Multigrid:
     def __init__(self, mask: Tensor, degree: Tensor, channels: int) -> None:
         self.fine = _FineLevel(_even(mask), _even(degree), channels)
         self.levels: list[_Level] = [self.fine]
-        for coupling, diagonal in _coarse_levels(mask, degree):
-            last = diagonal.shape[-2:] == (1, 1)
-            self.levels.append(_Level(coupling if last else _even(coupling), diagonal if last else _even(diagonal),
-                                      channels))
+        *middle, last = _coarse_levels(mask, degree)
+        self.levels.extend(_Level(_even(coupling), _even(diagonal), channels) for coupling, diagonal in middle)
+        self.coarsest = _DenseLevel(*last, channels)
         self.product = self.fine.sum  # S v is spent whenever an inner product is taken
         n, c, h, w = self.fine.t.shape
         self.half = mask.new_empty(n, c, h // 2, w // 2)
@@ -470,15 +496,15 @@ class _Multigrid:
 
     def v_cycle(self, r: Tensor, depth: int = 0) -> Tensor:
         """One V-cycle for A z = r: a Jacobi sweep, the residual summed over 2×2 aggregates (Pᵀ) and
-        solved on the next level recursively (exactly, by its diagonal, at 1×1), the correction
+        solved on the next level recursively (exactly on the coarsest, :class:`_DenseLevel`), the correction
         prolonged (P, onto the removed pixels at level 0) and scaled by :data:`_OVERCORRECTION`, a
         Jacobi sweep. Symmetric in r, so it is a valid preconditioner for conjugate gradients. Returns
         a view of the level's workspace, overwritten by the next call."""
+        if depth == len(self.levels):
+            return self.coarsest.solve(r)
         level = self.levels[depth]
         z = torch.mul(r, level.inverse, out=level.z)
-        if depth + 1 == len(self.levels):
-            return z
-        coarse = self.levels[depth + 1]
+        coarse = self.levels[depth + 1] if depth + 1 < len(self.levels) else self.coarsest
         if depth == 0:  # (n, C, h, w) to the coarse levels' (h, w, n, C) and back
             quarters = [part for _, _, part in _quarters(level.residual(r))]
             h, w = quarters[0].shape[-2:]
