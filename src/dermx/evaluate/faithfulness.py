@@ -243,8 +243,8 @@ def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0
     """ROAD's imputation of the ``removed`` pixels (module docstring).
 
     ``images (n, C, H, W)``, ``removed (n, H, W)`` bool. Conjugate gradients preconditioned by one
-    multigrid V-cycle (:class:`_Multigrid`; in the images' dtype), from a push-pull fill of the
-    removed pixels, until every system's residual is below ``tol`` times its right-hand side (or
+    multigrid V-cycle (:class:`_Multigrid`; in the images' dtype), from the mean of the kept pixels
+    on the removed ones, until every system's residual is below ``tol`` times its right-hand side (or
     ``max_iter``, default H + W iterations). About ten iterations reach the default ``tol`` whatever
     the image size; the largest deviation from the exact solution is then about 5e-4 on 64–128 px
     images (a twentieth of ROAD's default noise σ); pass a smaller ``tol`` for exactness.
@@ -264,7 +264,9 @@ def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0
     known = 1 - mask
     torch.mul(x, known, out=p[..., 1:1 + h, 1:1 + w])
     rhs = fine.mask * fine.separable_sum(p).mul_(1 / 12)  # Σ_{j ∉ R} w_ij x_j = m ⊙ S(x ⊙ (1 − m)) / 12
-    v = _even(_push_pull(x, known).mul_(mask))  # a smooth first guess
+    # first guess: the mean of the kept pixels (fewer iterations than a push-pull fill, on photographs too)
+    mean = p.sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)
+    v = fine.mask * mean
     p[..., 1:-1, 1:-1].copy_(v)
     limit = tol * grid.dot(rhs, rhs).sqrt().clamp(min=1e-300)
     r = rhs.sub_(fine.apply(p, ap))
@@ -533,19 +535,6 @@ def _neighbour_sum(v: Tensor) -> Tensor:
     rows.add_(padded[..., 1:-1, :], alpha=2)
     out = rows[..., :-2] + rows[..., 2:]
     return out.add_(rows[..., 1:-1], alpha=2).sub_(v, alpha=4).mul_(1 / 12)
-
-
-def _push_pull(x: Tensor, known: Tensor) -> Tensor:
-    """Fill unknown pixels from ever coarser averages of the known ones (a pyramid: 2×2 mean of values
-    and weights down to 1×1, then each level's unknown pixels from the level above, bilinearly)."""
-    if min(x.shape[-2:]) <= 1:
-        total = (x * known).sum(dim=(-2, -1), keepdim=True) / known.sum(dim=(-2, -1), keepdim=True).clamp(min=1e-12)
-        return torch.where(known > 0, x, total.expand_as(x))
-    coarse_known = F.avg_pool2d(known, 2, ceil_mode=True)
-    coarse = F.avg_pool2d(x * known, 2, ceil_mode=True) / coarse_known.clamp(min=1e-12)
-    filled = _push_pull(coarse, (coarse_known > 0).to(x.dtype))
-    up = F.interpolate(filled, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    return torch.where(known > 0, x, up)
 
 
 def road_curves(score: Score, images: Tensor, maps: Tensor, targets: Tensor | Sequence[int], *,
