@@ -294,13 +294,13 @@ def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0
 
 
 #: The 8 neighbour offsets (dy, dx) of a stencil with their slot 3·(dy + 1) + dx + 1 in a level's
-#: couplings W (n, 9, h, w); slot 4, the pixel itself, is unused.
+#: couplings W; slot 4, the pixel itself, is unused.
 _OFFSETS = [(3 * (dy + 1) + dx + 1, dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 
 
 def _quarters(v: Tensor, dims: int = -2) -> list[tuple[int, int, Tensor]]:
     """The four (a, b, v[..., a::2, b::2]) of an even-sized ``v``, as views; ``dims``: the first of
-    its two spatial dimensions (0 for the (h, w, n, C) layout)."""
+    its two spatial dimensions (−4 for the coarse levels' (h, w, n, C) layout)."""
     dims %= v.ndim
     h, w = v.shape[dims], v.shape[dims + 1]
     six = v.unflatten(dims + 1, (w // 2, 2)).unflatten(dims, (h // 2, 2))
@@ -308,10 +308,11 @@ def _quarters(v: Tensor, dims: int = -2) -> list[tuple[int, int, Tensor]]:
     return [(a, b, six[(*index, slice(None), a, slice(None), b)]) for a in range(2) for b in range(2)]
 
 
-def _even(v: Tensor) -> Tensor:
-    """``v`` padded with zeros at the bottom and right to even height and width (1 becomes 2)."""
-    h, w = v.shape[-2:]
-    return F.pad(v, (0, w % 2, 0, h % 2)) if h % 2 or w % 2 else v
+def _even(v: Tensor, dims: int = -2) -> Tensor:
+    """``v`` padded with zeros at the bottom and right to even height and width (1 becomes 2);
+    ``dims`` as in :func:`_quarters`."""
+    h, w = v.shape[dims], v.shape[dims + 1]
+    return F.pad(v, (0, 0) * (-dims - 2) + (0, w % 2, 0, h % 2)) if h % 2 or w % 2 else v
 
 
 def _galerkin(coupling: Tensor, boundary: Tensor) -> tuple[Tensor, Tensor]:
@@ -320,71 +321,68 @@ def _galerkin(coupling: Tensor, boundary: Tensor) -> tuple[Tensor, Tensor]:
     A is (A v)_i = d_i v_i − Σ_k W_{k,i} v_{i+k} over :data:`_OFFSETS`, with d_i = b_i + Σ_k W_{k,i}:
     b ≥ 0 (``boundary``) is the weight of the links to kept pixels. The coarse level is
     W^c_{K,I} = Σ_{i ∈ I, k: i+k ∈ I+K} W_{k,i} (links inside an aggregate drop out) and
-    b^c_I = Σ_{i ∈ I} b_i: ``(coupling (n, 9, h/2, w/2), boundary)``. Carrying b instead of d sums only
-    non-negative terms, where d^c = Σ_{i ∈ I} d_i − Σ_{i, i+k ∈ I} W_{k,i} would lose most of its
-    digits to cancellation in float32 on the coarse levels."""
-    parts = [part for _, _, part in _quarters(_even(boundary))]
+    b^c_I = Σ_{i ∈ I} b_i. Carrying b instead of d sums only non-negative terms, where
+    d^c = Σ_{i ∈ I} d_i − Σ_{i, i+k ∈ I} W_{k,i} would lose most of its digits to cancellation in
+    float32 on the coarse levels. Layout of :func:`_coarse_levels`."""
+    parts = [part for _, _, part in _quarters(_even(boundary, -4), -4)]
     coarse_boundary = parts[0] + parts[1]
     coarse_boundary.add_(parts[2]).add_(parts[3])
-    coarse = boundary.new_zeros(boundary.shape[0], 9, *coarse_boundary.shape[-2:])
+    coarse = boundary.new_zeros(9, *coarse_boundary.shape)
     for k, dy, dx in _OFFSETS:
-        for a, b, part in _quarters(_even(coupling[:, k])):
+        for a, b, part in _quarters(_even(coupling[k], -4), -4):
             slot = 3 * ((a + dy) // 2 + 1) + (b + dx) // 2 + 1  # the aggregate that the link reaches
             if slot != 4:
-                coarse[:, slot].add_(part)
+                coarse[slot].add_(part)
     return coarse, coarse_boundary
 
 
 def _coarse_levels(mask: Tensor, degree: Tensor, smallest: int = 64) -> list[tuple[Tensor, Tensor]]:
     r"""The coarse operators of the imputation's multigrid, (W, d) per level, down to the first level
-    of at most ``smallest`` cells.
+    of at most ``smallest`` cells; ``mask (n, 1, H, W)``, ``degree (1, 1, H, W)``.
 
     A level's operator is (A v)_I = d_I v_I − Σ_K W_{K,I} v_{I+K} over the 8 neighbours
-    (:data:`_OFFSETS`, W of shape (n, 9, h, w)). Level 0, the imputation matrix itself, has
-    W_{k,i} = m_i m_{i+k} w_k, d_i = m_i deg_i (m = 1 on removed pixels, 0 outside the image); each
-    coarser level is the Galerkin product Pᵀ A P of the level above (:func:`_galerkin`), P the
-    piecewise-constant prolongation from 2×2 aggregates. Pᵀ A P of a symmetric positive definite A
-    is symmetric positive definite, so every level is.
+    (:data:`_OFFSETS`), laid out with the systems innermost: W (9, h, w, n, 1), d (h, w, n, 1).
+    Level 0, the imputation matrix itself, has W_{k,i} = m_i m_{i+k} w_k, d_i = m_i deg_i (m = 1 on
+    removed pixels, 0 outside the image); each coarser level is the Galerkin product Pᵀ A P of the
+    level above (:func:`_galerkin`), P the piecewise-constant prolongation from 2×2 aggregates.
+    Pᵀ A P of a symmetric positive definite A is symmetric positive definite, so every level is.
     """
     mask, degree = _even(mask), _even(degree)
-    h, w = mask.shape[-2:]
-    # The mask (bordered by kept pixels) split by the parity of its rows and columns: the pixels at
-    # fine offset (dy, dx) from the (a, b) pixel of each aggregate form a shifted slice of one of them.
-    bordered = F.pad(mask, (1, 1, 1, 1))
-    parity = [[bordered[..., i::2, j::2].contiguous() for j in range(2)] for i in range(2)]
+    n, _, h, w = mask.shape
+    bordered = mask.new_zeros(h + 2, w + 2, n, 1)  # bordered by kept pixels
+    bordered[1:-1, 1:-1].copy_(mask.permute(2, 3, 0, 1))
 
-    def quarter(a: int, b: int) -> Tensor:
-        y, x = 1 + a, 1 + b
-        return parity[y % 2][x % 2][..., y // 2:y // 2 + h // 2, x // 2:x // 2 + w // 2]
+    def quarter(a: int, b: int) -> Tensor:  # m at fine offset (a, b) from the first pixel of each aggregate
+        return bordered[1 + a:1 + a + h:2, 1 + b:1 + b + w:2]
 
     # Level 1 straight from the mask, in twelfths (small integers: exact); slot 4 sums the links
     # inside the aggregates.
-    coupling = mask.new_zeros(mask.shape[0], 9, h // 2, w // 2)
+    coupling = mask.new_zeros(9, h // 2, w // 2, n, 1)
     for _, dy, dx in _OFFSETS:
         for a in range(2):
             for b in range(2):
                 slot = 3 * ((a + dy) // 2 + 1) + (b + dx) // 2 + 1
-                coupling[:, slot:slot + 1].addcmul_(quarter(a, b), quarter(a + dy, b + dx),
-                                                    value=2 if dy == 0 or dx == 0 else 1)
-    boundary = -coupling.sum(dim=1, keepdim=True)  # b = m·deg − Σ_k W_k: what the links leave of d
-    for a, b, own in _quarters((12 * degree).round()):
+                coupling[slot].addcmul_(quarter(a, b), quarter(a + dy, b + dx), value=2 if dy == 0 or dx == 0 else 1)
+    boundary = -coupling.sum(dim=0)  # b = m·deg − Σ_k W_k: what the links leave of d
+    for a, b, own in _quarters((12 * degree).round().permute(2, 3, 0, 1), -4):
         boundary.addcmul_(quarter(a, b), own)
-    coupling[:, 4] = 0
+    coupling[4] = 0
     coupling, boundary = coupling.div_(12), boundary.div_(12)
-    levels = [(coupling, boundary + coupling.sum(dim=1, keepdim=True))]
-    while boundary.shape[-2] * boundary.shape[-1] > smallest:
+    levels = [(coupling, boundary + coupling.sum(dim=0))]
+    while boundary.shape[0] * boundary.shape[1] > smallest:
         coupling, boundary = _galerkin(coupling, boundary)
-        levels.append((coupling, boundary + coupling.sum(dim=1, keepdim=True)))
+        levels.append((coupling, boundary + coupling.sum(dim=0)))
     return levels
 
 
 def _stencil(coupling: Tensor, diagonal: Tensor, v: Tensor) -> Tensor:
-    """(A v)_I = d_I v_I − Σ_K W_{K,I} v_{I+K} (zero outside), channels of ``v`` sharing A."""
-    h, w = v.shape[-2:]
-    padded = F.pad(v, (1, 1, 1, 1))
+    """(A v)_I = d_I v_I − Σ_K W_{K,I} v_{I+K} (zero outside) for ``v (h, w, n, C)``, the channels
+    sharing A (layout of :func:`_coarse_levels`)."""
+    h, w = v.shape[:2]
+    padded = F.pad(v, (0, 0, 0, 0, 1, 1, 1, 1))
     out = diagonal * v
     for k, dy, dx in _OFFSETS:
-        out.addcmul_(coupling[:, k:k + 1], padded[..., 1 + dy:1 + dy + h, 1 + dx:1 + dx + w], value=-1)
+        out.addcmul_(coupling[k], padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w], value=-1)
     return out
 
 
@@ -401,11 +399,10 @@ class _Level:
     zero border, so the stencil reads it without padding."""
 
     def __init__(self, coupling: Tensor, diagonal: Tensor, channels: int) -> None:
-        n, _, h, w = diagonal.shape
-        self.coupling = coupling.permute(1, 2, 3, 0)[..., None].contiguous()  # (9, h, w, n, 1)
-        self.diagonal = diagonal.permute(2, 3, 0, 1).contiguous()  # (h, w, n, 1)
-        self.inverse = torch.where(self.diagonal > 0, 1 / self.diagonal.clamp(min=1e-30),
-                                   torch.zeros_like(self.diagonal))
+        h, w, n, _ = diagonal.shape
+        self.coupling = coupling
+        self.diagonal = diagonal
+        self.inverse = torch.where(diagonal > 0, 1 / diagonal.clamp(min=1e-30), torch.zeros_like(diagonal))
         self.bordered = diagonal.new_zeros(h + 2, w + 2, n, channels)
         self.z = self.bordered[1:-1, 1:-1]
         self.r = diagonal.new_zeros(h, w, n, channels)  # the restricted residual
@@ -426,17 +423,18 @@ class _DenseLevel:
     unknowns, zero residual) get a unit diagonal. Same (h, w, n, C) layout as :class:`_Level`."""
 
     def __init__(self, coupling: Tensor, diagonal: Tensor, channels: int) -> None:
-        n, _, h, w = diagonal.shape
+        h, w, n, _ = diagonal.shape
         cells = torch.arange(h * w, device=diagonal.device).view(h, w)
-        matrix = torch.diag_embed(diagonal.flatten(1).double())
+        diagonal = diagonal.reshape(h * w, n).T.double()  # (n, cells)
+        matrix = torch.diag_embed(diagonal)
         for k, dy, dx in _OFFSETS:
             rows, columns = slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx))
             source = cells[rows, columns].flatten()
-            matrix[:, source, source + dy * w + dx] -= coupling[:, k, rows, columns].flatten(1).double()
-        matrix.diagonal(dim1=1, dim2=2)[diagonal.flatten(1) <= 0] = 1.0
-        self.inverse = torch.cholesky_inverse(torch.linalg.cholesky(matrix)).to(diagonal.dtype)
-        self.r = diagonal.new_zeros(h, w, n, channels)  # the restricted residual
-        self.z = diagonal.new_empty(h, w, n, channels)
+            matrix[:, source, source + dy * w + dx] -= coupling[k, rows, columns].reshape(-1, n).T.double()
+        matrix.diagonal(dim1=1, dim2=2)[diagonal <= 0] = 1.0
+        self.inverse = torch.cholesky_inverse(torch.linalg.cholesky(matrix)).to(coupling.dtype)
+        self.r = coupling.new_zeros(h, w, n, channels)  # the restricted residual
+        self.z = coupling.new_empty(h, w, n, channels)
 
     def solve(self, r: Tensor) -> Tensor:
         """A⁻¹ r into ``z``."""
@@ -486,7 +484,7 @@ class _Multigrid:
         self.fine = _FineLevel(_even(mask), _even(degree), channels)
         self.levels: list[_Level] = [self.fine]
         *middle, last = _coarse_levels(mask, degree)
-        self.levels.extend(_Level(_even(coupling), _even(diagonal), channels) for coupling, diagonal in middle)
+        self.levels.extend(_Level(_even(coupling, -4), _even(diagonal, -4), channels) for coupling, diagonal in middle)
         self.coarsest = _DenseLevel(*last, channels)
         self.product = self.fine.sum  # S v is spent whenever an inner product is taken
         n, c, h, w = self.fine.t.shape
