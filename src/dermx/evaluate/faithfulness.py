@@ -39,12 +39,12 @@ inside the image), removed neighbours being unknowns themselves, i.e. per channe
 then v + σ·ε with ε ~ N(0, 1) (σ = ``noise``, 0.01 by default). The system is symmetric positive
 definite (every component of R touches a kept pixel when n < N); it is solved for all (image, target,
 percentage, channel) systems at once by conjugate gradients preconditioned with one multigrid
-V-cycle (Galerkin coarse operators on 2×2 aggregates, Jacobi smoothing): about ten iterations
-whatever the image size, where Jacobi-preconditioned CG needs several hundred at 128 px. The
-curve is f_t at each percentage: MoRF lower is better, LeRF higher is better; ``road_morf`` /
-``road_lerf`` are their means over the percentages. Quantus ``ROAD`` solves the same system with
-SciPy's sparse solver (equal to 1e-4 at σ = 0) but scores accuracy, [argmax f(x_p) = y],
-instead of the target score, and only MoRF.
+V-cycle (Galerkin coarse operators on 2×2 aggregates, Jacobi smoothing, an exact dense solve on the
+coarsest level of at most 64 cells): 6–9 iterations from 32 to 256 px, where Jacobi-preconditioned
+CG needs several hundred at 128 px. The curve is f_t at each percentage: MoRF lower is better, LeRF
+higher is better; ``road_morf`` / ``road_lerf`` are their means over the percentages. Quantus
+``ROAD`` solves the same system with SciPy's sparse solver (equal to 1e-4 at σ = 0) but scores
+accuracy, [argmax f(x_p) = y], instead of the target score, and only MoRF.
 
 **Faithfulness correlation** (Bhatt et al. 2020, as Quantus ``FaithfulnessCorrelation`` defines it):
 for R random subsets S_r of ``subset_size`` pixels, x_r = x with S_r set to the baseline,
@@ -245,9 +245,9 @@ def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0
     ``images (n, C, H, W)``, ``removed (n, H, W)`` bool. Conjugate gradients preconditioned by one
     multigrid V-cycle (:class:`_Multigrid`; in the images' dtype), from the mean of the kept pixels
     on the removed ones, until every system's residual is below ``tol`` times its right-hand side (or
-    ``max_iter``, default H + W iterations). About ten iterations reach the default ``tol`` whatever
-    the image size; the largest deviation from the exact solution is then about 5e-4 on 64–128 px
-    images (a twentieth of ROAD's default noise σ); pass a smaller ``tol`` for exactness.
+    ``max_iter``, default H + W iterations). 6–9 iterations reach the default ``tol`` from 32 to
+    256 px; the largest deviation from the exact solution is then about 4e-4 on 64–128 px images (a
+    twentieth of ROAD's default noise σ); pass a smaller ``tol`` for exactness.
     """
     n, c, h, w = images.shape
     if removed.shape != (n, h, w):
