@@ -375,17 +375,6 @@ def _coarse_levels(mask: Tensor, degree: Tensor, smallest: int = 64) -> list[tup
     return levels
 
 
-def _stencil(coupling: Tensor, diagonal: Tensor, v: Tensor) -> Tensor:
-    """(A v)_I = d_I v_I − Σ_K W_{K,I} v_{I+K} (zero outside) for ``v (h, w, n, C)``, the channels
-    sharing A (layout of :func:`_coarse_levels`)."""
-    h, w = v.shape[:2]
-    padded = F.pad(v, (0, 0, 0, 0, 1, 1, 1, 1))
-    out = diagonal * v
-    for k, dy, dx in _OFFSETS:
-        out.addcmul_(coupling[k], padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w], value=-1)
-    return out
-
-
 #: Scale of the coarse-grid correction: piecewise-constant aggregation makes Pᵀ A P about twice too
 #: stiff for a Laplacian, so its correction is too small; 1.5 is the usual over-correction (< 2, so the
 #: preconditioner stays positive definite).
