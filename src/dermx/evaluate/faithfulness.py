@@ -382,7 +382,7 @@ _OVERCORRECTION = 1.5
 
 
 class _Level:
-    """A coarse level of :class:`_Multigrid` at an even size (or 1×1): its operator (W, d), 1/d, and
+    """A coarse level of :class:`_Multigrid` at an even size: its operator (W, d), 1/d, and
     workspaces, laid out (h, w, n, C), the systems innermost, so that every shifted slice of the
     stencil is a long contiguous run even on the smallest levels. The iterate ``z`` lives inside a
     zero border, so the stencil reads it without padding."""
@@ -503,11 +503,11 @@ class _Multigrid:
             for (_, _, part), (_, _, removed) in zip(_quarters(z), _quarters(self.fine.mask), strict=True):
                 part.addcmul_(removed, correction, value=_OVERCORRECTION)
         else:
-            quarters = [part for _, _, part in _quarters(level.residual(r), dims=0)]
+            quarters = [part for _, _, part in _quarters(level.residual(r), -4)]
             h, w = quarters[0].shape[:2]
             torch.add(quarters[0], quarters[1], out=coarse.r[:h, :w]).add_(quarters[2]).add_(quarters[3])
             correction = self.v_cycle(coarse.r, depth + 1)[:h, :w]
-            for _, _, part in _quarters(z, dims=0):  # the correction on empty cells is never read
+            for _, _, part in _quarters(z, -4):  # the correction on empty cells is never read
                 part.add_(correction, alpha=_OVERCORRECTION)
         return z.addcmul_(level.residual(r), level.inverse)
 
