@@ -122,6 +122,19 @@ def _imputation_matrix(removed: torch.Tensor) -> torch.Tensor:
     return a
 
 
+def _coarse_stencil(coupling: torch.Tensor, diagonal: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """(A v)_I = d_I v_I − Σ_K W_{K,I} v_{I+K} (zero outside) for a coarse level of ``_coarse_levels``,
+    ``v (h, w, n, C)``."""
+    from dermx.evaluate.faithfulness import _OFFSETS
+
+    h, w = v.shape[:2]
+    padded = torch.nn.functional.pad(v, (0, 0, 0, 0, 1, 1, 1, 1))
+    out = diagonal * v
+    for k, dy, dx in _OFFSETS:
+        out -= coupling[k] * padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+    return out
+
+
 def test_imputation_equals_the_direct_solve() -> None:
     generator = torch.Generator().manual_seed(1)
     image = torch.rand(1, 2, 9, 11, generator=generator, dtype=torch.float64)
@@ -134,28 +147,100 @@ def test_imputation_equals_the_direct_solve() -> None:
     assert (default.double() - exact).abs().max() < 1e-3  # the documented accuracy at the default tol
 
 
+def test_imputation_accuracy_at_the_default_tolerance_on_128_px() -> None:
+    """The documented accuracy (about 5e-4, a twentieth of ROAD's noise) on ROAD-like systems: the top
+    20 % and 80 % of a smooth map removed from a noise image, against SciPy's sparse direct solve."""
+    import scipy.sparse
+    import scipy.sparse.linalg
+
+    generator = torch.Generator().manual_seed(6)
+    size = 128
+    images = torch.rand(4, 1, size, size, generator=generator)
+    smooth = torch.nn.functional.interpolate(torch.rand(2, 1, 4, 4, generator=generator), size=(size, size),
+                                             mode="bilinear", align_corners=False)[:, 0]
+    removed = torch.stack([m > m.flatten().quantile(q) for m in smooth for q in (0.8, 0.2)])
+    ours = noisy_linear_imputation(images, removed, noise=0.0)
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    for image, unknown, out in zip(images[:, 0].double(), removed, ours[:, 0], strict=True):
+        index = torch.full((size, size), -1, dtype=torch.long)
+        index[unknown] = torch.arange(int(unknown.sum()))
+        rows, columns, values = [], [], []
+        rhs = torch.zeros(int(unknown.sum()), dtype=torch.float64)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if (dy, dx) == (0, 0):
+                    continue
+                weight = 1 / 6 if dy == 0 or dx == 0 else 1 / 12
+                y, x = ys[unknown] + dy, xs[unknown] + dx
+                inside = (y >= 0) & (y < size) & (x >= 0) & (x < size)
+                i, y, x = index[unknown][inside], y[inside], x[inside]
+                rows += [i, i]
+                columns += [i, torch.where(unknown[y, x], index[y, x], -1)]
+                values += [torch.full(i.shape, sign * weight, dtype=torch.float64) for sign in (1, -1)]
+                rhs.index_add_(0, i, torch.where(unknown[y, x], 0.0, weight * image[y, x]))
+        row, column, value = torch.cat(rows), torch.cat(columns), torch.cat(values)
+        keep = column >= 0
+        a = scipy.sparse.csc_matrix((value[keep].numpy(), (row[keep].numpy(), column[keep].numpy())),
+                                    shape=(len(rhs), len(rhs)))
+        exact = torch.from_numpy(scipy.sparse.linalg.spsolve(a, rhs.numpy()))
+        assert float((out[unknown].double() - exact).abs().max()) < 5e-4
+        assert torch.equal(out[~unknown], image[~unknown].float())
+
+
 def test_coarse_levels_are_galerkin_products() -> None:
-    from dermx.evaluate.faithfulness import _coarse_levels, _stencil
+    from dermx.evaluate.faithfulness import _coarse_levels
 
     removed = torch.rand(5, 7, generator=torch.Generator().manual_seed(2)) < 0.6
     mask = removed.double()[None, None]
     degree = _neighbour_sum(torch.ones(1, 1, 5, 7, dtype=torch.float64))
-    levels = _coarse_levels(mask, degree)
-    assert [tuple(c.shape[-2:]) for c, _ in levels] == [(3, 4), (2, 2), (1, 1)]
+    levels = _coarse_levels(mask, degree, smallest=1)
+    assert [tuple(c.shape[1:3]) for c, _ in levels] == [(3, 4), (2, 2), (1, 1)]
     a = _imputation_matrix(removed) * removed.flatten().double()[:, None] * removed.flatten().double()[None]
     fine = (5, 7)
     for coupling, diagonal in levels:
-        coarse = tuple(coupling.shape[-2:])
+        coarse = tuple(coupling.shape[1:3])
         # piecewise-constant prolongation from 2x2 aggregates
         p = torch.zeros(fine[0] * fine[1], coarse[0] * coarse[1], dtype=torch.float64)
         for y in range(fine[0]):
             for x in range(fine[1]):
                 p[y * fine[1] + x, (y // 2) * coarse[1] + x // 2] = 1.0
         a = p.T @ a @ p
-        basis = torch.eye(coarse[0] * coarse[1], dtype=torch.float64).view(-1, 1, *coarse)
-        applied = torch.cat([_stencil(coupling, diagonal, e[None]) for e in basis]).flatten(1).T
+        basis = torch.eye(coarse[0] * coarse[1], dtype=torch.float64).view(-1, *coarse, 1, 1)
+        applied = torch.stack([_coarse_stencil(coupling, diagonal, e).flatten() for e in basis], dim=1)
         assert torch.allclose(applied, a, atol=1e-12)
         fine = coarse
+
+
+def test_coarsest_level_is_solved_exactly() -> None:
+    from dermx.evaluate.faithfulness import _coarse_levels, _DenseLevel
+
+    removed = torch.rand(2, 9, 11, generator=torch.Generator().manual_seed(3)) < 0.6
+    degree = _neighbour_sum(torch.ones(1, 1, 9, 11, dtype=torch.float64))
+    (coupling, diagonal), = _coarse_levels(removed.double()[:, None], degree)  # 5x6 cells: the first is the last
+    level = _DenseLevel(coupling, diagonal, 3)
+    r = torch.randn(5, 6, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    r = r * (diagonal > 0)  # no residual on empty cells
+    assert torch.allclose(_coarse_stencil(coupling, diagonal, level.solve(r)), r, atol=1e-10)
+
+
+def test_v_cycle_is_a_symmetric_positive_definite_preconditioner() -> None:
+    """CG needs ⟨B r, s⟩ = ⟨r, B s⟩ and ⟨B r, r⟩ > 0 for the V-cycle B (two coarse levels and the dense
+    one at 40 px; an odd, non-square grid padded to even sizes)."""
+    from dermx.evaluate.faithfulness import _Multigrid
+
+    generator = torch.Generator().manual_seed(5)
+    removed = torch.rand(3, 37, 41, generator=generator) < 0.5
+    mask = removed.double()[:, None]
+    grid = _Multigrid(mask, _neighbour_sum(torch.ones(1, 1, 37, 41, dtype=torch.float64)), 2)
+    assert len(grid.levels) == 3
+    r, s = (torch.nn.functional.pad(torch.randn(3, 2, 37, 41, dtype=torch.float64, generator=generator) * mask,
+                                    (0, 1, 0, 1)) for _ in range(2))
+    br = grid.v_cycle(r).clone()
+    bs = grid.v_cycle(s).clone()
+    assert torch.allclose((br * s).sum(dim=(2, 3)), (r * bs).sum(dim=(2, 3)), rtol=1e-10)
+    assert bool(((br * r).sum(dim=(2, 3)) > 0).all())
+    assert float(br[:, :, 37:].abs().sum() + br[..., 41:].abs().sum()) == 0  # the padding and kept pixels stay 0
+    assert bool((br[..., :37, :41][~removed[:, None].expand(-1, 2, -1, -1)] == 0).all())
 
 
 def test_road_morf_and_lerf_remove_opposite_ends() -> None:

@@ -39,12 +39,12 @@ inside the image), removed neighbours being unknowns themselves, i.e. per channe
 then v + σ·ε with ε ~ N(0, 1) (σ = ``noise``, 0.01 by default). The system is symmetric positive
 definite (every component of R touches a kept pixel when n < N); it is solved for all (image, target,
 percentage, channel) systems at once by conjugate gradients preconditioned with one multigrid
-V-cycle (Galerkin coarse operators on 2×2 aggregates, Jacobi smoothing): about ten iterations
-whatever the image size, where Jacobi-preconditioned CG needs several hundred at 128 px. The
-curve is f_t at each percentage: MoRF lower is better, LeRF higher is better; ``road_morf`` /
-``road_lerf`` are their means over the percentages. Quantus ``ROAD`` solves the same system with
-SciPy's sparse solver (equal to 1e-4 at σ = 0) but scores accuracy, [argmax f(x_p) = y],
-instead of the target score, and only MoRF.
+V-cycle (Galerkin coarse operators on 2×2 aggregates, Jacobi smoothing, an exact dense solve on the
+coarsest level of at most 64 cells): 6–9 iterations from 32 to 256 px, where Jacobi-preconditioned
+CG needs several hundred at 128 px. The curve is f_t at each percentage: MoRF lower is better, LeRF
+higher is better; ``road_morf`` / ``road_lerf`` are their means over the percentages. Quantus
+``ROAD`` solves the same system with SciPy's sparse solver (equal to 1e-4 at σ = 0) but scores
+accuracy, [argmax f(x_p) = y], instead of the target score, and only MoRF.
 
 **Faithfulness correlation** (Bhatt et al. 2020, as Quantus ``FaithfulnessCorrelation`` defines it):
 for R random subsets S_r of ``subset_size`` pixels, x_r = x with S_r set to the baseline,
@@ -243,14 +243,13 @@ def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0
     """ROAD's imputation of the ``removed`` pixels (module docstring).
 
     ``images (n, C, H, W)``, ``removed (n, H, W)`` bool. Conjugate gradients preconditioned by one
-    multigrid V-cycle (:func:`_coarse_levels`, :func:`_v_cycle`; in the images' dtype, reductions in
-    float64), from a push-pull fill of the removed pixels, until every system's residual is below
-    ``tol`` times its right-hand side (or ``max_iter``, default H + W iterations). About ten
-    iterations reach the default ``tol`` whatever the image size; the largest deviation from the exact
-    solution is then about 5e-4 on 64–128 px images (a twentieth of ROAD's default noise σ); pass a
-    smaller ``tol`` for exactness.
+    multigrid V-cycle (:class:`_Multigrid`; in the images' dtype), from the mean of the kept pixels
+    on the removed ones, until every system's residual is below ``tol`` times its right-hand side (or
+    ``max_iter``, default H + W iterations). 6–9 iterations reach the default ``tol`` from 32 to
+    256 px; the largest deviation from the exact solution is then about 4e-4 on 64–128 px images (a
+    twentieth of ROAD's default noise σ); pass a smaller ``tol`` for exactness.
     """
-    n, _, h, w = images.shape
+    n, c, h, w = images.shape
     if removed.shape != (n, h, w):
         raise ValueError(f"removed must be (n, H, W) = {(n, h, w)}, got {tuple(removed.shape)}")
     if bool(removed.flatten(1).all(dim=1).any()):
@@ -258,84 +257,122 @@ def noisy_linear_imputation(images: Tensor, removed: Tensor, *, noise: float = 0
     x = images
     mask = removed.to(x.dtype)[:, None]  # one system per (image, channel); the channels share the matrix
     degree = _neighbour_sum(torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device))
-    rhs = _neighbour_sum(x * (1 - mask)) * mask
-
-    def apply(v: Tensor) -> Tensor:
-        return (degree * v - _neighbour_sum(v)) * mask
-
-    levels = _coarse_levels(mask, degree)
-    v = _push_pull(x, 1 - mask) * mask  # a smooth first guess
-    r = rhs - apply(v)
-    z = _v_cycle(r, mask * degree, apply, levels)
-    p = z.clone()
-    rz = _dot(r, z)
-    limit = tol * rhs.flatten(2).norm(dim=2, dtype=torch.float64).clamp(min=1e-300)
+    grid = _Multigrid(mask, degree, c)
+    fine = grid.fine
+    p = fine.bordered.clone()  # the search direction, inside a zero border like the levels' iterates
+    ap = fine.t  # A p is spent before the V-cycle needs its workspace again
+    known = 1 - mask
+    torch.mul(x, known, out=p[..., 1:1 + h, 1:1 + w])
+    rhs = fine.mask * fine.separable_sum(p).mul_(1 / 12)  # Σ_{j ∉ R} w_ij x_j = m ⊙ S(x ⊙ (1 − m)) / 12
+    # first guess: the mean of the kept pixels (fewer iterations than a push-pull fill, on photographs too)
+    mean = p.sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)
+    v = fine.mask * mean
+    p[..., 1:-1, 1:-1].copy_(v)
+    limit = tol * grid.dot(rhs, rhs).sqrt().clamp(min=1e-300)
+    r = rhs.sub_(fine.apply(p, ap))
+    z = grid.v_cycle(r)
+    p[..., 1:-1, 1:-1].copy_(z)
+    rz = grid.dot(r, z)
     global LAST_ITERATIONS
     for LAST_ITERATIONS in range(max_iter or h + w):  # noqa: B007
-        if bool((r.flatten(2).norm(dim=2, dtype=torch.float64) <= limit).all()):
+        if bool((grid.dot(r, r).sqrt() <= limit).all()):
             break
-        ap = apply(p)
-        denominator = _dot(p, ap)
-        alpha = torch.where(denominator > 0, rz / denominator.clamp(min=1e-300), torch.zeros_like(rz))
-        v = v + alpha.to(v.dtype) * p
-        r = r - alpha.to(v.dtype) * ap
-        z = _v_cycle(r, mask * degree, apply, levels)
-        rz_new = _dot(r, z)
-        p = z + torch.where(rz > 0, rz_new / rz.clamp(min=1e-300), torch.zeros_like(rz)).to(v.dtype) * p
+        fine.apply(p, ap)
+        denominator = grid.dot(p[..., 1:-1, 1:-1], ap)
+        alpha = torch.where(denominator > 0, rz / denominator.clamp(min=1e-300), torch.zeros_like(rz)).to(v.dtype)
+        v.addcmul_(alpha, p[..., 1:-1, 1:-1])
+        r.addcmul_(alpha, ap, value=-1)
+        z = grid.v_cycle(r)
+        rz_new = grid.dot(r, z)
+        beta = torch.where(rz > 0, rz_new / rz.clamp(min=1e-300), torch.zeros_like(rz)).to(v.dtype)
+        torch.addcmul(z, beta, p[..., 1:-1, 1:-1], out=p[..., 1:-1, 1:-1])
         rz = rz_new
+    v = v[..., :h, :w]
     if noise:
-        v = v + noise * torch.randn(v.shape, generator=generator, dtype=v.dtype, device=v.device) * mask
-    return x * (1 - mask) + v * mask
+        v.add_(torch.randn(v.shape, generator=generator, dtype=v.dtype, device=v.device), alpha=noise)
+    return torch.where(mask > 0, v, x)
 
 
-#: Galerkin coarsening of 2×2 aggregates: ``_AGGREGATE[parity, k, K]`` is 1 where fine stencil offset
-#: k (3×3 index) of a fine pixel at position ``parity`` = 2a + b within its aggregate links it to the
-#: neighbouring aggregate at coarse offset K (links inside the aggregate, K = 4, are dropped).
-_AGGREGATE = torch.zeros(4, 9, 9)
-for _a, _b, _k in ((a, b, k) for a in range(2) for b in range(2) for k in range(9)):
-    _dy, _dx = (_a + _k // 3 - 1) // 2, (_b + _k % 3 - 1) // 2
-    if _k != 4 and (_dy, _dx) != (0, 0):
-        _AGGREGATE[2 * _a + _b, _k, 3 * (_dy + 1) + _dx + 1] = 1.0
+#: The 8 neighbour offsets (dy, dx) of a stencil with their slot 3·(dy + 1) + dx + 1 in a level's
+#: couplings W; slot 4, the pixel itself, is unused.
+_OFFSETS = [(3 * (dy + 1) + dx + 1, dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 
 
-def _coarse_levels(mask: Tensor, degree: Tensor) -> list[tuple[Tensor, Tensor]]:
-    r"""The coarse operators of the imputation's multigrid, (W, d) per level down to 1×1.
+def _quarters(v: Tensor, dims: int = -2) -> list[tuple[int, int, Tensor]]:
+    """The four (a, b, v[..., a::2, b::2]) of an even-sized ``v``, as views; ``dims``: the first of
+    its two spatial dimensions (−4 for the coarse levels' (h, w, n, C) layout)."""
+    dims %= v.ndim
+    h, w = v.shape[dims], v.shape[dims + 1]
+    six = v.unflatten(dims + 1, (w // 2, 2)).unflatten(dims, (h // 2, 2))
+    index = (slice(None),) * dims
+    return [(a, b, six[(*index, slice(None), a, slice(None), b)]) for a in range(2) for b in range(2)]
 
-    A level's operator is (A v)_I = d_I v_I − Σ_{K ≠ 4} W_{K,I} v_{I+K} over the 8 neighbours
-    (3×3 index K). Level 0 is the imputation matrix itself, W_{k,i} = m_i m_{i+k} w_k, d_i = m_i
-    deg_i (m = 1 on removed pixels). Each coarser level is the Galerkin product Pᵀ A P of the level
-    above, P the piecewise-constant prolongation from 2×2 aggregates (odd sizes padded with empty
-    cells): W^c_{K,I} = Σ_{i ∈ I, k: i+k ∈ I+K} W_{k,i}, d^c_I = Σ_{i ∈ I} d_i − Σ_{i, i+k ∈ I} W_{k,i}.
+
+def _even(v: Tensor, dims: int = -2) -> Tensor:
+    """``v`` padded with zeros at the bottom and right to even height and width (1 becomes 2);
+    ``dims`` as in :func:`_quarters`."""
+    h, w = v.shape[dims], v.shape[dims + 1]
+    return F.pad(v, (0, 0) * (-dims - 2) + (0, w % 2, 0, h % 2)) if h % 2 or w % 2 else v
+
+
+def _galerkin(coupling: Tensor, boundary: Tensor) -> tuple[Tensor, Tensor]:
+    r"""One Galerkin coarsening Pᵀ A P over 2×2 aggregates (odd sizes padded with empty cells).
+
+    A is (A v)_i = d_i v_i − Σ_k W_{k,i} v_{i+k} over :data:`_OFFSETS`, with d_i = b_i + Σ_k W_{k,i}:
+    b ≥ 0 (``boundary``) is the weight of the links to kept pixels. The coarse level is
+    W^c_{K,I} = Σ_{i ∈ I, k: i+k ∈ I+K} W_{k,i} (links inside an aggregate drop out) and
+    b^c_I = Σ_{i ∈ I} b_i. Carrying b instead of d sums only non-negative terms, where
+    d^c = Σ_{i ∈ I} d_i − Σ_{i, i+k ∈ I} W_{k,i} would lose most of its digits to cancellation in
+    float32 on the coarse levels. Layout of :func:`_coarse_levels`."""
+    parts = [part for _, _, part in _quarters(_even(boundary, -4), -4)]
+    coarse_boundary = parts[0] + parts[1]
+    coarse_boundary.add_(parts[2]).add_(parts[3])
+    coarse = boundary.new_zeros(9, *coarse_boundary.shape)
+    for k, dy, dx in _OFFSETS:
+        for a, b, part in _quarters(_even(coupling[k], -4), -4):
+            slot = 3 * ((a + dy) // 2 + 1) + (b + dx) // 2 + 1  # the aggregate that the link reaches
+            if slot != 4:
+                coarse[slot].add_(part)
+    return coarse, coarse_boundary
+
+
+def _coarse_levels(mask: Tensor, degree: Tensor, smallest: int = 64) -> list[tuple[Tensor, Tensor]]:
+    r"""The coarse operators of the imputation's multigrid, (W, d) per level, down to the first level
+    of at most ``smallest`` cells; ``mask (n, 1, H, W)``, ``degree (1, 1, H, W)``.
+
+    A level's operator is (A v)_I = d_I v_I − Σ_K W_{K,I} v_{I+K} over the 8 neighbours
+    (:data:`_OFFSETS`), laid out with the systems innermost: W (9, h, w, n, 1), d (h, w, n, 1).
+    Level 0, the imputation matrix itself, has W_{k,i} = m_i m_{i+k} w_k, d_i = m_i deg_i (m = 1 on
+    removed pixels, 0 outside the image); each coarser level is the Galerkin product Pᵀ A P of the
+    level above (:func:`_galerkin`), P the piecewise-constant prolongation from 2×2 aggregates.
     Pᵀ A P of a symmetric positive definite A is symmetric positive definite, so every level is.
     """
+    mask, degree = _even(mask), _even(degree)
     n, _, h, w = mask.shape
-    weights = torch.tensor([1, 2, 1, 2, 0, 2, 1, 2, 1], dtype=mask.dtype, device=mask.device) / 12
-    inside = F.unfold(torch.ones(1, 1, h, w, dtype=mask.dtype, device=mask.device), 3, padding=1)
-    coupling = mask * F.unfold(mask, 3, padding=1).view(n, 9, h, w) * (inside * weights[:, None]).view(1, 9, h, w)
-    diagonal = mask * degree
-    aggregate = _AGGREGATE.to(mask)
-    levels = []
-    while max(coupling.shape[-2:]) > 1:
-        h, w = coupling.shape[-2:]
-        coupling, diagonal = F.pad(coupling, (0, w % 2, 0, h % 2)), F.pad(diagonal, (0, w % 2, 0, h % 2))
-        h, w = (h + 1) // 2, (w + 1) // 2
-        # (n, 2a + b, k, I): the links of the fine pixel at (a, b) in each aggregate I
-        parts = coupling.view(n, 9, h, 2, w, 2).permute(0, 3, 5, 1, 2, 4).reshape(n, 36, h * w)
-        diagonal = F.avg_pool2d(diagonal, 2, divisor_override=1) - parts.sum(dim=1).view(n, 1, h, w)
-        coupling = (aggregate.view(36, 9).T @ parts).view(n, 9, h, w)
-        diagonal = diagonal + coupling.sum(dim=1, keepdim=True)  # links between aggregates stay on it
-        levels.append((coupling, diagonal))
+    bordered = mask.new_zeros(h + 2, w + 2, n, 1)  # bordered by kept pixels
+    bordered[1:-1, 1:-1].copy_(mask.permute(2, 3, 0, 1))
+
+    def quarter(a: int, b: int) -> Tensor:  # m at fine offset (a, b) from the first pixel of each aggregate
+        return bordered[1 + a:1 + a + h:2, 1 + b:1 + b + w:2]
+
+    # Level 1 straight from the mask, in twelfths (small integers: exact); slot 4 sums the links
+    # inside the aggregates.
+    coupling = mask.new_zeros(9, h // 2, w // 2, n, 1)
+    for _, dy, dx in _OFFSETS:
+        for a in range(2):
+            for b in range(2):
+                slot = 3 * ((a + dy) // 2 + 1) + (b + dx) // 2 + 1
+                coupling[slot].addcmul_(quarter(a, b), quarter(a + dy, b + dx), value=2 if dy == 0 or dx == 0 else 1)
+    boundary = -coupling.sum(dim=0)  # b = m·deg − Σ_k W_k: what the links leave of d
+    for a, b, own in _quarters((12 * degree).round().permute(2, 3, 0, 1), -4):
+        boundary.addcmul_(quarter(a, b), own)
+    coupling[4] = 0
+    coupling, boundary = coupling.div_(12), boundary.div_(12)
+    levels = [(coupling, boundary + coupling.sum(dim=0))]
+    while boundary.shape[0] * boundary.shape[1] > smallest:
+        coupling, boundary = _galerkin(coupling, boundary)
+        levels.append((coupling, boundary + coupling.sum(dim=0)))
     return levels
-
-
-def _stencil(coupling: Tensor, diagonal: Tensor, v: Tensor) -> Tensor:
-    """(A v)_I = d_I v_I − Σ_K W_{K,I} v_{I+K} (zero outside), channels of ``v`` sharing A."""
-    h, w = v.shape[-2:]
-    padded = F.pad(v, (1, 1, 1, 1))
-    out = diagonal * v
-    for k in (0, 1, 2, 3, 5, 6, 7, 8):
-        out.addcmul_(coupling[:, k:k + 1], padded[..., k // 3:k // 3 + h, k % 3:k % 3 + w], value=-1)
-    return out
 
 
 #: Scale of the coarse-grid correction: piecewise-constant aggregation makes Pᵀ A P about twice too
@@ -344,23 +381,135 @@ def _stencil(coupling: Tensor, diagonal: Tensor, v: Tensor) -> Tensor:
 _OVERCORRECTION = 1.5
 
 
-def _v_cycle(r: Tensor, diagonal: Tensor, apply: Callable[[Tensor], Tensor],
-             levels: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
-    """One V-cycle for A z = r: a Jacobi sweep, the residual summed over 2×2 aggregates (Pᵀ) and
-    solved on the next level recursively (exactly, by its diagonal, at 1×1), the correction
-    prolonged (P) and scaled by :data:`_OVERCORRECTION`, a Jacobi sweep. Symmetric in r, so it is a
-    valid preconditioner for conjugate gradients."""
-    inverse = torch.where(diagonal > 0, 1 / diagonal.clamp(min=1e-30), torch.zeros_like(diagonal))
-    z = r * inverse
-    if not levels:
-        return z
-    h, w = r.shape[-2:]
-    residual = F.pad(r - apply(z), (0, w % 2, 0, h % 2))
-    coupling, coarse_diagonal = levels[0]
-    coarse = _v_cycle(F.avg_pool2d(residual, 2, divisor_override=1), coarse_diagonal,
-                      lambda v: _stencil(coupling, coarse_diagonal, v), levels[1:])
-    z = z + _OVERCORRECTION * F.interpolate(coarse, scale_factor=2, mode="nearest")[..., :h, :w] * (diagonal > 0)
-    return z + (r - apply(z)) * inverse
+class _Level:
+    """A coarse level of :class:`_Multigrid` at an even size: its operator (W, d), 1/d, and
+    workspaces, laid out (h, w, n, C), the systems innermost, so that every shifted slice of the
+    stencil is a long contiguous run even on the smallest levels. The iterate ``z`` lives inside a
+    zero border, so the stencil reads it without padding."""
+
+    def __init__(self, coupling: Tensor, diagonal: Tensor, channels: int) -> None:
+        h, w, n, _ = diagonal.shape
+        self.coupling = coupling
+        self.diagonal = diagonal
+        self.inverse = torch.where(diagonal > 0, 1 / diagonal.clamp(min=1e-30), torch.zeros_like(diagonal))
+        self.bordered = diagonal.new_zeros(h + 2, w + 2, n, channels)
+        self.z = self.bordered[1:-1, 1:-1]
+        self.r = diagonal.new_zeros(h, w, n, channels)  # the restricted residual
+        self.t = diagonal.new_empty(h, w, n, channels)
+
+    def residual(self, r: Tensor) -> Tensor:
+        """r − A z into ``t``: r − d z + Σ_K W_K z_{·+K}."""
+        h, w = r.shape[:2]
+        out = torch.addcmul(r, self.diagonal, self.z, value=-1, out=self.t)
+        for k, dy, dx in _OFFSETS:
+            out.addcmul_(self.coupling[k], self.bordered[1 + dy:1 + dy + h, 1 + dx:1 + dx + w])
+        return out
+
+
+class _DenseLevel:
+    """The coarsest level (at most 64 cells): its operator as a dense matrix, inverted once by
+    Cholesky (in float64), so that the V-cycle ends in an exact solve. Empty cells (d = 0, no
+    unknowns, zero residual) get a unit diagonal. Same (h, w, n, C) layout as :class:`_Level`."""
+
+    def __init__(self, coupling: Tensor, diagonal: Tensor, channels: int) -> None:
+        h, w, n, _ = diagonal.shape
+        cells = torch.arange(h * w, device=diagonal.device).view(h, w)
+        diagonal = diagonal.reshape(h * w, n).T.double()  # (n, cells)
+        matrix = torch.diag_embed(diagonal)
+        for k, dy, dx in _OFFSETS:
+            rows, columns = slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx))
+            source = cells[rows, columns].flatten()
+            matrix[:, source, source + dy * w + dx] -= coupling[k, rows, columns].reshape(-1, n).T.double()
+        matrix.diagonal(dim1=1, dim2=2)[diagonal <= 0] = 1.0
+        self.inverse = torch.cholesky_inverse(torch.linalg.cholesky(matrix)).to(coupling.dtype)
+        self.r = coupling.new_zeros(h, w, n, channels)  # the restricted residual
+        self.z = coupling.new_empty(h, w, n, channels)
+
+    def solve(self, r: Tensor) -> Tensor:
+        """A⁻¹ r into ``z``."""
+        h, w, n, c = r.shape
+        solution = torch.bmm(self.inverse, r.view(h * w, n, c).transpose(0, 1))
+        self.z.view(h * w, n, c).copy_(solution.transpose(0, 1))
+        return self.z
+
+
+class _FineLevel(_Level):
+    """Level 0: the imputation matrix as A v = m ⊙ ((deg + 1/3) v − S v / 12) for v zero outside the
+    removed pixels (m = 1 on them), S the 3×3 sum with weights (1, 2, 1) ⊗ (1, 2, 1) in two 3-tap
+    passes: the neighbour sum is (S v − 4 v)/12 (:func:`_neighbour_sum`)."""
+
+    def __init__(self, mask: Tensor, degree: Tensor, channels: int) -> None:  # its own layout: no super()
+        n, _, h, w = mask.shape
+        self.mask = mask
+        self.inverse = mask * torch.where(degree > 0, 1 / degree.clamp(min=1e-30), torch.zeros_like(degree))
+        self.scale = mask * (degree + 1 / 3)
+        self.bordered = mask.new_zeros(n, channels, h + 2, w + 2)
+        self.z = self.bordered[..., 1:-1, 1:-1]
+        self.t = mask.new_empty(n, channels, h, w)
+        self.rows = mask.new_empty(n, channels, h, w + 2)
+        self.sum = mask.new_empty(n, channels, h, w)
+
+    def separable_sum(self, bordered: Tensor) -> Tensor:
+        """S v of the v inside ``bordered`` (zero border) into ``sum``."""
+        torch.add(bordered[..., :-2, :], bordered[..., 2:, :], out=self.rows).add_(bordered[..., 1:-1, :], alpha=2)
+        rows = self.rows
+        return torch.add(rows[..., :-2], rows[..., 2:], out=self.sum).add_(rows[..., 1:-1], alpha=2)
+
+    def apply(self, bordered: Tensor, out: Tensor) -> Tensor:
+        """A v into ``out``, v inside ``bordered`` (zero border)."""
+        torch.mul(self.scale, bordered[..., 1:-1, 1:-1], out=out)
+        return out.addcmul_(self.mask, self.separable_sum(bordered), value=-1 / 12)
+
+    def residual(self, r: Tensor) -> Tensor:
+        out = torch.addcmul(r, self.mask, self.separable_sum(self.bordered), value=1 / 12, out=self.t)
+        return out.addcmul_(self.scale, self.z, value=-1)
+
+
+class _Multigrid:
+    """The imputation's operator and its multigrid hierarchy (:func:`_coarse_levels`) with their
+    workspaces, on the image grid padded to even sizes with empty cells (kept pixels, no unknowns)."""
+
+    def __init__(self, mask: Tensor, degree: Tensor, channels: int) -> None:
+        self.fine = _FineLevel(_even(mask), _even(degree), channels)
+        self.levels: list[_Level] = [self.fine]
+        *middle, last = _coarse_levels(mask, degree)
+        self.levels.extend(_Level(_even(coupling, -4), _even(diagonal, -4), channels) for coupling, diagonal in middle)
+        self.coarsest = _DenseLevel(*last, channels)
+        self.product = self.fine.sum  # S v is spent whenever an inner product is taken
+        n, c, h, w = self.fine.t.shape
+        self.half = mask.new_empty(n, c, h // 2, w // 2)
+
+    def dot(self, a: Tensor, b: Tensor) -> Tensor:
+        """Per-system (image, channel) inner products ``(n, C, 1, 1)``, as float64."""
+        return torch.mul(a, b, out=self.product).sum(dim=(2, 3), keepdim=True).double()
+
+    def v_cycle(self, r: Tensor, depth: int = 0) -> Tensor:
+        """One V-cycle for A z = r: a Jacobi sweep, the residual summed over 2×2 aggregates (Pᵀ) and
+        solved on the next level recursively (exactly on the coarsest, :class:`_DenseLevel`), the correction
+        prolonged (P, onto the removed pixels at level 0) and scaled by :data:`_OVERCORRECTION`, a
+        Jacobi sweep. Symmetric in r, so it is a valid preconditioner for conjugate gradients. Returns
+        a view of the level's workspace, overwritten by the next call."""
+        if depth == len(self.levels):
+            return self.coarsest.solve(r)
+        level = self.levels[depth]
+        z = torch.mul(r, level.inverse, out=level.z)
+        coarse = self.levels[depth + 1] if depth + 1 < len(self.levels) else self.coarsest
+        if depth == 0:  # (n, C, h, w) to the coarse levels' (h, w, n, C) and back
+            quarters = [part for _, _, part in _quarters(level.residual(r))]
+            h, w = quarters[0].shape[-2:]
+            restricted = torch.add(quarters[0], quarters[1], out=self.half).add_(quarters[2]).add_(quarters[3])
+            coarse.r[:h, :w].copy_(restricted.permute(2, 3, 0, 1))
+            correction = self.half.copy_(self.v_cycle(coarse.r, 1)[:h, :w].permute(2, 3, 0, 1))
+            for (_, _, part), (_, _, removed) in zip(_quarters(z), _quarters(self.fine.mask), strict=True):
+                part.addcmul_(removed, correction, value=_OVERCORRECTION)
+        else:
+            quarters = [part for _, _, part in _quarters(level.residual(r), -4)]
+            h, w = quarters[0].shape[:2]
+            torch.add(quarters[0], quarters[1], out=coarse.r[:h, :w]).add_(quarters[2]).add_(quarters[3])
+            correction = self.v_cycle(coarse.r, depth + 1)[:h, :w]
+            for _, _, part in _quarters(z, -4):  # the correction on empty cells is never read
+                part.add_(correction, alpha=_OVERCORRECTION)
+        return z.addcmul_(level.residual(r), level.inverse)
 
 
 def _neighbour_sum(v: Tensor) -> Tensor:
@@ -373,24 +522,6 @@ def _neighbour_sum(v: Tensor) -> Tensor:
     rows.add_(padded[..., 1:-1, :], alpha=2)
     out = rows[..., :-2] + rows[..., 2:]
     return out.add_(rows[..., 1:-1], alpha=2).sub_(v, alpha=4).mul_(1 / 12)
-
-
-def _dot(a: Tensor, b: Tensor) -> Tensor:
-    """Per-system (image, channel) inner products ``(n, C, 1, 1)``, accumulated in float64."""
-    return (a * b).sum(dim=(2, 3), keepdim=True, dtype=torch.float64)
-
-
-def _push_pull(x: Tensor, known: Tensor) -> Tensor:
-    """Fill unknown pixels from ever coarser averages of the known ones (a pyramid: 2×2 mean of values
-    and weights down to 1×1, then each level's unknown pixels from the level above, bilinearly)."""
-    if min(x.shape[-2:]) <= 1:
-        total = (x * known).sum(dim=(-2, -1), keepdim=True) / known.sum(dim=(-2, -1), keepdim=True).clamp(min=1e-12)
-        return torch.where(known > 0, x, total.expand_as(x))
-    coarse_known = F.avg_pool2d(known, 2, ceil_mode=True)
-    coarse = F.avg_pool2d(x * known, 2, ceil_mode=True) / coarse_known.clamp(min=1e-12)
-    filled = _push_pull(coarse, (coarse_known > 0).to(x.dtype))
-    up = F.interpolate(filled, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    return torch.where(known > 0, x, up)
 
 
 def road_curves(score: Score, images: Tensor, maps: Tensor, targets: Tensor | Sequence[int], *,
