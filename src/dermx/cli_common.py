@@ -125,6 +125,8 @@ SHARED: dict[str, dict[str, Any]] = {
     "--out": {"file_okay": False, "help": "Output folder (created)."},
     "--data": {"exists": True, "file_okay": False, "help": "DermXDB folder (annotations/, masks/, metadata.csv)."},
     "--threshold": {"min": 0.0, "max": 1.0, "help": "Probability from which a characteristic is present."},
+    "--aliases": {"exists": True, "dir_okay": False,
+                  "help": "CSV alias,name mapping your class and characteristic names onto DermXDB's."},
 }
 
 

@@ -188,23 +188,10 @@ def test_a_model_of_its_own_classes_is_benchmarked_on_the_shared_ones(world: dic
                                                                       tmp_path: Path) -> None:
     """A dx-only model of class folders acne / psoriasis / eczema against DermXDB A: scored on A's Acne and
     Psoriasis images, its diagnosis read among those two classes. Old code: no eczema class at all."""
-    from PIL import Image
-
     from dermx.predict import Predictor
 
     db = load_dermxdb(world["A"], image_dir=world["A_images"], check_mask_sizes=False)
-    folders = tmp_path / "classes"
-    for stem in db.stems():
-        if db.images[stem].diagnosis in ("Acne", "Psoriasis"):
-            target = folders / db.images[stem].diagnosis.lower()
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copy(db.image_path(stem), target / f"{stem}.jpeg")
-    (folders / "eczema").mkdir()
-    for i in range(6):
-        Image.new("RGB", (48, 40), (150 + 10 * i, 90, 90)).save(folders / "eczema" / f"e{i}.png")
-    run = tmp_path / "own"
-    fit(TrainConfig.of(images=str(folders), kind="dx-only", preset="tiny", input_size=(32, 32), epochs=1,
-                    batch_size=4, pretrained=False, val_fraction=0.3, progress=False, out=str(run)))
+    run = _own_class_model(world, tmp_path, {"Acne": "acne", "Psoriasis": "psoriasis"})
     out = tmp_path / "bench"
     result = _evaluate("--data", str(world["A"]), "--images", str(world["A_images"]), "--out", str(out),
                        "--model", f"own={run}", "--no-report")
@@ -220,6 +207,60 @@ def test_a_model_of_its_own_classes_is_benchmarked_on_the_shared_ones(world: dic
         (prediction,) = predictor.predict([db.image_path(stem)])
         ranked = [name for name, _ in prediction.diagnoses if name in ("Acne", "Psoriasis")]
         assert predicted == ranked[0], stem
+
+
+def _own_class_model(world: dict[str, Path], tmp_path: Path, folders: dict[str, str]) -> Path:
+    """A dx-only model trained (1 epoch) on class folders: A's images of each DermXDB class in
+    ``folders`` under the folder name given, and six plain images of a class ``eczema``."""
+    from PIL import Image
+
+    db = load_dermxdb(world["A"], image_dir=world["A_images"], check_mask_sizes=False)
+    root = tmp_path / "classes"
+    for stem in db.stems():
+        if db.images[stem].diagnosis in folders:
+            target = root / folders[db.images[stem].diagnosis]
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(db.image_path(stem), target / f"{stem}.jpeg")
+    (root / "eczema").mkdir()
+    for i in range(6):
+        Image.new("RGB", (48, 40), (150 + 10 * i, 90, 90)).save(root / "eczema" / f"e{i}.png")
+    run = tmp_path / "own"
+    fit(TrainConfig.of(images=str(root), kind="dx-only", preset="tiny", input_size=(32, 32), epochs=1,
+                    batch_size=4, pretrained=False, val_fraction=0.3, progress=False, out=str(run)))
+    return run
+
+
+def test_own_class_names_are_mapped_at_evaluation_with_an_aliases_file(world: dict[str, Path],
+                                                                       tmp_path: Path) -> None:
+    """A model trained on folders 'acne vulgaris', 'psoriasis', 'eczema' without an aliases file: its
+    'acne vulgaris' is nobody's class, so without aliases only Psoriasis is shared; `evaluate --aliases`
+    maps it onto Acne without retraining (benchmark and leaderboard). A mapping that puts two of the
+    model's classes onto one name is refused, naming both."""
+    run = _own_class_model(world, tmp_path, {"Acne": "acne vulgaris", "Psoriasis": "psoriasis"})
+    common = ("--data", str(world["A"]), "--images", str(world["A_images"]), "--model", f"own={run}", "--no-report")
+    plain = _evaluate(*common, "--out", str(tmp_path / "plain"))
+    assert plain.exit_code == 0, plain.output
+    tests = json.loads((tmp_path / "plain" / "summary.json").read_text())["models"]["own"]["test_images"]
+    assert tests["n"] == 4 and "shared classes Psoriasis (" in tests["rules"][0]
+    aliases = tmp_path / "aliases.csv"
+    aliases.write_text("alias,name\nAcne Vulgaris,Acne\n")
+    out = tmp_path / "mapped"
+    mapped = _evaluate(*common, "--out", str(out), "--aliases", str(aliases), "--methods", "gradcam",
+                       "--n-images", "2", "--steps", "2")
+    assert mapped.exit_code == 0, mapped.output
+    tests = json.loads((out / "summary.json").read_text())["models"]["own"]["test_images"]
+    assert tests["n"] == 8 and "shared classes Acne, Psoriasis (16 images" in tests["rules"][0]
+    assert set(pd.read_csv(out / "images.csv")["reference"]) == {"Acne", "Psoriasis"}
+    board = json.loads((out / "leaderboard.json").read_text())  # a dx-only model: no characteristic maps
+    (row,) = board["rows"]
+    assert (row["model"], row["method"], row["dice"]) == ("own", "gradcam", None) and row["deletion_auc"] > 0
+    assert "a dx-only model" in {e["metric"]: e["reason"] for e in board["undefined"]}["dice"]
+    assert json.loads((out / "manifest.json").read_text())["config"]["aliases"] == str(aliases)
+    aliases.write_text("alias,name\nacne vulgaris,Psoriasis\n")
+    clash = _evaluate(*common, "--out", str(tmp_path / "clash"), "--aliases", str(aliases))
+    message = " ".join(clash.output.split())
+    assert clash.exit_code == 1 and "['Psoriasis', 'acne vulgaris'] all map to 'Psoriasis'" in message
+    assert "own/model" in message  # the checkpoint it is about
 
 
 def test_a_concept_model_is_benchmarked_on_the_characteristics_it_shares(world: dict[str, Path],

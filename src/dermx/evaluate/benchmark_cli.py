@@ -30,6 +30,7 @@ def evaluate_command(
     allow_overlap: Annotated[bool, typer.Option(
         "--allow-overlap", help="Score a model even when its training images cannot be told apart from the "
                                 "test images (they may overlap).")] = False,
+    aliases: Annotated[Path | None, option("--aliases")] = None,
     require_all_images: Annotated[bool, typer.Option(
         "--require-all-images", help="Fail when the image folder lacks any DermXDB image (default: go on "
                                      "with the images found, list the missing ones in the run folder).")] = False,
@@ -62,6 +63,7 @@ def evaluate_command(
     from dermx.report import build_manifest, render_report, write_manifest
     from dermx.report.terminal import headline_table
     from dermx.train.provenance import dermxdb_identity
+    from dermx.vocab_map import read_aliases
 
     console = Console()
     pairs = [m.split("=", 1) if "=" in m else [Path(m).name, m] for m in model]
@@ -69,6 +71,7 @@ def evaluate_command(
         raise typer.BadParameter(f"expected 'input' or 'native', got {map_size!r}", param_hint="--map-size")
     config = BenchmarkConfig(method=method, fusion=fusion, map_size=map_size, selection=selection,  # type: ignore[arg-type]
                              threshold=threshold, n_boot=n_boot, seed=seed, agreement=agreement)
+    names = read_aliases(aliases) if aliases else None
     db = load_dermxdb(data, image_dir=images, check_mask_sizes=False)
     coverage = image_coverage(db)
     console.print(coverage.message())
@@ -76,7 +79,8 @@ def evaluate_command(
         coverage.require_all()
     identity = dermxdb_identity(db)
     candidates = [c for name, path in pairs for c in load_candidates(
-        name, path, db, config, available=coverage.found, allow_overlap=allow_overlap, identity=identity)]
+        name, path, db, config, available=coverage.found, allow_overlap=allow_overlap, identity=identity,
+        aliases=names)]
     for candidate in candidates:
         fold = f" fold {candidate.fold}" if candidate.fold is not None else ""
         console.print(f"{candidate.name}{fold}: {len(candidate.stems)} test images "
@@ -90,7 +94,8 @@ def evaluate_command(
         console.print(f"wrote {missing}")
     for path in write_benchmark(result, out):
         console.print(f"wrote {path}")
-    write_manifest(build_manifest(config={"benchmark": config.to_dict(), "models": dict(pairs)},
+    write_manifest(build_manifest(config={"benchmark": config.to_dict(), "models": dict(pairs),
+                                          "aliases": str(aliases) if aliases else None},
                                   seeds={"bootstrap": seed}, data_root=data), out)
     console.print(headline_table(result.summary))
     if methods:
@@ -99,7 +104,7 @@ def evaluate_command(
         for path in write_run_leaderboard(db, pairs, methods, out, protocol=protocol, n_images=n_images,
                                           n_scorecam_images=n_scorecam_images, steps=steps, n_boot=n_boot,
                                           seed=seed, threshold=threshold, available=coverage.found,
-                                          allow_overlap=allow_overlap):
+                                          allow_overlap=allow_overlap, aliases=names):
             console.print(f"wrote {path}")
     if report:
         console.print(f"report: {render_report(out).resolve()}")

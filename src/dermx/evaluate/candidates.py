@@ -25,6 +25,7 @@ from dermx.explain import CamEngine, CamResult
 from dermx.geometry import ResolutionPolicy
 from dermx.models import CheckpointError, DermXNet, ModelConfig, load_checkpoint
 from dermx.models.checkpoint import checkpoint_dir
+from dermx.vocab_map import Aliases, characteristic_name, diagnosis_name
 
 
 @dataclass(frozen=True)
@@ -59,16 +60,18 @@ class CamExplainer:
 
     A model of its own vocabulary (:func:`shared_vocabulary`) is read in DermXDB's terms: its diagnosis
     is the softmax over the classes it shares with DermXDB (0 for DermXDB classes it lacks), and only
-    its characteristics that are DermXDB's are returned.
+    its characteristics that are DermXDB's are returned. ``aliases`` maps the model's own names onto
+    DermXDB's (:func:`dermxdb_names`).
     """
 
-    def __init__(self, model: DermXNet, method: str = "gradcam", threshold: float = 0.5) -> None:
+    def __init__(self, model: DermXNet, method: str = "gradcam", threshold: float = 0.5,
+                 aliases: Aliases | None = None) -> None:
         self.model = model
         self.threshold = threshold
         self.engine = CamEngine(model, method, model.config.cam_layer, size="input")
-        config = model.config
-        self.dx_columns = [config.diagnoses.index(d) if d in config.diagnoses else -1 for d in vocab.DIAGNOSES]
-        self.char_columns = [i for i, c in enumerate(config.characteristics) if c in vocab.CHARACTERISTICS]
+        diagnoses, characteristics = dermxdb_names(model.config, aliases)
+        self.dx_columns = [diagnoses.index(d) if d in diagnoses else -1 for d in vocab.DIAGNOSES]
+        self.char_columns = [i for i, c in enumerate(characteristics) if c in vocab.CHARACTERISTICS]
 
     def __call__(self, batch: dict[str, Tensor]) -> Explanation:
         return self._explanation(self.engine(batch["image"]))
@@ -95,10 +98,28 @@ class CamExplainer:
         return Explanation(diagnosis, characteristic[:, chars], (maps[:, :n_char] * keep)[:, chars], dx_maps)
 
 
-def shared_vocabulary(config: ModelConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The diagnoses and characteristics a model shares with DermXDB (all of them for a DermXDB model)."""
-    return (tuple(d for d in vocab.DIAGNOSES if d in config.diagnoses),
-            tuple(c for c in config.characteristics if c in vocab.CHARACTERISTICS))
+def dermxdb_names(config: ModelConfig, aliases: Aliases | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The model's diagnoses and characteristics, in its column order, named as DermXDB names them
+    where they mean the same (:mod:`dermx.vocab_map`: through ``aliases``, then DermXDB's spellings),
+    so that a model trained on its own names is scored without retraining. Two columns mapped onto one
+    name are an error."""
+    names = (tuple(diagnosis_name(d, aliases) for d in config.diagnoses),
+             tuple(characteristic_name(c, aliases) for c in config.characteristics))
+    for kind, own, mapped in (("classes", config.diagnoses, names[0]),
+                              ("characteristics", config.characteristics, names[1])):
+        for name in dict.fromkeys(n for n in mapped if mapped.count(n) > 1):
+            sources = [o for o, m in zip(own, mapped, strict=True) if m == name]
+            raise ValueError(f"the model's {kind} {sources} all map to {name!r} (through the aliases file or "
+                             "DermXDB's spellings): a DermXDB name can stand for one column only")
+    return names
+
+
+def shared_vocabulary(config: ModelConfig, aliases: Aliases | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The diagnoses and characteristics a model shares with DermXDB (all of them for a DermXDB model),
+    its own names mapped as :func:`dermxdb_names` does."""
+    diagnoses, characteristics = dermxdb_names(config, aliases)
+    return (tuple(d for d in vocab.DIAGNOSES if d in diagnoses),
+            tuple(c for c in characteristics if c in vocab.CHARACTERISTICS))
 
 
 def find_checkpoints(path: str | Path) -> dict[int | None, Path]:
@@ -118,21 +139,26 @@ def find_checkpoints(path: str | Path) -> dict[int | None, Path]:
 
 def load_candidates(name: str, path: str | Path, db: DermXDB, config: BenchmarkConfig | None = None, *,
                     available: Sequence[str] | None = None, allow_overlap: bool = False,
-                    identity: str | None = None) -> list[Candidate]:
+                    identity: str | None = None, aliases: Aliases | None = None) -> list[Candidate]:
     """One :class:`Candidate` per fold checkpoint under ``path``, tested on the images it never saw
     (:func:`~dermx.evaluate.eval_sets.choose_eval_set`; ``available``: the stems the image folder
     holds, ``allow_overlap``: score a model whose training images cannot be told apart), explained by a
     :class:`CamExplainer` with ``config``'s CAM method and threshold (default config:
-    :class:`BenchmarkConfig`'s)."""
+    :class:`BenchmarkConfig`'s); ``aliases``: the model's own class and characteristic names mapped
+    onto DermXDB's (:func:`dermxdb_names`)."""
     config = config or BenchmarkConfig()
     out = []
     for fold, directory in sorted(find_checkpoints(path).items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
         model = load_checkpoint(directory)
         model_config = model.config
-        diagnoses, characteristics = shared_vocabulary(model_config)
+        try:
+            diagnoses, characteristics = shared_vocabulary(model_config, aliases)
+        except ValueError as error:
+            raise ValueError(f"{directory}: {error}") from error
         if not diagnoses:
             raise ValueError(f"{directory}: the model's classes {list(model_config.diagnoses)} share none with "
-                             f"DermXDB's {list(vocab.DIAGNOSES)}; map them with an aliases file when training")
+                             f"DermXDB's {list(vocab.DIAGNOSES)}; map them with an aliases file (--aliases, "
+                             "CSV alias,name)")
         test = choose_eval_set(db, model_config, directory, available=available, allow_overlap=allow_overlap,
                                identity=identity)
         if model_config.vocabulary == "own":
@@ -140,7 +166,7 @@ def load_candidates(name: str, path: str | Path, db: DermXDB, config: BenchmarkC
         out.append(Candidate(name=name, kind=model_config.kind, fold=fold, stems=test.stems,
                              characteristics=characteristics,
                              input_size=model_config.input_size, mean=model_config.mean, std=model_config.std,
-                             explain=CamExplainer(model, config.method, config.threshold),
+                             explain=CamExplainer(model, config.method, config.threshold, aliases),
                              policy=model_config.resolution, checkpoint=str(directory),
                              map_grid=model.map_grid(), test_set=test.to_dict()))
     return out

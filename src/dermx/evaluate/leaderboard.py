@@ -84,6 +84,7 @@ from dermx.explain.methods import METHODS, get_method
 from dermx.jsonio import write_json
 from dermx.models import DermXNet
 from dermx.train.datasets import ImageDataset, dermxdb_items
+from dermx.vocab_map import Aliases
 
 __all__ = ["AGREEMENT", "DIRECTIONS", "PROTOCOLS", "UNDEFINED_WHY", "LeaderboardConfig", "parse_methods",
            "run_leaderboard", "write_leaderboard"]
@@ -107,8 +108,9 @@ DIRECTIONS: dict[str, str] = {
     "max_sensitivity": "lower", "avg_sensitivity": "lower",
 }
 
-_NO_PAIRS = ("no (image, map) pair to score: the protocol selects none (followup: no test image diagnosed "
-             "correctly) or every reference map is empty")
+_NO_PAIRS = ("no (image, map) pair to score: the protocol selects none (dermx: the model has no characteristic "
+             "outputs, as a dx-only model; followup: no test image diagnosed correctly) or every reference map "
+             "is empty")
 _FLAT_DROP = "the map or the score's drops are the same for every random subset (Pearson's r needs both to vary)"
 
 #: Why each metric can be undefined (NaN) on an image, the reason given when it is on every image.
@@ -403,11 +405,11 @@ def run_leaderboard(db: DermXDB, models: Sequence[tuple[str, str | Path]], metho
                     config: LeaderboardConfig | None = None, *,
                     progress: Callable[[Iterable[Any], str, int], Iterable[Any]] | None = None,
                     say: Callable[[str], None] | None = None, available: Sequence[str] | None = None,
-                    allow_overlap: bool = False) -> Leaderboard:
+                    allow_overlap: bool = False, aliases: Aliases | None = None) -> Leaderboard:
     """Score every (model, method) cell (module docstring). ``models``: (name, checkpoint / run / cv
     folder). Each model is tested on the images :func:`~dermx.evaluate.candidates.load_candidates`
-    chooses (``available``: the stems the image folder holds; ``allow_overlap`` as there). Problems of
-    one cell are recorded in ``excluded`` and reported through ``say``."""
+    chooses (``available``: the stems the image folder holds; ``allow_overlap`` and ``aliases`` as
+    there). Problems of one cell are recorded in ``excluded`` and reported through ``say``."""
     say = say or (lambda _m: None)
     wrap = progress or (lambda it, _d, _n: it)
     valid, unknown = parse_methods(methods)
@@ -427,7 +429,7 @@ def run_leaderboard(db: DermXDB, models: Sequence[tuple[str, str | Path]], metho
     for name, path in models:
         try:
             candidates = load_candidates(name, path, db, BenchmarkConfig(threshold=config.threshold),
-                                         available=available, allow_overlap=allow_overlap)
+                                         available=available, allow_overlap=allow_overlap, aliases=aliases)
         except (ValueError, OSError, KeyError, RuntimeError) as error:
             for method in valid:
                 board.excluded.append({"model": name, "method": method, "reason": f"cannot load {path}: {error}"})

@@ -41,7 +41,8 @@ def parse_image_count(text: str | int) -> int | None:
 def write_run_leaderboard(db: Any, models: Sequence[tuple[str, str]], methods: str, out: Path, *,
                           protocol: str = "dermx", n_images: int = 16, n_scorecam_images: int | None = 64,
                           steps: int = 8, n_boot: int = 1000, seed: int = 0, threshold: float = 0.5,
-                          available: Sequence[str] | None = None, allow_overlap: bool = False) -> list[Path]:
+                          available: Sequence[str] | None = None, allow_overlap: bool = False,
+                          aliases: dict[str, str] | None = None) -> list[Path]:
     """Score every (model, method) cell and write ``leaderboard.csv``/``.json`` into the run folder
     ``out``; problems of single cells are printed and the other cells still written
     (``n_scorecam_images``: :attr:`~dermx.evaluate.leaderboard.LeaderboardConfig.score_images`)."""
@@ -58,7 +59,7 @@ def write_run_leaderboard(db: Any, models: Sequence[tuple[str, str]], methods: s
             bar.console.print(f"leaderboard: {message}")
 
         board = run_leaderboard(db, models, methods, config, say=say, available=available,
-                                allow_overlap=allow_overlap,
+                                allow_overlap=allow_overlap, aliases=aliases,
                                 progress=lambda it, label, total: bar.track(it, total=total, description=label))
     written = write_leaderboard(board, out)
     for entry in board.excluded:

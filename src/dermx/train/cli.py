@@ -23,8 +23,7 @@ def _shared(
     images: Annotated[Path | None, option("--images")] = None,
     labels: Annotated[Path | None, Opt(help="CSV of image,diagnosis[,patient_id] and optional 0/1 "
                                            "characteristic columns (SkinCon-style); any class names")] = None,
-    aliases: Annotated[Path | None, Opt(help="CSV alias,name mapping your class and characteristic names "
-                                             "onto DermXDB's")] = None,
+    aliases: Annotated[Path | None, option("--aliases")] = None,
     require_all_images: Annotated[bool | None, Opt(
         "--require-all-images", help="fail when the image folder lacks any DermXDB image (default: train on "
                                      "the images found and say how many are missing)")] = None,
