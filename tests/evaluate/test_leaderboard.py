@@ -268,6 +268,19 @@ def test_a_metric_undefined_on_every_image_keeps_its_row(tiny_cv: tuple[Path, Pa
     data_json = json.loads((out / "leaderboard.json").read_text())
     assert data_json["rows"][0]["dice"] is None and len(data_json["undefined"]) == 4
     section = leaderboard_section(out)
-    assert section.count("n/a: no (image, map) pair to score") == 4
+    assert section.count("n/a: undefined on every image: no (image, map) pair to score") == 4
     printed = " ".join(CliRunner().invoke(app, ["leaderboard", str(out)], terminal_width=200).output.split())
-    assert "undefined on every image: always-acne / gradcam / dice" in printed
+    assert "always-acne / gradcam / dice undefined on every image: no (image, map) pair" in printed
+
+
+def test_every_non_finite_cell_is_explained() -> None:
+    from dermx.evaluate.leaderboard import UNDEFINED_WHY, _undefined
+
+    nan = float("nan")
+    row = {"model": "m", "method": "gradcam", "dice": nan, "dice_low": nan, "dice_high": nan, "pointing": 0.3,
+           "pointing_low": nan, "pointing_high": 0.4, "mprt_spearman": nan}
+    assert _undefined(row) == [
+        ("dice", "undefined on every image: " + UNDEFINED_WHY["dice"]),  # its interval goes with it
+        ("pointing_low", "pointing is defined but its interval or spread is not (too few images or folds)"),
+        ("mprt_spearman", "undefined on every image: " + UNDEFINED_WHY["mprt_spearman"])]
+    assert _undefined({"model": "m", "dice": 0.2}) == []

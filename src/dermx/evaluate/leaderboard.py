@@ -471,11 +471,10 @@ def run_leaderboard(db: DermXDB, models: Sequence[tuple[str, str | Path]], metho
             row.update(_mean_over_folds(per_fold, method))
             row["n_images"] = sum(min(config.n_images, len(c.stems)) for c in candidates)
             board.rows.append(row)
-            for metric in (k for k in DIRECTIONS if k in row and not math.isfinite(float(row[k]))):
-                board.undefined.append({"model": name, "method": method, "metric": metric,
-                                        "reason": UNDEFINED_WHY[metric]})
-                say(f"{name} / {method}: {metric} undefined on every image ({UNDEFINED_WHY[metric]}); the row "
-                    "is kept, and left out of leaderboard.csv")
+            for metric, reason in _undefined(row):
+                board.undefined.append({"model": name, "method": method, "metric": metric, "reason": reason})
+                say(f"{name} / {method}: {metric} undefined ({reason}); the row is kept, and left out of "
+                    "leaderboard.csv")
     if config.protocol == "followup":
         board.notes += _across_models(board.rows)
     names = list(tested)
@@ -487,6 +486,20 @@ def run_leaderboard(db: DermXDB, models: Sequence[tuple[str, str | Path]], metho
                                    "paired comparisons")
                 say(board.notes[-1])
     return board
+
+
+def _undefined(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """(column, reason) of each non-finite value of a row: a metric undefined on every image
+    (:data:`UNDEFINED_WHY`), or only its interval or spread (its ``_low``, ``_high``, ``_fold_sd``)."""
+    bad = [k for k, v in row.items() if not isinstance(v, str) and not math.isfinite(float(v))]
+    out = []
+    for column in bad:
+        metric = next((column.removesuffix(s) for s in ("_low", "_high", "_fold_sd") if column.endswith(s)), column)
+        if metric == column:
+            out.append((column, "undefined on every image: " + UNDEFINED_WHY.get(column, "no defined value")))
+        elif metric not in bad:
+            out.append((column, f"{metric} is defined but its interval or spread is not (too few images or folds)"))
+    return out
 
 
 def _across_models(rows: list[dict[str, Any]]) -> list[str]:

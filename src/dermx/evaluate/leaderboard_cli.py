@@ -71,8 +71,8 @@ def write_run_leaderboard(db: Any, models: Sequence[tuple[str, str]], methods: s
 
 def _print_undefined(console: Any, undefined: Sequence[dict[str, str]]) -> None:
     for entry in undefined:
-        console.print(f"undefined on every image: {entry['model']} / {entry['method']} / {entry['metric']}: "
-                      f"{entry['reason']} (row kept, not in leaderboard.csv)", highlight=False)
+        console.print(f"{entry['model']} / {entry['method']} / {entry['metric']} {entry['reason']} (row kept, "
+                      "not in leaderboard.csv)", highlight=False)
 
 
 def _read(run: Path) -> dict[str, Any]:

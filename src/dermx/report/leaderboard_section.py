@@ -184,9 +184,9 @@ def leaderboard_section(run_dir: str | Path) -> str:
             parts += ["<h3>One image under every method (predicted diagnosis)</h3>", grid]
     items = [f"<li>{html.escape(e['model'])} / {html.escape(e['method'])}: {html.escape(e['reason'])}</li>"
              for e in data.get("excluded", [])]
-    items += [f"<li>{html.escape(e['model'])} / {html.escape(e['method'])}: {html.escape(e['metric'])} is undefined "
-              f"on every image ({html.escape(e['reason'])}); the row is kept here and in leaderboard.json, and left "
-              "out of leaderboard.csv, whose every cell is a number</li>" for e in data.get("undefined", [])]
+    items += [f"<li>{html.escape(e['model'])} / {html.escape(e['method'])}: {html.escape(e['metric'])} "
+              f"{html.escape(e['reason'])}; the row is kept here and in leaderboard.json, and left out of "
+              "leaderboard.csv, whose every cell is a number</li>" for e in data.get("undefined", [])]
     items += [f"<li>{html.escape(n)}</li>" for n in data.get("notes", [])]
     if items:
         parts.append(f"<p class='note'>Left out or to read with care:</p><ul class='note'>{''.join(items)}</ul>")
