@@ -38,10 +38,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch.no_grad():  # an untrained head barely reacts to its input: make the scores move
         model.diagnosis_out.weight.mul_(50)
     checkpoint = save_checkpoint(model, root / "ckpt")
-    config = LeaderboardConfig(n_images=3, steps=2, road_percentages=(50.0,), mprt_steps=1, sensitivity_samples=1,
-                               fc_runs=4, fc_subset=16, n_boot=20)
     board = run_leaderboard(db, [("tiny", str(checkpoint)), ("broken", str(root / "missing"))],
-                            "gradcam,eigencam,cam,nosuch", config, allow_overlap=True)  # an untrained model
+                            "gradcam,eigencam,cam,nosuch", _small(), allow_overlap=True)  # an untrained model
     out = root / "run"
     write_leaderboard(board, out)
     return out
@@ -196,6 +194,7 @@ def tiny_cv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
 
 
 def _small(**changes: object) -> LeaderboardConfig:
+    """Few images, steps and draws: the mechanics, not the figures."""
     return LeaderboardConfig(**{**{"n_images": 3, "steps": 2, "road_percentages": (50.0,), "mprt_steps": 1,
                                    "sensitivity_samples": 1, "fc_runs": 4, "fc_subset": 16, "n_boot": 20}, **changes})
 
