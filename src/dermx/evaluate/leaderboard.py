@@ -203,8 +203,13 @@ def parse_methods(text: str | Sequence[str]) -> tuple[list[str], list[str]]:
     return methods, errors
 
 
+def _undefined_value(value: Any) -> bool:
+    """A row's number that is missing or not finite (strings, the row's names, are never undefined)."""
+    return not isinstance(value, str) and (value is None or not math.isfinite(float(value)))
+
+
 def _finite(row: dict[str, Any]) -> bool:
-    return all(isinstance(v, str) or (v is not None and math.isfinite(float(v))) for v in row.values())
+    return not any(_undefined_value(v) for v in row.values())
 
 
 def _scores(model: DermXNet, *, logits: bool = False) -> Callable[[Tensor], Tensor]:
@@ -491,7 +496,7 @@ def run_leaderboard(db: DermXDB, models: Sequence[tuple[str, str | Path]], metho
 def _undefined(row: dict[str, Any]) -> list[tuple[str, str]]:
     """(column, reason) of each non-finite value of a row: a metric undefined on every image
     (:data:`UNDEFINED_WHY`), or only its interval or spread (its ``_low``, ``_high``, ``_fold_sd``)."""
-    bad = [k for k, v in row.items() if not isinstance(v, str) and not math.isfinite(float(v))]
+    bad = [k for k, v in row.items() if _undefined_value(v)]
     out = []
     for column in bad:
         metric = next((column.removesuffix(s) for s in ("_low", "_high", "_fold_sd") if column.endswith(s)), column)
@@ -526,7 +531,7 @@ def write_leaderboard(board: Leaderboard, out: str | Path) -> list[Path]:
     board.frame().to_csv(out / "leaderboard.csv", index=False)
     write_json(out / "leaderboard.json", {
         "version": 1, "config": board.config.to_dict(), "directions": DIRECTIONS, "protocol": board.config.protocol,
-        "rows": [{k: (None if not isinstance(v, str) and not math.isfinite(float(v)) else v) for k, v in r.items()}
+        "rows": [{k: (None if _undefined_value(v) else v) for k, v in r.items()}
                  for r in board.rows],
         "excluded": board.excluded, "undefined": board.undefined, "notes": board.notes,
         "mprt_curves": board.mprt_curves})
