@@ -24,7 +24,7 @@ target are independent and identical in cost); the table says so.
 
 Usage: ``python benchmarks/leaderboard_speed.py [--quick] [--json FILE] [--demo RUN_DIR]``. With
 ``--demo`` it also times the whole leaderboard of ``RUN_DIR/models/{dermx,dermx+}`` (8 methods) on
-``RUN_DIR/data`` with the default :class:`~dermx.evaluate.leaderboard.LeaderboardConfig`.
+``RUN_DIR/data`` with the default :class:`~dermx.evaluate.leaderboard.config.LeaderboardConfig`.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ from torch import Tensor, nn
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dermx.evaluate.faithfulness import deletion_curves, road_curves
-from dermx.evaluate.robustness import sensitivity
-from dermx.evaluate.sanity import average_ranks, cascading_randomisation, spearman
+from dermx.evaluate.leaderboard.faithfulness import deletion_curves, road_curves
+from dermx.evaluate.leaderboard.robustness import sensitivity
+from dermx.evaluate.leaderboard.sanity import average_ranks, cascading_randomisation, spearman
 from dermx.explain import CamEngine
 from results import report
 
@@ -257,14 +257,17 @@ def demo_leaderboard(run: Path, console: Console) -> dict[str, float | int]:
     import tempfile
 
     from dermx.data import load_dermxdb
-    from dermx.evaluate.leaderboard import LeaderboardConfig, run_leaderboard
+    from dermx.evaluate.candidates import load_candidates
+    from dermx.evaluate.leaderboard.config import LeaderboardConfig
+    from dermx.evaluate.leaderboard.run import run_leaderboard
 
     with tempfile.TemporaryDirectory() as cache:
         db = load_dermxdb(run / "data", image_dir=run / "data" / "images", check_mask_sizes=False, cache_dir=cache)
         config = LeaderboardConfig()
         start = CLOCK()
-        models = [("DermX", str(run / "models" / "dermx")), ("DermX+", str(run / "models" / "dermx+"))]
-        board = run_leaderboard(db, models, "all", config,
+        models = [("DermX", run / "models" / "dermx"), ("DermX+", run / "models" / "dermx+")]
+        candidates = [c for name, path in models for c in load_candidates(name, path, db)]
+        board = run_leaderboard(db, candidates, "all", config,
                                 say=lambda m: console.print(f"[{CLOCK() - start:6.0f} s] {m}"))
         seconds = CLOCK() - start
     return {"demo leaderboard s (2 models x 8 methods)": seconds, "demo leaderboard rows": len(board.frame()),

@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from dermx.data import load_dermxdb
+from dermx.evaluate.benchmark.shortcut import stamp_test
 from dermx.evaluate.candidates import load_candidates
-from dermx.evaluate.shortcut import stamp_test
 
 MODELS = (("DermX", "dermx"), ("DermX+", "dermx+"))
 

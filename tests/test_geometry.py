@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from dermx.explain.images import load_input, to_batch
-from dermx.geometry import Placement, scaled_size, to_native
+from dermx.geometry import InputSpec, Placement, scaled_size, to_native
 from dermx.models import build_model, save_checkpoint
 from dermx.predict import Predictor
 from dermx.train.datasets import ImageDataset, Item
@@ -41,8 +41,8 @@ def test_train_predict_and_explain_feed_the_model_the_same_pixels(image_file: Pa
     model = build_model("small", kind="dermx", input_size=INPUT)
     model.config.resolution = policy  # type: ignore[assignment]
     mean, std = model.config.mean, model.config.std
-    train = ImageDataset([Item("odd", image_file, 0, "odd", (0.0,) * 16)], INPUT, mean, std,
-                         policy=policy)[0]["image"]  # type: ignore[arg-type]
+    train = ImageDataset([Item("odd", image_file, 0, "odd", (0.0,) * 16)],
+                         model.config.input_spec)[0]["image"]
     predictor = Predictor(save_checkpoint(model, tmp_path / "ckpt"))
     predicted = predictor.prepare(image_file).tensor
     explained = to_batch([load_input(image_file, INPUT, policy)], mean, std)[0]  # type: ignore[arg-type]
@@ -59,8 +59,8 @@ def test_the_inverse_puts_every_input_pixel_back_where_it_came_from(image_file: 
         native = (image.height, image.width)
     resized = scaled_size(*native, INPUT, policy)  # type: ignore[arg-type]
     coords = _coordinates(resized)
-    sample = ImageDataset([Item("odd", image_file, 0, "odd")], INPUT, (0, 0, 0), (1, 1, 1), policy=policy,
-                          map_fn=lambda _key, _size: coords)[0]  # type: ignore[arg-type]
+    sample = ImageDataset([Item("odd", image_file, 0, "odd")], InputSpec(INPUT, (0, 0, 0), (1, 1, 1), policy),  # type: ignore[arg-type]
+                          map_fn=lambda _key, _size: coords)[0]
     on_input = sample["maps"]
     placement = Placement.of(native, INPUT, policy)  # type: ignore[arg-type]
     top, left, height, width = placement.inside

@@ -13,8 +13,8 @@ PACKAGE = Path(dermx.__file__).parent
 
 #: Layer of each top-level part of the package (docs/design.md §9); lower numbers are imported by higher.
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(("vocab", "vocab_map", "jsonio", "_lazy", "geometry", "cli_common", "progress"), 0),
-    **dict.fromkeys(("data", "metrics", "models"), 1),
+    **dict.fromkeys(("vocab", "vocab_map", "jsonio", "_lazy", "geometry", "cli_common", "progress", "choices"), 0),
+    **dict.fromkeys(("data", "metrics", "models", "runs"), 1),
     "explain": 2,
     "train": 3,
     **dict.fromkeys(("evaluate", "predict"), 4),
@@ -96,6 +96,24 @@ def test_no_import_cycles_between_modules() -> None:
         if module not in state:
             visit(module, [module])
     assert not cycles, "\n".join(cycles)
+
+
+def test_the_report_reads_run_folders_without_the_code_that_made_them() -> None:
+    """``report`` reads runs through ``dermx.runs`` and never imports ``evaluate``; ``evaluate`` renders the
+    report only from its command modules (the application layer)."""
+    into_evaluate = sorted(f"{s} imports {t}" for s, targets in GRAPH.items() if s.startswith("dermx.report")
+                           for t in targets if t.startswith("dermx.evaluate"))
+    into_report = sorted(f"{s} imports {t}" for s, targets in GRAPH.items()
+                         if s.startswith("dermx.evaluate") and not _is_command(s)
+                         for t in targets if t.startswith("dermx.report"))
+    assert not into_evaluate and not into_report, "\n".join(into_evaluate + into_report)
+
+
+def test_the_command_line_loads_no_torch_to_parse_its_choices() -> None:
+    """``dermx --help`` and the closed choices the commands parse (``dermx.choices``, ``dermx.cli_common``)
+    import nothing heavy."""
+    for module in ("dermx.choices", "dermx.cli_common"):
+        assert {t for t in GRAPH[module] if t in MODULES} <= {"dermx.choices", "dermx"}, module
 
 
 def test_the_checker_sees_imports_inside_functions() -> None:

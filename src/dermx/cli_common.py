@@ -26,17 +26,20 @@ import functools
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar, get_args, get_origin
 
 import typer
 from typer.core import TyperCommand
 
+from dermx.choices import CamMethod, ResolutionPolicy, method_name
+
 __all__ = [
-    "RESOLUTIONS",
     "SHARED",
     "SizeArg",
+    "choice",
     "fail",
     "guarded",
+    "only_with",
     "option",
     "parse_input_size",
     "renamed",
@@ -95,17 +98,49 @@ def parse_input_size(text: str | tuple[int, int] | None) -> tuple[int, int] | No
 #: ``(height, width)`` (a ``tuple`` annotation would make Click ask for two arguments).
 SizeArg = Any
 
-#: How an image fits the model input (dermx.geometry).
-RESOLUTIONS = ("pad", "crop", "squash")
+def choice(values: Any, normalise: Callable[[str], str] | None = None) -> Callable[[Any], Any]:
+    """The parser of a closed choice, checked before any work starts: ``values`` is a ``Literal`` type
+    (its one spelling of each value) or a sequence of strings; ``normalise`` maps other accepted spellings
+    onto that one (raising :class:`ValueError` for an unknown name). An unknown value is a usage error
+    (exit 2) that lists the allowed ones; :func:`metavar` gives ``a|b|c`` for the help."""
+    allowed = tuple(get_args(values)) if get_origin(values) is Literal else tuple(values)
 
-
-def _choice(names: tuple[str, ...]) -> Callable[[str | None], str | None]:
-    def parse(text: str | None) -> str | None:
-        if text is None or text in names:
+    def parse(text: Any) -> Any:
+        if text is None or text in allowed:
             return text
-        raise typer.BadParameter(f"expected one of {', '.join(names)}; got {text!r}")
+        try:
+            value = normalise(str(text)) if normalise is not None else None
+        except ValueError:
+            value = None
+        if value in allowed:
+            return value
+        raise typer.BadParameter(f"expected one of {', '.join(allowed)}; got {text!r}")
 
+    parse.allowed = allowed  # type: ignore[attr-defined]
     return parse
+
+
+def metavar(parser: Callable[[Any], Any]) -> str:
+    """``a|b|c``: the values a :func:`choice` parser accepts."""
+    return "|".join(parser.allowed)  # type: ignore[attr-defined]
+
+
+def only_with(ctx: typer.Context, needed: str, given: bool, flags: dict[str, str]) -> None:
+    """A usage error (exit 2) when a flag of ``flags`` (parameter name → flag) was given on the command
+    line while ``needed`` was not (``given`` false): a flag that would have no effect is never silently
+    ignored."""
+    if given:
+        return
+    from click.core import ParameterSource
+
+    useless = [flag for name, flag in flags.items() if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    if useless:
+        raise typer.BadParameter(f"{', '.join(useless)} {'has' if len(useless) == 1 else 'have'} an effect only "
+                                 f"with {needed}", ctx=ctx)
+
+
+_RESOLUTION = choice(ResolutionPolicy)
+_METHOD = choice(CamMethod, method_name)
 
 
 #: The flags several commands share: their one spelling, type and help text (:func:`option`).
@@ -114,12 +149,13 @@ SHARED: dict[str, dict[str, Any]] = {
     "--n-images": {"min": 1, "help": "Number of images."},
     "--input-size": {"parser": parse_input_size, "metavar": "N|HxW",
                      "help": "Model input size, N or HxW (height x width); default: the model's own."},
-    "--resolution": {"parser": _choice(RESOLUTIONS), "metavar": "pad|crop|squash",
+    "--resolution": {"parser": _RESOLUTION, "metavar": metavar(_RESOLUTION),
                      "help": "How an image fits the input size: pad, crop or squash; default: the model's own."},
-    "--map-size": {"metavar": "features|input|native",
-                   "help": "Where maps are compared or stored: 'features' (the CAM grid), 'input' (the model's "
-                           "input size) or 'native' (the image's own pixels); each command names those it takes."},
-    "--method": {"help": "CAM method: gradcam, gradcam++, xgradcam, hirescam, layercam, cam, scorecam, eigencam."},
+    "--map-size": {"help": "Where maps are compared or stored: 'features' (the CAM grid), 'input' (the model's "
+                           "input size) or 'native' (the image's own pixels); the values shown are those the "
+                           "command takes."},
+    "--method": {"parser": _METHOD, "metavar": metavar(_METHOD),
+                 "help": "CAM method (papers' spellings such as Grad-CAM++ are accepted)."},
     "--batch-size": {"min": 1, "help": "Images per model pass."},
     "--seed": {"help": "Random seed: same seed, same result."},
     "--out": {"file_okay": False, "help": "Output folder (created)."},
@@ -130,9 +166,14 @@ SHARED: dict[str, dict[str, Any]] = {
 }
 
 
-def option(flag: str, *short: str) -> Any:
-    """The ``typer.Option`` of a shared ``flag`` (:data:`SHARED`), optionally with short aliases (``-m``)."""
-    return typer.Option(flag, *short, **SHARED[flag])
+def option(flag: str, *short: str, **narrower: Any) -> Any:
+    """The ``typer.Option`` of a shared ``flag`` (:data:`SHARED`), optionally with short aliases (``-m``).
+    ``narrower``: settings :data:`SHARED` leaves to each command (the ``parser`` and ``metavar`` of
+    ``--map-size``, whose values differ by command); a setting :data:`SHARED` fixes cannot be changed."""
+    fixed = set(narrower) & set(SHARED[flag])
+    if fixed:
+        raise ValueError(f"{flag}: {sorted(fixed)} are fixed by cli_common.SHARED")
+    return typer.Option(flag, *short, **SHARED[flag], **narrower)
 
 
 def renamed(aliases: dict[str, str]) -> type[TyperCommand]:

@@ -32,6 +32,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from dermx.choices import ResolutionPolicy
+
 #: ``(height, width)``.
 Size = tuple[int, int]
 #: ``(top, left, height, width)`` of a rectangle of pixels.
@@ -40,8 +42,6 @@ Box = tuple[int, int, int, int]
 #: Resampling of maps (:func:`resize`).
 Interpolation = Literal["bilinear", "nearest", "bicubic"]
 
-#: How an image is fitted to the input size: keep the aspect ratio and pad, keep it and crop, or squash.
-ResolutionPolicy = Literal["pad", "crop", "squash"]
 RESOLUTION_POLICIES: tuple[str, ...] = get_args(ResolutionPolicy)
 
 
@@ -49,6 +49,27 @@ def check_resolution(policy: str) -> None:
     """ValueError unless ``policy`` is one of :data:`RESOLUTION_POLICIES`."""
     if policy not in RESOLUTION_POLICIES:
         raise ValueError(f"unknown resolution policy {policy!r}; expected one of {RESOLUTION_POLICIES}")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How an image becomes a model input (module docstring): the input ``size`` (h, w), the resolution
+    ``policy`` that fits the image into it, and the per-channel ``mean`` and ``std`` of step 3. One model
+    has one spec (:attr:`dermx.models.ModelConfig.input_spec`); every stage that feeds it reads this one."""
+
+    size: Size
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    policy: ResolutionPolicy = "pad"
+
+    def __post_init__(self) -> None:
+        check_resolution(self.policy)
+
+    def denormalise(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised inputs ``(B, 3, h, w)`` back to pixels in [0, 1] (the inverse of step 3)."""
+        m = torch.tensor(self.mean, dtype=images.dtype)[:, None, None]
+        s = torch.tensor(self.std, dtype=images.dtype)[:, None, None]
+        return (images * s + m).clamp(0, 1)
 
 
 def scaled_size(height: int, width: int, target: Size, policy: ResolutionPolicy) -> Size:

@@ -11,11 +11,11 @@ import torch
 from torchvision import tv_tensors
 
 from dermx.data import DermXDB
-from dermx.evaluate.bench_summary import select
-from dermx.evaluate.bench_types import BenchmarkConfig, BenchmarkResult
-from dermx.evaluate.benchmark import write_benchmark
-from dermx.evaluate.candidates import find_checkpoints
-from dermx.evaluate.scoring import Explanation, score_maps
+from dermx.evaluate.benchmark.config import BenchmarkConfig, BenchmarkResult
+from dermx.evaluate.benchmark.run import write_benchmark
+from dermx.evaluate.benchmark.scoring import score_maps
+from dermx.evaluate.benchmark.summary import select
+from dermx.evaluate.candidates import Explanation, find_checkpoints
 from dermx.evaluate.stats import bootstrap_macro_f1, estimate
 from dermx.geometry import joint_transform, scaled_size, to_native
 from report.oracle import SHORTCUT, oracle_run
@@ -120,7 +120,7 @@ def test_known_answer_columns_score_against_the_drawn_lesions(run: tuple[DermXDB
     answering with the drawn masks scores Dice 1 there, and the experts' fused maps (the oracle) score
     below 1 against them (raters outline more or less than was drawn)."""
     from dermx.data import DRAWN_CHANNELS
-    from dermx.evaluate.benchmark import run_benchmark
+    from dermx.evaluate.benchmark.run import run_benchmark
     from report.oracle import N, candidates
 
     db, result = run

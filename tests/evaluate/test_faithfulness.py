@@ -11,7 +11,7 @@ from scipy.stats import rankdata, spearmanr
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from dermx.evaluate.faithfulness import (
+from dermx.evaluate.leaderboard.faithfulness import (
     _neighbour_sum,
     curve_auc,
     deletion_curves,
@@ -20,8 +20,14 @@ from dermx.evaluate.faithfulness import (
     pixel_ranks,
     road_curves,
 )
-from dermx.evaluate.robustness import sensitivity
-from dermx.evaluate.sanity import average_ranks, cascading_randomisation, randomisation_layers, spearman, ssim
+from dermx.evaluate.leaderboard.robustness import sensitivity
+from dermx.evaluate.leaderboard.sanity import (
+    average_ranks,
+    cascading_randomisation,
+    randomisation_layers,
+    spearman,
+    ssim,
+)
 
 
 def pixel_sum(images: torch.Tensor) -> torch.Tensor:
@@ -125,7 +131,7 @@ def _imputation_matrix(removed: torch.Tensor) -> torch.Tensor:
 def _coarse_stencil(coupling: torch.Tensor, diagonal: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """(A v)_I = d_I v_I − Σ_K W_{K,I} v_{I+K} (zero outside) for a coarse level of ``_coarse_levels``,
     ``v (h, w, n, C)``."""
-    from dermx.evaluate.faithfulness import _OFFSETS
+    from dermx.evaluate.leaderboard.faithfulness import _OFFSETS
 
     h, w = v.shape[:2]
     padded = torch.nn.functional.pad(v, (0, 0, 0, 0, 1, 1, 1, 1))
@@ -188,7 +194,7 @@ def test_imputation_accuracy_at_the_default_tolerance_on_128_px() -> None:
 
 
 def test_coarse_levels_are_galerkin_products() -> None:
-    from dermx.evaluate.faithfulness import _coarse_levels
+    from dermx.evaluate.leaderboard.faithfulness import _coarse_levels
 
     removed = torch.rand(5, 7, generator=torch.Generator().manual_seed(2)) < 0.6
     mask = removed.double()[None, None]
@@ -212,7 +218,7 @@ def test_coarse_levels_are_galerkin_products() -> None:
 
 
 def test_coarsest_level_is_solved_exactly() -> None:
-    from dermx.evaluate.faithfulness import _coarse_levels, _DenseLevel
+    from dermx.evaluate.leaderboard.faithfulness import _coarse_levels, _DenseLevel
 
     removed = torch.rand(2, 9, 11, generator=torch.Generator().manual_seed(3)) < 0.6
     degree = _neighbour_sum(torch.ones(1, 1, 9, 11, dtype=torch.float64))
@@ -226,7 +232,7 @@ def test_coarsest_level_is_solved_exactly() -> None:
 def test_v_cycle_is_a_symmetric_positive_definite_preconditioner() -> None:
     """CG needs ⟨B r, s⟩ = ⟨r, B s⟩ and ⟨B r, r⟩ > 0 for the V-cycle B (two coarse levels and the dense
     one at 40 px; an odd, non-square grid padded to even sizes)."""
-    from dermx.evaluate.faithfulness import _Multigrid
+    from dermx.evaluate.leaderboard.faithfulness import _Multigrid
 
     generator = torch.Generator().manual_seed(5)
     removed = torch.rand(3, 37, 41, generator=generator) < 0.5
@@ -322,7 +328,7 @@ def test_sensitivity_by_hand() -> None:
 
 
 def test_random_logit_picks_another_class_of_the_head() -> None:
-    from dermx.evaluate.sanity import random_logit
+    from dermx.evaluate.leaderboard.sanity import random_logit
 
     torch.manual_seed(0)
     maps = torch.rand(3, 5, 9, 9)

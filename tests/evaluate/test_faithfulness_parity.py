@@ -26,15 +26,15 @@ import pytest
 import torch
 from torch import nn
 
-from dermx.evaluate.faithfulness import (
+from dermx.evaluate.leaderboard.faithfulness import (
     deletion_curves,
     faithfulness_correlation,
     noisy_linear_imputation,
     pixel_ranks,
     road_curves,
 )
-from dermx.evaluate.robustness import sensitivity
-from dermx.evaluate.sanity import cascading_randomisation, random_logit, spearman
+from dermx.evaluate.leaderboard.robustness import sensitivity
+from dermx.evaluate.leaderboard.sanity import cascading_randomisation, random_logit, spearman
 from dermx.explain import explain
 
 quantus = pytest.importorskip("quantus")

@@ -22,7 +22,7 @@ from dermx.evaluate import (
     rater_agreement,
     repeat_pairs,
 )
-from dermx.evaluate.agreement import NO_DIAGNOSIS, _overlap
+from dermx.evaluate.agreement.tables import NO_DIAGNOSIS, _overlap
 from support import polygon
 
 LEFT = [(0, 0), (9, 0), (9, 9), (0, 9)]  # PIL fills the outline too: 10 x 10 = 100 pixels
@@ -192,7 +192,8 @@ def test_cli_no_intra_skips_the_repeat_pass(small_db: DermXDB, tmp_path: Path) -
 
 
 def test_tables_separate_tags_and_include_the_repeat_pass(make_dermxdb) -> None:
-    from dermx.evaluate.interrater import INTER_LABEL, INTRA_LABEL, UNDEFINED_NOTE, markdown_tables
+    from dermx.evaluate.agreement.interrater import INTER_LABEL, INTRA_LABEL
+    from dermx.runs.interrater import UNDEFINED_NOTE, markdown_tables
 
     w = make_dermxdb()
     for annotator, shape in (("labeller1", LEFT), ("labeller2", SHIFTED), ("labeller12", LEFT)):

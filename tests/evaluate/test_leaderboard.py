@@ -12,7 +12,9 @@ import torch
 from typer.testing import CliRunner
 
 from dermx.cli import app
-from dermx.evaluate.leaderboard import DIRECTIONS, LeaderboardConfig, parse_methods, run_leaderboard, write_leaderboard
+from dermx.evaluate.candidates import load_candidates
+from dermx.evaluate.leaderboard.config import DIRECTIONS, LeaderboardConfig, parse_methods
+from dermx.evaluate.leaderboard.run import run_leaderboard, write_leaderboard
 from dermx.report.leaderboard_section import leaderboard_section
 from report.oracle import tiny_synth
 
@@ -21,10 +23,11 @@ CONTRACT = ("model", "method", "dice", "pointing", "deletion_auc", "insertion_au
 
 
 def test_parse_methods() -> None:
-    assert parse_methods("all")[0] == ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "cam",
-                                       "scorecam", "eigencam"]
-    methods, errors = parse_methods("Grad-CAM, gradcam,nosuch")
-    assert methods == ["gradcam"] and len(errors) == 1 and "nosuch" in errors[0]
+    assert parse_methods("all") == ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "cam",
+                                    "scorecam", "eigencam")
+    assert parse_methods("Grad-CAM++, gradcam,gradcam") == ("gradcam++", "gradcam")
+    with pytest.raises(ValueError, match=r"unknown CAM method\(s\) 'nosuch', \"grad'cam\"; methods: all, gradcam"):
+        parse_methods("gradcam,nosuch,grad'cam")
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +41,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch.no_grad():  # an untrained head barely reacts to its input: make the scores move
         model.diagnosis_out.weight.mul_(50)
     checkpoint = save_checkpoint(model, root / "ckpt")
-    board = run_leaderboard(db, [("tiny", str(checkpoint)), ("broken", str(root / "missing"))],
-                            "gradcam,eigencam,cam,nosuch", _small(), allow_overlap=True)  # an untrained model
+    candidates = load_candidates("tiny", checkpoint, db, allow_overlap=True)  # an untrained model
+    board = run_leaderboard(db, candidates, "gradcam,eigencam,cam", _small())
     out = root / "run"
     write_leaderboard(board, out)
     return out
@@ -56,8 +59,6 @@ def test_contract_and_bad_cells(run_dir: Path) -> None:
         assert (frame[f"{column}_low"] <= frame[column] + 1e-9).all(), column
     data = json.loads((run_dir / "leaderboard.json").read_text())
     reasons = {(e["model"], e["method"]): e["reason"] for e in data["excluded"]}
-    assert "unknown CAM method 'nosuch'" in reasons[("*", "nosuch")]
-    assert "cannot load" in reasons[("broken", "gradcam")]
     assert "cannot explain" in reasons[("tiny", "cam")] and "global average pooling" in reasons[("tiny", "cam")]
     eigen = frame.set_index("method").loc["eigencam"]
     assert eigen["random_logit"] == pytest.approx(1.0)  # class-agnostic: fails the random-logit test
@@ -69,22 +70,24 @@ def test_cli_and_report_section(run_dir: Path, tmp_path: Path) -> None:
     old = tmp_path / "old"
     old.mkdir()
     (old / "summary.json").write_text("{}")
-    result = CliRunner().invoke(app, ["leaderboard", str(run_dir), str(old), "--out", str(tmp_path / "all")])
+    result = CliRunner().invoke(app, ["leaderboard", str(run_dir), str(old), "--out", str(tmp_path / "all")],
+                                terminal_width=200)
     assert result.exit_code == 1
     output = " ".join(result.output.split())
-    assert "gradcam" in output and "no leaderboard.json" in output and "before leaderboards" in output
+    assert "gradcam" in output and "no leaderboard.json" in output and "evaluated without --methods" in output
     combined = pd.read_csv(tmp_path / "all" / "leaderboard.csv")
     assert set(combined["model"]) == {"run/tiny"}
     section = leaderboard_section(run_dir)
     # the scatter and the randomisation curves, then the example grid: the image and its 2 methods' maps
     assert "method × model leaderboard" in section and section.count("<img") == 2 + 3
     assert "aria-label='one image under every method'" in section
-    assert "nosuch" in section and "dice ↑" in section and "deletion_<wbr>auc ↓" in section
+    assert "global average pooling" in section and "dice ↑" in section and "deletion_<wbr>auc ↓" in section
     assert leaderboard_section(old) == ""
 
 
 def test_followup_protocol_settings_and_spread_over_models() -> None:
-    from dermx.evaluate.leaderboard import PROTOCOLS, _across_models
+    from dermx.evaluate.leaderboard.config import PROTOCOLS
+    from dermx.evaluate.leaderboard.run import _across_models
 
     assert PROTOCOLS["followup"] == ("relative", "correct", "diagnosis-union")
     rows = [{"model": "a", "method": "gradcam", "dice": 0.2}, {"model": "b", "method": "gradcam", "dice": 0.4},
@@ -94,10 +97,10 @@ def test_followup_protocol_settings_and_spread_over_models() -> None:
 
 @pytest.mark.slow
 def test_agreement_equals_the_benchmark_of_each_method(tmp_path: Path) -> None:
-    from dermx.evaluate.bench_types import BenchmarkConfig
-    from dermx.evaluate.benchmark import run_benchmark
-    from dermx.evaluate.candidates import load_candidates
-    from dermx.evaluate.leaderboard import _agreement
+    from dermx.evaluate.benchmark.config import BenchmarkConfig
+    from dermx.evaluate.benchmark.run import run_benchmark
+    from dermx.evaluate.leaderboard.agreement import agreement_rows
+    from dermx.evaluate.leaderboard.run import _agreement_columns
     from dermx.models import build_model, save_checkpoint
 
     db = tiny_synth(tmp_path / "data")
@@ -108,26 +111,31 @@ def test_agreement_equals_the_benchmark_of_each_method(tmp_path: Path) -> None:
     checkpoint = str(save_checkpoint(model, tmp_path / "ckpt"))
     config = LeaderboardConfig(n_boot=30, batch_size=5, score_images=None)
     methods = ["gradcam++", "eigencam", "scorecam"]
-    candidates = load_candidates("m", checkpoint, db, BenchmarkConfig(), allow_overlap=True)
-    ours = _agreement(db, candidates, methods, config, lambda it, _d, _n: it)
+    candidates = load_candidates("m", checkpoint, db, allow_overlap=True)
+
+    def columns(config: LeaderboardConfig) -> dict[str, dict[str, float]]:
+        rows = agreement_rows(db, candidates, methods, config, lambda it, _d, _n: it)
+        return {method: _agreement_columns(part, config) for method, part in rows.items()}
+
+    ours = columns(config)
     for method in methods:
         bench = BenchmarkConfig(method=method, n_boot=30, agreement=False, examples=False, shortcut_test=False)
-        summary = run_benchmark(db, load_candidates("m", checkpoint, db, bench, allow_overlap=True), bench).summary
+        tested = load_candidates("m", checkpoint, db, method=method, allow_overlap=True)
+        summary = run_benchmark(db, tested, bench).summary
         overall = summary["localization"]["present"]["m"]["characteristic"]["overall"]
         for score in ("dice", "sensitivity", "specificity", "pointing"):
             assert ours[method][score] == pytest.approx(overall[score]["mean"], abs=1e-6), (method, score)
             assert ours[method][f"{score}_low"] == pytest.approx(overall[score]["low"], abs=1e-6), (method, score)
         assert ours[method]["agreement_images"] == len(candidates[0].stems)
-    few = _agreement(db, candidates, methods, LeaderboardConfig(n_boot=30, batch_size=5, score_images=2),
-                     lambda it, _d, _n: it)
+    few = columns(LeaderboardConfig(n_boot=30, batch_size=5, score_images=2))
     assert few["scorecam"]["agreement_images"] == 2 and few["eigencam"] == ours["eigencam"]
 
 
 def test_faithfulness_correlation_reads_logits_so_a_saturated_softmax_stays_defined() -> None:
     """Seen on the demo's DermX: every random subset of baseline pixels pushed it to the same class with
     p = 1, so every probability drop was equal and the correlation undefined; logit drops still differ."""
-    from dermx.evaluate.faithfulness import faithfulness_correlation
-    from dermx.evaluate.leaderboard import _scores
+    from dermx.evaluate.leaderboard.faithfulness import faithfulness_correlation
+    from dermx.evaluate.leaderboard.model_metrics import scores as _scores
     from dermx.models import build_model
 
     torch.manual_seed(0)
@@ -169,7 +177,7 @@ def test_example_grid_draws_maps_with_the_shared_overlay(monkeypatch: pytest.Mon
 def test_scorecam_image_count_flag() -> None:
     import typer
 
-    from dermx.evaluate.leaderboard_cli import parse_image_count
+    from dermx.evaluate.benchmark_cli import parse_image_count
 
     assert parse_image_count("all") is None and parse_image_count("12") == 12 and parse_image_count(64) == 64
     for bad in ("0", "-3", "many"):
@@ -208,20 +216,20 @@ def test_followup_protocol_end_to_end_on_a_cv_run(tiny_cv: tuple[Path, Path, Pat
     import numpy as np
 
     from dermx.data import load_dermxdb
-    from dermx.evaluate.bench_types import BenchmarkConfig
-    from dermx.evaluate.benchmark import run_benchmark
-    from dermx.evaluate.candidates import load_candidates
+    from dermx.evaluate.benchmark.config import BenchmarkConfig
+    from dermx.evaluate.benchmark.run import run_benchmark
 
     data, images, cv = tiny_cv
     db = load_dermxdb(data, image_dir=images, check_mask_sizes=False)
     predictions = pd.read_csv(cv / "predictions.csv")
     correct = predictions[predictions["reference"] == predictions["predicted"]]
     assert set(correct["fold"]) == {0, 1}, "the protocol needs correct diagnoses in both folds"
-    board = run_leaderboard(db, [("a", str(cv)), ("b", str(cv))], "gradcam,eigencam", _small(protocol="followup"))
+    both = [*load_candidates("a", cv, db), *load_candidates("b", cv, db)]
+    board = run_leaderboard(db, both, "gradcam,eigencam", _small(protocol="followup"))
     assert not board.excluded and not board.undefined
     bench = BenchmarkConfig(method="gradcam", fusion="relative", selection="correct", n_boot=20, agreement=False,
                             examples=False, shortcut_test=False)
-    items = run_benchmark(db, load_candidates("a", str(cv), db, bench), bench).items
+    items = run_benchmark(db, load_candidates("a", cv, db), bench).items
     union = items[(items["kind"] == "diagnosis-union") & items["correct"].astype(bool)]
     assert sorted(zip(union["fold"], union["stem"], strict=True)) == sorted(
         zip(correct["fold"], correct["stem"], strict=True))  # the training run's correct images, no others
@@ -253,8 +261,8 @@ def test_a_metric_undefined_on_every_image_keeps_its_row(tiny_cv: tuple[Path, Pa
         model.diagnosis_out.bias[0] = 10.0  # Acne, whatever the image (the logits stay within ±1.3 without it)
     checkpoint = str(save_checkpoint(model, tmp_path / "ckpt"))
     others = [s for s in db.stems() if db.images[s].diagnosis != "Acne"]
-    board = run_leaderboard(db, [("always-acne", checkpoint)], "gradcam", _small(protocol="followup"),
-                            available=others, allow_overlap=True)
+    candidates = load_candidates("always-acne", checkpoint, db, available=others, allow_overlap=True)
+    board = run_leaderboard(db, candidates, "gradcam", _small(protocol="followup"))
     (row,) = board.rows
     assert math.isnan(row["dice"]) and math.isfinite(row["deletion_auc"]) and row["agreement_images"] == 0
     undefined = {e["metric"]: e["reason"] for e in board.undefined}
@@ -273,7 +281,8 @@ def test_a_metric_undefined_on_every_image_keeps_its_row(tiny_cv: tuple[Path, Pa
 
 
 def test_every_non_finite_cell_is_explained() -> None:
-    from dermx.evaluate.leaderboard import UNDEFINED_WHY, _undefined
+    from dermx.evaluate.leaderboard.config import UNDEFINED_WHY
+    from dermx.evaluate.leaderboard.run import _undefined
 
     nan = float("nan")
     row = {"model": "m", "method": "gradcam", "dice": nan, "dice_low": nan, "dice_high": nan, "pointing": 0.3,

@@ -13,8 +13,8 @@ import torch
 from dermx import vocab
 from dermx.data import DermXDB
 from dermx.data.synth.writer import read_manifest
-from dermx.evaluate.candidates import CamExplainer
-from dermx.evaluate.shortcut import stamp_test
+from dermx.evaluate.benchmark.shortcut import stamp_test
+from dermx.evaluate.candidates import CamExplainer, ModelNames
 from dermx.models import build_model
 from report.oracle import SHORTCUT, candidates, tiny_synth
 
@@ -44,9 +44,10 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> DermXDB:
 
 def _candidate(db: DermXDB, name: str, *, reads_image: bool):  # type: ignore[no-untyped-def]
     template = candidates(db)[0]
-    explainer = CamExplainer(build_model("small", kind="dermx", input_size=template.input_size))
-    explainer.engine = _logo_reader(template.mean, template.std, reads_image=reads_image)  # type: ignore[assignment]
-    return dataclasses.replace(template, name=name, explain=explainer)
+    model = build_model("small", kind="dermx", input_size=template.spec.size)
+    explainer = CamExplainer(model, ModelNames.of(model.config))
+    explainer.engine = _logo_reader(template.spec.mean, template.spec.std, reads_image=reads_image)  # type: ignore[assignment]
+    return dataclasses.replace(template, name=name, explain=explainer, model=model)
 
 
 def test_a_logo_reader_flips_every_stamped_image_and_maps_the_logo(db: DermXDB) -> None:

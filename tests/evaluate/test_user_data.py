@@ -2,8 +2,8 @@
 different images, and image folders missing some images.
 
 Dataset A and B have the same file names, diagnoses and patients (like two synthetic seeds) but other
-lesions, so only the content tells them apart. Models: a ``dermx cv``-style fold-1 model and a no-fold
-model trained on A, and a no-fold model trained on B.
+lesions, so only the content tells them apart; C has other file names. Models: a ``dermx cv``-style
+fold-1 model and a no-fold model trained on A, and a no-fold model trained on C.
 """
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ def _train(data: tuple[Path, Path], out: Path, fold: int | None, **changes: obje
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("userdata")
     a, b = write_tiny_dermxdb(root / "A", seed=0), write_tiny_dermxdb(root / "B", seed=1)
+    c = write_tiny_dermxdb(root / "C", seed=2, prefix="c")
     _train(a, root / "cv-A" / "fold_1", fold=1)
     _train(a, root / "all-A", fold=None)
-    _train(b, root / "all-B", fold=None)
-    return {"A": a[0], "A_images": a[1], "B": b[0], "B_images": b[1], "cv-A": root / "cv-A",
-            "all-A": root / "all-A", "all-B": root / "all-B", "root": root}
+    _train(c, root / "all-C", fold=None)
+    return {"A": a[0], "A_images": a[1], "B": b[0], "B_images": b[1], "C": c[0], "C_images": c[1],
+            "cv-A": root / "cv-A", "all-A": root / "all-A", "all-C": root / "all-C", "root": root}
 
 
 def _candidates(world: dict[str, Path], data: str, model: str, **options: object):
@@ -50,25 +51,32 @@ def _candidates(world: dict[str, Path], data: str, model: str, **options: object
     return load_candidates(model, world[model], db, **options)
 
 
-def test_a_cv_model_on_other_data_is_scored_on_all_of_it(world: dict[str, Path]) -> None:
-    """Old code: fold numbers reused across datasets, 12 of B's 24 images scored, no word."""
-    (candidate,) = _candidates(world, "B", "cv-A")
-    assert len(candidate.stems) == N_IMAGES
-    assert candidate.test_set["rule"] == "other-data"
+def test_a_model_on_other_data_is_scored_on_the_images_it_never_saw(world: dict[str, Path]) -> None:
+    """On data of other names (C) every image is new; on data of the same names (B: a new release of the
+    annotations keeps the names of the pictures it re-annotates) the images named as training images
+    are excluded, and said so, whatever their content."""
+    (other,) = _candidates(world, "C", "cv-A")
+    assert len(other.stems) == N_IMAGES and other.test.rule == "other-data"
+    assert sum(other.test.excluded.values()) == 0
+    (renamed,) = _candidates(world, "B", "cv-A")
+    trained = json.loads((world["cv-A"] / "fold_1" / "model" / "config.json").read_text())["training_data"]
+    assert renamed.test.rule == "other-data" and renamed.test.excluded["listed"] == len(trained["images"]) == 12
+    assert not set(trained["images"]) & set(renamed.stems) and len(renamed.stems) == 12
 
 
 def test_on_its_own_data_a_model_is_scored_only_on_images_it_never_saw(world: dict[str, Path]) -> None:
     (fold_model,) = _candidates(world, "A", "cv-A")
     db = load_dermxdb(world["A"])
     assert sorted(fold_model.stems) == sorted(db.fold(1).test) and len(fold_model.stems) == 12
-    assert fold_model.test_set["rule"] == "held-out" and fold_model.test_set["excluded"] == 12
+    assert fold_model.test.rule == "held-out" and fold_model.test.excluded == {"listed": 12, "pixels": 0,
+                                                                               "patient": 0}
     trained = json.loads((world["cv-A"] / "fold_1" / "model" / "config.json").read_text())["training_data"]
     assert not set(trained["images"]) & set(fold_model.stems)
     # old code: the no-fold model was scored on all 24 images, every one of them seen in training
-    with pytest.raises(EvalSetError, match="trained on every image"):
+    with pytest.raises(EvalSetError, match=r"every one of the 24 images .* was seen in training"):
         _candidates(world, "A", "all-A")
     (overlap,) = _candidates(world, "A", "all-A", allow_overlap=True)
-    assert len(overlap.stems) == N_IMAGES and overlap.test_set["rule"] == "overlap-allowed"
+    assert len(overlap.stems) == N_IMAGES and overlap.test.rule == "overlap-allowed"
 
 
 def test_an_older_checkpoint_is_judged_by_its_training_fingerprint(world: dict[str, Path], tmp_path: Path) -> None:
@@ -80,18 +88,18 @@ def test_an_older_checkpoint_is_judged_by_its_training_fingerprint(world: dict[s
     shutil.copytree(world["cv-A"], legacy)
     config_file = legacy / "fold_1" / "model" / "config.json"
     document = json.loads(config_file.read_text())
-    for key in ("data_sha256", "images", "missing_images"):
+    for key in ("data_sha256", "images", "pixels", "patients", "missing_images"):
         document["training_data"].pop(key)
     config_file.write_text(json.dumps(document))
     world = {**world, "legacy": legacy}
     (same,) = _candidates(world, "A", "legacy")
-    assert same.test_set["rule"] == "fold-test" and len(same.stems) == 12
+    assert same.test.rule == "fold-test" and len(same.stems) == 12
     document["training_data"]["sha256"] = "0" * 16
     config_file.write_text(json.dumps(document))
     with pytest.raises(EvalSetError, match=r"cannot tell.*--allow-overlap"):
         _candidates(world, "A", "legacy")
     (allowed,) = _candidates(world, "A", "legacy", allow_overlap=True)
-    assert allowed.test_set["rule"] == "overlap-allowed" and len(allowed.stems) == 12
+    assert allowed.test.rule == "overlap-allowed" and len(allowed.stems) == 12
 
 
 def _evaluate(*args: str) -> object:
@@ -103,7 +111,7 @@ def test_models_covering_different_images_are_compared_on_the_shared_ones(world:
     """Old code: KeyError 'predicted:a' after all the scoring, and no tables on disk."""
     out = tmp_path / "bench"
     result = _evaluate("--data", str(world["A"]), "--images", str(world["A_images"]), "--out", str(out),
-                       "--model", f"a={world['cv-A']}", "--model", f"b={world['all-B']}")
+                       "--model", f"a={world['cv-A']}", "--model", f"b={world['all-C']}")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["models"]["a"]["test_images"]["n"] == 12 and summary["models"]["b"]["test_images"]["n"] == 24
@@ -124,7 +132,8 @@ def test_models_covering_different_images_are_compared_on_the_shared_ones(world:
 
 def test_tables_are_written_as_each_model_is_scored(world: dict[str, Path], tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from dermx.evaluate import benchmark
+    from dermx.evaluate.benchmark import run as benchmark
+    from dermx.evaluate.benchmark.config import BenchmarkConfig
 
     def broken(_result: object) -> dict:
         raise RuntimeError("late failure")
@@ -132,7 +141,7 @@ def test_tables_are_written_as_each_model_is_scored(world: dict[str, Path], tmp_
     monkeypatch.setattr(benchmark, "summarize_benchmark", broken)
     db = load_dermxdb(world["A"], image_dir=world["A_images"], check_mask_sizes=False)
     candidates = load_candidates("a", world["cv-A"], db)
-    config = benchmark.BenchmarkConfig(n_boot=10, agreement=False)
+    config = BenchmarkConfig(n_boot=10, agreement=False)
     with pytest.raises(RuntimeError):
         benchmark.run_benchmark(db, candidates, config, out=tmp_path)
     assert len(pd.read_csv(tmp_path / "images.csv")) == 12
@@ -210,11 +219,12 @@ def test_a_model_of_its_own_classes_is_benchmarked_on_the_shared_ones(world: dic
 
 
 def _own_class_model(world: dict[str, Path], tmp_path: Path, folders: dict[str, str]) -> Path:
-    """A dx-only model trained (1 epoch) on class folders: A's images of each DermXDB class in
-    ``folders`` under the folder name given, and six plain images of a class ``eczema``."""
+    """A dx-only model trained (1 epoch) on class folders: B's images of each DermXDB class in
+    ``folders`` under the folder name given (other pictures than A's, so that A tests it), and six plain
+    images of a class ``eczema``."""
     from PIL import Image
 
-    db = load_dermxdb(world["A"], image_dir=world["A_images"], check_mask_sizes=False)
+    db = load_dermxdb(world["B"], image_dir=world["B_images"], check_mask_sizes=False)
     root = tmp_path / "classes"
     for stem in db.stems():
         if db.images[stem].diagnosis in folders:
@@ -246,7 +256,7 @@ def test_own_class_names_are_mapped_at_evaluation_with_an_aliases_file(world: di
     aliases.write_text("alias,name\nAcne Vulgaris,Acne\n")
     out = tmp_path / "mapped"
     mapped = _evaluate(*common, "--out", str(out), "--aliases", str(aliases), "--methods", "gradcam",
-                       "--n-images", "2", "--steps", "2")
+                       "--n-faithfulness-images", "2", "--steps", "2")
     assert mapped.exit_code == 0, mapped.output
     tests = json.loads((out / "summary.json").read_text())["models"]["own"]["test_images"]
     assert tests["n"] == 8 and "shared classes Acne, Psoriasis (16 images" in tests["rules"][0]
@@ -255,7 +265,7 @@ def test_own_class_names_are_mapped_at_evaluation_with_an_aliases_file(world: di
     (row,) = board["rows"]
     assert (row["model"], row["method"], row["dice"]) == ("own", "gradcam", None) and row["deletion_auc"] > 0
     assert "a dx-only model" in {e["metric"]: e["reason"] for e in board["undefined"]}["dice"]
-    assert json.loads((out / "manifest.json").read_text())["config"]["aliases"] == str(aliases)
+    assert json.loads((out / "manifest.json").read_text())["config"]["aliases"] == aliases.name
     aliases.write_text("alias,name\nacne vulgaris,Psoriasis\n")
     clash = _evaluate(*common, "--out", str(tmp_path / "clash"), "--aliases", str(aliases))
     message = " ".join(clash.output.split())
@@ -265,9 +275,9 @@ def test_own_class_names_are_mapped_at_evaluation_with_an_aliases_file(world: di
 
 def test_a_concept_model_is_benchmarked_on_the_characteristics_it_shares(world: dict[str, Path],
                                                                          tmp_path: Path) -> None:
-    """A `dermx` model trained on a SkinCon-layout table (concepts Papule, Plaque, Ulcer, Bulla) of A's
+    """A `dermx` model trained on a SkinCon-layout table (concepts Papule, Plaque, Ulcer, Bulla) of B's
     images: scored against A's expert maps on Papule and Plaque only (Ulcer and Bulla are not DermXDB's)."""
-    db = load_dermxdb(world["A"], image_dir=world["A_images"], check_mask_sizes=False)
+    db = load_dermxdb(world["B"], image_dir=world["B_images"], check_mask_sizes=False)
     concepts = ("Papule", "Plaque", "Ulcer", "Bulla")
     lines = [",".join(("ImageID", "Do not consider this image", *concepts, "label"))]
     for i, stem in enumerate(db.stems()):
@@ -276,7 +286,7 @@ def test_a_concept_model_is_benchmarked_on_the_characteristics_it_shares(world: 
         lines.append(",".join((db.image_path(stem).name, "0", *flags, db.images[stem].diagnosis)))
     (tmp_path / "concepts.csv").write_text("\n".join(lines) + "\n")
     run = tmp_path / "concepts"
-    fit(TrainConfig().replace(labels=str(tmp_path / "concepts.csv"), images=str(world["A_images"]), kind="dermx",
+    fit(TrainConfig().replace(labels=str(tmp_path / "concepts.csv"), images=str(world["B_images"]), kind="dermx",
                               preset="tiny", input_size=(32, 32), epochs=1, batch_size=8, pretrained=False,
                               val_fraction=0.25, progress=False, out=str(run)))
     out = tmp_path / "bench"

@@ -13,10 +13,10 @@ import torch
 from dermx import vocab
 from dermx.data import DermXDB, load_dermxdb
 from dermx.data.synth import generate
-from dermx.evaluate.bench_types import BenchmarkConfig, BenchmarkResult
-from dermx.evaluate.benchmark import run_benchmark
-from dermx.evaluate.candidates import Candidate
-from dermx.evaluate.scoring import Explanation
+from dermx.evaluate.benchmark.config import BenchmarkConfig, BenchmarkResult
+from dermx.evaluate.benchmark.run import run_benchmark
+from dermx.evaluate.candidates import Candidate, Explanation
+from dermx.geometry import InputSpec
 
 N = len(vocab.CHARACTERISTICS)
 SHORTCUT = "Psoriasis"
@@ -41,11 +41,13 @@ def tiny_synth(root: Path) -> DermXDB:
     return load_dermxdb(root, image_dir=root / "images", check_mask_sizes=False)
 
 
+#: How the stand-ins are fed, and the grid their random baseline is drawn on.
+SPEC, GRID = InputSpec((48, 48), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)), (6, 6)
+
+
 def candidates(db: DermXDB) -> list[Candidate]:
-    common = {"kind": "dermx", "fold": None, "stems": tuple(db.stems()), "characteristics": vocab.CHARACTERISTICS,
-              "input_size": (48, 48), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
-    return [Candidate(name="oracle", explain=oracle, **common),
-            Candidate(name="watermark", explain=on_watermark, **common)]
+    return [Candidate.stand_in(name, explain, db.stems(), SPEC, GRID)
+            for name, explain in (("oracle", oracle), ("watermark", on_watermark))]
 
 
 def oracle_run(root: Path) -> tuple[DermXDB, BenchmarkResult]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -9,9 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
-from dermx.evaluate.benchmark import write_benchmark
-from dermx.report import build_manifest, render_report, write_manifest
+from dermx.cli import app
+from dermx.data import data_identity
+from dermx.evaluate.benchmark.run import write_benchmark
+from dermx.report import render_report
+from dermx.runs.manifest import build_manifest, write_manifest
 from report.oracle import oracle_run
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -96,8 +101,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _, result = oracle_run(root / "data")
     run_dir = root / "run"
     write_benchmark(result, run_dir)
-    write_manifest(build_manifest(config={"test": True}, seeds={"bootstrap": 0}, data_root=root / "data",
-                                  command=["pytest"]), run_dir)
+    write_manifest(run_dir, build_manifest(config={"test": True}, seeds={"bootstrap": 0},
+                                           data=data_identity(root / "data"), command=["pytest"]))
     return render_report(run_dir)
 
 
@@ -207,7 +212,7 @@ def test_verdict_states_baselines_gap_and_paired_difference(report: Path) -> Non
 def test_manifest_is_a_table_with_the_raw_json_collapsed(report: Path) -> None:
     text = report.read_text(encoding="utf-8")
     manifest = text[text.index("<h2>Manifest</h2>"):]
-    assert "<td>data fingerprint</td>" in manifest and "<td>command</td>" in manifest and "pytest" in manifest
+    assert "<td>data identity</td>" in manifest and "<td>command</td>" in manifest and "pytest" in manifest
     assert "<details><summary>Raw manifest" in manifest
 
 
@@ -283,9 +288,9 @@ def test_drilldown_outlines_every_rater(report: Path) -> None:
     every rater with a colour and draws their outlines on the image."""
     import numpy as np
 
-    from dermx.evaluate.examples import rater_masks
     from dermx.report.images import anchor
     from dermx.report.panels import RATER_COLOURS
+    from dermx.runs.examples import rater_masks
 
     with np.load(report.parent / "examples.npz") as data:
         examples = {k: data[k] for k in data.files}
@@ -310,19 +315,20 @@ def test_drilldown_outlines_every_rater(report: Path) -> None:
     assert np.median(nearest) < 90  # the changed pixels are drawn in the raters' colours
 
 
-def test_old_run_folder_without_rater_masks_renders_with_a_note(report: Path, tmp_path: Path) -> None:
-    import numpy as np
+def test_a_run_folder_of_an_older_dermx_is_refused_with_the_reason(report: Path, tmp_path: Path) -> None:
+    """A folder written before run folders carried a schema (or of another schema) is not half read: the
+    report and `dermx report` say which version wrote it and what to do."""
+    from dermx.runs.layout import SCHEMA, RunFolderError
 
-    from dermx.evaluate.examples import RATER_MASKS, RATER_NAMES
-
-    for name in ("summary.json", "items.csv", "images.csv"):
+    summary = json.loads((report.parent / "summary.json").read_text())
+    assert summary["schema"] == SCHEMA and summary["kind"] == "benchmark"
+    for name in ("items.csv", "images.csv", "examples.npz"):
         shutil.copy(report.parent / name, tmp_path / name)
-    with np.load(report.parent / "examples.npz") as data:
-        np.savez_compressed(tmp_path / "examples.npz",
-                            **{k: data[k] for k in data.files if k not in (RATER_MASKS, RATER_NAMES)})
-    text = render_report(tmp_path).read_text(encoding="utf-8")
-    assert text.count("not in this run folder") == len(np.load(tmp_path / "examples.npz")["stems"])
-    assert "raters' outlines" not in text
+    (tmp_path / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "schema"}))
+    with pytest.raises(RunFolderError, match=r"written by an older dermx .* run the command that made the folder"):
+        render_report(tmp_path)
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 1 and "older dermx" in result.output and "Traceback" not in result.output
 
 
 def test_the_counterfactual_shortcut_test_is_in_words_and_a_table() -> None:

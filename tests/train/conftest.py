@@ -16,15 +16,16 @@ WIDTH, HEIGHT = 48, 40
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40), (200, 40, 200), (40, 200, 200)]
 
 
-def write_tiny_dermxdb(root: Path, per_class: int = 4, seed: int = 0) -> tuple[Path, Path]:
-    """Write ``root/dermxdb`` and ``root/images``; image i has diagnosis i % 6 and patient i // 2."""
+def write_tiny_dermxdb(root: Path, per_class: int = 4, seed: int = 0, prefix: str = "img") -> tuple[Path, Path]:
+    """Write ``root/dermxdb`` and ``root/images``; image i (``<prefix>NNN``) has diagnosis i % 6 and patient
+    i // 2."""
     rng = np.random.default_rng(seed)
     writer = DermXDBWriter(root / "dermxdb")
     images = root / "images"
     images.mkdir(parents=True, exist_ok=True)
     rows, fold_rows = [], []
     for i in range(6 * per_class):
-        stem, dx, patient = f"img{i:03d}", i % 6, i // 2
+        stem, dx, patient = f"{prefix}{i:03d}", i % 6, i // 2
         x0, y0 = int(rng.integers(2, WIDTH - 22)), int(rng.integers(2, HEIGHT - 18))
         box = [(x0, y0), (x0 + 18, y0), (x0 + 18, y0 + 14), (x0, y0 + 14)]
         pixels = rng.integers(90, 130, size=(HEIGHT, WIDTH, 3), dtype=np.uint8)

@@ -8,7 +8,7 @@ from PIL import Image
 
 from dermx import vocab
 from dermx.data import DermXDBError, ReferenceMaps, load_dermxdb
-from dermx.geometry import scaled_size
+from dermx.geometry import InputSpec, scaled_size
 from dermx.models import build_model
 from dermx.train import DermXDataModule, TrainConfig, dermxdb_items, inner_split, read_folder, read_table
 from dermx.train.datasets import ImageDataset
@@ -61,7 +61,7 @@ def test_resolution_policy_keeps_aspect_ratio(policy: str, expected: tuple[int, 
 def test_maps_follow_the_image_geometry(tiny_db: tuple[Path, Path], tmp_path: Path) -> None:
     db = load_dermxdb(tiny_db[0], image_dir=tiny_db[1], cache_dir=tmp_path / "cache")
     items = dermxdb_items(db, db.stems(), vocab.CHARACTERISTICS)
-    dataset = ImageDataset(items, (48, 48), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), augment=True,
+    dataset = ImageDataset(items, InputSpec((48, 48), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), augment=True,
                            map_fn=ReferenceMaps(db, "mean", vocab.CHARACTERISTICS))
     torch.manual_seed(0)
     for index in range(6):

@@ -7,7 +7,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         **dict.fromkeys(("DermXDB", "Fold", "load_dermxdb"), ".dataset"),
         **dict.fromkeys(("FUSION_RULES", "FusionRule", "fuse", "union"), ".fusion"),
-        **dict.fromkeys(("load_rgb", "to_rgb"), ".images"),
+        **dict.fromkeys(("data_identity", "dermxdb_identity"), ".identity"),
+        **dict.fromkeys(("load_rgb", "pixel_digest", "to_rgb"), ".images"),
         **dict.fromkeys(("rasterise", "read_mask_png", "resize_mask"), ".masks"),
         **dict.fromkeys(("DRAWN_CHANNELS", "REFERENCE_CHANNELS", "ReferenceMaps"), ".references"),
         **dict.fromkeys(("DermXDBError", "ImageRecord", "Issue", "LoadReport", "Pass", "Rating", "Shape"), ".records"),

@@ -9,12 +9,13 @@ For raters r = 1..R with masks m_r and count(x) = Σ_r m_r(x):
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import get_args
 
 import numpy as np
 import torch
 
-FusionRule = Literal["mean", "relative", "any", "majority", "all"]
+from dermx.choices import FusionRule
+
 FUSION_RULES: tuple[str, ...] = get_args(FusionRule)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,16 @@ def load_rgb(path: Path, expected_size: tuple[int, int] | None = None, *, min_si
         raise DermXDBError(f"{path}: image is {image.size[0]}x{image.size[1]}, annotations expect "
                            f"{expected_size[0]}x{expected_size[1]}")
     return image
+
+
+def pixel_digest(path: Path) -> str:
+    """SHA-256 (16 hex digits) of an image's pixels as :func:`load_rgb` decodes them (EXIF orientation
+    applied, 8-bit RGB), with its size: the same picture saved under another name, in another lossless
+    format or with other metadata has the same digest; one changed pixel gives another."""
+    image = load_rgb(path)
+    digest = hashlib.sha256(f"{image.width}x{image.height}|".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def index_image_folder(folder: Path) -> dict[str, Path]:

@@ -97,6 +97,13 @@ class ImageRecord:
     def has_metadata(self) -> bool:
         return self.diagnosis is not None
 
+    @property
+    def patient(self) -> str:
+        """The image's patient group: ``patient-<id>`` from the fold files, else the image's own stem (an
+        image without a patient id is a patient of its own). Splits, bootstraps and the test-set rules
+        group images by it."""
+        return f"patient-{self.patient_id}" if self.patient_id is not None else self.stem
+
 
 @dataclass(frozen=True, slots=True)
 class Issue:

@@ -11,7 +11,7 @@ checks it (each check reads estimates with their 95 % bootstrap CIs over images)
   (same images, same pairs) excluding 0;
 - ``diagnosis``: diagnosis macro-F1 ≥ 0.85 for both models;
 - ``shortcut``: a model learned the watermark (stamping it on other classes' test images turns some of
-  them into the shortcut class: flip-rate CI above 0, :mod:`dermx.evaluate.shortcut`), and on those
+  them into the shortcut class: flip-rate CI above 0, :mod:`dermx.evaluate.benchmark.shortcut`), and on those
   images its map of the shortcut class puts ≥ 3× the logo's area share of its energy on the logo. The
   same ratio on naturally watermarked images of the class is printed beside it; there the class's own
   lesions share the evidence with the logo, so it reads lower. Runs without the counterfactual test

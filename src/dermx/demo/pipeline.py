@@ -157,11 +157,9 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
 def _run(config: DemoConfig, console: Console) -> DemoResult:
     from dermx.data import load_dermxdb
     from dermx.data.synth import SynthConfig, generate_from_config
-    from dermx.evaluate.bench_types import BenchmarkConfig
-    from dermx.evaluate.benchmark import run_benchmark, write_benchmark
-    from dermx.evaluate.candidates import load_candidates
+    from dermx.evaluate.benchmark.config import BenchmarkConfig
+    from dermx.evaluate.pipeline import run_evaluation
     from dermx.report.html import render_report
-    from dermx.report.manifest import build_manifest, write_manifest
     from dermx.train import fit
 
     run_dir = config.run_dir()
@@ -183,13 +181,9 @@ def _run(config: DemoConfig, console: Console) -> DemoResult:
     benchmark = BenchmarkConfig(n_boot=config.n_boot, seed=config.seed)
     with _timed(timings, "explain+evaluate", console), progress(console) as bar:
         db = load_dermxdb(data, image_dir=data / "images", cache_dir=run_dir / "cache", check_mask_sizes=False)
-        candidates = [c for name, path in trained.items() for c in load_candidates(name, path, db)]
-        result = run_benchmark(db, candidates, benchmark, progress=_progress(bar))
-        write_benchmark(result, run_dir)
-        write_manifest(build_manifest(config={"demo": asdict(config), "train": train_configs,
-                                              "benchmark": benchmark.to_dict(), "synth": synth.to_json()},
-                                      seeds={"synth": config.seed, "train": config.seed, "bootstrap": config.seed},
-                                      data_root=data), run_dir)
+        evaluation = run_evaluation(db, list(trained.items()), run_dir, benchmark=benchmark,
+                                    manifest={"demo": asdict(config), "train": train_configs, "synth": synth.to_json()},
+                                    seeds={"synth": config.seed, "train": config.seed}, progress=_progress(bar))
     with _timed(timings, "report", console):
         report = render_report(run_dir)
-    return DemoResult(run_dir, report, result.summary, timings)
+    return DemoResult(run_dir, report, evaluation.benchmark.summary, timings)

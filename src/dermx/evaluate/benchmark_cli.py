@@ -1,27 +1,77 @@
-"""``dermx evaluate``: benchmark models' diagnoses, characteristics and maps against the experts."""
+"""``dermx evaluate``: benchmark models' diagnoses, characteristics and maps against the experts
+(:func:`dermx.evaluate.pipeline.run_evaluation`), then render the report."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from dermx.cli_common import guarded, option, renamed
-from dermx.evaluate.leaderboard_cli import parse_image_count, parse_protocol
+from dermx.choices import EvalMapSize, FusionRule, Protocol, Selection
+from dermx.cli_common import choice, guarded, metavar, only_with, option
+
+_FUSION, _MAP_SIZE, _SELECTION, _PROTOCOL = choice(FusionRule), choice(EvalMapSize), choice(Selection), choice(Protocol)
+#: Leaderboard settings: each has an effect only with --methods.
+LEADERBOARD_FLAGS: dict[str, str] = {"protocol": "--protocol", "n_faithfulness_images": "--n-faithfulness-images",
+                                     "n_scorecam_images": "--n-scorecam-images", "steps": "--steps"}
+
+
+def parse_methods_option(text: str | None) -> tuple[str, ...] | None:
+    """``--methods``: ``all`` or a comma-separated list of CAM methods, checked before any work."""
+    from dermx.evaluate.leaderboard.config import parse_methods
+
+    if text is None or isinstance(text, tuple):
+        return text
+    try:
+        return parse_methods(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+
+
+def parse_image_count(text: str | int | None) -> int | None:
+    """``--n-scorecam-images``: a positive count, or ``all`` (``None``: every test image)."""
+    if text is None or str(text).strip().lower() == "all":
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise typer.BadParameter(f"expected a positive number of images or 'all'; got {text!r}")
+    return count
+
+
+def parse_models(values: list[str]) -> list[tuple[str, Path]]:
+    """``NAME=PATH`` (or a bare ``PATH``, named after its folder) → (name, path); names must differ."""
+    pairs = [(name, Path(path)) for name, path in (v.split("=", 1) if "=" in v else (Path(v).name, v) for v in values)]
+    names = [name for name, _ in pairs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise typer.BadParameter(f"model name(s) {', '.join(twice)} given twice; name each model once (NAME=PATH)",
+                                 param_hint="--model")
+    for name, path in pairs:
+        if not name.strip():
+            raise typer.BadParameter(f"empty model name in {name}={path}", param_hint="--model")
+        if not path.exists():
+            raise typer.BadParameter(f"{path}: no such checkpoint, run or cv folder", param_hint="--model")
+    return pairs
 
 
 @guarded
 def evaluate_command(
+    ctx: typer.Context,
     data: Annotated[Path, option("--data")],
     images: Annotated[Path, option("--images")],
     model: Annotated[list[str], typer.Option(
         "--model", help="NAME=PATH of a checkpoint, training run or `dermx cv` folder; repeatable.")],
     out: Annotated[Path, option("--out")],
     method: Annotated[str, option("--method")] = "gradcam",
-    fusion: Annotated[str, typer.Option(help="Fusion rule of the expert maps: mean | relative | any | ...")] = "mean",
-    map_size: Annotated[str, option("--map-size")] = "input",
-    selection: Annotated[str, typer.Option(help="Headline pairs: present | predicted | correct.")] = "present",
+    fusion: Annotated[str, typer.Option(parser=_FUSION, metavar=metavar(_FUSION),
+                                        help="Fusion rule of the expert maps.")] = "mean",
+    map_size: Annotated[str, option("--map-size", parser=_MAP_SIZE, metavar=metavar(_MAP_SIZE))] = "input",
+    selection: Annotated[str, typer.Option(parser=_SELECTION, metavar=metavar(_SELECTION),
+                                           help="Headline pairs.")] = "present",
     threshold: Annotated[float, option("--threshold")] = 0.5,
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap resamples.")] = 1000,
     seed: Annotated[int, option("--seed")] = 0,
@@ -34,81 +84,64 @@ def evaluate_command(
     require_all_images: Annotated[bool, typer.Option(
         "--require-all-images", help="Fail when the image folder lacks any DermXDB image (default: go on "
                                      "with the images found, list the missing ones in the run folder).")] = False,
-    methods: Annotated[str | None, typer.Option("--methods", help="Also write RUN/leaderboard.csv for these "
-                                                "CAM methods (comma-separated, or 'all').")] = None,
-    protocol: Annotated[str, typer.Option("--protocol", parser=parse_protocol, metavar="dermx|followup",
-                                          help="Leaderboard agreement protocol (followup: Jalaboi et al. "
-                                          "2023).")] = "dermx",
-    n_images: Annotated[int, option("--n-images")] = 16,
-    n_scorecam_images: Annotated[int | None, typer.Option(
+    methods: Annotated[Any, typer.Option(
+        "--methods", parser=parse_methods_option, metavar="all|M1,M2,...",
+        help="Also write RUN/leaderboard.csv for these CAM methods (comma-separated, or 'all').")] = None,
+    protocol: Annotated[str, typer.Option(
+        "--protocol", parser=_PROTOCOL, metavar=metavar(_PROTOCOL),
+        help="Leaderboard agreement protocol (followup: Jalaboi et al. 2023).")] = "dermx",
+    n_faithfulness_images: Annotated[int, typer.Option(
+        "--n-faithfulness-images", min=1,
+        help="Leaderboard: faithfulness, sanity and robustness on the first N test images (sorted names).")] = 16,
+    n_scorecam_images: Annotated[Any, typer.Option(
         "--n-scorecam-images", parser=parse_image_count, metavar="N|all",
         help="Leaderboard: Score-CAM's agreement on the first N test images (sorted names) or all; it needs one "
-             "forward pass per channel of the CAM layer per image.")] = 64,
+             "forward pass per channel of the CAM layer per image.")] = "64",
     steps: Annotated[int, typer.Option("--steps", min=1, help="Leaderboard: deletion/insertion steps.")] = 8,
 ) -> None:
     """Explain and score every model on its test images; write the run folder (and the report).
 
     With --methods, also the method × model leaderboard (RUN/leaderboard.csv): agreement on every test
-    image (Score-CAM: on --n-scorecam-images), faithfulness, sanity and robustness on --n-images test
-    images per model with --steps deletion/insertion steps.
+    image (Score-CAM: on --n-scorecam-images), faithfulness, sanity and robustness on
+    --n-faithfulness-images test images per model with --steps deletion/insertion steps.
     """
+    only_with(ctx, "--methods", methods is not None, LEADERBOARD_FLAGS)
+    pairs = parse_models(model)
     from rich.console import Console
 
     from dermx.data import load_dermxdb
-    from dermx.data.coverage import image_coverage
-    from dermx.evaluate.bench_types import BenchmarkConfig
-    from dermx.evaluate.benchmark import run_benchmark, write_benchmark
-    from dermx.evaluate.candidates import load_candidates
+    from dermx.evaluate.benchmark.config import BenchmarkConfig
+    from dermx.evaluate.leaderboard.config import LeaderboardConfig
+    from dermx.evaluate.leaderboard_cli import print_leaderboard_problems
+    from dermx.evaluate.pipeline import run_evaluation
     from dermx.progress import progress
-    from dermx.report import build_manifest, render_report, write_manifest
+    from dermx.report import render_report
     from dermx.report.terminal import headline_table
-    from dermx.train.provenance import dermxdb_identity
     from dermx.vocab_map import read_aliases
 
     console = Console()
-    pairs = [m.split("=", 1) if "=" in m else [Path(m).name, m] for m in model]
-    if map_size not in ("input", "native"):
-        raise typer.BadParameter(f"expected 'input' or 'native', got {map_size!r}", param_hint="--map-size")
-    config = BenchmarkConfig(method=method, fusion=fusion, map_size=map_size, selection=selection,  # type: ignore[arg-type]
-                             threshold=threshold, n_boot=n_boot, seed=seed, agreement=agreement)
-    names = read_aliases(aliases) if aliases else None
+    benchmark = BenchmarkConfig(method=method, fusion=fusion, map_size=map_size, selection=selection,  # type: ignore[arg-type]
+                                threshold=threshold, n_boot=n_boot, seed=seed, agreement=agreement)
+    leaderboard = (LeaderboardConfig(methods=methods, protocol=protocol, n_images=n_faithfulness_images,  # type: ignore[arg-type]
+                                     score_images=n_scorecam_images, steps=steps, n_boot=n_boot, seed=seed,
+                                     threshold=threshold) if methods is not None else None)
     db = load_dermxdb(data, image_dir=images, check_mask_sizes=False)
-    coverage = image_coverage(db)
-    console.print(coverage.message())
-    if require_all_images or not coverage.found:
-        coverage.require_all()
-    identity = dermxdb_identity(db)
-    candidates = [c for name, path in pairs for c in load_candidates(
-        name, path, db, config, available=coverage.found, allow_overlap=allow_overlap, identity=identity,
-        aliases=names)]
-    for candidate in candidates:
-        fold = f" fold {candidate.fold}" if candidate.fold is not None else ""
-        console.print(f"{candidate.name}{fold}: {len(candidate.stems)} test images "
-                      f"({candidate.test_set['description']})", highlight=False)
-    missing = coverage.write_missing(out)
     with progress(console) as bar:
-        result = run_benchmark(db, candidates, config, out=out,
-                               progress=lambda it, label, total: bar.track(it, total=total, description=label))
-    result.summary["image_folder"] = coverage.to_dict()
-    if missing:
-        console.print(f"wrote {missing}")
-    for path in write_benchmark(result, out):
-        console.print(f"wrote {path}")
-    write_manifest(build_manifest(config={"benchmark": config.to_dict(), "models": dict(pairs),
-                                          "aliases": str(aliases) if aliases else None},
-                                  seeds={"bootstrap": seed}, data_root=data), out)
-    console.print(headline_table(result.summary))
-    if methods:
-        from dermx.evaluate.leaderboard_cli import write_run_leaderboard
-
-        for path in write_run_leaderboard(db, pairs, methods, out, protocol=protocol, n_images=n_images,
-                                          n_scorecam_images=n_scorecam_images, steps=steps, n_boot=n_boot,
-                                          seed=seed, threshold=threshold, available=coverage.found,
-                                          allow_overlap=allow_overlap, aliases=names):
-            console.print(f"wrote {path}")
+        evaluation = run_evaluation(
+            db, pairs, out, benchmark=benchmark, leaderboard=leaderboard,
+            aliases=read_aliases(aliases) if aliases else None, allow_overlap=allow_overlap,
+            require_all_images=require_all_images,
+            manifest={"aliases": aliases.name if aliases else None},
+            say=lambda line: bar.console.print(line, highlight=False),
+            progress=lambda it, label, total: bar.track(it, total=total, description=label))
+    for path in evaluation.written:
+        console.print(f"wrote {path}", highlight=False)
+    console.print(headline_table(evaluation.benchmark.summary))
+    if evaluation.leaderboard is not None:
+        print_leaderboard_problems(console, evaluation.leaderboard.excluded, evaluation.leaderboard.undefined)
     if report:
-        console.print(f"report: {render_report(out).resolve()}")
+        console.print(f"report: {render_report(out).resolve()}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate", cls=renamed({"--resolution": "--map-size"}))(evaluate_command)
+    app.command("evaluate")(evaluate_command)

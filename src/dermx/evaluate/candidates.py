@@ -1,55 +1,174 @@
-"""The models under test: :class:`Candidate` (one model, one fold) and :class:`CamExplainer`.
+"""The model under test: :class:`Candidate`, built once per (model, fold) and passed to every stage.
 
-:func:`load_candidates` finds checkpoints in a checkpoint folder, a training run or a ``dermx cv``
-folder and makes one candidate per fold, explained with the CAM method and presence threshold of the
-run's :class:`~dermx.evaluate.bench_types.BenchmarkConfig`.
+A candidate holds everything the benchmark, the leaderboard and the report need to know about one
+model for one fold, worked out once when it is loaded (:func:`load_candidates`):
+
+- the loaded network (``model``) and how it explains a batch (``explain``, a :class:`CamExplainer`);
+- its input contract (``spec``: size, normalisation, resolution policy) and its measured map grid;
+- its names (:class:`ModelNames`: the model's own class and characteristic names, in column order,
+  and what DermXDB calls them);
+- its test images and the reason they were chosen (:class:`~dermx.evaluate.eval_sets.EvalSet`).
+
+Nothing downstream reloads a checkpoint from its path or measures the grid again. A known-answer
+stand-in (a function of the batch's reference maps) is a candidate too, built with
+:meth:`Candidate.stand_in`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader
 
 from dermx import vocab
+from dermx.choices import CamMethod, ModelKind
 from dermx.data import DermXDB
-from dermx.evaluate.bench_types import BenchmarkConfig
-from dermx.evaluate.eval_sets import choose_eval_set
-from dermx.evaluate.scoring import Explanation
+from dermx.evaluate.eval_sets import EvalSet, choose_eval_set
 from dermx.explain import CamEngine, CamResult
-from dermx.geometry import ResolutionPolicy
+from dermx.geometry import InputSpec
 from dermx.models import CheckpointError, DermXNet, ModelConfig, load_checkpoint
 from dermx.models.checkpoint import checkpoint_dir
+from dermx.train.datasets import ImageDataset, MapFn, dermxdb_items
 from dermx.vocab_map import Aliases, characteristic_name, diagnosis_name
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """One model (one fold) under test: how to feed it and how it explains a batch.
+class Explanation:
+    """What a model says about a batch: probabilities and maps in [0, 1] on the batch's grid.
 
-    ``explain`` receives a batch of :class:`~dermx.train.ImageDataset` (``image``, ``maps`` = the
-    reference channels, ``diagnosis``, ``characteristics``, ``index``); a model reads only ``image``, a
-    known-answer stand-in may read the references.
+    ``diagnosis`` (B, 6) softmax probabilities in :data:`dermx.vocab.DIAGNOSES` order;
+    ``characteristic`` (B, C) sigmoid probabilities of the candidate's characteristics
+    (:attr:`Candidate.characteristics`; C = 0 for ``dx-only``); ``characteristic_maps`` (B, C, h, w);
+    ``diagnosis_maps`` (B, 1, h, w), the map of the predicted diagnosis.
     """
 
-    name: str
-    kind: str
-    fold: int | None
-    stems: tuple[str, ...]
+    diagnosis: Tensor
+    characteristic: Tensor
+    characteristic_maps: Tensor
+    diagnosis_maps: Tensor
+
+
+#: How a candidate explains a batch of :class:`~dermx.train.ImageDataset` (``image``, ``maps`` = the
+#: reference channels, ``diagnosis``, ``characteristics``, ``index``); a model reads only ``image``,
+#: a known-answer stand-in may read the references.
+Explain = Callable[[dict[str, Tensor]], Explanation]
+
+
+@dataclass(frozen=True)
+class ModelNames:
+    """A model's class and characteristic names in its column order (``diagnoses``,
+    ``characteristics``) and the DermXDB name of each where they mean the same (``dermxdb_diagnoses``,
+    ``dermxdb_characteristics``: mapped through an aliases file, then DermXDB's spellings; a name
+    DermXDB does not know is kept as it is)."""
+
+    diagnoses: tuple[str, ...]
     characteristics: tuple[str, ...]
-    input_size: tuple[int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    explain: Callable[[dict[str, Tensor]], Explanation]
-    policy: ResolutionPolicy = "pad"
+    dermxdb_diagnoses: tuple[str, ...]
+    dermxdb_characteristics: tuple[str, ...]
+
+    @classmethod
+    def of(cls, config: ModelConfig, aliases: Aliases | None = None) -> ModelNames:
+        """The names of a model (class docstring); two columns mapped onto one DermXDB name are an error."""
+        mapped = (tuple(diagnosis_name(d, aliases) for d in config.diagnoses),
+                  tuple(characteristic_name(c, aliases) for c in config.characteristics))
+        for kind, own, names in (("classes", config.diagnoses, mapped[0]),
+                                 ("characteristics", config.characteristics, mapped[1])):
+            for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+                sources = [o for o, m in zip(own, names, strict=True) if m == name]
+                raise ValueError(f"the model's {kind} {sources} all map to {name!r} (through the aliases file or "
+                                 "DermXDB's spellings): a DermXDB name can stand for one column only")
+        return cls(tuple(config.diagnoses), tuple(config.characteristics), *mapped)
+
+    @classmethod
+    def dermxdb(cls, characteristics: Sequence[str] = vocab.CHARACTERISTICS) -> ModelNames:
+        """A model of DermXDB's six classes and the given characteristics."""
+        return cls(vocab.DIAGNOSES, tuple(characteristics), vocab.DIAGNOSES, tuple(characteristics))
+
+    @property
+    def shared_diagnoses(self) -> tuple[str, ...]:
+        """DermXDB's diagnoses the model has, in DermXDB's order."""
+        return tuple(d for d in vocab.DIAGNOSES if d in self.dermxdb_diagnoses)
+
+    @property
+    def shared_characteristics(self) -> tuple[str, ...]:
+        """DermXDB's characteristics the model has, in the model's column order."""
+        return tuple(c for c in self.dermxdb_characteristics if c in vocab.CHARACTERISTICS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model's own names and their DermXDB names, for ``summary.json``."""
+        return {"diagnoses": dict(zip(self.diagnoses, self.dermxdb_diagnoses, strict=True)),
+                "characteristics": dict(zip(self.characteristics, self.dermxdb_characteristics, strict=True))}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model for one fold under test (module docstring)."""
+
+    name: str
+    fold: int | None
+    kind: ModelKind
+    spec: InputSpec
+    map_grid: tuple[int, int]
+    names: ModelNames
+    test: EvalSet
+    explain: Explain
     checkpoint: str = ""
-    map_grid: tuple[int, int] | None = None
-    test_set: dict[str, Any] = field(default_factory=dict)
+    model: DermXNet | None = None
+
+    @property
+    def stems(self) -> tuple[str, ...]:
+        """The test images."""
+        return self.test.stems
+
+    @property
+    def characteristics(self) -> tuple[str, ...]:
+        """The characteristics scored: DermXDB's that the model has, in its column order (the columns of
+        :attr:`Explanation.characteristic`)."""
+        return self.names.shared_characteristics
+
+    @property
+    def label(self) -> str:
+        """``name`` or ``name (fold k)``, for messages and progress bars."""
+        return self.name + (f" (fold {self.fold})" if self.fold is not None else "")
+
+    def batches(self, db: DermXDB, stems: Sequence[str] | None = None, *, map_fn: MapFn | None = None,
+                batch_size: int = 16) -> Batches:
+        """The test images (or ``stems``) in batches through this model's preprocessing, with the reference
+        channels of ``map_fn`` riding along as maps (:class:`Batches`)."""
+        return Batches(db, self, self.stems if stems is None else stems, map_fn, batch_size)
+
+    @classmethod
+    def stand_in(cls, name: str, explain: Explain, stems: Sequence[str], spec: InputSpec, map_grid: tuple[int, int],
+                 *, characteristics: Sequence[str] = vocab.CHARACTERISTICS, kind: ModelKind = "dermx",
+                 fold: int | None = None) -> Candidate:
+        """A candidate that is not a checkpoint (a known answer, a baseline of one's own): ``explain``
+        answers every batch, on the given test ``stems``."""
+        return cls(name, fold, kind, spec, tuple(map_grid), ModelNames.dermxdb(characteristics),  # type: ignore[arg-type]
+                   EvalSet(tuple(stems), "overlap-allowed", note="a stand-in, not a trained model"), explain)
+
+
+class Batches:
+    """A candidate's images in batches through its own preprocessing: iterating gives
+    ``(stems, batch)``, with ``batch`` a dict of :class:`~dermx.train.ImageDataset` samples."""
+
+    def __init__(self, db: DermXDB, candidate: Candidate, stems: Sequence[str], map_fn: MapFn | None,
+                 batch_size: int) -> None:
+        self.items = dermxdb_items(db, stems, vocab.CHARACTERISTICS)
+        self.loader = DataLoader(ImageDataset(self.items, candidate.spec, map_fn=map_fn), batch_size=batch_size,
+                                 shuffle=False)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[list[str], dict[str, Tensor]]]:
+        for batch in self.loader:
+            yield [self.items[i].key for i in batch["index"].tolist()], batch
 
 
 class CamExplainer:
@@ -58,20 +177,19 @@ class CamExplainer:
     Characteristic maps of characteristics predicted absent (p < ``threshold``) are zeroed (the DermX
     convention); the diagnosis map is that of the predicted class (argmax of the logits).
 
-    A model of its own vocabulary (:func:`shared_vocabulary`) is read in DermXDB's terms: its diagnosis
-    is the softmax over the classes it shares with DermXDB (0 for DermXDB classes it lacks), and only
-    its characteristics that are DermXDB's are returned. ``aliases`` maps the model's own names onto
-    DermXDB's (:func:`dermxdb_names`).
+    A model of its own vocabulary is read in DermXDB's terms through its :class:`ModelNames`: its
+    diagnosis is the softmax over the classes it shares with DermXDB (0 for DermXDB classes it lacks),
+    and only its characteristics that are DermXDB's are returned.
     """
 
-    def __init__(self, model: DermXNet, method: str = "gradcam", threshold: float = 0.5,
-                 aliases: Aliases | None = None) -> None:
+    def __init__(self, model: DermXNet, names: ModelNames, method: CamMethod = "gradcam",
+                 threshold: float = 0.5) -> None:
         self.model = model
         self.threshold = threshold
         self.engine = CamEngine(model, method, model.config.cam_layer, size="input")
-        diagnoses, characteristics = dermxdb_names(model.config, aliases)
-        self.dx_columns = [diagnoses.index(d) if d in diagnoses else -1 for d in vocab.DIAGNOSES]
-        self.char_columns = [i for i, c in enumerate(characteristics) if c in vocab.CHARACTERISTICS]
+        self.dx_columns = [names.dermxdb_diagnoses.index(d) if d in names.dermxdb_diagnoses else -1
+                           for d in vocab.DIAGNOSES]
+        self.char_columns = [i for i, c in enumerate(names.dermxdb_characteristics) if c in vocab.CHARACTERISTICS]
 
     def __call__(self, batch: dict[str, Tensor]) -> Explanation:
         return self._explanation(self.engine(batch["image"]))
@@ -98,30 +216,6 @@ class CamExplainer:
         return Explanation(diagnosis, characteristic[:, chars], (maps[:, :n_char] * keep)[:, chars], dx_maps)
 
 
-def dermxdb_names(config: ModelConfig, aliases: Aliases | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The model's diagnoses and characteristics, in its column order, named as DermXDB names them
-    where they mean the same (:mod:`dermx.vocab_map`: through ``aliases``, then DermXDB's spellings),
-    so that a model trained on its own names is scored without retraining. Two columns mapped onto one
-    name are an error."""
-    names = (tuple(diagnosis_name(d, aliases) for d in config.diagnoses),
-             tuple(characteristic_name(c, aliases) for c in config.characteristics))
-    for kind, own, mapped in (("classes", config.diagnoses, names[0]),
-                              ("characteristics", config.characteristics, names[1])):
-        for name in dict.fromkeys(n for n in mapped if mapped.count(n) > 1):
-            sources = [o for o, m in zip(own, mapped, strict=True) if m == name]
-            raise ValueError(f"the model's {kind} {sources} all map to {name!r} (through the aliases file or "
-                             "DermXDB's spellings): a DermXDB name can stand for one column only")
-    return names
-
-
-def shared_vocabulary(config: ModelConfig, aliases: Aliases | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The diagnoses and characteristics a model shares with DermXDB (all of them for a DermXDB model),
-    its own names mapped as :func:`dermxdb_names` does."""
-    diagnoses, characteristics = dermxdb_names(config, aliases)
-    return (tuple(d for d in vocab.DIAGNOSES if d in diagnoses),
-            tuple(c for c in characteristics if c in vocab.CHARACTERISTICS))
-
-
 def find_checkpoints(path: str | Path) -> dict[int | None, Path]:
     """Checkpoint folders under ``path`` by fold: a checkpoint, a training run (``model/``), or a
     ``dermx cv`` folder (``fold_<k>/model``). The fold of a lone checkpoint is read from its config."""
@@ -137,36 +231,31 @@ def find_checkpoints(path: str | Path) -> dict[int | None, Path]:
     return {fold: directory}
 
 
-def load_candidates(name: str, path: str | Path, db: DermXDB, config: BenchmarkConfig | None = None, *,
-                    available: Sequence[str] | None = None, allow_overlap: bool = False,
+def load_candidates(name: str, path: str | Path, db: DermXDB, *, method: CamMethod = "gradcam",
+                    threshold: float = 0.5, available: Sequence[str] | None = None, allow_overlap: bool = False,
                     identity: str | None = None, aliases: Aliases | None = None) -> list[Candidate]:
-    """One :class:`Candidate` per fold checkpoint under ``path``, tested on the images it never saw
+    """One :class:`Candidate` per fold checkpoint under ``path`` (a checkpoint, a training run or a
+    ``dermx cv`` folder), tested on the images it never saw
     (:func:`~dermx.evaluate.eval_sets.choose_eval_set`; ``available``: the stems the image folder
     holds, ``allow_overlap``: score a model whose training images cannot be told apart), explained by a
-    :class:`CamExplainer` with ``config``'s CAM method and threshold (default config:
-    :class:`BenchmarkConfig`'s); ``aliases``: the model's own class and characteristic names mapped
-    onto DermXDB's (:func:`dermxdb_names`)."""
-    config = config or BenchmarkConfig()
+    :class:`CamExplainer` with ``method`` and presence ``threshold``; ``aliases``: the model's own class
+    and characteristic names mapped onto DermXDB's (:meth:`ModelNames.of`)."""
     out = []
     for fold, directory in sorted(find_checkpoints(path).items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
         model = load_checkpoint(directory)
-        model_config = model.config
+        config = model.config
         try:
-            diagnoses, characteristics = shared_vocabulary(model_config, aliases)
+            names = ModelNames.of(config, aliases)
         except ValueError as error:
             raise ValueError(f"{directory}: {error}") from error
-        if not diagnoses:
-            raise ValueError(f"{directory}: the model's classes {list(model_config.diagnoses)} share none with "
+        if not names.shared_diagnoses:
+            raise ValueError(f"{directory}: the model's classes {list(config.diagnoses)} share none with "
                              f"DermXDB's {list(vocab.DIAGNOSES)}; map them with an aliases file (--aliases, "
                              "CSV alias,name)")
-        test = choose_eval_set(db, model_config, directory, available=available, allow_overlap=allow_overlap,
+        test = choose_eval_set(db, config, directory, available=available, allow_overlap=allow_overlap,
                                identity=identity)
-        if model_config.vocabulary == "own":
-            test = test.restrict(db, diagnoses, characteristics)
-        out.append(Candidate(name=name, kind=model_config.kind, fold=fold, stems=test.stems,
-                             characteristics=characteristics,
-                             input_size=model_config.input_size, mean=model_config.mean, std=model_config.std,
-                             explain=CamExplainer(model, config.method, config.threshold, aliases),
-                             policy=model_config.resolution, checkpoint=str(directory),
-                             map_grid=model.map_grid(), test_set=test.to_dict()))
+        if config.vocabulary == "own":
+            test = test.restrict(db, names.shared_diagnoses, names.shared_characteristics)
+        out.append(Candidate(name, fold, config.kind, config.input_spec, model.map_grid(), names, test,
+                             CamExplainer(model, names, method, threshold), str(directory), model))
     return out

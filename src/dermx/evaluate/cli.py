@@ -26,8 +26,9 @@ def interrater_command(
     from rich.markdown import Markdown
 
     from dermx.data.dataset import load_dermxdb
-    from dermx.evaluate.interrater import markdown_tables, rater_agreement, write_agreement
+    from dermx.evaluate.agreement.interrater import rater_agreement, write_agreement
     from dermx.progress import track
+    from dermx.runs.interrater import markdown_tables
 
     console = Console()
     db = load_dermxdb(data, check_mask_sizes=False)
@@ -45,8 +46,8 @@ def interrater_command(
 
 
 def register(app: typer.Typer) -> None:
-    from dermx.evaluate import benchmark_cli
+    from dermx.evaluate import benchmark_cli, leaderboard_cli
 
     app.command("interrater", cls=renamed({"--size": "--mask-size"}))(interrater_command)
     benchmark_cli.register(app)
-    __import__("dermx.evaluate.leaderboard_cli", fromlist=["register"]).register(app)
+    leaderboard_cli.register(app)

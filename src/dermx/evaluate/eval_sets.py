@@ -1,41 +1,59 @@
-"""Which images a model is tested on: never one it was trained or selected on, unless told so.
+"""Which images a model is tested on: never one it was trained or selected on, nor one of their patients.
 
-A checkpoint's ``training_data`` (:mod:`dermx.train.provenance`) says what it saw. Against the
-evaluation DermXDB :func:`choose_eval_set` decides:
+A checkpoint's ``training_data`` (:mod:`dermx.train.provenance`) lists the images it was trained and
+validated on (``images``), their pixel digests (``pixels``) and their patients (``patients``).
+Whatever data the model is evaluated on, :func:`choose_eval_set` starts from every image with a
+reference diagnosis that the image folder holds and excludes, counting each reason once per image in
+this order:
 
-- ``held-out``: the evaluation data is the training data (same :func:`~dermx.train.provenance.dermxdb_identity`):
-  the images not in the model's recorded training list (for a ``dermx cv`` fold, its test part);
-- ``other-data``: the model was trained on other data: every image, said so;
-- ``fold-test``: an older checkpoint without identity or list, whose training fingerprint
-  (``sha256``) is reproduced from the evaluation data with the run's split settings: the same data,
-  so its fold's test part;
+1. ``listed``: the image's name is in the training list;
+2. ``pixels``: its pixels hash to a training image's (:func:`dermx.data.pixel_digest`): the same
+   picture under another name or in another lossless file;
+3. ``patient``: it shows a patient seen in training: the patient of an image excluded above, or a
+   patient id of the training record, compared only when the evaluation data shares an image or its
+   identity with the training data (patient ids are local to a data set: patient 12 of another data
+   set is another person).
+
+The rule (a key of :data:`RULES`) says how the training data relate to the evaluation data:
+
+- ``held-out``: the same data set (same :func:`~dermx.data.dermxdb_identity`): the images left are
+  the model's held-out part (for a ``dermx cv`` fold, its test part);
+- ``other-data``: the model was trained on other data (another release of the annotations, another
+  folder, a label table): the images it never saw, its training images excluded all the same;
+- ``fold-test``: an older checkpoint without a training list, whose training fingerprint
+  (``sha256``) the evaluation data reproduce with the run's split settings: its fold's test part;
 - ``overlap-allowed``: none of the above could be decided and ``allow_overlap`` is set: the fold's
   test part (if the checkpoint names a fold the data has) or every image, possibly seen in training.
 
-Otherwise :class:`EvalSetError` explains why and how to proceed. Only images the image folder holds
-(``available``) are tested; the others are counted by the caller.
+Otherwise :class:`EvalSetError` explains why and how to proceed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dermx.data import DermXDB
+from dermx.data import DermXDB, dermxdb_identity, pixel_digest
 from dermx.models import ModelConfig
 from dermx.train.config import TrainConfig
-from dermx.train.datamodule import fingerprint, inner_split
 from dermx.train.datasets import dermxdb_items
-from dermx.train.provenance import dermxdb_identity
+from dermx.train.splits import inner_split, parts_digest
 
 RULES: dict[str, str] = {
-    "held-out": "same data as training: the images not in its training list",
+    "held-out": "same data as training: the images it never saw",
+    "other-data": "trained on other data: the images it never saw",
     "fold-test": "same training labels (older fingerprint reproduced): its fold's test part",
-    "other-data": "trained on other data: every image",
     "overlap-allowed": "training data undecided (--allow-overlap): may include training images",
+}
+#: Why an image is not tested, in the order the reasons are checked (module docstring).
+EXCLUSIONS: dict[str, str] = {
+    "listed": "in the model's training list",
+    "pixels": "same pixels as a training image",
+    "patient": "a patient seen in training",
 }
 
 
@@ -45,23 +63,33 @@ class EvalSetError(ValueError):
 
 @dataclass(frozen=True)
 class EvalSet:
-    """The images a model is scored on and how they were chosen (a key of :data:`RULES`)."""
+    """The images a model is scored on, how they were chosen (a key of :data:`RULES`) and how many
+    images were excluded for each reason of :data:`EXCLUSIONS`."""
 
     stems: tuple[str, ...]
     rule: str
-    excluded: int = 0
+    excluded: dict[str, int] = field(default_factory=dict)
     note: str = ""
 
     @property
     def description(self) -> str:
         return RULES[self.rule] + (f"; {self.note}" if self.note else "")
 
+    def exclusions(self) -> str:
+        """``"562 excluded: 562 in the model's training list"``, or ``""`` when none was."""
+        counts = {k: v for k, v in self.excluded.items() if v}
+        if not counts:
+            return ""
+        return (f"{sum(counts.values())} excluded: "
+                + ", ".join(f"{n} {EXCLUSIONS[reason]}" for reason, n in counts.items()))
+
     def describe(self) -> str:
         text = f"{len(self.stems)} test images ({self.description}"
-        return text + (f"; {self.excluded} excluded as seen in training)" if self.excluded else ")")
+        return text + (f"; {self.exclusions()})" if self.exclusions() else ")")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "description": self.description, "n": len(self.stems), "excluded": self.excluded}
+        return {"rule": self.rule, "description": self.description, "n": len(self.stems),
+                "excluded": {reason: self.excluded.get(reason, 0) for reason in EXCLUSIONS}}
 
     def restrict(self, db: DermXDB, diagnoses: Sequence[str], characteristics: Sequence[str]) -> EvalSet:
         """Keep the images whose reference diagnosis is one of ``diagnoses`` (the classes a model of its
@@ -73,7 +101,42 @@ class EvalSet:
         note = (f"own vocabulary: diagnosis among the shared classes {', '.join(diagnoses)} "
                 f"({len(self.stems) - len(kept)} images of other classes left out); shared characteristics: "
                 f"{', '.join(characteristics) or 'none'}")
-        return EvalSet(kept, self.rule, self.excluded, note)
+        return replace(self, stems=kept, note=note)
+
+
+@cache
+def _digest(path: str, _size: int, _mtime_ns: int) -> str:
+    """:func:`dermx.data.pixel_digest` of a file, remembered while the file stays the same."""
+    return pixel_digest(Path(path))
+
+
+def _pixels(db: DermXDB, stem: str) -> str | None:
+    path = db.image_path(stem)
+    if path is None or not path.is_file():
+        return None
+    stat = path.stat()
+    return _digest(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def exclude_seen(db: DermXDB, stems: Sequence[str], record: dict[str, Any], same_data: bool
+                 ) -> tuple[list[str], dict[str, int]]:
+    """The ``stems`` the training record did not see, and the count excluded per reason (module docstring)."""
+    listed = set(record.get("images", ()))
+    pixels = set(record.get("pixels", ()))
+    seen: dict[str, str] = {}
+    for stem in stems:
+        if stem in listed:
+            seen[stem] = "listed"
+        elif pixels and _pixels(db, stem) in pixels:
+            seen[stem] = "pixels"
+    patients = {db.images[s].patient for s in seen}
+    if same_data or seen:
+        patients |= set(record.get("patients", ()))
+    for stem in stems:
+        if stem not in seen and db.images[stem].patient in patients:
+            seen[stem] = "patient"
+    counts = {reason: sum(r == reason for r in seen.values()) for reason in EXCLUSIONS}
+    return [s for s in stems if s not in seen], counts
 
 
 def _run_config(directory: Path) -> TrainConfig:
@@ -95,43 +158,37 @@ def _reproduces(db: DermXDB, record: dict[str, Any], config: ModelConfig, settin
         train, val = inner_split(items, settings.dataset.val_fraction, settings.run.seed)
     except ValueError:
         return False
-    return fingerprint({"train": train, "val": val}, record.get("source", ""))["sha256"] == record.get("sha256")
+    return parts_digest({"train": train, "val": val}, record.get("source", "")) == record.get("sha256")
 
 
 def choose_eval_set(db: DermXDB, config: ModelConfig, directory: str | Path, *,
                     available: Sequence[str] | None = None, allow_overlap: bool = False,
                     identity: str | None = None) -> EvalSet:
-    """The test images of the checkpoint in ``directory`` (module docstring); ``identity``: the
-    evaluation data's :func:`~dermx.train.provenance.dermxdb_identity` when already computed."""
+    """The test images of the checkpoint in ``directory`` (module docstring). ``available``: the stems
+    the image folder holds (default: every image with a reference diagnosis); ``identity``: the
+    evaluation data's :func:`~dermx.data.dermxdb_identity` when already computed."""
     directory = Path(directory)
     record = config.training_data or {}
-    stems = db.stems()
-    keep = set(stems if available is None else available)
+    found = set(db.stems() if available is None else available)
+    pool = [s for s in db.stems() if s in found]
     fold = record.get("fold")
-
-    def chosen(candidates: Sequence[str], rule: str) -> EvalSet:
-        tested = tuple(s for s in candidates if s in keep)
-        if not tested:
-            raise EvalSetError(f"{directory}: no test image left ({RULES[rule]}; "
-                               f"{len(candidates)} candidate(s), none in the image folder)"
-                               if candidates else f"{directory}: the model was trained on every image of "
-                               f"{db.root}; no image is left to test it on (use other data, or --allow-overlap "
-                               "to score it on its training images)")
-        return EvalSet(tested, rule, len([s for s in stems if s in keep]) - len(tested)
-                       if rule in ("held-out", "fold-test") else 0)
-
-    if record.get("data_sha256"):
-        if record["data_sha256"] == (identity or dermxdb_identity(db)):
-            trained = set(record.get("images", ()))
-            unseen = [s for s in stems if s not in trained]
-            if "images" in record and (unseen or not allow_overlap):
-                return chosen(unseen, "held-out")
-        else:
-            return chosen(stems, "other-data")
+    if "images" in record or "pixels" in record:
+        same = record.get("data_sha256") == (identity or dermxdb_identity(db.root))
+        unseen, counts = exclude_seen(db, pool, record, same)
+        if unseen:
+            return EvalSet(tuple(unseen), "held-out" if same else "other-data", counts)
+        if not allow_overlap:
+            raise EvalSetError(f"{directory}: every one of the {len(pool)} images with a reference diagnosis in "
+                               f"{db.root} was seen in training ({EvalSet((), 'held-out', counts).exclusions()}); "
+                               "use other data, or --allow-overlap to score it on its training images")
     elif record.get("sha256") and _reproduces(db, record, config, _run_config(directory)):
-        return chosen(db.fold(fold).test if fold is not None else [], "fold-test")
+        tested = tuple(s for s in db.fold(fold).test if s in found) if fold is not None else ()
+        if not tested:
+            raise EvalSetError(f"{directory}: no test image left ({RULES['fold-test']}; none in the image folder)")
+        return EvalSet(tested, "fold-test")
     if allow_overlap:
-        return chosen(db.fold(fold).test if fold is not None and fold in db.folds else stems, "overlap-allowed")
+        part = db.fold(fold).test if fold is not None and fold in db.folds else pool
+        return EvalSet(tuple(s for s in part if s in found), "overlap-allowed")
     what = ("records no training data" if not record else
             "records a training fingerprint that the evaluation data does not reproduce (other data, or "
             "other split settings)")

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from dermx.choices import CamMethod, method_name
 
 #: Maps a batch of images ``(n, C, H, W)`` to the target logits ``(n, T)``.
 ScoreFunction = Callable[[Tensor], Tensor]
@@ -185,6 +188,7 @@ METHODS: dict[str, Method] = {
         Method("eigencam", eigencam, title="Eigen-CAM"),
     )
 }
+assert tuple(METHODS) == get_args(CamMethod), "dermx.choices.CamMethod must list the engine's methods"
 
 
 def method_title(name: str) -> str:
@@ -196,8 +200,5 @@ def method_title(name: str) -> str:
 
 
 def get_method(name: str) -> Method:
-    """The method called ``name`` (case, ``-`` and ``_`` ignored: ``"Grad-CAM++"`` works)."""
-    key = name.lower().replace("-", "").replace("_", "").replace("plusplus", "++")
-    if key not in METHODS:
-        raise ValueError(f"unknown CAM method {name!r}; methods: {sorted(METHODS)}")
-    return METHODS[key]
+    """The method called ``name`` (:func:`dermx.choices.method_name`: ``"Grad-CAM++"`` works)."""
+    return METHODS[method_name(name)]

@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 from dermx import vocab
-from dermx.geometry import ResolutionPolicy, check_resolution
+from dermx.choices import ModelKind
+from dermx.geometry import InputSpec, ResolutionPolicy, check_resolution
 from dermx.models.backbone import create_backbone, last_conv_name
 from dermx.models.presets import IMAGENET_MEAN, IMAGENET_STD, check_output_stride, get_preset
 
-ModelKind = Literal["dx-only", "dermx", "dermx+"]
 MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
 #: ``dermxdb``: DermXDB's six classes and (some of) its 16 characteristics; ``own``: the user's names
 #: (:mod:`dermx.vocab_map`), mapped onto DermXDB's where they mean the same thing.
@@ -84,6 +84,11 @@ class ModelConfig:
         self.std = tuple(float(v) for v in self.std)  # type: ignore[assignment]
         self.diagnoses = tuple(self.diagnoses)
         self.characteristics = () if self.kind == "dx-only" else tuple(self.characteristics)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """How an image becomes this model's input: size, normalisation and resolution policy."""
+        return InputSpec(self.input_size, self.mean, self.std, self.resolution)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -6,7 +6,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         **dict.fromkeys(("fmt", "headline_frame", "render_report", "strata_frame"), ".html"),
-        **dict.fromkeys(("build_manifest", "data_fingerprint", "read_manifest", "write_manifest"), ".manifest"),
         **dict.fromkeys(("headline_table",), ".terminal"),
     },
 )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dermx.cli_common import fail, guarded
+from dermx.cli_common import guarded
 
 
 @guarded
@@ -17,17 +17,14 @@ def report_command(
 ) -> None:
     """Write report.html (self-contained) and the CSV tables into RUN_DIR; for a `dermx interrater`
     folder, write interrater.html."""
-    import json
-
     from rich.console import Console
 
     from dermx.report.html import render_report
-    from dermx.report.interrater_page import is_interrater, render_interrater
+    from dermx.report.interrater_page import render_interrater
+    from dermx.runs.summary import read_summary
 
-    if not (run_dir / "summary.json").is_file():
-        fail(f"{run_dir}: no summary.json (run `dermx evaluate` or `dermx interrater` first)")
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    render = render_interrater if is_interrater(summary) else render_report
+    summary = read_summary(run_dir)
+    render = render_interrater if summary["kind"] == "interrater" else render_report
     Console().print(f"report: {render(run_dir).resolve()}")
 
 

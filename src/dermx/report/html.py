@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from dermx.explain.methods import method_title
+from dermx.jsonio import strict_json
 from dermx.report import figures, images, panels
 from dermx.report.leaderboard_section import leaderboard_section
-from dermx.report.manifest import manifest_rows, read_manifest
 from dermx.report.verdict import PAIRED_KINDS, flags, verdict
+from dermx.runs.examples import read_examples
+from dermx.runs.manifest import manifest_rows, read_manifest
+from dermx.runs.summary import read_summary
+from dermx.runs.tables import read_tables
 
 REPORT = "report.html"
 HEADLINE_COLUMNS: dict[str, str] = {
@@ -175,7 +177,7 @@ def _legend(summary: dict[str, Any]) -> str:
 def _manifest_html(manifest: dict[str, Any]) -> str:
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:left'>{html.escape(v)}</td></tr>"
                    for k, v in manifest_rows(manifest))
-    raw = html.escape(json.dumps(manifest, indent=2, default=str))
+    raw = html.escape(strict_json(manifest))
     return (f"<table><tbody>{rows}</tbody></table>"
             f"<details><summary>Raw manifest (manifest.json)</summary><pre>{raw}</pre></details>")
 
@@ -201,7 +203,7 @@ def _shortcut_frame(summary: dict[str, Any]) -> pd.DataFrame:
 
 
 def shortcut_test_html(summary: dict[str, Any]) -> str:
-    """The counterfactual shortcut test (:mod:`dermx.evaluate.shortcut`) as a sentence and a table; empty
+    """The counterfactual shortcut test (:mod:`dermx.evaluate.benchmark.shortcut`) as a sentence and a table; empty
     when the run has none."""
     test = summary.get("shortcut_test")
     if not test or not test["models"]:
@@ -242,17 +244,6 @@ def _paired_frame(summary: dict[str, Any]) -> pd.DataFrame:
                          for p in summary["paired"]])
 
 
-def _read_examples(run_dir: Path) -> dict[str, np.ndarray] | None:
-    """``examples.npz`` of the run, or ``None`` when it is missing, empty or from an older dermx (without
-    the per-characteristic maps the example figures need)."""
-    path = run_dir / "examples.npz"
-    if not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as data:
-        examples = {k: data[k] for k in data.files}
-    return examples if len(examples.get("stems", [])) and "fused" in examples else None
-
-
 def _missing_note(summary: dict[str, Any]) -> str:
     folder = summary.get("image_folder")
     if not folder or not folder.get("missing"):
@@ -270,11 +261,11 @@ def _tested_note(model: dict[str, Any]) -> str:
 def render_report(run_dir: str | Path) -> Path:
     """Write ``report.html``, ``headline.csv`` and ``strata_<by>.csv`` into ``run_dir``; return the report."""
     run_dir = Path(run_dir)
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    summary = read_summary(run_dir, ("benchmark",))
     manifest = read_manifest(run_dir)
     models = list(summary["models"])
     listing = ", ".join(f"{m} ({v['kind']}{_tested_note(v)})" for m, v in summary["models"].items())
-    map_size = summary["config"].get("map_size", summary["config"].get("resolution", "input"))  # older runs
+    map_size = summary["config"]["map_size"]
     parts = [f"<h1>dermx benchmark report</h1><p class='note'>{summary['images']} test images; models: "
              f"{html.escape(listing)}; {html.escape(map_grid_note(summary))}; "
              f"fusion {html.escape(summary['config']['fusion'])}; "
@@ -298,7 +289,7 @@ def render_report(run_dir: str | Path) -> Path:
         parts += ["<h2>Shortcut: attention on the watermark</h2>",
                   _figure(figures.shortcut(summary), "shortcut energy shares"), _table(_shortcut_frame(summary)),
                   shortcut_test_html(summary)]
-    examples = _read_examples(run_dir)
+    examples = read_examples(run_dir)
     if examples is not None:
         parts.append(images.examples_html(examples, models))
     parts += ["<h2>Diagnosis</h2>", *(_figure(figures.confusion(summary, m), f"confusion {m}") for m in models),
@@ -316,10 +307,11 @@ def render_report(run_dir: str | Path) -> Path:
               "when the reference covers the whole image, Dice when both maps are empty. Pointing game: how often "
               "the map's hottest point lies on the reference; energy: the share of the map's heat that falls "
               "on the reference.</p>"]
-    items = pd.read_csv(run_dir / "items.csv") if (run_dir / "items.csv").is_file() else None
+    tables = read_tables(run_dir)
+    items = tables.get("items")
     linked = {str(s) for s in examples["stems"]} if examples is not None else set()
-    if items is not None and (run_dir / "images.csv").is_file():
-        parts.append(images.image_table(pd.read_csv(run_dir / "images.csv"), items, models, linked))
+    if items is not None and "images" in tables:
+        parts.append(images.image_table(tables["images"], items, models, linked))
     if examples is not None:
         parts.append(images.drilldown_html(examples, items, models))
     if manifest:

@@ -2,7 +2,7 @@
 drill-down section per example image (anchors ``#img-<stem>`` in the one report page; opened through
 its anchor, a drill-down is shown alone, as its own page, by a CSS ``:target`` rule).
 
-Examples are chosen by rule in the benchmark (:mod:`dermx.evaluate.examples`). The image table is
+Examples are chosen by rule in the benchmark (:mod:`dermx.evaluate.benchmark.examples`). The image table is
 sorted by clicking a header (a few lines of inline JavaScript; the page stays one offline file).
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from dermx import vocab
-from dermx.evaluate.examples import image_dice
 from dermx.report import panels
+from dermx.runs.tables import image_dice
 
 #: Inline script: clicking a header of a ``table.sortable`` sorts its rows by that column (numbers
 #: numerically, text alphabetically; a second click reverses).

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 from pathlib import Path
-from typing import Any
 
-from dermx.evaluate.interrater import markdown_tables
+from dermx.runs.interrater import markdown_tables
+from dermx.runs.summary import read_summary
 
 PAGE = "interrater.html"
 _STYLE = """
@@ -21,11 +20,6 @@ table{border-collapse:collapse;margin:8px 0 16px;font-size:0.86em}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}img{max-width:100%}p{max-width:60em}
 """
-
-
-def is_interrater(summary: dict[str, Any]) -> bool:
-    """Whether a ``summary.json`` was written by ``dermx interrater`` (not by the benchmark)."""
-    return "raters" in summary and "identification" in summary and "headline" not in summary
 
 
 def _inline(text: str) -> str:
@@ -61,7 +55,7 @@ def markdown_to_html(markdown: str) -> str:
 def render_interrater(run_dir: str | Path) -> Path:
     """Write ``interrater.html`` into an interrater folder; return its path."""
     run_dir = Path(run_dir)
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    summary = read_summary(run_dir, ("interrater",))
     figure = run_dir / "localization.png"
     image = (f"<img alt='localization agreement per characteristic' src='data:image/png;base64,"
              f"{base64.b64encode(figure.read_bytes()).decode()}'>" if figure.is_file() else "")

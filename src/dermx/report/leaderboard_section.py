@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from dermx.report.figures import png
+from dermx.runs.layout import LEADERBOARD_JSON
+from dermx.runs.leaderboard import read_leaderboard, read_leaderboard_examples
 
 __all__ = ["leaderboard_section"]
 
@@ -154,10 +155,9 @@ def _examples(examples: dict[str, np.ndarray]) -> str:
 def leaderboard_section(run_dir: str | Path) -> str:
     """HTML fragment of the run's leaderboard; ``""`` when the run has none."""
     run_dir = Path(run_dir)
-    path = run_dir / "leaderboard.json"
-    if not path.is_file():
+    if not (run_dir / LEADERBOARD_JSON).is_file():
         return ""
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_leaderboard(run_dir)
     rows, config = data.get("rows", []), data.get("config", {})
     directions = data.get("directions", {})
     parts = ["<h2>Which explanation to trust: method × model leaderboard</h2>",
@@ -176,12 +176,9 @@ def leaderboard_section(run_dir: str | Path) -> str:
         parts.append(_img(_scatter(rows), "agreement against faithfulness"))
     if data.get("mprt_curves"):
         parts.append(_img(_mprt(data["mprt_curves"]), "cascading randomisation"))
-    examples_path = run_dir / "leaderboard_examples.npz"
-    if examples_path.is_file():
-        with np.load(examples_path, allow_pickle=False) as npz:
-            grid = _examples({k: npz[k] for k in npz.files})
-        if grid:
-            parts += ["<h3>One image under every method (predicted diagnosis)</h3>", grid]
+    grid = _examples(read_leaderboard_examples(run_dir))
+    if grid:
+        parts += ["<h3>One image under every method (predicted diagnosis)</h3>", grid]
     items = [f"<li>{html.escape(e['model'])} / {html.escape(e['method'])}: {html.escape(e['reason'])}</li>"
              for e in data.get("excluded", [])]
     items += [f"<li>{html.escape(e['model'])} / {html.escape(e['method'])}: {html.escape(e['metric'])} "

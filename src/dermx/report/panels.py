@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from dermx import vocab
-from dermx.evaluate.examples import rater_masks
 from dermx.explain.overlay import blend, colorbar, data_url
+from dermx.runs.examples import rater_masks
 
 #: Longer side of a panel in pixels.
 PANEL = 144
@@ -175,25 +175,23 @@ def drilldown(examples: dict[str, np.ndarray], models: list[str], i: int) -> lis
     """Every map of example ``i``. First row: the image, every rater's outline (their union over the
     characteristics), the experts' union and each model's diagnosis map. Then one row per characteristic
     the experts outlined or a model found (p ≥ 0.5): each rater's outline of it, the experts' fused map
-    and each model's map. Without rater masks (older run folders) the outline panels are left out."""
+    and each model's map."""
     present = set(np.flatnonzero(examples["present"][i]).tolist())
     for model in models:
         present |= set(np.flatnonzero(np.nan_to_num(examples[f"char_prob:{model}"][i]) >= 0.5).tolist())
     image, mark = examples["image"][i], examples["watermark"][i]
-    raters = rater_masks(examples, i)
-    first = [Panel(panel(image, None, mark), f"{examples['stems'][i]}\n{examples['reference'][i]}")]
-    if raters is not None:
-        first.append(Panel(panel(image, None, mark, list(raters[1].any(axis=1))),
-                           f"{len(raters[0])} raters' outlines\n(all characteristics)"))
-    first.append(Panel(panel(image, examples["union"][i], mark), "experts: union"))
+    names, masks = rater_masks(examples, i)
+    first = [Panel(panel(image, None, mark), f"{examples['stems'][i]}\n{examples['reference'][i]}"),
+             Panel(panel(image, None, mark, list(masks.any(axis=1))),
+                   f"{len(names)} raters' outlines\n(all characteristics)"),
+             Panel(panel(image, examples["union"][i], mark), "experts: union")]
     first += [Panel(panel(image, examples[f"map:{m}"][i], mark), _dx_title(examples, m, i)) for m in models]
     grid = [first]
     for c in sorted(present):
         outlined = "outlined" if examples["present"][i][c] else "not outlined"
         title = f"{vocab.CHARACTERISTICS[c]}\n(experts: {outlined})"
-        row = ([Panel(panel(image, None, mark, list(raters[1][:, c])), title)] if raters is not None
-               else [Panel(None, title)])
-        row.append(Panel(panel(image, examples["fused"][i][c], mark), "experts: fused"))
+        row = [Panel(panel(image, None, mark, list(masks[:, c])), title),
+               Panel(panel(image, examples["fused"][i][c], mark), "experts: fused")]
         row += [Panel(panel(image, examples[f"chars:{m}"][i][c], mark), _char_title(examples, m, i, c))
                 for m in models]
         grid.append(row)
@@ -201,13 +199,9 @@ def drilldown(examples: dict[str, np.ndarray], models: list[str], i: int) -> lis
 
 
 def rater_legend(examples: dict[str, np.ndarray], i: int) -> str:
-    """The outline colour of each rater of example ``i`` as HTML, or the note that the run folder has no
-    rater masks."""
-    raters = rater_masks(examples, i)
-    if raters is None:
-        return ("Raters' outlines: not in this run folder (its examples.npz was written by an older dermx, "
-                "without per-rater masks); run <code>dermx evaluate</code> again to see them.")
+    """The outline colour of each rater of example ``i`` as HTML."""
+    names, _ = rater_masks(examples, i)
     swatches = "".join(f"<span class='swatch' style='background:rgb{RATER_COLOURS[k % len(RATER_COLOURS)]}'></span>"
-                       f"{html.escape(name)}" for k, name in enumerate(raters[0]))
+                       f"{html.escape(name)}" for k, name in enumerate(names))
     return f"Raters' outlines:{swatches}."
 

@@ -8,7 +8,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
         **dict.fromkeys(("TrainConfig", "load_config"), ".config"),
         **dict.fromkeys(("CVResult", "run_cv"), ".cv"),
         **dict.fromkeys(("Collection", "collection_of", "read_folder", "read_table"), ".collection"),
-        **dict.fromkeys(("DermXDataModule", "inner_split", "kfold_split"), ".datamodule"),
+        **dict.fromkeys(("DermXDataModule",), ".datamodule"),
+        **dict.fromkeys(("inner_split", "kfold_split", "parts_digest"), ".splits"),
         **dict.fromkeys(
             ("ImageDataset", "Item", "dermxdb_items"), ".datasets"
         ),

@@ -12,7 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
-from dermx.cli_common import SizeArg, guarded, option, renamed
+from dermx.choices import StoredMapSize
+from dermx.cli_common import SizeArg, choice, guarded, metavar, option, renamed
+
+_STORED_MAP_SIZE = choice(StoredMapSize)
 
 Opt = typer.Option
 
@@ -107,7 +110,8 @@ def _cv_own(
     folds: Annotated[str | None, Opt(help="comma-separated folds (default: all)")] = None,
     n_folds: Annotated[int | None, Opt("--n-folds", help="K for image collections (default 10)")] = None,
     method: Annotated[str, option("--method")] = "gradcam",
-    map_size: Annotated[str, option("--map-size")] = "features",
+    map_size: Annotated[str, option("--map-size", parser=_STORED_MAP_SIZE, metavar=metavar(_STORED_MAP_SIZE))] = (
+        "features"),
     maps: Annotated[bool, Opt("--maps/--no-maps", help="write the test images' maps (features: small files; "
                               "input: at the model input size)")] = True,
 ) -> None:
@@ -139,8 +143,6 @@ def _cv(options: dict[str, Any]) -> None:
     folds = options.pop("folds", None)
     chosen = [int(k) for k in folds.split(",") if k.strip()] if folds else None
     method, map_size, maps = options.pop("method"), options.pop("map_size"), options.pop("maps")
-    if map_size not in ("features", "input"):
-        raise typer.BadParameter(f"expected 'features' or 'input', got {map_size!r}", param_hint="--map-size")
     with quiet_training():
         result = run_cv(_config(options), chosen, maps_method=method if maps else "none", maps_size=map_size)
     Console().print(fold_table(pd.read_csv(result.summary)))

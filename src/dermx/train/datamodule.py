@@ -8,7 +8,6 @@ patient-grouped :class:`~sklearn.model_selection.GroupShuffleSplit`, so no patie
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -17,50 +16,19 @@ from typing import Any
 
 import lightning as L
 from rich.table import Table
-from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from torch.utils.data import DataLoader
 
-from dermx.data import DermXDB, DermXDBError, ReferenceMaps, load_dermxdb
+from dermx.data import DermXDB, DermXDBError, ReferenceMaps, dermxdb_identity, load_dermxdb
 from dermx.data.cache import default_cache_dir
 from dermx.data.coverage import ImageCoverage, image_coverage
 from dermx.models.dermx_net import ModelConfig
 from dermx.train.collection import Collection, collection_of
 from dermx.train.config import TrainConfig
 from dermx.train.datasets import ImageDataset, Item, check_items, dermxdb_items
-from dermx.train.provenance import dermxdb_identity, items_identity
+from dermx.train.provenance import items_identity, training_record
+from dermx.train.splits import inner_split, kfold_split
 
 log = logging.getLogger(__name__)
-
-
-def inner_split(items: Sequence[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
-    """(train, validation) by patient group: about ``fraction`` of the groups go to validation."""
-    groups = [item.group for item in items]
-    if len(set(groups)) < 2:
-        raise DermXDBError(f"cannot split {len(items)} image(s) from {len(set(groups))} patient(s) into "
-                           "training and validation parts; need at least 2 patients")
-    splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-    train, val = next(splitter.split(list(range(len(items))), groups=groups))
-    return [items[i] for i in train], [items[i] for i in val]
-
-
-def kfold_split(items: Sequence[Item], fold: int, n_folds: int) -> tuple[list[Item], list[Item]]:
-    """(train, test) of fold ``fold`` of a patient-grouped K-fold split of an image collection."""
-    if not 0 <= fold < n_folds:
-        raise ValueError(f"fold must be in 0..{n_folds - 1}, got {fold}")
-    splits = list(GroupKFold(n_splits=n_folds).split(list(range(len(items))),
-                                                      groups=[i.group for i in items]))
-    train, test = splits[fold]
-    return [items[i] for i in train], [items[i] for i in test]
-
-
-def fingerprint(parts: dict[str, Sequence[Item]], source: str) -> dict[str, Any]:
-    """A short description of the data a model was trained and selected on (stored in checkpoints)."""
-    digest = hashlib.sha256(source.encode())
-    for name in ("train", "val"):
-        for item in sorted(parts[name], key=lambda i: i.key):
-            digest.update(f"{name}|{item.key}|{item.diagnosis}|{item.characteristics}".encode())
-    return {"source": source, "sha256": digest.hexdigest()[:16],
-            **{f"n_{name}": len(items) for name, items in parts.items()}}
 
 
 def split_table(parts: dict[str, Sequence[Item]], classes: Sequence[str]) -> Table:
@@ -109,7 +77,7 @@ class DermXDataModule(L.LightningDataModule):
             self.db = load_dermxdb(cfg.dataset.data, image_dir=cfg.dataset.images,
                                   cache_dir=cfg.dataset.cache_dir or default_cache_dir())
             self.source = Path(cfg.dataset.data).resolve().name
-            self.identity = dermxdb_identity(self.db)
+            self.identity = dermxdb_identity(self.db.root)
             self.coverage = image_coverage(self.db)
             if cfg.dataset.require_all_images or not self.coverage.found:
                 self.coverage.require_all()
@@ -166,7 +134,7 @@ class DermXDataModule(L.LightningDataModule):
         """The dataset of ``part`` (``train``, ``val`` or ``test``); training augments by default."""
         cfg, mc = self.config, self.model_config
         maps = ReferenceMaps(self.db, cfg.dataset.fusion, mc.characteristics) if self.with_maps and self.db else None
-        return ImageDataset(self.parts[part], mc.input_size, mc.mean, mc.std, policy=cfg.model.resolution,
+        return ImageDataset(self.parts[part], mc.input_spec,
                             augment=cfg.dataset.augment if augment is None else augment, map_fn=maps,
                             in_memory=cfg.dataset.in_memory, color_jitter=cfg.dataset.color_jitter)
 
@@ -188,8 +156,7 @@ class DermXDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def fingerprint(self) -> dict[str, Any]:
-        """The checkpoint's ``training_data`` record (:mod:`dermx.train.provenance`)."""
-        return {**fingerprint(self.parts, self.source), "fold": self.config.dataset.fold, "data_sha256": self.identity,
-                "images": sorted(i.key for i in self.parts["train"] + self.parts["val"]),
-                "missing_images": len(self.coverage.missing) if self.coverage else 0,
-                "left_out": dict(self.collection.skipped) if self.collection else {}}
+        """The checkpoint's ``training_data`` record (:func:`~dermx.train.provenance.training_record`)."""
+        return training_record(self.parts, self.source, fold=self.config.dataset.fold, identity=self.identity,
+                               missing_images=len(self.coverage.missing) if self.coverage else 0,
+                               left_out=dict(self.collection.skipped) if self.collection else {})

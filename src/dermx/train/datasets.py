@@ -24,7 +24,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from dermx import vocab
 from dermx.data import DermXDB, DermXDBError, load_rgb
-from dermx.geometry import ResolutionPolicy, fit_image, joint_transform
+from dermx.geometry import InputSpec, fit_image, joint_transform
 from dermx.train.config import LabelRule
 
 Size = tuple[int, int]
@@ -65,9 +65,8 @@ def dermxdb_items(db: DermXDB, stems: Sequence[str], characteristics: Sequence[s
         record = db.images.get(stem)
         if record is None or record.diagnosis not in vocab.DIAGNOSES:
             continue
-        group = f"patient-{record.patient_id}" if record.patient_id is not None else stem
         path = db.image_path(stem) if find_images else Path(stem)
-        items.append(Item(stem, path, vocab.DIAGNOSES.index(record.diagnosis), group,
+        items.append(Item(stem, path, vocab.DIAGNOSES.index(record.diagnosis), record.patient,
                           characteristic_labels(db, stem, characteristics, rule),
                           (record.width, record.height)))
     return items
@@ -96,20 +95,19 @@ def check_items(items: Sequence[Item]) -> None:
 
 
 class ImageDataset(Dataset[dict[str, torch.Tensor]]):
-    """Samples ``{"image", "diagnosis", "characteristics", "index"}`` (+ ``"maps"`` with ``map_fn``).
+    """Samples ``{"image", "diagnosis", "characteristics", "index"}`` (+ ``"maps"`` with ``map_fn``), fed
+    to a model as its :class:`~dermx.geometry.InputSpec` says.
 
     ``map_fn(key, (h, w))`` returns the reference maps of an image at its resized size. With
     ``in_memory``, resized images and maps are kept after the first load (augmentation still runs).
     """
 
-    def __init__(self, items: Sequence[Item], size: Size, mean: Sequence[float], std: Sequence[float], *,
-                 policy: ResolutionPolicy = "pad", augment: bool = False, map_fn: MapFn | None = None,
+    def __init__(self, items: Sequence[Item], spec: InputSpec, *, augment: bool = False, map_fn: MapFn | None = None,
                  in_memory: bool = False, color_jitter: bool = True) -> None:
         self.items = list(items)
-        self.size = size
-        self.policy = policy
+        self.spec = spec
         self.map_fn = map_fn
-        self.transform = joint_transform(size, mean, std, augment=augment, color_jitter=color_jitter)
+        self.transform = joint_transform(spec.size, spec.mean, spec.std, augment=augment, color_jitter=color_jitter)
         self._memo: dict[int, tuple[torch.Tensor, torch.Tensor | None]] | None = {} if in_memory else None
 
     def __len__(self) -> int:
@@ -119,7 +117,7 @@ class ImageDataset(Dataset[dict[str, torch.Tensor]]):
         if self._memo is not None and index in self._memo:
             return self._memo[index]
         item = self.items[index]
-        image = fit_image(load_rgb(item.path, item.size), self.size, self.policy)
+        image = fit_image(load_rgb(item.path, item.size), self.spec.size, self.spec.policy)
         pixels = TF.pil_to_tensor(image)
         maps = self.map_fn(item.key, (image.height, image.width)) if self.map_fn is not None else None
         if self._memo is not None:

@@ -5,10 +5,13 @@
 
 ============  ==========================================================================
 ``source``    the data folder's (or label file's) name, never a path of the training machine
-``sha256``    digest of the training and validation items (keys, diagnoses, labels)
-``data_sha256`` identity of the whole dataset (:func:`dermxdb_identity`, :func:`items_identity`):
+``sha256``    digest of the training and validation items (keys, diagnoses, labels;
+              :func:`~dermx.train.splits.parts_digest`)
+``data_sha256`` identity of the whole dataset (:func:`dermx.data.dermxdb_identity`, :func:`items_identity`):
               the same annotations give the same identity wherever the folder lives
 ``images``    the keys of every training and validation image, sorted
+``pixels``    the pixel digest of each of them (:func:`dermx.data.pixel_digest`), sorted
+``patients``  their patient groups (:attr:`dermx.train.Item.group`), sorted
 ``fold``      the held-out fold, if any; ``n_train``, ``n_val``, ``n_test``
 ``missing_images`` DermXDB images the image folder did not hold (left out of every part; listed in
               the run folder's ``missing_images.txt``)
@@ -31,24 +34,10 @@ from typing import Any
 
 import pandas as pd
 
-from dermx.data import DermXDB
+from dermx.data import pixel_digest
 from dermx.models import ModelConfig
 from dermx.train.datasets import Item
-
-#: The DermXDB files whose content defines a dataset (images are not part of the release).
-IDENTITY_FILES: tuple[str, ...] = ("annotations/*.json", "metadata.csv", "folds/*.csv")
-
-
-def dermxdb_identity(db: DermXDB) -> str:
-    """SHA-256 (16 hex digits) of a DermXDB folder's annotation, metadata and fold files: names
-    relative to the folder and contents, so a copy or move keeps its identity and a different dataset
-    (another synthetic seed with the same file names) does not share it."""
-    digest = hashlib.sha256()
-    for pattern in IDENTITY_FILES:
-        for path in sorted(db.root.glob(pattern)):
-            digest.update(f"{path.relative_to(db.root).as_posix()}|{path.stat().st_size}|".encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+from dermx.train.splits import parts_digest
 
 
 def items_identity(items: Sequence[Item]) -> str:
@@ -59,6 +48,19 @@ def items_identity(items: Sequence[Item]) -> str:
         digest.update(f"{item.key}|{item.diagnosis}|{item.group}|".encode())
         digest.update(item.path.read_bytes() if item.path.is_file() else b"")
     return digest.hexdigest()[:16]
+
+
+def training_record(parts: dict[str, Sequence[Item]], source: str, *, fold: int | None, identity: str,
+                    missing_images: int = 0, left_out: dict[str, int] | None = None) -> dict[str, Any]:
+    """The ``training_data`` record (module docstring) of a run whose ``train``, ``val`` and ``test`` parts
+    are ``parts``; the pixel digests read every training and validation image once."""
+    seen = [*parts["train"], *parts["val"]]
+    return {"source": source, "sha256": parts_digest(parts, source),
+            **{f"n_{name}": len(items) for name, items in parts.items()},
+            "fold": fold, "data_sha256": identity, "images": sorted(i.key for i in seen),
+            "pixels": sorted({pixel_digest(i.path) for i in seen}),
+            "patients": sorted({i.group for i in seen}),
+            "missing_images": missing_images, "left_out": dict(left_out or {})}
 
 
 def epoch_metrics(metrics_csv: str | Path, epoch: int) -> dict[str, float]:

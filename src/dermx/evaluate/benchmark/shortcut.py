@@ -62,15 +62,16 @@ def _rows(db: DermXDB, candidate: Candidate, stems: Sequence[str], shortcut: str
     explainer = candidate.explain
     assert isinstance(explainer, CamExplainer)
     model, index = explainer.model, vocab.DIAGNOSES.index(shortcut)
-    transform = joint_transform(candidate.input_size, candidate.mean, candidate.std, augment=False)
+    spec = candidate.spec
+    transform = joint_transform(spec.size, spec.mean, spec.std, augment=False)
     rng = np.random.default_rng(seed)
     delta, flipped, shares, areas = [], [], [], []
     for stem in stems:
         image = load_rgb(db.image_path(stem))
         native = (image.height, image.width)
         box = watermark_box(rng, native)
-        clean, placement = preprocess(image, candidate.input_size, transform, candidate.policy)
-        marked, _ = preprocess(stamp(image, box), candidate.input_size, transform, candidate.policy)
+        clean, placement = preprocess(image, spec.size, transform, spec.policy)
+        marked, _ = preprocess(stamp(image, box), spec.size, transform, spec.policy)
         result = explainer.engine(torch.stack([clean, marked]), [("diagnosis", shortcut)])
         assert isinstance(result.logits, dict)
         p = model.probabilities(result.logits).diagnosis.detach().cpu()
@@ -78,7 +79,7 @@ def _rows(db: DermXDB, candidate: Candidate, stems: Sequence[str], shortcut: str
         flip = int(p[0].argmax()) != index and int(p[1].argmax()) == index
         flipped.append(float(flip))
         if flip:
-            logo = _on_input(box, native, placement, candidate.input_size)
+            logo = _on_input(box, native, placement, spec.size)
             heat = result.maps[1, 0].detach().cpu().clamp(min=0)
             shares.append(float((heat * logo).sum() / heat.sum()) if heat.sum() > 0 else math.nan)
             areas.append(float(logo.mean()))

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from dermx.data import FusionRule
-from dermx.evaluate.scoring import BASELINES
-
-#: Where maps are compared: on the model input grid or on each image's native grid.
-MapSize = Literal["input", "native"]
-#: Which rows a localization statistic is computed on (``typing.get_args`` gives all three, in order).
-Selection = Literal["present", "predicted", "correct"]
+from dermx.choices import CamMethod, EvalMapSize, FusionRule, Selection
+from dermx.evaluate.benchmark.scoring import BASELINES
 
 
 @dataclass(frozen=True)
@@ -23,18 +18,19 @@ class BenchmarkConfig:
 
     ``method`` (the CAM method) and ``threshold`` (a characteristic is present when p ≥ threshold) are
     the one source for both the models' explainers (:func:`~dermx.evaluate.candidates.load_candidates`
-    builds them from this config) and the scoring. ``selection`` is the headline selection of pairs
-    (all three are computed): ``present`` (target present in the reference), ``predicted`` (predicted
-    present) or ``correct`` (present, and the image correctly diagnosed). ``agreement_size`` is the
+    is given them by :func:`~dermx.evaluate.pipeline.run_evaluation`) and the scoring. ``selection``
+    is the headline selection of pairs (all three are computed): ``present`` (target present in the
+    reference), ``predicted`` (predicted present) or ``correct`` (present, and the image correctly
+    diagnosed). ``agreement_size`` is the
     (h, w) the rater masks are resized to for the rater-agreement ceiling (default: the first model's
     input size; ``native`` with ``map_size="native"``). ``shortcut_test``: on a synthetic set with a
-    shortcut class, also run the counterfactual watermark test (:mod:`dermx.evaluate.shortcut`).
-    ``examples``: choose and explain the report's example images (:mod:`dermx.evaluate.examples`).
+    shortcut class, also run the counterfactual watermark test (:mod:`~dermx.evaluate.benchmark.shortcut`).
+    ``examples``: choose and explain the report's example images (:mod:`~dermx.evaluate.benchmark.examples`).
     """
 
-    method: str = "gradcam"
+    method: CamMethod = "gradcam"
     fusion: FusionRule = "mean"
-    map_size: MapSize = "input"
+    map_size: EvalMapSize = "input"
     threshold: float = 0.5
     selection: Selection = "present"
     baselines: tuple[str, ...] = BASELINES

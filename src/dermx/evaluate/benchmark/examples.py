@@ -9,10 +9,10 @@ its characteristic maps' Dice against the experts (pairs of characteristics the 
 - ``watermarked``: on synthetic data with a shortcut class, up to two watermarked images of that class.
 
 An image chosen by several rules is shown once with every reason. For each example ``examples.npz``
-holds the image, the experts' maps (union, each characteristic's fused map, the watermark) and every
-first-pass rater's mask of every characteristic (bit-packed) on the model input grid, and per model its
-diagnosis map, characteristic maps and probabilities (:class:`Examples`, keys listed in
-:meth:`Examples.arrays_by_key`). The rater masks ride through the model's preprocessing as extra
+(layout in :mod:`dermx.runs.examples`) holds the image, the experts' maps (union, each
+characteristic's fused map, the watermark) and every first-pass rater's mask of every characteristic
+(bit-packed) on the model input grid, and per model its diagnosis map, characteristic maps and
+probabilities (:class:`Examples`). The rater masks ride through the model's preprocessing as extra
 reference channels (:class:`WithRaterMasks`), so they are placed exactly like the fused maps.
 """
 
@@ -28,22 +28,15 @@ from torch import Tensor
 
 from dermx import vocab
 from dermx.data import REFERENCE_CHANNELS, ReferenceMaps
-from dermx.evaluate.bench_summary import shortcut_class
-from dermx.evaluate.candidates import Candidate
-from dermx.evaluate.scoring import Explanation
-from dermx.geometry import Size, resize
+from dermx.evaluate.benchmark.summary import shortcut_class
+from dermx.evaluate.candidates import Candidate, Explanation
+from dermx.geometry import InputSpec, Size, resize
+from dermx.runs.examples import RATER_MASKS, RATER_NAMES
+from dermx.runs.tables import image_dice
 
-__all__ = ["Examples", "WithRaterMasks", "choose_examples", "rater_masks"]
+__all__ = ["Examples", "WithRaterMasks", "choose_examples"]
 
 N_CHARACTERISTICS = len(vocab.CHARACTERISTICS)
-#: Keys of the per-rater masks in ``examples.npz`` (absent in run folders of older versions).
-RATER_MASKS, RATER_NAMES = "rater_masks", "rater_names"
-
-
-def image_dice(items: pd.DataFrame) -> pd.Series:
-    """``(model, stem) → `` the image's mean characteristic-map Dice over the pairs the experts outlined."""
-    present = items[(items["kind"] == "characteristic") & items["present"].astype(bool)]
-    return present.groupby(["model", "stem"])["dice"].mean()
 
 
 def agreement(items: pd.DataFrame) -> pd.Series:
@@ -80,10 +73,9 @@ def choose_examples(images: pd.DataFrame, items: pd.DataFrame) -> dict[str, list
     return chosen
 
 
-def _display(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+def _display(images: Tensor, spec: InputSpec) -> np.ndarray:
     """Normalised (B, 3, h, w) inputs → (B, h, w, 3) uint8."""
-    m, s = torch.tensor(mean)[:, None, None], torch.tensor(std)[:, None, None]
-    return (images * s + m).clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return spec.denormalise(images).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def _resize(maps: Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -139,8 +131,7 @@ class Examples:
         self.size = self.size or (int(images.shape[-2]), int(images.shape[-1]))
         size = self.size
         refs_small = _resize(refs, size)
-        shown = _display(resize(images, size),
-                         candidate.mean, candidate.std)
+        shown = _display(resize(images, size), candidate.spec)
         dx_maps = _resize(explanation.diagnosis_maps[rows], size)[:, 0]
         columns = [vocab.CHARACTERISTICS.index(c) for c in candidate.characteristics]
         chars = np.zeros((len(rows), N_CHARACTERISTICS, *size), np.float16)
@@ -171,24 +162,8 @@ class Examples:
 
     def arrays_by_key(self) -> dict[str, np.ndarray]:
         """``stems`` (N,) in the order chosen and, for each key, the (N, ...) stack over the stems seen by
-        every model: ``image`` (uint8), ``union``, ``fused`` (N, 16, h, w), ``watermark``, ``present``
-        (N, 16), ``reference``, ``reasons``, with rater masks ``rater_masks`` (N, annotators, 16, h,
-        ⌈w/8⌉; ``numpy.packbits`` along the width) and ``rater_names`` (N, annotators; ``""`` where that
-        annotator did not rate the image), and per model ``map:``, ``chars:`` (N, 16, h, w; zero for
-        characteristics the model lacks), ``char_prob:`` (NaN where it lacks them), ``dx_prob:`` (N, 6),
-        ``predicted:``."""
+        every model (the layout of :mod:`dermx.runs.examples`)."""
         seen = [s for s in self.reasons if s in self.arrays]
         keys = sorted(set.intersection(*(set(self.arrays[s]) for s in seen))) if seen else []
         return {"stems": np.asarray(seen), **{k: np.stack([self.arrays[s][k] for s in seen]) for k in keys}}
 
-
-def rater_masks(examples: dict[str, np.ndarray], i: int) -> tuple[list[str], np.ndarray] | None:
-    """``(names, masks)`` of the raters of example ``i`` of an ``examples.npz``: the annotators who rated
-    it and their masks ``(rater, characteristic, h, w)`` bool; ``None`` for a run folder written before
-    ``examples.npz`` held them."""
-    if RATER_MASKS not in examples:
-        return None
-    names = [str(n) for n in examples[RATER_NAMES][i]]
-    masks = np.unpackbits(examples[RATER_MASKS][i], axis=-1, count=examples["image"].shape[2]).astype(bool)
-    rated = [k for k, n in enumerate(names) if n]
-    return [names[k] for k in rated], masks[rated]

@@ -36,10 +36,9 @@ from dermx.data.dataset import DermXDB, MaskSource
 from dermx.data.masks import Size
 from dermx.data.reader import split_annotator
 from dermx.metrics import FuzzyConfusion, diagnosis_scores, identification_scores
+from dermx.runs.interrater import LOCALIZATION_SCORES
 
 NO_DIAGNOSIS = "No diagnosis"
-#: Columns of the localization pair table, in order.
-LOCALIZATION_SCORES: tuple[str, ...] = ("sensitivity", "specificity", "dice", "iou")
 
 Pair = tuple[str, str]
 """(annotator a, reference annotator b)."""

@@ -20,7 +20,7 @@ Flags per row: ``present`` (reference), ``predicted`` (the model predicts the ma
 always true for diagnosis maps), ``correct`` (predicted diagnosis = reference). Scores (module
 :mod:`dermx.metrics`): fuzzy sensitivity, specificity, Dice, IoU (min t-norm), pointing game and
 energy-based pointing (``Σ s·y / Σ s``). Baseline maps (uniform, centred Gaussian, random on a
-CAM-like grid) are scored on every (image, reference) pair that some row of the batch uses, so that
+the model's map grid) are scored on every (image, reference) pair that some row of the batch uses, so that
 any selection of model pairs can be joined with them on (stem, reference). Only the kept pairs are
 scored: they are gathered into one (pairs, 1, h, w) stack and reduced at once.
 
@@ -41,6 +41,7 @@ from torch import Tensor
 
 from dermx import vocab
 from dermx.data.references import UNION
+from dermx.evaluate.candidates import Explanation
 from dermx.explain import baseline_like, random_maps
 from dermx.metrics import compute_metrics, energy_pointing, fuzzy_confusion
 
@@ -50,22 +51,6 @@ KINDS: tuple[str, ...] = ("characteristic", "diagnosis", "diagnosis-union")
 BASELINES: tuple[str, ...] = ("uniform", "gaussian", "random")
 DRAWN = "drawn_"
 _N = len(vocab.CHARACTERISTICS)
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """What a model says about a batch: probabilities and maps in [0, 1] on the batch's grid.
-
-    ``diagnosis`` (B, 6) softmax probabilities in :data:`dermx.vocab.DIAGNOSES` order;
-    ``characteristic`` (B, C) sigmoid probabilities of the model's characteristics (C = 0 for
-    ``dx-only``); ``characteristic_maps`` (B, C, h, w); ``diagnosis_maps`` (B, 1, h, w), the map of the
-    predicted diagnosis.
-    """
-
-    diagnosis: Tensor
-    characteristic: Tensor
-    characteristic_maps: Tensor
-    diagnosis_maps: Tensor
 
 
 @dataclass(frozen=True)
@@ -110,14 +95,15 @@ def _column(values: Sequence[object] | np.ndarray, width: int) -> np.ndarray:
 
 
 def _baseline_rows(stems: np.ndarray, keep: Tensor, refs: Tensor, baselines: Sequence[str], seed: int,
-                   tolerance: float, drawn: Tensor | None = None) -> pd.DataFrame:
+                   tolerance: float, grid: tuple[int, int], drawn: Tensor | None = None) -> pd.DataFrame:
     """Each baseline's scores on the kept (image, reference) pairs of ``refs`` (B, 17, h, w) (and of
-    the known answer ``drawn``, same layout, if given)."""
+    the known answer ``drawn``, same layout, if given); the random maps are drawn on ``grid``, the
+    model's map grid, and upsampled like its maps."""
     batch, n_refs, h, w = refs.shape
     frames = []
     for name in baselines:
         if name == "random":
-            maps = random_maps(batch, n_refs, (h, w), seed=seed, grid=(max(1, h // 32), max(1, w // 32)))
+            maps = random_maps(batch, n_refs, (h, w), seed=seed, grid=grid)
         else:
             maps = baseline_like(name, refs[:, :1])  # type: ignore[arg-type]
         frames.append(_rows(keep, maps, refs, {
@@ -143,12 +129,14 @@ def score_batch(
     explanation: Explanation,
     characteristics: Sequence[str],
     *,
+    grid: tuple[int, int],
     threshold: float = 0.5,
     tolerance: float = 0.0,
     baselines: Sequence[str] = BASELINES,
     seed: int = 0,
 ) -> BatchTables:
-    """Score a batch (module docstring). ``reference`` (B,) diagnosis indices; ``present`` (B, 16) bool."""
+    """Score a batch (module docstring). ``reference`` (B,) diagnosis indices; ``present`` (B, 16) bool;
+    ``grid``: the model's map grid, on which the random baseline is drawn."""
     batch = len(stems)
     names = np.asarray(stems, dtype=object)
     fused, union = refs[:, :_N], refs[:, _N:_N + 1]
@@ -195,5 +183,5 @@ def score_batch(
         **({"experts_drawn_dice": _experts_against_drawn(fused, drawn, present)} if drawn is not None else {}),
     })
     return BatchTables(items=pd.concat(frames, ignore_index=True),
-                       baselines=_baseline_rows(names, needed, dx_refs, baselines, seed, tolerance, dx_drawn),
+                       baselines=_baseline_rows(names, needed, dx_refs, baselines, seed, tolerance, grid, dx_drawn),
                        images=images)

@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from dermx import vocab
-from dermx.evaluate.bench_types import BenchmarkResult, Selection
-from dermx.evaluate.scoring import DRAWN, KINDS, SCORES
+from dermx.evaluate.benchmark.config import BenchmarkResult, Selection
+from dermx.evaluate.benchmark.scoring import DRAWN, KINDS, SCORES
 from dermx.evaluate.stats import bootstrap_macro_f1, estimate, one_hot, paired_difference
 from dermx.metrics import diagnosis_scores, identification_scores, summarize
 

@@ -1,0 +1,2 @@
+"""The explainability benchmark: models' diagnoses, characteristics and maps against the experts
+(:mod:`~dermx.evaluate.benchmark.run`)."""

@@ -1,0 +1,237 @@
+r"""The method × model leaderboard: which explanation agrees with the experts while staying faithful?
+
+One row per (model, method), every column with its 95 % bootstrap CI over images (``<col>_low``,
+``<col>_high``) and a direction (:data:`~dermx.evaluate.leaderboard.config.DIRECTIONS`: higher or lower is better):
+
+* **agreement**, the benchmark's protocol (the numbers :func:`~dermx.evaluate.benchmark.run_benchmark`
+  gives with the method): ``dice``, ``sensitivity``, ``specificity``, ``pointing`` on every test image
+  (Score-CAM: on the first ``score_images``, see :class:`~dermx.evaluate.leaderboard.config.LeaderboardConfig`;
+  :mod:`~dermx.evaluate.leaderboard.agreement`) that the protocol selects;
+  ``agreement_images`` counts the images scored.
+  Protocol ``dermx`` (default): characteristic maps against the ``mean``-fused characteristic
+  references, pairs whose characteristic is present. Protocol ``followup`` (Jalaboi et al. 2023, arXiv 2302.12084): the
+  predicted class's map, correctly diagnosed images only, against the per-image union map with the
+  ``relative`` fusion; mean over images per model (per fold), then mean ± SD over folds
+  (``<col>_fold_sd``; 0 folds of spread for a single checkpoint is reported as SD 0).
+* **faithfulness** (:mod:`~dermx.evaluate.leaderboard.faithfulness`) of the predicted diagnosis's map, on the first
+  ``n_images`` test images (sorted stems): ``deletion_auc`` / ``insertion_auc`` (blur baseline),
+  ``deletion_auc_mean`` / ``insertion_auc_mean`` (mean-colour baseline), ``road_morf`` / ``road_lerf``
+  (mean target probability over the ROAD percentages), ``faithfulness_corr``. Scores are the model's
+  probabilities (softmax over diagnoses, sigmoid per characteristic), except for the faithfulness
+  correlation, which correlates logit drops as Quantus does by default: a saturated softmax gives the
+  same drop for every random subset (a confident model pushed to another class by scattered baseline
+  pixels) and leaves the correlation undefined.
+* **sanity** (:mod:`~dermx.evaluate.leaderboard.sanity`), over every target's map on the same images:
+  ``mprt_spearman`` / ``mprt_ssim`` (similarity to the trained model's maps after the whole cascade
+  of randomisation; the per-step curve is in ``leaderboard.json``), ``random_logit`` (SSIM of the
+  predicted diagnosis's map with another diagnosis's map).
+* **robustness** (:mod:`~dermx.evaluate.leaderboard.robustness`): ``max_sensitivity``, ``avg_sensitivity`` over
+  every target's map.
+
+Per image, a metric over several targets is first averaged over the defined targets (as the benchmark
+does over pairs), then images are bootstrapped (:func:`dermx.evaluate.stats.estimate`).
+
+Forward passes are shared wherever the maths allows: one forward pass (and one gradient computation)
+per batch gives every method's maps (:meth:`~dermx.explain.CamEngine.explain_methods`: the gradient
+methods and Eigen-CAM all follow from the same activations and gradients, Score-CAM's masked forwards
+give every target at once), for the agreement, the trained maps, each MPRT step and each sensitivity
+draw; the deletion, insertion and ROAD images of all methods go through one call, so identical maps
+(CAM and Grad-CAM are equal after min-max normalisation; Eigen-CAM gives every target the same map)
+and map-independent steps (q = 0 and 1) are scored once; faithfulness correlation's random subsets
+are shared by every method, so its forward passes are paid once per model.
+
+A (model, method) cell that cannot be computed (an unknown method, a method the model's layer does not
+support, an unreadable checkpoint) is reported with its reason in ``excluded`` and the other cells are
+still computed. A metric undefined on every image of a row (a constant map has no rank correlation,
+an empty selection no Dice;
+:data:`~dermx.evaluate.leaderboard.config.UNDEFINED_WHY`) keeps its row: the value is ``null`` in
+``leaderboard.json`` with the metric and its reason in ``undefined``, and the report shows the reason in
+that cell. ``leaderboard.csv`` holds only rows whose every value is a finite number.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dermx.data import DermXDB
+from dermx.evaluate.candidates import Candidate
+from dermx.evaluate.leaderboard.agreement import agreement_rows
+from dermx.evaluate.leaderboard.config import (
+    AGREEMENT,
+    DIRECTIONS,
+    UNDEFINED_WHY,
+    Leaderboard,
+    LeaderboardConfig,
+    parse_methods,
+)
+from dermx.evaluate.leaderboard.model_metrics import ModelMetrics, model_metrics
+from dermx.evaluate.stats import estimate
+from dermx.explain.methods import get_method
+from dermx.runs.leaderboard import undefined_value
+from dermx.runs.leaderboard import write_leaderboard as write_files
+
+__all__ = ["run_leaderboard", "write_leaderboard"]
+
+Progress = Callable[[Iterable[Any], str, int], Iterable[Any]]
+
+
+def _by_model(candidates: Sequence[Candidate]) -> dict[str, list[Candidate]]:
+    out: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        out.setdefault(candidate.name, []).append(candidate)
+    return out
+
+
+def _pooled(folds: Sequence[ModelMetrics], candidates: Sequence[Candidate], method: str, metric: str,
+            config: LeaderboardConfig) -> dict[str, float]:
+    """One metric of one method, its per-image values of every fold pooled (per image, a metric over
+    several targets is first averaged over the defined targets), then estimated with its CI."""
+    frames = []
+    for part, candidate in zip(folds, candidates, strict=True):
+        v = part.values[method][metric].double()
+        if v.ndim == 2:
+            defined = ~torch.isnan(v)
+            v = torch.where(defined, v, 0).sum(dim=1) / defined.sum(dim=1)  # NaN when no target is defined
+        frames.append(pd.DataFrame({"stem": part.stems, "fold": candidate.fold, "value": v.numpy()}))
+    e = estimate(pd.concat(frames, ignore_index=True), "value", n_boot=config.n_boot, seed=config.seed)
+    return {metric: e["mean"], f"{metric}_low": e["low"], f"{metric}_high": e["high"]}
+
+
+def _agreement_columns(rows: pd.DataFrame, config: LeaderboardConfig) -> dict[str, float]:
+    columns: dict[str, float] = {"agreement_images": len(rows[["fold", "stem"]].drop_duplicates())}
+    for score in AGREEMENT:
+        e = estimate(rows, score, n_boot=config.n_boot, seed=config.seed)
+        columns.update({score: e["fold_mean"] if config.protocol == "followup" else e["mean"],
+                        f"{score}_low": e["low"], f"{score}_high": e["high"],
+                        f"{score}_fold_sd": 0.0 if e.get("folds", 0) <= 1 else e["fold_sd"]})
+    return columns
+
+
+def _settings(config: LeaderboardConfig) -> str:
+    return (f"settings: agreement on every test image (Score-CAM: the first {config.score_images or 'all'}); "
+            f"faithfulness, sanity and robustness on the first {config.n_images}; deletion/insertion "
+            f"{config.steps} steps; ROAD at {list(config.road_percentages)} %; MPRT maps at {config.mprt_steps} "
+            f"cascade positions; {config.sensitivity_samples} sensitivity draws; {config.fc_runs} "
+            f"faithfulness-correlation subsets; {config.n_boot} bootstrap resamples")
+
+
+def _model_rows(db: DermXDB, name: str, candidates: list[Candidate], board: Leaderboard, wrap: Progress,
+                say: Callable[[str], None]) -> None:
+    """Every row of one model (all its folds) into ``board``; a failure is recorded, never raised."""
+    config = board.config
+    methods = list(config.methods)
+    for candidate in candidates:  # ~30 % faster CPU convolutions; outputs equal to ~1e-5
+        if candidate.model is not None:
+            candidate.model.to(memory_format=torch.channels_last)
+    folds: list[ModelMetrics] = []
+    try:
+        folds = [model_metrics(db, candidate, methods, config, say) for candidate in candidates]
+    except Exception as error:  # one model's failure must not lose the other cells
+        say(f"{name}: faithfulness/sanity failed: {error}\n{traceback.format_exc(limit=3)}")
+        board.excluded += [{"model": name, "method": m, "reason": f"failed: {error}"} for m in methods]
+        return
+    for method in methods:
+        reasons = {part.failed[method] for part in folds if method in part.failed}
+        board.excluded += [{"model": name, "method": method, "reason": reason} for reason in reasons]
+    ok = [m for m in methods if all(m in part.values for part in folds)]
+    n_test = sum(len(c.stems) for c in candidates)
+    limit = config.score_images
+    for method in ok:
+        if get_method(method).uses_scores and limit is not None and any(limit < len(c.stems) for c in candidates):
+            board.notes.append(f"{name} / {method}: agreement on the first {limit} test images "
+                               f"(sorted stems) per fold, not all {n_test}: it needs one forward pass per "
+                               "channel of the CAM layer per image (--n-scorecam-images N|all)")
+            say(board.notes[-1])
+    try:
+        agreement = agreement_rows(db, candidates, ok, config, wrap) if ok else {}
+    except (ValueError, RuntimeError, KeyError) as error:
+        board.excluded += [{"model": name, "method": m, "reason": f"agreement failed: {error}"} for m in ok]
+        say(f"{name}: agreement failed ({error})")
+        agreement = {}
+    for part in folds:
+        if part.example:
+            board.examples.setdefault(f"image:{name}", part.example["image"])
+            board.examples.update({f"map:{name}:{m}": part.example[f"map:{m}"] for m in ok})
+        for method, points in part.curves.items():
+            board.mprt_curves.setdefault(name, {})[method] = points
+    for method in (m for m in ok if m in agreement):
+        row: dict[str, Any] = {"model": name, "method": method, **_agreement_columns(agreement[method], config)}
+        for metric in folds[0].values[method]:
+            row.update(_pooled(folds, candidates, method, metric, config))
+        row["n_images"] = sum(min(config.n_images, len(c.stems)) for c in candidates)
+        board.rows.append(row)
+        for metric, reason in _undefined(row):
+            board.undefined.append({"model": name, "method": method, "metric": metric, "reason": reason})
+            say(f"{name} / {method}: {metric} undefined ({reason}); the row is kept, and left out of "
+                "leaderboard.csv")
+
+
+def run_leaderboard(db: DermXDB, candidates: Sequence[Candidate], methods: Sequence[str] | str = "all",
+                    config: LeaderboardConfig | None = None, *, progress: Progress | None = None,
+                    say: Callable[[str], None] | None = None) -> Leaderboard:
+    """Score every (model, method) cell (module docstring) of the loaded ``candidates`` (several folds of
+    a model share its name). Problems of one cell are recorded in ``excluded`` and reported through
+    ``say``; an unknown method name is a :class:`ValueError` before any work."""
+    say = say or (lambda _m: None)
+    wrap = progress or (lambda it, _d, _n: it)
+    config = LeaderboardConfig(**{**(config or LeaderboardConfig()).to_dict(), "methods": parse_methods(methods)})
+    board = Leaderboard(config=config)
+    say(_settings(config))
+    models = _by_model(candidates)
+    for name, folds in models.items():
+        _model_rows(db, name, folds, board, wrap, say)
+    if config.protocol == "followup":
+        board.notes += _across_models(board.rows)
+    tested = {name: {s for c in folds for s in c.stems} for name, folds in models.items()}
+    names = list(tested)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if tested[a] != tested[b]:
+                board.notes.append(f"{a} and {b} were tested on different images ({len(tested[a])} and "
+                                   f"{len(tested[b])}, {len(tested[a] & tested[b])} shared): their rows are not "
+                                   "paired comparisons")
+                say(board.notes[-1])
+    return board
+
+
+def _undefined(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """(column, reason) of each non-finite value of a row: a metric undefined on every image
+    (:data:`UNDEFINED_WHY`), or only its interval or spread (its ``_low``, ``_high``, ``_fold_sd``)."""
+    bad = [k for k, v in row.items() if undefined_value(v)]
+    out = []
+    for column in bad:
+        metric = next((column.removesuffix(s) for s in ("_low", "_high", "_fold_sd") if column.endswith(s)), column)
+        if metric == column:
+            out.append((column, "undefined on every image: " + UNDEFINED_WHY.get(column, "no defined value")))
+        elif metric not in bad:
+            out.append((column, f"{metric} is defined but its interval or spread is not (too few images or folds)"))
+    return out
+
+
+def _across_models(rows: list[dict[str, Any]]) -> list[str]:
+    """The follow-up paper's last step: per method, mean ± SD (ddof = 1) of the models' agreement."""
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        values = [r["dice"] for r in rows if r["method"] == method and r["dice"] is not None
+                  and math.isfinite(r["dice"])]
+        if len(values) > 1:
+            out.append(f"{method}: Dice over {len(values)} models {np.mean(values):.3f} ± "
+                       f"{np.std(values, ddof=1):.3f} (mean ± SD)")
+    return out
+
+
+def write_leaderboard(board: Leaderboard, out: str | Path) -> list[Path]:
+    """``leaderboard.csv`` (finite rows), ``leaderboard.json`` (everything) and ``leaderboard_examples.npz``
+    (:mod:`dermx.runs.leaderboard`)."""
+    return write_files(out, {"config": board.config.to_dict(), "directions": DIRECTIONS,
+                             "protocol": board.config.protocol, "rows": board.rows, "excluded": board.excluded,
+                             "undefined": board.undefined, "notes": board.notes, "mprt_curves": board.mprt_curves},
+                       board.examples)

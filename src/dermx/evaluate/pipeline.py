@@ -1,0 +1,81 @@
+"""``run_evaluation``: the whole of ``dermx evaluate`` as a library function, as ``run_demo`` is the demo.
+
+>>> db = load_dermxdb("synth", image_dir="synth/images")                              # doctest: +SKIP
+>>> run = run_evaluation(db, [("DermX", "runs/dermx")], "runs/eval",                 # doctest: +SKIP
+...                      leaderboard=LeaderboardConfig())
+
+Steps: which images the image folder holds (:func:`dermx.data.coverage.image_coverage`; the missing
+ones listed in the run folder); every model loaded once as a
+:class:`~dermx.evaluate.candidates.Candidate` per fold, with its test images and why; the benchmark
+(:func:`~dermx.evaluate.benchmark.run.run_benchmark`) and, with a leaderboard configuration, the
+method × model leaderboard (:func:`~dermx.evaluate.leaderboard.run.run_leaderboard`) on the same
+candidates; the run folder's files (:mod:`dermx.runs`). Rendering the report is the command's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dermx.data import DermXDB, data_identity
+from dermx.data.coverage import image_coverage
+from dermx.evaluate.benchmark.config import BenchmarkConfig, BenchmarkResult
+from dermx.evaluate.benchmark.run import run_benchmark, write_benchmark
+from dermx.evaluate.candidates import Candidate, load_candidates
+from dermx.evaluate.leaderboard.config import Leaderboard, LeaderboardConfig
+from dermx.evaluate.leaderboard.run import run_leaderboard, write_leaderboard
+from dermx.runs.manifest import build_manifest, write_manifest
+from dermx.vocab_map import Aliases
+
+Progress = Callable[[Iterable[Any], str, int], Iterable[Any]]
+
+
+@dataclass
+class Evaluation:
+    """What :func:`run_evaluation` did: the candidates, the benchmark result, the leaderboard (if asked)
+    and the files written."""
+
+    candidates: list[Candidate]
+    benchmark: BenchmarkResult
+    leaderboard: Leaderboard | None = None
+    written: list[Path] = field(default_factory=list)
+
+
+def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: str | Path, *,
+                   benchmark: BenchmarkConfig | None = None, leaderboard: LeaderboardConfig | None = None,
+                   aliases: Aliases | None = None, allow_overlap: bool = False, require_all_images: bool = False,
+                   manifest: dict[str, Any] | None = None, seeds: dict[str, int] | None = None,
+                   say: Callable[[str], None] | None = None, progress: Progress | None = None) -> Evaluation:
+    """Evaluate every model of ``models`` ((name, checkpoint / run / cv folder)) on ``db`` into the run
+    folder ``out`` (module docstring). ``manifest`` and ``seeds``: more configuration sections and seeds
+    for ``manifest.json``;
+    ``say`` prints a line, ``progress`` wraps the long loops."""
+    say = say or (lambda _line: None)
+    benchmark = benchmark or BenchmarkConfig()
+    out = Path(out)
+    coverage = image_coverage(db)
+    say(coverage.message())
+    if require_all_images or not coverage.found:
+        coverage.require_all()
+    identity = data_identity(db.root)
+    candidates = [c for name, path in models for c in load_candidates(
+        name, path, db, method=benchmark.method, threshold=benchmark.threshold, available=coverage.found,
+        allow_overlap=allow_overlap, identity=identity["identity"], aliases=aliases)]
+    for candidate in candidates:
+        say(f"{candidate.label}: {candidate.test.describe()}")
+    written = [p for p in (coverage.write_missing(out),) if p is not None]
+    result = run_benchmark(db, candidates, benchmark, out=out, progress=progress)
+    result.summary["image_folder"] = coverage.to_dict()
+    written += write_benchmark(result, out)
+    sections = {"benchmark": benchmark.to_dict(), "models": {name: str(path) for name, path in models},
+                "leaderboard": leaderboard.to_dict() if leaderboard else None, **(manifest or {})}
+    manifest_document = build_manifest(config=sections, seeds={**(seeds or {}), "bootstrap": benchmark.seed},
+                                       data=identity)
+    written.append(write_manifest(out, manifest_document))
+    board = None
+    if leaderboard is not None:
+        board = run_leaderboard(db, candidates, leaderboard.methods, leaderboard, progress=progress, say=say)
+        written += write_leaderboard(board, out)
+    return Evaluation(candidates, result, board, written)
