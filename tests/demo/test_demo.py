@@ -82,3 +82,26 @@ def test_named_recipes_apply_their_fields_then_the_given_changes() -> None:
     assert DemoConfig.recipe() == DemoConfig() and DemoConfig.recipe("quick").epochs == 1
     with pytest.raises(ValueError, match="unknown demo recipe 'fast'"):
         DemoConfig.recipe("fast")
+
+
+def test_strict_exits_non_zero_when_a_check_fails(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`dermx demo --strict` turns a failed check into exit code 1 (a CI gate); without it the failure is
+    printed and the command succeeds."""
+    import dermx.demo.pipeline as pipeline
+    from dermx.cli import app
+    from dermx.demo.checks import Check
+
+    def fake(config, console):  # type: ignore[no-untyped-def]
+        report = tmp_path / "report.html"
+        report.write_text("")
+        summary = {"headline": []}
+        checks = [Check("guided attention", False, "DermX+ − DermX Dice -0.010 [-0.030, +0.010]"),
+                  Check("diagnosis", True, "fine")]
+        return pipeline.DemoResult(tmp_path, report, summary, checks, {"synth": 1.0})
+
+    monkeypatch.setattr(pipeline, "run_demo", fake)
+    monkeypatch.setattr("dermx.report.terminal.headline_table", lambda summary: "headline")
+    lenient = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "a")])
+    assert lenient.exit_code == 0 and "✗ guided attention" in lenient.output
+    strict = CliRunner().invoke(app, ["demo", "--strict", "--out", str(tmp_path / "b")])
+    assert strict.exit_code == 1 and "1 check(s) failed: guided attention (--strict)" in strict.output

@@ -113,9 +113,11 @@ def test_agreement_equals_the_benchmark_of_each_method(tmp_path: Path) -> None:
     methods = ["gradcam++", "eigencam", "scorecam"]
     candidates = load_candidates("m", checkpoint, db, allow_overlap=True)
 
+    patients = pd.Series({s: db.images[s].patient for s in db.stems()})
+
     def columns(config: LeaderboardConfig) -> dict[str, dict[str, float]]:
         rows = agreement_rows(db, candidates, methods, config, lambda it, _d, _n: it)
-        return {method: _agreement_columns(part, config) for method, part in rows.items()}
+        return {method: _agreement_columns(part, config, patients) for method, part in rows.items()}
 
     ours = columns(config)
     for method in methods:

@@ -79,6 +79,70 @@ def test_on_its_own_data_a_model_is_scored_only_on_images_it_never_saw(world: di
     assert len(overlap.stems) == N_IMAGES and overlap.test.rule == "overlap-allowed"
 
 
+def test_one_byte_changed_in_the_data_never_lets_training_images_in(world: dict[str, Path], tmp_path: Path) -> None:
+    """Old code: a newline appended to one annotation file changed the data's identity, and every image,
+    the model's training images included, was scored as "other data". A new release of the annotations
+    (DermXDB v1 -> v2) is the same case."""
+    copy = tmp_path / "A2"
+    shutil.copytree(world["A"], copy)
+    first = sorted((copy / "annotations").glob("*.json"))[0]
+    first.write_text(first.read_text() + "\n")
+    db = load_dermxdb(copy, image_dir=world["A_images"], check_mask_sizes=False)
+    (candidate,) = load_candidates("m", world["cv-A"], db)
+    assert candidate.test.rule == "other-data"
+    assert sorted(candidate.stems) == sorted(db.fold(1).test)  # the 12 held-out images, no training image
+    assert candidate.test.excluded == {"listed": 12, "pixels": 0, "patient": 0}
+    assert "12 excluded: 12 in the model's training list" in candidate.test.describe()
+
+
+def test_renamed_training_images_are_found_by_their_pixels_and_patients(world: dict[str, Path],
+                                                                         tmp_path: Path) -> None:
+    """A training image under another name is excluded by its pixels; the other image of a patient seen
+    in training is excluded by its patient. Old code: both scored as held-out (per image, by name)."""
+    from PIL import Image
+
+    from dermx.data import pixel_digest
+
+    legacy = tmp_path / "cv"
+    shutil.copytree(world["cv-A"], legacy)
+    config_file = legacy / "fold_1" / "model" / "config.json"
+    document = json.loads(config_file.read_text())
+    record = document["training_data"]
+    db = load_dermxdb(world["A"], image_dir=world["A_images"], check_mask_sizes=False)
+    # fold 1 trained on the even patients; img004 (patient 2) is left in the record by its pixels only,
+    # img000 (patient 0) not at all, but img001 of the same patient is still listed
+    renamed, hidden = "img004", "img000"
+    assert db.images[hidden].patient == db.images["img001"].patient == "patient-0"
+    record["images"] = [s for s in record["images"] if s not in (renamed, hidden)]
+    record["pixels"] = [p for p in record["pixels"] if p != pixel_digest(db.image_path(hidden))]
+    config_file.write_text(json.dumps(document))
+    (candidate,) = load_candidates("m", legacy, db)
+    assert renamed not in candidate.stems and hidden not in candidate.stems
+    assert sorted(candidate.stems) == sorted(db.fold(1).test)
+    assert candidate.test.excluded == {"listed": 10, "pixels": 1, "patient": 1}
+    # the digest is of the decoded pixels: a lossless copy under another name and format has the same one
+    with Image.open(db.image_path(hidden)) as picture:
+        picture.save(tmp_path / "renamed.png")
+    assert pixel_digest(tmp_path / "renamed.png") == pixel_digest(db.image_path(hidden))
+
+
+def test_a_label_table_model_trained_on_the_same_pictures_is_not_scored_on_them(world: dict[str, Path],
+                                                                               tmp_path: Path) -> None:
+    """Old code: a model trained on class folders of A's pictures was scored on A as "other data", on its
+    own training images. Their pixels give them away."""
+    run = tmp_path / "own"
+    root = tmp_path / "classes"
+    db = load_dermxdb(world["A"], image_dir=world["A_images"], check_mask_sizes=False)
+    for stem in db.stems():
+        target = root / db.images[stem].diagnosis.lower().replace(" ", "-")
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(db.image_path(stem), target / f"pic-{stem}.jpeg")
+    fit(TrainConfig.of(images=str(root), kind="dx-only", preset="tiny", input_size=(32, 32), epochs=1,
+                       batch_size=8, pretrained=False, val_fraction=0.25, progress=False, out=str(run)))
+    with pytest.raises(EvalSetError, match=r"every one of the 24 images .* \(24 excluded: 24 same pixels"):
+        load_candidates("own", run, db)
+
+
 def test_an_older_checkpoint_is_judged_by_its_training_fingerprint(world: dict[str, Path], tmp_path: Path) -> None:
     """A checkpoint recording only the fingerprint (sha256, fold): reproduced from the data with the run's
     split settings it is the same data; not reproduced, the choice is refused unless --allow-overlap. (The

@@ -37,6 +37,7 @@ CRISP: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "iou": lambda y, s: jaccard_score(y, s),
     "dice": lambda y, s: f1_score(y, s),
     "pointing": _pointing,
+    "fuzzy_pointing": _pointing,  # on a binary reference the two pointing games agree
     "energy": _energy,
     "roc_auc": lambda y, s: roc_auc_score(y, s),
 }

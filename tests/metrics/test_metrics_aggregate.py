@@ -78,3 +78,40 @@ def test_bootstrap_bad_arguments_raise(kwargs: dict, message: str) -> None:
         bootstrap_ci([0.1, 0.2], **kwargs)
     with pytest.raises(ValueError, match="empty"):
         bootstrap_ci([])
+
+
+def test_a_cluster_bootstrap_resamples_patients_not_their_images() -> None:
+    """Twenty patients with three identical images each: resampling images pretends to 60 independent
+    values; resampling patients gives exactly the interval of the 20 patients' own values."""
+    from dermx.metrics import resample_counts
+
+    per_patient = torch.rand(20, generator=torch.Generator().manual_seed(1)).double()
+    images = per_patient.repeat_interleave(3)
+    patients = [f"p{k:02d}" for k in range(20) for _ in range(3)]
+    clustered = bootstrap_ci(images, n_boot=2000, seed=3, clusters=patients)
+    own = bootstrap_ci(per_patient, n_boot=2000, seed=3)
+    assert (clustered.low.item(), clustered.high.item()) == pytest.approx((own.low.item(), own.high.item()))
+    naive = bootstrap_ci(images, n_boot=2000, seed=3)
+    assert clustered.high - clustered.low > 1.5 * (naive.high - naive.low)  # about √3 wider
+    counts = resample_counts(6, n_boot=4, seed=0, clusters=["a", "a", "b", "b", "b", "c"])
+    assert torch.equal(counts[:, 0], counts[:, 1]) and torch.equal(counts[:, 2], counts[:, 4])
+    assert (counts[:, [0, 2, 5]].sum(dim=1) == 3).all()  # three patients drawn per resample
+    paired = paired_bootstrap_ci(images, images - 0.1, n_boot=200, seed=0, clusters=patients)
+    assert paired.estimate.item() == pytest.approx(0.1) and paired.low.item() == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="one label per row"):
+        resample_counts(6, n_boot=4, seed=0, clusters=["a", "b"])
+
+
+def test_wilson_interval_hand_cases() -> None:
+    from dermx.metrics import wilson_interval
+
+    # 0 of 10: (0, z² / (n + z²)) = (0, 3.8415 / 13.8415)
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(1.959964**2 / (10 + 1.959964**2), abs=1e-6)
+    low, high = wilson_interval(8, 10)  # published worked value: [0.490, 0.943]
+    assert (round(low, 3), round(high, 3)) == (0.490, 0.943)
+    low, high = wilson_interval(10, 10)
+    assert high == pytest.approx(1.0) and low == pytest.approx(0.7225, abs=1e-4)
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)

@@ -12,7 +12,16 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.metrics import roc_auc_score
 
-from dermx.metrics import METRICS, Scores, energy_pointing, metric_info, pointing_game, roc_auc, sensitivity
+from dermx.metrics import (
+    METRICS,
+    Scores,
+    energy_pointing,
+    fuzzy_pointing_game,
+    metric_info,
+    pointing_game,
+    roc_auc,
+    sensitivity,
+)
 from dermx.metrics.localization import dilate
 
 
@@ -24,25 +33,32 @@ def _sklearn_weighted_auc(s: np.ndarray, y: np.ndarray) -> float:
 
 
 def test_pointing_game_hand_cases() -> None:
+    """The fuzzy variant takes the membership at the maximum; the papers' pointing game a 0/1 hit on the
+    reference outlined by anyone (y > 0), within the tolerance."""
     y = torch.zeros(5, 5)
     y[2, 2] = 0.5
     y[0, 0] = 0.8
     s = torch.zeros(5, 5)
     s[2, 2] = 1.0
     # maximum at (2, 2), where y = 0.5
-    assert pointing_game(s, y).values.item() == 0.5
+    assert fuzzy_pointing_game(s, y).values.item() == 0.5 and pointing_game(s, y).values.item() == 1.0
     s2 = torch.zeros(5, 5)
     s2[1, 1] = 1.0
     # maximum at (1, 1): y = 0 there; (0, 0) with y = .8 is at distance √2 ≈ 1.41, (2, 2) with y = .5 too
-    assert pointing_game(s2, y).values.item() == 0.0
-    assert pointing_game(s2, y, tolerance=1).values.item() == 0.0  # a disc, not a square
-    assert pointing_game(s2, y, tolerance=1.5).values.item() == pytest.approx(0.8)
-    # ties: a constant map scores the mean membership over all pixels, (0.5 + 0.8) / 25
-    assert pointing_game(torch.ones(5, 5), y).values.item() == pytest.approx(1.3 / 25)
-    # two tied maxima at (2, 2) and (4, 4): (0.5 + 0) / 2
+    assert fuzzy_pointing_game(s2, y).values.item() == 0.0 == pointing_game(s2, y).values.item()
+    assert fuzzy_pointing_game(s2, y, tolerance=1).values.item() == 0.0  # a disc, not a square
+    assert pointing_game(s2, y, tolerance=1).values.item() == 0.0
+    assert fuzzy_pointing_game(s2, y, tolerance=1.5).values.item() == pytest.approx(0.8)
+    assert pointing_game(s2, y, tolerance=1.5).values.item() == 1.0
+    # ties: a constant map scores the mean membership over all pixels, (0.5 + 0.8) / 25, and the share of
+    # pixels a random tie-break would hit, 2 / 25
+    assert fuzzy_pointing_game(torch.ones(5, 5), y).values.item() == pytest.approx(1.3 / 25)
+    assert pointing_game(torch.ones(5, 5), y).values.item() == pytest.approx(2 / 25)
+    # two tied maxima at (2, 2) and (4, 4): (0.5 + 0) / 2, and one hit in two
     s3 = s.clone()
     s3[4, 4] = 1.0
-    assert pointing_game(s3, y).values.item() == pytest.approx(0.25)
+    assert fuzzy_pointing_game(s3, y).values.item() == pytest.approx(0.25)
+    assert pointing_game(s3, y).values.item() == pytest.approx(0.5)
 
 
 def test_pointing_game_undefined_on_empty_reference() -> None:

@@ -10,7 +10,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         **dict.fromkeys(("data_identity", "dermxdb_identity"), ".identity"),
         **dict.fromkeys(("load_rgb", "pixel_digest", "to_rgb"), ".images"),
         **dict.fromkeys(("rasterise", "read_mask_png", "resize_mask"), ".masks"),
-        **dict.fromkeys(("DRAWN_CHANNELS", "REFERENCE_CHANNELS", "ReferenceMaps"), ".references"),
+        **dict.fromkeys(("DRAWN_CHANNELS", "REFERENCE_CHANNELS", "RaterMasks", "ReferenceMaps"), ".references"),
         **dict.fromkeys(("DermXDBError", "ImageRecord", "Issue", "LoadReport", "Pass", "Rating", "Shape"), ".records"),
     },
 )

@@ -5,6 +5,8 @@ One provider, :class:`ReferenceMaps`, rasterises the raters' outlines of an imag
 raters (:func:`~dermx.data.fusion.fuse`). It returns float channels ``(channels, h, w)``:
 
 - ``channels="fused"`` (training targets): the fused map of each of ``characteristics``;
+- with ``annotators``, only those raters are fused (a held-out-raters protocol: the training targets
+  from some raters, the benchmark's references from the others); default every first-pass rater;
 - ``channels="benchmark"`` (:data:`REFERENCE_CHANNELS`): the 16 fused maps, then ``union`` (each
   rater's union over the characteristics, then fused), ``lesions`` (crisp: outlined by ≥ 1 rater) and
   ``watermark`` (the crisp watermark box of a synthetic image with the shortcut; zeros otherwise).
@@ -14,12 +16,12 @@ raters (:func:`~dermx.data.fusion.fuse`). It returns float channels ``(channels,
 :meth:`ReferenceMaps.for_benchmark` finds the watermark boxes and drawn lesions of a synthetic dataset
 (``synth.json``, ``ground_truth/``). A provider is a picklable callable ``(stem, (h, w) or None) →
 Tensor`` (``None``: native size), the ``map_fn`` of :class:`dermx.train.ImageDataset`, so data-loader
-workers can use it.
+workers can use it. :class:`RaterMasks` is the provider of the raters' own masks, unfused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -58,6 +60,7 @@ class ReferenceMaps:
     channels: Channels = "fused"
     watermarks: Mapping[str, Bounds | None] = field(default_factory=dict)
     drawn: Path | None = None
+    annotators: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.channels not in ("fused", "benchmark"):
@@ -68,10 +71,12 @@ class ReferenceMaps:
             raise ValueError("watermarks and drawn lesions are benchmark channels (channels='benchmark')")
 
     @classmethod
-    def for_benchmark(cls, db: DermXDB, rule: FusionRule = "mean") -> ReferenceMaps:
-        """Every benchmark channel of ``db``, with a synthetic dataset's watermarks and drawn lesions."""
+    def for_benchmark(cls, db: DermXDB, rule: FusionRule = "mean",
+                      annotators: Sequence[str] | None = None) -> ReferenceMaps:
+        """Every benchmark channel of ``db``, with a synthetic dataset's watermarks and drawn lesions;
+        ``annotators``: the raters whose outlines make the references (default: every first-pass rater)."""
         return cls(db, rule, channels="benchmark", watermarks=synthetic_watermarks(db.root),
-                   drawn=drawn_truth(db.root))
+                   drawn=drawn_truth(db.root), annotators=tuple(annotators) if annotators is not None else None)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -81,7 +86,8 @@ class ReferenceMaps:
         return REFERENCE_CHANNELS + (DRAWN_CHANNELS if self.drawn is not None else ())
 
     def __call__(self, stem: str, size: Size | None) -> Tensor:
-        stack = self.db.rater_stack(stem, characteristics=self.characteristics, size=size)  # (C, R, h, w) bool
+        stack = self.db.rater_stack(stem, annotators=self.annotators, characteristics=self.characteristics,
+                                    size=size)  # (C, R, h, w) bool
         fused = fuse(stack, self.rule)
         if self.channels == "fused":
             return fused
@@ -94,6 +100,33 @@ class ReferenceMaps:
             truth = load_ground_truth(self.drawn, stem).numpy()
             channels.append(torch.from_numpy(np.stack([resize_mask(m, size) for m in truth])).float())
         return torch.cat(channels)
+
+
+@dataclass(frozen=True)
+class RaterMasks:
+    """The raters' own binary masks of an image, unfused: ``(annotator × characteristic, h, w)`` uint8,
+    the annotators of ``annotators`` (default: every first-pass rater of ``db``) in that order, each with
+    its 16 characteristics; zeros for an annotator who did not rate the image. A ``map_fn`` of
+    :class:`dermx.train.ImageDataset`, so the masks are placed on a model's input exactly as the fused
+    references are; :meth:`rated` says which annotators rated an image."""
+
+    db: DermXDB
+    annotators: tuple[str, ...]
+
+    @classmethod
+    def of(cls, db: DermXDB, annotators: Sequence[str] | None = None) -> RaterMasks:
+        return cls(db, tuple(annotators) if annotators is not None else tuple(db.annotators()))
+
+    def rated(self, stem: str) -> list[int]:
+        """Indices (into :attr:`annotators`) of the annotators who rated ``stem``."""
+        names = {r.annotator for r in self.db.ratings_of(stem, self.annotators)}
+        return [i for i, a in enumerate(self.annotators) if a in names]
+
+    def __call__(self, stem: str, size: Size | None) -> Tensor:
+        stack = self.db.rater_stack(stem, annotators=self.annotators, size=size)  # (C, R_rated, h, w)
+        out = torch.zeros((len(self.annotators), stack.shape[0], *stack.shape[-2:]), dtype=torch.uint8)
+        out[self.rated(stem)] = stack.transpose(0, 1).to(torch.uint8)
+        return out.flatten(0, 1)
 
 
 def synthetic_watermarks(root: str | Path) -> dict[str, Bounds | None]:

@@ -1,21 +1,25 @@
 """What the demo must show, checked on its ``summary.json``: the verdicts printed under the headline.
 
 On the synthetic set the right answer is known, so the demo states what guided attention does and
-checks it (each check reads estimates with their 95 % bootstrap CIs over images):
+checks it. Every check reads a confidence interval (95 %, patients resampled), never a point estimate,
+and every threshold was fixed before the seeds it is checked on were run (none was tuned on a test
+fold; the recipe was chosen on validation splits, BENCHMARKS.md):
 
-- ``dice``: DermX+'s characteristic-map Dice ≥ 0.30 (a third of the way from the best baseline to the
-  raters' leave-one-out agreement in the demo's first measurements);
-- ``beats baselines``: DermX+'s Dice and pointing game above every baseline map by the report's rule
-  (:func:`dermx.report.verdict.flags`: the 95 % CI entirely above each baseline's);
-- ``paired``: DermX+ above DermX on characteristic-map Dice, the paired-bootstrap CI of the difference
-  (same images, same pairs) excluding 0;
-- ``diagnosis``: diagnosis macro-F1 ≥ 0.85 for both models;
+- ``beats baselines``: DermX+'s characteristic-map Dice and pointing game are above every baseline map
+  by the report's rule (:func:`dermx.report.verdict.flags`: the paired CI of DermX+ − baseline on its
+  own pairs above 0, Bonferroni over the three baselines);
+- ``guided attention``: DermX+ above DermX on characteristic-map Dice, the paired-bootstrap CI of the
+  difference (same images, same pairs) above 0;
+- ``diagnosis``: both models' diagnosis macro-F1 CI above :data:`DIAGNOSIS_GOAL`, the published DermX's
+  diagnosis F1 (Jalaboi et al. 2023: 0.79);
 - ``shortcut``: a model learned the watermark (stamping it on other classes' test images turns some of
-  them into the shortcut class: flip-rate CI above 0, :mod:`dermx.evaluate.benchmark.shortcut`), and on those
-  images its map of the shortcut class puts ≥ 3× the logo's area share of its energy on the logo. The
-  same ratio on naturally watermarked images of the class is printed beside it; there the class's own
-  lesions share the evidence with the logo, so it reads lower. Runs without the counterfactual test
-  (older ``summary.json``) are checked on the natural images.
+  them into the shortcut class: flip-rate CI above 0, :mod:`dermx.evaluate.benchmark.shortcut`), and on
+  those images its map of the shortcut class puts more of its energy on the logo than a map blind to
+  it would (the CI of energy share / area share above 1). The same ratio on naturally watermarked
+  images of the class is printed beside it; there the class's own lesions share the evidence.
+
+An absolute map-Dice goal is not a check: the one the demo had (0.30) was set just under the figure
+it then reached on the test fold of the seeds it was checked on.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from typing import Any
 
 from dermx.report.verdict import flags
 
-DICE_GOAL = 0.30
-DIAGNOSIS_GOAL = 0.85
-SHORTCUT_RATIO = 3.0
+DIAGNOSIS_GOAL = 0.79
+#: A map blind to the logo puts the logo's area share of its energy on it: a ratio of 1.
+BLIND_RATIO = 1.0
 GUIDED, PLAIN = "DermX+", "DermX"
+CHECKS: tuple[str, ...] = ("beats baselines", "guided attention", "diagnosis", "shortcut")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,12 @@ def _value(estimate: dict[str, Any] | None, key: str = "mean") -> float:
     return math.nan if value is None else float(value)
 
 
+def _ci(estimate: dict[str, Any] | None, signed: bool = False) -> str:
+    form = "+.3f" if signed else ".3f"
+    return (f"{_value(estimate):{form}} [{_value(estimate, 'low'):{form}}, {_value(estimate, 'high'):{form}}]"
+            if estimate else "undefined")
+
+
 def _row(summary: dict[str, Any], source: str) -> dict[str, Any]:
     for row in summary["headline"]:
         if row["source"] == source:
@@ -53,29 +64,39 @@ def _row(summary: dict[str, Any], source: str) -> dict[str, Any]:
     raise KeyError(f"no headline row {source!r}")
 
 
-def _beats_baselines(summary: dict[str, Any], model: dict[str, Any]) -> Check:
-    baselines = [r for r in summary["headline"] if r["type"] == "baseline"]
+def _beats_baselines(summary: dict[str, Any]) -> Check:
     flagged = flags(summary)
+    versus = summary.get("versus_baselines", {}).get(GUIDED, {})
     notes, passed = [], True
-    for score in ("char_dice", "pointing"):
-        best = max(baselines, key=lambda r: _value(r.get(score), "high"))
-        low, high = _value(model.get(score), "low"), _value(best.get(score), "high")
-        passed &= not math.isnan(_value(model.get(score))) and (model["source"], score) not in flagged
-        notes.append(f"{score}: CI low {low:.3f} vs best baseline ({best['source'].removeprefix('baseline: ')}) "
-                     f"CI high {high:.3f}")
+    for column in ("char_dice", "pointing"):
+        differences = versus.get(column, {})
+        if not differences:
+            passed = False
+            notes.append(f"{column}: not tested")
+            continue
+        passed &= (GUIDED, column) not in flagged
+        closest = min(differences, key=lambda name: _value(differences[name], "low"))
+        notes.append(f"{column}: closest baseline {closest}, DermX+ − {closest} {_ci(differences[closest], True)}")
     return Check("beats baselines", passed, "; ".join(notes))
 
 
-def _paired(summary: dict[str, Any]) -> Check:
+def _guided_attention(summary: dict[str, Any]) -> Check:
     for entry in summary["paired"]:
         if entry["kind"] == "characteristic" and entry["score"] == "dice" and {entry["a"], entry["b"]} == {
                 GUIDED, PLAIN}:
             sign = 1.0 if entry["a"] == GUIDED else -1.0
             bounds = sorted(sign * _value(entry["difference"], k) for k in ("low", "high"))
             mean = sign * _value(entry["difference"])
-            return Check("paired", bounds[0] > 0,
+            return Check("guided attention", bounds[0] > 0,
                          f"DermX+ − DermX Dice {mean:+.3f} [{bounds[0]:+.3f}, {bounds[1]:+.3f}]")
-    return Check("paired", False, "no paired DermX+ / DermX characteristic Dice comparison in the summary")
+    return Check("guided attention", False, "no paired DermX+ / DermX characteristic Dice comparison in the summary")
+
+
+def _diagnosis(summary: dict[str, Any]) -> Check:
+    f1 = {name: _row(summary, name).get("diagnosis_f1") for name in (GUIDED, PLAIN)}
+    passed = all(_value(e, "low") > DIAGNOSIS_GOAL for e in f1.values())
+    return Check("diagnosis", passed, ", ".join(f"{m} macro-F1 {_ci(e)}" for m, e in f1.items())
+                 + f" (CI above {DIAGNOSIS_GOAL}, the published DermX's)")
 
 
 def _natural_ratios(summary: dict[str, Any]) -> dict[str, float]:
@@ -90,23 +111,19 @@ def _natural_ratios(summary: dict[str, Any]) -> dict[str, float]:
 
 
 def _shortcut(summary: dict[str, Any]) -> Check:
-    natural = _natural_ratios(summary)
     test = summary.get("shortcut_test")
     if not test:
-        if not natural:
-            return Check("shortcut", False, "no watermark in the test images")
-        detail = ", ".join(f"{m} {r:.1f}×" for m, r in natural.items())
-        return Check("shortcut", any(r >= SHORTCUT_RATIO for r in natural.values()),
-                     f"energy share on the watermark / its area share: {detail}")
+        return Check("shortcut", False, "no counterfactual shortcut test in the summary (no shortcut class)")
+    natural = _natural_ratios(summary)
     notes, passed = [], False
     for model, entry in test["models"].items():
         flips, ratio = entry.get("flip_rate"), entry.get("energy_ratio")
         learned = _value(flips, "low") > 0
-        shown = learned and _value(ratio) >= SHORTCUT_RATIO
-        passed |= shown
+        passed |= learned and _value(ratio, "low") > BLIND_RATIO
         ratio_text = (f"map energy on the logo {_value(ratio):.1f}× [{_value(ratio, 'low'):.1f}, "
                       f"{_value(ratio, 'high'):.1f}] its area" if ratio else "no flipped image to map")
-        notes.append(f"{model}: logo flips {_value(flips):.0%} of {entry['n']} to {test['class']}"
+        notes.append(f"{model}: logo flips {_value(flips):.0%} [{_value(flips, 'low'):.0%}, "
+                     f"{_value(flips, 'high'):.0%}] of {entry['n']} to {test['class']}"
                      f"{'' if learned else ' (not learned)'}, {ratio_text}; natural images "
                      f"{natural.get(model, math.nan):.1f}×")
     return Check("shortcut", passed, "; ".join(notes))
@@ -114,14 +131,19 @@ def _shortcut(summary: dict[str, Any]) -> Check:
 
 def demo_checks(summary: dict[str, Any]) -> list[Check]:
     """Every check of the module docstring on a demo's ``summary.json`` document."""
-    guided, plain = _row(summary, GUIDED), _row(summary, PLAIN)
-    dice = _value(guided.get("char_dice"))
-    f1 = {name: _value(row.get("diagnosis_f1")) for name, row in ((GUIDED, guided), (PLAIN, plain))}
-    return [
-        Check("dice", dice >= DICE_GOAL, f"DermX+ characteristic-map Dice {dice:.3f} (goal ≥ {DICE_GOAL})"),
-        _beats_baselines(summary, guided),
-        _paired(summary),
-        Check("diagnosis", all(v >= DIAGNOSIS_GOAL for v in f1.values()),
-              ", ".join(f"{m} macro-F1 {v:.3f}" for m, v in f1.items()) + f" (goal ≥ {DIAGNOSIS_GOAL})"),
-        _shortcut(summary),
-    ]
+    return [_beats_baselines(summary), _guided_attention(summary), _diagnosis(summary), _shortcut(summary)]
+
+
+def finding(check: Check) -> str:
+    """A check worded as a finding for the report's verdict."""
+    said = {
+        "beats baselines": ("DermX+'s maps point at the lesions better than any image-independent map",
+                            "DermX+'s maps are not above every image-independent baseline map"),
+        "guided attention": ("guided attention improves the characteristic maps: DermX+ above DermX",
+                             "guided attention does not show: DermX+ is not above DermX"),
+        "diagnosis": ("both models diagnose at least as well as the published DermX",
+                      "a model diagnoses below the published DermX's F1"),
+        "shortcut": ("a model learned the watermark shortcut, and its map shows it",
+                     "no model was shown to learn the watermark shortcut"),
+    }[check.name][0 if check.passed else 1]
+    return f"{said}: {check.detail}."

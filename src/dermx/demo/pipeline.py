@@ -24,6 +24,7 @@ from dermx.progress import PlainProgress, progress
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from dermx.demo.checks import Check
     from dermx.train import TrainConfig
 
 STAGES: tuple[str, ...] = ("synth", "train DermX", "train DermX+", "explain+evaluate", "report")
@@ -77,6 +78,7 @@ class DemoConfig:
     channels_last: bool = True
     n_boot: int = 500
     workers: int = 2
+    checks: bool = True
 
     @classmethod
     def recipe(cls, name: str = "demo", **changes: Any) -> DemoConfig:
@@ -118,15 +120,18 @@ RECIPES: dict[str, dict[str, Any]] = {
     "demo": {},
     "long": {"images": 3000, "size": (128, 152), "input_size": 96, "epochs": 15, "dermx_lr": 3e-3},
     "quick": {"images": 36, "epochs": 1, "size": (48, 56), "input_size": 32, "n_folds": 3, "batch_size": 8,
-              "n_boot": 100},
+              "n_boot": 100, "checks": False},
 }
 
 
 @dataclass
 class DemoResult:
+    """The demo's run folder, report, summary, checks (none for the ``quick`` recipe) and stage times."""
+
     run_dir: Path
     report: Path
     summary: dict[str, Any]
+    checks: list[Check] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -157,9 +162,11 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
 def _run(config: DemoConfig, console: Console) -> DemoResult:
     from dermx.data import load_dermxdb
     from dermx.data.synth import SynthConfig, generate_from_config
+    from dermx.demo.checks import demo_checks, finding
     from dermx.evaluate.benchmark.config import BenchmarkConfig
     from dermx.evaluate.pipeline import run_evaluation
     from dermx.report.html import render_report
+    from dermx.runs.summary import write_summary
     from dermx.train import fit
 
     run_dir = config.run_dir()
@@ -184,6 +191,11 @@ def _run(config: DemoConfig, console: Console) -> DemoResult:
         evaluation = run_evaluation(db, list(trained.items()), run_dir, benchmark=benchmark,
                                     manifest={"demo": asdict(config), "train": train_configs, "synth": synth.to_json()},
                                     seeds={"synth": config.seed, "train": config.seed}, progress=_progress(bar))
+    summary = evaluation.benchmark.summary
+    checks = demo_checks(summary) if config.checks else []
+    if checks:  # the report states them as findings in its verdict
+        summary["checks"] = [{**asdict(c), "finding": finding(c)} for c in checks]
+        write_summary(run_dir, summary, "benchmark")
     with _timed(timings, "report", console):
         report = render_report(run_dir)
-    return DemoResult(run_dir, report, evaluation.benchmark.summary, timings)
+    return DemoResult(run_dir, report, summary, checks, timings)

@@ -81,6 +81,10 @@ def evaluate_command(
         "--allow-overlap", help="Score a model even when its training images cannot be told apart from the "
                                 "test images (they may overlap).")] = False,
     aliases: Annotated[Path | None, option("--aliases")] = None,
+    raters: Annotated[str | None, typer.Option(
+        "--raters", help="Comma-separated raters (numbers or labellerN) whose outlines make the references and "
+                         "the raters' ceiling; default every first-pass rater. Name raters a model did not learn "
+                         "from for a held-out-raters protocol.")] = None,
     require_all_images: Annotated[bool, typer.Option(
         "--require-all-images", help="Fail when the image folder lacks any DermXDB image (default: go on "
                                      "with the images found, list the missing ones in the run folder).")] = False,
@@ -107,6 +111,8 @@ def evaluate_command(
     """
     only_with(ctx, "--methods", methods is not None, LEADERBOARD_FLAGS)
     pairs = parse_models(model)
+    import dataclasses
+
     from rich.console import Console
 
     from dermx.data import load_dermxdb
@@ -126,6 +132,9 @@ def evaluate_command(
                                      score_images=n_scorecam_images, steps=steps, n_boot=n_boot, seed=seed,
                                      threshold=threshold) if methods is not None else None)
     db = load_dermxdb(data, image_dir=images, check_mask_sizes=False)
+    if raters:
+        benchmark = dataclasses.replace(benchmark, raters=tuple(db.select_annotators(
+            [r.strip() for r in raters.split(",")])))
     with progress(console) as bar:
         evaluation = run_evaluation(
             db, pairs, out, benchmark=benchmark, leaderboard=leaderboard,

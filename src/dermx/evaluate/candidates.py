@@ -138,10 +138,11 @@ class Candidate:
         return self.name + (f" (fold {self.fold})" if self.fold is not None else "")
 
     def batches(self, db: DermXDB, stems: Sequence[str] | None = None, *, map_fn: MapFn | None = None,
-                batch_size: int = 16) -> Batches:
+                batch_size: int = 16, annotators: Sequence[str] | None = None) -> Batches:
         """The test images (or ``stems``) in batches through this model's preprocessing, with the reference
-        channels of ``map_fn`` riding along as maps (:class:`Batches`)."""
-        return Batches(db, self, self.stems if stems is None else stems, map_fn, batch_size)
+        channels of ``map_fn`` riding along as maps and the characteristic labels (``characteristics``)
+        of the raters of ``annotators`` (default: every first-pass rater) (:class:`Batches`)."""
+        return Batches(db, self, self.stems if stems is None else stems, map_fn, batch_size, annotators)
 
     @classmethod
     def stand_in(cls, name: str, explain: Explain, stems: Sequence[str], spec: InputSpec, map_grid: tuple[int, int],
@@ -158,8 +159,8 @@ class Batches:
     ``(stems, batch)``, with ``batch`` a dict of :class:`~dermx.train.ImageDataset` samples."""
 
     def __init__(self, db: DermXDB, candidate: Candidate, stems: Sequence[str], map_fn: MapFn | None,
-                 batch_size: int) -> None:
-        self.items = dermxdb_items(db, stems, vocab.CHARACTERISTICS)
+                 batch_size: int, annotators: Sequence[str] | None = None) -> None:
+        self.items = dermxdb_items(db, stems, vocab.CHARACTERISTICS, annotators=annotators)
         self.loader = DataLoader(ImageDataset(self.items, candidate.spec, map_fn=map_fn), batch_size=batch_size,
                                  shuffle=False)
 

@@ -1,23 +1,39 @@
-r"""Statistics of benchmark tables: estimates with bootstrap CIs over images, fold summaries and paired
-differences.
+r"""Statistics of benchmark tables: estimates with patient-level bootstrap CIs, paired differences, ratios
+of sums, the share of a gap closed, and Wilson intervals for the proportions of small groups.
 
-The unit of resampling is the image. A localization table holds one row per (image, target) pair; an
-image with several pairs first gets its own mean over its defined pairs,
-``m_i = Σ_j v_ij / #{j : v_ij defined}``, and every estimate is the mean of those image means,
-``θ = Σ_i m_i / n`` (each image weighs once, whatever its number of characteristics). The 95 % CI is
-the percentile bootstrap of θ over images (:func:`dermx.metrics.bootstrap_ci`); over folds, θ is
-computed per fold and summarised as mean ± SD (``ddof = 1``). Undefined values (NaN) never enter a
-mean; they are counted per pair (``undefined``) and an image whose pairs are all undefined is counted
-in ``undefined_images``.
+**Unit.** A localization table holds one row per (image, target) pair; an image first gets its own
+mean over its defined pairs, ``m_i = Σ_j v_ij / #{j : v_ij defined}``, and every estimate is the mean of
+those image means, ``θ = Σ_i m_i / n`` (each image weighs once, whatever its number of
+characteristics). The unit of **resampling** is the patient: images of one patient are not
+independent, so the 95 % percentile interval comes from resampling patients with replacement, each
+drawn patient bringing all its images (:func:`dermx.metrics.resample_counts`); the interval answers
+"how much would θ move on another sample of patients like these". Without patient ids
+(``clusters=None``) each image is its own patient. Each estimate says which (``unit``).
 
-A paired comparison of models A and B keeps the pairs both scored (same image, map kind and
-reference) and bootstraps the image means of ``v_A − v_B`` with the images drawn jointly
-(:func:`dermx.metrics.paired_bootstrap_ci`).
+Over folds, θ is also computed per fold and summarised as mean ± SD (``ddof = 1``): an SD needs two
+folds, so one fold gives no ``fold_sd`` (NaN, never 0). Undefined values (NaN) never enter a mean;
+they are counted per pair (``undefined``) and an image whose pairs are all undefined is counted in
+``undefined_images``.
 
-Macro F1 is bootstrapped directly: with ``c`` the (n_boot, n) matrix of draw counts and one-hot (or
-multi-label) truth ``Y`` and prediction ``P`` (n, k), ``TP = c·(Y∘P)``, ``FP = c·((1−Y)∘P)``,
-``FN = c·(Y∘(1−P))`` give per-resample ``F1_k = 2TP / (2TP + FP + FN)`` (undefined when 0/0), then
-the mean over the defined labels.
+**Paired differences** (model A against model B, or a model against a baseline map scored on the
+same pairs) keep the pairs both scored (same image, map kind and reference), average ``v_A − v_B``
+per image and resample patients jointly for both (:func:`paired_difference`): the interval of the
+difference, which is what decides "A is above B" (its lower bound above 0); two overlapping CIs of A
+and of B decide nothing. Several comparisons of one family share a Bonferroni-adjusted level
+(``level = 1 − 0.05/k`` for k comparisons), so that all k hold together at 95 %.
+
+**Macro F1** is bootstrapped directly: with ``c`` the (n_boot, n) matrix of row counts of the
+resamples and one-hot (or multi-label) truth ``Y`` and prediction ``P`` (n, k), ``TP = c·(Y∘P)``,
+``FP = c·((1−Y)∘P)``, ``FN = c·(Y∘(1−P))`` give per-resample ``F1_k = 2TP / (2TP + FP + FN)``
+(undefined when 0/0), then the mean over the defined labels.
+
+**Ratios** (a miss rate: misses / present pairs) are ``Σ numerator / Σ denominator`` over images,
+resampled by patient (:func:`ratio_estimate`). **The share of a gap closed**,
+``(model − baseline) / (ceiling − baseline)``, is computed on each resample from the three image-mean
+series drawn jointly, so the interval carries the uncertainty of all three (:func:`gap_closed`).
+**Proportions of a stratum** (accuracy per skin tone, per age group) have Wilson's score interval
+(:func:`dermx.metrics.wilson_interval`), which keeps its width at 0 / n and n / n where a bootstrap
+of a small stratum collapses to a point; it treats the stratum's images as independent.
 """
 
 from __future__ import annotations
@@ -30,17 +46,37 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dermx.metrics import bootstrap_ci, paired_bootstrap_ci, summarize
+from dermx.metrics import (
+    bootstrap_ci,
+    paired_bootstrap_ci,
+    pearson,
+    percentile_interval,
+    resample_counts,
+    summarize,
+)
+from dermx.metrics import wilson_interval as wilson
 
 Estimate = dict[str, Any]
-"""``{"mean", "low", "high", "n", "undefined", "undefined_images", "fold_mean", "fold_sd", "folds"}``."""
+"""``{"mean", "low", "high", "level", "unit", "n", "undefined", "undefined_images", "fold_mean",
+"fold_sd", "folds"}`` (some keys only where they apply)."""
+
+#: ``stem → patient`` of the images of a run; ``None``: each image is its own patient.
+Clusters = pd.Series | None
 
 PAIR_KEYS: tuple[str, ...] = ("stem", "kind", "reference")
+LEVEL = 0.95
 
 
 def image_means(rows: pd.DataFrame, score: str) -> pd.Series:
     """Mean of ``score`` per image (``stem``) over its defined pairs; NaN when none is defined."""
     return rows.groupby("stem", sort=True)[score].mean()
+
+
+def _labels(stems: Sequence[str] | pd.Index, clusters: Clusters) -> tuple[np.ndarray | None, str]:
+    """The patient of each stem (``None`` without patient ids) and the unit of resampling."""
+    if clusters is None:
+        return None, "image"
+    return clusters.reindex(list(stems)).fillna(pd.Series(list(stems), index=list(stems))).to_numpy(), "patient"
 
 
 def _fold_summary(rows: pd.DataFrame, score: str) -> dict[str, Any]:
@@ -51,52 +87,162 @@ def _fold_summary(rows: pd.DataFrame, score: str) -> dict[str, Any]:
     return {"fold_mean": s.mean, "fold_sd": s.sd, "folds": s.n}
 
 
-def estimate(rows: pd.DataFrame, score: str, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> Estimate:
-    """Mean of image means of ``score`` with its bootstrap CI over images and fold mean ± SD."""
+def estimate(rows: pd.DataFrame, score: str, *, clusters: Clusters = None, n_boot: int = 1000, seed: int = 0,
+             level: float = LEVEL) -> Estimate:
+    """Mean of image means of ``score`` with its bootstrap CI over patients and fold mean ± SD."""
     means = image_means(rows, score) if len(rows) else pd.Series(dtype=float)
-    out: Estimate = {"mean": math.nan, "low": math.nan, "high": math.nan, "n": 0,
+    labels, unit = _labels(means.index, clusters)
+    out: Estimate = {"mean": math.nan, "low": math.nan, "high": math.nan, "level": level, "unit": unit, "n": 0,
                      "undefined": int(rows[score].isna().sum()) if len(rows) else 0, "undefined_images": 0}
     if len(means):
-        ci = bootstrap_ci(means.to_numpy(dtype=float, copy=True), n_boot=n_boot, seed=seed, level=level)
+        ci = bootstrap_ci(means.to_numpy(dtype=float, copy=True), n_boot=n_boot, seed=seed, level=level,
+                          clusters=labels)
         out.update(mean=float(ci.estimate), low=float(ci.low), high=float(ci.high),
                    n=int(ci.n - ci.n_undefined), undefined_images=int(ci.n_undefined))
     return {**out, **_fold_summary(rows, score)}
 
 
-def paired_difference(rows_a: pd.DataFrame, rows_b: pd.DataFrame, score: str, *, n_boot: int = 1000,
-                      seed: int = 0, level: float = 0.95) -> Estimate:
-    """Mean image-level difference ``A − B`` of ``score`` on the pairs both scored, bootstrapped over images."""
+def paired_difference(rows_a: pd.DataFrame, rows_b: pd.DataFrame, score: str, *, clusters: Clusters = None,
+                      n_boot: int = 1000, seed: int = 0, level: float = LEVEL) -> Estimate:
+    """Mean image-level difference ``A − B`` of ``score`` on the pairs both scored (joined on the
+    :data:`PAIR_KEYS` both tables have), bootstrapped over patients drawn jointly for A and B."""
     keys = [k for k in PAIR_KEYS if k in rows_a and k in rows_b]
     joined = rows_a[[*keys, score]].merge(rows_b[[*keys, score]], on=keys, suffixes=("_a", "_b"))
     joined = joined.dropna(subset=[f"{score}_a", f"{score}_b"])
-    out: Estimate = {"mean": math.nan, "low": math.nan, "high": math.nan, "n": 0, "pairs": len(joined)}
+    out: Estimate = {"mean": math.nan, "low": math.nan, "high": math.nan, "level": level,
+                     "unit": "image" if clusters is None else "patient", "n": 0, "pairs": len(joined)}
     if joined.empty:
         return out
-    a = joined.groupby("stem")[f"{score}_a"].mean().to_numpy()
-    b = joined.groupby("stem")[f"{score}_b"].mean().to_numpy()
-    ci = paired_bootstrap_ci(a, b, n_boot=n_boot, seed=seed, level=level)
-    return {**out, "mean": float(ci.estimate), "low": float(ci.low), "high": float(ci.high), "n": ci.n}
+    grouped = joined.groupby("stem", sort=True)
+    a, b = grouped[f"{score}_a"].mean(), grouped[f"{score}_b"].mean()
+    labels, unit = _labels(a.index, clusters)
+    ci = paired_bootstrap_ci(a.to_numpy(), b.to_numpy(), n_boot=n_boot, seed=seed, level=level, clusters=labels)
+    return {**out, "mean": float(ci.estimate), "low": float(ci.low), "high": float(ci.high), "n": ci.n, "unit": unit}
 
 
-def bootstrap_macro_f1(truth: np.ndarray, predicted: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
-                       level: float = 0.95) -> Estimate:
-    """Macro F1 of 0/1 answers ``(n, k)`` with its bootstrap CI over rows (module docstring)."""
+def ratio_estimate(numerator: pd.Series, denominator: pd.Series, *, clusters: Clusters = None, n_boot: int = 1000,
+                   seed: int = 0, level: float = LEVEL) -> Estimate:
+    """``Σ numerator / Σ denominator`` of per-image counts (aligned on the stem index), with its bootstrap
+    CI over patients; NaN when the denominator sums to 0."""
+    frame = pd.concat({"n": numerator, "d": denominator}, axis=1).fillna(0.0).sort_index()
+    labels, unit = _labels(frame.index, clusters)
+    out: Estimate = {"mean": math.nan, "low": math.nan, "high": math.nan, "level": level, "unit": unit,
+                     "numerator": float(frame["n"].sum()), "denominator": float(frame["d"].sum()), "n": len(frame)}
+    if frame.empty or frame["d"].sum() == 0:
+        return out
+    counts = resample_counts(len(frame), n_boot=n_boot, seed=seed, clusters=labels)
+    num = torch.tensor(frame["n"].to_numpy(dtype=np.float64))
+    den = torch.tensor(frame["d"].to_numpy(dtype=np.float64))
+    low, high = percentile_interval((counts @ num) / (counts @ den), level)
+    return {**out, "mean": float(num.sum() / den.sum()), "low": float(low), "high": float(high)}
+
+
+def gap_closed(model: pd.Series, baseline: pd.Series, ceiling: pd.Series, *, clusters: Clusters = None,
+               n_boot: int = 1000, seed: int = 0, level: float = LEVEL) -> Estimate:
+    """Share of the gap from a baseline to a ceiling that a model closes, ``(θ_m − θ_b) / (θ_c − θ_b)``,
+    from three image-mean series on the same images (aligned on the stem index; images where any is
+    undefined are left out), each resample drawing the patients jointly for all three. NaN where the
+    ceiling is not above the baseline."""
+    frame = pd.concat({"m": model, "b": baseline, "c": ceiling}, axis=1).dropna().sort_index()
+    labels, unit = _labels(frame.index, clusters)
+    out: Estimate = {"mean": math.nan, "low": math.nan, "high": math.nan, "level": level, "unit": unit,
+                     "n": len(frame)}
+    if frame.empty:
+        return out
+    values = torch.tensor(frame[["m", "b", "c"]].to_numpy(dtype=np.float64))
+    counts = resample_counts(len(frame), n_boot=n_boot, seed=seed, clusters=labels)
+    means = (counts @ values) / counts.sum(dim=1, keepdim=True)
+    width = means[:, 2] - means[:, 1]
+    share = torch.where(width > 0, (means[:, 0] - means[:, 1]) / width, torch.nan)
+    low, high = percentile_interval(share, level)
+    m, b, c = (float(v) for v in values.mean(dim=0))
+    return {**out, "mean": (m - b) / (c - b) if c > b else math.nan, "low": float(low), "high": float(high),
+            "model": m, "baseline": b, "ceiling": c}
+
+
+def bootstrap_macro_f1(truth: np.ndarray, predicted: np.ndarray, *, clusters: Sequence[Any] | None = None,
+                       n_boot: int = 1000, seed: int = 0, level: float = LEVEL) -> Estimate:
+    """Macro F1 of 0/1 answers ``(n, k)`` with its bootstrap CI over rows, or over ``clusters`` of rows
+    (one label per row: each image's patient) (module docstring)."""
     y = torch.tensor(np.asarray(truth, dtype=np.float64))
     p = torch.tensor(np.asarray(predicted, dtype=np.float64))
     n = y.shape[0]
+    unit = "image" if clusters is None else "patient"
     if n == 0:
-        return {"mean": math.nan, "low": math.nan, "high": math.nan, "n": 0}
-    generator = torch.Generator().manual_seed(seed)
-    counts = torch.zeros(n_boot + 1, n, dtype=torch.float64)
-    counts[0] = 1.0  # row 0: the sample itself
-    counts[1:].scatter_add_(1, torch.randint(n, (n_boot, n), generator=generator), torch.ones(n_boot, n,
-                                                                                              dtype=torch.float64))
+        return {"mean": math.nan, "low": math.nan, "high": math.nan, "level": level, "unit": unit, "n": 0}
+    counts = torch.cat([torch.ones(1, n, dtype=torch.float64),  # row 0: the sample itself
+                        resample_counts(n, n_boot=n_boot, seed=seed, clusters=clusters)])
+    macro = _macro_f1(counts, y, p)
+    low, high = percentile_interval(macro[1:], level)
+    return {"mean": float(macro[0]), "low": float(low), "high": float(high), "level": level, "unit": unit, "n": n}
+
+
+def _macro_f1(counts: torch.Tensor, y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Macro F1 of each resample (rows of ``counts``) of truth ``y`` and prediction ``p`` (n, k)."""
     tp, fp, fn = counts @ (y * p), counts @ ((1 - y) * p), counts @ (y * (1 - p))
     denominator = 2 * tp + fp + fn
     f1 = torch.where(denominator > 0, 2 * tp / denominator.clamp_min(1e-12), torch.nan)
-    macro = f1.nanmean(dim=1)
-    low, high = torch.nanquantile(macro[1:], torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
-    return {"mean": float(macro[0]), "low": float(low), "high": float(high), "n": n}
+    return f1.nanmean(dim=1)
+
+
+def mean_macro_f1(answers: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, *,
+                  clusters: Sequence[Any] | None = None, n_boot: int = 1000, seed: int = 0,
+                  level: float = LEVEL) -> Estimate:
+    """The mean over several answerers (raters) of their macro F1 on one set of ``n`` images, with a CI
+    from resampling the images' patients jointly for all of them: ``answers`` holds, per rater,
+    ``(rows, truth, predicted)`` with ``rows`` the indices (into the n images) of the images the rater
+    answered."""
+    unit = "image" if clusters is None else "patient"
+    if not answers or n == 0:
+        return {"mean": math.nan, "low": math.nan, "high": math.nan, "level": level, "unit": unit, "n": 0,
+                "raters": 0}
+    counts = torch.cat([torch.ones(1, n, dtype=torch.float64),
+                        resample_counts(n, n_boot=n_boot, seed=seed, clusters=clusters)])
+    per_rater = [_macro_f1(counts[:, torch.as_tensor(rows, dtype=torch.long)],
+                           torch.tensor(np.asarray(truth, dtype=np.float64)),
+                           torch.tensor(np.asarray(predicted, dtype=np.float64)))
+                 for rows, truth, predicted in answers]
+    mean = torch.stack(per_rater, dim=1).nanmean(dim=1)
+    low, high = percentile_interval(mean[1:], level)
+    return {"mean": float(mean[0]), "low": float(low), "high": float(high), "level": level, "unit": unit, "n": n,
+            "raters": len(answers)}
+
+
+def correlation_estimate(a: np.ndarray, b: np.ndarray, stems: Sequence[str], *, clusters: Clusters = None,
+                         n_boot: int = 1000, seed: int = 0, level: float = LEVEL) -> Estimate:
+    """Mean over images of Pearson's r between ``a`` and ``b`` ``(n, R)`` over R random runs (faithfulness
+    correlation: the map's sum over a random pixel subset against the score drop when it is removed),
+    with a two-stage bootstrap CI: each resample draws the images' patients and, shared by every image
+    (the subsets are drawn once for all), the runs, so the interval carries the variance of the random
+    subsets as well as that of the images. NaN per image where either side is constant."""
+    x, y = torch.tensor(np.asarray(a, dtype=np.float64)), torch.tensor(np.asarray(b, dtype=np.float64))
+    n, runs = x.shape
+    labels, unit = _labels(pd.Index(list(stems)), clusters)
+    out: Estimate = {"mean": math.nan, "low": math.nan, "high": math.nan, "level": level,
+                     "unit": f"{unit} and run", "n": n, "runs": runs}
+    if n == 0:
+        return out
+    images = resample_counts(n, n_boot=n_boot, seed=seed, clusters=labels)
+    draws = resample_counts(runs, n_boot=n_boot, seed=seed + 1)  # (n_boot, R), shared by the images
+    r = pearson(x[None], y[None], draws[:, None, :])  # (n_boot, n)
+    defined = ~torch.isnan(r)
+    means = (images * torch.where(defined, r, 0.0)).sum(dim=1) / (images * defined).sum(dim=1)
+    low, high = percentile_interval(means, level)
+    own = pearson(x, y)
+    return {**out, "mean": float(own.nanmean()), "low": float(low), "high": float(high),
+            "undefined": int(own.isnan().sum())}
+
+
+def proportion(successes: int, n: int, level: float = LEVEL) -> Estimate:
+    """A proportion with Wilson's score interval (module docstring)."""
+    low, high = wilson(successes, n, level)
+    return {"mean": successes / n if n else math.nan, "low": low, "high": high, "level": level,
+            "unit": "image (Wilson)", "n": n, "successes": successes}
+
+
+def bonferroni(k: int, level: float = LEVEL) -> float:
+    """The level of each of ``k`` intervals that hold together at ``level``: ``1 − (1 − level)/k``."""
+    return 1 - (1 - level) / max(1, k)
 
 
 def one_hot(labels: Sequence[str], names: Sequence[str]) -> np.ndarray:
@@ -107,4 +253,3 @@ def one_hot(labels: Sequence[str], names: Sequence[str]) -> np.ndarray:
         if label in index:
             out[row, index[label]] = 1.0
     return out
-

@@ -1,7 +1,9 @@
 """NaN-aware aggregates that say how many values they averaged and how many were undefined.
 
 Undefined metric values are NaN (see :class:`~dermx.metrics.Scores`). They are left out of every
-statistic below and counted, never replaced by 0.
+statistic below and counted, never replaced by 0. Bootstrap intervals resample rows, or whole clusters
+of rows (:func:`resample_counts`: the patient when rows are images); proportions of small groups have
+Wilson's score interval (:func:`wilson_interval`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,18 +75,55 @@ class BootstrapCI:
     level: float
 
 
-def bootstrap_ci(values: Values, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> BootstrapCI:
+def resample_counts(n: int, *, n_boot: int, seed: int, clusters: Sequence[Any] | np.ndarray | None = None) -> Tensor:
+    """``(n_boot, n)`` float64: how many times each of ``n`` rows is in each bootstrap resample.
+
+    Without ``clusters`` the rows are drawn with replacement, ``n`` draws per resample. With
+    ``clusters`` (one label per row, e.g. each image's patient) the K distinct labels are drawn with
+    replacement, K draws per resample, and every row counts as many times as its cluster was drawn:
+    the cluster bootstrap, for rows that are not independent (two images of one patient go in and out
+    together). Draws come from a ``torch.Generator`` seeded by ``seed``: same seed, same resamples.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if n == 0:
+        raise ValueError("values is empty: nothing to resample")
+    generator = torch.Generator().manual_seed(seed)
+    if clusters is None:
+        codes, k = torch.arange(n), n
+    else:
+        labels = np.asarray(clusters, dtype=object)
+        if labels.shape != (n,):
+            raise ValueError(f"clusters has shape {labels.shape}, expected one label per row ({n},)")
+        _, inverse = np.unique(labels.astype(str), return_inverse=True)
+        codes, k = torch.from_numpy(inverse.reshape(-1)), int(inverse.max()) + 1
+    drawn = torch.zeros(n_boot, k, dtype=torch.float64)
+    draws = torch.randint(k, (n_boot, k), generator=generator)
+    drawn.scatter_add_(1, draws, torch.ones(n_boot, k, dtype=torch.float64))
+    return drawn[:, codes]
+
+
+def percentile_interval(resampled: Tensor, level: float) -> tuple[Tensor, Tensor]:
+    """The ``(1 − level)/2`` and ``(1 + level)/2`` quantiles of resampled statistics (first dim), NaN
+    resamples ignored: the percentile bootstrap interval."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    quantiles = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
+    low, high = torch.nanquantile(resampled, quantiles, dim=0)
+    return low, high
+
+
+def bootstrap_ci(values: Values, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+                 clusters: Sequence[Any] | np.ndarray | None = None) -> BootstrapCI:
     """Percentile bootstrap CI of the NaN-aware mean of ``values`` over its first dim.
 
-    Rows (first dim) are resampled with replacement ``n_boot`` times with a ``torch.Generator``
-    seeded by ``seed`` (same seed, same result). Each resample's statistic is, per trailing position,
+    Rows (first dim) are resampled with replacement ``n_boot`` times (:func:`resample_counts`; with
+    ``clusters``, whole clusters of rows are). Each resample's statistic is, per trailing position,
     ``Σ_i c_i·v_i / Σ_i c_i·[v_i defined]`` with ``c_i`` the number of times row ``i`` was drawn and
     NaN rows left out; the interval is the ``(1 − level)/2`` and ``(1 + level)/2`` quantiles of the
     resampled statistics (resamples with no defined value are ignored). All resamples at once as one
     ``(n_boot, n)`` count matrix times the ``(n, ...)`` values.
     """
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     x = _as_double("values", values)
@@ -93,13 +133,9 @@ def bootstrap_ci(values: Values, *, n_boot: int = 2000, seed: int = 0, level: fl
     flat = x.reshape(n, -1)
     defined = ~torch.isnan(flat)
     filled = torch.where(defined, flat, 0.0)
-    generator = torch.Generator().manual_seed(seed)
-    draws = torch.randint(n, (n_boot, n), generator=generator)
-    counts = torch.zeros(n_boot, n, dtype=torch.float64)
-    counts.scatter_add_(1, draws, torch.ones_like(counts))
+    counts = resample_counts(n, n_boot=n_boot, seed=seed, clusters=clusters)
     means = (counts @ filled) / (counts @ defined.double())
-    quantiles = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
-    low, high = torch.nanquantile(means, quantiles, dim=0)
+    low, high = percentile_interval(means, level)
     estimate = filled.sum(0) / defined.sum(0)
     trailing = x.shape[1:]
     return BootstrapCI(
@@ -114,15 +150,49 @@ def bootstrap_ci(values: Values, *, n_boot: int = 2000, seed: int = 0, level: fl
 
 
 def paired_bootstrap_ci(
-    values_a: Values, values_b: Values, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+    values_a: Values, values_b: Values, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+    clusters: Sequence[Any] | np.ndarray | None = None,
 ) -> BootstrapCI:
     """Paired bootstrap CI of the mean difference ``a − b`` of two aligned value arrays.
 
     Rows are items scored by both methods; the differences ``d_i = a_i − b_i`` are resampled as in
-    :func:`bootstrap_ci` (rows drawn jointly, so the pairing is kept). A pair is undefined, and
-    counted in ``n_undefined``, when either value is NaN.
+    :func:`bootstrap_ci` (rows, or ``clusters`` of rows, drawn jointly, so the pairing is kept). A pair
+    is undefined, and counted in ``n_undefined``, when either value is NaN.
     """
     a, b = _as_double("values_a", values_a), _as_double("values_b", values_b)
     if a.shape != b.shape:
         raise ValueError(f"values_a shape {tuple(a.shape)} and values_b shape {tuple(b.shape)} differ")
-    return bootstrap_ci(a - b, n_boot=n_boot, seed=seed, level=level)
+    return bootstrap_ci(a - b, n_boot=n_boot, seed=seed, level=level, clusters=clusters)
+
+
+def pearson(a: Tensor, b: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Pearson's r of ``a`` and ``b`` over the last dim, each position weighted by ``weights`` (broadcast
+    against them; e.g. how many times a bootstrap resample drew it):
+    ``r = Σ w·(a − ā)(b − b̄) / √(Σ w·(a − ā)² · Σ w·(b − b̄)²)`` with weighted means ``ā``, ``b̄``.
+    NaN where either side is constant."""
+    w = torch.ones_like(a) if weights is None else weights
+    total = w.sum(dim=-1, keepdim=True)
+    da = a - (w * a).sum(dim=-1, keepdim=True) / total
+    db = b - (w * b).sum(dim=-1, keepdim=True) / total
+    spread = (w * da * da).sum(dim=-1) * (w * db * db).sum(dim=-1)
+    return torch.where(spread > 0, (w * da * db).sum(dim=-1) / spread.clamp_min(1e-300).sqrt(),
+                       torch.full_like(spread, math.nan))
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval of a proportion ``successes / n`` (NaN, NaN when n = 0)::
+
+        (p̂ + z²/2n ± z·√(p̂(1 − p̂)/n + z²/4n²)) / (1 + z²/n),   z = Φ⁻¹((1 + level)/2)
+
+    It stays inside [0, 1] and keeps a width at 0 / n and n / n, where a percentile bootstrap of a small
+    stratum collapses to a point. It treats the n trials as independent.
+    """
+    if not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
+    if n == 0:
+        return math.nan, math.nan
+    z = float(torch.special.ndtri(torch.tensor((1 + level) / 2, dtype=torch.float64)))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -7,13 +7,19 @@ in [0, 1] (a binary mask gives back the usual definitions). ``saliency`` ``s`` i
 broadcastable leading dims. All scores are in [0, 1], higher is better, and returned as
 :class:`~dermx.metrics.Scores` (NaN where undefined).
 
-Pointing game
-    The hit weight of a map is the reference membership at its maximum, ``y(argmax s)``; with a
-    tolerance of ``r`` pixels, the largest membership within Euclidean distance ``r`` of it,
-    ``max {y(x) : |x − argmax s| ≤ r}``. Ties: when several pixels share the maximum, the hit weight
-    is the mean over all of them (a constant map scores the mean membership, not the membership of
-    an arbitrary corner pixel). Undefined when the reference is empty (Σy = 0): no map can hit it.
-    A map without pixels (an ``H × W`` grid with ``H·W = 0``) has no maximum: ``ValueError``.
+Pointing game (as papers define it)
+    A hit is 1 when the map's maximum lies within ``r`` pixels (Euclidean) of the reference, binarised
+    as ``y > 0`` (outlined by at least one rater), else 0: ``[max {y(x) : |x − argmax s| ≤ r} > 0]``,
+    with the tolerance ``r`` stated beside every figure (TorchRay's default is 15 px at the
+    model input). Ties: when several pixels share the maximum, the hit is their mean (the hit rate of
+    breaking the tie at random; a constant map scores the share of pixels within ``r`` of the
+    reference). Undefined when the reference is empty (Σy = 0): no map can hit it. A map without
+    pixels (an ``H × W`` grid with ``H·W = 0``) has no maximum: ``ValueError``.
+
+Fuzzy pointing game (dermx's variant)
+    The hit weight is the reference membership at the map's maximum, ``y(argmax s)``; with a
+    tolerance of ``r`` pixels, the largest membership within ``r`` of it. Ties and undefined values as
+    above. On a binary reference it equals the pointing game.
 
 Energy-based pointing
     The share of the map's mass on the reference, weighted by membership: ``Σ s·y / Σ s``.
@@ -82,7 +88,7 @@ def dilate(reference: Tensor, radius: float) -> Tensor:
     return out
 
 
-def pointing_game(saliency: Tensor, reference: Tensor, *, tolerance: float = 0.0) -> Scores:
+def fuzzy_pointing_game(saliency: Tensor, reference: Tensor, *, tolerance: float = 0.0) -> Scores:
     """Fuzzy pointing game: ``y`` at the map's maximum, or the largest ``y`` within ``tolerance`` pixels.
 
     Ties are averaged: ``hit = Σ_{x ∈ M} y_r(x) / |M|`` with ``M`` the pixels where ``s`` is maximal
@@ -99,6 +105,13 @@ def pointing_game(saliency: Tensor, reference: Tensor, *, tolerance: float = 0.0
     at_max = (s == s.amax(dim=_PIXELS, keepdim=True)).to(y.dtype)
     hits = (at_max * reach).sum(dim=_PIXELS) / at_max.sum(dim=_PIXELS)
     return mark_undefined(hits, (y.sum(dim=_PIXELS) == 0).expand(leading))
+
+
+def pointing_game(saliency: Tensor, reference: Tensor, *, tolerance: float = 0.0) -> Scores:
+    """The pointing game as papers define it: 1 when the map's maximum lies within ``tolerance`` pixels
+    of the reference binarised at ``y > 0``, else 0 (ties averaged); undefined where Σy = 0."""
+    y = check_unit_interval("reference", reference)
+    return fuzzy_pointing_game(saliency, (y > 0).to(y.dtype), tolerance=tolerance)
 
 
 def energy_pointing(saliency: Tensor, reference: Tensor) -> Scores:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from torch import Tensor
 
@@ -24,7 +25,8 @@ from dermx.metrics.scores import Scores
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """A map metric's name, value range ``(low, high)``, direction and function.
+    """A map metric's name, value range ``(low, high)``, direction and function; ``worst`` is the end of
+    the range a map earns when it shows nothing where something is (the benchmark's rule for misses).
 
     ``of_confusion`` reads a fuzzy score off a :class:`~dermx.metrics.FuzzyConfusion` (``None`` for the
     saliency scores); ``options`` names the keyword options ``fn`` takes (the pointing tolerance).
@@ -36,6 +38,10 @@ class MetricInfo:
     fn: Callable[..., Scores]
     of_confusion: Callable[[FuzzyConfusion], Scores] | None = None
     options: tuple[str, ...] = ()
+
+    @property
+    def worst(self) -> float:
+        return self.range[0] if self.higher_is_better else self.range[1]
 
 
 METRICS: Mapping[str, MetricInfo] = MappingProxyType(
@@ -49,6 +55,7 @@ METRICS: Mapping[str, MetricInfo] = MappingProxyType(
             MetricInfo("iou", (0.0, 1.0), True, fuzzy.iou, FuzzyConfusion.iou),
             MetricInfo("dice", (0.0, 1.0), True, fuzzy.dice, FuzzyConfusion.dice),
             MetricInfo("pointing", (0.0, 1.0), True, localization.pointing_game, options=("tolerance",)),
+            MetricInfo("fuzzy_pointing", (0.0, 1.0), True, localization.fuzzy_pointing_game, options=("tolerance",)),
             MetricInfo("energy", (0.0, 1.0), True, localization.energy_pointing),
             MetricInfo("roc_auc", (0.0, 1.0), True, localization.roc_auc),
         )
@@ -66,11 +73,13 @@ def metric_info(name: str) -> MetricInfo:
 
 
 def compute_metrics(names: Sequence[str], prediction: Tensor, reference: Tensor,
-                    **options: float) -> dict[str, Scores]:
+                    **options: Any) -> dict[str, Scores]:
     """The named metrics of ``prediction`` against ``reference``, in the order of ``names``.
 
     The fuzzy scores share one :func:`~dermx.metrics.fuzzy_confusion`; each option goes to the metrics
-    that declare it (``ValueError`` for an option none of them takes).
+    that declare it (``ValueError`` for an option none of them takes). An option may also be a mapping
+    ``{metric name: value}``, to give metrics that share an option their own values (the pointing game
+    at 15 px, its fuzzy variant at 0).
     """
     infos = [metric_info(name) for name in names]
     unused = set(options) - {o for info in infos for o in info.options}
@@ -82,5 +91,7 @@ def compute_metrics(names: Sequence[str], prediction: Tensor, reference: Tensor,
         if info.of_confusion is not None and confusion is not None:
             out[info.name] = info.of_confusion(confusion)
         else:
-            out[info.name] = info.fn(prediction, reference, **{k: v for k, v in options.items() if k in info.options})
+            own = {k: v.get(info.name, 0.0) if isinstance(v, Mapping) else v for k, v in options.items()
+                   if k in info.options}
+            out[info.name] = info.fn(prediction, reference, **own)
     return out

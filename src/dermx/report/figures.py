@@ -36,16 +36,18 @@ def _mean(value: Any) -> float:
 
 def characteristic_bars(summary: dict[str, Any]) -> bytes:
     """Per characteristic: fuzzy sensitivity, specificity and Dice of each model's characteristic maps
-    (headline selection) and of the raters (leave-one-rater-out), one panel per score."""
+    (headline selection) and of the raters scored as the first model (each against the others, on its
+    pairs), one panel per score."""
     selection = summary["config"]["selection"]
     sources: dict[str, dict[str, Any]] = {}
     for model, kinds in summary["localization"][selection].items():
         per = kinds.get("characteristic", kinds.get("diagnosis", {})).get("per_characteristic", {})
         label = model if "characteristic" in kinds else f"{model} (diagnosis map)"
         sources[label] = {c: {s: _mean(v[s]) for s in _SCORES} for c, v in per.items()}
-    if summary.get("raters"):
-        per = summary["raters"]["leave_one_out"]["per_characteristic"]
-        sources["raters (leave-one-out)"] = {c: {s: v[s] for s in _SCORES} for c, v in per.items()}
+    first = next(iter(summary["models"]))
+    per = summary.get("ceiling", {}).get(first, {}).get("characteristic", {}).get("per_characteristic", {})
+    if per:
+        sources["raters (leave-one-out)"] = {c: {s: _mean(v[s]) for s in _SCORES} for c, v in per.items()}
     names = [c for c in vocab.CHARACTERISTICS if any(c in per for per in sources.values())]
     fig, axes = plt.subplots(len(_SCORES), 1, figsize=(max(7.0, 0.55 * len(names) + 3), 8.0), sharex=True,
                              layout="constrained")

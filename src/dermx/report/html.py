@@ -2,8 +2,8 @@
 as JPEG (:mod:`dermx.report.panels`), no external CSS or JavaScript), plus its tables as CSV.
 
 Numbers: an estimate with a CI reads ``0.812 [0.701, 0.903]`` (mean of image means, bootstrap 95 % CI
-over images); rater numbers read ``0.650 ± 0.102`` (mean ± SD over rater pairs or raters); ``–`` is
-undefined or not applicable.
+over patients: :mod:`dermx.evaluate.stats`); the conditional rater rows read ``0.650 ± 0.102`` (mean ± SD
+over rater pairs or raters); ``–`` is undefined or not applicable.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dermx.explain.methods import method_title
 from dermx.jsonio import strict_json
 from dermx.report import figures, images, panels
 from dermx.report.leaderboard_section import leaderboard_section
-from dermx.report.verdict import PAIRED_KINDS, flags, verdict
+from dermx.report.verdict import PAIRED_KINDS, RULES, flags, verdict
 from dermx.runs.examples import read_examples
 from dermx.runs.manifest import manifest_rows, read_manifest
 from dermx.runs.summary import read_summary
@@ -36,6 +36,7 @@ HEADLINE_COLUMNS: dict[str, str] = {
     "char_specificity": "specificity",
     "union_dice": "diagnosis map vs union: Dice",
     "pointing": "pointing game",
+    "miss_rate": "characteristics missed",
     "char_dice_drawn": "characteristic maps vs drawn lesions: Dice",
     "pointing_drawn": "pointing game vs drawn lesions",
 }
@@ -50,7 +51,10 @@ COLUMN_MEANINGS: dict[str, str] = {
     "char_sensitivity": "share of the raters' outlined area that the model's map covers",
     "char_specificity": "share of the area no rater outlined that the model's map leaves cold",
     "union_dice": "overlap between the diagnosis map and the union of everything the raters outlined",
-    "pointing": "how often the hottest point of the map falls on an outlined area",
+    "pointing": "how often the hottest point of the map lies within the tolerance of an area some rater outlined "
+                "(the pointing game as papers define it; the tolerance is stated under the table)",
+    "miss_rate": "share of the characteristics the raters outlined that the model calls absent; each such miss "
+                 "scores 0 on every map score",
     "char_dice_drawn": "as the characteristic-map Dice, but against the lesions the synthetic generator really "
                        "drew (the known answer)",
     "pointing_drawn": "as the pointing game, but against the drawn lesions",
@@ -62,7 +66,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px 
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:1.8em}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:0.86em}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f3f3f3}
-td:first-child,th:first-child{text-align:left}tr.raters td{background:#f4f8ff}tr.baseline td{color:#666}
+td:first-child,th:first-child{text-align:left}
+tr.raters td,tr.raters-conditional td{background:#f4f8ff}tr.baseline td{color:#666}
 td.flag{background:#fff1e6;color:#9a3b00;font-weight:600}.wide{overflow-x:auto}td small{color:#666}
 td.na{text-align:left;font-size:0.85em;color:#666;
 min-width:12em}.verdict{background:#f6f9f2;border-left:4px solid #5a8f29;
@@ -159,13 +164,56 @@ def headline_html(summary: dict[str, Any]) -> str:
 
 
 def verdict_html(summary: dict[str, Any]) -> str:
-    """The verdict sentences (:func:`dermx.report.verdict.verdict`) as a list, with the rule they follow."""
+    """The verdict sentences (:func:`dermx.report.verdict.verdict`) as a list, with the rule they follow;
+    first, for a demo run, its checks worded as findings (``summary["checks"]``, what the console said)."""
     items = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in verdict(summary))
-    return (f"<div class='verdict' id='verdict'><b>Verdict</b><ul>{items}</ul><p class='note'>"
-            "Above / below: the model's 95 % CI lies entirely above / below the baseline's (a conservative "
-            "test; overlapping CIs are \"not distinguishable\", not \"equal\"). Gap closed: (model − best "
-            "baseline) / (raters − best baseline), its range from the model's CI. Cells marked ⚠ in the table "
-            "are not above every baseline.</p></div>")
+    checks = "".join(f"<li>{'✓' if c['passed'] else '✗'} {html.escape(c['finding'])}</li>"
+                     for c in summary.get("checks", []))
+    stated = (f"<p><b>What the demo set out to show</b> (each read from a 95 % CI; thresholds fixed before the "
+              f"run)</p><ul class='checks'>{checks}</ul>" if checks else "")
+    return (f"<div class='verdict' id='verdict'><b>Verdict</b>{stated}<ul>{items}</ul><p class='note'>"
+            f"{html.escape(RULES)}</p></div>")
+
+
+def protocol_note(summary: dict[str, Any]) -> str:
+    """Which raters the references come from, and whether the models learned from the same ones (DermX+
+    learns its attention from the raters' maps: scored against the same raters, it is scored on their
+    style as well as on the lesions)."""
+    chosen = summary["config"].get("raters")
+    references = f"raters {', '.join(chosen)}" if chosen else "every first-pass rater"
+    learned = {m: info.get("trained_raters") for m, info in summary["models"].items()}
+    if chosen and all(isinstance(r, list) and not set(r) & set(chosen) for r in learned.values()):
+        return (f"References: {references}, none of whom the models learned from (held-out raters: "
+                + "; ".join(f"{m} learned from {', '.join(r)}" for m, r in learned.items()) + ").")
+    same = [m for m, r in learned.items()
+            if r == "all" or (isinstance(r, list) and (not chosen or set(r) & set(chosen)))]
+    unknown = [m for m, r in learned.items() if r is None]
+    text = f"References: {references}."
+    if same:
+        text += (f" {', '.join(same)} learned from these same raters: its maps are scored on their style as well as "
+                 "on the lesions (a held-out-raters run: train with --raters on some, evaluate with --raters on the "
+                 "others).")
+    if unknown:
+        text += f" Which raters {', '.join(unknown)} learned from is not recorded."
+    return text
+
+
+def _headline_note(summary: dict[str, Any]) -> str:
+    """What each headline row's numbers are, the unit of the intervals and the pointing tolerance."""
+    unit = "patients" if summary["patients"] < summary["images"] else "patients (one image each)"
+    tolerance = summary["config"]["pointing_tolerance"]
+    return (f"Models: mean of image means with a bootstrap 95 % CI over {unit} ({summary['patients']} patients, "
+            f"{summary['images']} images; the images of a patient are drawn together). A characteristic a model "
+            "calls absent scores 0 on every map score. Raters, leave-one-out: each rater scored exactly as the "
+            "models (against the fusion of the other raters, on the models' pairs, a rater who did not outline it "
+            "scoring 0), with its CI; diagnosis F1: each rater against the reference, identification F1: each rater "
+            "against the others. The conditional rows are the older ceiling: only raters who outlined a "
+            "characteristic, on images where two did, mean ± SD over raters or rater pairs (unordered pairs for "
+            "Dice). Baselines: image-independent "
+            f"maps scored on the first model's pairs. Pointing game: a hit within {100 * tolerance:.1f} % of the "
+            "shorter side of the map (TorchRay's 15 px at 224 px). On synthetic data the columns vs drawn lesions "
+            "score the same maps against the lesions the generator drew (the known answer), on the pairs where that "
+            "characteristic was drawn: a map can disagree with the raters and still sit on the lesion, or miss both.")
 
 
 def _legend(summary: dict[str, Any]) -> str:
@@ -188,8 +236,9 @@ def _figure(data: bytes, alt: str) -> str:
 
 def strata_frame(summary: dict[str, Any], by: str) -> pd.DataFrame:
     """Accuracy and localization Dice (headline pairs) per stratum and model."""
-    rows = [{"model": model, by: r["stratum"], "images": r["images"], "accuracy": fmt(r["accuracy"]),
-             "Dice": fmt(r["dice"])} for model, strata in summary["strata"][by].items() for r in strata]
+    rows = [{"model": model, by: r["stratum"], "images": r["images"], "patients": r["patients"],
+             "accuracy (Wilson 95 % CI)": fmt(r["accuracy"]), "Dice (95 % CI over patients)": fmt(r["dice"])}
+            for model, strata in summary["strata"][by].items() for r in strata]
     return pd.DataFrame(rows)
 
 
@@ -270,16 +319,12 @@ def render_report(run_dir: str | Path) -> Path:
              f"{html.escape(listing)}; {html.escape(map_grid_note(summary))}; "
              f"fusion {html.escape(summary['config']['fusion'])}; "
              f"maps compared at {html.escape(map_size)} resolution; pairs: "
-             f"{html.escape(summary['config']['selection'])}.{html.escape(_missing_note(summary))}</p>"]
+             f"{html.escape(summary['config']['selection'])}.{html.escape(_missing_note(summary))}</p>",
+             f"<p class='note'><b>{html.escape(protocol_note(summary))}</b></p>"]
     parts.append(verdict_html(summary))
     headline_frame(summary).drop(columns="type").to_csv(run_dir / "headline.csv", index=False)
     parts += ["<h2>Headline</h2>", headline_html(summary),
-              "<p class='note'>Models: mean of image means with bootstrap 95 % CI over images. Raters: mean ± SD "
-              "over rater pairs (leave-one-out: each rater against the fused map of the others). Baselines: "
-              "image-independent maps scored on the first model's pairs. On synthetic data the columns "
-              "<i>vs drawn lesions</i> score the same maps against the lesions the generator drew (the known "
-              "answer), on the pairs where that characteristic was drawn: a map can disagree with the raters "
-              "and still sit on the lesion, or miss both.</p>", _legend(summary)]
+              f"<p class='note'>{html.escape(_headline_note(summary))}</p>", _legend(summary)]
     if summary["paired"]:
         parts += ["<h3>Paired comparison (same images and pairs)</h3>", _table(_paired_frame(summary))]
     parts.append(leaderboard_section(run_dir))

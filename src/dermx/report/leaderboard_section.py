@@ -63,14 +63,18 @@ def _cell(row: dict[str, Any], column: str, undefined: dict[tuple[str, str, str]
 
 
 def _table(rows: list[dict[str, Any]], directions: dict[str, str],
-           undefined: dict[tuple[str, str, str], str] | None = None) -> str:
-    """The leaderboard as HTML; a metric undefined on every image of its row shows why in its cell."""
-    undefined = undefined or {}
+           undefined: dict[tuple[str, str, str], str] | None = None, deviations: dict[str, str] | None = None) -> str:
+    """The leaderboard as HTML; a metric undefined on every image of its row shows why in its cell, and a
+    column whose setting differs from Quantus' (or its paper's) is marked with the number of its note."""
+    undefined, deviations = undefined or {}, deviations or {}
     columns = [c for group in GROUPS.values() for c in group if any(c in r for r in rows)]
+    texts = list(dict.fromkeys(deviations[c] for c in columns if c in deviations))
+    notes = {c: texts.index(deviations[c]) + 1 for c in columns if c in deviations}
     groups = "".join(f"<th colspan='{sum(c in columns for c in cols)}'>{g}</th>" for g, cols in GROUPS.items()
                      if any(c in columns for c in cols))
-    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')} {'↑' if directions.get(c) == 'higher' else '↓'}</th>"
-                   for c in columns)
+    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')} {'↑' if directions.get(c) == 'higher' else '↓'}"
+                   + (f"<sup title='{html.escape(deviations[c], quote=True)}'>{notes[c]}</sup>" if c in notes else "")
+                   + "</th>" for c in columns)
     body = "".join("<tr><td>" + html.escape(str(r["model"])) + "</td><td>" + html.escape(str(r["method"])) + "</td>"
                    + "".join(_cell(r, c, undefined) for c in columns) + "</tr>" for r in rows)
     return (f"<div class='wide'><table><tr><th rowspan='2'>model</th><th rowspan='2'>method</th>{groups}</tr>"
@@ -171,8 +175,18 @@ def leaderboard_section(run_dir: str | Path) -> str:
              "image means [bootstrap 95 % CI over images]; ↑ higher is better, ↓ lower is better. A faithful "
              "method has a low deletion AUC, a high insertion AUC and a low similarity after randomisation.</p>"]
     undefined = {(e["model"], e["method"], e["metric"]): e["reason"] for e in data.get("undefined", [])}
+    deviations = data.get("deviations", {})
     if rows:
-        parts.append(_table(rows, directions, undefined))
+        parts.append(_table(rows, directions, undefined, deviations))
+        shown = [c for group in GROUPS.values() for c in group if any(c in r for r in rows) and c in deviations]
+        texts: dict[str, list[str]] = {}
+        for column in shown:
+            texts.setdefault(deviations[column], []).append(column)
+        if texts:
+            items = "".join(f"<li><b>{html.escape(', '.join(columns))}</b>: {html.escape(text)}</li>"
+                            for text, columns in texts.items())
+            parts.append(f"<p class='note'>Where a column's setting differs from Quantus' default (or its paper's), "
+                         f"the number beside its name refers to:</p><ol class='note'>{items}</ol>")
         parts.append(_img(_scatter(rows), "agreement against faithfulness"))
     if data.get("mprt_curves"):
         parts.append(_img(_mprt(data["mprt_curves"]), "cascading randomisation"))

@@ -1,14 +1,17 @@
-"""The report's verdict: what the headline's confidence intervals say, as sentences computed from them.
+"""The report's verdict: what the run's paired tests and intervals say, as sentences computed from them.
 
 Rules (stated in the report beside the verdict):
 
-- a model's score is *above* (*below*) a baseline when its 95 % CI lies entirely above (below) the
-  baseline's 95 % CI; otherwise the two are *not distinguishable*. Non-overlapping intervals are a
-  conservative test: "not distinguishable" does not mean "equal".
-- a model whose score is not above every baseline on a localization column is *flagged* there.
-- the share of the gap closed is ``(model − best baseline) / (ceiling − best baseline)``, with the
-  ceiling the raters' score on the same column (leave-one-out for maps against raters, the fused map
-  for maps against the drawn lesions), its range taken from the model's CI.
+- a model's score is *above* a baseline when the paired bootstrap CI of model − baseline, on the
+  model's own pairs, lies above 0; *below* when it lies below 0; else *not distinguishable*
+  (``summary["versus_baselines"]``). The CIs of the three baselines of a column are Bonferroni-adjusted
+  (each at 1 − 0.05/3), so "above every baseline" holds at 95 % for the three together. Columns are
+  separate questions and are not adjusted across.
+- a model whose score is not above every baseline on a tested column is *flagged* there.
+- the share of the gap closed is ``(model − best baseline) / (ceiling − best baseline)`` with the
+  raters scored exactly as the model (leave one rater out, on the model's pairs), or for the maps
+  against the drawn lesions the experts' fused map; its CI draws the three jointly
+  (``summary["gap_closed"]``).
 - two models differ when the paired bootstrap CI of their difference (same images and pairs)
   excludes 0.
 """
@@ -19,24 +22,30 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-#: Headline columns on which a higher value is a better map and the baselines are comparable, with the
-#: source row of the raters' ceiling (``None``: no ceiling) and the plain name used in sentences.
-LOCALIZATION_COLUMNS: dict[str, tuple[str | None, str]] = {
-    "char_dice": ("raters, leave-one-out", "characteristic-map Dice against the raters"),
-    "union_dice": (None, "diagnosis-map Dice against the raters' union"),
-    "pointing": (None, "pointing game"),
-    "char_dice_drawn": ("raters, fused map", "characteristic-map Dice against the drawn lesions"),
-    "pointing_drawn": (None, "pointing game against the drawn lesions"),
+#: Headline columns on which a model is tested against the baselines (``summary["versus_baselines"]``), with
+#: the plain name used in sentences.
+LOCALIZATION_COLUMNS: dict[str, str] = {
+    "char_dice": "characteristic-map Dice against the raters",
+    "union_dice": "diagnosis-map Dice against the raters' union",
+    "pointing": "pointing game",
+    "char_dice_drawn": "characteristic-map Dice against the drawn lesions",
+    "pointing_drawn": "pointing game against the drawn lesions",
 }
 #: The column the first sentence of each model is about (the benchmark's main localization score).
 MAIN_COLUMN = "char_dice"
 #: Plain names of the paired comparisons' map kinds.
 PAIRED_KINDS: dict[str, str] = {"characteristic": "characteristic-map", "diagnosis-union": "diagnosis-map (vs union)"}
+RULES = ("Above / below: the paired bootstrap CI of model − baseline on the model's own pairs lies above / below "
+         "0 (patients resampled; the three baselines of a column Bonferroni-adjusted, each CI at 98.3 %, so that "
+         "\"above every baseline\" holds at 95 % jointly); otherwise \"not distinguishable\". Gap closed: (model − "
+         "best baseline) / (ceiling − best baseline), the ceiling being the raters scored exactly as the model "
+         "(each rater against the others, on the model's pairs), its CI drawing the three together. Cells marked "
+         "⚠ in the table are not above every baseline.")
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A mean with an optional 95 % CI (``low``/``high``)."""
+    """A mean with an optional CI (``low``/``high``)."""
 
     mean: float
     low: float = math.nan
@@ -47,23 +56,28 @@ class Estimate:
         """The estimate of a summary cell, or ``None`` when the cell is missing or undefined."""
         if not isinstance(value, dict) or value.get("mean") is None or math.isnan(value["mean"]):
             return None
-        return cls(float(value["mean"]), float(value.get("low", math.nan)), float(value.get("high", math.nan)))
+        low, high = value.get("low"), value.get("high")
+        return cls(float(value["mean"]), math.nan if low is None else float(low),
+                   math.nan if high is None else float(high))
 
     @property
     def has_ci(self) -> bool:
         return not (math.isnan(self.low) or math.isnan(self.high))
 
+    def signed(self) -> str:
+        return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}]" if self.has_ci else f"{self.mean:+.3f}"
+
     def __str__(self) -> str:
         return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]" if self.has_ci else f"{self.mean:.3f}"
 
 
-def relation(a: Estimate, b: Estimate) -> str:
-    """``"above"``, ``"below"`` or ``"not distinguishable"``: where ``a``'s CI lies relative to ``b``'s."""
-    a_low, a_high = (a.low, a.high) if a.has_ci else (a.mean, a.mean)
-    b_low, b_high = (b.low, b.high) if b.has_ci else (b.mean, b.mean)
-    if a_low > b_high:
+def relation(difference: Estimate | None) -> str:
+    """``"above"``, ``"below"`` or ``"not distinguishable"``: where the CI of a paired difference lies."""
+    if difference is None or not difference.has_ci:
+        return "not distinguishable"
+    if difference.low > 0:
         return "above"
-    if a_high < b_low:
+    if difference.high < 0:
         return "below"
     return "not distinguishable"
 
@@ -72,37 +86,22 @@ def _rows(summary: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {row["source"]: row for row in summary["headline"] if row["type"] == kind}
 
 
-def _baselines(summary: dict[str, Any], column: str) -> dict[str, Estimate]:
-    out = {}
-    for source, row in _rows(summary, "baseline").items():
-        estimate = Estimate.of(row.get(column))
-        if estimate is not None:
-            out[source.removeprefix("baseline: ")] = estimate
-    return out
+def versus(summary: dict[str, Any], model: str, column: str) -> dict[str, Estimate | None]:
+    """Each baseline's paired difference model − baseline on a column (empty when it was not tested)."""
+    return {name: Estimate.of(e) for name, e in summary.get("versus_baselines", {}).get(model, {})
+            .get(column, {}).items()}
 
 
 def flags(summary: dict[str, Any]) -> dict[tuple[str, str], list[str]]:
     """``(model, column) → baselines the model is not above`` for every flagged headline cell."""
     out: dict[tuple[str, str], list[str]] = {}
-    for model, row in _rows(summary, "model").items():
+    for model in _rows(summary, "model"):
         for column in LOCALIZATION_COLUMNS:
-            estimate = Estimate.of(row.get(column))
-            if estimate is None:
-                continue
-            missed = [name for name, base in _baselines(summary, column).items()
-                      if relation(estimate, base) != "above"]
+            missed = [name for name, difference in versus(summary, model, column).items()
+                      if relation(difference) != "above"]
             if missed:
                 out[(model, column)] = missed
     return out
-
-
-def gap_closed(model: Estimate, baseline: float, ceiling: float) -> Estimate | None:
-    """Share of the gap from ``baseline`` to ``ceiling`` that ``model`` closes (module docstring); ``None``
-    when the ceiling is not above the baseline."""
-    if not ceiling > baseline:
-        return None
-    width = ceiling - baseline
-    return Estimate((model.mean - baseline) / width, (model.low - baseline) / width, (model.high - baseline) / width)
 
 
 def _percent(share: Estimate) -> str:
@@ -111,44 +110,48 @@ def _percent(share: Estimate) -> str:
 
 
 def model_sentence(summary: dict[str, Any], model: str) -> str:
-    """One model's verdict: its main score against the baselines and the raters, the other localization
-    columns where it is not above a baseline (grouped by baseline), and its diagnosis F1."""
+    """One model's verdict: its main score against the baselines (paired) and the raters, the other
+    tested columns where it is not above a baseline, its miss rate and its diagnosis F1."""
     row = _rows(summary, "model")[model]
-    raters = _rows(summary, "raters")
     parts: list[str] = []
-    main = Estimate.of(row.get(MAIN_COLUMN))
-    ceiling_source, name = LOCALIZATION_COLUMNS[MAIN_COLUMN]
-    baselines = _baselines(summary, MAIN_COLUMN)
+    main, name = Estimate.of(row.get(MAIN_COLUMN)), LOCALIZATION_COLUMNS[MAIN_COLUMN]
+    differences = versus(summary, model, MAIN_COLUMN)
     if main is None:
         parts.append(f"no {name}")
-    elif baselines:
-        best_name, best = max(baselines.items(), key=lambda item: item[1].mean)
-        missed = [b for b, e in baselines.items() if relation(main, e) != "above"]
+    elif differences:
+        missed = [b for b, d in differences.items() if relation(d) != "above"]
         if missed:
             head = f"{name} {main} is NOT above the " + ", ".join(
-                f"{b} baseline ({baselines[b]}, {relation(main, baselines[b])})" for b in missed)
+                f"{b} baseline (paired difference {d.signed() if d else 'undefined'}, {relation(d)})"
+                for b, d in differences.items() if b in missed)
         else:
-            head = f"{name} {main} is above every baseline (best: {best_name}, {best})"
-        ceiling = Estimate.of(raters.get(ceiling_source or "", {}).get(MAIN_COLUMN))
-        share = gap_closed(main, best.mean, ceiling.mean) if ceiling is not None else None
-        if share is not None and ceiling is not None and share.mean > 0:
-            head += (f"; it closes {_percent(share)} of the gap from the best baseline ({best.mean:.3f}) "
-                     f"to the raters ({ceiling.mean:.3f})")
+            closest = min(differences, key=lambda b: differences[b].mean)  # type: ignore[union-attr]
+            head = (f"{name} {main} is above every baseline (paired; closest: {closest}, "
+                    f"{differences[closest].signed()})")  # type: ignore[union-attr]
+        gap = summary.get("gap_closed", {}).get(model, {}).get(MAIN_COLUMN)
+        share = Estimate.of(gap)
+        if share is not None and gap is not None:
+            head += (f"; it closes {_percent(share)} of the gap from the best baseline ({gap['baseline_name']}, "
+                     f"{gap['baseline']:.3f}) to the raters scored as the model ({gap['ceiling']:.3f})")
         parts.append(head)
-    others = [f"{LOCALIZATION_COLUMNS[column][1]} ({', '.join(missed)})"
+    others = [f"{LOCALIZATION_COLUMNS[column]} ({', '.join(missed)})"
               for (m, column), missed in flags(summary).items() if m == model and column != MAIN_COLUMN]
     if others:
         parts.append("also not above every baseline on " + "; ".join(others))
+    miss = Estimate.of(row.get("miss_rate"))
+    if miss is not None:
+        parts.append(f"it calls absent {_percent(miss)} of the characteristics the raters outlined (each scored 0)")
     dx = Estimate.of(row.get("diagnosis_f1"))
+    raters = _rows(summary, "raters")
     raters_dx = next((e for e in (Estimate.of(r.get("diagnosis_f1")) for r in raters.values()) if e), None)
     if dx is not None:
-        parts.append(f"diagnosis macro F1 {dx}" + (f" (raters {raters_dx.mean:.3f})" if raters_dx else ""))
+        parts.append(f"diagnosis macro F1 {dx}" + (f" (raters {raters_dx})" if raters_dx else ""))
     return f"{model}: " + ". ".join(p[0].upper() + p[1:] for p in parts) + "."
 
 
 def paired_sentence(pair: dict[str, Any]) -> str:
-    """One paired comparison: which model's maps score higher on the same images (the difference stated
-    as better − worse), or that the CI of the difference includes 0."""
+    """One paired comparison: which model's maps score higher on the same images, or that the CI of the
+    difference includes 0; the difference is always A − B, as in the paired table."""
     diff = Estimate.of(pair["difference"])
     a, b = pair["a"], pair["b"]
     what = f"{PAIRED_KINDS.get(pair['kind'], pair['kind'])} {pair['score'].replace('dice', 'Dice')}"
@@ -156,11 +159,10 @@ def paired_sentence(pair: dict[str, Any]) -> str:
     if diff is None or not diff.has_ci:
         return f"{a} vs {b}, {what}: difference undefined."
     if diff.low > 0:
-        return f"{a} is better than {b} on {what}: {a} − {b} = {diff} {images}."
+        return f"{a} is better than {b} on {what}: {a} − {b} = {diff.signed()} {images}."
     if diff.high < 0:
-        flipped = Estimate(-diff.mean, -diff.high, -diff.low)
-        return f"{b} is better than {a} on {what}: {b} − {a} = {flipped} {images}."
-    return f"{a} and {b} do not differ on {what}: {a} − {b} = {diff} {images}; the CI includes 0."
+        return f"{b} is better than {a} on {what}: {a} − {b} = {diff.signed()} {images}."
+    return f"{a} and {b} do not differ on {what}: {a} − {b} = {diff.signed()} {images}; the CI includes 0."
 
 
 def verdict(summary: dict[str, Any]) -> list[str]:

@@ -41,7 +41,9 @@ DERMX_PLUS_GA_WEIGHT = 10.0
 
 @dataclass
 class DataOptions:
-    """Which images and labels, how they are split, augmented and loaded."""
+    """Which images and labels, how they are split, augmented and loaded. ``raters``: the annotators whose
+    outlines give a DermXDB model its characteristic labels and guided-attention targets (default: every
+    first-pass rater); a held-out-raters protocol trains on some and evaluates against the others."""
 
     data: str | None = None
     images: str | None = None
@@ -53,6 +55,7 @@ class DataOptions:
     val_fraction: float = 0.15
     fusion: FusionRule = "mean"
     label_rule: LabelRule = "any"
+    raters: list[str] | None = None
     augment: bool = True
     color_jitter: bool = True
     cache_dir: str | None = None

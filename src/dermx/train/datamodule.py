@@ -86,10 +86,13 @@ class DermXDataModule(L.LightningDataModule):
             found = set(self.coverage.found)
             chars = self.model_config.characteristics
             if cfg.dataset.fold is None:
-                return dermxdb_items(self.db, self.coverage.found, chars, cfg.dataset.label_rule), None
+                return dermxdb_items(self.db, self.coverage.found, chars, cfg.dataset.label_rule,
+                                     annotators=cfg.dataset.raters), None
             fold = self.db.fold(cfg.dataset.fold)
-            return (dermxdb_items(self.db, [s for s in fold.train if s in found], chars, cfg.dataset.label_rule),
-                    dermxdb_items(self.db, [s for s in fold.test if s in found], chars, cfg.dataset.label_rule))
+            return (dermxdb_items(self.db, [s for s in fold.train if s in found], chars, cfg.dataset.label_rule,
+                                  annotators=cfg.dataset.raters),
+                    dermxdb_items(self.db, [s for s in fold.test if s in found], chars, cfg.dataset.label_rule,
+                                  annotators=cfg.dataset.raters))
         collection = self.collection or collection_of(cfg)
         assert collection is not None
         self.collection = collection
@@ -133,7 +136,9 @@ class DermXDataModule(L.LightningDataModule):
     def dataset(self, part: str, *, augment: bool | None = None) -> ImageDataset:
         """The dataset of ``part`` (``train``, ``val`` or ``test``); training augments by default."""
         cfg, mc = self.config, self.model_config
-        maps = ReferenceMaps(self.db, cfg.dataset.fusion, mc.characteristics) if self.with_maps and self.db else None
+        maps = (ReferenceMaps(self.db, cfg.dataset.fusion, mc.characteristics,
+                              annotators=tuple(cfg.dataset.raters) if cfg.dataset.raters else None)
+                if self.with_maps and self.db else None)
         return ImageDataset(self.parts[part], mc.input_spec,
                             augment=cfg.dataset.augment if augment is None else augment, map_fn=maps,
                             in_memory=cfg.dataset.in_memory, color_jitter=cfg.dataset.color_jitter)
@@ -157,6 +162,7 @@ class DermXDataModule(L.LightningDataModule):
 
     def fingerprint(self) -> dict[str, Any]:
         """The checkpoint's ``training_data`` record (:func:`~dermx.train.provenance.training_record`)."""
-        return training_record(self.parts, self.source, fold=self.config.dataset.fold, identity=self.identity,
-                               missing_images=len(self.coverage.missing) if self.coverage else 0,
-                               left_out=dict(self.collection.skipped) if self.collection else {})
+        return {**training_record(self.parts, self.source, fold=self.config.dataset.fold, identity=self.identity,
+                                  missing_images=len(self.coverage.missing) if self.coverage else 0,
+                                  left_out=dict(self.collection.skipped) if self.collection else {}),
+                "raters": self.config.dataset.raters}

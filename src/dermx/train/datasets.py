@@ -46,17 +46,20 @@ class Item:
 
 
 def characteristic_labels(db: DermXDB, stem: str, characteristics: Sequence[str],
-                          rule: LabelRule = "any") -> tuple[float, ...]:
-    """1 for a characteristic outlined by ≥ 1 rater (``any``) or by more than half (``majority``)."""
-    ratings = db.ratings_of(stem)
+                          rule: LabelRule = "any", annotators: Sequence[str] | None = None) -> tuple[float, ...]:
+    """1 for a characteristic outlined by ≥ 1 rater (``any``) or by more than half (``majority``) of the
+    raters of ``annotators`` (default: every first-pass rater) who rated the image."""
+    ratings = db.ratings_of(stem, annotators)
     counts = [sum(c in r.characteristics for r in ratings) for c in characteristics]
     need = 1 if rule == "any" else len(ratings) / 2 + 1e-9
     return tuple(float(n >= need and n > 0) for n in counts)
 
 
 def dermxdb_items(db: DermXDB, stems: Sequence[str], characteristics: Sequence[str],
-                  rule: LabelRule = "any", *, find_images: bool = True) -> list[Item]:
-    """Items of DermXDB images with a reference diagnosis among the six classes (others skipped).
+                  rule: LabelRule = "any", *, find_images: bool = True,
+                  annotators: Sequence[str] | None = None) -> list[Item]:
+    """Items of DermXDB images with a reference diagnosis among the six classes (others skipped), their
+    characteristic labels from the raters of ``annotators`` (default: every first-pass rater).
 
     ``find_images=False`` leaves each item's path unresolved (``Path(stem)``): for labels and
     fingerprints of images the image folder may not hold."""
@@ -67,7 +70,7 @@ def dermxdb_items(db: DermXDB, stems: Sequence[str], characteristics: Sequence[s
             continue
         path = db.image_path(stem) if find_images else Path(stem)
         items.append(Item(stem, path, vocab.DIAGNOSES.index(record.diagnosis), record.patient,
-                          characteristic_labels(db, stem, characteristics, rule),
+                          characteristic_labels(db, stem, characteristics, rule, annotators),
                           (record.width, record.height)))
     return items
 

@@ -12,6 +12,8 @@
 ``images``    the keys of every training and validation image, sorted
 ``pixels``    the pixel digest of each of them (:func:`dermx.data.pixel_digest`), sorted
 ``patients``  their patient groups (:attr:`dermx.train.Item.group`), sorted
+``raters``    the annotators whose outlines gave the labels and guided-attention targets (``None``:
+              every first-pass rater)
 ``fold``      the held-out fold, if any; ``n_train``, ``n_val``, ``n_test``
 ``missing_images`` DermXDB images the image folder did not hold (left out of every part; listed in
               the run folder's ``missing_images.txt``)

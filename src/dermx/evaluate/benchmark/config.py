@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dermx.choices import CamMethod, EvalMapSize, FusionRule, Selection
-from dermx.evaluate.benchmark.scoring import BASELINES
+from dermx.evaluate.benchmark.scoring import BASELINES, POINTING_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,10 @@ class BenchmarkConfig:
     input size; ``native`` with ``map_size="native"``). ``shortcut_test``: on a synthetic set with a
     shortcut class, also run the counterfactual watermark test (:mod:`~dermx.evaluate.benchmark.shortcut`).
     ``examples``: choose and explain the report's example images (:mod:`~dermx.evaluate.benchmark.examples`).
+    ``raters``: the annotators whose outlines make the references, the presence labels and the raters'
+    ceiling (default: every first-pass rater); a held-out-raters protocol names the raters a DermX+
+    model did not learn from. ``pointing_tolerance``: the pointing game's, a share of the shorter side
+    of the grid maps are compared on.
     """
 
     method: CamMethod = "gradcam"
@@ -37,11 +41,12 @@ class BenchmarkConfig:
     n_boot: int = 1000
     seed: int = 0
     batch_size: int = 16
-    tolerance: float = 0.0
+    pointing_tolerance: float = POINTING_TOLERANCE
     agreement: bool = True
     shortcut_test: bool = True
     examples: bool = True
     agreement_size: tuple[int, int] | None = None
+    raters: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,12 +54,16 @@ class BenchmarkConfig:
 
 @dataclass
 class BenchmarkResult:
-    """Tables of a run: per-pair ``items``, ``baselines``, per-image ``images``; the rater-agreement
-    summary; example arrays for the report; the models; and (after summarising) ``summary``."""
+    """Tables of a run (:mod:`dermx.runs.tables`): per-pair ``items``, ``baselines``, per-image
+    ``images``, the raters scored as the models are (``ceiling``) and the raters' answers (``raters``);
+    the conditional rater-agreement summary; example arrays for the report; the models; and (after
+    summarising) ``summary``."""
 
     items: pd.DataFrame
     baselines: pd.DataFrame
     images: pd.DataFrame
+    ceiling: pd.DataFrame
+    raters: pd.DataFrame
     agreement: dict[str, Any] | None
     examples: dict[str, np.ndarray]
     config: BenchmarkConfig

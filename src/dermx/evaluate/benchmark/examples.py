@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from dermx import vocab
-from dermx.data import REFERENCE_CHANNELS, ReferenceMaps
+from dermx.data import REFERENCE_CHANNELS, RaterMasks, ReferenceMaps
 from dermx.evaluate.benchmark.summary import shortcut_class
 from dermx.evaluate.candidates import Candidate, Explanation
 from dermx.geometry import InputSpec, Size, resize
@@ -85,23 +85,21 @@ def _resize(maps: Tensor, size: tuple[int, int]) -> np.ndarray:
 @dataclass(frozen=True)
 class WithRaterMasks:
     """A ``map_fn`` (:class:`dermx.train.ImageDataset`): the channels of ``references``, then each
-    first-pass annotator's mask of every characteristic, ``(annotator, characteristic)`` flattened in
-    ``db.annotators()`` order; zeros for annotators who did not rate the image."""
+    first-pass annotator's mask of every characteristic (:class:`dermx.data.RaterMasks`)."""
 
     references: ReferenceMaps
 
+    @property
+    def raters(self) -> RaterMasks:
+        return RaterMasks.of(self.references.db)
+
     def annotators(self, stem: str | None = None) -> list[str]:
         """The first-pass annotators, or (``stem``) those who rated that image."""
-        db = self.references.db
-        return db.annotators() if stem is None else [r.annotator for r in db.ratings_of(stem)]
+        raters = self.raters
+        return list(raters.annotators) if stem is None else [raters.annotators[i] for i in raters.rated(stem)]
 
     def __call__(self, stem: str, size: Size | None) -> Tensor:
-        channels = self.references(stem, size)
-        stack = self.references.db.rater_stack(stem, size=size).transpose(0, 1)  # (rater, characteristic, h, w)
-        rated = self.annotators(stem)
-        masks = channels.new_zeros((len(self.annotators()), N_CHARACTERISTICS, *channels.shape[-2:]))
-        masks[[self.annotators().index(a) for a in rated]] = stack.float()
-        return torch.cat([channels, masks.flatten(0, 1)])
+        return torch.cat([self.references(stem, size), self.raters(stem, size).float()])
 
 
 class Examples:

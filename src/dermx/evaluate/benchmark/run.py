@@ -29,11 +29,14 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from dermx import vocab
 from dermx.data import DermXDB, ReferenceMaps
 from dermx.evaluate.agreement.interrater import rater_agreement
+from dermx.evaluate.agreement.tables import NO_DIAGNOSIS
+from dermx.evaluate.benchmark.ceiling import ceiling_rows
 from dermx.evaluate.benchmark.config import BenchmarkConfig, BenchmarkResult
 from dermx.evaluate.benchmark.examples import Examples, choose_examples
-from dermx.evaluate.benchmark.scoring import BatchTables, score_batch
+from dermx.evaluate.benchmark.scoring import SCORES, BatchTables, score_batch
 from dermx.evaluate.benchmark.shortcut import stamp_test
 from dermx.evaluate.benchmark.summary import summarize_benchmark
 from dermx.evaluate.candidates import Candidate, Explanation
@@ -53,7 +56,7 @@ def _score(batch: dict[str, Tensor], stems: list[str], explanation: Explanation,
            config: BenchmarkConfig, refs: Tensor) -> BatchTables:
     return score_batch(stems, batch["diagnosis"], batch["characteristics"].bool(), refs, explanation,
                        candidate.characteristics, grid=candidate.map_grid, threshold=config.threshold,
-                       tolerance=config.tolerance, baselines=config.baselines, seed=config.seed)
+                       tolerance=config.pointing_tolerance, baselines=config.baselines, seed=config.seed)
 
 
 def _score_native(db: DermXDB, references: ReferenceMaps, batch: dict[str, Tensor], stems: list[str],
@@ -90,6 +93,7 @@ def _model_entry(models: dict[str, dict[str, Any]], candidate: Candidate, out: P
                                                "names": candidate.names.to_dict(),
                                                "input_size": list(candidate.spec.size),
                                                "map_grid": list(candidate.map_grid),
+                                               "trained_raters": _trained_raters(candidate),
                                                "test_images": {"n": 0, "rules": [], "per_fold": []}})
     entry["folds"].append(candidate.fold)
     checkpoint = candidate.checkpoint
@@ -99,6 +103,17 @@ def _model_entry(models: dict[str, dict[str, Any]], candidate: Candidate, out: P
     tests["n"] += len(candidate.stems)
     if candidate.test.description not in tests["rules"]:
         tests["rules"].append(candidate.test.description)
+
+
+def _trained_raters(candidate: Candidate) -> list[str] | str | None:
+    """The raters a model learned its labels and attention from: their names, ``"all"`` (every
+    first-pass rater), or ``None`` when unknown (a stand-in, or a checkpoint that does not record it)."""
+    if candidate.model is None:
+        return None
+    record = candidate.model.config.training_data
+    if "raters" not in record:
+        return None
+    return record["raters"] or "all"
 
 
 class _TableWriter:
@@ -121,8 +136,9 @@ class _TableWriter:
 
 
 def _tables(db: DermXDB, parts: list[tuple[Candidate, BatchTables]]) -> dict[str, pd.DataFrame]:
+    """The per-pair and per-image tables of the scored batches (``items``, ``baselines``, ``images``)."""
     return {name: _with_metadata(db, _concat(parts, name)) if name == "images" else _concat(parts, name)
-            for name in TABLES}
+            for name in ("items", "baselines", "images")}
 
 
 def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: BenchmarkConfig | None = None, *,
@@ -138,13 +154,13 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
         raise ValueError("no models to benchmark")
     wrap = progress or (lambda it, _d, _n: it)
     writer = _TableWriter(Path(out) if out is not None else None)
-    references = ReferenceMaps.for_benchmark(db, config.fusion)
+    references = ReferenceMaps.for_benchmark(db, config.fusion, config.raters)
     all_stems = sorted({s for c in candidates for s in c.stems})
     parts: list[tuple[Candidate, BatchTables]] = []
     models: dict[str, dict[str, Any]] = {}
     for candidate in candidates:
         _model_entry(models, candidate, writer.out)
-        batches = candidate.batches(db, map_fn=references, batch_size=config.batch_size)
+        batches = candidate.batches(db, map_fn=references, batch_size=config.batch_size, annotators=config.raters)
         mine: list[tuple[Candidate, BatchTables]] = []
         for stems, batch in wrap(batches, f"explaining {candidate.label}", len(batches)):
             with torch.no_grad():
@@ -163,11 +179,14 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
                if config.examples else {})
     result = BenchmarkResult(
         items=items, baselines=tables["baselines"], images=images,
+        ceiling=_ceiling(db, candidates, config, wrap), raters=rater_answers(db, all_stems, config.raters),
         agreement=_agreement(db, all_stems, candidates, config, wrap),
         examples=_examples(db, candidates, reasons, references, config), config=config, models=models)
     result.summary = summarize_benchmark(result)
     if config.shortcut_test:
-        result.summary["shortcut_test"] = stamp_test(db, candidates, seed=config.seed, n_boot=config.n_boot)
+        patients = {s: db.images[s].patient for s in all_stems}
+        result.summary["shortcut_test"] = stamp_test(db, candidates, seed=config.seed, n_boot=config.n_boot,
+                                                     patients=patients)
     return result
 
 
@@ -195,9 +214,39 @@ def _concat(tables: list[tuple[Candidate, BatchTables]], name: str) -> pd.DataFr
 
 
 def _with_metadata(db: DermXDB, images: pd.DataFrame) -> pd.DataFrame:
-    """Add the strata columns ``skin_tone`` and ``age`` (DermXDB's age groups) of each image."""
-    return images.assign(skin_tone=[db.images[s].skin_tone or "unknown" for s in images["stem"]],
+    """Add each image's ``patient`` (the unit of resampling) and the strata columns ``skin_tone`` and
+    ``age`` (DermXDB's age groups)."""
+    return images.assign(patient=[db.images[s].patient for s in images["stem"]],
+                         skin_tone=[db.images[s].skin_tone or "unknown" for s in images["stem"]],
                          age=[db.images[s].age or "unknown" for s in images["stem"]])
+
+
+def _ceiling(db: DermXDB, candidates: Sequence[Candidate], config: BenchmarkConfig, wrap: Progress) -> pd.DataFrame:
+    """Every rater scored as each candidate is (:mod:`~dermx.evaluate.benchmark.ceiling`), once per
+    distinct (input grid, test images)."""
+    columns = ["model", "model_kind", "fold", "stem", "kind", "reference", "rater", *SCORES]
+    if not config.agreement:
+        return pd.DataFrame(columns=columns)
+    done: dict[tuple[Any, ...], pd.DataFrame] = {}
+    frames = []
+    for candidate in wrap(candidates, "scoring the raters as the models", len(candidates)):
+        key = (candidate.spec.size, candidate.spec.policy, candidate.stems)
+        if key not in done:
+            done[key] = ceiling_rows(db, candidate, rule=config.fusion, tolerance=config.pointing_tolerance,
+                                     annotators=config.raters, native=config.map_size == "native",
+                                     batch_size=config.batch_size)
+        frames.append(done[key].assign(model=candidate.name, model_kind=candidate.kind, fold=candidate.fold))
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def rater_answers(db: DermXDB, stems: Sequence[str], annotators: Sequence[str] | None) -> pd.DataFrame:
+    """Each rater's answers on ``stems``: the diagnosis (the first diagnosis tag of the file, else
+    ``No diagnosis``) and every characteristic outlined (``sel:<characteristic>``); the raters of
+    ``annotators`` (default: every first-pass rater)."""
+    rows = [{"stem": stem, "rater": rating.annotator, "diagnosis": rating.diagnosis or NO_DIAGNOSIS,
+             **{f"sel:{c}": c in rating.characteristics for c in vocab.CHARACTERISTICS}}
+            for stem in stems for rating in db.ratings_of(stem, annotators)]
+    return pd.DataFrame(rows, columns=["stem", "rater", "diagnosis", *(f"sel:{c}" for c in vocab.CHARACTERISTICS)])
 
 
 def _agreement(db: DermXDB, stems: list[str], candidates: Sequence[Candidate], config: BenchmarkConfig,
@@ -206,7 +255,8 @@ def _agreement(db: DermXDB, stems: list[str], candidates: Sequence[Candidate], c
     if not config.agreement:
         return None
     size = config.agreement_size or (None if config.map_size == "native" else candidates[0].spec.size)
-    result = rater_agreement(db, stems=stems, size=size, intra=False,
+    annotators = list(config.raters) if config.raters is not None else None
+    result = rater_agreement(db, annotators=annotators, stems=stems, size=size, intra=False,
                              progress=lambda s, _label: wrap(s, "scoring rater agreement", len(stems)))
     return result.summary
 

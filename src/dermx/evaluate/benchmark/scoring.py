@@ -17,12 +17,24 @@ Rows produced (``kind``):
 - ``diagnosis-union``: the map of the predicted diagnosis against the union map.
 
 Flags per row: ``present`` (reference), ``predicted`` (the model predicts the mapped characteristic;
-always true for diagnosis maps), ``correct`` (predicted diagnosis = reference). Scores (module
-:mod:`dermx.metrics`): fuzzy sensitivity, specificity, Dice, IoU (min t-norm), pointing game and
-energy-based pointing (``Σ s·y / Σ s``). Baseline maps (uniform, centred Gaussian, random on a
-the model's map grid) are scored on every (image, reference) pair that some row of the batch uses, so that
-any selection of model pairs can be joined with them on (stem, reference). Only the kept pairs are
-scored: they are gathered into one (pairs, 1, h, w) stack and reduced at once.
+always true for diagnosis maps), ``correct`` (predicted diagnosis = reference), ``miss`` (present in
+the reference, predicted absent: the model's map of it is zeroed). Scores (module :mod:`dermx.metrics`,
+:data:`SCORES`): fuzzy sensitivity, specificity, Dice, IoU (min t-norm); the pointing game as papers
+define it (a 0/1 hit of the reference outlined by anyone, within ``pointing_tolerance`` × the shorter
+side of the grid: 15/224, TorchRay's 15 px at a 224 px input) and dermx's fuzzy variant (the
+reference's membership at the maximum, no tolerance); energy-based pointing (``Σ s·y / Σ s``).
+
+**One rule for misses.** A characteristic the model calls absent has no map to show (the DermX
+convention zeroes it). Every score of such a pair takes its worst value
+(:attr:`dermx.metrics.MetricInfo.worst`: 0 for all of these): a map that shows nothing where the
+experts outlined something earns nothing on any score, specificity included (an empty map avoids
+the healthy skin trivially). The miss rate and the share of maps shown where no rater outlined
+anything are reported beside the map scores (:mod:`dermx.evaluate.benchmark.summary`).
+
+Baseline maps (uniform, centred Gaussian, random on the model's map grid) are scored on every (image,
+reference) pair that some row of the batch uses, so that any selection of model pairs can be joined
+with them on (stem, reference). Only the kept pairs are scored: they are gathered into one
+(pairs, 1, h, w) stack and reduced at once.
 
 Per image: probabilities, prediction, and the share of the diagnosis map's energy on the watermark
 and on the lesions, ``Σ s·m / Σ s`` for the crisp masks m, next to their area shares (the score of a
@@ -43,10 +55,13 @@ from dermx import vocab
 from dermx.data.references import UNION
 from dermx.evaluate.candidates import Explanation
 from dermx.explain import baseline_like, random_maps
-from dermx.metrics import compute_metrics, energy_pointing, fuzzy_confusion
+from dermx.metrics import METRICS, compute_metrics, energy_pointing, fuzzy_confusion
 
 #: The benchmark's scores, by their :data:`dermx.metrics.METRICS` names (also the table columns).
-SCORES: tuple[str, ...] = ("sensitivity", "specificity", "dice", "iou", "pointing", "energy")
+SCORES: tuple[str, ...] = ("sensitivity", "specificity", "dice", "iou", "pointing", "fuzzy_pointing", "energy")
+#: The pointing game's tolerance as a share of the shorter side of the grid maps are compared on:
+#: TorchRay's 15 px at a 224 px model input.
+POINTING_TOLERANCE = 15 / 224
 KINDS: tuple[str, ...] = ("characteristic", "diagnosis", "diagnosis-union")
 BASELINES: tuple[str, ...] = ("uniform", "gaussian", "random")
 DRAWN = "drawn_"
@@ -60,24 +75,34 @@ class BatchTables:
     images: pd.DataFrame
 
 
-def score_maps(maps: Tensor, refs: Tensor, *, tolerance: float = 0.0) -> dict[str, Tensor]:
-    """Every score of :data:`SCORES` for maps ``(B, T, h, w)`` against refs (broadcastable), ``(B, T)``."""
-    return {name: scores.values for name, scores in compute_metrics(SCORES, maps, refs, tolerance=tolerance).items()}
+def score_maps(maps: Tensor, refs: Tensor, *, tolerance: float = POINTING_TOLERANCE,
+               misses: Tensor | None = None) -> dict[str, Tensor]:
+    """Every score of :data:`SCORES` for maps ``(B, T, h, w)`` against refs (broadcastable), ``(B, T)``.
+    ``tolerance``: the pointing game's, a share of the shorter side of the grid (the fuzzy variant takes
+    none); ``misses`` (B, T) bool: pairs whose scores take their worst value (module docstring)."""
+    pixels = tolerance * min(maps.shape[-2:])
+    scores = compute_metrics(SCORES, maps, refs, tolerance={"pointing": pixels, "fuzzy_pointing": 0.0})
+    out = {name: s.values for name, s in scores.items()}
+    if misses is not None:
+        out = {name: torch.where(misses, METRICS[name].worst, v) for name, v in out.items()}
+    return out
 
 
 def _rows(keep: Tensor, maps: Tensor, refs: Tensor, columns: dict[str, np.ndarray], tolerance: float,
-          drawn: Tensor | None = None) -> pd.DataFrame:
+          drawn: Tensor | None = None, misses: Tensor | None = None) -> pd.DataFrame:
     """One row per true entry of ``keep`` (B, T): ``columns`` (B, T) arrays, then the scores of the kept
     pairs only, gathered into one (pairs, 1, h, w) stack. ``maps`` has T channels or one (broadcast).
-    With ``drawn`` (B, T, h, w) known-answer masks, also ``drawn_<score>`` (NaN where a mask is empty)."""
+    With ``drawn`` (B, T, h, w) known-answer masks, also ``drawn_<score>`` (NaN where a mask is empty);
+    ``misses`` (B, T): the pairs scored by the rule for misses."""
     b, t = keep.nonzero(as_tuple=True)
     pair_maps = maps[b, t if maps.shape[1] > 1 else 0][:, None]
-    scores = score_maps(pair_maps, refs[b, t][:, None], tolerance=tolerance)
+    missed = misses[b, t][:, None] if misses is not None else None
+    scores = score_maps(pair_maps, refs[b, t][:, None], tolerance=tolerance, misses=missed)
     if drawn is not None:
         truth = drawn[b, t][:, None]
         empty = truth.amax(dim=(1, 2, 3)) <= 0
         scores |= {DRAWN + name: values.masked_fill(empty[:, None], float("nan"))
-                   for name, values in score_maps(pair_maps, truth, tolerance=tolerance).items()}
+                   for name, values in score_maps(pair_maps, truth, tolerance=tolerance, misses=missed).items()}
     rows, cols = b.numpy(), t.numpy()
     data = {name: values[rows, cols] for name, values in columns.items()}
     data.update({name: values[:, 0].double().numpy() for name, values in scores.items()})
@@ -131,12 +156,13 @@ def score_batch(
     *,
     grid: tuple[int, int],
     threshold: float = 0.5,
-    tolerance: float = 0.0,
+    tolerance: float = POINTING_TOLERANCE,
     baselines: Sequence[str] = BASELINES,
     seed: int = 0,
 ) -> BatchTables:
     """Score a batch (module docstring). ``reference`` (B,) diagnosis indices; ``present`` (B, 16) bool;
-    ``grid``: the model's map grid, on which the random baseline is drawn."""
+    ``grid``: the model's map grid, on which the random baseline is drawn; ``tolerance``: the pointing
+    game's, a share of the shorter side of the grid."""
     batch = len(stems)
     names = np.asarray(stems, dtype=object)
     fused, union = refs[:, :_N], refs[:, _N:_N + 1]
@@ -155,7 +181,8 @@ def score_batch(
             **{k: _column(v, len(index)) for k, v in shared.items()},
             "kind": _grid(["characteristic"] * len(index), batch), "target": _grid(characteristics, batch),
             "reference": _grid(characteristics, batch), "present": is_present.numpy(),
-            "predicted": is_predicted.numpy()}, tolerance, drawn[:, index] if drawn is not None else None))
+            "predicted": is_predicted.numpy(), "miss": (is_present & ~is_predicted).numpy()}, tolerance,
+            drawn[:, index] if drawn is not None else None, is_present & ~is_predicted))
     dx_refs = torch.cat([fused, union], dim=1)
     dx_present = torch.cat([present, present.any(dim=1, keepdim=True)], dim=1)
     width = _N + 1
@@ -164,7 +191,8 @@ def score_batch(
         "kind": _grid(["diagnosis"] * _N + ["diagnosis-union"], batch),
         "target": _column(dx_names[predicted.numpy()], width),
         "reference": _grid((*vocab.CHARACTERISTICS, UNION), batch),
-        "present": dx_present.numpy(), "predicted": np.ones((batch, width), dtype=bool)}, tolerance, dx_drawn))
+        "present": dx_present.numpy(), "predicted": np.ones((batch, width), dtype=bool),
+        "miss": np.zeros((batch, width), dtype=bool)}, tolerance, dx_drawn))
     needed = dx_present.clone()
     if characteristics:
         needed[:, index] |= is_predicted

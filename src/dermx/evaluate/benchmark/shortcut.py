@@ -13,7 +13,8 @@ at a box drawn as the generator draws it (seeded), and the model sees both versi
   (``summary["shortcut"]["models"]``) mixes the logo with the class's real lesions, which also carry
   evidence for c; the counterfactual isolates what the logo alone does.
 
-Means come with percentile-bootstrap 95 % CIs over images (:func:`dermx.metrics.bootstrap_ci`).
+Means come with percentile-bootstrap 95 % CIs over patients (:func:`dermx.metrics.bootstrap_ci`, the
+images of a patient drawn together), or over images where no patient is known.
 """
 
 from __future__ import annotations
@@ -49,15 +50,16 @@ def _on_input(box: tuple[int, int, int, int], native: tuple[int, int], placement
     return grid
 
 
-def _estimate(values: Sequence[float], n_boot: int, seed: int) -> dict[str, float] | None:
+def _estimate(values: Sequence[float], clusters: Sequence[str] | None, n_boot: int, seed: int) -> dict[str, Any] | None:
     if not values:
         return None
-    ci = bootstrap_ci(np.asarray(values, dtype=np.float64), n_boot=n_boot, seed=seed)
-    return {"mean": float(np.mean(values)), "low": float(ci.low), "high": float(ci.high), "n": len(values)}
+    ci = bootstrap_ci(np.asarray(values, dtype=np.float64), n_boot=n_boot, seed=seed, clusters=clusters)
+    return {"mean": float(np.mean(values)), "low": float(ci.low), "high": float(ci.high), "n": len(values),
+            "unit": "image" if clusters is None else "patient"}
 
 
 def _rows(db: DermXDB, candidate: Candidate, stems: Sequence[str], shortcut: str,
-          seed: int) -> dict[str, list[float]]:
+          seed: int) -> dict[str, list[Any]]:
     """Per image: Δp and flip; per flipped image: the map's energy share and the logo's area share."""
     explainer = candidate.explain
     assert isinstance(explainer, CamExplainer)
@@ -65,7 +67,7 @@ def _rows(db: DermXDB, candidate: Candidate, stems: Sequence[str], shortcut: str
     spec = candidate.spec
     transform = joint_transform(spec.size, spec.mean, spec.std, augment=False)
     rng = np.random.default_rng(seed)
-    delta, flipped, shares, areas = [], [], [], []
+    delta, flipped, shares, areas, flipped_stems = [], [], [], [], []
     for stem in stems:
         image = load_rgb(db.image_path(stem))
         native = (image.height, image.width)
@@ -83,24 +85,30 @@ def _rows(db: DermXDB, candidate: Candidate, stems: Sequence[str], shortcut: str
             heat = result.maps[1, 0].detach().cpu().clamp(min=0)
             shares.append(float((heat * logo).sum() / heat.sum()) if heat.sum() > 0 else math.nan)
             areas.append(float(logo.mean()))
-    return {"delta": delta, "flipped": flipped, "shares": shares, "areas": areas}
+            flipped_stems.append(stem)
+    return {"delta": delta, "flipped": flipped, "shares": shares, "areas": areas, "stems": list(stems),
+            "flipped_stems": flipped_stems}
 
 
-def _summary(rows: dict[str, list[float]], seed: int, n_boot: int) -> dict[str, Any]:
-    defined = [s for s in rows["shares"] if not math.isnan(s)]
-    share = _estimate(defined, n_boot, seed)
+def _summary(rows: dict[str, list[Any]], patients: dict[str, str] | None, seed: int, n_boot: int) -> dict[str, Any]:
+    def clusters(stems: Sequence[str]) -> list[str] | None:
+        return [patients.get(s, s) for s in stems] if patients is not None else None
+
+    defined = [(s, v) for s, v in zip(rows["flipped_stems"], rows["shares"], strict=True) if not math.isnan(v)]
+    share = _estimate([v for _, v in defined], clusters([s for s, _ in defined]), n_boot, seed)
     area = float(np.mean(rows["areas"])) if rows["areas"] else math.nan
     ratio = None if share is None or not area else {k: share[k] / area for k in ("mean", "low", "high")}
-    return {"n": len(rows["delta"]), "delta_p": _estimate(rows["delta"], n_boot, seed),
-            "flip_rate": _estimate(rows["flipped"], n_boot, seed), "n_flipped": int(sum(rows["flipped"])),
-            "energy_logo": share, "area_logo": area, "energy_ratio": ratio}
+    return {"n": len(rows["delta"]), "delta_p": _estimate(rows["delta"], clusters(rows["stems"]), n_boot, seed),
+            "flip_rate": _estimate(rows["flipped"], clusters(rows["stems"]), n_boot, seed),
+            "n_flipped": int(sum(rows["flipped"])), "energy_logo": share, "area_logo": area, "energy_ratio": ratio}
 
 
-def stamp_test(db: DermXDB, candidates: Sequence[Candidate], *, seed: int = 0,
-               n_boot: int = 1000) -> dict[str, Any] | None:
+def stamp_test(db: DermXDB, candidates: Sequence[Candidate], *, seed: int = 0, n_boot: int = 1000,
+               patients: dict[str, str] | None = None) -> dict[str, Any] | None:
     """The counterfactual shortcut test of every model candidate (module docstring); ``None`` when the
     data set has no shortcut class (not synthetic, or generated without one) or no candidate is a model
-    (stand-ins without a network cannot be shown a stamped image).
+    (stand-ins without a network cannot be shown a stamped image). ``patients``: each stem's patient,
+    the unit of the bootstrap (default: each image its own).
 
     Candidates of several folds of one model are pooled per model name.
     """
@@ -118,10 +126,11 @@ def stamp_test(db: DermXDB, candidates: Sequence[Candidate], *, seed: int = 0,
         if isinstance(candidate.explain, CamExplainer):
             per_model.setdefault(candidate.name, []).append(candidate)
     for name, folds in per_model.items():
-        pooled: dict[str, list[float]] = {"delta": [], "flipped": [], "shares": [], "areas": []}
+        pooled: dict[str, list[Any]] = {"delta": [], "flipped": [], "shares": [], "areas": [], "stems": [],
+                                        "flipped_stems": []}
         for candidate in folds:
             stems = [s for s in candidate.stems if s not in marked and db.images[s].diagnosis != shortcut]
             for key, values in _rows(db, candidate, stems, shortcut, seed).items():
                 pooled[key] += values
-        out["models"][name] = _summary(pooled, seed, n_boot)
+        out["models"][name] = _summary(pooled, patients, seed, n_boot)
     return out if out["models"] else None

@@ -63,7 +63,9 @@ class LeaderboardConfig:
     steps. ``mprt_steps``: cascade positions at which maps are recomputed (evenly spaced over the
     randomisable layers, always including the last, full randomisation). ``sensitivity_samples``
     noise draws of radius ``sensitivity_radius``; ``fc_runs`` subsets of ``fc_subset`` pixels for
-    faithfulness correlation.
+    faithfulness correlation. Where a column carries a Quantus name, its settings are Quantus' defaults
+    or the difference is listed in :func:`deviations` (written to ``leaderboard.json`` and shown
+    beside the column in the report).
     """
 
     methods: tuple[CamMethod, ...] = tuple(METHODS)  # type: ignore[assignment]
@@ -76,9 +78,9 @@ class LeaderboardConfig:
     road_noise: float = 0.01
     mprt_steps: int = 3
     sensitivity_samples: int = 3
-    sensitivity_radius: float = 0.02
+    sensitivity_radius: float = 0.2
     fc_runs: int = 20
-    fc_subset: int = 256
+    fc_subset: int = 224
     threshold: float = 0.5
     n_boot: int = 1000
     seed: int = 0
@@ -105,6 +107,42 @@ class Leaderboard:
     def frame(self) -> pd.DataFrame:
         """The finite rows as a table (``leaderboard.csv``; with its header even when no row is finite)."""
         return finite_rows(self.rows)
+
+
+#: How the follow-up protocol differs from the published one (Jalaboi et al. 2023, arXiv 2302.12084).
+FOLLOWUP_DIFFERENCES = (
+    "follow-up protocol as dermx implements it, not the published run: the models, input size and CAM layer "
+    "are those of this run (the study compared 11 ImageNet-pretrained architectures at their own input sizes); "
+    "the references are the raters of this DermXDB release (the study used the earlier release, three raters per "
+    "image); the maps come from dermx's CAM engine (tested against pytorch-grad-cam), the union map and the "
+    "'relative' fusion as dermx.data defines them")
+
+
+def deviations(config: LeaderboardConfig) -> dict[str, str]:
+    """Each column that carries a metric's name from Quantus (0.6) or its paper, and where this run's
+    setting differs from it: column → the difference. Columns not listed use the defaults."""
+    quantus_fc = (f"{config.fc_runs} random subsets of {config.fc_subset} pixels (Quantus FaithfulnessCorrelation: "
+                  "100 of 224); the variance of the subsets is carried into the CI (runs resampled with the images)")
+    sensitivity = (f"{config.sensitivity_samples} noise draws of radius {config.sensitivity_radius} (Quantus: 200 "
+                   "draws of radius 0.2); the max over few draws is a lower bound of the max over many")
+    cascade = (f"similarity after the full cascade; maps at {config.mprt_steps} evenly spaced cascade positions for "
+               "the curve (Quantus MPRT: every layer, top down); the share of maps without a rank correlation at "
+               "each position is in leaderboard.json")
+    out = {
+        "deletion_auc": "RISE's deletion: the AUC over [0, 1] including the unperturbed score (Quantus "
+                        "PixelFlipping omits it and does not normalise)",
+        "insertion_auc": "RISE's insertion on a blurred canvas (σ = 5 px); not in Quantus",
+        "road_morf": "the mean target probability over the ROAD percentages (Quantus ROAD scores accuracy, MoRF "
+                     "only)",
+        "road_lerf": "the mean target probability over the ROAD percentages; Quantus ROAD has no LeRF",
+        "faithfulness_corr": quantus_fc, "max_sensitivity": sensitivity, "avg_sensitivity": sensitivity,
+        "mprt_spearman": cascade, "mprt_ssim": cascade + "; SSIM on a 7×7 window (Adebayo et al.; Quantus MPRT "
+                                                         "uses Spearman)",
+        "random_logit": "SSIM on a 7×7 window over the 2-D map (Quantus 0.6 flattens the map first)",
+    }
+    if config.protocol == "followup":
+        out.update(dict.fromkeys(AGREEMENT, FOLLOWUP_DIFFERENCES))
+    return out
 
 
 def parse_methods(text: str | Sequence[str]) -> tuple[CamMethod, ...]:

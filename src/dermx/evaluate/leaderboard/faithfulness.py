@@ -72,6 +72,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dermx.metrics import pearson
+
 __all__ = [
     "Baseline",
     "Curves",
@@ -79,6 +81,7 @@ __all__ = [
     "curve_auc",
     "deletion_curves",
     "faithfulness_correlation",
+    "faithfulness_runs",
     "gaussian_blur",
     "noisy_linear_imputation",
     "pixel_ranks",
@@ -563,6 +566,17 @@ def faithfulness_correlation(score: Score, images: Tensor, maps: Tensor, targets
 
     ``subsets``: ``(n_runs, subset_size)`` pixel indices (flat, row-major), else drawn from ``seed``.
     """
+    sums, deltas = faithfulness_runs(score, images, maps, targets, n_runs=n_runs, subset_size=subset_size,
+                                     baseline=baseline, subsets=subsets, seed=seed, batch_size=batch_size)
+    return pearson(sums, deltas).float()
+
+
+def faithfulness_runs(score: Score, images: Tensor, maps: Tensor, targets: Tensor | Sequence[int], *,
+                      n_runs: int = 100, subset_size: int = 224, baseline: Baseline = "min",
+                      subsets: Tensor | None = None, seed: int = 0, batch_size: int = 64) -> tuple[Tensor, Tensor]:
+    """The two sides of the faithfulness correlation, run by run: ``(Σ_{i ∈ S_r} s_t(i), f_t(x) − f_t(x_r))``,
+    each ``(B, T, R)`` float64; :func:`pearson` of them is :func:`faithfulness_correlation`. Kept apart so
+    that an interval can resample the runs (the random subsets) as well as the images."""
     _check(images, maps)
     b, t = maps.shape[:2]
     n_pixels = maps.shape[-2] * maps.shape[-1]
@@ -589,12 +603,5 @@ def faithfulness_correlation(score: Score, images: Tensor, maps: Tensor, targets
     picked = scores.gather(2, columns[:, None, :].expand(-1, len(subsets) + 1, -1))  # (B, R+1, T)
     deltas = (picked[:, :1] - picked[:, 1:]).transpose(1, 2).double()  # (B, T, R)
     sums = (maps.flatten(-2).double() @ chosen.double().T)  # (B, T, R)
-    return _pearson(sums, deltas).float()
+    return sums, deltas
 
-
-def _pearson(a: Tensor, b: Tensor) -> Tensor:
-    a = a - a.mean(dim=-1, keepdim=True)
-    b = b - b.mean(dim=-1, keepdim=True)
-    denominator = a.norm(dim=-1) * b.norm(dim=-1)
-    return torch.where(denominator > 0, (a * b).sum(dim=-1) / denominator.clamp(min=1e-300),
-                       torch.full_like(denominator, math.nan))

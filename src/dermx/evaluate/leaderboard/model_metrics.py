@@ -28,7 +28,7 @@ from torch import Tensor
 from dermx.data import DermXDB
 from dermx.evaluate.candidates import Candidate
 from dermx.evaluate.leaderboard.config import LeaderboardConfig
-from dermx.evaluate.leaderboard.faithfulness import deletion_curves, faithfulness_correlation, road_curves
+from dermx.evaluate.leaderboard.faithfulness import deletion_curves, faithfulness_runs, road_curves
 from dermx.evaluate.leaderboard.robustness import sensitivity
 from dermx.evaluate.leaderboard.sanity import (
     average_ranks,
@@ -39,6 +39,7 @@ from dermx.evaluate.leaderboard.sanity import (
     ssim,
 )
 from dermx.explain import CamEngine
+from dermx.metrics import pearson
 from dermx.models import DermXNet
 
 Say = Callable[[str], None]
@@ -47,12 +48,15 @@ Say = Callable[[str], None]
 @dataclass
 class ModelMetrics:
     """One model's (fold's) per-image metrics: ``values[method][metric]`` of shape (B,) or (B, T) on
-    ``stems``; ``failed``: methods that could not explain, with the reason; ``curves``: the MPRT curve
-    of each method (mean similarity at each evaluated cascade step); ``example``: the first image and
-    each method's map of its predicted diagnosis."""
+    ``stems``; ``fc_runs[method]``: the two sides of the faithfulness correlation run by run, (B, R)
+    each (:func:`~dermx.evaluate.leaderboard.faithfulness.faithfulness_runs`); ``failed``: methods that
+    could not explain, with the reason; ``curves``: the MPRT curve of each method (mean similarity and
+    share of undefined maps at each evaluated cascade step); ``example``: the first image and each
+    method's map of its predicted diagnosis."""
 
     stems: list[str]
     values: dict[str, dict[str, Tensor]] = field(default_factory=dict)
+    fc_runs: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     example: dict[str, np.ndarray] = field(default_factory=dict)
@@ -136,12 +140,14 @@ def model_metrics(db: DermXDB, candidate: Candidate, methods: Sequence[str], con
         per[f"road_{order}"] = road_curves(score, images, picked, targets, percentages=config.road_percentages,
                                            order=order, noise=config.road_noise, seed=config.seed, **kw).mean()  # type: ignore[arg-type]
     say(f"{candidate.name}: faithfulness correlation ({config.fc_runs} runs)")
-    per["faithfulness_corr"] = faithfulness_correlation(  # on logits, as Quantus (softmax=False by default)
+    sums, drops = faithfulness_runs(  # on logits, as Quantus (softmax=False by default)
         scores(model, logits=True), images, picked, targets, n_runs=config.fc_runs,
         subset_size=min(config.fc_subset, images.shape[-2] * images.shape[-1] // 2), seed=config.seed, **kw)
+    per["faithfulness_corr"] = pearson(sums, drops).float()
     dx_columns = torch.arange(n_char, n_char + len(model.config.diagnoses))
     for j, method in enumerate(ok):
         out.values[method] = {key: value[:, j] for key, value in per.items()}
+        out.fc_runs[method] = (sums[:, j], drops[:, j])
         out.values[method]["random_logit"] = random_logit(maps[method], predicted, dx_columns, seed=config.seed)
     layers = randomisation_layers(model)
     positions = set(cascade_positions(len(layers), config.mprt_steps))
@@ -156,8 +162,9 @@ def model_metrics(db: DermXDB, candidate: Candidate, methods: Sequence[str], con
             rho = spearman(maps[method], random_maps, a_ranks=ranks[method])
             sim = ssim(maps[method], random_maps)
             last[method] = (rho, sim)
+            undefined = float(torch.isnan(rho).float().mean())  # the share of maps without a rank correlation
             out.curves[method].append({"layer": layer, "step": step + 1, "spearman": _nanmean(rho),
-                                       "ssim": _nanmean(sim)})
+                                       "ssim": _nanmean(sim), "undefined": undefined})
     say(f"{candidate.name}: sensitivity ({config.sensitivity_samples} draws, radius {config.sensitivity_radius})")
     n_targets = maps[ok[0]].shape[1]
 

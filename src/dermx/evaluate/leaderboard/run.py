@@ -67,13 +67,15 @@ from dermx.evaluate.leaderboard.agreement import agreement_rows
 from dermx.evaluate.leaderboard.config import (
     AGREEMENT,
     DIRECTIONS,
+    FOLLOWUP_DIFFERENCES,
     UNDEFINED_WHY,
     Leaderboard,
     LeaderboardConfig,
+    deviations,
     parse_methods,
 )
 from dermx.evaluate.leaderboard.model_metrics import ModelMetrics, model_metrics
-from dermx.evaluate.stats import estimate
+from dermx.evaluate.stats import Clusters, correlation_estimate, estimate
 from dermx.explain.methods import get_method
 from dermx.runs.leaderboard import undefined_value
 from dermx.runs.leaderboard import write_leaderboard as write_files
@@ -91,9 +93,18 @@ def _by_model(candidates: Sequence[Candidate]) -> dict[str, list[Candidate]]:
 
 
 def _pooled(folds: Sequence[ModelMetrics], candidates: Sequence[Candidate], method: str, metric: str,
-            config: LeaderboardConfig) -> dict[str, float]:
+            config: LeaderboardConfig, clusters: Clusters) -> dict[str, float]:
     """One metric of one method, its per-image values of every fold pooled (per image, a metric over
-    several targets is first averaged over the defined targets), then estimated with its CI."""
+    several targets is first averaged over the defined targets), then estimated with its CI over
+    patients; faithfulness correlation resamples its random subsets too
+    (:func:`~dermx.evaluate.stats.correlation_estimate`)."""
+    boot = {"clusters": clusters, "n_boot": config.n_boot, "seed": config.seed}
+    if metric == "faithfulness_corr":
+        stems = [s for part in folds for s in part.stems]
+        sums = torch.cat([part.fc_runs[method][0] for part in folds]).numpy()
+        drops = torch.cat([part.fc_runs[method][1] for part in folds]).numpy()
+        e = correlation_estimate(sums, drops, stems, **boot)
+        return {metric: e["mean"], f"{metric}_low": e["low"], f"{metric}_high": e["high"]}
     frames = []
     for part, candidate in zip(folds, candidates, strict=True):
         v = part.values[method][metric].double()
@@ -101,17 +112,21 @@ def _pooled(folds: Sequence[ModelMetrics], candidates: Sequence[Candidate], meth
             defined = ~torch.isnan(v)
             v = torch.where(defined, v, 0).sum(dim=1) / defined.sum(dim=1)  # NaN when no target is defined
         frames.append(pd.DataFrame({"stem": part.stems, "fold": candidate.fold, "value": v.numpy()}))
-    e = estimate(pd.concat(frames, ignore_index=True), "value", n_boot=config.n_boot, seed=config.seed)
+    e = estimate(pd.concat(frames, ignore_index=True), "value", **boot)
     return {metric: e["mean"], f"{metric}_low": e["low"], f"{metric}_high": e["high"]}
 
 
-def _agreement_columns(rows: pd.DataFrame, config: LeaderboardConfig) -> dict[str, float]:
+def _agreement_columns(rows: pd.DataFrame, config: LeaderboardConfig, clusters: Clusters = None) -> dict[str, float]:
+    """The agreement columns of one (model, method): mean of image means (the follow-up protocol: the mean
+    over folds of per-fold means) with the CI over patients of the pooled folds, and, with two folds or
+    more, the SD over folds (``_fold_sd``; one fold has no spread, so no such column)."""
     columns: dict[str, float] = {"agreement_images": len(rows[["fold", "stem"]].drop_duplicates())}
     for score in AGREEMENT:
-        e = estimate(rows, score, n_boot=config.n_boot, seed=config.seed)
+        e = estimate(rows, score, clusters=clusters, n_boot=config.n_boot, seed=config.seed)
         columns.update({score: e["fold_mean"] if config.protocol == "followup" else e["mean"],
-                        f"{score}_low": e["low"], f"{score}_high": e["high"],
-                        f"{score}_fold_sd": 0.0 if e.get("folds", 0) <= 1 else e["fold_sd"]})
+                        f"{score}_low": e["low"], f"{score}_high": e["high"]})
+        if e["folds"] >= 2:
+            columns[f"{score}_fold_sd"] = e["fold_sd"]
     return columns
 
 
@@ -124,7 +139,7 @@ def _settings(config: LeaderboardConfig) -> str:
 
 
 def _model_rows(db: DermXDB, name: str, candidates: list[Candidate], board: Leaderboard, wrap: Progress,
-                say: Callable[[str], None]) -> None:
+                say: Callable[[str], None], clusters: Clusters) -> None:
     """Every row of one model (all its folds) into ``board``; a failure is recorded, never raised."""
     config = board.config
     methods = list(config.methods)
@@ -163,9 +178,10 @@ def _model_rows(db: DermXDB, name: str, candidates: list[Candidate], board: Lead
         for method, points in part.curves.items():
             board.mprt_curves.setdefault(name, {})[method] = points
     for method in (m for m in ok if m in agreement):
-        row: dict[str, Any] = {"model": name, "method": method, **_agreement_columns(agreement[method], config)}
+        row: dict[str, Any] = {"model": name, "method": method,
+                               **_agreement_columns(agreement[method], config, clusters)}
         for metric in folds[0].values[method]:
-            row.update(_pooled(folds, candidates, method, metric, config))
+            row.update(_pooled(folds, candidates, method, metric, config, clusters))
         row["n_images"] = sum(min(config.n_images, len(c.stems)) for c in candidates)
         board.rows.append(row)
         for metric, reason in _undefined(row):
@@ -186,8 +202,12 @@ def run_leaderboard(db: DermXDB, candidates: Sequence[Candidate], methods: Seque
     board = Leaderboard(config=config)
     say(_settings(config))
     models = _by_model(candidates)
+    stems = {s for c in candidates for s in c.stems}
+    clusters = pd.Series({s: db.images[s].patient for s in stems}, dtype=str)
     for name, folds in models.items():
-        _model_rows(db, name, folds, board, wrap, say)
+        _model_rows(db, name, folds, board, wrap, say, clusters)
+    if config.protocol == "followup":
+        board.notes.append(FOLLOWUP_DIFFERENCES)
     if config.protocol == "followup":
         board.notes += _across_models(board.rows)
     tested = {name: {s for c in folds for s in c.stems} for name, folds in models.items()}
@@ -232,6 +252,7 @@ def write_leaderboard(board: Leaderboard, out: str | Path) -> list[Path]:
     """``leaderboard.csv`` (finite rows), ``leaderboard.json`` (everything) and ``leaderboard_examples.npz``
     (:mod:`dermx.runs.leaderboard`)."""
     return write_files(out, {"config": board.config.to_dict(), "directions": DIRECTIONS,
+                             "deviations": deviations(board.config),
                              "protocol": board.config.protocol, "rows": board.rows, "excluded": board.excluded,
                              "undefined": board.undefined, "notes": board.notes, "mprt_curves": board.mprt_curves},
                        board.examples)
