@@ -23,7 +23,7 @@ Values = Tensor | np.ndarray | Sequence[float]
 
 def _as_double(name: str, values: Values) -> Tensor:
     """``values`` as a float64 CPU tensor (at least 1-D), rejecting infinities."""
-    x = values if isinstance(values, Tensor) else torch.as_tensor(np.asarray(values, dtype=np.float64))
+    x = values if isinstance(values, Tensor) else torch.from_numpy(np.array(values, dtype=np.float64))  # a copy
     x = x.detach().to(device="cpu", dtype=torch.float64)
     if x.ndim == 0:
         x = x.reshape(1)

@@ -289,7 +289,7 @@ def _detail_frame(summary: dict[str, Any]) -> pd.DataFrame:
 
 def _paired_frame(summary: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame([{"A": p["a"], "B": p["b"], "maps": PAIRED_KINDS.get(p["kind"], p["kind"]), "score": p["score"],
-                          "A − B, 95 % CI over images": fmt(p["difference"]), "images": p["difference"]["n"]}
+                          "A − B, 95 % CI over patients": fmt(p["difference"]), "images": p["difference"]["n"]}
                          for p in summary["paired"]])
 
 

@@ -172,7 +172,7 @@ def leaderboard_section(run_dir: str | Path) -> str:
              f"ROAD at {config.get('road_percentages')} %), sanity ({config.get('mprt_steps')} cascade positions, "
              f"every target's map) and robustness ({config.get('sensitivity_samples')} noise draws of radius "
              f"{config.get('sensitivity_radius')}) on the first {config.get('n_images')} test images. Mean of "
-             "image means [bootstrap 95 % CI over images]; ↑ higher is better, ↓ lower is better. A faithful "
+             "image means [bootstrap 95 % CI over patients]; ↑ higher is better, ↓ lower is better. A faithful "
              "method has a low deletion AUC, a high insertion AUC and a low similarity after randomisation.</p>"]
     undefined = {(e["model"], e["method"], e["metric"]): e["reason"] for e in data.get("undefined", [])}
     deviations = data.get("deviations", {})

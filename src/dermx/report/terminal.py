@@ -23,7 +23,7 @@ def headline_table(summary: dict[str, Any]) -> Table:
     """The report's headline table for the terminal (module docstring)."""
     frame = headline_frame(summary)
     columns = {k: v for k, v in headline_columns(summary).items() if k in TERMINAL_COLUMNS}
-    table = Table(title="Headline (95 % CI over images; raters: mean ± SD)")
+    table = Table(title="Headline (95 % CI over patients; conditional raters: mean ± SD)")
     for key in columns:
         table.add_column(TERMINAL_COLUMNS[key], justify="left" if key == "source" else "right",
                          no_wrap=key == "source")

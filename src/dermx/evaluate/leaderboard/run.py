@@ -1,20 +1,22 @@
 r"""The method × model leaderboard: which explanation agrees with the experts while staying faithful?
 
-One row per (model, method), every column with its 95 % bootstrap CI over images (``<col>_low``,
-``<col>_high``) and a direction (:data:`~dermx.evaluate.leaderboard.config.DIRECTIONS`: higher or lower is better):
+One row per (model, method), every column with its 95 % bootstrap CI over patients (``<col>_low``,
+``<col>_high``; the folds of a model pooled per image first) and a direction
+(:data:`~dermx.evaluate.leaderboard.config.DIRECTIONS`: higher or lower is better):
 
-* **agreement**, the benchmark's protocol (the numbers :func:`~dermx.evaluate.benchmark.run_benchmark`
+* **agreement**, the benchmark's protocol (the numbers :func:`~dermx.evaluate.benchmark.run.run_benchmark`
   gives with the method): ``dice``, ``sensitivity``, ``specificity``, ``pointing`` on every test image
-  (Score-CAM: on the first ``score_images``, see :class:`~dermx.evaluate.leaderboard.config.LeaderboardConfig`;
-  :mod:`~dermx.evaluate.leaderboard.agreement`) that the protocol selects;
-  ``agreement_images`` counts the images scored.
-  Protocol ``dermx`` (default): characteristic maps against the ``mean``-fused characteristic
-  references, pairs whose characteristic is present. Protocol ``followup`` (Jalaboi et al. 2023, arXiv 2302.12084): the
-  predicted class's map, correctly diagnosed images only, against the per-image union map with the
-  ``relative`` fusion; mean over images per model (per fold), then mean ± SD over folds
-  (``<col>_fold_sd``; 0 folds of spread for a single checkpoint is reported as SD 0).
-* **faithfulness** (:mod:`~dermx.evaluate.leaderboard.faithfulness`) of the predicted diagnosis's map, on the first
-  ``n_images`` test images (sorted stems): ``deletion_auc`` / ``insertion_auc`` (blur baseline),
+  (Score-CAM: on the first ``score_images``, see
+  :class:`~dermx.evaluate.leaderboard.config.LeaderboardConfig`;
+  :mod:`~dermx.evaluate.leaderboard.agreement`) that the protocol selects; ``agreement_images`` counts
+  the images scored. Protocol ``dermx`` (default): characteristic maps against the ``mean``-fused
+  characteristic references, pairs whose characteristic is present. Protocol ``followup`` (Jalaboi et
+  al. 2023, arXiv 2302.12084, as dermx implements it: the differences from the published run are
+  listed with its rows): the predicted class's map, correctly diagnosed images only, against the
+  per-image union map with the ``relative`` fusion; mean over images per model (per fold), then mean
+  over folds, and from two folds on their SD (``<col>_fold_sd``; one fold has no spread).
+* **faithfulness** (:mod:`~dermx.evaluate.leaderboard.faithfulness`) of the predicted diagnosis's map, on
+  the first ``n_images`` test images (sorted stems): ``deletion_auc`` / ``insertion_auc`` (blur baseline),
   ``deletion_auc_mean`` / ``insertion_auc_mean`` (mean-colour baseline), ``road_morf`` / ``road_lerf``
   (mean target probability over the ROAD percentages), ``faithfulness_corr``. Scores are the model's
   probabilities (softmax over diagnoses, sigmoid per characteristic), except for the faithfulness
@@ -25,11 +27,12 @@ One row per (model, method), every column with its 95 % bootstrap CI over images
   ``mprt_spearman`` / ``mprt_ssim`` (similarity to the trained model's maps after the whole cascade
   of randomisation; the per-step curve is in ``leaderboard.json``), ``random_logit`` (SSIM of the
   predicted diagnosis's map with another diagnosis's map).
-* **robustness** (:mod:`~dermx.evaluate.leaderboard.robustness`): ``max_sensitivity``, ``avg_sensitivity`` over
-  every target's map.
+* **robustness** (:mod:`~dermx.evaluate.leaderboard.robustness`): ``max_sensitivity``,
+  ``avg_sensitivity`` over every target's map.
 
 Per image, a metric over several targets is first averaged over the defined targets (as the benchmark
-does over pairs), then images are bootstrapped (:func:`dermx.evaluate.stats.estimate`).
+does over pairs), then patients are bootstrapped (:func:`dermx.evaluate.stats.estimate`; faithfulness
+correlation also resamples its random subsets, :func:`dermx.evaluate.stats.correlation_estimate`).
 
 Forward passes are shared wherever the maths allows: one forward pass (and one gradient computation)
 per batch gives every method's maps (:meth:`~dermx.explain.CamEngine.explain_methods`: the gradient
