@@ -3,12 +3,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
 from dermx.demo.cli import register
 
 
+@pytest.mark.slow
 def test_demo_quick_end_to_end(tmp_path: Path) -> None:
     app = typer.Typer()
 
@@ -105,3 +107,23 @@ def test_strict_exits_non_zero_when_a_check_fails(tmp_path: Path, monkeypatch) -
     assert lenient.exit_code == 0 and "✗ guided attention" in lenient.output
     strict = CliRunner().invoke(app, ["demo", "--strict", "--out", str(tmp_path / "b")])
     assert strict.exit_code == 1 and "1 check(s) failed: guided attention (--strict)" in strict.output
+
+
+@pytest.mark.slow
+def test_the_held_out_raters_protocol_trains_and_scores_on_different_raters(tmp_path: Path) -> None:
+    """`dermx demo --held-out-raters`: the models' training record names raters 1-4, the references and the
+    ceiling use raters 5-8 only, and the report says the models never learned from them."""
+    import pandas as pd
+
+    from dermx.cli import app
+    from dermx.demo.pipeline import REFERENCE_RATERS, TRAINING_RATERS
+
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--quick", "--held-out-raters", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["raters"] == list(REFERENCE_RATERS)
+    assert {info["trained_raters"] == list(TRAINING_RATERS) for info in summary["models"].values()} == {True}
+    raters = set(pd.read_csv(out / "raters.csv")["rater"])
+    assert raters <= set(REFERENCE_RATERS) and raters
+    assert "none of whom the models learned from (held-out raters" in (out / "report.html").read_text()

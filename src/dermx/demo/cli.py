@@ -18,6 +18,9 @@ def demo_command(
     seed: Annotated[int, option("--seed")] = 0,
     quick: Annotated[bool, typer.Option("--quick", help="A tiny run (< 60 s) to check the installation.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit with 1 when a check fails.")] = False,
+    held_out_raters: Annotated[bool, typer.Option(
+        "--held-out-raters", help="Train on raters 1-4's labels and maps, score against raters 5-8 (whose style "
+                                  "DermX+ never learned).")] = False,
 ) -> None:
     """Run the whole pipeline on synthetic data with a watermark shortcut; print the report's path.
 
@@ -30,7 +33,8 @@ def demo_command(
     from dermx.demo.pipeline import DemoConfig, run_demo
     from dermx.report.terminal import headline_table
 
-    changes = {"out": out, "images": n_images, "epochs": epochs, "seed": seed}
+    changes = {"out": out, "images": n_images, "epochs": epochs, "seed": seed,
+               "held_out_raters": held_out_raters or None}
     config = DemoConfig.recipe("quick" if quick else "demo", **changes)
     console = Console()
     result = run_demo(config, console)
