@@ -88,6 +88,8 @@ def load_rgb(path: Path, expected_size: tuple[int, int] | None = None, *, min_si
             decoded = opened if min_side is None else decode_reduced(opened, min_side)
             decoded.load()
             image = to_rgb(decoded)
+    except Image.DecompressionBombError as error:  # a header declaring over twice Pillow's pixel limit
+        raise DermXDBError(f"{path}: image has too many pixels ({error})") from error
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
         raise DermXDBError(f"{path}: unreadable image ({error})") from error
     if expected_size is not None and image.size != tuple(expected_size):
