@@ -263,3 +263,11 @@ def test_unreadable_annotation_files_say_the_cause_once(root: Path, monkeypatch:
     monkeypatch.setattr(Path, "read_bytes", refused)
     with pytest.raises(DermXDBError, match=r"none of the 12 annotation files could be read.*Permission denied"):
         load_dermxdb(root)
+
+
+def test_a_million_character_name_in_a_file_is_shortened_in_the_report(root: Path) -> None:
+    rename_annotation(root, "labeller1_img1.json", 0, "x" * 1_000_000)
+    path = root / "metadata.csv"
+    path.write_text(path.read_text() + f"{'y' * 1_000_000}.jpg;SD-260;Acne;{'y' * 1_000_000}.jpeg;light;young\n")
+    report = str(load_dermxdb(root).report)
+    assert len(report) < 2000 and report.count(",000,00") == 2, report[:3000]  # 1,000,000 and 1,000,005

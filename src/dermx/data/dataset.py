@@ -26,6 +26,7 @@ from dermx.data.fusion import FusionRule, fuse
 from dermx.data.images import index_image_folder, load_rgb
 from dermx.data.masks import Size, rasterise, read_mask_png, resize_mask
 from dermx.data.records import DermXDBError, ImageRecord, LoadReport, Pass, Rating
+from dermx.text import shorten
 
 MaskSource = Literal["json", "png"]
 RaterSelection = Literal["first", "repeat"] | Sequence[str]
@@ -196,7 +197,7 @@ def _image_records(sizes: dict[str, tuple[int, int]], metadata: dict[str, dict[s
                    test_folds: dict[str, int], report: LoadReport, metadata_path: Path,
                    strict: bool) -> dict[str, ImageRecord]:
     for stem in sorted(metadata.keys() - sizes.keys()):
-        report.add(metadata_path, f"row for {stem!r} has no annotation file: image skipped",
+        report.add(metadata_path, f"row for {shorten(stem)!r} has no annotation file: image skipped",
                    kind="metadata without annotations", strict=strict)
     covered = len(metadata.keys() & sizes.keys())
     if metadata_path.is_file() and covered < MIN_METADATA_COVERAGE * len(sizes):

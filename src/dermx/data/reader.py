@@ -171,7 +171,7 @@ def _validated(path: Path, raw: bytes, report: LoadReport, strict: bool
     annotations = document["annotations"]
     for index, problems in sorted(per_annotation.items()):
         name = annotations[index].get("name") if isinstance(annotations[index], dict) else None
-        label = f" ({name!r})" if isinstance(name, str) else ""
+        label = f" ({shorten(name)!r})" if isinstance(name, str) else ""
         report.add(path, f"annotation {index}{label}: {schema.describe(problems)}: skipped",
                    kind="invalid annotation", strict=strict)
     kept = [i for i in range(len(annotations)) if i not in per_annotation]
