@@ -296,7 +296,7 @@ def annotation_files(root: Path) -> list[Path]:
     folder = root / ANNOTATIONS_DIR
     try:
         with os.scandir(folder) as entries:
-            files = sorted(Path(e.path) for e in entries if e.name.endswith(".json"))
+            files = [folder / name for name in sorted(e.name for e in entries if e.name.endswith(".json"))]
     except OSError as error:
         raise DermXDBError(f"{folder}: cannot list the annotation folder ({error.strerror or error})") from error
     if not files:
