@@ -112,3 +112,14 @@ def test_usage_errors_exit_2_and_version_prints() -> None:
     assert CliRunner().invoke(app, ["explain", "--no-such-flag"]).exit_code == 2
     version = CliRunner().invoke(app, ["--version"])
     assert version.exit_code == 0 and version.output.startswith("dermx ")
+
+
+def test_a_long_name_in_an_error_is_shortened(capsys: pytest.CaptureFixture[str]) -> None:
+    @guarded
+    def command() -> None:
+        raise ValueError(f"{'d' * 1_000_000}/file.json: unreadable")
+
+    with pytest.raises(typer.Exit):
+        command()
+    error = capsys.readouterr().err
+    assert len(error) < 400 and "dd/file.json: (1,000,011 characters) unreadable" in error

@@ -32,6 +32,7 @@ import typer
 from typer.core import TyperCommand
 
 from dermx.choices import CamMethod, ResolutionPolicy, method_name
+from dermx.text import shorten_words
 
 __all__ = [
     "SHARED",
@@ -58,8 +59,9 @@ def set_debug(on: bool) -> None:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print ``error: message`` on one line of stderr and exit with ``code`` (1: failure, 2: usage)."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    """Print ``error: message`` on one line of stderr and exit with ``code`` (1: failure, 2: usage); a name
+    in the message longer than :data:`dermx.text.NAME_LIMIT` is shortened (:func:`~dermx.text.shorten_words`)."""
+    typer.secho(f"error: {shorten_words(message)}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 

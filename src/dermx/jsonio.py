@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from dermx.atomic import write_text
+
 
 def _plain(value: Any) -> Any:
     if isinstance(value, float | np.floating):
@@ -40,7 +42,6 @@ def strict_json(document: Any, *, indent: int | None = 2) -> str:
 
 
 def write_json(path: str | Path, document: Any, *, indent: int | None = 2) -> Path:
-    """Write :func:`strict_json` of ``document`` to ``path`` (UTF-8); returns the path."""
-    path = Path(path)
-    path.write_text(strict_json(document, indent=indent), encoding="utf-8")
-    return path
+    """Write :func:`strict_json` of ``document`` to ``path`` (UTF-8) atomically (:mod:`dermx.atomic`: a
+    killed run never leaves a torn file); returns the path."""
+    return write_text(path, strict_json(document, indent=indent))

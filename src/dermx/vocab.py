@@ -10,6 +10,7 @@ Unknown names are never dropped: :func:`canonical` returns them unchanged (strip
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 import unicodedata
@@ -205,6 +206,24 @@ def canonical(name: str, *, warn: bool = True) -> str:
         warnings.warn(f"unknown DermXDB name {stripped!r}: kept as is", stacklevel=2)
     UNKNOWN_NAMES[stripped] += 1
     return stripped
+
+
+def nearest(name: str) -> str | None:
+    """The known name whose lookup key is most like ``name``'s (:func:`difflib.get_close_matches`,
+    similarity ratio 2·matches / total length ≥ 0.75), or ``None`` when none is that close:
+    ``Actinic keratoses`` → ``Actinic keratosis``."""
+    close = difflib.get_close_matches(_key(name), list(_LOOKUP), n=1, cutoff=0.75)
+    return _LOOKUP[close[0]] if close else None
+
+
+def unknown_name(name: str) -> str:
+    """The load-report text of a name in no list, with the nearest known one: ``unknown name
+    'Actinic keratoses' (nearest known name: 'Actinic keratosis')``."""
+    from dermx.text import shorten
+
+    close = nearest(name)
+    hint = f"nearest known name: {close!r}" if close else "no known name is close"
+    return f"unknown name {shorten(name.strip())!r} ({hint})"
 
 
 def kind_of(name: str) -> Kind | None:

@@ -1,18 +1,28 @@
 """A bounded, seeded mutation fuzz of the loader: damage one file of a small synthetic release at a
 time (JSON values and structure, CSV cells and columns, raw bytes, mask PNGs) and check that loading
 either succeeds with report entries naming files of the release or raises :class:`DermXDBError`
-naming one, never a raw exception, and that what loads can be summarised and rasterised."""
+naming one, never a raw exception, and that what loads can be summarised and rasterised.
+
+A second fuzz makes the changes that used to load silently with other numbers (a stray quote, a
+misspelt name, a second file of one rater, fold files breaking the patient grouping) or took the load
+down (a decompression-bomb mask, no annotation file), and checks that each is reported naming the file,
+and that a mask drawn in its alpha channel reads as the same mask."""
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
+import struct
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from dermx.data import DermXDBError, load_dermxdb
 from dermx.data.summary import summarize
@@ -140,3 +150,169 @@ def test_mutated_files_give_report_entries_or_the_loaders_error(release: Path) -
         done += 1
     print(f"{done} mutations in {time.perf_counter() - start:.1f} s")
     assert done > 0
+
+
+# ----- changes that used to pass silently -----------------------------------------------------------
+class Expected(NamedTuple):
+    """What the report must say of a change: at least ``count`` entries of ``kind`` naming file ``name``."""
+
+    name: str
+    kind: str
+    count: int = 1
+
+
+Change = Callable[[Path, random.Random], Expected]
+"""Make one change to a copy of the release; returns what the load report must hold."""
+
+
+def _data_rows(path: Path) -> list[int]:
+    """Indices of the lines of a CSV file after its header."""
+    return list(range(1, len(path.read_text().splitlines())))
+
+
+def stray_quote(root: Path, rng: random.Random) -> str:
+    path = rng.choice([root / "metadata.csv", *(p for p in sorted(root.glob("folds/*.csv")) if _data_rows(p))])
+    lines = path.read_text().splitlines()
+    line = rng.choice(_data_rows(path))
+    delimiter = ";" if path.name == "metadata.csv" else ","
+    cells = lines[line].split(delimiter)
+    cell = rng.randrange(len(cells))
+    cells[cell] = '"' + cells[cell]
+    lines[line] = delimiter.join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    return Expected(path.name, "lost row", len(lines) - line)  # the quote runs to the end: every row after it lost
+
+
+def misspelt_annotation_name(root: Path, rng: random.Random) -> str:
+    files = [p for p in sorted(root.glob("annotations/*.json")) if json.loads(p.read_text())["annotations"]]
+    path = rng.choice(files)
+    document = json.loads(path.read_text())
+    annotation = rng.choice(document["annotations"])
+    annotation["name"] = rng.choice([annotation["name"] + "zz", "Eczema", annotation["name"][::-1]])
+    path.write_text(json.dumps(document))
+    return Expected(path.name, "unknown name")
+
+
+def misspelt_metadata_diagnosis(root: Path, rng: random.Random) -> str:
+    path = root / "metadata.csv"
+    lines = path.read_text().splitlines()
+    line = rng.choice(_data_rows(path))
+    cells = lines[line].split(";")
+    cells[2] = rng.choice(["Eczema", cells[2] + "zz", cells[2][:-2]])
+    lines[line] = ";".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    return Expected(path.name, "unknown name")
+
+
+def second_rater_file(root: Path, rng: random.Random) -> str:
+    path = rng.choice(sorted(root.glob("annotations/*.json")))
+    annotator, _, stem = path.stem.partition("_")
+    number = annotator.removeprefix("labeller")
+    spelling = rng.choice(["0" + number, number.translate(str.maketrans("0123456789", "０１２３４５６７８９"))])
+    copy = path.with_name(f"labeller{spelling}_{stem}.json")
+    shutil.copy(path, copy)
+    return Expected(copy.name, "duplicate rating")
+
+
+def _fold_file(root: Path, part: str, rng: random.Random) -> Path:
+    return rng.choice([p for p in sorted(root.glob(f"folds/*_{part}.csv")) if _data_rows(p)])
+
+
+def _append(path: Path, row: str) -> None:
+    path.write_text(path.read_text() + row + "\n")
+
+
+def fold_test_row_in_its_train_part(root: Path, rng: random.Random) -> str:
+    test = _fold_file(root, "test", rng)
+    _append(test.with_name(test.name.replace("_test", "_train")), rng.choice(test.read_text().splitlines()[1:]))
+    return Expected(test.name, "image in train and test")
+
+
+def fold_test_row_in_another_test_part(root: Path, rng: random.Random) -> str:
+    source = _fold_file(root, "test", rng)
+    target = rng.choice([p for p in sorted(root.glob("folds/*_test.csv")) if p != source])
+    _append(target, rng.choice(source.read_text().splitlines()[1:]))
+    return Expected(max(source.name, target.name), "image in two test folds")  # named: the later fold's file
+
+
+def row_for_unknown_image(root: Path, rng: random.Random) -> str:
+    path = rng.choice(sorted(root.glob("folds/*.csv")))
+    _append(path, "99,ghost.jpg,Synthetic-A,Acne,ghost.jpeg,99")
+    return Expected(path.name, "fold row for unknown image")
+
+
+def other_patient_id(root: Path, rng: random.Random) -> str:
+    path = _fold_file(root, rng.choice(["train", "test"]), rng)
+    lines = path.read_text().splitlines()
+    line = rng.choice(_data_rows(path))
+    cells = lines[line].split(",")
+    cells[-1] = str(int(cells[-1]) + 100)
+    lines[line] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    return Expected(path.name, "patient id mismatch")  # named as the changed row, or as the row it contradicts
+
+
+def bomb_mask(root: Path, rng: random.Random) -> str:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path = rng.choice(sorted(root.glob("masks/masks/*.png")))
+    side = rng.choice([20000, 40000, 65535])
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return Expected(path.name, "unreadable mask")
+
+
+def no_annotation_file(root: Path, rng: random.Random) -> str:
+    for path in root.glob("annotations/*.json"):
+        path.unlink()
+    return Expected("annotations", "")  # nothing loads: the one error names the folder
+
+
+SILENT: dict[str, Change] = {
+    "stray quote": stray_quote, "misspelt annotation name": misspelt_annotation_name,
+    "misspelt metadata diagnosis": misspelt_metadata_diagnosis, "second rater file": second_rater_file,
+    "test row in its train part": fold_test_row_in_its_train_part,
+    "test row in another test part": fold_test_row_in_another_test_part,
+    "row for unknown image": row_for_unknown_image, "other patient id": other_patient_id, "bomb mask": bomb_mask,
+    "no annotation file": no_annotation_file}
+SILENT_ITERATIONS = 40
+
+
+def test_changes_that_used_to_load_silently_are_reported(release: Path, tmp_path: Path) -> None:
+    rng = random.Random(24)
+    kinds = [*SILENT, *(rng.choice(list(SILENT)) for _ in range(SILENT_ITERATIONS - len(SILENT)))]
+    start = time.perf_counter()
+    for done, kind in enumerate(kinds):
+        if done >= len(SILENT) and time.perf_counter() - start > TIME_LIMIT_S:
+            break
+        root = tmp_path / f"copy{done}"
+        shutil.copytree(release, root)
+        expected = SILENT[kind](root, rng)
+        try:
+            db = load_dermxdb(root)
+        except DermXDBError as error:
+            assert not expected.kind and expected.name in str(error), (kind, error)
+            continue
+        named = [i for i in db.report.issues if expected.name in str(i)]
+        assert db.report.counts[expected.kind] >= expected.count and len(named) >= expected.count, \
+            (kind, expected, str(db.report))
+        with pytest.raises(DermXDBError):
+            load_dermxdb(root, strict=True)
+        shutil.rmtree(root)
+
+
+def test_a_mask_drawn_in_its_alpha_channel_reads_the_same(release: Path, tmp_path: Path) -> None:
+    rng = random.Random(7)
+    db = load_dermxdb(release)
+    root = tmp_path / "alpha"
+    shutil.copytree(release, root)
+    for path in rng.sample(sorted(root.glob("masks/masks/*.png")), 5):
+        lesion = np.asarray(Image.open(path)) > 127
+        rgba = np.zeros((*lesion.shape, 4), np.uint8)
+        rgba[..., :3] = rng.choice([255, 200])  # a grey or white mask, its lesion in the alpha channel only
+        rgba[..., 3] = lesion * 255
+        Image.fromarray(rgba, "RGBA").save(path)
+    changed = load_dermxdb(root, strict=True)
+    for stem in db.stems(with_metadata=False):
+        assert np.array_equal(changed.rater_stack(stem, source="png"), db.rater_stack(stem, source="png"))

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from dermx import vocab
+from dermx.train import TrainConfig
 from support import DermXDBWriter, polygon
 
 WIDTH, HEIGHT = 48, 40
@@ -49,3 +50,12 @@ def write_tiny_dermxdb(root: Path, per_class: int = 4, seed: int = 0, prefix: st
 def tiny_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(DermXDB folder, image folder) of 24 images, 12 patients, 2 folds."""
     return write_tiny_dermxdb(tmp_path_factory.mktemp("tiny"))
+
+
+def tiny_config(tiny_db: tuple[Path, Path], out: Path, **changes: object) -> TrainConfig:
+    """A fast run on the tiny DermXDB: fold 0 gives 8 training images (one batch, so one step per epoch),
+    4 validation images (Acne, Actinic keratosis, Acne, Actinic keratosis) and 12 test images."""
+    return TrainConfig.of(data=str(tiny_db[0]), images=str(tiny_db[1]), kind="dx-only", preset="cpu",
+                       input_size=(32, 32), epochs=1, batch_size=8, pretrained=False, fold=0, val_fraction=0.25,
+                       progress=False, in_memory=True, augment=False, cache_dir=str(out.parent / "cache"),
+                       out=str(out), log_every_n_steps=1).replace(**changes)

@@ -21,10 +21,12 @@ from dermx.train import (
     FoldMaps,
     FoldMapsError,
     TrainConfig,
+    TrainResult,
     load_fold_maps,
     run_cv,
     save_fold_maps,
 )
+from dermx.train.fold_record import write_fold_record
 
 FLOAT16 = 1e-3  # float16 keeps a value in [0, 1] within 2^-12; margin for float32 arithmetic
 
@@ -115,7 +117,11 @@ def test_cli_dx_only_writes_diagnosis_maps_only(tiny_db: tuple[Path, Path], tmp_
     out = tmp_path / "cv"
     model = build_model("cpu", kind="dx-only", input_size=(32, 32))
     save_checkpoint(model, out / "fold_1" / "model")
-    (out / "fold_1" / "predictions.csv").write_text("stem\nimg000\n")
+    # a completed fold: its predictions and the record of what it holds
+    frame = pd.DataFrame({"stem": ["img000"], "reference": ["Acne"], "predicted": ["Acne"],
+                          **{f"dx:{d}": [1 / 6] for d in vocab.DIAGNOSES}})
+    (out / "fold_1" / "predictions.csv").write_text(frame.to_csv(index=False))
+    write_fold_record(1, TrainResult(out / "fold_1" / "model", out / "fold_1", {}, out / "fold_1" / "predictions.csv"))
     args = ["cv", "--data", str(tiny_db[0]), "--images", str(tiny_db[1]), "--kind", "dx-only", "--preset", "cpu",
             "--input-size", "32", "--folds", "1", "--resume", "--progress", "--method", "gradcam++",
             "--out", str(out), "--cache-dir", str(tmp_path / "cache")]

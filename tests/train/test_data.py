@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,22 @@ def test_test_fold_is_never_used_and_patients_are_not_split(tiny_db: tuple[Path,
     assert not {i.key for i in train + val} & set(fold.test)
     assert not {i.group for i in train} & {i.group for i in val}
     assert data.fingerprint()["n_test"] == len(test)
+
+
+def test_a_patient_on_both_sides_of_a_fold_is_refused(tiny_db: tuple[Path, Path], tmp_path: Path) -> None:
+    """img000 and img001 are patient 0's, both in fold 0's test part; moving img001 to the training part
+    splits the patient (an image overlap is refused the same way)."""
+    db = tmp_path / "dermxdb"
+    shutil.copytree(tiny_db[0], db)
+    test, train = (db / "folds" / f"metadata_fold_0_{part}.csv" for part in ("test", "train"))
+    lines = test.read_text().splitlines(keepends=True)
+    (moved,) = [line for line in lines if ",img001.jpeg," in line]
+    test.write_text("".join(line for line in lines if line is not moved))
+    train.write_text(train.read_text() + moved)
+    assert load_dermxdb(db).report.counts["patient in train and test"] == 1
+    with pytest.raises(DermXDBError, match=r"1 patient\(s\) of the test part also have images in the training "
+                                           r"data \(patient-0\)"):
+        _module(_config((db, tiny_db[1]), tmp_path, fold=0)).setup()
 
 
 def test_inner_split_needs_two_patients(tiny_db: tuple[Path, Path]) -> None:

@@ -19,15 +19,7 @@ from dermx.train import TrainConfig, TrainResult, fit, fitting
 from dermx.train import module as train_module
 from dermx.train.datamodule import DermXDataModule
 from dermx.train.fitting import build_trainer, frame_scores, model_from_config, predict_frame
-
-
-def tiny_config(tiny_db: tuple[Path, Path], out: Path, **changes: object) -> TrainConfig:
-    """A fast run on the tiny DermXDB: fold 0 gives 8 training images (one batch, so one step per epoch),
-    4 validation images (Acne, Actinic keratosis, Acne, Actinic keratosis) and 12 test images."""
-    return TrainConfig.of(data=str(tiny_db[0]), images=str(tiny_db[1]), kind="dx-only", preset="cpu",
-                       input_size=(32, 32), epochs=1, batch_size=8, pretrained=False, fold=0, val_fraction=0.25,
-                       progress=False, in_memory=True, augment=False, cache_dir=str(out.parent / "cache"),
-                       out=str(out), log_every_n_steps=1).replace(**changes)
+from train.conftest import tiny_config
 
 
 def validation_rows(run_dir: Path) -> pd.DataFrame:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+
+from dermx.atomic import write_bytes
 
 CACHE_VERSION = 1
 
@@ -65,10 +66,7 @@ class MaskCache:
                 path.unlink(missing_ok=True)  # a torn or foreign file: recompute and overwrite
         self.misses += 1
         value = compute()
-        path.parent.mkdir(parents=True, exist_ok=True)
         header = ",".join(str(s) for s in value.shape).encode() + b"\n"
         payload = zlib.compress(np.packbits(value.reshape(-1)).tobytes(), 1)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-            handle.write(header + payload)
-        Path(handle.name).replace(path)  # atomic: readers never see a half-written entry
+        write_bytes(path, header + payload)  # atomic: readers never see a half-written entry
         return value

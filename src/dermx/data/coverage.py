@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dermx.atomic import write_text
 from dermx.data.dataset import DermXDB
 from dermx.data.records import DermXDBError
 
@@ -50,10 +51,7 @@ class ImageCoverage:
         """Write the missing stems, one a line, to ``out/missing_images.txt`` (nothing when none)."""
         if not self.missing:
             return None
-        path = Path(out) / MISSING_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"{stem}\n" for stem in self.missing), encoding="utf-8")
-        return path
+        return write_text(Path(out) / MISSING_FILE, "".join(f"{stem}\n" for stem in self.missing))
 
     def to_dict(self) -> dict[str, Any]:
         """Counts (and the missing-list file name when some are missing) for a ``summary.json``."""

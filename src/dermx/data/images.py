@@ -39,11 +39,20 @@ def to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.rint(samples * (255 / full)).astype(np.uint8), "L")
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image, *, in_place: bool = False) -> Image.Image:
     """An opened image of any mode (L, RGBA, CMYK, P, 16-bit and float gray, ...) as 8-bit RGB with
     its EXIF orientation applied; high-bit-depth samples are scaled by :func:`to_8bit`, and transparent
-    pixels are composited on black."""
-    image = to_8bit(ImageOps.exif_transpose(image))
+    pixels are composited on black.
+
+    ``in_place``: the image is the caller's to change (a file just decoded): it is oriented in place and
+    returned itself when already RGB, so a large photograph is not copied twice more at full size."""
+    if in_place:
+        ImageOps.exif_transpose(image, in_place=True)
+        if image.mode == "RGB":
+            return image
+    else:
+        image = ImageOps.exif_transpose(image)
+    image = to_8bit(image)
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         flat = Image.new("RGB", rgba.size)
@@ -88,7 +97,9 @@ def load_rgb(path: Path, expected_size: tuple[int, int] | None = None, *, min_si
         with Image.open(path) as opened:
             decoded = opened if min_side is None else decode_reduced(opened, min_side)
             decoded.load()
-            image = to_rgb(decoded)
+            image = to_rgb(decoded, in_place=True)
+    except Image.DecompressionBombError as error:  # a header declaring over twice Pillow's pixel limit
+        raise DermXDBError(f"{path}: image has too many pixels ({error})") from error
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
         raise DermXDBError(f"{path}: unreadable image ({error})") from error
     if expected_size is not None and image.size != tuple(expected_size):

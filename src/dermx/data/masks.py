@@ -44,15 +44,33 @@ def rasterise(shapes: Sequence[Shape], width: int, height: int) -> np.ndarray:
     return canvas
 
 
+def mask_pixels(image: Image.Image) -> np.ndarray:
+    """The lesion pixels of an opened mask image: (height, width) bool.
+
+    A pixel is inside when its grey value composited on black through its alpha, ``L · A / 255``, is
+    above 127 (``L`` = the luminance of a colour mask). A mask without alpha is read by its grey value
+    alone; one whose lesion is drawn in the alpha channel only (white everywhere, opaque on the
+    lesion) is read through the alpha, never as all-lesion.
+    """
+    if image.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and "transparency" not in image.info:
+        return np.asarray(image.convert("L")) > 127
+    rgba = image.convert("RGBA")
+    grey = np.asarray(rgba.convert("L"), dtype=np.uint32)
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.uint32)
+    return grey * alpha > 127 * 255
+
+
 def read_mask_png(path: Path, width: int, height: int) -> np.ndarray:
-    """Read a released mask (0/255, mode L) as (height, width) bool, checking its size."""
+    """Read a released mask (0/255, mode L; alpha read as :func:`mask_pixels` says) as (height, width)
+    bool, checking its size; :class:`DermXDBError` naming the file when it is unreadable, of another
+    size, or declares more pixels than Pillow's decompression-bomb limit."""
     try:
         with Image.open(path) as image:
             if image.size != (width, height):
                 raise DermXDBError(f"{path}: mask is {image.size[0]}x{image.size[1]}, "
                                    f"annotated image is {width}x{height}")
-            return np.asarray(image.convert("L")) > 127
-    except (OSError, UnidentifiedImageError, SyntaxError) as error:
+            return mask_pixels(image)
+    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as error:
         raise DermXDBError(f"{path}: unreadable PNG ({error})") from error
 
 

@@ -10,7 +10,10 @@ the arrays :data:`MAPS_KEYS`, for ``T`` targets:
 - ``method``, ``layer``: the CAM method and the layer it was computed on;
 - ``original_size``, ``resized_size``, ``inside``, ``visible``: the image's :class:`dermx.geometry.Placement`
   in the model input; :func:`read_placement` rebuilds it, and ``placement.restore(maps)`` puts the maps on
-  the original image.
+  the original image;
+- only when asked (``native_maps``): ``native_maps`` ``(T, H, W)`` float16, the maps on the original image.
+
+The pictures are drawn at the size of the image given, which may be a display-sized copy of the original.
 """
 
 from __future__ import annotations
@@ -34,22 +37,27 @@ MAPS_FILE = "maps.npz"
 
 def write_image_outputs(directory: Path, *, image: Image.Image, placement: Placement, input_size: Sequence[int],
                         labels: Sequence[str], maps: np.ndarray, probabilities: Sequence[float],
-                        logits: Sequence[float], method: str, layer: str) -> list[str]:
+                        logits: Sequence[float], method: str, layer: str, native_maps: bool = False) -> list[str]:
     """Write one image's pictures and ``maps.npz`` into ``directory``; returns the file names.
 
-    ``image`` is the original, ``maps`` the ``(T, h, w)`` maps on the model input, ``method`` the CAM
-    method's name. A padded input is drawn whole (padding hatched); otherwise each map is put back on
-    the image (:meth:`Placement.restore`; 0 where a crop cut the image away).
+    ``image`` is the original or a smaller copy of it (the pictures' size), ``maps`` the ``(T, h, w)``
+    maps on the model input, ``method`` the CAM method's name. A padded input is drawn whole (padding
+    hatched); otherwise each map is put back on the image (:meth:`Placement.restore` at the image's size;
+    0 where a crop cut the image away). ``native_maps``: also store the maps at the original size.
     """
     directory.mkdir(parents=True, exist_ok=True)
     frame = frame_of(placement, input_size)
     written = []
+    drawn = (image.height, image.width)
     for label, values, probability in zip(labels, maps, probabilities, strict=True):
-        shown = values if frame is not None else placement.restore(torch.from_numpy(np.asarray(values))).numpy()
+        shown = (values if frame is not None else
+                 placement.restore(torch.from_numpy(np.asarray(values)), drawn).numpy())
         title = map_title(label, float(probability), method_title(method))
         map_figure(image, shown, title, frame).save(directory / target_filename(label))
         written.append(target_filename(label))
-    np.savez_compressed(directory / MAPS_FILE, targets=np.asarray(list(labels), dtype=str),
+    native = {"native_maps": np.stack([placement.restore(torch.from_numpy(np.asarray(m))).numpy().astype(np.float16)
+                                       for m in maps])} if native_maps else {}
+    np.savez_compressed(directory / MAPS_FILE, **native, targets=np.asarray(list(labels), dtype=str),
                         maps=np.asarray(maps, dtype=np.float32),
                         probabilities=np.asarray(probabilities, dtype=np.float32),
                         logits=np.asarray(logits, dtype=np.float32), method=np.asarray(method),

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from dermx import vocab
+from dermx.atomic import write_bytes, write_text
 from dermx.models.dermx_net import DermXNet, ModelConfig
 
 WEIGHTS_FILE = "model.safetensors"
@@ -36,15 +37,15 @@ def dermx_version() -> str:
 
 
 def save_checkpoint(model: DermXNet, directory: str | Path) -> Path:
-    """Write ``model`` to ``directory`` (created); returns the directory."""
+    """Write ``model`` to ``directory`` (created), each file atomically (:mod:`dermx.atomic`); returns the
+    directory."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": FORMAT})
+    write_bytes(directory / WEIGHTS_FILE, save(state, metadata={"format": FORMAT}))
     document = {"format": FORMAT, "dermx_version": dermx_version(), **model.config.to_dict()}
     if document["vocabulary"] == "dermxdb":  # the default: left out, so older dermx versions read the file
         del document["vocabulary"]
-    (directory / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    write_text(directory / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
     return directory
 
 

@@ -9,6 +9,12 @@ import typer
 
 from dermx.cli_common import guarded, option
 
+#: Longest side, in pixels, of the image in ``predict``'s pictures by default (``--figure-size``): the
+#: service page's display size too. Drawing costs about 70 bytes a pixel of the two panels at once
+#: (matplotlib), so 1024 keeps ``predict --out`` on a 25-megapixel photo near 1.4 GB; 2048 takes 2 GB
+#: (BENCHMARKS.md).
+FIGURE_SIZE = 1024
+
 
 @guarded
 def predict_command(
@@ -20,19 +26,28 @@ def predict_command(
     method: Annotated[str, option("--method")] = "gradcam",
     batch_size: Annotated[int, option("--batch-size")] = 8,
     resolution: Annotated[str | None, option("--resolution")] = None,
+    figure_size: Annotated[int, typer.Option(
+        min=64, help="Longest side in pixels of the image in the pictures (larger images are drawn smaller).")
+    ] = FIGURE_SIZE,
+    native_maps: Annotated[bool, typer.Option(
+        "--native-maps", help="Also store the maps at each image's own size in maps.npz (native_maps).")] = False,
 ) -> None:
     """Diagnose and explain images: ranked diagnoses, characteristics, overlays and maps.
 
     With --out: OUT/predictions.json and, per image, OUT/<image stem>/<target>.png (the image beside
-    its map, a colour bar, the target and its probability, padding hatched) for the top diagnosis and
-    every present characteristic, and one OUT/<image stem>/maps.npz: targets, maps (on the model
-    input), probabilities, logits, method, layer and the image's placement in the input (original_size,
-    resized_size, inside, visible). `dermx explain` writes the same layout and keys.
+    its map, a colour bar, the target and its probability, padding hatched; an image larger than
+    --figure-size is drawn at that size) for the top diagnosis and every present characteristic, and one
+    OUT/<image stem>/maps.npz: targets, maps (on the model input), probabilities, logits, method, layer and
+    the image's placement in the input (original_size, resized_size, inside, visible); with --native-maps
+    also native_maps, the maps at the image's own size. `dermx explain` writes the same layout and keys.
+    Inputs that would share a folder (lesion.jpg, lesion.png) keep their suffix (OUT/lesion.jpg/); each
+    prediction in predictions.json names its folder.
     """
     from dermx.predict.run import run_predict
 
     code = run_predict(images, model=model, out=out, as_json=as_json, threshold=threshold, method=method,
-                       batch_size=batch_size, resolution=resolution)
+                       batch_size=batch_size, resolution=resolution, figure_size=figure_size,
+                       native_maps=native_maps)
     raise typer.Exit(code)
 
 

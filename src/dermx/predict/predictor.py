@@ -18,7 +18,14 @@ from PIL import Image
 
 from dermx.explain import CamEngine
 from dermx.explain.maps import finalize
-from dermx.geometry import Placement, ResolutionPolicy, check_resolution, joint_transform, preprocess
+from dermx.geometry import (
+    Placement,
+    ResolutionPolicy,
+    check_resolution,
+    display_size,
+    joint_transform,
+    preprocess,
+)
 from dermx.models import DermXNet, load_checkpoint
 from dermx.models.checkpoint import WEIGHTS_FILE, checkpoint_dir, dermx_version
 from dermx.models.weights import sha256_of
@@ -28,7 +35,8 @@ from dermx.predict.result import CharacteristicResult, Prediction
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """An opened image, its model input ``(3, H, W)`` and where it sits in that input."""
+    """An opened image (or its display-sized copy: :meth:`Predictor.prepare`), its model input ``(3, H, W)``
+    and where it sits in that input (of the image as decoded)."""
 
     name: str
     image: Image.Image
@@ -79,14 +87,21 @@ class Predictor:
         self.engine = CamEngine(self.model, method, size="features")
         self.transform = joint_transform(config.input_size, config.mean, config.std, augment=False)
 
-    def prepare(self, source: ImageSource, name: str | None = None, *, min_side: int | None = None) -> PreparedImage:
+    def prepare(self, source: ImageSource, name: str | None = None, *, min_side: int | None = None,
+                display_max: int | None = None) -> PreparedImage:
         """Open and preprocess one image; ``DermXDBError`` naming the file if it cannot be read.
 
         ``min_side``: decode a large file at a reduced scale whose shorter side stays ≥ ``min_side``
         (the service's memory bound); the image and its placement are then those of the reduced image.
+        ``display_max``: keep only a copy of the image whose longest side is at most ``display_max`` (what
+        figures and the page show), so a large photograph is not held at full size while it waits.
         """
         image, label = open_image(source, name, min_side=min_side)
         tensor, placement = preprocess(image, self.model.config.input_size, self.transform, self.resolution)
+        if display_max is not None:
+            size = display_size(placement.original, display_max)
+            if size != placement.original:
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
         return PreparedImage(label, image, tensor, placement)
 
     def run(self, batch: Sequence[PreparedImage]) -> list[Prediction]:

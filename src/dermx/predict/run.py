@@ -13,10 +13,11 @@ from rich.table import Table
 from dermx.cli_common import fail
 from dermx.data import DermXDBError
 from dermx.jsonio import strict_json, write_json
-from dermx.predict.files import collect, output_dir, write_outputs
+from dermx.predict.files import collect, write_outputs
 from dermx.predict.predictor import Predictor, PreparedImage
 from dermx.predict.result import Prediction
 from dermx.progress import progress
+from dermx.text import shorten
 
 #: Words a user may put after a value-less flag (``--json false``).
 _VALUE_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "0", "1"})
@@ -37,18 +38,32 @@ def _table(prediction: Prediction) -> Table:
     return table
 
 
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; ``False`` also when it cannot even be looked up (a name too long)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: bool, threshold: float,
-                method: str, batch_size: int, resolution: str | None) -> int:
+                method: str, batch_size: int, resolution: str | None, figure_size: int,
+                native_maps: bool = False) -> int:
     """Predict every image; returns the exit code: 0, or 1 when any input was skipped or unreadable.
 
     No image at all fails (exit 1), an input path that does not exist is a usage error (exit 2, checked
-    before any work), both through :func:`dermx.cli_common.fail`."""
+    before any work), both through :func:`dermx.cli_common.fail`.
+
+    Memory: an image is decoded at full size for the model input, then only a copy whose longest side
+    is at most ``figure_size`` is kept for the pictures (drawn at that size); ``native_maps`` also stores
+    the maps at the image's own size in ``maps.npz``."""
     err = Console(stderr=True)
-    missing = [str(p) for p in images if not p.exists()]
+    missing = [str(p) for p in images if not _exists(p)]
     if missing:
         # a word like `false` after a flag that takes no value (`--json false`) arrives here as a path
         hint = ("; flags such as --json take no value" if any(m.lower() in _VALUE_WORDS for m in missing) else "")
-        fail(f"no such file or folder: {', '.join(missing)}{hint}", code=2)
+        fail(f"no such file or folder: {', '.join(map(shorten, missing[:5]))}"
+             f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}{hint}", code=2)
     predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution,  # type: ignore[arg-type]
                           batch_size=batch_size)
     inputs = collect(images)
@@ -61,11 +76,13 @@ def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: b
     batch: list[tuple[PreparedImage, str]] = []
 
     def flush() -> None:
-        for (item, name), prediction in zip(batch, predictor.run([p for p, _ in batch]), strict=True):
+        for (item, folder), prediction in zip(batch, predictor.run([p for p, _ in batch]), strict=True):
             record = prediction.to_dict()
             if out is not None:
-                directory = output_dir(out, name)
-                record["files"] = [str(directory / f) for f in write_outputs(prediction, item.image, directory)]
+                directory = out / folder
+                written = write_outputs(prediction, item.image, directory, native_maps=native_maps)
+                record["folder"] = str(directory)
+                record["files"] = [str(directory / f) for f in written]
             results.append(record)
             if not as_json:
                 out_console.print(_table(prediction))
@@ -74,9 +91,9 @@ def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: b
     with progress(err, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   disable=len(inputs.images) < 2, transient=True) as bar:
         task = bar.add_task("predicting", total=len(inputs.images))
-        for path, name in inputs.images:
+        for path, folder in inputs.images:
             try:
-                batch.append((predictor.prepare(path), name))
+                batch.append((predictor.prepare(path, display_max=figure_size), folder))
             except DermXDBError as error:
                 skipped.append((str(path), str(error).removeprefix(f"{path}: ")))
             if len(batch) == batch_size:
@@ -92,6 +109,6 @@ def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: b
     if as_json:
         sys.stdout.write(strict_json(document))
     for file, reason in skipped:
-        err.print(f"[yellow]skipped[/] {file}: {reason}")
+        err.print(f"[yellow]skipped[/] {shorten(file)}: {reason}", markup=True, highlight=False)
     err.print(f"{len(results)} image(s) predicted, {len(skipped)} skipped")
     return 1 if skipped else 0

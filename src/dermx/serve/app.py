@@ -3,10 +3,14 @@
 The model is loaded once by :func:`create_app`; requests are decoded in the thread pool, then
 batched onto a single model thread (:class:`~dermx.serve.batching.Batcher`). Every error, whatever
 raised it, is answered with one shape, ``{"error": "..."}`` (:func:`error_response`), and a 4xx
-status: 400 empty or not exactly one file, 413 too large (bytes or pixels), 415 not a supported
-image, 422 unreadable (e.g. truncated) or not a multipart upload with a ``file`` field, 503 too many
-requests waiting already. The request body is capped before it is parsed (:class:`BodyLimit`); multipart parsing spools
-large parts to the system temp folder only.
+status: 400 empty or not exactly one file, 408 body not received in time, 413 too large (bytes or
+pixels), 415 not a supported image, 422 unreadable (e.g. truncated) or not a multipart upload with a
+``file`` field, 503 too many requests waiting already (and, from the connection itself,
+:mod:`dermx.serve.protocol`: 408 headers not received in time, 431 headers too large). Every answer
+says ``X-Content-Type-Options: nosniff``, ``HEAD`` is answered wherever ``GET`` is, and the page has a
+content security policy and refuses framing (:class:`HeadersAndHead`, :data:`PAGE_POLICY`). The request
+body is capped before it is parsed, and must arrive by a deadline (:class:`BodyLimit`); multipart
+parsing spools large parts to the system temp folder only.
 
 Memory: at most ``max_decodes`` uploads are read, checked and decoded at once, and at most that many
 responses rendered; a large image is decoded at a reduced scale (JPEG by the decoder itself, others
@@ -20,7 +24,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,26 +34,34 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from PIL import Image
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dermx.data import DermXDBError
 from dermx.explain.methods import method_title
 from dermx.explain.overlay import colorbar_strip, data_url, frame_of, heat_layer, map_title, padded_canvas
-from dermx.geometry import ResolutionPolicy, display_size, resize
+from dermx.geometry import ResolutionPolicy, resize
 from dermx.models import DermXNet
 from dermx.models.checkpoint import dermx_version
 from dermx.predict import Prediction, Predictor, PreparedImage
 from dermx.serve.batching import Batcher, QueueFullError
 from dermx.serve.schemas import ErrorBody, Health, ModelInfo, PredictResponse
-from dermx.serve.uploads import DEFAULT_MAX_DECODES, DEFAULT_MAX_PIXELS, UploadError, UploadLimits, check_upload
+from dermx.serve.uploads import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_MAX_DECODES,
+    DEFAULT_MAX_PIXELS,
+    UploadError,
+    UploadLimits,
+    check_upload,
+)
+from dermx.text import shorten
 
 #: Multipart framing allowed on top of the file itself.
 MULTIPART_SLACK = 64 * 1024
 #: Statuses ``POST /v1/predict`` documents, each with the :class:`ErrorBody` shape.
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 413, 415, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 408, 413, 415, 422, 503)}
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -59,16 +70,19 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
 
 
 class BodyLimit:
-    """ASGI middleware refusing request bodies over ``max_bytes`` (413) before anything parses them.
+    """ASGI middleware refusing request bodies over ``max_bytes`` (413) before anything parses them, and
+    bodies not received within ``body_timeout`` seconds of the request's start (408).
 
     A declared ``Content-Length`` over the limit is refused at once. A chunked body is counted as it
     arrives: past the limit the 413 is sent, the application sees the client disconnect, and whatever
-    it would answer then is dropped.
+    it would answer then is dropped. A body still arriving at the deadline is refused the same way,
+    and the connection closed (a client sending a byte a second holds no connection for long).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, body_timeout: float | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.body_timeout = body_timeout
 
     def _refusal(self) -> JSONResponse:
         return error_response(413, f"request body exceeds {self.max_bytes} bytes")
@@ -82,13 +96,24 @@ class BodyLimit:
             await self._refusal()(scope, receive, send)
             return
         seen = 0
-        started = refused = False
+        started = refused = complete = False
+        loop = asyncio.get_running_loop()
+        deadline = None if self.body_timeout is None else loop.time() + self.body_timeout
 
         async def counted() -> Message:
-            nonlocal seen, refused
+            nonlocal seen, refused, complete
             if refused:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            try:
+                message = await (receive() if complete or deadline is None else
+                                 asyncio.wait_for(receive(), max(0.0, deadline - loop.time())))
+            except TimeoutError:
+                refused = True
+                if not started:
+                    await error_response(408, f"request body not received within {self.body_timeout:g} s",
+                                         {"connection": "close"})(scope, receive, send)
+                return {"type": "http.disconnect"}
+            complete = complete or (message["type"] == "http.request" and not message.get("more_body", False))
             seen += len(message.get("body", b""))
             if seen > self.max_bytes and not started:
                 refused = True
@@ -110,6 +135,38 @@ class BodyLimit:
                 raise
 
 
+#: The page's content security policy: its own scripts, styles and requests only, overlays as ``data:``
+#: images, no plug-ins, and no page may frame it (with ``X-Frame-Options: DENY`` for older browsers).
+PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+class HeadersAndHead:
+    """ASGI middleware: every response carries ``X-Content-Type-Options: nosniff``, and a ``HEAD`` request
+    is answered as the ``GET`` of its path without the body (FastAPI routes ``GET`` only), so ``HEAD``
+    works wherever ``GET`` does."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        head = scope["method"] == "HEAD"
+
+        async def amended(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(raw=list(message.get("headers", [])))
+                headers.setdefault("x-content-type-options", "nosniff")
+                message = {**message, "headers": headers.raw}
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"} if head else scope, receive, amended)
+
+
 def _busy(detail: str) -> UploadError:
     """The documented 503 of a full server."""
     return UploadError(503, f"server busy: {detail}; retry shortly")
@@ -120,15 +177,6 @@ def _validation_message(error: RequestValidationError) -> str:
     found = "; ".join(f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg', 'invalid')}"
                       for item in error.errors())
     return f"invalid request ({found}); send one image as the multipart/form-data field 'file'"
-
-
-def _prepare(predictor: Predictor, data: bytes, name: str, min_side: int, display_max: int) -> PreparedImage:
-    """Decode (reduced), preprocess, and keep only a display-sized copy of the image."""
-    prepared = predictor.prepare(data, name, min_side=min_side)
-    size = display_size(prepared.placement.original, display_max)
-    if size == prepared.placement.original:
-        return prepared
-    return replace(prepared, image=prepared.image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
 
 
 def _render(prediction: Prediction, prepared: PreparedImage) -> dict[str, Any]:
@@ -156,12 +204,14 @@ def _render(prediction: Prediction, prepared: PreparedImage) -> dict[str, Any]:
 def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", threshold: float = 0.5,
                resolution: ResolutionPolicy | None = None, max_upload_mb: float = 20,
                max_pixels: int = DEFAULT_MAX_PIXELS, max_batch: int = 8, max_wait_ms: float = 5,
-               display_max: int = 1024, max_decodes: int = DEFAULT_MAX_DECODES, max_queue: int = 256) -> FastAPI:
+               display_max: int = 1024, max_decodes: int = DEFAULT_MAX_DECODES, max_queue: int = 256,
+               body_timeout: float | None = DEFAULT_BODY_TIMEOUT) -> FastAPI:
     """The service for ``model`` (a loaded network or a checkpoint), loaded once here.
 
     ``resolution``: how uploads fit the input size (default: the model's own policy). At most
     ``max_queue`` prediction requests wait at once (for a decode slot or for the model); more are
     answered 503 at once. At most ``max_decodes`` uploads are decoded, and responses rendered, at once.
+    A request body must arrive within ``body_timeout`` seconds (408 otherwise; ``None``: no deadline).
     """
     if max_decodes < 1:
         raise ValueError(f"max_decodes must be positive, got {max_decodes}")
@@ -187,7 +237,8 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
                                      "explanation maps.")
     app.state.predictor, app.state.batcher, app.state.limits = predictor, batcher, limits
     app.state.slots, app.state.pending = asyncio.Semaphore(max_decodes), 0
-    app.add_middleware(BodyLimit, max_bytes=limits.max_bytes + MULTIPART_SLACK)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_bytes + MULTIPART_SLACK, body_timeout=body_timeout)
+    app.add_middleware(HeadersAndHead)
     static = resources.files("dermx.serve") / "static"
 
     @app.exception_handler(UploadError)
@@ -212,13 +263,14 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
 
     async def answer(file: UploadFile) -> dict[str, Any]:
         """Read, check and decode the upload (``max_decodes`` at a time), predict in a batch, render."""
-        name = file.filename or "upload"
+        name = shorten(file.filename or "upload")
         slots: asyncio.Semaphore = app.state.slots
         async with slots:
             data = await file.read(limits.max_bytes + 1)
             await run_in_threadpool(check_upload, data, name, limits)
             try:
-                prepared = await run_in_threadpool(_prepare, predictor, data, name, min_side, display_max)
+                prepared = await run_in_threadpool(predictor.prepare, data, name, min_side=min_side,
+                                                   display_max=display_max)
             except DermXDBError as error:
                 raise UploadError(422, str(error)) from error
             del data
@@ -245,7 +297,8 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
-        return FileResponse(str(static / "index.html"))
+        return FileResponse(str(static / "index.html"),
+                            headers={"content-security-policy": PAGE_POLICY, "x-frame-options": "DENY"})
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 
 from dermx.cli_common import guarded, option, renamed
-from dermx.serve.uploads import DEFAULT_MAX_DECODES, DEFAULT_MAX_PIXELS
+from dermx.serve.uploads import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEP_ALIVE,
+    DEFAULT_MAX_DECODES,
+    DEFAULT_MAX_PIXELS,
+)
 
 
 @guarded
@@ -26,16 +32,26 @@ def serve_command(
         min=1, help="Uploads decoded at once (bounds the memory large images take).")] = DEFAULT_MAX_DECODES,
     max_queue: Annotated[int, typer.Option(
         min=1, help="Most prediction requests waiting at once; more get 503.")] = 256,
+    header_timeout: Annotated[float, typer.Option(
+        min=0.1, help="Seconds a request's headers may take to arrive (then 408 and closed).")
+    ] = DEFAULT_HEADER_TIMEOUT,
+    body_timeout: Annotated[float, typer.Option(
+        min=0.1, help="Seconds a request's body may take to arrive (then 408 and closed).")
+    ] = DEFAULT_BODY_TIMEOUT,
+    keep_alive: Annotated[int, typer.Option(
+        min=1, help="Seconds an idle keep-alive connection stays open.")] = DEFAULT_KEEP_ALIVE,
 ) -> None:
     """Serve POST /v1/predict, GET /v1/model, GET /health and an upload page at /."""
     import uvicorn
 
     from dermx.serve.app import create_app
+    from dermx.serve.protocol import MAX_HEADER_BYTES, guarded_protocol
 
     service = create_app(model, method=method, threshold=threshold, resolution=resolution,
                          max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_batch=batch_size,
-                         max_decodes=max_decodes, max_queue=max_queue)
-    uvicorn.run(service, host=host, port=port, log_level="info")
+                         max_decodes=max_decodes, max_queue=max_queue, body_timeout=body_timeout)
+    uvicorn.run(service, host=host, port=port, log_level="info", http=guarded_protocol(header_timeout),
+                timeout_keep_alive=keep_alive, h11_max_incomplete_event_size=MAX_HEADER_BYTES)
 
 
 def register(app: typer.Typer) -> None:

@@ -32,6 +32,13 @@ DEFAULT_MAX_PIXELS = 25_000_000
 #: Uploads read, checked and decoded at once by default (and responses rendered at once): with
 #: :data:`DEFAULT_MAX_PIXELS`, what bounds the memory large uploads take.
 DEFAULT_MAX_DECODES = 2
+#: Seconds a request's body may take to arrive by default (a 20 MB upload at 4 Mbit/s takes 40 s).
+DEFAULT_BODY_TIMEOUT = 60.0
+#: Seconds a request's headers may take to arrive by default (after the connection or the previous
+#: response); :mod:`dermx.serve.protocol`.
+DEFAULT_HEADER_TIMEOUT = 10.0
+#: Seconds an idle keep-alive connection stays open by default (uvicorn's ``timeout_keep_alive``).
+DEFAULT_KEEP_ALIVE = 5
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from dermx.atomic import write_text
 from dermx.data.fusion import FusionRule
 from dermx.geometry import ResolutionPolicy, check_resolution
 from dermx.models.dermx_net import ModelKind
@@ -213,7 +214,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:

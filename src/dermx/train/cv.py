@@ -4,25 +4,36 @@ maps and checkpoints per fold, and a summary.
 Output layout::
 
     <out>/fold_<k>/...             one training run per fold (see dermx.train.fitting)
+    <out>/fold_<k>/completed.json  what the finished fold holds: its predictions' rows and SHA-256, its
+                                   weights' SHA-256, its metrics (see dermx.train.fold_record)
     <out>/fold_<k>/test_maps.npz   every target's CAM for each test image of the fold, float16,
                                    at the CAM feature grid by default (see dermx.train.fold_maps)
     <out>/predictions.csv          every fold's test predictions, with a ``fold`` column
     <out>/summary.csv              one row of test metrics per fold
+
+Every file is written atomically (:mod:`dermx.atomic`), so a killed run leaves whole files or none;
+``--resume`` keeps a fold only when its files are what its completion record says, and rebuilds the
+pooled predictions and the summary from the kept folds' files and the folds run again.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from rich.table import Table
 
+from dermx.atomic import write_text
 from dermx.data import load_dermxdb
 from dermx.explain.maps import MapSize, output_size
 from dermx.train.config import TrainConfig
 from dermx.train.fitting import TrainResult, fit
 from dermx.train.fold_maps import MAPS_FILE, has_fold_maps, maps_method_name, write_test_maps
+from dermx.train.fold_record import kept_fold, write_fold_record
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,8 +60,9 @@ def run_cv(config: TrainConfig, folds: list[int] | None = None, *, maps_method: 
 
     ``maps_method``: CAM method of the maps (``None`` or ``"none"``: no maps); ``maps_size``:
     ``"features"`` (the CAM feature grid, the default), ``"input"`` or ``(h, w)``. With ``config.run.resume``,
-    folds whose checkpoint and predictions exist are kept (their maps are computed if missing or made
-    with another method or size) and an interrupted fold restarts from its last Lightning checkpoint.
+    folds that completed and whose files pass the check of their record are kept (:func:`kept_fold`; their
+    maps are computed if missing or made with another method or size); any other fold is named with the
+    reason and restarts from its last Lightning checkpoint.
     """
     out = Path(config.run.out)
     method = maps_method_name(maps_method)  # an unknown method or size fails before any training
@@ -63,23 +75,26 @@ def run_cv(config: TrainConfig, folds: list[int] | None = None, *, maps_method: 
     for k in chosen:
         fold_config = config.replace(fold=k, out=str(out / f"fold_{k}"))
         done = Path(fold_config.run.out)
-        resumed = (config.run.resume and (done / "model" / "config.json").is_file()
-                   and (done / "predictions.csv").is_file())
-        if resumed:
-            results[k] = TrainResult(done / "model", done, predictions=done / "predictions.csv")
+        kept, why = kept_fold(done) if config.run.resume and done.is_dir() else (None, "")
+        resumed = kept is not None
+        if kept is not None:
+            results[k] = kept
         else:
+            if why:
+                log.warning("fold %d: %s: training it again, from its last checkpoint", k, why)
             results[k] = fit(fold_config)
+            if results[k].predictions is not None:
+                write_fold_record(k, results[k])
         if method is None or results[k].predictions is None:  # no test part here (or not global rank 0)
             continue
         maps[k] = done / MAPS_FILE
         if not (resumed and has_fold_maps(maps[k], method, maps_size)):
             write_test_maps(fold_config, results[k].checkpoint_dir, method=method, size=maps_size)
     frames = [pd.read_csv(r.predictions).assign(fold=k) for k, r in results.items() if r.predictions]
-    predictions, summary = out / "predictions.csv", out / "summary.csv"
-    pd.concat(frames, ignore_index=True).to_csv(predictions, index=False)
+    predictions = write_text(out / "predictions.csv", pd.concat(frames, ignore_index=True).to_csv(index=False))
     rows = [{"fold": k, **{m: v for m, v in r.metrics.items() if m.startswith(("test/", "val/"))}}
             for k, r in results.items()]
-    pd.DataFrame(rows).to_csv(summary, index=False)
+    summary = write_text(out / "summary.csv", pd.DataFrame(rows).to_csv(index=False))
     return CVResult(results, predictions, summary, maps)
 
 

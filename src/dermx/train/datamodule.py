@@ -3,7 +3,9 @@
 Splits: the test part is a fold's test set (DermXDB's patient-grouped folds, or GroupKFold over
 patients for an image collection) and is never seen during training or model selection. The
 validation part used for model selection is carved out of the fold's training set with a
-patient-grouped :class:`~sklearn.model_selection.GroupShuffleSplit`, so no patient is split.
+patient-grouped :class:`~sklearn.model_selection.GroupShuffleSplit`, so no patient is split. A test
+part sharing an image or a patient with the training side (fold files that break the grouping, which
+loading reports too: :mod:`dermx.data.folds`) is refused.
 """
 
 from __future__ import annotations
@@ -131,6 +133,10 @@ class DermXDataModule(L.LightningDataModule):
         held_out = {i.key for i in self.parts["test"]}
         if held_out & {i.key for i in train + val}:
             raise DermXDBError("test images overlap the training data; check the fold files")
+        if leaked := sorted({i.group for i in self.parts["test"]} & {i.group for i in train + val}):
+            shown = ", ".join(leaked[:5]) + (", ..." if len(leaked) > 5 else "")
+            raise DermXDBError(f"{len(leaked)} patient(s) of the test part also have images in the training data "
+                               f"({shown}): the test would not be on unseen patients; check the fold files")
         check_items([i for part in self.parts.values() for i in part])
 
     def dataset(self, part: str, *, augment: bool | None = None) -> ImageDataset:

@@ -15,7 +15,6 @@ Run folder layout::
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import logging
 from collections.abc import Mapping
@@ -27,12 +26,12 @@ import lightning as L
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, ProgressBar, RichProgressBar
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
-from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 
 from dermx import vocab
+from dermx.atomic import write_text
 from dermx.models import DermXNet, build_model, save_checkpoint
 from dermx.progress import PlainProgress
 from dermx.train.collection import Collection, collection_of
@@ -42,6 +41,7 @@ from dermx.train.datasets import ImageDataset
 from dermx.train.losses import char_pos_weight_tensor
 from dermx.train.module import DermXModule, macro_f1
 from dermx.train.provenance import epoch_metrics, write_model_card
+from dermx.train.resume import AtomicCheckpointIO, EpochRowRecorder, ResumedCSVLogger, ResumePoint, resume_point
 
 log = logging.getLogger(__name__)
 
@@ -88,53 +88,23 @@ def _devices(value: str) -> int | str | list[int]:
     return value
 
 
-class _ResumedCSVLogger(CSVLogger):
-    """``<run>/logs/metrics.csv`` that, when the run resumes from a checkpoint at global step ``resume_step``,
-    keeps the rows logged before that step (Lightning's CSVLogger deletes an existing file)."""
-
-    def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
-        super().__init__(run_dir, name="logs", version="")
-        self.resume_step = resume_step
-
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> Any:
-        if self._experiment is not None or self.resume_step is None:
-            return super().experiment
-        path = Path(self.log_dir) / "metrics.csv"
-        keys: list[str] = []
-        rows: list[dict[str, str]] = []
-        if path.is_file():
-            with path.open(newline="") as file:
-                reader = csv.DictReader(file)
-                rows = [row for row in reader if row.get("step") and int(row["step"]) < self.resume_step]
-                keys = list(reader.fieldnames or [])
-        writer = super().experiment
-        if rows:
-            with path.open("w", newline="") as file:
-                table = csv.DictWriter(file, fieldnames=keys)
-                table.writeheader()
-                table.writerows(rows)
-            writer.metrics_keys = keys
-        return writer
-
-
 def build_trainer(config: TrainConfig, run_dir: Path,
-                  resume_step: int | None = None) -> tuple[L.Trainer, ModelCheckpoint]:
-    """A Trainer with the run's loggers and callbacks (``inference_mode=False`` for Grad-CAM);
-    ``resume_step``: the global step of the checkpoint the run resumes from."""
+                  resume: ResumePoint | None = None) -> tuple[L.Trainer, ModelCheckpoint]:
+    """A Trainer with the run's loggers and callbacks (``inference_mode=False`` for Grad-CAM), writing its
+    checkpoints and CSV log so that an interrupted run loses nothing (:mod:`dermx.train.resume`);
+    ``resume``: the checkpoint the run resumes from."""
     mode = "max" if config.optim.monitor.endswith("f1") else "min"
     best = ModelCheckpoint(dirpath=run_dir / "lightning", filename="best", monitor=config.optim.monitor, mode=mode,
                            save_top_k=1, auto_insert_metric_name=False)
     # every epoch (Lightning >= 2.6 writes save_last=True's last.ckpt only when a top-k checkpoint is saved)
     last = ModelCheckpoint(dirpath=run_dir / "lightning", filename="last", monitor=None, save_top_k=1,
                            enable_version_counter=False)
-    callbacks: list[Callback] = [best, last]
+    callbacks: list[Callback] = [best, last, EpochRowRecorder()]
     if config.optim.early_stopping:
         callbacks.append(EarlyStopping(monitor=config.optim.monitor, mode=mode, patience=config.optim.early_stopping))
     if config.run.progress:
         callbacks.append(RichProgressBar() if Console().is_terminal else PlainProgressBar())
-    loggers: list[Logger] = [_ResumedCSVLogger(run_dir, resume_step)]
+    loggers: list[Logger] = [ResumedCSVLogger(run_dir, resume)]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
     trainer = L.Trainer(
@@ -142,7 +112,7 @@ def build_trainer(config: TrainConfig, run_dir: Path,
         num_nodes=config.run.num_nodes, strategy=config.run.strategy, precision=config.run.precision,  # type: ignore[arg-type]
         deterministic=config.run.deterministic, inference_mode=False, logger=loggers, callbacks=callbacks,
         log_every_n_steps=config.run.log_every_n_steps, enable_progress_bar=config.run.progress,
-        enable_model_summary=False, default_root_dir=run_dir)
+        enable_model_summary=False, default_root_dir=run_dir, plugins=[AtomicCheckpointIO()])
     return trainer, best
 
 
@@ -257,8 +227,7 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
     resume = config.run.resume and last.is_file()
     if config.run.resume and not resume:
         log.warning("--resume: no %s yet, starting from scratch", last)
-    step = torch.load(last, map_location="cpu", weights_only=False, mmap=True)["global_step"] if resume else None
-    trainer, best = build_trainer(config, run_dir, resume_step=step)
+    trainer, best = build_trainer(config, run_dir, resume=resume_point(last) if resume else None)
     source = getattr(model.backbone, "weight_source", {"source": "random"})
     if trainer.is_global_zero:  # record what happened: offline, "pretrained" may have fallen back to random
         (config if source["source"] != "random" else config.replace(pretrained=False)).save(run_dir / "config.json")
@@ -280,8 +249,7 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
     write_model_card(result.checkpoint_dir, model.config, metrics, model.map_grid())
     if data.parts["test"]:
         frame = predict_frame(model, data.dataset("test", augment=False), config.optim.batch_size)
-        result.predictions = run_dir / "predictions.csv"
-        frame.to_csv(result.predictions, index=False)
+        result.predictions = write_text(run_dir / "predictions.csv", frame.to_csv(index=False))
         scores = frame_scores(frame, model.config.diagnoses, model.config.characteristics)
         metrics.update({f"test/{k}": v for k, v in scores.items()})
     return result

@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dermx.atomic import atomic_write
+
 if TYPE_CHECKING:
     from dermx.explain.maps import MapSize
     from dermx.models import DermXNet
@@ -177,11 +179,8 @@ def save_fold_maps(maps: FoldMaps, path: str | Path) -> Path:
     if maps.kind != "dx-only":
         arrays["characteristic"] = maps.characteristic.astype(np.float16)
         arrays["characteristic_names"] = np.array(maps.characteristic_names, dtype=str)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    with partial.open("wb") as handle:
+    with atomic_write(path) as handle:
         np.savez_compressed(handle, **arrays)
-    partial.replace(path)
     return path
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import pandas as pd
 
+from dermx.atomic import write_text
 from dermx.data import pixel_digest
 from dermx.models import ModelConfig
 from dermx.train.datasets import Item
@@ -129,6 +130,4 @@ the list above, and every prediction falls into one of those classes.
 def write_model_card(directory: str | Path, config: ModelConfig, metrics: dict[str, float],
                      map_grid: tuple[int, int]) -> Path:
     """Write :func:`model_card` to ``directory/README.md``."""
-    path = Path(directory) / "README.md"
-    path.write_text(model_card(config, metrics, map_grid), encoding="utf-8")
-    return path
+    return write_text(Path(directory) / "README.md", model_card(config, metrics, map_grid))
