@@ -45,7 +45,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dermx.evaluate.leaderboard.faithfulness import deletion_curves, road_curves
-from dermx.evaluate.leaderboard.robustness import sensitivity
+from dermx.evaluate.leaderboard.robustness import map_sensitivity
 from dermx.evaluate.leaderboard.sanity import average_ranks, cascading_randomisation, spearman
 from dermx.explain import CamEngine
 from results import report
@@ -233,7 +233,7 @@ def sensitivity_part(model: nn.Module, engine: CamEngine, images: Tensor, maps: 
 
     x_np, labels = images.numpy(), np.zeros(len(images), dtype=int)
     results: dict[str, float | int] = {}
-    ours = timed(lambda: sensitivity(lambda x: engine(x).maps.detach(), images, n_samples=samples, radius=0.02,
+    ours = timed(lambda: map_sensitivity(lambda x: engine(x).maps.detach(), images, n_samples=samples, radius=0.02,
                                      maps=maps))
     results["max-sensitivity: ours s"] = ours
     sens = quantus.MaxSensitivity(nr_samples=samples, lower_bound=0.02, normalise=False, disable_warnings=True)

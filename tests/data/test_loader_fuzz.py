@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 from dermx.data import DermXDBError, load_dermxdb
-from dermx.data.summary import summarize
+from dermx.data.summary import dataset_summary
 
 ITERATIONS = 200
 TIME_LIMIT_S = 12.0  # a wall-time cap for busy machines: the same seeded mutations, fewer of them
@@ -117,7 +117,7 @@ def check_load(root: Path, changed: Path) -> None:
         return
     for issue in db.report.issues:
         assert issue.path == root or root in issue.path.parents, issue
-    summarize(db)
+    dataset_summary(db)
     for stem in db.stems(with_metadata=False):
         db.rater_stack(stem, size=(8, 8))
     try:

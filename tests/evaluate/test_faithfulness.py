@@ -20,7 +20,7 @@ from dermx.evaluate.leaderboard.faithfulness import (
     pixel_ranks,
     road_curves,
 )
-from dermx.evaluate.leaderboard.robustness import sensitivity
+from dermx.evaluate.leaderboard.robustness import map_sensitivity
 from dermx.evaluate.leaderboard.sanity import (
     average_ranks,
     cascading_randomisation,
@@ -320,10 +320,10 @@ def test_sensitivity_by_hand() -> None:
     # Φ(x) = x (one target): ‖δ‖ / ‖x‖ for each draw.
     images = torch.ones(1, 1, 2, 2)
     noise = torch.stack([torch.full((1, 1, 2, 2), 0.1), torch.full((1, 1, 2, 2), -0.3)])
-    result = sensitivity(lambda x: x, images, noise=noise)
+    result = map_sensitivity(lambda x: x, images, noise=noise)
     assert float(result.max) == pytest.approx(0.3)
     assert float(result.avg) == pytest.approx(0.2)
-    zero = sensitivity(lambda x: x * 0, images, n_samples=2)
+    zero = map_sensitivity(lambda x: x * 0, images, n_samples=2)
     assert torch.isnan(zero.max).all()
 
 

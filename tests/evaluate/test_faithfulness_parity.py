@@ -33,7 +33,7 @@ from dermx.evaluate.leaderboard.faithfulness import (
     pixel_ranks,
     road_curves,
 )
-from dermx.evaluate.leaderboard.robustness import sensitivity
+from dermx.evaluate.leaderboard.robustness import map_sensitivity
 from dermx.evaluate.leaderboard.sanity import cascading_randomisation, random_logit, spearman
 from dermx.explain import explain
 
@@ -212,7 +212,7 @@ def test_sensitivity(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     theirs = metric(model=model, x_batch=images.numpy(), y_batch=labels, a_batch=a, device="cpu",
                     explain_func=gradcam_numpy)
     noise = torch.from_numpy(np.stack(drawn)).float().view(samples, 4, 3, H, W)
-    result = sensitivity(lambda x: cam_maps(model, x), images, noise=noise)
+    result = map_sensitivity(lambda x: cam_maps(model, x), images, noise=noise)
     ours = getattr(result, kind)[torch.arange(4), torch.from_numpy(labels)].numpy()
     assert np.isfinite(theirs).all()
     np.testing.assert_allclose(ours, theirs, atol=1e-4)

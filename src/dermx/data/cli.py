@@ -26,12 +26,12 @@ def summary_command(
     from rich.table import Table
 
     from dermx.data.dataset import load_dermxdb
-    from dermx.data.summary import summarize
+    from dermx.data.summary import dataset_summary
 
     console = Console()
     with console.status(f"reading {data}"):
         db = load_dermxdb(data, strict=strict)
-    counts = summarize(db)
+    counts = dataset_summary(db)
     totals = Table(title=f"DermXDB at {data}")
     totals.add_column("count")
     totals.add_column("value", justify="right")

@@ -10,7 +10,7 @@ from dermx.data.dataset import DermXDB
 from dermx.data.records import Pass
 
 
-def summarize(db: DermXDB) -> dict[str, Any]:
+def dataset_summary(db: DermXDB) -> dict[str, Any]:
     """A JSON-ready dict of counts.
 
     Top-level integers: ``images``, ``images_with_metadata``, ``annotation_files``,

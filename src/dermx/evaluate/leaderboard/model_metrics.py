@@ -29,7 +29,7 @@ from dermx.data import DermXDB
 from dermx.evaluate.candidates import Candidate
 from dermx.evaluate.leaderboard.config import LeaderboardConfig
 from dermx.evaluate.leaderboard.faithfulness import deletion_curves, faithfulness_runs, road_curves
-from dermx.evaluate.leaderboard.robustness import sensitivity
+from dermx.evaluate.leaderboard.robustness import map_sensitivity
 from dermx.evaluate.leaderboard.sanity import (
     average_ranks,
     cascading_randomisation,
@@ -172,7 +172,7 @@ def model_metrics(db: DermXDB, candidate: Candidate, methods: Sequence[str], con
         """Every method's maps side by side along the target axis ``(B, M·T, H, W)``: one pass per draw."""
         return torch.cat(list(method_maps(model, ok, x, config.batch_size).values()), dim=1)
 
-    sens = sensitivity(all_maps, images, n_samples=config.sensitivity_samples, radius=config.sensitivity_radius,
+    sens = map_sensitivity(all_maps, images, n_samples=config.sensitivity_samples, radius=config.sensitivity_radius,
                        seed=config.seed, maps=torch.cat([maps[m] for m in ok], dim=1))
     for j, method in enumerate(ok):
         rho, sim = last[method]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Sensitivity", "sensitivity"]
+__all__ = ["Sensitivity", "map_sensitivity"]
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,9 @@ class Sensitivity:
     avg: Tensor
 
 
-def sensitivity(explain: Callable[[Tensor], Tensor], images: Tensor, *, n_samples: int = 10, radius: float = 0.02,
-                seed: int = 0, maps: Tensor | None = None, noise: Tensor | None = None) -> Sensitivity:
+def map_sensitivity(explain: Callable[[Tensor], Tensor], images: Tensor, *, n_samples: int = 10,
+                    radius: float = 0.02, seed: int = 0, maps: Tensor | None = None,
+                    noise: Tensor | None = None) -> Sensitivity:
     """Sensitivities of ``explain(images (B, C, H, W)) -> maps (B, T, h, w)`` (module docstring).
 
     ``maps``: Φ(x) if already computed; ``noise``: ``(n_samples, B, C, H, W)`` draws δ_j to use instead
