@@ -32,15 +32,18 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "robustness": ("max_sensitivity", "avg_sensitivity"),
 }
 
+#: The columns of the main table (the page's width); the others are in a folded table below it.
+MAIN: tuple[str, ...] = ("dice", "pointing", "deletion_auc", "insertion_auc", "road_morf", "faithfulness_corr",
+                         "mprt_spearman", "max_sensitivity")
+
 #: Map panels per row of the example grid after the image (seven panels and the colour bar fill the page).
 METHODS_PER_ROW = 6
 
 _NOT_APPLICABLE = (
     "Where a metric says nothing about a method, the number is still computed and the reason is given "
     "here: <b>eigencam</b> gives every target the same map, so its random-logit SSIM is 1 by construction "
-    "and its agreement does not depend on the class; <b>cam</b> equals <b>gradcam</b> after min-max "
-    "normalisation when the CAM layer feeds global average pooling (DermX networks), so their rows "
-    "coincide.")
+    "and its agreement does not depend on the class. Methods that give the same maps on a model share one "
+    "row, named together.")
 
 
 def _fmt(row: dict[str, Any], column: str) -> str:
@@ -62,12 +65,17 @@ def _cell(row: dict[str, Any], column: str, undefined: dict[tuple[str, str, str]
     return f"<td class='na' title='{html.escape(why, quote=True)}'>n/a: {html.escape(why)}</td>"
 
 
-def _table(rows: list[dict[str, Any]], directions: dict[str, str],
-           undefined: dict[tuple[str, str, str], str] | None = None, deviations: dict[str, str] | None = None) -> str:
-    """The leaderboard as HTML; a metric undefined on every image of its row shows why in its cell, and a
-    column whose setting differs from Quantus' (or its paper's) is marked with the number of its note."""
-    undefined, deviations = undefined or {}, deviations or {}
-    columns = [c for group in GROUPS.values() for c in group if any(c in r for r in rows)]
+def _method(row: dict[str, Any]) -> str:
+    """The row's method, and the methods that give the same maps on its model."""
+    return " = ".join([str(row["method"]), *(m for m in str(row.get("same_maps") or "").split(", ") if m)])
+
+
+def _table(rows: list[dict[str, Any]], directions: dict[str, str], undefined: dict[tuple[str, str, str], str],
+           deviations: dict[str, str], shown: tuple[str, ...]) -> str:
+    """The leaderboard as HTML, the columns of ``shown``; a metric undefined on every image of its row shows
+    why in its cell, and a column whose setting differs from Quantus' (or its paper's) is marked with the
+    number of its note."""
+    columns = [c for group in GROUPS.values() for c in group if c in shown and any(c in r for r in rows)]
     texts = list(dict.fromkeys(deviations[c] for c in columns if c in deviations))
     notes = {c: texts.index(deviations[c]) + 1 for c in columns if c in deviations}
     groups = "".join(f"<th colspan='{sum(c in columns for c in cols)}'>{g}</th>" for g, cols in GROUPS.items()
@@ -75,7 +83,7 @@ def _table(rows: list[dict[str, Any]], directions: dict[str, str],
     head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')} {'↑' if directions.get(c) == 'higher' else '↓'}"
                    + (f"<sup title='{html.escape(deviations[c], quote=True)}'>{notes[c]}</sup>" if c in notes else "")
                    + "</th>" for c in columns)
-    body = "".join("<tr><td>" + html.escape(str(r["model"])) + "</td><td>" + html.escape(str(r["method"])) + "</td>"
+    body = "".join("<tr><td>" + html.escape(str(r["model"])) + "</td><td>" + html.escape(_method(r)) + "</td>"
                    + "".join(_cell(r, c, undefined) for c in columns) + "</tr>" for r in rows)
     return (f"<div class='wide'><table><tr><th rowspan='2'>model</th><th rowspan='2'>method</th>{groups}</tr>"
             f"<tr>{head}</tr>{body}</table></div>")
@@ -176,8 +184,19 @@ def leaderboard_section(run_dir: str | Path) -> str:
              "method has a low deletion AUC, a high insertion AUC and a low similarity after randomisation.</p>"]
     undefined = {(e["model"], e["method"], e["metric"]): e["reason"] for e in data.get("undefined", [])}
     deviations = data.get("deviations", {})
+    trust = [entry["sentence"] for entry in data.get("trust", {}).values()]
+    if trust:
+        parts.append("<div class='verdict'><b>Which method to trust</b><ul>"
+                     + "".join(f"<li>{html.escape(s)}</li>" for s in trust) + "</ul><p class='note'>Per model and "
+                     "criterion, the best method by mean and every method whose paired difference from it (per-image "
+                     "values, patients resampled, Bonferroni over the comparisons) includes 0; a method to trust is "
+                     "among the best on agreement, faithfulness and sanity.</p></div>")
     if rows:
-        parts.append(_table(rows, directions, undefined, deviations))
+        parts.append(_table(rows, directions, undefined, deviations, MAIN))
+        rest = tuple(c for group in GROUPS.values() for c in group if c not in MAIN)
+        parts.append("<details><summary>The other columns (sensitivity, specificity, mean-colour baselines, ROAD "
+                     "LeRF, MPRT SSIM, random logit, average sensitivity)</summary>"
+                     + _table(rows, directions, undefined, deviations, rest) + "</details>")
         shown = [c for group in GROUPS.values() for c in group if any(c in r for r in rows) and c in deviations]
         texts: dict[str, list[str]] = {}
         for column in shown:

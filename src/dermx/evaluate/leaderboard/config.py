@@ -92,9 +92,10 @@ class LeaderboardConfig:
 
 @dataclass
 class Leaderboard:
-    """Rows (model, method, metrics with CIs), excluded cells with reasons, metrics undefined on every
-    image of a row (model, method, metric, reason), notes, MPRT curves and an example image under every
-    (model, method)."""
+    """Rows (model, method, metrics with CIs; methods giving the same maps share a row, ``same_maps``),
+    excluded cells with reasons, metrics undefined on every image of a row (model, method, metric,
+    reason), notes, MPRT curves, an example image under every (model, method) and, per model, which
+    method to trust (:mod:`~dermx.evaluate.leaderboard.trust`)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     excluded: list[dict[str, str]] = field(default_factory=list)
@@ -103,6 +104,7 @@ class Leaderboard:
     mprt_curves: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     examples: dict[str, np.ndarray] = field(default_factory=dict)
     config: LeaderboardConfig = field(default_factory=LeaderboardConfig)
+    trust: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def frame(self) -> pd.DataFrame:
         """The finite rows as a table (``leaderboard.csv``; with its header even when no row is finite)."""

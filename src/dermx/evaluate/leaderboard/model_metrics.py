@@ -38,6 +38,7 @@ from dermx.evaluate.leaderboard.sanity import (
     spearman,
     ssim,
 )
+from dermx.evaluate.leaderboard.trust import map_differences
 from dermx.explain import CamEngine
 from dermx.metrics import pearson
 from dermx.models import DermXNet
@@ -48,14 +49,17 @@ Say = Callable[[str], None]
 @dataclass
 class ModelMetrics:
     """One model's (fold's) per-image metrics: ``values[method][metric]`` of shape (B,) or (B, T) on
-    ``stems``; ``fc_runs[method]``: the two sides of the faithfulness correlation run by run, (B, R)
-    each (:func:`~dermx.evaluate.leaderboard.faithfulness.faithfulness_runs`); ``failed``: methods that
-    could not explain, with the reason; ``curves``: the MPRT curve of each method (mean similarity and
+    ``stems``; ``map_differences``: the largest difference of every two methods' trained maps
+    (:func:`~dermx.evaluate.leaderboard.trust.map_differences`); ``fc_runs[method]``: the two sides of
+    the faithfulness correlation run by run, (B, R) each
+    (:func:`~dermx.evaluate.leaderboard.faithfulness.faithfulness_runs`); ``failed``: methods that could
+    not explain, with the reason; ``curves``: the MPRT curve of each method (mean similarity and
     share of undefined maps at each evaluated cascade step); ``example``: the first image and each
     method's map of its predicted diagnosis."""
 
     stems: list[str]
     values: dict[str, dict[str, Tensor]] = field(default_factory=dict)
+    map_differences: dict[tuple[str, str], float] = field(default_factory=dict)
     fc_runs: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -124,6 +128,7 @@ def model_metrics(db: DermXDB, candidate: Candidate, methods: Sequence[str], con
     if not ok:
         return out
     maps = method_maps(model, ok, images, config.batch_size)
+    out.map_differences = map_differences(maps)
     index = torch.arange(len(images))
     picked = torch.stack([maps[m][index, predicted] for m in ok], dim=1)  # (B, M, H, W)
     targets = predicted[:, None].expand(-1, len(ok))

@@ -78,6 +78,16 @@ from dermx.evaluate.leaderboard.config import (
     parse_methods,
 )
 from dermx.evaluate.leaderboard.model_metrics import ModelMetrics, model_metrics
+from dermx.evaluate.leaderboard.trust import (
+    CRITERIA,
+    FEW,
+    SAME,
+    near_pairs,
+    rank,
+    same_groups,
+    sentence,
+    verdict,
+)
 from dermx.evaluate.stats import Clusters, correlation_estimate, estimate
 from dermx.explain.methods import get_method
 from dermx.runs.leaderboard import undefined_value
@@ -180,17 +190,59 @@ def _model_rows(db: DermXDB, name: str, candidates: list[Candidate], board: Lead
             board.examples.update({f"map:{name}:{m}": part.example[f"map:{m}"] for m in ok})
         for method, points in part.curves.items():
             board.mprt_curves.setdefault(name, {})[method] = points
-    for method in (m for m in ok if m in agreement):
-        row: dict[str, Any] = {"model": name, "method": method,
+    differences = [part.map_differences for part in folds]
+    groups = same_groups([m for m in ok if m in agreement], differences)
+    for group in groups:
+        method = group[0]
+        row: dict[str, Any] = {"model": name, "method": method, "same_maps": ", ".join(group[1:]),
                                **_agreement_columns(agreement[method], config, clusters)}
         for metric in folds[0].values[method]:
             row.update(_pooled(folds, candidates, method, metric, config, clusters))
         row["n_images"] = sum(min(config.n_images, len(c.stems)) for c in candidates)
         board.rows.append(row)
+        if len(group) > 1:
+            board.notes.append(f"{name}: {' = '.join(group)} give the same maps on this model (largest difference "
+                               f"≤ {SAME:g}: their CAM layer feeds global average pooling and one linear head), so "
+                               "they share one row")
         for metric, reason in _undefined(row):
             board.undefined.append({"model": name, "method": method, "metric": metric, "reason": reason})
             say(f"{name} / {method}: {metric} undefined ({reason}); the row is kept, and left out of "
                 "leaderboard.csv")
+        few = [c for c in ("agreement_images", "n_images") if row[c] < FEW]
+        if few:
+            board.notes.append(f"{name} / {method}: a CI rests on few images ({', '.join(f'{c} {row[c]}' for c in few)}"
+                               f" < {FEW})")
+    board.notes += [f"{name}: {a} and {b} give nearly the same maps (largest difference {d:.3g})"
+                    for a, b, d in near_pairs(groups, differences)]
+    heads = [g[0] for g in groups]
+    if heads:
+        ranks = {criterion: rank(_per_image(criterion, heads, agreement, folds), direction, clusters, config.n_boot,
+                                 config.seed) for criterion, (_, direction, _) in CRITERIA.items()}
+        result = verdict(ranks)
+        names = {g[0]: " = ".join(g) for g in groups}
+        board.trust[name] = {**result, "sentence": sentence(name, result, names)}
+        say(board.trust[name]["sentence"])
+
+
+def _per_image(criterion: str, methods: Sequence[str], agreement: dict[str, pd.DataFrame],
+               folds: Sequence[ModelMetrics]) -> dict[str, pd.DataFrame]:
+    """Per-image values (``stem``, ``value``) of each method on a criterion of
+    :data:`~dermx.evaluate.leaderboard.trust.CRITERIA` (a metric over several targets: their mean)."""
+    column = CRITERIA[criterion][0]
+    if criterion == "agreement":
+        return {m: agreement[m].groupby("stem", as_index=False)[column].mean().rename(columns={column: "value"})
+                for m in methods}
+    out = {}
+    for m in methods:
+        parts = []
+        for part in folds:
+            v = part.values[m][column].double()
+            if v.ndim == 2:
+                defined = ~torch.isnan(v)
+                v = torch.where(defined, v, 0).sum(dim=1) / defined.sum(dim=1)
+            parts.append(pd.DataFrame({"stem": part.stems, "value": v.numpy()}))
+        out[m] = pd.concat(parts, ignore_index=True)
+    return out
 
 
 def run_leaderboard(db: DermXDB, candidates: Sequence[Candidate], methods: Sequence[str] | str = "all",
@@ -257,5 +309,6 @@ def write_leaderboard(board: Leaderboard, out: str | Path) -> list[Path]:
     return write_files(out, {"config": board.config.to_dict(), "directions": DIRECTIONS,
                              "deviations": deviations(board.config),
                              "protocol": board.config.protocol, "rows": board.rows, "excluded": board.excluded,
-                             "undefined": board.undefined, "notes": board.notes, "mprt_curves": board.mprt_curves},
+                             "undefined": board.undefined, "notes": board.notes, "mprt_curves": board.mprt_curves,
+                             "trust": board.trust},
                        board.examples)
