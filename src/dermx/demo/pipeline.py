@@ -36,20 +36,22 @@ class DemoConfig:
     """Sizes and training recipe of the demo. The defaults fit in 5 minutes on 2 idle CPU cores;
     the ``quick`` recipe in < 60 s; ``long`` is the longer benchmark recipe (:meth:`recipe`).
 
-    The recipe trains from random weights in a few minutes on CPU (measured on the synthetic set; see
-    ``benchmarks/demo_time.py`` and BENCHMARKS.md): 750 synthetic images at 64 px rather than fewer,
-    larger ones; the ``tiny`` preset (half-width ResNet-10t at output stride 8: 8 × 8 maps, where
-    ResNet-10t at stride 32 gives 2 × 2), batch 16, AdamW with a one-epoch linear warm-up then one
-    cosine decay (no restarts), peak lr 3e-3 for DermX+ and ``dermx_lr`` = 1.2e-3 for DermX (each model
-    at the rate that suits it: at 3e-3 DermX's validation diagnosis F1 was 0.90 / 0.84 on seeds 0 / 2,
-    at 1.2e-3 0.95 / 0.94; DermX+'s map Dice fell from 0.31 to 0.28 at 1.2e-3), 32 epochs, no
-    augmentation and no dropout (both slow learning in a
-    run this short), and BCE ``pos_weight`` balanced per characteristic (16 mostly rare labels otherwise
-    stay predicted absent). DermX+ adds the guided-attention loss at the CAM grid (λ = 10 after a
-    two-epoch ramp, α = 0.5, targets the ``mean``-fused expert maps area-averaged to the grid).
-    Measured alternatives on seed 0 (DermX+ characteristic-map Dice): 600 images × 25 epochs 0.276,
-    × 40 epochs 0.285, 1000 × 15 0.288, λ = 20 no change, ``relative`` targets 0.279, α = 0.3 0.262,
-    α = 0.7 0.246, 72 px input 0.300 but 1.3× slower; 750 × 32 0.309.
+    The recipe trains from random weights in a few minutes on CPU: 750 synthetic images at 64 px rather
+    than fewer, larger ones; the ``tiny`` preset (half-width ResNet-10t at output stride 8: 8 × 8 maps,
+    where ResNet-10t at stride 32 gives 2 × 2), batch 16, AdamW with a one-epoch linear warm-up then one
+    cosine decay (no restarts), no augmentation and no dropout (both slow learning in a run this short),
+    BCE ``pos_weight`` balanced per characteristic (16 mostly rare labels otherwise stay predicted
+    absent). DermX+ adds the guided-attention loss at the CAM grid (λ = 10 after a two-epoch ramp,
+    α = 0.5, targets the ``mean``-fused expert maps area-averaged to the grid).
+
+    The peak learning rates and the epochs were chosen on the inner **validation** split of two
+    development seeds (100, 101), never on a test fold (``benchmarks/demo_recipe.py``, BENCHMARKS.md), by
+    a rule fixed before the runs: per model, the score it is in the demo for (DermX+: validation map
+    Dice; DermX: validation diagnosis F1), averaged over the seeds; among the candidates within 0.01 of
+    the best, the fewest epochs. DermX+: lr 2e-3, 26 epochs (validation Dice 0.294; 32 epochs 0.303);
+    DermX: ``dermx_lr`` 1.2e-3, 26 epochs (validation F1 0.871; 32 epochs 0.877; at 3e-3 0.79). The
+    recipe is then checked on seeds never used for it (BENCHMARKS.md). (An earlier recipe, 32 epochs and
+    lr 3e-3 for DermX+, was tuned on the test fold of the seeds its checks were run on.)
 
     ``held_out_raters``: the models learn from raters 1–4 (:data:`TRAINING_RATERS`) and are scored against
     raters 5–8 (:data:`REFERENCE_RATERS`), whose style DermX+'s attention never saw.
@@ -57,7 +59,7 @@ class DemoConfig:
 
     out: Path | None = None
     images: int = 750
-    epochs: int = 32
+    epochs: int = 26
     seed: int = 0
     size: tuple[int, int] = (96, 112)
     input_size: int = 64
@@ -65,7 +67,7 @@ class DemoConfig:
     n_folds: int = 4
     preset: str = "tiny"
     batch_size: int = 16
-    lr: float = 3e-3
+    lr: float = 2e-3
     dermx_lr: float = 1.2e-3
     lr_schedule: str = "cosine"
     warmup_epochs: float = 1.0
@@ -128,7 +130,7 @@ REFERENCE_RATERS: tuple[str, ...] = ("labeller5", "labeller6", "labeller7", "lab
 #: BENCHMARKS.md; DermX reached diagnosis F1 0.975 with it); ``quick``: 36 images of 48×56, 1 epoch at 32 px.
 RECIPES: dict[str, dict[str, Any]] = {
     "demo": {},
-    "long": {"images": 3000, "size": (128, 152), "input_size": 96, "epochs": 15, "dermx_lr": 3e-3},
+    "long": {"images": 3000, "size": (128, 152), "input_size": 96, "epochs": 15, "lr": 3e-3, "dermx_lr": 3e-3},
     "quick": {"images": 36, "epochs": 1, "size": (48, 56), "input_size": 32, "n_folds": 3, "batch_size": 8,
               "n_boot": 100, "checks": False},
 }
