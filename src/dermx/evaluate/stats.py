@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,7 @@ Estimate = dict[str, Any]
 "fold_sd", "folds"}`` (some keys only where they apply)."""
 
 #: ``stem → patient`` of the images of a run; ``None``: each image is its own patient.
-Clusters = pd.Series | None
+Clusters: TypeAlias = "pd.Series | None"
 
 PAIR_KEYS: tuple[str, ...] = ("stem", "kind", "reference")
 LEVEL = 0.95
@@ -185,7 +185,7 @@ def _macro_f1(counts: torch.Tensor, y: torch.Tensor, p: torch.Tensor) -> torch.T
     return f1.nanmean(dim=1)
 
 
-def mean_macro_f1(answers: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, *,
+def mean_macro_f1(answers: Sequence[tuple[Sequence[int], np.ndarray, np.ndarray]], n: int, *,
                   clusters: Sequence[Any] | None = None, n_boot: int = 1000, seed: int = 0,
                   level: float = LEVEL) -> Estimate:
     """The mean over several answerers (raters) of their macro F1 on one set of ``n`` images, with a CI

@@ -130,7 +130,7 @@ def _baseline_rows(stems: np.ndarray, keep: Tensor, refs: Tensor, baselines: Seq
         if name == "random":
             maps = random_maps(batch, n_refs, (h, w), seed=seed, grid=grid)
         else:
-            maps = baseline_like(name, refs[:, :1])  # type: ignore[arg-type]
+            maps = baseline_like(name, refs[:, :1])
         frames.append(_rows(keep, maps, refs, {
             "stem": _column(stems, n_refs), "reference": _grid((*vocab.CHARACTERISTICS, UNION), batch),
             "baseline": _grid([name] * n_refs, batch)}, tolerance, drawn))

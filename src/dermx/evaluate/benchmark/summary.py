@@ -32,7 +32,6 @@ ECE (expected calibration error) over 10 equal-width confidence bins b: Σ_b (n_
 from __future__ import annotations
 
 import math
-from functools import partial
 from itertools import combinations
 from typing import Any, get_args
 
@@ -104,10 +103,13 @@ class _Stats:
     """The run's statistics settings: bootstrap resamples and seed, and each stem's patient."""
 
     def __init__(self, result: BenchmarkResult) -> None:
-        self.boot = {"n_boot": result.config.n_boot, "seed": result.config.seed}
-        patients = result.images.drop_duplicates("stem").set_index("stem")["patient"].astype(str)
-        self.clusters: Clusters = patients
-        self.est = partial(estimate, clusters=patients, **self.boot)
+        self.n_boot, self.seed = result.config.n_boot, result.config.seed
+        self.boot: dict[str, Any] = {"n_boot": self.n_boot, "seed": self.seed}
+        self.clusters: Clusters = result.images.drop_duplicates("stem").set_index("stem")["patient"].astype(str)
+
+    def est(self, rows: pd.DataFrame, score: str) -> dict[str, Any]:
+        """:func:`~dermx.evaluate.stats.estimate` over the run's patients."""
+        return estimate(rows, score, clusters=self.clusters, n_boot=self.n_boot, seed=self.seed)
 
     def rows_of(self, stems: pd.Series) -> list[str]:
         """The patient of each row's stem (the cluster labels of per-row bootstraps)."""
@@ -145,9 +147,9 @@ def _detection(rows: pd.DataFrame, stats: _Stats) -> dict[str, Any]:
     present, predicted = rows["present"].astype(bool), rows["predicted"].astype(bool)
     counts = pd.DataFrame({"stem": rows["stem"], "miss": present & ~predicted, "unseen": predicted & ~present,
                            "present": present, "predicted": predicted}).groupby("stem").sum().astype(float)
-    ratio = partial(ratio_estimate, clusters=stats.clusters, **stats.boot)
-    return {"miss_rate": ratio(counts["miss"], counts["present"]),
-            "false_positive_maps": ratio(counts["unseen"], counts["predicted"])}
+    return {"miss_rate": ratio_estimate(counts["miss"], counts["present"], clusters=stats.clusters, **stats.boot),
+            "false_positive_maps": ratio_estimate(counts["unseen"], counts["predicted"], clusters=stats.clusters,
+                                                  **stats.boot)}
 
 
 def scores_of(rows: pd.DataFrame, scores: tuple[str, ...] = SCORES) -> list[str]:
@@ -325,7 +327,8 @@ def _model_sections(result: BenchmarkResult, stats: _Stats, summary: dict[str, A
             summary["detection"][model] = _detection(mine_items[mine_items["kind"] == "characteristic"], stats)
         for selection in get_args(Selection):
             chosen = select(mine_items, selection)
-            loc, base = {}, {}
+            loc: dict[str, Any] = {}
+            base: dict[str, Any] = {}
             for kind in KINDS:
                 rows = chosen[chosen["kind"] == kind]
                 if rows.empty:

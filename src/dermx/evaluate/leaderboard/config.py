@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 
 from dermx.choices import CamMethod, Protocol, method_name
-from dermx.explain.methods import METHODS
 from dermx.runs.leaderboard import finite_rows
 
 #: Benchmark settings and map kind of each agreement protocol: (fusion, selection, kind).
@@ -68,7 +67,7 @@ class LeaderboardConfig:
     beside the column in the report).
     """
 
-    methods: tuple[CamMethod, ...] = tuple(METHODS)  # type: ignore[assignment]
+    methods: tuple[CamMethod, ...] = get_args(CamMethod)
     protocol: Protocol = "dermx"
     n_images: int = 16
     score_images: int | None = 64
@@ -153,9 +152,9 @@ def parse_methods(text: str | Sequence[str]) -> tuple[CamMethod, ...]:
     methods there are."""
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     if not names:
-        raise ValueError(f"no method given; methods: all, {', '.join(METHODS)}")
+        raise ValueError(f"no method given; methods: all, {', '.join(get_args(CamMethod))}")
     unknown = []
-    methods: list[CamMethod] = list(METHODS) if "all" in names else []  # type: ignore[arg-type]
+    methods: list[CamMethod] = list(get_args(CamMethod)) if "all" in names else []
     for name in (n for n in names if n != "all"):
         try:
             method = method_name(name)
@@ -165,5 +164,5 @@ def parse_methods(text: str | Sequence[str]) -> tuple[CamMethod, ...]:
         if method not in methods:
             methods.append(method)
     if unknown:
-        raise ValueError(f"unknown CAM method(s) {', '.join(unknown)}; methods: all, {', '.join(METHODS)}")
+        raise ValueError(f"unknown CAM method(s) {', '.join(unknown)}; methods: all, {', '.join(get_args(CamMethod))}")
     return tuple(methods)

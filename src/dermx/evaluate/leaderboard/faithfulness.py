@@ -66,7 +66,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -179,7 +179,7 @@ def _check(images: Tensor, maps: Tensor) -> None:
         raise ValueError("maps contain NaN or infinite values")
 
 
-def _run_jobs(score: Score, jobs: list[tuple[int, object]], build: Callable[[list[tuple[int, object]]], Tensor],
+def _run_jobs(score: Score, jobs: list[tuple[int, Any]], build: Callable[[list[tuple[int, Any]]], Tensor],
               batch_size: int) -> Tensor:
     """Score every job's image (built ``batch_size`` at a time): ``(n_jobs, n_outputs)``."""
     out = []
@@ -211,7 +211,7 @@ def deletion_curves(score: Score, images: Tensor, maps: Tensor, targets: Tensor 
     uniques, inverses = _unique_maps(maps)
     ranks = [pixel_ranks(u) for u in uniques]
     # A job is (image, (unique map, step)); steps removing nothing or everything share one job per image.
-    jobs: list[tuple[int, object]] = []
+    jobs: list[tuple[int, Any]] = []
     index: dict[tuple[int, int, int], int] = {}
     for i in range(b):
         for k, n in enumerate(counts):
@@ -221,9 +221,9 @@ def deletion_curves(score: Score, images: Tensor, maps: Tensor, targets: Tensor 
                     index[key] = len(jobs)
                     jobs.append((i, (key[1], n)))
 
-    def build(chunk: list[tuple[int, object]]) -> Tensor:
+    def build(chunk: list[tuple[int, Any]]) -> Tensor:
         out = []
-        for i, (u, n) in chunk:  # type: ignore[misc]
+        for i, (u, n) in chunk:
             if n == 0:
                 out.append(start[i])
             elif n == n_pixels:
@@ -543,12 +543,12 @@ def road_curves(score: Score, images: Tensor, maps: Tensor, targets: Tensor | Se
     counts = [int(n_pixels * p / 100) for p in percentages]
     uniques, inverses = _unique_maps(maps)
     ranks = [pixel_ranks(u) if order == "morf" else n_pixels - 1 - pixel_ranks(u) for u in uniques]
-    jobs: list[tuple[int, object]] = [(i, (u, n)) for i in range(b) for u in range(len(uniques[i])) for n in counts]
+    jobs: list[tuple[int, Any]] = [(i, (u, n)) for i in range(b) for u in range(len(uniques[i])) for n in counts]
     generator = torch.Generator().manual_seed(seed)
 
-    def build(chunk: list[tuple[int, object]]) -> Tensor:
+    def build(chunk: list[tuple[int, Any]]) -> Tensor:
         stack = torch.stack([images[i] for i, _ in chunk])
-        removed = torch.stack([(ranks[i][u] < n).view(images.shape[-2:]) for i, (u, n) in chunk])  # type: ignore[misc]
+        removed = torch.stack([(ranks[i][u] < n).view(images.shape[-2:]) for i, (u, n) in chunk])
         return noisy_linear_imputation(stack, removed, noise=noise, generator=generator, tol=tol)
 
     scores = _run_jobs(score, jobs, build, batch_size)
@@ -587,9 +587,9 @@ def faithfulness_runs(score: Score, images: Tensor, maps: Tensor, targets: Tenso
     subsets = subsets.long()
     chosen = torch.zeros(len(subsets), n_pixels, dtype=images.dtype).scatter_(1, subsets, 1.0)
     base = baseline_image(images, baseline)
-    jobs: list[tuple[int, object]] = [(i, r) for i in range(b) for r in range(-1, len(subsets))]
+    jobs: list[tuple[int, Any]] = [(i, r) for i in range(b) for r in range(-1, len(subsets))]
 
-    def build(chunk: list[tuple[int, object]]) -> Tensor:
+    def build(chunk: list[tuple[int, Any]]) -> Tensor:
         out = []
         for i, r in chunk:
             if r == -1:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from torch import Tensor
 from dermx.data import DermXDB
 from dermx.evaluate.candidates import Candidate
 from dermx.evaluate.leaderboard.config import LeaderboardConfig
-from dermx.evaluate.leaderboard.faithfulness import deletion_curves, faithfulness_runs, road_curves
+from dermx.evaluate.leaderboard.faithfulness import Baseline, deletion_curves, faithfulness_runs, road_curves
 from dermx.evaluate.leaderboard.robustness import map_sensitivity
 from dermx.evaluate.leaderboard.sanity import (
     average_ranks,
@@ -132,22 +132,27 @@ def model_metrics(db: DermXDB, candidate: Candidate, methods: Sequence[str], con
     index = torch.arange(len(images))
     picked = torch.stack([maps[m][index, predicted] for m in ok], dim=1)  # (B, M, H, W)
     targets = predicted[:, None].expand(-1, len(ok))
-    kw = {"batch_size": config.batch_size}
+    batch = config.batch_size
     per: dict[str, Tensor] = {}
     say(f"{candidate.name}: deletion and insertion ({config.steps} steps, blur and mean baselines)")
-    for suffix, baseline in (("", "blur"), ("_mean", "mean")):
-        for mode in ("deletion", "insertion"):
-            curves = deletion_curves(score, images, picked, targets, steps=config.steps, mode=mode,  # type: ignore[arg-type]
-                                     baseline=baseline, blur_sigma=config.blur_sigma, **kw)
+    baselines: tuple[tuple[str, Baseline], ...] = (("", "blur"), ("_mean", "mean"))
+    modes: tuple[Literal["deletion", "insertion"], ...] = ("deletion", "insertion")
+    for suffix, baseline in baselines:
+        for mode in modes:
+            curves = deletion_curves(score, images, picked, targets, steps=config.steps, mode=mode,
+                                     baseline=baseline, blur_sigma=config.blur_sigma, batch_size=batch)
             per[f"{mode}_auc{suffix}"] = curves.auc()
     say(f"{candidate.name}: ROAD at {list(config.road_percentages)} %, MoRF and LeRF")
-    for order in ("morf", "lerf"):
+    orders: tuple[Literal["morf", "lerf"], ...] = ("morf", "lerf")
+    for order in orders:
         per[f"road_{order}"] = road_curves(score, images, picked, targets, percentages=config.road_percentages,
-                                           order=order, noise=config.road_noise, seed=config.seed, **kw).mean()  # type: ignore[arg-type]
+                                           order=order, noise=config.road_noise, seed=config.seed,
+                                           batch_size=batch).mean()
     say(f"{candidate.name}: faithfulness correlation ({config.fc_runs} runs)")
     sums, drops = faithfulness_runs(  # on logits, as Quantus (softmax=False by default)
         scores(model, logits=True), images, picked, targets, n_runs=config.fc_runs,
-        subset_size=min(config.fc_subset, images.shape[-2] * images.shape[-1] // 2), seed=config.seed, **kw)
+        subset_size=min(config.fc_subset, images.shape[-2] * images.shape[-1] // 2), seed=config.seed,
+        batch_size=batch)
     per["faithfulness_corr"] = pearson(sums, drops).float()
     dx_columns = torch.arange(n_char, n_char + len(model.config.diagnoses))
     for j, method in enumerate(ok):

@@ -193,11 +193,11 @@ def _model_rows(db: DermXDB, name: str, candidates: list[Candidate], board: Lead
     differences = [part.map_differences for part in folds]
     groups = same_groups([m for m in ok if m in agreement], differences)
     for group in groups:
-        method = group[0]
-        row: dict[str, Any] = {"model": name, "method": method, "same_maps": ", ".join(group[1:]),
-                               **_agreement_columns(agreement[method], config, clusters)}
-        for metric in folds[0].values[method]:
-            row.update(_pooled(folds, candidates, method, metric, config, clusters))
+        head = group[0]
+        row: dict[str, Any] = {"model": name, "method": head, "same_maps": ", ".join(group[1:]),
+                               **_agreement_columns(agreement[head], config, clusters)}
+        for metric in folds[0].values[head]:
+            row.update(_pooled(folds, candidates, head, metric, config, clusters))
         row["n_images"] = sum(min(config.n_images, len(c.stems)) for c in candidates)
         board.rows.append(row)
         if len(group) > 1:
@@ -205,12 +205,12 @@ def _model_rows(db: DermXDB, name: str, candidates: list[Candidate], board: Lead
                                f"≤ {SAME:g}: their CAM layer feeds global average pooling and one linear head), so "
                                "they share one row")
         for metric, reason in _undefined(row):
-            board.undefined.append({"model": name, "method": method, "metric": metric, "reason": reason})
-            say(f"{name} / {method}: {metric} undefined ({reason}); the row is kept, and left out of "
+            board.undefined.append({"model": name, "method": head, "metric": metric, "reason": reason})
+            say(f"{name} / {head}: {metric} undefined ({reason}); the row is kept, and left out of "
                 "leaderboard.csv")
         few = [c for c in ("agreement_images", "n_images") if row[c] < FEW]
         if few:
-            board.notes.append(f"{name} / {method}: a CI rests on few images ({', '.join(f'{c} {row[c]}' for c in few)}"
+            board.notes.append(f"{name} / {head}: a CI rests on few images ({', '.join(f'{c} {row[c]}' for c in few)}"
                                f" < {FEW})")
     board.notes += [f"{name}: {a} and {b} give nearly the same maps (largest difference {d:.3g})"
                     for a, b, d in near_pairs(groups, differences)]
