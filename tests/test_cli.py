@@ -4,6 +4,7 @@ spelling, type and help everywhere, renamed spellings are gone from the help, ev
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +113,62 @@ def test_usage_errors_exit_2_and_version_prints() -> None:
     assert CliRunner().invoke(app, ["explain", "--no-such-flag"]).exit_code == 2
     version = CliRunner().invoke(app, ["--version"])
     assert version.exit_code == 0 and version.output.startswith("dermx ")
+
+
+#: For every command: its arguments (``{tmp}`` is a scratch folder) and a function it calls, which the
+#: test replaces by a stand-in raising an exception no command expects.
+STAND_INS: dict[str, tuple[list[str], str]] = {
+    "dermx cv": (["cv", "--out", "{tmp}/cv"], "dermx.train.cv.run_cv"),
+    "dermx data summary": (["data", "summary", "--data", "{tmp}"], "dermx.data.dataset.load_dermxdb"),
+    "dermx demo": (["demo", "--out", "{tmp}/demo"], "dermx.demo.pipeline.run_demo"),
+    "dermx evaluate": (["evaluate", "--data", "{tmp}", "--images", "{tmp}", "--model", "m={tmp}", "--out",
+                        "{tmp}/bench"], "dermx.data.load_dermxdb"),
+    "dermx explain": (["explain", "--model", "resnet18", "--images", "{tmp}", "--out", "{tmp}/maps"],
+                      "dermx.explain.cli.load_model"),
+    "dermx interrater": (["interrater", "--data", "{tmp}", "--out", "{tmp}/agree"], "dermx.data.dataset.load_dermxdb"),
+    "dermx leaderboard": (["leaderboard", "{tmp}"], "dermx.evaluate.leaderboard_cli._read"),
+    "dermx predict": (["predict", "--model", "{tmp}", "{tmp}"], "dermx.predict.run.run_predict"),
+    "dermx report": (["report", "{tmp}"], "dermx.report.interrater_page.is_interrater"),
+    "dermx serve": (["serve", "--model", "{tmp}"], "dermx.serve.app.create_app"),
+    "dermx synth": (["synth", "--out", "{tmp}/synth", "--n-images", "1"], "dermx.data.synth.generate"),
+    "dermx train": (["train", "--out", "{tmp}/run"], "dermx.train.fitting.fit"),
+}
+#: Exceptions no command handles itself; the last spans two lines.
+UNEXPECTED: tuple[BaseException, ...] = (TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'"),
+                                         AttributeError("'NoneType' object has no attribute 'shape'"),
+                                         ZeroDivisionError("division by zero"), AssertionError(),
+                                         RuntimeError("first line\nsecond line"))
+
+
+def test_the_error_walk_covers_every_command() -> None:
+    assert set(STAND_INS) == set(COMMANDS)
+
+
+@pytest.mark.parametrize(("path", "error"), list(zip(sorted(STAND_INS), itertools.cycle(UNEXPECTED))),
+                         ids=lambda v: v if isinstance(v, str) else type(v).__name__)
+def test_any_exception_in_a_command_is_one_error_line_and_debug_shows_it(
+        path: str, error: BaseException, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermx.cli_common import set_debug
+
+    arguments, target = STAND_INS[path]
+    (tmp_path / "summary.json").write_text("{}")
+    calls: list[object] = []
+
+    def stand_in(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        raise error
+
+    monkeypatch.setattr(target, stand_in)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in arguments]
+    result = CliRunner().invoke(app, args)
+    assert calls, f"{path}: the stand-in for {target} was not reached: {result.output}"
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and type(error).__name__ in errors[0] and "--debug" in errors[0], result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, type(error))
+    try:
+        debug = CliRunner().invoke(app, ["--debug", *args])
+    finally:
+        set_debug(False)
+    assert isinstance(debug.exception, type(error)) and debug.exit_code == 1

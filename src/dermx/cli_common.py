@@ -15,8 +15,9 @@ Vocabulary (docs/design.md section 10). A flag means one thing in every command:
 Commands declare a shared flag with :func:`option` (``Annotated[Path, option("--images")]``), so its
 spelling, type and help are the same everywhere; ``tests/test_cli.py`` walks every command to check.
 
-Errors (:func:`guarded`): a failure prints one line ``error: ...`` on stderr and exits with 1; a usage
-error (bad flag or value) exits with 2 through Click; ``dermx --debug`` shows the traceback instead.
+Errors (:func:`guarded`): any failure prints one line ``error: ...`` on stderr and exits with 1 (an
+unexpected exception type is named, with the hint to rerun with ``--debug``); a usage error (bad flag
+or value) exits with 2 through Click; ``dermx --debug`` shows the traceback instead.
 Renamed flags (:func:`renamed`) still work for one release, with a note on stderr.
 """
 
@@ -30,6 +31,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from typer.core import TyperCommand
+from typer.exceptions import TyperException
 
 __all__ = [
     "RESOLUTIONS",
@@ -62,22 +64,42 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 #: Exceptions that carry a message meant for the user (every dermx error class derives from ValueError).
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, KeyError)
+#: Typer's own ways out of a command (``Exit``, ``Abort``, usage errors such as ``BadParameter``): they
+#: end the command as Typer says (exit code, usage message) and pass through :func:`guarded`.
+TYPER_EXITS: tuple[type[BaseException], ...] = (typer.Exit, typer.Abort, TyperException)
 
 
 def guarded(command: F) -> F:
-    """Wrap a command so a user-facing failure ends as one ``error:`` line and exit code 1."""
+    """Wrap a command so that any failure ends as one ``error:`` line and exit code 1.
+
+    A user error (:data:`USER_ERRORS`) shows its message; any other exception (a bug, or a failure
+    deep inside a library) shows its type and message with the hint to rerun with ``dermx --debug``,
+    which re-raises instead, to show the traceback. :data:`TYPER_EXITS` and ``KeyboardInterrupt``
+    pass through."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except USER_ERRORS as error:  # Click's own exits and usage errors are none of these: they pass
+        except TYPER_EXITS:
+            raise
+        except USER_ERRORS as error:
             if _DEBUG:
                 raise
             message = error.args[0] if isinstance(error, KeyError) and error.args else error
             fail(str(message) or type(error).__name__)
+        except Exception as error:  # the one place every unexpected failure ends
+            if _DEBUG:
+                raise
+            fail(f"unexpected {type(error).__name__}: {_one_line(str(error)) or 'no message'} "
+                 "(rerun as `dermx --debug COMMAND ...` for the traceback)")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its lines joined by ``; `` (a message from a library may span several)."""
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def parse_input_size(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
