@@ -140,7 +140,7 @@ SHARED: dict[str, dict[str, Any]] = {
                      "help": "How an image fits the input size: pad, crop or squash; default: the model's own."},
     "--map-size": {"metavar": "features|input|native",
                    "help": "Where maps are compared or stored: 'features' (the CAM grid), 'input' (the model's "
-                           "input size) or 'native' (the image's own pixels); each command names those it takes."},
+                           "input size) or 'native' (the image's own pixels)."},
     "--method": {"help": "CAM method: gradcam, gradcam++, xgradcam, hirescam, layercam, cam, scorecam, eigencam."},
     "--batch-size": {"min": 1, "help": "Images per model pass."},
     "--seed": {"help": "Random seed: same seed, same result."},
@@ -149,12 +149,53 @@ SHARED: dict[str, dict[str, Any]] = {
     "--threshold": {"min": 0.0, "max": 1.0, "help": "Probability from which a characteristic is present."},
     "--aliases": {"exists": True, "dir_okay": False,
                   "help": "CSV alias,name mapping your class and characteristic names onto DermXDB's."},
+    "--epochs": {"min": 1, "help": "Training epochs per model."},
+    "--fusion": {"help": "Fusion rule of the expert maps: mean | relative | any | ..."},
+    "--require-all-images": {"help": "Fail when the image folder lacks any DermXDB image (default: go on with "
+                                     "the images found, list the missing ones in the run folder)."},
+    "--model": {"help": "A dermx checkpoint (folder, or a file in it), or a timm model name with --weights FILE."},
+    "--weights": {"exists": True, "dir_okay": False,
+                  "help": "With --model NAME: the weights of the whole timm classifier (state dict, .safetensors "
+                          "or torch file)."},
+    "--num-classes": {"min": 1, "help": "With --model NAME: the classifier's outputs (default: from the --weights "
+                                        "file)."},
+    "--class-names": {"exists": True, "dir_okay": False,
+                      "help": "With --model NAME: text file of the classifier's class names, one a line (default: "
+                              "from the --weights file, if it has them)."},
 }
 
+#: The flags of :data:`SHARED` that describe a plain timm classifier named by ``--model NAME``; a dermx
+#: checkpoint carries all of this itself.
+CLASSIFIER_FLAGS: tuple[str, ...] = ("--weights", "--num-classes", "--class-names")
+#: How :func:`option` appends the values one command takes to a shared flag's help.
+TAKES = " This command takes: {}."
 
-def option(flag: str, *short: str) -> Any:
-    """The ``typer.Option`` of a shared ``flag`` (:data:`SHARED`), optionally with short aliases (``-m``)."""
-    return typer.Option(flag, *short, **SHARED[flag])
+
+def option(flag: str, *short: str, choices: tuple[str, ...] | None = None) -> Any:
+    """The ``typer.Option`` of a shared ``flag`` (:data:`SHARED`), optionally with short aliases (``-m``).
+
+    ``choices``: the values of the flag this command takes (e.g. ``--map-size`` in a command that takes
+    ``features`` and ``input`` only): they are checked, shown as the metavar and named after the shared
+    help (:data:`TAKES`), which stays the flag's one meaning."""
+    declared = dict(SHARED[flag])
+    if choices is not None:
+        declared.update(parser=_choice(choices), metavar="|".join(choices),
+                        help=declared["help"] + TAKES.format(", ".join(choices)))
+    return typer.Option(flag, *short, **declared)
+
+
+def meaning(help_text: str | None) -> str:
+    """A flag's help without the values one command takes (:func:`option`'s ``choices``): what the flag
+    means, the same in every command."""
+    return (help_text or "").split(TAKES.split("{}")[0], 1)[0]
+
+
+def refuse_flags(given: dict[str, object], why: str) -> None:
+    """``typer.BadParameter`` naming the first flag of ``given`` (flag → value; ``None``: not given) that
+    was given, and ``why`` it has no effect: a flag that does nothing in a combination is an error."""
+    for flag, value in given.items():
+        if value is not None:
+            raise typer.BadParameter(why, param_hint=f"'{flag}'")
 
 
 def renamed(aliases: dict[str, str]) -> type[TyperCommand]:
