@@ -27,6 +27,7 @@ import functools
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -34,13 +35,17 @@ from typer.core import TyperCommand
 from typer.exceptions import TyperException
 
 __all__ = [
+    "CLASSIFIER_FLAGS",
     "RESOLUTIONS",
     "SHARED",
     "SizeArg",
     "fail",
     "guarded",
+    "is_checkpoint",
+    "meaning",
     "option",
     "parse_input_size",
+    "refuse_flags",
     "renamed",
     "set_debug",
 ]
@@ -188,6 +193,23 @@ def meaning(help_text: str | None) -> str:
     """A flag's help without the values one command takes (:func:`option`'s ``choices``): what the flag
     means, the same in every command."""
     return (help_text or "").split(TAKES.split("{}")[0], 1)[0]
+
+
+def is_checkpoint(model: str, *, weights: object = None, num_classes: object = None, class_names: object = None,
+                  weights_required: bool = False) -> bool:
+    """Whether ``--model`` names a dermx checkpoint (an existing path) rather than a timm model name. A
+    classifier flag (:data:`CLASSIFIER_FLAGS`) given with a checkpoint is a usage error naming it, and so
+    is a timm name without ``--weights`` where ``weights_required`` (random weights predict nothing)."""
+    if Path(model).exists():
+        refuse_flags(dict(zip(CLASSIFIER_FLAGS, (weights, num_classes, class_names), strict=True)),
+                     "applies to a timm model name (--model NAME) only: a dermx checkpoint carries its own "
+                     "weights, outputs and class names")
+        return True
+    if weights_required and weights is None:
+        raise typer.BadParameter(f"{model!r} is neither a checkpoint folder or file nor, without --weights FILE, "
+                                 "a usable timm classifier: give the weights of the timm model with --weights",
+                                 param_hint="'--model'")
+    return False
 
 
 def refuse_flags(given: dict[str, object], why: str) -> None:

@@ -13,7 +13,7 @@ from dermx.serve.uploads import DEFAULT_MAX_DECODES, DEFAULT_MAX_PIXELS
 
 @guarded
 def serve_command(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint folder (or a file in it).")],
+    model: Annotated[str, option("--model", "-m")],
     host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest accepted upload, in MB.")] = 20.0,
@@ -26,13 +26,21 @@ def serve_command(
         min=1, help="Uploads decoded at once (bounds the memory large images take).")] = DEFAULT_MAX_DECODES,
     max_queue: Annotated[int, typer.Option(
         min=1, help="Most prediction requests waiting at once; more get 503.")] = 256,
+    weights: Annotated[Path | None, option("--weights")] = None,
+    num_classes: Annotated[int | None, option("--num-classes")] = None,
+    class_names: Annotated[Path | None, option("--class-names")] = None,
 ) -> None:
-    """Serve POST /v1/predict, GET /v1/model, GET /health and an upload page at /."""
+    """Serve POST /v1/predict, GET /v1/model, GET /health and an upload page at /.
+
+    --model is a dermx checkpoint, or a timm model name with --weights FILE (its classes ranked, the top
+    class's map; no characteristics)."""
     import uvicorn
 
+    from dermx.explain.cli import predictable_model
     from dermx.serve.app import create_app
 
-    service = create_app(model, method=method, threshold=threshold, resolution=resolution,
+    loaded = predictable_model(model, weights, num_classes=num_classes, class_names=class_names)
+    service = create_app(loaded, method=method, threshold=threshold, resolution=resolution,
                          max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_batch=batch_size,
                          max_decodes=max_decodes, max_queue=max_queue)
     uvicorn.run(service, host=host, port=port, log_level="info")

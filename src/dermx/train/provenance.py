@@ -74,6 +74,17 @@ def epoch_metrics(metrics_csv: str | Path, epoch: int) -> dict[str, float]:
     return {"epoch": float(epoch), **out} if out else {}
 
 
+def training_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``training_data`` record for what a prediction or the service reports: the list of
+    training and validation image keys (``images``) replaced by their count and a fingerprint,
+    ``{"count": n, "sha256": 16 hex digits of the sorted keys joined by newlines}``; the rest as it is."""
+    if not isinstance(record.get("images"), list):
+        return dict(record)
+    keys = sorted(str(k) for k in record["images"])
+    return {**record, "images": {"count": len(keys),
+                                 "sha256": hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]}}
+
+
 def shown_epoch(metrics: dict[str, float]) -> int | None:
     """The exported epoch as the training log numbers it (``epoch k/N``, from 1), from the ``epoch`` of
     :func:`epoch_metrics` (Lightning's count, from 0, as in ``logs/metrics.csv``); ``None`` when unknown."""
