@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -14,11 +15,18 @@ from typer.core import TyperGroup, TyperOption
 from typer.testing import CliRunner
 
 from dermx.cli import app
-from dermx.cli_common import SHARED, guarded
+from dermx.cli_common import SHARED, guarded, meaning
 from support import plain
 
 #: Spellings replaced by the shared vocabulary; none may be a visible option of any command.
 RETIRED = {"--size", "--max-batch", "--maps-method", "--maps-size"}
+
+#: Flags of ``dermx evaluate`` that still mean something else there than in the other commands, with why;
+#: the lead engineer's change to evaluate's flags resolves them (and removes these entries).
+EVALUATE_PENDING: dict[str, str] = {
+    "--model": "evaluate's --model is NAME=PATH, repeatable, of a checkpoint, run or cv folder; elsewhere one "
+               "dermx checkpoint or a timm name with --weights",
+}
 
 
 def _commands() -> Iterator[tuple[str, typer.core.TyperCommand]]:
@@ -55,21 +63,83 @@ def test_every_stage_has_its_commands() -> None:
 
 
 @pytest.mark.parametrize("path", sorted(COMMANDS))
-def test_help_runs_with_h_and_shared_flags_mean_one_thing(path: str) -> None:
+def test_help_runs_with_h_and_shows_no_retired_spelling(path: str) -> None:
     result = CliRunner().invoke(app, [*path.split()[1:], "-h"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
     for option in _options(COMMANDS[path]):
         for flag in (o for o in option.opts if o.startswith("--")):
             assert flag not in RETIRED, f"{path}: {flag} is a retired spelling"
-            if flag in SHARED:
-                assert option.help == SHARED[flag]["help"], f"{path} {flag}: help differs from cli_common.SHARED"
-                expected = SHARED[flag]
-                if expected.get("file_okay") is False:
-                    assert _is_folder(option), f"{path} {flag} is not a folder"
-                for key in ("min", "max", "parser", "exists"):
-                    if key in expected:
-                        assert getattr(_declared(option), key) == expected[key], f"{path} {flag}: {key} differs"
+
+
+def _shared_uses() -> Iterator[Any]:
+    """Every (command, flag of :data:`~dermx.cli_common.SHARED`) that ``-h`` lists."""
+    for path in sorted(COMMANDS):
+        for option in _options(COMMANDS[path]):
+            for flag in (o for o in option.opts if o in SHARED):
+                pending = flag in EVALUATE_PENDING and path == "dermx evaluate"
+                marks = [pytest.mark.xfail(strict=True, reason=f"pending evaluate flags: {EVALUATE_PENDING[flag]}")] \
+                    if pending else []
+                yield pytest.param(path, flag, marks=marks, id=f"{path[6:]}:{flag}")
+
+
+@pytest.mark.parametrize(("path", "flag"), list(_shared_uses()))
+def test_a_shared_flag_has_the_shared_help_bounds_and_parser(path: str, flag: str) -> None:
+    (option,) = [o for o in _options(COMMANDS[path]) if flag in o.opts]
+    expected = SHARED[flag]
+    assert meaning(option.help) == expected["help"], f"{path} {flag}: help differs from cli_common.SHARED"
+    if expected.get("file_okay") is False:
+        assert _is_folder(option), f"{path} {flag} is not a folder"
+    for key in ("min", "max", "parser", "exists"):
+        if key in expected:
+            assert getattr(_declared(option), key) == expected[key], f"{path} {flag}: {key} differs"
+
+
+def _meaning(option: TyperOption) -> tuple[str, str, bool, bool]:
+    """What a flag means: its help without the values one command takes (:func:`dermx.cli_common.meaning`),
+    its value type, whether it is an on/off flag, whether it repeats."""
+    annotation = option.type_descriptor.annotation  # type: ignore[attr-defined]
+    return meaning(option.help), getattr(annotation, "__name__", str(annotation)), option.is_flag, option.multiple
+
+
+def _flag_pairs() -> Iterator[tuple[str, str, str]]:
+    """Every visible long flag name shared by two commands, with each pair of those commands."""
+    uses: dict[str, list[str]] = {}
+    for path, command in COMMANDS.items():
+        for option in _options(command):
+            for flag in {o for o in (*option.opts, *option.secondary_opts) if o.startswith("--")}:
+                uses.setdefault(flag, []).append(path)
+    for flag, paths in sorted(uses.items()):
+        for first, second in itertools.combinations(sorted(paths), 2):
+            yield flag, first, second
+
+
+def _flag_pair_params() -> Iterator[Any]:
+    for flag, first, second in _flag_pairs():
+        pending = flag in EVALUATE_PENDING and "dermx evaluate" in (first, second)
+        marks = [pytest.mark.xfail(strict=True, reason=f"pending evaluate flags: {EVALUATE_PENDING[flag]}")] \
+            if pending else []
+        yield pytest.param(flag, first, second, marks=marks, id=f"{flag}:{first[6:]}~{second[6:]}")
+
+
+@pytest.mark.parametrize(("flag", "first", "second"), list(_flag_pair_params()))
+def test_a_flag_name_means_one_thing_in_every_command(flag: str, first: str, second: str) -> None:
+    """The same flag name has the same help meaning and type wherever ``-h`` lists it."""
+    def meaning_of(path: str) -> tuple[str, str, bool, bool]:
+        (option,) = [o for o in _options(COMMANDS[path]) if flag in (*o.opts, *o.secondary_opts)]
+        return _meaning(option)
+
+    assert meaning_of(first) == meaning_of(second), f"{flag} means different things in {first} and {second}"
+
+
+def test_the_flag_walk_sees_every_command_and_the_flags_shared_across_them() -> None:
+    """Guard against a walk that passes because it sees nothing."""
+    pairs = {(flag, first, second) for flag, first, second in _flag_pairs()}
+    seen = {path for _, first, second in pairs for path in (first, second)}
+    assert seen >= set(COMMANDS) - {"dermx leaderboard", "dermx report"}
+    assert ("--weights", "dermx explain", "dermx predict") in pairs
+    assert not any(flag == "--weights" and "dermx train" in (first, second) for flag, first, second in pairs)
+    assert len(pairs) > 100
 
 
 @pytest.mark.parametrize("path", sorted(COMMANDS))

@@ -14,7 +14,7 @@ from dermx.cli_common import guarded, option, renamed
 def demo_command(
     out: Annotated[Path | None, option("--out")] = None,
     n_images: Annotated[int | None, option("--n-images")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs per model.")] = None,
+    epochs: Annotated[int | None, option("--epochs")] = None,
     seed: Annotated[int, option("--seed")] = 0,
     quick: Annotated[bool, typer.Option("--quick", help="A tiny run (< 60 s) to check the installation.")] = False,
 ) -> None:
