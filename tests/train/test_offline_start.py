@@ -169,3 +169,24 @@ def test_train_help_shows_every_default_and_each_recipe_value() -> None:
         checked += 1
     assert checked >= 30
     assert "[default: (0.0005; --recipe small-data: 0.003)]" in text
+
+
+def test_the_readme_lists_every_train_option_with_its_default() -> None:
+    """Old code: 13 options of ``dermx train`` were in no part of the README."""
+    import typer
+
+    from dermx.train.cli import shown_default
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("#### Every `dermx train` option", 1)[1].split("\n#", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| `--"):
+            flags, default, _ = (cell.strip() for cell in line.strip().strip("|").split(" | ", 2))
+            rows[flags] = default
+    options = [o for o in typer.main.get_command(app).commands["train"].params if o.name != "help"]
+    for option in options:
+        flags = " / ".join(f"`{n}`" for n in (*option.opts, *option.secondary_opts) if n.startswith("--"))
+        assert flags in rows, f"README lacks {flags}"
+        assert rows[flags] == (shown_default(option.name, switch=bool(option.secondary_opts)) or ""), flags
+    assert len(rows) == len(options)
