@@ -10,10 +10,14 @@ Vocabulary (docs/design.md section 10). A flag means one thing in every command:
 ``--map-size``    where maps are compared or stored: ``features``, ``input`` or ``native``
 ``--method``      a CAM method of the engine (``--methods`` for a comma-separated list)
 ``--batch-size``  images per model pass
+``--model``       a dermx checkpoint, or a timm model name whose whole classifier ``--weights FILE`` holds
+``--epochs``      training epochs per model (``--backbone-weights FILE``: a backbone's starting weights)
 ================  =====================================================================
 
 Commands declare a shared flag with :func:`option` (``Annotated[Path, option("--images")]``), so its
-spelling, type and help are the same everywhere; ``tests/test_cli.py`` walks every command to check.
+spelling, type and help are the same everywhere; ``tests/test_cli.py`` walks every command to check,
+and checks that any flag name two commands share means the same in both. A flag that has no effect in
+the combination given is a usage error naming it (:func:`refuse_flags`, :func:`is_checkpoint`).
 
 Errors (:func:`guarded`): any failure prints one line ``error: ...`` on stderr and exits with 1 (an
 unexpected exception type is named, with the hint to rerun with ``--debug``); a usage error (bad flag
