@@ -60,38 +60,46 @@ def server(checkpoint: Path) -> Iterator[str]:
         yield url
 
 
-def test_upload_see_result_toggle_overlay(server: str, tmp_path: Path) -> None:
+@contextmanager
+def _page_after_upload(url: str, image: Path, width: int, height: int) -> Iterator[Any]:
+    """Headless Chromium at ``width`` × ``height`` on the page at ``url``, once ``image`` was uploaded
+    and its result shown; skips without Playwright or Chromium."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright not installed (pip install playwright)")
     executable = _chromium()
-    image = tmp_path / "lesion.png"
-    photo(160, 120).save(image)
-    shot = tmp_path / "page.png"
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1100, "height": 800})
-            page.goto(server + "/")
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(url + "/")
             page.locator("#file").set_input_files(str(image))
             page.locator("#result").wait_for(state="visible", timeout=30_000)
-            assert page.locator("#diagnoses li").count() == 6
-            assert page.locator("#characteristics li").count() == 16
-            first, second = page.locator("#overlays button").nth(0), page.locator("#overlays button").nth(1)
-            assert first.get_attribute("aria-checked") == "true" and first.inner_text().startswith("Dx:")
-            second.click()
-            assert second.get_attribute("aria-checked") == "true" and first.get_attribute("aria-checked") == "false"
-            page.wait_for_function("document.getElementById('overlay').complete && "
-                                   "document.getElementById('overlay').naturalWidth > 0")
-            assert page.locator("#overlay").is_visible()
-            # the 160x120 photo was padded into the square input: its area is outlined on both pictures
-            assert page.locator(".input-area:visible").count() == 2 and page.locator("#padding-note").is_visible()
-            box = page.locator("#stage .input-area").bounding_box()
-            stage = page.locator("#stage").bounding_box()
-            assert box and stage and abs(box["width"] - stage["width"]) < 2 and box["height"] < 0.8 * stage["height"]
-            page.locator("#opacity").fill("80")
-            assert page.locator("#overlay").evaluate("e => e.style.opacity") == "0.8"
-            page.screenshot(path=str(shot), full_page=True)
+            yield page
         finally:
             browser.close()
+
+
+def test_upload_see_result_toggle_overlay(server: str, tmp_path: Path) -> None:
+    image = tmp_path / "lesion.png"
+    photo(160, 120).save(image)
+    shot = tmp_path / "page.png"
+    with _page_after_upload(server, image, 1100, 800) as page:
+        assert page.locator("#diagnoses li").count() == 6
+        assert page.locator("#characteristics li").count() == 16
+        first, second = page.locator("#overlays button").nth(0), page.locator("#overlays button").nth(1)
+        assert first.get_attribute("aria-checked") == "true" and first.inner_text().startswith("Dx:")
+        second.click()
+        assert second.get_attribute("aria-checked") == "true" and first.get_attribute("aria-checked") == "false"
+        page.wait_for_function("document.getElementById('overlay').complete && "
+                               "document.getElementById('overlay').naturalWidth > 0")
+        assert page.locator("#overlay").is_visible()
+        # the 160x120 photo was padded into the square input: its area is outlined on both pictures
+        assert page.locator(".input-area:visible").count() == 2 and page.locator("#padding-note").is_visible()
+        box = page.locator("#stage .input-area").bounding_box()
+        stage = page.locator("#stage").bounding_box()
+        assert box and stage and abs(box["width"] - stage["width"]) < 2 and box["height"] < 0.8 * stage["height"]
+        page.locator("#opacity").fill("80")
+        assert page.locator("#overlay").evaluate("e => e.style.opacity") == "0.8"
+        page.screenshot(path=str(shot), full_page=True)
     with Image.open(shot) as picture:
         assert picture.format == "PNG" and picture.width > 0 and picture.height > 0
     keep = os.environ.get("DERMX_SCREENSHOT")
@@ -130,36 +138,27 @@ def test_the_map_is_beside_the_image_after_an_upload_without_scrolling(checkpoin
     """Issue 25: on a 1280x800 window, the upload's map shows beside the image at once, with the map's
     choices and colour scale, and nothing needs scrolling. Old code: no map until a toggle below 22 result
     rows (off screen) was clicked."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright not installed (pip install playwright)")
-    executable = _chromium()
     image = tmp_path / "lesion.png"
     photo(width, height).save(image)
     shot = tmp_path / f"page_{width}x{height}_{resolution}.png"
-    with _serving(create_app(checkpoint, resolution=resolution)) as url, sync_api.sync_playwright() as playwright:  # type: ignore[arg-type]
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.goto(url + "/")
-            page.locator("#file").set_input_files(str(image))
-            page.locator("#result").wait_for(state="visible", timeout=30_000)
-            page.wait_for_function("['overlay', 'photo', 'original'].every(id => document.getElementById(id).complete "
-                                   "&& document.getElementById(id).naturalWidth > 0)")
-            assert page.locator("#overlay").is_visible()
-            assert page.locator("#overlay-title").inner_text().startswith("diagnosis:")
-            boxes = {name: page.locator(name).bounding_box() for name in
-                     ("#original", "#stage", "#overlay", "#overlays", "#colorbar")}
-            assert all(boxes.values()), boxes
-            for name, box in boxes.items():  # everything on screen as the page opens
-                assert box["y"] >= 0 and box["y"] + box["height"] <= 800 and box["x"] + box["width"] <= 1280, name
-            original, stage, overlay = boxes["#original"], boxes["#stage"], boxes["#overlay"]
-            assert abs(original["y"] - stage["y"]) < 2 and stage["x"] >= original["x"] + original["width"]  # beside
-            assert overlay == stage  # the map covers the picture exactly
-            picture = width / height if resolution == "crop" else 1.0
-            assert stage["width"] / stage["height"] == pytest.approx(picture, rel=0.03)
-            assert page.evaluate("document.scrollingElement.scrollTop") == 0
-            page.screenshot(path=str(shot))
-        finally:
-            browser.close()
+    service = create_app(checkpoint, resolution=resolution)  # type: ignore[arg-type]
+    with _serving(service) as url, _page_after_upload(url, image, 1280, 800) as page:
+        page.wait_for_function("['overlay', 'photo', 'original'].every(id => document.getElementById(id).complete "
+                               "&& document.getElementById(id).naturalWidth > 0)")
+        assert page.locator("#overlay").is_visible()
+        assert page.locator("#overlay-title").inner_text().startswith("diagnosis:")
+        boxes = {name: page.locator(name).bounding_box() for name in
+                 ("#original", "#stage", "#overlay", "#overlays", "#colorbar")}
+        assert all(boxes.values()), boxes
+        for name, box in boxes.items():  # everything on screen as the page opens
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 800 and box["x"] + box["width"] <= 1280, name
+        original, stage, overlay = boxes["#original"], boxes["#stage"], boxes["#overlay"]
+        assert abs(original["y"] - stage["y"]) < 2 and stage["x"] >= original["x"] + original["width"]  # beside
+        assert overlay == stage  # the map covers the picture exactly
+        picture = width / height if resolution == "crop" else 1.0
+        assert stage["width"] / stage["height"] == pytest.approx(picture, rel=0.03)
+        assert page.evaluate("document.scrollingElement.scrollTop") == 0
+        page.screenshot(path=str(shot))
     keep = os.environ.get("DERMX_SCREENSHOT_DIR")
     if keep:
         shutil.copy(shot, Path(keep) / shot.name)
