@@ -29,6 +29,13 @@ EVALUATE_PENDING: dict[str, str] = {
 }
 
 
+def _pending(flag: str, *paths: str) -> list[Any]:
+    """The strict xfail of a case that involves a flag of :data:`EVALUATE_PENDING` in ``dermx evaluate``."""
+    if flag not in EVALUATE_PENDING or "dermx evaluate" not in paths:
+        return []
+    return [pytest.mark.xfail(strict=True, reason=f"pending evaluate flags: {EVALUATE_PENDING[flag]}")]
+
+
 def _commands() -> Iterator[tuple[str, typer.core.TyperCommand]]:
     def walk(command: typer.core.TyperCommand, path: str) -> Iterator[tuple[str, typer.core.TyperCommand]]:
         if isinstance(command, TyperGroup):
@@ -77,10 +84,7 @@ def _shared_uses() -> Iterator[Any]:
     for path in sorted(COMMANDS):
         for option in _options(COMMANDS[path]):
             for flag in (o for o in option.opts if o in SHARED):
-                pending = flag in EVALUATE_PENDING and path == "dermx evaluate"
-                marks = [pytest.mark.xfail(strict=True, reason=f"pending evaluate flags: {EVALUATE_PENDING[flag]}")] \
-                    if pending else []
-                yield pytest.param(path, flag, marks=marks, id=f"{path[6:]}:{flag}")
+                yield pytest.param(path, flag, marks=_pending(flag, path), id=f"{path[6:]}:{flag}")
 
 
 @pytest.mark.parametrize(("path", "flag"), list(_shared_uses()))
@@ -116,10 +120,8 @@ def _flag_pairs() -> Iterator[tuple[str, str, str]]:
 
 def _flag_pair_params() -> Iterator[Any]:
     for flag, first, second in _flag_pairs():
-        pending = flag in EVALUATE_PENDING and "dermx evaluate" in (first, second)
-        marks = [pytest.mark.xfail(strict=True, reason=f"pending evaluate flags: {EVALUATE_PENDING[flag]}")] \
-            if pending else []
-        yield pytest.param(flag, first, second, marks=marks, id=f"{flag}:{first[6:]}~{second[6:]}")
+        yield pytest.param(flag, first, second, marks=_pending(flag, first, second),
+                           id=f"{flag}:{first[6:]}~{second[6:]}")
 
 
 @pytest.mark.parametrize(("flag", "first", "second"), list(_flag_pair_params()))
