@@ -153,3 +153,12 @@ def test_predictions_json_keeps_a_count_and_fingerprint_of_the_training_images(t
     assert "img0123" not in text
     assert record["images"]["count"] == 300 and len(record["images"]["sha256"]) == 16
     assert (record["source"], record["n_train"], record["n_val"]) == ("mine", 250, 50)
+
+
+@pytest.mark.parametrize("command", ["predict", "serve"])
+def test_a_threshold_for_a_classifier_without_characteristics_is_refused(command: str, images: Path,
+                                                                         classifier: tuple[Path, Path]) -> None:
+    extra = [str(images)] if command == "predict" else []
+    result = CliRunner().invoke(app, [command, "--model", "resnet18", "--weights", str(classifier[0]),
+                                      "--threshold", "0.3", *extra])
+    _usage_error(result, "--threshold", "characteristics")

@@ -173,6 +173,9 @@ SHARED: dict[str, dict[str, Any]] = {
                               "from the --weights file, if it has them)."},
 }
 
+#: The default of ``--threshold`` in ``predict`` and ``serve`` (given as ``None`` there, so that a value given
+#: with a model without characteristics is refused).
+PRESENT_FROM = 0.5
 #: The flags of :data:`SHARED` that describe a plain timm classifier named by ``--model NAME``; a dermx
 #: checkpoint carries all of this itself.
 CLASSIFIER_FLAGS: tuple[str, ...] = ("--weights", "--num-classes", "--class-names")
@@ -180,16 +183,19 @@ CLASSIFIER_FLAGS: tuple[str, ...] = ("--weights", "--num-classes", "--class-name
 TAKES = " This command takes: {}."
 
 
-def option(flag: str, *short: str, choices: tuple[str, ...] | None = None) -> Any:
+def option(flag: str, *short: str, choices: tuple[str, ...] | None = None, default: str | None = None) -> Any:
     """The ``typer.Option`` of a shared ``flag`` (:data:`SHARED`), optionally with short aliases (``-m``).
 
     ``choices``: the values of the flag this command takes (e.g. ``--map-size`` in a command that takes
     ``features`` and ``input`` only): they are checked, shown as the metavar and named after the shared
-    help (:data:`TAKES`), which stays the flag's one meaning."""
+    help (:data:`TAKES`), which stays the flag's one meaning. ``default``: the value ``-h`` shows for an
+    option whose Python default is ``None`` (so that the command can tell a value given from none)."""
     declared = dict(SHARED[flag])
     if choices is not None:
         declared.update(parser=_choice(choices), metavar="|".join(choices),
                         help=declared["help"] + TAKES.format(", ".join(choices)))
+    if default is not None:
+        declared["show_default"] = default
     return typer.Option(flag, *short, **declared)
 
 

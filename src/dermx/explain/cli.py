@@ -72,14 +72,16 @@ def load_model(spec: str, weights: Path | None, *, num_classes: int | None = Non
 
 
 def predictable_model(spec: str, weights: Path | None, *, num_classes: int | None = None,
-                      class_names: Path | None = None) -> Path | ClassifierNet:
+                      class_names: Path | None = None, threshold: float | None = None) -> Path | ClassifierNet:
     """What ``predict`` and ``serve`` hand the :class:`~dermx.predict.Predictor` for ``--model``: a dermx
     checkpoint's path, or the timm classifier it names with its ``--weights`` as a dx-only model
     (:class:`~dermx.explain.classifier.ClassifierNet`). Flags that do not apply are usage errors
-    (:func:`~dermx.cli_common.is_checkpoint`)."""
+    (:func:`~dermx.cli_common.is_checkpoint`; ``--threshold``, of characteristics, with a classifier)."""
     if is_checkpoint(spec, weights=weights, num_classes=num_classes, class_names=class_names,
                      weights_required=True):
         return Path(spec)
+    refuse_flags({"--threshold": threshold}, "applies to a dermx model's characteristics; a timm classifier "
+                                             "(--model NAME) has none")
     from dermx.explain.classifier import ClassifierNet
 
     return ClassifierNet(named_classifier(spec, weights, num_classes=num_classes, class_names=class_names), spec)

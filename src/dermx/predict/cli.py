@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dermx.cli_common import guarded, option
+from dermx.cli_common import PRESENT_FROM, guarded, option
 
 
 @guarded
@@ -16,7 +16,7 @@ def predict_command(
     model: Annotated[str, option("--model", "-m")],
     out: Annotated[Path | None, option("--out", "-o")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON on stdout.")] = False,
-    threshold: Annotated[float, option("--threshold")] = 0.5,
+    threshold: Annotated[float | None, option("--threshold", default=str(PRESENT_FROM))] = None,
     method: Annotated[str, option("--method")] = "gradcam",
     batch_size: Annotated[int, option("--batch-size")] = 8,
     resolution: Annotated[str | None, option("--resolution")] = None,
@@ -38,8 +38,10 @@ def predict_command(
     from dermx.explain.cli import predictable_model
     from dermx.predict.run import run_predict
 
-    loaded = predictable_model(model, weights, num_classes=num_classes, class_names=class_names)
-    code = run_predict(images, model=loaded, out=out, as_json=as_json, threshold=threshold, method=method,
+    loaded = predictable_model(model, weights, num_classes=num_classes, class_names=class_names,
+                               threshold=threshold)
+    code = run_predict(images, model=loaded, out=out, as_json=as_json,
+                       threshold=PRESENT_FROM if threshold is None else threshold, method=method,
                        batch_size=batch_size, resolution=resolution)
     raise typer.Exit(code)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dermx.cli_common import guarded, option, renamed
+from dermx.cli_common import PRESENT_FROM, guarded, option, renamed
 from dermx.serve.uploads import DEFAULT_MAX_DECODES, DEFAULT_MAX_PIXELS
 
 
@@ -18,7 +18,7 @@ def serve_command(
     port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest accepted upload, in MB.")] = 20.0,
     max_pixels: Annotated[int, typer.Option(min=1, help="Largest accepted image, in pixels.")] = DEFAULT_MAX_PIXELS,
-    threshold: Annotated[float, option("--threshold")] = 0.5,
+    threshold: Annotated[float | None, option("--threshold", default=str(PRESENT_FROM))] = None,
     method: Annotated[str, option("--method")] = "gradcam",
     resolution: Annotated[str | None, option("--resolution")] = None,
     batch_size: Annotated[int, option("--batch-size")] = 8,
@@ -39,10 +39,11 @@ def serve_command(
     from dermx.explain.cli import predictable_model
     from dermx.serve.app import create_app
 
-    loaded = predictable_model(model, weights, num_classes=num_classes, class_names=class_names)
-    service = create_app(loaded, method=method, threshold=threshold, resolution=resolution,
-                         max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_batch=batch_size,
-                         max_decodes=max_decodes, max_queue=max_queue)
+    loaded = predictable_model(model, weights, num_classes=num_classes, class_names=class_names,
+                               threshold=threshold)
+    service = create_app(loaded, method=method, threshold=PRESENT_FROM if threshold is None else threshold,
+                         resolution=resolution, max_upload_mb=max_upload_mb, max_pixels=max_pixels,
+                         max_batch=batch_size, max_decodes=max_decodes, max_queue=max_queue)
     uvicorn.run(service, host=host, port=port, log_level="info")
 
 
