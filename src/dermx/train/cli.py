@@ -3,18 +3,17 @@
 Options map one-to-one onto :class:`~dermx.train.TrainConfig` fields; a ``--config`` YAML/JSON file
 gives defaults that options given on the command line override, and ``--recipe`` a named set of values
 below both. Every option's Python default is ``None`` (not given); ``-h`` shows the configuration's
-default and each recipe's value instead (:func:`shown_default`). Both commands share one option list
-(:func:`_shared`); heavy imports happen inside the commands.
+default and each recipe's value instead (:func:`shown_default`, :func:`showing_defaults`). Both
+commands share one option list (:func:`_shared`); heavy imports happen inside the commands.
 """
 
-import copy
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 import typer
-from typer.models import OptionInfo
+from typer.core import TyperCommand
 
 from dermx.cli_common import SizeArg, guarded, option, renamed
 
@@ -111,21 +110,20 @@ def shown_default(name: str, *, switch: bool = True) -> str | None:
     return "; ".join([text(default), *recipes]) if default is not None or recipes else None
 
 
-def _with_defaults(parameter: inspect.Parameter) -> inspect.Parameter:
-    """``parameter`` whose option shows :func:`shown_default` in ``-h`` (its Python default is ``None``, so
-    that a config file's value is not overridden by an option not given)."""
-    base, *extras = get_args(parameter.annotation)
-    info = next((e for e in extras if isinstance(e, OptionInfo)), None)
-    if info is None:
-        return parameter
-    # Typer keeps an Annotated option's first name in ``default``, the others in ``param_decls``
-    names = [str(d) for d in (info.default, *(info.param_decls or ())) if isinstance(d, str)]
-    shown = shown_default(parameter.name, switch=any("/" in n for n in names))
-    if shown is None:
-        return parameter
-    info = copy.copy(info)
-    info.show_default = shown
-    return parameter.replace(annotation=Annotated[base, info])
+def showing_defaults(base: type[TyperCommand]) -> type[TyperCommand]:
+    """``base`` whose ``-h`` shows :func:`shown_default` for each option (their Python default is ``None``,
+    so that a config file's value is not overridden by an option not given). Computed when help is
+    shown: the configuration imports PyTorch, which ``import dermx.cli`` must not."""
+
+    class ShowingDefaults(base):  # type: ignore[valid-type, misc]
+        def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+            for param in self.params:
+                shown = shown_default(str(param.name), switch=bool(getattr(param, "secondary_opts", None)))
+                if shown is not None:
+                    param.show_default = shown  # type: ignore[attr-defined]
+            super().format_help(ctx, formatter)
+
+    return ShowingDefaults
 
 
 def _config(options: dict[str, Any]) -> Any:
@@ -144,8 +142,7 @@ def _command(run: Callable[..., None], own: Callable[..., None]) -> Callable[...
     def command(**options: Any) -> None:
         run(options)
 
-    parameters = [_with_defaults(p) for p in (*inspect.signature(own).parameters.values(),
-                                               *inspect.signature(_shared).parameters.values())]
+    parameters = [*inspect.signature(own).parameters.values(), *inspect.signature(_shared).parameters.values()]
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in parameters}
     command.__doc__ = run.__doc__
@@ -209,6 +206,6 @@ RENAMED = {"--weights": "--backbone-weights"}
 
 def register(app: typer.Typer) -> None:
     """Add ``train`` and ``cv`` to the ``dermx`` command."""
-    app.command("train", cls=renamed(RENAMED))(_command(_train, _train_own))
-    app.command("cv", cls=renamed({**RENAMED, "--maps-method": "--method", "--maps-size": "--map-size"}))(
-        _command(_cv, _cv_own))
+    app.command("train", cls=showing_defaults(renamed(RENAMED)))(_command(_train, _train_own))
+    app.command("cv", cls=showing_defaults(renamed({**RENAMED, "--maps-method": "--method",
+                                                    "--maps-size": "--map-size"})))(_command(_cv, _cv_own))
