@@ -4,8 +4,10 @@ spelling, type and help everywhere, renamed spellings are gone from the help, ev
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -13,12 +15,11 @@ from typer.core import TyperGroup, TyperOption
 from typer.testing import CliRunner
 
 from dermx.cli import app
-from dermx.cli_common import SHARED, guarded
+from dermx.cli_common import SHARED, guarded, meaning
 from support import plain
 
 #: Spellings replaced by the shared vocabulary; none may be a visible option of any command.
 RETIRED = {"--size", "--max-batch", "--maps-method", "--maps-size"}
-
 
 def _commands() -> Iterator[tuple[str, typer.core.TyperCommand]]:
     def walk(command: typer.core.TyperCommand, path: str) -> Iterator[tuple[str, typer.core.TyperCommand]]:
@@ -54,21 +55,78 @@ def test_every_stage_has_its_commands() -> None:
 
 
 @pytest.mark.parametrize("path", sorted(COMMANDS))
-def test_help_runs_with_h_and_shared_flags_mean_one_thing(path: str) -> None:
+def test_help_runs_with_h_and_shows_no_retired_spelling(path: str) -> None:
     result = CliRunner().invoke(app, [*path.split()[1:], "-h"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
     for option in _options(COMMANDS[path]):
         for flag in (o for o in option.opts if o.startswith("--")):
             assert flag not in RETIRED, f"{path}: {flag} is a retired spelling"
-            if flag in SHARED:
-                assert option.help == SHARED[flag]["help"], f"{path} {flag}: help differs from cli_common.SHARED"
-                expected = SHARED[flag]
-                if expected.get("file_okay") is False:
-                    assert _is_folder(option), f"{path} {flag} is not a folder"
-                for key in ("min", "max", "parser", "exists"):
-                    if key in expected:
-                        assert getattr(_declared(option), key) == expected[key], f"{path} {flag}: {key} differs"
+
+
+def _shared_uses() -> Iterator[Any]:
+    """Every (command, flag of :data:`~dermx.cli_common.SHARED`) that ``-h`` lists."""
+    for path in sorted(COMMANDS):
+        for option in _options(COMMANDS[path]):
+            for flag in (o for o in option.opts if o in SHARED):
+                yield pytest.param(path, flag, id=f"{path[6:]}:{flag}")
+
+
+@pytest.mark.parametrize(("path", "flag"), list(_shared_uses()))
+def test_a_shared_flag_has_the_shared_help_bounds_and_parser(path: str, flag: str) -> None:
+    (option,) = [o for o in _options(COMMANDS[path]) if flag in o.opts]
+    expected = SHARED[flag]
+    assert meaning(option.help) == expected["help"], f"{path} {flag}: help differs from cli_common.SHARED"
+    if expected.get("file_okay") is False:
+        assert _is_folder(option), f"{path} {flag} is not a folder"
+    for key in ("min", "max", "parser", "exists"):
+        if key in expected:
+            assert getattr(_declared(option), key) == expected[key], f"{path} {flag}: {key} differs"
+
+
+def _meaning(option: TyperOption) -> tuple[str, str, bool, bool]:
+    """What a flag means: its help without the values one command takes (:func:`dermx.cli_common.meaning`),
+    its value type, whether it is an on/off flag, whether it repeats."""
+    annotation = option.type_descriptor.annotation  # type: ignore[attr-defined]
+    return meaning(option.help), getattr(annotation, "__name__", str(annotation)), option.is_flag, option.multiple
+
+
+def _flag_pairs() -> Iterator[tuple[str, str, str]]:
+    """Every visible long flag name shared by two commands, with each pair of those commands."""
+    uses: dict[str, list[str]] = {}
+    for path, command in COMMANDS.items():
+        for option in _options(command):
+            for flag in {o for o in (*option.opts, *option.secondary_opts) if o.startswith("--")}:
+                uses.setdefault(flag, []).append(path)
+    for flag, paths in sorted(uses.items()):
+        for first, second in itertools.combinations(sorted(paths), 2):
+            yield flag, first, second
+
+
+def _flag_pair_params() -> Iterator[Any]:
+    for flag, first, second in _flag_pairs():
+        yield pytest.param(flag, first, second,
+                           id=f"{flag}:{first[6:]}~{second[6:]}")
+
+
+@pytest.mark.parametrize(("flag", "first", "second"), list(_flag_pair_params()))
+def test_a_flag_name_means_one_thing_in_every_command(flag: str, first: str, second: str) -> None:
+    """The same flag name has the same help meaning and type wherever ``-h`` lists it."""
+    def meaning_of(path: str) -> tuple[str, str, bool, bool]:
+        (option,) = [o for o in _options(COMMANDS[path]) if flag in (*o.opts, *o.secondary_opts)]
+        return _meaning(option)
+
+    assert meaning_of(first) == meaning_of(second), f"{flag} means different things in {first} and {second}"
+
+
+def test_the_flag_walk_sees_every_command_and_the_flags_shared_across_them() -> None:
+    """Guard against a walk that passes because it sees nothing."""
+    pairs = {(flag, first, second) for flag, first, second in _flag_pairs()}
+    seen = {path for _, first, second in pairs for path in (first, second)}
+    assert seen >= set(COMMANDS) - {"dermx leaderboard", "dermx report"}
+    assert ("--weights", "dermx explain", "dermx predict") in pairs
+    assert not any(flag == "--weights" and "dermx train" in (first, second) for flag, first, second in pairs)
+    assert len(pairs) > 100
 
 
 @pytest.mark.parametrize("path", sorted(COMMANDS))
@@ -123,3 +181,62 @@ def test_a_long_name_in_an_error_is_shortened(capsys: pytest.CaptureFixture[str]
         command()
     error = capsys.readouterr().err
     assert len(error) < 400 and "dd/file.json: (1,000,011 characters) unreadable" in error
+
+
+#: For every command: its arguments (``{tmp}`` is a scratch folder) and a function it calls, which the
+#: test replaces by a stand-in raising an exception no command expects.
+STAND_INS: dict[str, tuple[list[str], str]] = {
+    "dermx cv": (["cv", "--out", "{tmp}/cv"], "dermx.train.cv.run_cv"),
+    "dermx data summary": (["data", "summary", "--data", "{tmp}"], "dermx.data.dataset.load_dermxdb"),
+    "dermx demo": (["demo", "--out", "{tmp}/demo"], "dermx.demo.pipeline.run_demo"),
+    "dermx evaluate": (["evaluate", "--data", "{tmp}", "--images", "{tmp}", "--candidate", "m={tmp}", "--out",
+                        "{tmp}/bench"], "dermx.data.load_dermxdb"),
+    "dermx explain": (["explain", "--model", "resnet18", "--images", "{tmp}", "--out", "{tmp}/maps"],
+                      "dermx.explain.cli.load_model"),
+    "dermx interrater": (["interrater", "--data", "{tmp}", "--out", "{tmp}/agree"], "dermx.data.dataset.load_dermxdb"),
+    "dermx leaderboard": (["leaderboard", "{tmp}"], "dermx.runs.leaderboard.read_leaderboard"),
+    "dermx predict": (["predict", "--model", "{tmp}", "{tmp}"], "dermx.predict.run.run_predict"),
+    "dermx report": (["report", "{tmp}"], "dermx.runs.summary.read_summary"),
+    "dermx serve": (["serve", "--model", "{tmp}"], "dermx.serve.app.create_app"),
+    "dermx synth": (["synth", "--out", "{tmp}/synth", "--n-images", "1"], "dermx.data.synth.generate"),
+    "dermx train": (["train", "--out", "{tmp}/run"], "dermx.train.fitting.fit"),
+}
+#: Exceptions no command handles itself; the last spans two lines.
+UNEXPECTED: tuple[BaseException, ...] = (TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'"),
+                                         AttributeError("'NoneType' object has no attribute 'shape'"),
+                                         ZeroDivisionError("division by zero"), AssertionError(),
+                                         RuntimeError("first line\nsecond line"))
+
+
+def test_the_error_walk_covers_every_command() -> None:
+    assert set(STAND_INS) == set(COMMANDS)
+
+
+@pytest.mark.parametrize(("path", "error"), list(zip(sorted(STAND_INS), itertools.cycle(UNEXPECTED))),
+                         ids=lambda v: v if isinstance(v, str) else type(v).__name__)
+def test_any_exception_in_a_command_is_one_error_line_and_debug_shows_it(
+        path: str, error: BaseException, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermx.cli_common import set_debug
+
+    arguments, target = STAND_INS[path]
+    (tmp_path / "summary.json").write_text("{}")
+    calls: list[object] = []
+
+    def stand_in(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        raise error
+
+    monkeypatch.setattr(target, stand_in)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in arguments]
+    result = CliRunner().invoke(app, args)
+    assert calls, f"{path}: the stand-in for {target} was not reached: {result.output}"
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and type(error).__name__ in errors[0] and "--debug" in errors[0], result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, type(error))
+    try:
+        debug = CliRunner().invoke(app, ["--debug", *args])
+    finally:
+        set_debug(False)
+    assert isinstance(debug.exception, type(error)) and debug.exit_code == 1

@@ -10,13 +10,18 @@ Vocabulary (docs/design.md section 10). A flag means one thing in every command:
 ``--map-size``    where maps are compared or stored: ``features``, ``input`` or ``native``
 ``--method``      a CAM method of the engine (``--methods`` for a comma-separated list)
 ``--batch-size``  images per model pass
+``--model``       a dermx checkpoint, or a timm model name whose whole classifier ``--weights FILE`` holds
+``--epochs``      training epochs per model (``--backbone-weights FILE``: a backbone's starting weights)
 ================  =====================================================================
 
 Commands declare a shared flag with :func:`option` (``Annotated[Path, option("--images")]``), so its
-spelling, type and help are the same everywhere; ``tests/test_cli.py`` walks every command to check.
+spelling, type and help are the same everywhere; ``tests/test_cli.py`` walks every command to check,
+and checks that any flag name two commands share means the same in both. A flag that has no effect in
+the combination given is a usage error naming it (:func:`refuse_flags`, :func:`is_checkpoint`).
 
-Errors (:func:`guarded`): a failure prints one line ``error: ...`` on stderr and exits with 1; a usage
-error (bad flag or value) exits with 2 through Click; ``dermx --debug`` shows the traceback instead.
+Errors (:func:`guarded`): any failure prints one line ``error: ...`` on stderr and exits with 1 (an
+unexpected exception type is named, with the hint to rerun with ``--debug``); a usage error (bad flag
+or value) exits with 2 through Click; ``dermx --debug`` shows the traceback instead.
 Renamed flags (:func:`renamed`) still work for one release, with a note on stderr.
 """
 
@@ -26,23 +31,30 @@ import functools
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar, get_args, get_origin
 
 import typer
 from typer.core import TyperCommand
+from typer.exceptions import TyperException
 
-from dermx.choices import CamMethod, ResolutionPolicy, method_name
+from dermx.choices import CamMethod, FusionRule, ResolutionPolicy, method_name
 from dermx.text import shorten_words
 
 __all__ = [
+    "CLASSIFIER_FLAGS",
     "SHARED",
     "SizeArg",
     "choice",
     "fail",
     "guarded",
+    "is_checkpoint",
+    "meaning",
+    "metavar",
     "only_with",
     "option",
     "parse_input_size",
+    "refuse_flags",
     "renamed",
     "set_debug",
 ]
@@ -67,22 +79,42 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 #: Exceptions that carry a message meant for the user (every dermx error class derives from ValueError).
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, KeyError)
+#: Typer's own ways out of a command (``Exit``, ``Abort``, usage errors such as ``BadParameter``): they
+#: end the command as Typer says (exit code, usage message) and pass through :func:`guarded`.
+TYPER_EXITS: tuple[type[BaseException], ...] = (typer.Exit, typer.Abort, TyperException)
 
 
 def guarded(command: F) -> F:
-    """Wrap a command so a user-facing failure ends as one ``error:`` line and exit code 1."""
+    """Wrap a command so that any failure ends as one ``error:`` line and exit code 1.
+
+    A user error (:data:`USER_ERRORS`) shows its message; any other exception (a bug, or a failure
+    deep inside a library) shows its type and message with the hint to rerun with ``dermx --debug``,
+    which re-raises instead, to show the traceback. :data:`TYPER_EXITS` and ``KeyboardInterrupt``
+    pass through."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except USER_ERRORS as error:  # Click's own exits and usage errors are none of these: they pass
+        except TYPER_EXITS:
+            raise
+        except USER_ERRORS as error:
             if _DEBUG:
                 raise
             message = error.args[0] if isinstance(error, KeyError) and error.args else error
             fail(str(message) or type(error).__name__)
+        except Exception as error:  # the one place every unexpected failure ends
+            if _DEBUG:
+                raise
+            fail(f"unexpected {type(error).__name__}: {_one_line(str(error)) or 'no message'} "
+                 "(rerun as `dermx --debug COMMAND ...` for the traceback)")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its lines joined by ``; `` (a message from a library may span several)."""
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def parse_input_size(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -143,6 +175,7 @@ def only_with(ctx: typer.Context, needed: str, given: bool, flags: dict[str, str
 
 _RESOLUTION = choice(ResolutionPolicy)
 _METHOD = choice(CamMethod, method_name)
+_FUSION = choice(FusionRule)
 
 
 #: The flags several commands share: their one spelling, type and help text (:func:`option`).
@@ -154,8 +187,7 @@ SHARED: dict[str, dict[str, Any]] = {
     "--resolution": {"parser": _RESOLUTION, "metavar": metavar(_RESOLUTION),
                      "help": "How an image fits the input size: pad, crop or squash; default: the model's own."},
     "--map-size": {"help": "Where maps are compared or stored: 'features' (the CAM grid), 'input' (the model's "
-                           "input size) or 'native' (the image's own pixels); the values shown are those the "
-                           "command takes."},
+                           "input size) or 'native' (the image's own pixels)."},
     "--method": {"parser": _METHOD, "metavar": metavar(_METHOD),
                  "help": "CAM method (papers' spellings such as Grad-CAM++ are accepted)."},
     "--batch-size": {"min": 1, "help": "Images per model pass."},
@@ -165,17 +197,80 @@ SHARED: dict[str, dict[str, Any]] = {
     "--threshold": {"min": 0.0, "max": 1.0, "help": "Probability from which a characteristic is present."},
     "--aliases": {"exists": True, "dir_okay": False,
                   "help": "CSV alias,name mapping your class and characteristic names onto DermXDB's."},
+    "--raters": {"help": "Comma-separated raters (numbers or labellerN) whose outlines are used; default: every "
+                         "first-pass rater."},
+    "--epochs": {"min": 1, "help": "Training epochs per model."},
+    "--fusion": {"parser": _FUSION, "metavar": metavar(_FUSION), "help": "Fusion rule of the raters' maps."},
+    "--require-all-images": {"help": "Fail when the image folder lacks any DermXDB image (default: go on with "
+                                     "the images found, list the missing ones in the run folder)."},
+    "--model": {"help": "A dermx checkpoint (folder, or a file in it), or a timm model name with --weights FILE."},
+    "--weights": {"exists": True, "dir_okay": False,
+                  "help": "With --model NAME: the weights of the whole timm classifier (state dict, .safetensors "
+                          "or torch file)."},
+    "--num-classes": {"min": 1, "help": "With --model NAME: the classifier's outputs (default: from the --weights "
+                                        "file)."},
+    "--class-names": {"exists": True, "dir_okay": False,
+                      "help": "With --model NAME: text file of the classifier's class names, one a line (default: "
+                              "from the --weights file, if it has them)."},
 }
 
+#: The default of ``--threshold`` in ``predict`` and ``serve`` (given as ``None`` there, so that a value given
+#: with a model without characteristics is refused).
+PRESENT_FROM = 0.5
+#: The flags of :data:`SHARED` that describe a plain timm classifier named by ``--model NAME``; a dermx
+#: checkpoint carries all of this itself.
+CLASSIFIER_FLAGS: tuple[str, ...] = ("--weights", "--num-classes", "--class-names")
+#: How :func:`option` appends the values one command takes to a shared flag's help.
+TAKES = " This command takes: {}."
 
-def option(flag: str, *short: str, **narrower: Any) -> Any:
+
+def option(flag: str, *short: str, choices: Any = None, default: str | None = None) -> Any:
     """The ``typer.Option`` of a shared ``flag`` (:data:`SHARED`), optionally with short aliases (``-m``).
-    ``narrower``: settings :data:`SHARED` leaves to each command (the ``parser`` and ``metavar`` of
-    ``--map-size``, whose values differ by command); a setting :data:`SHARED` fixes cannot be changed."""
-    fixed = set(narrower) & set(SHARED[flag])
-    if fixed:
-        raise ValueError(f"{flag}: {sorted(fixed)} are fixed by cli_common.SHARED")
-    return typer.Option(flag, *short, **SHARED[flag], **narrower)
+
+    ``choices``: the values of the flag this command takes, a ``Literal`` type or a sequence (e.g.
+    ``--map-size`` in a command that takes ``features`` and ``input`` only): they are checked
+    (:func:`choice`), shown as the metavar and named after the shared help (:data:`TAKES`), which stays
+    the flag's one meaning. ``default``: the value ``-h`` shows for an
+    option whose Python default is ``None`` (so that the command can tell a value given from none)."""
+    declared = dict(SHARED[flag])
+    if choices is not None:
+        parser = choice(choices)
+        declared.update(parser=parser, metavar=metavar(parser),
+                        help=declared["help"] + TAKES.format(", ".join(parser.allowed)))  # type: ignore[attr-defined]
+    if default is not None:
+        declared["show_default"] = default
+    return typer.Option(flag, *short, **declared)
+
+
+def meaning(help_text: str | None) -> str:
+    """A flag's help without the values one command takes (:func:`option`'s ``choices``): what the flag
+    means, the same in every command."""
+    return (help_text or "").split(TAKES.split("{}")[0], 1)[0]
+
+
+def is_checkpoint(model: str, *, weights: object = None, num_classes: object = None, class_names: object = None,
+                  weights_required: bool = False) -> bool:
+    """Whether ``--model`` names a dermx checkpoint (an existing path) rather than a timm model name. A
+    classifier flag (:data:`CLASSIFIER_FLAGS`) given with a checkpoint is a usage error naming it, and so
+    is a timm name without ``--weights`` where ``weights_required`` (random weights predict nothing)."""
+    if Path(model).exists():
+        refuse_flags(dict(zip(CLASSIFIER_FLAGS, (weights, num_classes, class_names), strict=True)),
+                     "applies to a timm model name (--model NAME) only: a dermx checkpoint carries its own "
+                     "weights, outputs and class names")
+        return True
+    if weights_required and weights is None:
+        raise typer.BadParameter(f"{model!r} is neither a checkpoint folder or file nor, without --weights FILE, "
+                                 "a usable timm classifier: give the weights of the timm model with --weights",
+                                 param_hint="'--model'")
+    return False
+
+
+def refuse_flags(given: dict[str, object], why: str) -> None:
+    """``typer.BadParameter`` naming the first flag of ``given`` (flag → value; ``None``: not given) that
+    was given, and ``why`` it has no effect: a flag that does nothing in a combination is an error."""
+    for flag, value in given.items():
+        if value is not None:
+            raise typer.BadParameter(why, param_hint=f"'{flag}'")
 
 
 def renamed(aliases: dict[str, str]) -> type[TyperCommand]:

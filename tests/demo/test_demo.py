@@ -87,7 +87,7 @@ def test_named_recipes_apply_their_fields_then_the_given_changes() -> None:
 
 
 def test_strict_exits_non_zero_when_a_check_fails(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """`dermx demo --strict` turns a failed check into exit code 1 (a CI gate); without it the failure is
+    """`dermx demo --strict-checks` turns a failed check into exit code 1 (a CI gate); without it the failure is
     printed and the command succeeds."""
     import dermx.demo.pipeline as pipeline
     from dermx.cli import app
@@ -105,8 +105,8 @@ def test_strict_exits_non_zero_when_a_check_fails(tmp_path: Path, monkeypatch) -
     monkeypatch.setattr("dermx.report.terminal.headline_table", lambda summary: "headline")
     lenient = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "a")])
     assert lenient.exit_code == 0 and "✗ guided attention" in lenient.output
-    strict = CliRunner().invoke(app, ["demo", "--strict", "--out", str(tmp_path / "b")])
-    assert strict.exit_code == 1 and "1 check(s) failed: guided attention (--strict)" in strict.output
+    strict = CliRunner().invoke(app, ["demo", "--strict-checks", "--out", str(tmp_path / "b")])
+    assert strict.exit_code == 1 and "1 check(s) failed: guided attention (--strict-checks)" in strict.output
 
 
 @pytest.mark.slow

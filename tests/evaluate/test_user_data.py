@@ -175,7 +175,7 @@ def test_models_covering_different_images_are_compared_on_the_shared_ones(world:
     """Old code: KeyError 'predicted:a' after all the scoring, and no tables on disk."""
     out = tmp_path / "bench"
     result = _evaluate("--data", str(world["A"]), "--images", str(world["A_images"]), "--out", str(out),
-                       "--model", f"a={world['cv-A']}", "--model", f"b={world['all-C']}")
+                       "--candidate", f"a={world['cv-A']}", "--candidate", f"b={world['all-C']}")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["models"]["a"]["test_images"]["n"] == 12 and summary["models"]["b"]["test_images"]["n"] == 24
@@ -228,7 +228,7 @@ def test_a_partial_image_folder_is_counted_listed_and_evaluated(world: dict[str,
     missing = ("img003", "img005", "img020")  # patients 1, 2, 10: fold 1 (odd patients) loses img003
     folder = _partial(world, tmp_path, missing)
     out = tmp_path / "bench"
-    args = ["--data", str(world["A"]), "--images", str(folder), "--model", f"a={world['cv-A']}"]
+    args = ["--data", str(world["A"]), "--images", str(folder), "--candidate", f"a={world['cv-A']}"]
     result = _evaluate(*args, "--out", str(out), "--no-report")
     assert result.exit_code == 0, result.output
     assert f"found {N_IMAGES - 3} of {N_IMAGES} images" in result.output
@@ -267,7 +267,7 @@ def test_a_model_of_its_own_classes_is_benchmarked_on_the_shared_ones(world: dic
     run = _own_class_model(world, tmp_path, {"Acne": "acne", "Psoriasis": "psoriasis"})
     out = tmp_path / "bench"
     result = _evaluate("--data", str(world["A"]), "--images", str(world["A_images"]), "--out", str(out),
-                       "--model", f"own={run}", "--no-report")
+                       "--candidate", f"own={run}", "--no-report")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     tests = summary["models"]["own"]["test_images"]
@@ -311,7 +311,7 @@ def test_own_class_names_are_mapped_at_evaluation_with_an_aliases_file(world: di
     maps it onto Acne without retraining (benchmark and leaderboard). A mapping that puts two of the
     model's classes onto one name is refused, naming both."""
     run = _own_class_model(world, tmp_path, {"Acne": "acne vulgaris", "Psoriasis": "psoriasis"})
-    common = ("--data", str(world["A"]), "--images", str(world["A_images"]), "--model", f"own={run}", "--no-report")
+    common = ("--data", str(world["A"]), "--images", str(world["A_images"]), "--candidate", f"own={run}", "--no-report")
     plain = _evaluate(*common, "--out", str(tmp_path / "plain"))
     assert plain.exit_code == 0, plain.output
     tests = json.loads((tmp_path / "plain" / "summary.json").read_text())["models"]["own"]["test_images"]
@@ -355,7 +355,7 @@ def test_a_concept_model_is_benchmarked_on_the_characteristics_it_shares(world: 
                               val_fraction=0.25, progress=False, out=str(run)))
     out = tmp_path / "bench"
     result = _evaluate("--data", str(world["A"]), "--images", str(world["A_images"]), "--out", str(out),
-                       "--model", f"concepts={run}")
+                       "--candidate", f"concepts={run}")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["models"]["concepts"]["characteristics"] == ["Papule", "Plaque"]

@@ -9,7 +9,7 @@ import torchvision
 from safetensors.torch import save_file
 
 from dermx import vocab
-from dermx.models import PRESETS, WeightsError, build_model, create_backbone, get_preset
+from dermx.models import PRESETS, PretrainedUnavailableError, WeightsError, build_model, create_backbone, get_preset
 
 
 @pytest.mark.parametrize("kind", ["dx-only", "dermx", "dermx+"])
@@ -104,7 +104,14 @@ def test_weights_that_do_not_fit_are_refused(tmp_path: Path) -> None:
         create_backbone("resnet18", weights=tmp_path / "absent.pth")
 
 
-def test_pretrained_offline_falls_back_to_random_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.warns(UserWarning, match="RANDOM initialisation"):
+def test_pretrained_offline_fails_unless_the_random_fallback_is_asked_for(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    with pytest.raises(PretrainedUnavailableError, match=r"offline mode.*--no-pretrained.*--backbone-weights"):
         create_backbone("resnet18", pretrained=True)
+    with pytest.warns(UserWarning, match="RANDOM initialisation"):
+        assert create_backbone("resnet18", pretrained=True, random_fallback=True).weight_source == {"source": "random"}

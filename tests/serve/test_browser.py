@@ -8,7 +8,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -30,57 +32,74 @@ def _chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def server(checkpoint: Path) -> Iterator[str]:
+@contextmanager
+def _serving(service: Any) -> Iterator[str]:
+    """The service on a free loopback port, for the duration of the block; yields its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(checkpoint), host="127.0.0.1", port=port, log_level="warning")
-    service = uvicorn.Server(config)
-    thread = threading.Thread(target=service.run, daemon=True)
+    config = uvicorn.Config(service, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
-    while not service.started:
+    while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the server did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    service.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
-def test_upload_see_result_toggle_overlay(server: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def server(checkpoint: Path) -> Iterator[str]:
+    with _serving(create_app(checkpoint)) as url:
+        yield url
+
+
+@contextmanager
+def _page_after_upload(url: str, image: Path, width: int, height: int) -> Iterator[Any]:
+    """Headless Chromium at ``width`` × ``height`` on the page at ``url``, once ``image`` was uploaded
+    and its result shown; skips without Playwright or Chromium."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright not installed (pip install playwright)")
     executable = _chromium()
-    image = tmp_path / "lesion.png"
-    photo(160, 120).save(image)
-    shot = tmp_path / "page.png"
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1100, "height": 800})
-            page.goto(server + "/")
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(url + "/")
             page.locator("#file").set_input_files(str(image))
             page.locator("#result").wait_for(state="visible", timeout=30_000)
-            assert page.locator("#diagnoses li").count() == 6
-            assert page.locator("#characteristics li").count() == 16
-            assert page.locator("#overlay").is_hidden()
-            first = page.locator("#overlays button").first
-            first.click()
-            assert first.get_attribute("aria-checked") == "true"
-            page.wait_for_function("document.getElementById('overlay').complete && "
-                                   "document.getElementById('overlay').naturalWidth > 0")
-            assert page.locator("#overlay").is_visible()
-            # the 160x120 photo was padded into the square input: its area is outlined on both pictures
-            assert page.locator(".input-area:visible").count() == 2 and page.locator("#padding-note").is_visible()
-            box = page.locator("#stage .input-area").bounding_box()
-            stage = page.locator("#stage").bounding_box()
-            assert box and stage and abs(box["width"] - stage["width"]) < 2 and box["height"] < 0.8 * stage["height"]
-            page.locator("#opacity").fill("80")
-            assert page.locator("#overlay").evaluate("e => e.style.opacity") == "0.8"
-            page.screenshot(path=str(shot), full_page=True)
+            yield page
         finally:
             browser.close()
+
+
+def test_upload_see_result_toggle_overlay(server: str, tmp_path: Path) -> None:
+    image = tmp_path / "lesion.png"
+    photo(160, 120).save(image)
+    shot = tmp_path / "page.png"
+    with _page_after_upload(server, image, 1100, 800) as page:
+        assert page.locator("#diagnoses li").count() == 6
+        assert page.locator("#characteristics li").count() == 16
+        first, second = page.locator("#overlays button").nth(0), page.locator("#overlays button").nth(1)
+        assert first.get_attribute("aria-checked") == "true" and first.inner_text().startswith("Dx:")
+        second.click()
+        assert second.get_attribute("aria-checked") == "true" and first.get_attribute("aria-checked") == "false"
+        page.wait_for_function("document.getElementById('overlay').complete && "
+                               "document.getElementById('overlay').naturalWidth > 0")
+        assert page.locator("#overlay").is_visible()
+        # the 160x120 photo was padded into the square input: its area is outlined on both pictures
+        assert page.locator(".input-area:visible").count() == 2 and page.locator("#padding-note").is_visible()
+        box = page.locator("#stage .input-area").bounding_box()
+        stage = page.locator("#stage").bounding_box()
+        assert box and stage and abs(box["width"] - stage["width"]) < 2 and box["height"] < 0.8 * stage["height"]
+        page.locator("#opacity").fill("80")
+        assert page.locator("#overlay").evaluate("e => e.style.opacity") == "0.8"
+        page.screenshot(path=str(shot), full_page=True)
     with Image.open(shot) as picture:
         assert picture.format == "PNG" and picture.width > 0 and picture.height > 0
     keep = os.environ.get("DERMX_SCREENSHOT")
@@ -106,3 +125,40 @@ def test_pages_render_without_any_external_request(server: str, path: str, rende
         finally:
             browser.close()
     assert requested and [url for url in requested if not url.startswith((server, "data:", "blob:"))] == []
+
+
+#: (image width, height, resolution policy of the service): a landscape photo padded into the square input,
+#: and portrait ones shown at their own shape (crop), up to one four times as tall as wide.
+SHAPES = [(160, 120, "pad"), (120, 180, "crop"), (100, 400, "crop")]
+
+
+@pytest.mark.parametrize(("width", "height", "resolution"), SHAPES, ids=lambda v: str(v))
+def test_the_map_is_beside_the_image_after_an_upload_without_scrolling(checkpoint: Path, tmp_path: Path, width: int,
+                                                                      height: int, resolution: str) -> None:
+    """Issue 25: on a 1280x800 window, the upload's map shows beside the image at once, with the map's
+    choices and colour scale, and nothing needs scrolling. Old code: no map until a toggle below 22 result
+    rows (off screen) was clicked."""
+    image = tmp_path / "lesion.png"
+    photo(width, height).save(image)
+    shot = tmp_path / f"page_{width}x{height}_{resolution}.png"
+    service = create_app(checkpoint, resolution=resolution)  # type: ignore[arg-type]
+    with _serving(service) as url, _page_after_upload(url, image, 1280, 800) as page:
+        page.wait_for_function("['overlay', 'photo', 'original'].every(id => document.getElementById(id).complete "
+                               "&& document.getElementById(id).naturalWidth > 0)")
+        assert page.locator("#overlay").is_visible()
+        assert page.locator("#overlay-title").inner_text().startswith("diagnosis:")
+        boxes = {name: page.locator(name).bounding_box() for name in
+                 ("#original", "#stage", "#overlay", "#overlays", "#colorbar")}
+        assert all(boxes.values()), boxes
+        for name, box in boxes.items():  # everything on screen as the page opens
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 800 and box["x"] + box["width"] <= 1280, name
+        original, stage, overlay = boxes["#original"], boxes["#stage"], boxes["#overlay"]
+        assert abs(original["y"] - stage["y"]) < 2 and stage["x"] >= original["x"] + original["width"]  # beside
+        assert overlay == stage  # the map covers the picture exactly
+        picture = width / height if resolution == "crop" else 1.0
+        assert stage["width"] / stage["height"] == pytest.approx(picture, rel=0.03)
+        assert page.evaluate("document.scrollingElement.scrollTop") == 0
+        page.screenshot(path=str(shot))
+    keep = os.environ.get("DERMX_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(shot, Path(keep) / shot.name)

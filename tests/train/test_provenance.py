@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -10,15 +11,17 @@ import pytest
 from typer.testing import CliRunner
 
 from dermx.cli import app
+from support import plain
 
 
 @pytest.fixture(scope="module")
 def run(tiny_db: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """``dermx train`` offline with --pretrained (the default): the hub is unreachable."""
+    """``dermx train`` offline with --pretrained (the default) and --random-fallback: the hub is
+    unreachable, and the user asked for random weights then."""
     out = tmp_path_factory.mktemp("prov") / "run"
     args = ["train", "--data", str(tiny_db[0]), "--images", str(tiny_db[1]), "--kind", "dx-only",
             "--preset", "tiny", "--input-size", "32", "--epochs", "4", "--batch-size", "8", "--fold", "0",
-            "--no-progress", "--out", str(out), "--cache-dir", str(out.parent / "cache"), "--lr", "0.05"]
+            "--random-fallback", "--out", str(out), "--cache-dir", str(out.parent / "cache"), "--lr", "0.05"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return out, result.output
@@ -35,16 +38,20 @@ def test_offline_training_records_random_weights(run: tuple[Path, str]) -> None:
 
 
 def test_printed_and_carded_figures_are_the_exported_epochs(run: tuple[Path, str]) -> None:
-    """Old code printed the last epoch's metrics next to the best epoch's checkpoint."""
+    """Old code printed the last epoch's metrics next to the best epoch's checkpoint, and numbered the
+    exported epoch from 0 where the training log (``epoch k/N done``) numbers from 1."""
     out, output = run
     log = pd.read_csv(out / "logs" / "metrics.csv")
     per_epoch = log.dropna(subset=["val/loss"]).groupby("epoch")["val/loss"].last()
     best = int(per_epoch.idxmin())
     assert best != per_epoch.index.max()  # the scenario: the last epoch is not the exported one
-    assert f"(epoch {best})" in output
+    logged = {int(k): float(v) for k, v in re.findall(r"epoch (\d+)/4 done: .*?val/loss ([\d.]+)", plain(output))}
+    shown = next(k for k, v in logged.items() if f"{v:.4g}" == f"{per_epoch[best]:.4g}")
+    assert sorted(logged) == [1, 2, 3, 4] and shown == best + 1
+    assert f"(epoch {shown})" in output
     assert f"val/loss = {per_epoch[best]:.4f}" in output
     card = (out / "model" / "README.md").read_text()
-    assert f"epoch {best}, the exported one" in card
+    assert f"epoch {shown}, the exported one" in card
     assert f"| val/loss | {per_epoch[best]:.4f} |" in card
     for needle in ("resnet10t", "dx-only", "Psoriasis", "random initialisation", "resolution policy `pad`",
                    "map grid", "Intended use and limits", "held-out fold: 0"):

@@ -8,17 +8,18 @@ from typing import Annotated
 
 import typer
 
-from dermx.cli_common import guarded, option
+from dermx.cli_common import guarded, option, renamed
 
 data_app = typer.Typer(help="Inspect a DermXDB folder (the release, or a synthetic one).",
                        no_args_is_help=True)
 
 
-@data_app.command("summary")
+@data_app.command("summary", cls=renamed({"--json": "--json-file"}))
 @guarded
 def summary_command(
     data: Annotated[Path, option("--data")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the counts to this file.")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json-file", dir_okay=False, help="Also write the counts and the load report to this JSON file.")] = None,
     strict: Annotated[bool, typer.Option(help="Stop at the first problem instead of reporting all.")] = False,
 ) -> None:
     """Print the dataset's counts as tables, and its load report."""

@@ -14,10 +14,10 @@ from dermx.cli_common import fail, guarded, option, renamed
 def demo_command(
     out: Annotated[Path | None, option("--out")] = None,
     n_images: Annotated[int | None, option("--n-images")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs per model.")] = None,
+    epochs: Annotated[int | None, option("--epochs")] = None,
     seed: Annotated[int, option("--seed")] = 0,
     quick: Annotated[bool, typer.Option("--quick", help="A tiny run (< 60 s) to check the installation.")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit with 1 when a check fails.")] = False,
+    strict: Annotated[bool, typer.Option("--strict-checks", help="Exit with 1 when a check of the demo fails.")] = False,
     held_out_raters: Annotated[bool, typer.Option(
         "--held-out-raters", help="Train on raters 1-4's labels and maps, score against raters 5-8 (whose style "
                                   "DermX+ never learned).")] = False,
@@ -25,7 +25,7 @@ def demo_command(
     """Run the whole pipeline on synthetic data with a watermark shortcut; print the report's path.
 
     The checks (each read from a confidence interval) are printed under the headline and stated in the
-    report's verdict; with --strict a failed check ends the command with exit code 1. The --quick run
+    report's verdict; with --strict-checks a failed check ends the command with exit code 1. The --quick run
     trains one epoch and checks nothing.
     """
     from rich.console import Console
@@ -46,7 +46,7 @@ def demo_command(
     console.print(f"report: [bold]{result.report.resolve()}[/bold]")
     failed = [c.name for c in result.checks if not c.passed]
     if strict and failed:
-        fail(f"{len(failed)} check(s) failed: {', '.join(failed)} (--strict)")
+        fail(f"{len(failed)} check(s) failed: {', '.join(failed)} (--strict-checks)")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from dermx.choices import EvalMapSize, FusionRule, Protocol, Selection
-from dermx.cli_common import choice, guarded, metavar, only_with, option
+from dermx.choices import EvalMapSize, Protocol, Selection
+from dermx.cli_common import choice, guarded, metavar, only_with, option, renamed
 
-_FUSION, _MAP_SIZE, _SELECTION, _PROTOCOL = choice(FusionRule), choice(EvalMapSize), choice(Selection), choice(Protocol)
+_SELECTION, _PROTOCOL = choice(Selection), choice(Protocol)
 #: Leaderboard settings: each has an effect only with --methods.
 LEADERBOARD_FLAGS: dict[str, str] = {"protocol": "--protocol", "n_faithfulness_images": "--n-faithfulness-images",
                                      "n_scorecam_images": "--n-scorecam-images", "steps": "--steps"}
@@ -49,12 +49,12 @@ def parse_models(values: list[str]) -> list[tuple[str, Path]]:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise typer.BadParameter(f"model name(s) {', '.join(twice)} given twice; name each model once (NAME=PATH)",
-                                 param_hint="--model")
+                                 param_hint="--candidate")
     for name, path in pairs:
         if not name.strip():
-            raise typer.BadParameter(f"empty model name in {name}={path}", param_hint="--model")
+            raise typer.BadParameter(f"empty model name in {name}={path}", param_hint="--candidate")
         if not path.exists():
-            raise typer.BadParameter(f"{path}: no such checkpoint, run or cv folder", param_hint="--model")
+            raise typer.BadParameter(f"{path}: no such checkpoint, run or cv folder", param_hint="--candidate")
     return pairs
 
 
@@ -64,12 +64,12 @@ def evaluate_command(
     data: Annotated[Path, option("--data")],
     images: Annotated[Path, option("--images")],
     model: Annotated[list[str], typer.Option(
-        "--model", help="NAME=PATH of a checkpoint, training run or `dermx cv` folder; repeatable.")],
+        "--candidate", help="NAME=PATH of a model to score: a checkpoint, training run or `dermx cv` folder, "
+                            "under NAME in every table; repeatable (each one a candidate).")],
     out: Annotated[Path, option("--out")],
     method: Annotated[str, option("--method")] = "gradcam",
-    fusion: Annotated[str, typer.Option(parser=_FUSION, metavar=metavar(_FUSION),
-                                        help="Fusion rule of the expert maps.")] = "mean",
-    map_size: Annotated[str, option("--map-size", parser=_MAP_SIZE, metavar=metavar(_MAP_SIZE))] = "input",
+    fusion: Annotated[str, option("--fusion")] = "mean",
+    map_size: Annotated[str, option("--map-size", choices=EvalMapSize)] = "input",
     selection: Annotated[str, typer.Option(parser=_SELECTION, metavar=metavar(_SELECTION),
                                            help="Headline pairs.")] = "present",
     threshold: Annotated[float, option("--threshold")] = 0.5,
@@ -81,13 +81,8 @@ def evaluate_command(
         "--allow-overlap", help="Score a model even when its training images cannot be told apart from the "
                                 "test images (they may overlap).")] = False,
     aliases: Annotated[Path | None, option("--aliases")] = None,
-    raters: Annotated[str | None, typer.Option(
-        "--raters", help="Comma-separated raters (numbers or labellerN) whose outlines make the references and "
-                         "the raters' ceiling; default every first-pass rater. Name raters a model did not learn "
-                         "from for a held-out-raters protocol.")] = None,
-    require_all_images: Annotated[bool, typer.Option(
-        "--require-all-images", help="Fail when the image folder lacks any DermXDB image (default: go on "
-                                     "with the images found, list the missing ones in the run folder).")] = False,
+    raters: Annotated[str | None, option("--raters")] = None,
+    require_all_images: Annotated[bool, option("--require-all-images")] = False,
     methods: Annotated[Any, typer.Option(
         "--methods", parser=parse_methods_option, metavar="all|M1,M2,...",
         help="Also write RUN/leaderboard.csv for these CAM methods (comma-separated, or 'all').")] = None,
@@ -108,6 +103,9 @@ def evaluate_command(
     With --methods, also the method × model leaderboard (RUN/leaderboard.csv): agreement on every test
     image (Score-CAM: on --n-scorecam-images), faithfulness, sanity and robustness on
     --n-faithfulness-images test images per model with --steps deletion/insertion steps.
+
+    --raters names the raters whose outlines make the references and the raters' ceiling; name raters
+    the models did not learn from (`dermx train` with the others) for a held-out-raters protocol.
     """
     only_with(ctx, "--methods", methods is not None, LEADERBOARD_FLAGS)
     pairs = parse_models(model)
@@ -153,4 +151,4 @@ def evaluate_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate_command)
+    app.command("evaluate", cls=renamed({"--model": "--candidate"}))(evaluate_command)

@@ -14,8 +14,7 @@ from dermx.cli_common import SizeArg, guarded, option, parse_input_size, renamed
 def interrater_command(
     data: Annotated[Path, option("--data")],
     out: Annotated[Path, option("--out")],
-    raters: Annotated[str | None, typer.Option(
-        help="Comma-separated raters (numbers or labellerN); default: every first-pass rater.")] = None,
+    raters: Annotated[str | None, option("--raters")] = None,
     mask_size: Annotated[SizeArg, typer.Option(
         "--mask-size", parser=parse_input_size, metavar="N|HxW",
         help="Compare masks resized to N or HxW (height x width); default: each image's native size.")] = None,

@@ -8,6 +8,11 @@ beside the state dict of a torch file, or a ``class_names`` JSON list in a safet
 
 :func:`explain_top_k` explains each image's own ``k`` most probable classes (the default of
 ``dermx explain`` for a plain classifier) with one CAM pass per batch.
+
+:class:`ClassifierNet` presents a loaded classifier as a ``dx-only`` DermX model (one ``diagnosis``
+head named by the class names, a :class:`~dermx.models.ModelConfig`), so that ``dermx predict`` and
+``dermx serve`` take ``--model NAME --weights FILE`` as ``dermx explain`` does: ranked classes and the
+top class's map, no characteristics. Images are fitted to its input by ``squash``, as in explain.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import torch
 from torch import Tensor, nn
 
 from dermx.explain.engine import CamEngine
-from dermx.models.weights import WeightsError, map_state_dict, read_state_dict
+from dermx.explain.layers import default_layer_name
+from dermx.models.dermx_net import DermXNet, ModelConfig
+from dermx.models.weights import WeightsError, map_state_dict, read_state_dict, sha256_of
 
 _NAME_KEYS: tuple[str, ...] = ("class_names", "classes")
 
@@ -143,3 +150,33 @@ def explain_top_k(engine: CamEngine, images: Tensor, k: int = 1) -> TopK:
     labels = [[result.labels[j] for j in row] for row in where]
     probabilities = logits.softmax(dim=1).gather(1, torch.tensor(picks))
     return TopK(maps, labels, chosen_logits, result.layer, probabilities)
+
+
+class ClassifierNet(nn.Module):
+    """A plain classifier in the DermX model protocol (module docstring): ``forward`` returns
+    ``{"diagnosis": logits}``; ``config`` is a ``dx-only`` :class:`~dermx.models.ModelConfig` whose
+    diagnoses are the class names (``"0"``, ``"1"``, ... without names, as explain labels them), whose CAM
+    layer is the classifier's default one (:func:`~dermx.explain.layers.default_layer_name`) and whose
+    ``training_data`` names the weight file and its SHA-256; ``weights_file`` is that file."""
+
+    def __init__(self, classifier: Classifier, architecture: str) -> None:
+        super().__init__()
+        self.model = classifier.model
+        example = torch.zeros(1, 3, *classifier.input_size)
+        with torch.no_grad():
+            width = int(self.model(example).shape[1])
+        names = classifier.class_names or tuple(str(i) for i in range(width))
+        self.weights_file = classifier.weights
+        record = {} if classifier.weights is None else {
+            "weights": {"file": classifier.weights.name, "sha256": sha256_of(classifier.weights)}}
+        self.config = ModelConfig(backbone=architecture, kind="dx-only", input_size=classifier.input_size,
+                                  mean=classifier.mean, std=classifier.std,  # type: ignore[arg-type]
+                                  cam_layer=f"model.{default_layer_name(self.model, example)}", diagnoses=names,
+                                  characteristics=(), resolution="squash", training_data=record, vocabulary="own")
+        self.target_names: dict[str, tuple[str, ...]] = {"diagnosis": names}
+        self.eval()
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        return {"diagnosis": self.model(images)}
+
+    probabilities = staticmethod(DermXNet.probabilities)

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dermx.cli_common import SizeArg, guarded, option, renamed
+from dermx.cli_common import SizeArg, guarded, is_checkpoint, option, refuse_flags, renamed
 
 if TYPE_CHECKING:
+    from dermx.explain.classifier import Classifier, ClassifierNet
     from dermx.explain.targets import TargetSpec
 
 
@@ -33,11 +34,28 @@ def parse_targets(text: str | None) -> list[TargetSpec] | None:
     return specs
 
 
+def named_classifier(spec: str, weights: Path | None, *, num_classes: int | None = None,
+                     class_names: Path | None = None) -> Classifier:
+    """The timm classifier ``--model NAME`` names (:func:`dermx.explain.classifier.load_classifier`), with
+    usage errors naming the flag at fault (``--weights`` for the file, ``--model`` otherwise); shared by
+    ``explain``, ``predict`` and ``serve``."""
+    from dermx.explain.classifier import load_classifier, read_class_names
+    from dermx.models.weights import WeightsError
+
+    try:
+        names = read_class_names(class_names) if class_names is not None else None
+        return load_classifier(spec, weights, num_classes=num_classes, class_names=names)
+    except WeightsError as error:
+        raise typer.BadParameter(str(error), param_hint="--weights") from error
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--model") from error
+
+
 def load_model(spec: str, weights: Path | None, *, num_classes: int | None = None,
                class_names: Path | None = None
                ) -> tuple[Any, tuple[int, int], tuple[float, ...], tuple[float, ...], str, tuple[str, ...] | None]:
     """``(model, input size, mean, std, resolution policy, class names)`` from a DermX checkpoint
-    (folder or file) or a timm model name (:func:`dermx.explain.classifier.load_classifier`)."""
+    (folder or file) or a timm model name (:func:`named_classifier`)."""
     from rich.console import Console
 
     if Path(spec).exists():
@@ -46,25 +64,32 @@ def load_model(spec: str, weights: Path | None, *, num_classes: int | None = Non
         model = load_checkpoint(Path(spec))
         config = model.config
         return model.eval(), tuple(config.input_size), tuple(config.mean), tuple(config.std), config.resolution, None
-    from dermx.explain.classifier import load_classifier, read_class_names
-    from dermx.models.weights import WeightsError
-
-    try:
-        names = read_class_names(class_names) if class_names is not None else None
-        loaded = load_classifier(spec, weights, num_classes=num_classes, class_names=names)
-    except WeightsError as error:
-        raise typer.BadParameter(str(error), param_hint="--weights") from error
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--model") from error
+    loaded = named_classifier(spec, weights, num_classes=num_classes, class_names=class_names)
     if weights is None:
         Console(stderr=True).print(f"[yellow]warning:[/] {spec} has random weights (pretrained=False); "
                                    "pass --weights FILE for meaningful maps")
     return loaded.model, loaded.input_size, loaded.mean, loaded.std, "squash", loaded.class_names
 
 
+def predictable_model(spec: str, weights: Path | None, *, num_classes: int | None = None,
+                      class_names: Path | None = None, threshold: float | None = None) -> Path | ClassifierNet:
+    """What ``predict`` and ``serve`` hand the :class:`~dermx.predict.Predictor` for ``--model``: a dermx
+    checkpoint's path, or the timm classifier it names with its ``--weights`` as a dx-only model
+    (:class:`~dermx.explain.classifier.ClassifierNet`). Flags that do not apply are usage errors
+    (:func:`~dermx.cli_common.is_checkpoint`; ``--threshold``, of characteristics, with a classifier)."""
+    if is_checkpoint(spec, weights=weights, num_classes=num_classes, class_names=class_names,
+                     weights_required=True):
+        return Path(spec)
+    refuse_flags({"--threshold": threshold}, "applies to a dermx model's characteristics; a timm classifier "
+                                             "(--model NAME) has none")
+    from dermx.explain.classifier import ClassifierNet
+
+    return ClassifierNet(named_classifier(spec, weights, num_classes=num_classes, class_names=class_names), spec)
+
+
 @guarded
 def explain_command(
-    model: Annotated[str, typer.Option("--model", help="DermX checkpoint (folder or file) or timm model name.")],
+    model: Annotated[str, option("--model")],
     images: Annotated[Path, option("--images")],
     out: Annotated[Path, option("--out")],
     method: Annotated[str, option("--method")] = "gradcam",
@@ -75,17 +100,14 @@ def explain_command(
     input_size: Annotated[SizeArg, option("--input-size")] = None,
     resolution: Annotated[str | None, option("--resolution")] = None,
     batch_size: Annotated[int, option("--batch-size")] = 8,
-    weights: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
-                                                 help="State dict for a timm model (.safetensors or torch).")] = None,
+    weights: Annotated[Path | None, option("--weights")] = None,
     layer: Annotated[str | None, typer.Option(help="Target layer (dotted path). Default: per architecture.")] = None,
     zero_absent: Annotated[bool, typer.Option(help="Zero maps of targets predicted absent (logit < 0).")] = False,
-    num_classes: Annotated[int | None, typer.Option(
-        "--num-classes", min=1, help="Outputs of a timm classifier (default: from the --weights file).")] = None,
-    class_names: Annotated[Path | None, typer.Option(
-        "--class-names", exists=True, dir_okay=False,
-        help="Text file of a classifier's class names, one a line (default: from the weight file, if any).")] = None,
-    top_k: Annotated[int, typer.Option(
-        "--top-k", min=1, help="Without --targets, explain each image's K most probable classes.")] = 1,
+    num_classes: Annotated[int | None, option("--num-classes")] = None,
+    class_names: Annotated[Path | None, option("--class-names")] = None,
+    top_k: Annotated[int | None, typer.Option(
+        "--top-k", min=1, help="With --model NAME and without --targets: explain each image's K most probable "
+                               "classes (default 1).")] = None,
 ) -> None:
     """Compute CAMs for every image in a folder.
 
@@ -102,6 +124,13 @@ def explain_command(
     from dermx.explain.targets import target_probabilities
     from dermx.progress import track
 
+    if is_checkpoint(model, weights=weights, num_classes=num_classes, class_names=class_names):
+        refuse_flags({"--top-k": top_k}, "applies to a timm classifier (--model NAME) only: a dermx checkpoint "
+                                         "explains every output of every head, or those --targets names")
+    elif targets is not None:
+        refuse_flags({"--top-k": top_k}, "applies only without --targets: it picks each image's most probable "
+                                         "classes, where --targets names the classes to explain")
+    top_k = top_k or 1
     net, own_size, mean, std, policy, names = load_model(model, weights, num_classes=num_classes,
                                                          class_names=class_names)
     input_size, policy = input_size or own_size, resolution or policy

@@ -5,7 +5,7 @@ from dermx._lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        **dict.fromkeys(("create_backbone",), ".backbone"),
+        **dict.fromkeys(("PretrainedUnavailableError", "create_backbone"), ".backbone"),
         **dict.fromkeys(("CheckpointError", "load_checkpoint", "save_checkpoint"), ".checkpoint"),
         **dict.fromkeys(
             ("DermXNet", "MODEL_KINDS", "ModelConfig", "ModelKind", "Probabilities", "build_model"), ".dermx_net"

@@ -105,9 +105,10 @@ class DermXNet(nn.Module):
     """A DermX-family network; see the module docstring for the architecture."""
 
     def __init__(self, config: ModelConfig, *, pretrained: bool = False,
-                 weights: str | Path | None = None) -> None:
+                 weights: str | Path | None = None, random_fallback: bool = False) -> None:
         super().__init__()
         self.backbone = create_backbone(config.backbone, pretrained=pretrained, weights=weights,
+                                        random_fallback=random_fallback,
                                         output_stride=config.output_stride, backbone_args=config.backbone_args)
         if not config.cam_layer:
             config.cam_layer = last_conv_name(self.backbone)
@@ -201,13 +202,15 @@ def build_model(
     output_stride: int | None = None,
     pretrained: bool = False,
     weights: str | Path | None = None,
+    random_fallback: bool = False,
     diagnoses: Sequence[str] | None = None,
     vocabulary: Vocabulary = "dermxdb",
 ) -> DermXNet:
     """Build a network from a preset (``small``, ``cpu``, ``resnet50``, ``efficientnet_b2``, ...) or any timm
     ``backbone`` name. ``characteristics``: ``None`` = all 16, ``"paper"`` = the paper's 10, or names.
     ``output_stride``: 8, 16 or 32 (default: the preset's when its backbone is used, else 32); see
-    :mod:`dermx.models.presets`.
+    :mod:`dermx.models.presets`. ``pretrained``, ``weights`` (a local backbone weight file) and
+    ``random_fallback``: the backbone's starting weights (:func:`~dermx.models.backbone.create_backbone`).
     """
     if preset is None and backbone is None:
         raise ValueError("give a preset or a timm backbone name")
@@ -234,4 +237,4 @@ def build_model(
         dropout=dropout,
         vocabulary=vocabulary,
     )
-    return DermXNet(config, pretrained=pretrained, weights=weights)
+    return DermXNet(config, pretrained=pretrained, weights=weights, random_fallback=random_fallback)

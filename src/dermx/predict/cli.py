@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dermx.cli_common import guarded, option
+from dermx.cli_common import PRESENT_FROM, guarded, option
 
 #: Longest side, in pixels, of the image in ``predict``'s pictures by default (``--figure-size``): the
 #: service page's display size too. Drawing costs about 70 bytes a pixel of the two panels at once
@@ -19,10 +19,10 @@ FIGURE_SIZE = 1024
 @guarded
 def predict_command(
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
-    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint folder (or a file in it).")],
+    model: Annotated[str, option("--model", "-m")],
     out: Annotated[Path | None, option("--out", "-o")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON on stdout.")] = False,
-    threshold: Annotated[float, option("--threshold")] = 0.5,
+    threshold: Annotated[float | None, option("--threshold", default=str(PRESENT_FROM))] = None,
     method: Annotated[str, option("--method")] = "gradcam",
     batch_size: Annotated[int, option("--batch-size")] = 8,
     resolution: Annotated[str | None, option("--resolution")] = None,
@@ -31,6 +31,9 @@ def predict_command(
     ] = FIGURE_SIZE,
     native_maps: Annotated[bool, typer.Option(
         "--native-maps", help="Also store the maps at each image's own size in maps.npz (native_maps).")] = False,
+    weights: Annotated[Path | None, option("--weights")] = None,
+    num_classes: Annotated[int | None, option("--num-classes")] = None,
+    class_names: Annotated[Path | None, option("--class-names")] = None,
 ) -> None:
     """Diagnose and explain images: ranked diagnoses, characteristics, overlays and maps.
 
@@ -42,10 +45,17 @@ def predict_command(
     also native_maps, the maps at the image's own size. `dermx explain` writes the same layout and keys.
     Inputs that would share a folder (lesion.jpg, lesion.png) keep their suffix (OUT/lesion.jpg/); each
     prediction in predictions.json names its folder.
+
+    --model is a dermx checkpoint, or a timm model name with --weights FILE (its classes ranked, the top
+    class's map; no characteristics).
     """
+    from dermx.explain.cli import predictable_model
     from dermx.predict.run import run_predict
 
-    code = run_predict(images, model=model, out=out, as_json=as_json, threshold=threshold, method=method,
+    loaded = predictable_model(model, weights, num_classes=num_classes, class_names=class_names,
+                               threshold=threshold)
+    code = run_predict(images, model=loaded, out=out, as_json=as_json,
+                       threshold=PRESENT_FROM if threshold is None else threshold, method=method,
                        batch_size=batch_size, resolution=resolution, figure_size=figure_size,
                        native_maps=native_maps)
     raise typer.Exit(code)

@@ -31,6 +31,7 @@ from dermx.models.checkpoint import WEIGHTS_FILE, checkpoint_dir, dermx_version
 from dermx.models.weights import sha256_of
 from dermx.predict.io import ImageSource, as_array, open_image
 from dermx.predict.result import CharacteristicResult, Prediction
+from dermx.train.provenance import training_summary
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class Predictor:
     """Diagnose and explain images with a DermX-family model.
 
     Args:
-        model: a :class:`~dermx.models.DermXNet` or a checkpoint folder (or a file in it).
+        model: a :class:`~dermx.models.DermXNet` (or another model of its protocol, such as
+            :class:`~dermx.explain.classifier.ClassifierNet`) or a checkpoint folder (or a file in it).
         method: CAM method (see :mod:`dermx.explain.methods`).
         threshold: a characteristic is present when its sigmoid probability is ≥ ``threshold``.
         resolution: how images are fitted to the input size; default: the policy the model was
@@ -76,8 +78,12 @@ class Predictor:
             check_resolution(resolution)
         self.checkpoint = None if isinstance(model, torch.nn.Module) else Path(model)
         self.model = load_checkpoint(model) if self.checkpoint is not None else model.eval()  # type: ignore[arg-type]
-        #: SHA-256 of the checkpoint's weights file (``None`` for an in-memory model).
-        self.fingerprint = sha256_of(weights_file(self.checkpoint)) if self.checkpoint is not None else None
+        #: The weights file: the checkpoint's, or the file a classifier was loaded from (``weights_file`` of
+        #: :class:`~dermx.explain.classifier.ClassifierNet`); ``None`` for an in-memory model.
+        self.weights: Path | None = (weights_file(self.checkpoint) if self.checkpoint is not None
+                                     else getattr(self.model, "weights_file", None))
+        #: SHA-256 of :attr:`weights` (``None`` without a file).
+        self.fingerprint = sha256_of(self.weights) if self.weights is not None else None
         config = self.model.config
         self.method = method
         self.threshold = threshold
@@ -154,14 +160,16 @@ class Predictor:
                 for name, p in zip(self.model.target_names["characteristic"], characteristic.tolist(), strict=True)]
 
     def model_info(self) -> dict[str, Any]:
-        """Names, versions and the checkpoint fingerprint (SHA-256 of the weights file)."""
+        """Names, versions, the checkpoint fingerprint (SHA-256 of the weights file) and the training-data
+        record without its image list (:func:`~dermx.train.provenance.training_summary`)."""
         config = self.model.config
         return {
             "backbone": config.backbone, "kind": config.kind, "preset": config.preset,
             "input_size": list(config.input_size), "diagnoses": list(config.diagnoses),
             "characteristics": list(config.characteristics), "cam_layer": config.cam_layer,
             "method": self.method, "threshold": self.threshold, "resolution": self.resolution,
-            "dermx_version": dermx_version(), "training_data": config.training_data,
-            "checkpoint": None if self.checkpoint is None else {
-                "name": weights_file(self.checkpoint).parent.name, "sha256": self.fingerprint},
+            "dermx_version": dermx_version(), "training_data": training_summary(config.training_data),
+            "checkpoint": None if self.weights is None else {
+                "name": (self.weights.parent if self.checkpoint is not None else self.weights).name,
+                "sha256": self.fingerprint},
         }

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -46,7 +47,7 @@ def _exists(path: Path) -> bool:
         return False
 
 
-def run_predict(images: list[Path], *, model: Path, out: Path | None, as_json: bool, threshold: float,
+def run_predict(images: list[Path], *, model: Path | torch.nn.Module, out: Path | None, as_json: bool, threshold: float,
                 method: str, batch_size: int, resolution: str | None, figure_size: int,
                 native_maps: bool = False) -> int:
     """Predict every image; returns the exit code: 0, or 1 when any input was skipped or unreadable.

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dermx.cli_common import guarded, option, renamed
+from dermx.cli_common import PRESENT_FROM, guarded, option, renamed
 from dermx.serve.uploads import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -19,12 +19,12 @@ from dermx.serve.uploads import (
 
 @guarded
 def serve_command(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Checkpoint folder (or a file in it).")],
+    model: Annotated[str, option("--model", "-m")],
     host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest accepted upload, in MB.")] = 20.0,
     max_pixels: Annotated[int, typer.Option(min=1, help="Largest accepted image, in pixels.")] = DEFAULT_MAX_PIXELS,
-    threshold: Annotated[float, option("--threshold")] = 0.5,
+    threshold: Annotated[float | None, option("--threshold", default=str(PRESENT_FROM))] = None,
     method: Annotated[str, option("--method")] = "gradcam",
     resolution: Annotated[str | None, option("--resolution")] = None,
     batch_size: Annotated[int, option("--batch-size")] = 8,
@@ -40,16 +40,26 @@ def serve_command(
     ] = DEFAULT_BODY_TIMEOUT,
     keep_alive: Annotated[int, typer.Option(
         min=1, help="Seconds an idle keep-alive connection stays open.")] = DEFAULT_KEEP_ALIVE,
+    weights: Annotated[Path | None, option("--weights")] = None,
+    num_classes: Annotated[int | None, option("--num-classes")] = None,
+    class_names: Annotated[Path | None, option("--class-names")] = None,
 ) -> None:
-    """Serve POST /v1/predict, GET /v1/model, GET /health and an upload page at /."""
+    """Serve POST /v1/predict, GET /v1/model, GET /health and an upload page at /.
+
+    --model is a dermx checkpoint, or a timm model name with --weights FILE (its classes ranked, the top
+    class's map; no characteristics)."""
     import uvicorn
 
+    from dermx.explain.cli import predictable_model
     from dermx.serve.app import create_app
     from dermx.serve.protocol import MAX_HEADER_BYTES, guarded_protocol
 
-    service = create_app(model, method=method, threshold=threshold, resolution=resolution,
-                         max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_batch=batch_size,
-                         max_decodes=max_decodes, max_queue=max_queue, body_timeout=body_timeout)
+    loaded = predictable_model(model, weights, num_classes=num_classes, class_names=class_names,
+                               threshold=threshold)
+    service = create_app(loaded, method=method, threshold=PRESENT_FROM if threshold is None else threshold,
+                         resolution=resolution, max_upload_mb=max_upload_mb, max_pixels=max_pixels,
+                         max_batch=batch_size, max_decodes=max_decodes, max_queue=max_queue,
+                         body_timeout=body_timeout)
     uvicorn.run(service, host=host, port=port, log_level="info", http=guarded_protocol(header_timeout),
                 timeout_keep_alive=keep_alive, h11_max_incomplete_event_size=MAX_HEADER_BYTES)
 

@@ -1,8 +1,10 @@
 """``dermx train`` and ``dermx cv``.
 
 Options map one-to-one onto :class:`~dermx.train.TrainConfig` fields; a ``--config`` YAML/JSON file
-gives defaults that options given on the command line override. Both commands share one option list
-(:func:`_shared`); heavy imports happen inside the commands.
+gives defaults that options given on the command line override, and ``--recipe`` a named set of values
+below both. Every option's Python default is ``None`` (not given); ``-h`` shows the configuration's
+default and each recipe's value instead (:func:`shown_default`, :func:`showing_defaults`). Both
+commands share one option list (:func:`_shared`); heavy imports happen inside the commands.
 """
 
 import inspect
@@ -11,42 +13,51 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from dermx.choices import StoredMapSize
-from dermx.cli_common import SizeArg, choice, guarded, metavar, option, renamed
-
-_STORED_MAP_SIZE = choice(StoredMapSize)
+from dermx.cli_common import SizeArg, guarded, option, renamed
 
 Opt = typer.Option
 
 
 def _shared(
     config: Annotated[Path | None, Opt("--config", help="YAML or JSON file of training options")] = None,
+    recipe: Annotated[str | None, Opt(help="paper: the papers' fine-tuning of pretrained weights (the defaults) | "
+                                          "small-data: values that learn from random weights on a few hundred "
+                                          "images (each shown beside its default below); options given "
+                                          "override the recipe's")] = None,
     data: Annotated[Path | None, option("--data")] = None,
     images: Annotated[Path | None, option("--images")] = None,
     labels: Annotated[Path | None, Opt(help="CSV of image,diagnosis[,patient_id] and optional 0/1 "
                                            "characteristic columns (SkinCon-style); any class names")] = None,
     aliases: Annotated[Path | None, option("--aliases")] = None,
-    require_all_images: Annotated[bool | None, Opt(
-        "--require-all-images", help="fail when the image folder lacks any DermXDB image (default: train on "
-                                     "the images found and say how many are missing)")] = None,
+    require_all_images: Annotated[bool | None, option("--require-all-images")] = None,
     kind: Annotated[str | None, Opt(help="dx-only | dermx | dermx+")] = None,
     preset: Annotated[str | None, Opt(help="small | cpu | tiny | resnet50 | efficientnet_b2 | efficientnet_b4")] = None,
     backbone: Annotated[str | None, Opt(help="any timm backbone (overrides the preset's)")] = None,
     characteristics: Annotated[str | None, Opt(help="'paper' (10) or comma-separated names; default 16")] = None,
-    weights: Annotated[Path | None, Opt(help="local backbone weight file (offline pretrained)")] = None,
-    pretrained: Annotated[bool | None, Opt("--pretrained/--no-pretrained")] = None,
-    epochs: Annotated[int | None, Opt()] = None,
+    pretrained: Annotated[bool | None, Opt("--pretrained/--no-pretrained", help=(
+        "start from timm's published weights (from the local cache, else the hub); when they cannot be had, "
+        "fail at once, naming the fixes"))] = None,
+    backbone_weights: Annotated[Path | None, Opt(exists=True, dir_okay=False, help=(
+        "local weight file to start the backbone from (timm, torchvision or safetensors; its classifier is "
+        "ignored): pretrained weights offline"))] = None,
+    random_fallback: Annotated[bool | None, Opt("--random-fallback", help=(
+        "with --pretrained: when the published weights cannot be had, train from random weights (a "
+        "warning, config.json and the model card say so) instead of failing"))] = None,
+    epochs: Annotated[int | None, option("--epochs")] = None,
     batch_size: Annotated[int | None, option("--batch-size")] = None,
-    lr: Annotated[float | None, Opt()] = None,
+    lr: Annotated[float | None, Opt(help="peak learning rate of AdamW")] = None,
     lr_schedule: Annotated[str | None, Opt(help="restarts (the papers') | cosine (warm-up, one decay)")] = None,
     warmup_epochs: Annotated[float | None, Opt(help="linear lr warm-up epochs (cosine schedule)")] = None,
     char_pos_weight: Annotated[str | None, Opt(help="characteristic BCE pos_weight: balanced | a number")] = None,
     augment: Annotated[bool | None, Opt("--augment/--no-augment", help="flips / affine (/ colour jitter)")] = None,
-    color_jitter: Annotated[bool | None, Opt("--color-jitter/--no-color-jitter")] = None,
-    dropout: Annotated[float | None, Opt()] = None,
+    color_jitter: Annotated[bool | None, Opt("--color-jitter/--no-color-jitter",
+                                             help="with --augment, also jitter colours")] = None,
+    dropout: Annotated[float | None, Opt(help="dropout of the heads")] = None,
     ga_weight: Annotated[float | None, Opt(help="λ of the guided-attention loss (dermx+: 10)")] = None,
-    fusion: Annotated[str | None, Opt(help="reference maps: mean | relative")] = None,
+    fusion: Annotated[str | None, option("--fusion")] = None,
     label_rule: Annotated[str | None, Opt(help="characteristic labels: any | majority")] = None,
     resolution: Annotated[str | None, option("--resolution")] = None,
     input_size: Annotated[SizeArg, option("--input-size")] = None,
@@ -60,21 +71,60 @@ def _shared(
     channels_last: Annotated[bool | None, Opt("--channels-last/--no-channels-last",
                                               help="NHWC tensors (faster on CPU for output stride 8)")] = None,
     seed: Annotated[int | None, option("--seed")] = None,
-    deterministic: Annotated[bool | None, Opt("--deterministic/--no-deterministic")] = None,
-    early_stopping: Annotated[int | None, Opt(help="patience in epochs")] = None,
-    num_workers: Annotated[int | None, Opt()] = None,
+    deterministic: Annotated[bool | None, Opt("--deterministic/--no-deterministic",
+                                              help="deterministic algorithms only (Lightning)")] = None,
+    early_stopping: Annotated[int | None, Opt(help="patience in epochs (default: off)")] = None,
+    num_workers: Annotated[int | None, Opt(help="data loader worker processes")] = None,
     in_memory: Annotated[bool | None, Opt("--in-memory/--no-in-memory", help="keep decoded images")] = None,
     cache_dir: Annotated[Path | None, Opt(help="mask cache folder")] = None,
     out: Annotated[Path | None, option("--out")] = None,
     resume: Annotated[bool | None, Opt("--resume/--no-resume", help="continue from the last checkpoint")] = None,
-    accelerator: Annotated[str | None, Opt()] = None,
-    devices: Annotated[str | None, Opt()] = None,
-    num_nodes: Annotated[int | None, Opt("--num-nodes")] = None,
-    strategy: Annotated[str | None, Opt()] = None,
-    precision: Annotated[str | None, Opt()] = None,
-    progress: Annotated[bool | None, Opt("--progress/--no-progress")] = None,
+    accelerator: Annotated[str | None, Opt(help="Lightning accelerator: auto | cpu | gpu | ...")] = None,
+    devices: Annotated[str | None, Opt(help="Lightning devices: auto | N | comma-separated ids")] = None,
+    num_nodes: Annotated[int | None, Opt("--num-nodes", help="machines (Lightning)")] = None,
+    strategy: Annotated[str | None, Opt(help="Lightning strategy: auto | ddp | ddp_spawn | ...")] = None,
+    precision: Annotated[str | None, Opt(help="Lightning precision: 32-true | 16-mixed | bf16-mixed | ...")] = None,
+    progress: Annotated[bool | None, Opt("--progress/--no-progress", help="show training progress")] = None,
 ) -> None:
     """The options shared by ``train`` and ``cv`` (a signature only)."""
+
+
+def shown_default(name: str, *, switch: bool = True) -> str | None:
+    """What ``-h`` shows as the default of training option ``name``: the :class:`~dermx.train.TrainConfig`
+    default, and each recipe's own value beside it (``None``: nothing to show). A boolean shows as the
+    flag that is in effect (``--no-augment``), or, without a ``--no-`` form (``switch=False``), on / off."""
+    from dermx.train.config import RECIPES, TrainConfig
+
+    def text(value: Any) -> str:
+        if isinstance(value, bool):
+            return f"--{'' if value else 'no-'}{name.replace('_', '-')}" if switch else ("on" if value else "off")
+        return "none" if value is None else str(value)
+
+    if name == "recipe":
+        return "paper"
+    defaults = TrainConfig.of().to_dict()
+    section = next((values for values in defaults.values() if name in values), None)
+    if section is None:
+        return None
+    default = section[name]
+    recipes = [f"--recipe {recipe}: {text(values[name])}" for recipe, values in RECIPES.items() if name in values]
+    return "; ".join([text(default), *recipes]) if default is not None or recipes else None
+
+
+def showing_defaults(base: type[TyperCommand]) -> type[TyperCommand]:
+    """``base`` whose ``-h`` shows :func:`shown_default` for each option (their Python default is ``None``,
+    so that a config file's value is not overridden by an option not given). Computed when help is
+    shown: the configuration imports PyTorch, which ``import dermx.cli`` must not."""
+
+    class ShowingDefaults(base):  # type: ignore[valid-type, misc]
+        def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+            for param in self.params:
+                shown = shown_default(str(param.name), switch=bool(getattr(param, "secondary_opts", None)))
+                if shown is not None:
+                    param.show_default = shown  # type: ignore[attr-defined]
+            super().format_help(ctx, formatter)
+
+    return ShowingDefaults
 
 
 def _config(options: dict[str, Any]) -> Any:
@@ -110,8 +160,7 @@ def _cv_own(
     folds: Annotated[str | None, Opt(help="comma-separated folds (default: all)")] = None,
     n_folds: Annotated[int | None, Opt("--n-folds", help="K for image collections (default 10)")] = None,
     method: Annotated[str, option("--method")] = "gradcam",
-    map_size: Annotated[str, option("--map-size", parser=_STORED_MAP_SIZE, metavar=metavar(_STORED_MAP_SIZE))] = (
-        "features"),
+    map_size: Annotated[str, option("--map-size", choices=StoredMapSize)] = "features",
     maps: Annotated[bool, Opt("--maps/--no-maps", help="write the test images' maps (features: small files; "
                               "input: at the model input size)")] = True,
 ) -> None:
@@ -121,12 +170,13 @@ def _cv_own(
 def _train(options: dict[str, Any]) -> None:
     """Train one dx-only, DermX or DermX+ model; write a shareable checkpoint."""
     from dermx.train.fitting import fit
+    from dermx.train.provenance import shown_epoch
     from dermx.train.quiet import quiet_training
 
     with quiet_training():
         result = fit(_config(options))
-    epoch = result.metrics.get("epoch")
-    typer.echo(f"checkpoint: {result.checkpoint_dir}" + (f" (epoch {int(epoch)})" if epoch is not None else ""))
+    epoch = shown_epoch(result.metrics)
+    typer.echo(f"checkpoint: {result.checkpoint_dir}" + (f" (epoch {epoch})" if epoch is not None else ""))
     for name, value in sorted(result.metrics.items()):
         if name != "epoch":
             typer.echo(f"  {name} = {value:.4f}")
@@ -151,8 +201,12 @@ def _cv(options: dict[str, Any]) -> None:
         typer.echo(f"maps: {path}")
 
 
+#: Flags of ``train`` and ``cv`` renamed in this release (read with a note for one more release).
+RENAMED = {"--weights": "--backbone-weights"}
+
+
 def register(app: typer.Typer) -> None:
     """Add ``train`` and ``cv`` to the ``dermx`` command."""
-    app.command("train")(_command(_train, _train_own))
-    app.command("cv", cls=renamed({"--maps-method": "--method", "--maps-size": "--map-size"}))(
-        _command(_cv, _cv_own))
+    app.command("train", cls=showing_defaults(renamed(RENAMED)))(_command(_train, _train_own))
+    app.command("cv", cls=showing_defaults(renamed({**RENAMED, "--maps-method": "--method",
+                                                    "--maps-size": "--map-size"})))(_command(_cv, _cv_own))

@@ -9,6 +9,16 @@ epochs (per optimisation step). From random weights the guided-attention gradien
 ~15-20× the cross-entropy one at the first step (measured on the synthetic set); without the ramp it
 drives the features before they carry any class signal. 0 reproduces the papers (full λ at once).
 
+Recipes (``recipe``, ``dermx train --recipe``): named sets of option values applied before the options
+given with them, so that an option given explicitly always wins (defaults < recipe < config file < command
+line). ``paper`` is the defaults themselves: the papers' fine-tuning of pretrained weights (lr 5e-4,
+warm restarts, 120 epochs, the ``small`` preset). ``small-data`` trains from random weights on a few
+hundred images: the ``cpu`` preset (ResNet-10t at 112 px, which learns from random weights far faster
+than ResNet-18 on the synthetic set) and the demo's optimisation (AdamW at lr 3e-3 after a one-epoch
+warm-up, one cosine decay, batch 16, no dropout, no augmentation, balanced characteristic BCE weights)
+over 60 epochs, since a few hundred images give few steps an epoch. Measured on a 240-image synthetic
+set with the README's command (``benchmarks/train_small_data.py``, BENCHMARKS.md).
+
 Options for short from-scratch runs (new here; defaults keep the papers' recipe):
 
 - ``lr_schedule``: ``restarts`` (the papers': cosine warm restarts T0/T_mult/eta_min, per epoch) or
@@ -27,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -83,7 +94,8 @@ class ModelOptions:
     cam_layer: str | None = None
     dropout: float = 0.2
     pretrained: bool = True
-    weights: str | None = None
+    backbone_weights: str | None = None
+    random_fallback: bool = False
 
     def __post_init__(self) -> None:
         if self.input_size is not None:
@@ -114,8 +126,11 @@ class OptimOptions:
     ga_warmup_epochs: float = 2.0
     early_stopping: int | None = None
     monitor: str = "val/loss"
+    recipe: str = "paper"
 
     def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}; choose one of {sorted(RECIPES)}")
         if self.ga_warmup_epochs < 0:
             raise ValueError(f"ga_warmup_epochs must be >= 0, got {self.ga_warmup_epochs}")
         if self.warmup_epochs < 0:
@@ -143,6 +158,16 @@ class RunOptions:
     log_every_n_steps: int = 10
     progress: bool = True
 
+
+#: Named sets of option values (module docstring): ``paper`` is the defaults, ``small-data`` trains from
+#: random weights on a few hundred images.
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "small-data": {"preset": "cpu", "epochs": 60, "batch_size": 16, "lr": 3e-3, "lr_schedule": "cosine",
+                   "warmup_epochs": 1.0, "dropout": 0.0, "augment": False, "char_pos_weight": "balanced"},
+}
+#: Option names of earlier releases, still read from config files (with a warning) for one release.
+RENAMED_OPTIONS: dict[str, str] = {"weights": "backbone_weights"}
 
 #: The sections of a :class:`TrainConfig`, by attribute name.
 SECTIONS: dict[str, type] = {"dataset": DataOptions, "model": ModelOptions, "optim": OptimOptions, "run": RunOptions}
@@ -175,20 +200,7 @@ class TrainConfig:
         """From sections (``{"model": {...}, ...}``, as :meth:`to_dict` writes) and/or flat option
         names (older run folders, short hand-written files). Unknown keys: ValueError naming them, or
         (``strict=False``, reading what another version wrote) left out."""
-        flat: dict[str, Any] = {}
-        for key, value in values.items():
-            if key in SECTIONS and isinstance(value, dict):
-                misplaced = sorted(k for k in value if OPTION_SECTION.get(k, key) != key)
-                if misplaced and strict:
-                    raise ValueError(f"{source}: {', '.join(f'{k} belongs to {OPTION_SECTION[k]}' for k in misplaced)}"
-                                     f", not {key}")
-                flat.update(value)
-            else:
-                flat[key] = value
-        unknown = sorted(set(flat) - set(OPTION_SECTION))
-        if unknown and strict:
-            raise ValueError(f"{source}: unknown training option(s) {unknown}")
-        return cls.of(**{k: v for k, v in flat.items() if k in OPTION_SECTION})
+        return cls.of(**flat_options(values, source, strict=strict))
 
     @property
     def attention_weight(self) -> float:
@@ -199,8 +211,13 @@ class TrainConfig:
 
     def replace(self, **options: Any) -> TrainConfig:
         """A copy with ``options`` (flat names) applied; ``None`` values are ignored (CLI options not
-        given); ValueError for an unknown name."""
+        given); ValueError for an unknown name. A ``recipe`` among them brings its values (:data:`RECIPES`)
+        first; the other options given override them."""
         given = {k: v for k, v in options.items() if v is not None}
+        if "recipe" in given:
+            if given["recipe"] not in RECIPES:
+                raise ValueError(f"unknown recipe {given['recipe']!r}; choose one of {sorted(RECIPES)}")
+            given = {**RECIPES[given["recipe"]], **given}
         unknown = sorted(set(given) - set(OPTION_SECTION))
         if unknown:
             raise ValueError(f"unknown training option(s) {unknown}")
@@ -217,9 +234,35 @@ class TrainConfig:
         write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
+def flat_options(values: dict[str, Any], source: str = "config", *, strict: bool = True) -> dict[str, Any]:
+    """Option values by flat name from sections (``{"model": {...}, ...}``) and/or flat names; names of
+    :data:`RENAMED_OPTIONS` are read as their new names, with a warning. Unknown keys: ValueError naming
+    them, or (``strict=False``) left out."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in SECTIONS and isinstance(value, dict):
+            misplaced = sorted(k for k in value if OPTION_SECTION.get(RENAMED_OPTIONS.get(k, k), key) != key)
+            if misplaced and strict:
+                raise ValueError(f"{source}: {', '.join(f'{k} belongs to {OPTION_SECTION[k]}' for k in misplaced)}"
+                                 f", not {key}")
+            flat.update(value)
+        else:
+            flat[key] = value
+    for old in sorted(set(flat) & set(RENAMED_OPTIONS)):
+        new = RENAMED_OPTIONS[old]
+        warnings.warn(f"{source}: option {old!r} is now {new!r}; the old name is read for one more release",
+                      DeprecationWarning, stacklevel=3)
+        flat.setdefault(new, flat.pop(old))
+    unknown = sorted(set(flat) - set(OPTION_SECTION))
+    if unknown and strict:
+        raise ValueError(f"{source}: unknown training option(s) {unknown}")
+    return {k: v for k, v in flat.items() if k in OPTION_SECTION}
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
     """A :class:`TrainConfig` from a YAML or JSON file (sections or flat option names; or the defaults),
-    then ``overrides`` (flat option names)."""
+    then ``overrides`` (flat option names; ``None``: not given). A recipe named in either applies before
+    both (the command line's recipe wins over the file's)."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -234,4 +277,5 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
             values = json.loads(text)
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a mapping of option names to values")
-    return TrainConfig.from_dict(values, str(path) if path is not None else "config").replace(**overrides)
+    from_file = flat_options(values, str(path) if path is not None else "config")
+    return TrainConfig.of(**{**from_file, **{k: v for k, v in overrides.items() if v is not None}})

@@ -74,7 +74,8 @@ def model_from_config(config: TrainConfig, collection: Collection | None = None)
     model = build_model(spec.preset, kind=spec.kind, backbone=spec.backbone, characteristics=chars,
                         input_size=spec.input_size, output_stride=spec.output_stride, cam_layer=spec.cam_layer,
                         dropout=spec.dropout,
-                        pretrained=spec.pretrained, weights=spec.weights, diagnoses=diagnoses,
+                        pretrained=spec.pretrained, weights=spec.backbone_weights,
+                        random_fallback=spec.random_fallback, diagnoses=diagnoses,
                         vocabulary=vocabulary)  # type: ignore[arg-type]
     model.config.resolution = spec.resolution
     return model

@@ -79,6 +79,23 @@ def epoch_metrics(metrics_csv: str | Path, epoch: int) -> dict[str, float]:
     return {"epoch": float(epoch), **out} if out else {}
 
 
+def training_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``training_data`` record for what a prediction or the service reports: the list of
+    training and validation image keys (``images``) replaced by their count and a fingerprint,
+    ``{"count": n, "sha256": 16 hex digits of the sorted keys joined by newlines}``; the rest as it is."""
+    if not isinstance(record.get("images"), list):
+        return dict(record)
+    keys = sorted(str(k) for k in record["images"])
+    return {**record, "images": {"count": len(keys),
+                                 "sha256": hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]}}
+
+
+def shown_epoch(metrics: dict[str, float]) -> int | None:
+    """The exported epoch as the training log numbers it (``epoch k/N``, from 1), from the ``epoch`` of
+    :func:`epoch_metrics` (Lightning's count, from 0, as in ``logs/metrics.csv``); ``None`` when unknown."""
+    return int(metrics["epoch"]) + 1 if "epoch" in metrics else None
+
+
 def _describe_weights(source: dict[str, Any]) -> str:
     if source.get("source") == "file":
         return f"local file `{source['file']}` (sha256 {source['sha256']})"
@@ -92,7 +109,8 @@ def model_card(config: ModelConfig, metrics: dict[str, float], map_grid: tuple[i
     data = config.training_data
     chars = ", ".join(config.characteristics) if config.characteristics else "none (diagnosis only)"
     figures = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()) if k != "epoch") or "| none | |"
-    epoch = f" (epoch {int(metrics['epoch'])}, the exported one)" if "epoch" in metrics else ""
+    shown = shown_epoch(metrics)
+    epoch = f" (epoch {shown}, the exported one)" if shown is not None else ""
     fold = data.get("fold")
     return f"""# dermx model: {config.kind} on {config.backbone}
 

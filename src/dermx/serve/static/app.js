@@ -48,7 +48,14 @@ function markInputArea(area) {
   $("padding-note").hidden = !area;
 }
 
+function fitStages() {
+  // the picture's shape sizes both stages (style.css: at most half the window's height)
+  const aspect = $("photo").naturalWidth / $("photo").naturalHeight;
+  for (const stage of document.querySelectorAll(".stage")) stage.style.setProperty("--aspect", String(aspect));
+}
+
 function render(result) {
+  $("photo").onload = fitStages;
   $("photo").src = result.image;
   $("original").src = result.image;
   markInputArea(result.input_area);
@@ -71,7 +78,9 @@ function render(result) {
     button.addEventListener("click", () => showOverlay(button.getAttribute("aria-checked") === "true" ? "" : o.target));
     toggles.append(button);
   }
-  showOverlay("");
+  // the map is what the page is for: show the first (the top diagnosis's) at once
+  showOverlay(overlays.length ? overlays[0].target : "");
+  $("drop").classList.add("compact");
   $("result").hidden = false;
 }
 
