@@ -129,14 +129,45 @@ def test_the_flag_walk_sees_every_command_and_the_flags_shared_across_them() -> 
     assert len(pairs) > 100
 
 
-@pytest.mark.parametrize("path", sorted(COMMANDS))
-def test_counts_are_n_flags_and_images_is_always_a_folder(path: str) -> None:
-    for option in _options(COMMANDS[path]):
-        long = [o for o in option.opts if o.startswith("--")]
-        if "--images" in long:
-            assert _is_folder(option)
-        if "--raters" in long:
-            assert option.type_descriptor.annotation is str  # type: ignore[attr-defined]  # names; a count is --n-raters
+#: Integer options that are not counts of things, with what they are; every other integer option is a count
+#: and is spelled ``--n-...``. ``--epochs`` and ``--num-nodes`` keep the names every trainer and Lightning use.
+NOT_COUNTS: dict[str, str] = {
+    "--batch-size": "a size", "--figure-size": "a size in pixels", "--seed": "a seed", "--port": "a port",
+    "--fold": "a fold's number", "--early-stopping": "a patience in epochs", "--output-stride": "a ratio",
+    "--top-k": "a rank", "--keep-alive": "seconds", "--max-decodes": "a limit", "--max-pixels": "a limit",
+    "--max-queue": "a limit", "--epochs": "the trainers' name", "--num-nodes": "Lightning's name",
+}
+
+
+def _visible_options() -> Iterator[tuple[str, TyperOption]]:
+    for path in sorted(COMMANDS):
+        for option in _options(COMMANDS[path]):
+            yield path, option
+
+
+def test_counts_are_n_flags_and_images_is_always_a_folder() -> None:
+    """Over every option of every command: an integer option is a ``--n-...`` count unless it is one of
+    :data:`NOT_COUNTS`; a ``--n-...`` option is an integer (or parsed: a count or ``all``); ``--images`` is a folder wherever it appears;
+    ``--raters`` names raters (a count of raters is ``--n-raters``)."""
+    checked = {"int": 0, "--images": 0, "--raters": 0}
+    for path, option in _visible_options():
+        flag = next(o for o in option.opts if o.startswith("--"))
+        annotation = option.type_descriptor.annotation  # type: ignore[attr-defined]
+        is_int = annotation in (int, int | None)
+        if is_int:
+            checked["int"] += 1
+            assert flag.startswith("--n-") or flag in NOT_COUNTS, (
+                f"{path} {flag}: an integer option is a count, spelled --n-..., or listed in NOT_COUNTS")
+        if flag.startswith("--n-"):
+            assert is_int or _declared(option).parser is not None, (  # a parser: a count or 'all'
+                f"{path} {flag}: a --n-... option is a count (an integer)")
+        if flag == "--images":
+            checked["--images"] += 1
+            assert _is_folder(option), f"{path} --images is not a folder"
+        if flag == "--raters":
+            checked["--raters"] += 1
+            assert annotation in (str, str | None), f"{path} --raters is not a list of names"
+    assert checked["int"] > 20 and checked["--images"] >= 4 and checked["--raters"] >= 2, checked
 
 
 @pytest.mark.parametrize("path", sorted(COMMANDS))

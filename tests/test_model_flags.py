@@ -51,7 +51,7 @@ def _usage_error(result: Any, flag: str, *why: str) -> None:
     assert f"'{flag}'" in text and all(w in text for w in why), text
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--weights", "mine.pth"), ("--num-classes", "4"),
+@pytest.mark.parametrize(("flag", "value"), [("--weights", "mine.pth"), ("--n-classes", "4"),
                                              ("--class-names", "names.txt"), ("--top-k", "2")])
 def test_explain_refuses_a_flag_a_dermx_checkpoint_ignores(checkpoint: Path, classifier: tuple[Path, Path],
                                                            images: Path, tmp_path: Path, flag: str, value: str) -> None:

@@ -23,9 +23,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import version
+        from dermx import __version__
 
-        typer.echo(f"dermx {version('dermx')}")
+        typer.echo(f"dermx {__version__}")
         raise typer.Exit()
 
 

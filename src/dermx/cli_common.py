@@ -207,7 +207,7 @@ SHARED: dict[str, dict[str, Any]] = {
     "--weights": {"exists": True, "dir_okay": False,
                   "help": "With --model NAME: the weights of the whole timm classifier (state dict, .safetensors "
                           "or torch file)."},
-    "--num-classes": {"min": 1, "help": "With --model NAME: the classifier's outputs (default: from the --weights "
+    "--n-classes": {"min": 1, "help": "With --model NAME: the classifier's outputs (default: from the --weights "
                                         "file)."},
     "--class-names": {"exists": True, "dir_okay": False,
                       "help": "With --model NAME: text file of the classifier's class names, one a line (default: "
@@ -219,7 +219,7 @@ SHARED: dict[str, dict[str, Any]] = {
 PRESENT_FROM = 0.5
 #: The flags of :data:`SHARED` that describe a plain timm classifier named by ``--model NAME``; a dermx
 #: checkpoint carries all of this itself.
-CLASSIFIER_FLAGS: tuple[str, ...] = ("--weights", "--num-classes", "--class-names")
+CLASSIFIER_FLAGS: tuple[str, ...] = ("--weights", "--n-classes", "--class-names")
 #: How :func:`option` appends the values one command takes to a shared flag's help.
 TAKES = " This command takes: {}."
 

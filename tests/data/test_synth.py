@@ -16,7 +16,7 @@ from dermx.data.synth import (
     generate,
     load_ground_truth,
     montage,
-    read_manifest,
+    read_synth_manifest,
     watermark_mask,
 )
 from dermx.metrics import dice
@@ -103,7 +103,7 @@ def test_json_rasterised_masks_equal_written_pngs(synth: tuple[Path, SynthSummar
 
 def test_ground_truth_matches_manifest(synth: tuple[Path, SynthSummary]) -> None:
     out, _ = synth
-    for entry in read_manifest(out)["images"]:
+    for entry in read_synth_manifest(out)["images"]:
         truth = load_ground_truth(out, entry["stem"])
         assert truth.shape == (16, *SIZE) and truth.dtype == torch.bool
         drawn = {vocab.CHARACTERISTICS[i] for i in range(16) if truth[i].any()}
@@ -112,7 +112,7 @@ def test_ground_truth_matches_manifest(synth: tuple[Path, SynthSummary]) -> None
 
 def test_shortcut_watermark_marks_mostly_one_class(synth: tuple[Path, SynthSummary]) -> None:
     out, summary = synth
-    entries = read_manifest(out)["images"]
+    entries = read_synth_manifest(out)["images"]
     marked = [e for e in entries if e["watermark"]]
     assert len(marked) == summary.n_watermarked
     in_class = [e["watermark"] is not None for e in entries if e["diagnosis"] == "Psoriasis"]
@@ -131,7 +131,7 @@ def test_shortcut_watermark_marks_mostly_one_class(synth: tuple[Path, SynthSumma
 def test_known_answer_ground_truth_beats_baselines_and_watermark(synth: tuple[Path, SynthSummary]) -> None:
     out, _ = synth
     db = load_dermxdb(out, strict=True)
-    entries = {e["stem"]: e for e in read_manifest(out)["images"]}
+    entries = {e["stem"]: e for e in read_synth_manifest(out)["images"]}
     stems = db.stems()
     reference = torch.stack([db.union_map(s) for s in stems])
     truth = torch.stack([load_ground_truth(out, s).any(dim=0) for s in stems]).float()
@@ -180,7 +180,7 @@ def test_layouts_from_a_dermxdb_folder(synth: tuple[Path, SynthSummary], tmp_pat
     source, _ = synth
     out = _make(tmp_path / "layouts", n_images=6, size=(64, 80), layouts=source).out
     db = load_dermxdb(out, strict=True)
-    entries = read_manifest(out)["images"]
+    entries = read_synth_manifest(out)["images"]
     real = load_dermxdb(source)
     for entry in entries:
         assert db.images[entry["stem"]].diagnosis == real.images[entry["layout"]].diagnosis

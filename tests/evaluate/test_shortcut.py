@@ -12,7 +12,7 @@ import torch
 
 from dermx import vocab
 from dermx.data import DermXDB
-from dermx.data.synth.writer import read_manifest
+from dermx.data.synth.writer import read_synth_manifest
 from dermx.evaluate.benchmark.shortcut import stamp_test
 from dermx.evaluate.candidates import CamExplainer, ModelNames
 from dermx.models import build_model
@@ -55,7 +55,7 @@ def test_a_logo_reader_flips_every_stamped_image_and_maps_the_logo(db: DermXDB) 
                              candidates(db)[0]], n_boot=200)
     assert result is not None and result["class"] == SHORTCUT
     assert set(result["models"]) == {"reader", "blind"}  # the oracle stand-in has no model to stamp for
-    marked = {e["stem"] for e in read_manifest(Path(db.root))["images"] if e["watermark"]}
+    marked = {e["stem"] for e in read_synth_manifest(Path(db.root))["images"] if e["watermark"]}
     expected = [s for s in db.stems() if s not in marked and db.images[s].diagnosis != SHORTCUT]
     reader, blind = result["models"]["reader"], result["models"]["blind"]
     assert reader["n"] == blind["n"] == len(expected) > 0

@@ -320,7 +320,7 @@ def test_own_class_names_are_mapped_at_evaluation_with_an_aliases_file(world: di
     aliases.write_text("alias,name\nAcne Vulgaris,Acne\n")
     out = tmp_path / "mapped"
     mapped = _evaluate(*common, "--out", str(out), "--aliases", str(aliases), "--methods", "gradcam",
-                       "--n-faithfulness-images", "2", "--steps", "2")
+                       "--n-faithfulness-images", "2", "--n-steps", "2")
     assert mapped.exit_code == 0, mapped.output
     tests = json.loads((out / "summary.json").read_text())["models"]["own"]["test_images"]
     assert tests["n"] == 8 and "shared classes Acne, Psoriasis (16 images" in tests["rules"][0]

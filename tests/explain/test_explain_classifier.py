@@ -95,7 +95,7 @@ def test_top_k_all_and_a_class_name_file(app: typer.Typer, setup: dict[str, Path
 
 
 def test_a_wrong_class_count_names_the_file(app: typer.Typer, setup: dict[str, Path], tmp_path: Path) -> None:
-    result = _explain(app, setup, tmp_path / "o", "--weights", str(setup["weights"]), "--num-classes", "5")
+    result = _explain(app, setup, tmp_path / "o", "--weights", str(setup["weights"]), "--n-classes", "5")
     text = re.sub(r"[\s│]+", " ", result.output)
     assert result.exit_code == 2 and "6 outputs" in text and "my_6class.pth" in text
     (setup["root"] / "five.txt").write_text("a\nb\nc\nd\ne\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -57,9 +56,11 @@ def summary_command(
             console.print(table)
     console.print(str(db.report))
     if json_out is not None:
+        from dermx.jsonio import write_json
+
         json_out.parent.mkdir(parents=True, exist_ok=True)
         report = [{"file": str(i.path), "problem": i.problem} for i in db.report.issues]
-        json_out.write_text(json.dumps({**counts, "load_report": report}, indent=2, ensure_ascii=False))
+        write_json(json_out, {**counts, "load_report": report})
         console.print(f"wrote {json_out}")
 
 

@@ -35,7 +35,7 @@ from dermx.data.dataset import DermXDB
 from dermx.data.fusion import FusionRule, fuse
 from dermx.data.masks import Size, resize_mask
 from dermx.data.synth.watermark import Bounds, box_mask
-from dermx.data.synth.writer import GROUND_TRUTH_DIR, MANIFEST, load_ground_truth, read_manifest
+from dermx.data.synth.writer import GROUND_TRUTH_DIR, MANIFEST, load_ground_truth, read_synth_manifest
 
 Channels = Literal["fused", "benchmark"]
 UNION = "union"
@@ -133,7 +133,7 @@ def synthetic_watermarks(root: str | Path) -> dict[str, Bounds | None]:
     """Watermark boxes of a synthetic dataset (``synth.json``); empty for any other folder."""
     if not (Path(root) / MANIFEST).is_file():
         return {}
-    return {e["stem"]: tuple(e["watermark"]) if e["watermark"] else None for e in read_manifest(root)["images"]}
+    return {e["stem"]: tuple(e["watermark"]) if e["watermark"] else None for e in read_synth_manifest(root)["images"]}
 
 
 def drawn_truth(root: str | Path) -> Path | None:

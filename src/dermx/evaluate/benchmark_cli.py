@@ -14,7 +14,7 @@ from dermx.cli_common import choice, guarded, metavar, only_with, option, rename
 _SELECTION, _PROTOCOL = choice(Selection), choice(Protocol)
 #: Leaderboard settings: each has an effect only with --methods.
 LEADERBOARD_FLAGS: dict[str, str] = {"protocol": "--protocol", "n_faithfulness_images": "--n-faithfulness-images",
-                                     "n_scorecam_images": "--n-scorecam-images", "steps": "--steps"}
+                                     "n_scorecam_images": "--n-scorecam-images", "steps": "--n-steps"}
 
 
 def parse_methods_option(text: str | None) -> tuple[str, ...] | None:
@@ -96,13 +96,13 @@ def evaluate_command(
         "--n-scorecam-images", parser=parse_image_count, metavar="N|all",
         help="Leaderboard: Score-CAM's agreement on the first N test images (sorted names) or all; it needs one "
              "forward pass per channel of the CAM layer per image.")] = "64",
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Leaderboard: deletion/insertion steps.")] = 8,
+    steps: Annotated[int, typer.Option("--n-steps", min=1, help="Leaderboard: deletion/insertion steps.")] = 8,
 ) -> None:
     """Explain and score every model on its test images; write the run folder (and the report).
 
     With --methods, also the method × model leaderboard (RUN/leaderboard.csv): agreement on every test
     image (Score-CAM: on --n-scorecam-images), faithfulness, sanity and robustness on
-    --n-faithfulness-images test images per model with --steps deletion/insertion steps.
+    --n-faithfulness-images test images per model with --n-steps deletion/insertion steps.
 
     --raters names the raters whose outlines make the references and the raters' ceiling; name raters
     the models did not learn from (`dermx train` with the others) for a held-out-raters protocol.
@@ -151,4 +151,4 @@ def evaluate_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate", cls=renamed({"--model": "--candidate"}))(evaluate_command)
+    app.command("evaluate", cls=renamed({"--model": "--candidate", "--steps": "--n-steps"}))(evaluate_command)

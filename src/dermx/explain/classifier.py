@@ -100,7 +100,7 @@ def load_classifier(architecture: str, weights: str | Path | None = None, *, num
     state = read_state_dict(weights) if weights is not None else None
     width = classifier_width(state, architecture) if state is not None else None
     if num_classes is not None and width is not None and num_classes != width:
-        raise WeightsError(f"{weights}: the classifier layer has {width} outputs, --num-classes says {num_classes}")
+        raise WeightsError(f"{weights}: the classifier layer has {width} outputs, --n-classes says {num_classes}")
     names = tuple(class_names) if class_names is not None else (
         checkpoint_class_names(weights) if weights is not None else None)
     outputs = num_classes or width or (len(names) if names else None)

@@ -103,7 +103,7 @@ def explain_command(
     weights: Annotated[Path | None, option("--weights")] = None,
     layer: Annotated[str | None, typer.Option(help="Target layer (dotted path). Default: per architecture.")] = None,
     zero_absent: Annotated[bool, typer.Option(help="Zero maps of targets predicted absent (logit < 0).")] = False,
-    num_classes: Annotated[int | None, option("--num-classes")] = None,
+    num_classes: Annotated[int | None, option("--n-classes")] = None,
     class_names: Annotated[Path | None, option("--class-names")] = None,
     top_k: Annotated[int | None, typer.Option(
         "--top-k", min=1, help="With --model NAME and without --targets: explain each image's K most probable "

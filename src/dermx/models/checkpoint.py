@@ -9,15 +9,15 @@ every name and tensor shape, and loads the weights; it never needs the internet.
 from __future__ import annotations
 
 import json
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from dermx import vocab
+from dermx import __version__, vocab
 from dermx.atomic import write_bytes, write_text
+from dermx.jsonio import strict_json
 from dermx.models.dermx_net import DermXNet, ModelConfig
 
 WEIGHTS_FILE = "model.safetensors"
@@ -29,23 +29,16 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, malformed, or does not match the model it describes."""
 
 
-def dermx_version() -> str:
-    try:
-        return metadata.version("dermx")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def save_checkpoint(model: DermXNet, directory: str | Path) -> Path:
     """Write ``model`` to ``directory`` (created), each file atomically (:mod:`dermx.atomic`); returns the
     directory."""
     directory = Path(directory)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     write_bytes(directory / WEIGHTS_FILE, save(state, metadata={"format": FORMAT}))
-    document = {"format": FORMAT, "dermx_version": dermx_version(), **model.config.to_dict()}
+    document = {"format": FORMAT, "dermx_version": __version__, **model.config.to_dict()}
     if document["vocabulary"] == "dermxdb":  # the default: left out, so older dermx versions read the file
         del document["vocabulary"]
-    write_text(directory / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
+    write_text(directory / CONFIG_FILE, strict_json(document))
     return directory
 
 

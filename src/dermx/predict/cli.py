@@ -32,7 +32,7 @@ def predict_command(
     native_maps: Annotated[bool, typer.Option(
         "--native-maps", help="Also store the maps at each image's own size in maps.npz (native_maps).")] = False,
     weights: Annotated[Path | None, option("--weights")] = None,
-    num_classes: Annotated[int | None, option("--num-classes")] = None,
+    num_classes: Annotated[int | None, option("--n-classes")] = None,
     class_names: Annotated[Path | None, option("--class-names")] = None,
 ) -> None:
     """Diagnose and explain images: ranked diagnoses, characteristics, overlays and maps.

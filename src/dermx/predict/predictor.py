@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from dermx import __version__
 from dermx.explain import CamEngine
 from dermx.explain.maps import finalize
 from dermx.geometry import (
@@ -27,7 +28,7 @@ from dermx.geometry import (
     preprocess,
 )
 from dermx.models import DermXNet, load_checkpoint
-from dermx.models.checkpoint import WEIGHTS_FILE, checkpoint_dir, dermx_version
+from dermx.models.checkpoint import WEIGHTS_FILE, checkpoint_dir
 from dermx.models.weights import sha256_of
 from dermx.predict.io import ImageSource, as_array, open_image
 from dermx.predict.result import CharacteristicResult, Prediction
@@ -168,7 +169,7 @@ class Predictor:
             "input_size": list(config.input_size), "diagnoses": list(config.diagnoses),
             "characteristics": list(config.characteristics), "cam_layer": config.cam_layer,
             "method": self.method, "threshold": self.threshold, "resolution": self.resolution,
-            "dermx_version": dermx_version(), "training_data": training_summary(config.training_data),
+            "dermx_version": __version__, "training_data": training_summary(config.training_data),
             "checkpoint": None if self.weights is None else {
                 "name": (self.weights.parent if self.checkpoint is not None else self.weights).name,
                 "sha256": self.fingerprint},

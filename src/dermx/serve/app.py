@@ -39,12 +39,12 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dermx import __version__
 from dermx.data import DermXDBError
 from dermx.explain.methods import method_title
 from dermx.explain.overlay import colorbar_strip, data_url, frame_of, heat_layer, map_title, padded_canvas
 from dermx.geometry import ResolutionPolicy, resize
 from dermx.models import DermXNet
-from dermx.models.checkpoint import dermx_version
 from dermx.predict import Prediction, Predictor, PreparedImage
 from dermx.serve.batching import Batcher, QueueFullError
 from dermx.serve.schemas import ErrorBody, Health, ModelInfo, PredictResponse
@@ -231,7 +231,7 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
 
     # Swagger UI from the package's own copy, without the validator badge (an external request); no
     # ReDoc: its page loads a logo from the ReDoc CDN
-    app = FastAPIOffline(title="dermx", version=dermx_version(), lifespan=lifespan, redoc_url=None,
+    app = FastAPIOffline(title="dermx", version=__version__, lifespan=lifespan, redoc_url=None,
                          swagger_ui_parameters={"validatorUrl": None},
                          description="Explainable dermatological diagnosis: diagnoses, characteristics, "
                                      "explanation maps.")

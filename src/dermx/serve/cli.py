@@ -41,7 +41,7 @@ def serve_command(
     keep_alive: Annotated[int, typer.Option(
         min=1, help="Seconds an idle keep-alive connection stays open.")] = DEFAULT_KEEP_ALIVE,
     weights: Annotated[Path | None, option("--weights")] = None,
-    num_classes: Annotated[int | None, option("--num-classes")] = None,
+    num_classes: Annotated[int | None, option("--n-classes")] = None,
     class_names: Annotated[Path | None, option("--class-names")] = None,
 ) -> None:
     """Serve POST /v1/predict, GET /v1/model, GET /health and an upload page at /.

@@ -74,7 +74,7 @@ def _shared(
     deterministic: Annotated[bool | None, Opt("--deterministic/--no-deterministic",
                                               help="deterministic algorithms only (Lightning)")] = None,
     early_stopping: Annotated[int | None, Opt(help="patience in epochs (default: off)")] = None,
-    num_workers: Annotated[int | None, Opt(help="data loader worker processes")] = None,
+    num_workers: Annotated[int | None, Opt("--n-workers", help="Worker processes.")] = None,
     in_memory: Annotated[bool | None, Opt("--in-memory/--no-in-memory", help="keep decoded images")] = None,
     cache_dir: Annotated[Path | None, Opt(help="mask cache folder")] = None,
     out: Annotated[Path | None, option("--out")] = None,
@@ -202,7 +202,7 @@ def _cv(options: dict[str, Any]) -> None:
 
 
 #: Flags of ``train`` and ``cv`` renamed in this release (read with a note for one more release).
-RENAMED = {"--weights": "--backbone-weights"}
+RENAMED = {"--weights": "--backbone-weights", "--num-workers": "--n-workers"}
 
 
 def register(app: typer.Typer) -> None:

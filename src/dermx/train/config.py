@@ -42,9 +42,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from dermx.atomic import write_text
 from dermx.data.fusion import FusionRule
 from dermx.geometry import ResolutionPolicy, check_resolution
+from dermx.jsonio import write_json
 from dermx.models.dermx_net import ModelKind
 
 LabelRule = Literal["any", "majority"]
@@ -231,7 +231,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> None:
-        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json(path, self.to_dict())
 
 
 def flat_options(values: dict[str, Any], source: str = "config", *, strict: bool = True) -> dict[str, Any]:

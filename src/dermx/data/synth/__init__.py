@@ -16,6 +16,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         **dict.fromkeys(("RaterModel", "SynthConfig", "SynthSummary"), ".config"),
         **dict.fromkeys(("generate", "generate_from_config"), ".generator"),
         **dict.fromkeys(("montage",), ".figures"),
-        **dict.fromkeys(("load_ground_truth", "read_manifest", "watermark_mask"), ".writer"),
+        **dict.fromkeys(("load_ground_truth", "read_synth_manifest", "watermark_mask"), ".writer"),
     },
 )

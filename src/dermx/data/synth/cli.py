@@ -23,7 +23,7 @@ def synth_command(
         help="Size of the generated images, N or HxW (height x width).")] = "192x256",
     layouts: Annotated[Path | None, typer.Option(exists=True, file_okay=False,
                                                  help="Real DermXDB folder to take layouts from.")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Processes (output does not depend on it).")] = 1,
+    workers: Annotated[int, typer.Option("--n-workers", min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Generate a synthetic DermXDB with known lesion masks and simulated raters."""
     import time
@@ -44,4 +44,5 @@ def synth_command(
 def register(app: typer.Typer) -> None:
     """Add the ``synth`` command to the ``dermx`` app."""
     app.command("synth", cls=renamed({"--images": "--n-images", "--raters": "--n-raters",
-                                       "--size": "--image-size"}))(synth_command)
+                                       "--size": "--image-size",
+                                       "--workers": "--n-workers"}))(synth_command)

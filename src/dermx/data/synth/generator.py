@@ -150,7 +150,7 @@ def generate_from_config(config: SynthConfig, out: str | Path, *, workers: int =
     writer.write_instance_csv(out, rows)
     writer.write_metadata(out, plans)
     writer.write_folds(out, plans, config.n_folds)
-    writer.write_manifest(out, {"generator": "dermx.data.synth", "format_version": 1,
+    writer.write_synth_manifest(out, {"generator": "dermx.data.synth", "format_version": 1,
                                 "config": config.to_json(), "images": entries})
     n_repeat = sum(len(p.annotators) for p in plans if p.repeat)
     return SynthSummary(

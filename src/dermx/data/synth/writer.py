@@ -37,6 +37,7 @@ from dermx.data.synth.cohort import ImagePlan
 from dermx.data.synth.geometry import Lesion
 from dermx.data.synth.raters import RatingDraft
 from dermx.data.synth.watermark import box_mask
+from dermx.jsonio import strict_json, write_json
 
 IMAGES_DIR = "images"
 GROUND_TRUTH_DIR = "ground_truth"
@@ -83,7 +84,7 @@ def annotation_json(draft: RatingDraft, stem: str, size: tuple[int, int]) -> str
                   "path": "/"},
         "annotations": annotations,
     }
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return strict_json(data)
 
 
 def write_rating(out: Path, draft: RatingDraft, stem: str, size: tuple[int, int]) -> list[list[str]]:
@@ -147,18 +148,20 @@ def load_ground_truth(out: str | Path, stem: str) -> torch.Tensor:
         return torch.from_numpy(data["masks"].copy())
 
 
-def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+def write_synth_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """Write the ``synth.json`` manifest of a synthetic dataset (its configuration, each image's lesions,
+    watermark and ground truth)."""
+    write_json(out / MANIFEST, manifest, indent=1)
 
 
-def read_manifest(out: str | Path) -> dict[str, Any]:
+def read_synth_manifest(out: str | Path) -> dict[str, Any]:
     """The ``synth.json`` manifest of a synthetic dataset."""
     return json.loads((Path(out) / MANIFEST).read_text(encoding="utf-8"))
 
 
 def watermark_mask(out: str | Path, stem: str) -> torch.Tensor:
     """Where the shortcut watermark of an image is: (H, W) bool, all False if it has none."""
-    manifest = read_manifest(out)
+    manifest = read_synth_manifest(out)
     height, width = manifest["config"]["size"]
     for entry in manifest["images"]:
         if entry["stem"] == stem:

@@ -30,7 +30,7 @@ import torch
 from dermx import vocab
 from dermx.data import DermXDB, load_rgb
 from dermx.data.synth.watermark import box_mask, stamp, watermark_box
-from dermx.data.synth.writer import read_manifest
+from dermx.data.synth.writer import read_synth_manifest
 from dermx.evaluate.candidates import CamExplainer, Candidate
 from dermx.geometry import Placement, joint_transform, preprocess, resize
 from dermx.metrics import bootstrap_ci
@@ -115,7 +115,7 @@ def stamp_test(db: DermXDB, candidates: Sequence[Candidate], *, seed: int = 0, n
     root = Path(db.root)
     if not (root / "synth.json").is_file():
         return None
-    manifest = read_manifest(root)
+    manifest = read_synth_manifest(root)
     shortcut = manifest["config"].get("shortcut")
     if not shortcut:
         return None
