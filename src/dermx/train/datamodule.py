@@ -69,36 +69,45 @@ class DermXDataModule(L.LightningDataModule):
         return self.config.attention_weight > 0 and bool(self.model_config.characteristics)
 
     def _items(self) -> tuple[list[Item], list[Item] | None]:
-        """(all training-side items, test items or None)."""
-        cfg = self.config
-        if cfg.dataset.data is not None:
-            if cfg.dataset.images is None:
-                raise DermXDBError("no image folder given: DermXDB ships without images (--images DIR)")
-            if not Path(cfg.dataset.images).is_dir():
-                raise DermXDBError(f"{cfg.dataset.images}: image folder does not exist")
-            self.db = load_dermxdb(cfg.dataset.data, image_dir=cfg.dataset.images,
-                                  cache_dir=cfg.dataset.cache_dir or default_cache_dir())
-            self.source = Path(cfg.dataset.data).resolve().name
-            self.identity = dermxdb_identity(self.db.root)
-            self.coverage = image_coverage(self.db)
-            if cfg.dataset.require_all_images or not self.coverage.found:
-                self.coverage.require_all()
-            if self.coverage.missing:
-                log.warning("%s; training without them", self.coverage.message())
-            found = set(self.coverage.found)
-            chars = self.model_config.characteristics
-            if cfg.dataset.fold is None:
-                return dermxdb_items(self.db, self.coverage.found, chars, cfg.dataset.label_rule,
-                                     annotators=cfg.dataset.raters), None
-            fold = self.db.fold(cfg.dataset.fold)
-            return (dermxdb_items(self.db, [s for s in fold.train if s in found], chars, cfg.dataset.label_rule,
-                                  annotators=cfg.dataset.raters),
-                    dermxdb_items(self.db, [s for s in fold.test if s in found], chars, cfg.dataset.label_rule,
-                                  annotators=cfg.dataset.raters))
-        collection = self.collection or collection_of(cfg)
+        """(all training-side items, test items or None), from the one source the configuration names."""
+        data = self.config.dataset.data
+        return self._dermxdb_items(data) if data is not None else self._collection_items()
+
+    def _dermxdb_items(self, data: str | Path) -> tuple[list[Item], list[Item] | None]:
+        """A DermXDB folder with the user's image folder: labels and maps from the raters, the test part
+        (with ``fold``) from DermXDB's patient-grouped fold files."""
+        dataset = self.config.dataset
+        if dataset.images is None:
+            raise DermXDBError("no image folder given: DermXDB ships without images (--images DIR)")
+        if not Path(dataset.images).is_dir():
+            raise DermXDBError(f"{dataset.images}: image folder does not exist")
+        self.db = load_dermxdb(data, image_dir=dataset.images, cache_dir=dataset.cache_dir or default_cache_dir())
+        self.source = Path(data).resolve().name
+        self.identity = dermxdb_identity(self.db.root)
+        self.coverage = image_coverage(self.db)
+        if dataset.require_all_images or not self.coverage.found:
+            self.coverage.require_all()
+        if self.coverage.missing:
+            log.warning("%s; training without them", self.coverage.message())
+
+        def items(stems: Sequence[str]) -> list[Item]:
+            return dermxdb_items(self.db, stems, self.model_config.characteristics, dataset.label_rule,
+                                 annotators=dataset.raters)
+
+        if dataset.fold is None:
+            return items(self.coverage.found), None
+        found = set(self.coverage.found)
+        fold = self.db.fold(dataset.fold)
+        return items([s for s in fold.train if s in found]), items([s for s in fold.test if s in found])
+
+    def _collection_items(self) -> tuple[list[Item], list[Item] | None]:
+        """A label table or class folders (:func:`collection_of`): characteristic labels at most, never
+        maps; the test part (with ``fold``) from a patient-grouped K-fold split."""
+        dataset = self.config.dataset
+        collection = self.collection or collection_of(self.config)
         assert collection is not None
         self.collection = collection
-        self.source = Path(cfg.dataset.labels or cfg.dataset.images or "").resolve().name
+        self.source = Path(dataset.labels or dataset.images or "").resolve().name
         kind = self.model_config.kind
         if self.with_maps:
             raise DermXDBError(f"model kind {kind!r} learns from expert maps: it needs a DermXDB folder (--data); "
@@ -110,16 +119,16 @@ class DermXDataModule(L.LightningDataModule):
                 or (kind != "dx-only" and tuple(self.model_config.characteristics) != collection.characteristics)):
             raise DermXDBError(f"the model's classes/characteristics differ from the data's ({collection.describe()})")
         missing = collection.skipped.get("image file not found", 0)
-        if cfg.dataset.require_all_images and missing:
-            raise DermXDBError(f"{cfg.dataset.labels}: {missing} image file(s) not found; every image is required "
+        if dataset.require_all_images and missing:
+            raise DermXDBError(f"{dataset.labels}: {missing} image file(s) not found; every image is required "
                                "(--require-all-images)")
         if collection.skipped:
             log.warning("%s: %s", self.source, collection.describe())
         items = collection.items if kind != "dx-only" else [replace(i, characteristics=()) for i in collection.items]
         self.identity = items_identity(items)
-        if cfg.dataset.fold is None:
+        if dataset.fold is None:
             return items, None
-        return kfold_split(items, cfg.dataset.fold, cfg.dataset.n_folds)
+        return kfold_split(items, dataset.fold, dataset.n_folds)
 
     def setup(self, stage: str | None = None) -> None:
         if self.parts:
