@@ -135,7 +135,8 @@ NOT_COUNTS: dict[str, str] = {
     "--batch-size": "a size", "--figure-size": "a size in pixels", "--seed": "a seed", "--port": "a port",
     "--fold": "a fold's number", "--early-stopping": "a patience in epochs", "--output-stride": "a ratio",
     "--top-k": "a rank", "--keep-alive": "seconds", "--max-decodes": "a limit", "--max-pixels": "a limit",
-    "--max-queue": "a limit", "--epochs": "the trainers' name", "--num-nodes": "Lightning's name",
+    "--max-queue": "a limit", "--t0": "a period in epochs", "--t-mult": "a ratio",
+    "--epochs": "the trainers' name", "--num-nodes": "Lightning's name", "--log-every-n-steps": "Lightning's name",
 }
 
 
@@ -146,9 +147,9 @@ def _visible_options() -> Iterator[tuple[str, TyperOption]]:
 
 
 def test_counts_are_n_flags_and_images_is_always_a_folder() -> None:
-    """Over every option of every command: an integer option is a ``--n-...`` count unless it is one of
-    :data:`NOT_COUNTS`; a ``--n-...`` option is an integer (or parsed: a count or ``all``); ``--images`` is a folder wherever it appears;
-    ``--raters`` names raters (a count of raters is ``--n-raters``)."""
+    """Over every option of every command: an integer option is a ``--n-...`` count unless it is one
+    of :data:`NOT_COUNTS`; a ``--n-...`` option is an integer (or parsed: a count or ``all``);
+    ``--images`` is a folder wherever it appears; ``--raters`` names raters (a count is ``--n-raters``)."""
     checked = {"int": 0, "--images": 0, "--raters": 0}
     for path, option in _visible_options():
         flag = next(o for o in option.opts if o.startswith("--"))

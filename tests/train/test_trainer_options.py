@@ -13,7 +13,9 @@ import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
+from typer.testing import CliRunner
 
+from dermx.cli import app
 from dermx.models import load_checkpoint
 from dermx.train import TrainConfig, TrainResult, fit, fitting
 from dermx.train import module as train_module
@@ -191,3 +193,34 @@ def test_bf16_mixed_precision_on_cpu_exports_a_float32_model(tiny_db: tuple[Path
     assert outputs["diagnosis"].dtype == torch.float32
     assert torch.allclose(outputs["diagnosis"].softmax(1).sum(1), torch.ones(2))
     assert len(pd.read_csv(result.predictions)) == 12 and "val/dx_f1" in result.metrics
+
+
+#: TrainConfig fields that no option of ``dermx train`` sets, with why (a ``--config`` file sets them).
+CONFIG_ONLY: dict[str, str] = {"class_weights": "a mapping class -> weight",
+                               "n_folds": "an option of cv (K of an image collection)"}
+
+
+def test_every_training_option_is_reachable_from_the_command_line() -> None:
+    """Old code: 13 TrainConfig fields (the raters, val_fraction, the schedule's T0/T_mult/eta_min, the
+    guided-attention α, smoothing and warm-up, monitor, ...) could only be set in a config file."""
+    import inspect
+
+    from dermx.train.cli import _shared, _train_own
+
+    fields = {name for section in TrainConfig.of().to_dict().values() for name in section}
+    options = set(inspect.signature(_shared).parameters) | set(inspect.signature(_train_own).parameters)
+    assert fields - options == set(CONFIG_ONLY)
+
+
+def test_new_options_reach_the_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[TrainConfig] = []
+    monkeypatch.setattr("dermx.train.fitting.fit", lambda config: seen.append(config) or (_ for _ in ()).throw(
+        ValueError("stop")))
+    result = CliRunner().invoke(app, ["train", "--out", str(tmp_path), "--raters", "5, labeller6", "--t0", "2",
+                                      "--t-mult", "1", "--eta-min", "0", "--ga-alpha", "0.25", "--val-fraction",
+                                      "0.3", "--monitor", "val/dx_f1", "--log-every-n-steps", "3"])
+    assert "stop" in result.output and len(seen) == 1
+    config = seen[0]
+    assert config.dataset.raters == ["5", "labeller6"] and config.dataset.val_fraction == 0.3
+    assert (config.optim.t0, config.optim.t_mult, config.optim.eta_min, config.optim.ga_alpha) == (2, 1, 0.0, 0.25)
+    assert config.optim.monitor == "val/dx_f1" and config.run.log_every_n_steps == 3

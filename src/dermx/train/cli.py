@@ -49,15 +49,32 @@ def _shared(
     epochs: Annotated[int | None, option("--epochs")] = None,
     batch_size: Annotated[int | None, option("--batch-size")] = None,
     lr: Annotated[float | None, Opt(help="peak learning rate of AdamW")] = None,
+    weight_decay: Annotated[float | None, Opt(min=0.0, help="AdamW weight decay")] = None,
     lr_schedule: Annotated[str | None, Opt(help="restarts (the papers') | cosine (warm-up, one decay)")] = None,
+    t0: Annotated[int | None, Opt("--t0", min=1, help="restarts: epochs of the first cosine period")] = None,
+    t_mult: Annotated[int | None, Opt("--t-mult", min=1, help="restarts: each period this many times the "
+                                      "last")] = None,
+    eta_min: Annotated[float | None, Opt(min=0.0, help="learning rate at the bottom of each cosine")] = None,
     warmup_epochs: Annotated[float | None, Opt(help="linear lr warm-up epochs (cosine schedule)")] = None,
     char_pos_weight: Annotated[str | None, Opt(help="characteristic BCE pos_weight: balanced | a number")] = None,
+    char_pos_weight_max: Annotated[float | None, Opt(min=1.0, help="balanced pos_weight clipped to [1, this]")
+                                   ] = None,
     augment: Annotated[bool | None, Opt("--augment/--no-augment", help="flips / affine (/ colour jitter)")] = None,
     color_jitter: Annotated[bool | None, Opt("--color-jitter/--no-color-jitter",
                                              help="with --augment, also jitter colours")] = None,
     dropout: Annotated[float | None, Opt(help="dropout of the heads")] = None,
     ga_weight: Annotated[float | None, Opt(help="λ of the guided-attention loss (dermx+: 10)")] = None,
+    ga_alpha: Annotated[float | None, Opt(min=0.0, max=1.0, help="guided attention: weight α of the fuzzy "
+                                          "sensitivity, 1 − α of the specificity")] = None,
+    ga_smooth: Annotated[float | None, Opt(min=0.0, help="guided attention: the smoothing term of its "
+                                          "sensitivity and specificity")
+                         ] = None,
+    ga_warmup_epochs: Annotated[float | None, Opt(min=0.0, help="guided attention: λ ramps from 0 over these "
+                                                  "epochs")] = None,
     fusion: Annotated[str | None, option("--fusion")] = None,
+    raters: Annotated[str | None, option("--raters")] = None,
+    val_fraction: Annotated[float | None, Opt(min=0.0, max=1.0, help="share of the training side's patients "
+                                              "that validate (selection, early stopping)")] = None,
     label_rule: Annotated[str | None, Opt(help="characteristic labels: any | majority")] = None,
     resolution: Annotated[str | None, option("--resolution")] = None,
     input_size: Annotated[SizeArg, option("--input-size")] = None,
@@ -74,6 +91,8 @@ def _shared(
     deterministic: Annotated[bool | None, Opt("--deterministic/--no-deterministic",
                                               help="deterministic algorithms only (Lightning)")] = None,
     early_stopping: Annotated[int | None, Opt(help="patience in epochs (default: off)")] = None,
+    monitor: Annotated[str | None, Opt(help="validation metric that selects the checkpoint (and stops early); "
+                                       "a name ending in f1 is maximised, any other minimised")] = None,
     num_workers: Annotated[int | None, Opt("--n-workers", help="Worker processes.")] = None,
     in_memory: Annotated[bool | None, Opt("--in-memory/--no-in-memory", help="keep decoded images")] = None,
     cache_dir: Annotated[Path | None, Opt(help="mask cache folder")] = None,
@@ -84,6 +103,8 @@ def _shared(
     num_nodes: Annotated[int | None, Opt("--num-nodes", help="machines (Lightning)")] = None,
     strategy: Annotated[str | None, Opt(help="Lightning strategy: auto | ddp | ddp_spawn | ...")] = None,
     precision: Annotated[str | None, Opt(help="Lightning precision: 32-true | 16-mixed | bf16-mixed | ...")] = None,
+    log_every_n_steps: Annotated[int | None, Opt(min=1, help="training steps between log rows (Lightning)")
+                                 ] = None,
     progress: Annotated[bool | None, Opt("--progress/--no-progress", help="show training progress")] = None,
 ) -> None:
     """The options shared by ``train`` and ``cv`` (a signature only)."""
@@ -133,6 +154,8 @@ def _config(options: dict[str, Any]) -> Any:
     given = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}
     if given.get("char_pos_weight", "balanced") != "balanced":
         given["char_pos_weight"] = float(given["char_pos_weight"])
+    if "raters" in given:
+        given["raters"] = [r.strip() for r in given["raters"].split(",") if r.strip()]
     return load_config(given.pop("config", None), **given)
 
 
