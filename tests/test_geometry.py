@@ -3,6 +3,7 @@ benchmark's inverse: the stages agree pixel for pixel because they share :mod:`d
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dermx.explain.images import load_input, to_batch
+from dermx.explain.images import load_input
 from dermx.geometry import InputSpec, Placement, scaled_size, to_native
 from dermx.models import build_model, save_checkpoint
 from dermx.predict import Predictor
@@ -40,12 +41,11 @@ def test_train_predict_and_explain_feed_the_model_the_same_pixels(image_file: Pa
                                                                    tmp_path: Path) -> None:
     model = build_model("small", kind="dermx", input_size=INPUT)
     model.config.resolution = policy  # type: ignore[assignment]
-    mean, std = model.config.mean, model.config.std
     train = ImageDataset([Item("odd", image_file, 0, "odd", (0.0,) * 16)],
                          model.config.input_spec)[0]["image"]
     predictor = Predictor(save_checkpoint(model, tmp_path / "ckpt"))
     predicted = predictor.prepare(image_file).tensor
-    explained = to_batch([load_input(image_file, INPUT, policy)], mean, std)[0]  # type: ignore[arg-type]
+    explained = replace(model.config.input_spec, policy=policy).normalise([load_input(image_file, INPUT, policy)])[0]
     assert train.shape == predicted.shape == explained.shape == (3, *INPUT)
     torch.testing.assert_close(predicted, train, rtol=0, atol=1e-6)
     torch.testing.assert_close(explained, train, rtol=0, atol=1e-6)

@@ -8,22 +8,8 @@ The public API is re-exported here and imported lazily (PEP 562), so ``import de
 
 from __future__ import annotations
 
-from importlib import metadata
-
 from dermx._lazy import lazy_exports
-
-
-def _installed_version() -> str:
-    """The installed distribution's version (pyproject.toml's ``version``, the one place it is written);
-    ``0+unknown`` for a source tree that is not installed."""
-    try:
-        return metadata.version("dermx")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
-
-
-#: The one home of the version: checkpoints, predictions, the service and run manifests record this.
-__version__ = _installed_version()
+from dermx.version import __version__
 
 #: public name -> module that defines it
 _EXPORTS: dict[str, str] = {

@@ -23,7 +23,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from dermx import __version__
+        from dermx.version import __version__
 
         typer.echo(f"dermx {__version__}")
         raise typer.Exit()

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -64,6 +65,12 @@ class InputSpec:
 
     def __post_init__(self) -> None:
         check_resolution(self.policy)
+
+    def normalise(self, pixels: Sequence[np.ndarray]) -> torch.Tensor:
+        """Step 3 on fitted ``(H, W, 3)`` uint8 images: the ``(B, 3, H, W)`` batch (x / 255 − mean) / std per
+        channel (the training transform applies the same with torchvision's ``Normalize``)."""
+        batch = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float() / 255
+        return (batch - torch.tensor(self.mean)[:, None, None]) / torch.tensor(self.std)[:, None, None]
 
     def denormalise(self, images: torch.Tensor) -> torch.Tensor:
         """Normalised inputs ``(B, 3, h, w)`` back to pixels in [0, 1] (the inverse of step 3)."""

@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 
 from dermx import vocab
 from dermx.explain.cli import register
-from dermx.explain.images import load_input, to_batch
+from dermx.explain.images import load_input
 from dermx.explain.overlay import target_filename
+from dermx.geometry import InputSpec
 
 
 @pytest.fixture
@@ -57,7 +58,8 @@ def _reference_logits(weights: Path, image: Path) -> torch.Tensor:
     model.load_state_dict(torch.load(weights, weights_only=True)["state_dict"])
     config = timm.data.resolve_data_config({}, model=model)
     with torch.no_grad():
-        return model(to_batch([load_input(image, (64, 64), "squash")], config["mean"], config["std"]))[0]
+        spec = InputSpec((64, 64), tuple(config["mean"]), tuple(config["std"]), "squash")
+        return model(spec.normalise([load_input(image, spec.size, spec.policy)]))[0]
 
 
 def _explain(app: typer.Typer, setup: dict[str, Path], out: Path, *args: str):

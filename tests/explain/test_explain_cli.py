@@ -124,5 +124,5 @@ def test_a_checkpoint_is_explained_with_its_own_resolution_policy(tmp_path: Path
 
     model = build_model("small", kind="dermx", input_size=(64, 64))
     model.config.resolution = "crop"
-    _, _, _, _, policy, _ = load_model(str(save_checkpoint(model, tmp_path / "ckpt")), None)
-    assert policy == "crop"
+    _, spec, _ = load_model(str(save_checkpoint(model, tmp_path / "ckpt")), None)
+    assert spec.policy == "crop"

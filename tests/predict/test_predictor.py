@@ -148,7 +148,7 @@ def test_resolution_defaults_to_the_training_policy(tmp_path: Path) -> None:
     model = load_checkpoint(tiny_checkpoint(tmp_path / "a"))
     model.config.resolution = "crop"
     directory = save_checkpoint(model, tmp_path / "b")
-    assert Predictor(directory).resolution == "crop"
-    assert Predictor(directory, resolution="squash").resolution == "squash"
+    assert Predictor(directory).spec.policy == "crop"
+    assert Predictor(directory, resolution="squash").spec.policy == "squash"
     with pytest.raises(ValueError, match=r"unknown resolution policy 'stretch'"):
         Predictor(directory, resolution="stretch")  # type: ignore[arg-type]

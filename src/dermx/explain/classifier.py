@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from dermx.explain.engine import CamEngine
 from dermx.explain.layers import default_layer_name
+from dermx.geometry import InputSpec
 from dermx.models.dermx_net import DermXNet, ModelConfig
 from dermx.models.weights import WeightsError, map_state_dict, read_state_dict, sha256_of
 
@@ -38,9 +39,7 @@ class Classifier:
     """A timm classifier ready to explain, with its preprocessing and (optional) class names."""
 
     model: nn.Module
-    input_size: tuple[int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    spec: InputSpec
     class_names: tuple[str, ...] | None
     weights: Path | None
 
@@ -114,8 +113,8 @@ def load_classifier(architecture: str, weights: str | Path | None = None, *, num
     if names is not None and n_out is not None and len(names) != n_out:
         raise ValueError(f"{len(names)} class names for a classifier with {n_out} outputs")
     data = timm.data.resolve_data_config({}, model=model)
-    return Classifier(model.eval(), tuple(data["input_size"][1:]), tuple(data["mean"]), tuple(data["std"]),
-                      names, Path(weights) if weights is not None else None)
+    spec = InputSpec(tuple(data["input_size"][1:]), tuple(data["mean"]), tuple(data["std"]), "squash")
+    return Classifier(model.eval(), spec, names, Path(weights) if weights is not None else None)
 
 
 @dataclass(frozen=True)
@@ -162,17 +161,19 @@ class ClassifierNet(nn.Module):
     def __init__(self, classifier: Classifier, architecture: str) -> None:
         super().__init__()
         self.model = classifier.model
-        example = torch.zeros(1, 3, *classifier.input_size)
+        example = torch.zeros(1, 3, *classifier.spec.size)
         with torch.no_grad():
             width = int(self.model(example).shape[1])
         names = classifier.class_names or tuple(str(i) for i in range(width))
         self.weights_file = classifier.weights
         record = {} if classifier.weights is None else {
             "weights": {"file": classifier.weights.name, "sha256": sha256_of(classifier.weights)}}
-        self.config = ModelConfig(backbone=architecture, kind="dx-only", input_size=classifier.input_size,
-                                  mean=classifier.mean, std=classifier.std,  # type: ignore[arg-type]
-                                  cam_layer=f"model.{default_layer_name(self.model, example)}", diagnoses=names,
-                                  characteristics=(), resolution="squash", training_data=record, vocabulary="own")
+        spec = classifier.spec
+        self.config = ModelConfig(backbone=architecture, kind="dx-only", input_size=spec.size,
+                                  mean=spec.mean, std=spec.std,  # type: ignore[arg-type]  # timm: 3 channels
+                                  cam_layer=f"model.{default_layer_name(self.model, example)}",
+                                  diagnoses=names, characteristics=(), resolution=spec.policy,
+                                  training_data=record, vocabulary="own")
         self.target_names: dict[str, tuple[str, ...]] = {"diagnosis": names}
         self.eval()
 

@@ -13,6 +13,7 @@ from dermx.cli_common import SizeArg, guarded, is_checkpoint, option, refuse_fla
 if TYPE_CHECKING:
     from dermx.explain.classifier import Classifier, ClassifierNet
     from dermx.explain.targets import TargetSpec
+    from dermx.geometry import InputSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -52,23 +53,21 @@ def named_classifier(spec: str, weights: Path | None, *, num_classes: int | None
 
 
 def load_model(spec: str, weights: Path | None, *, num_classes: int | None = None,
-               class_names: Path | None = None
-               ) -> tuple[Any, tuple[int, int], tuple[float, ...], tuple[float, ...], str, tuple[str, ...] | None]:
-    """``(model, input size, mean, std, resolution policy, class names)`` from a DermX checkpoint
-    (folder or file) or a timm model name (:func:`named_classifier`)."""
+               class_names: Path | None = None) -> tuple[Any, InputSpec, tuple[str, ...] | None]:
+    """``(model, its input spec, class names)`` from a DermX checkpoint (folder or file) or a timm model
+    name (:func:`named_classifier`; its spec squashes, as timm's evaluation does)."""
     from rich.console import Console
 
     if Path(spec).exists():
         from dermx.models import load_checkpoint
 
         model = load_checkpoint(Path(spec))
-        config = model.config
-        return model.eval(), tuple(config.input_size), tuple(config.mean), tuple(config.std), config.resolution, None
+        return model.eval(), model.config.input_spec, None
     loaded = named_classifier(spec, weights, num_classes=num_classes, class_names=class_names)
     if weights is None:
         Console(stderr=True).print(f"[yellow]warning:[/] {spec} has random weights (pretrained=False); "
                                    "pass --weights FILE for meaningful maps")
-    return loaded.model, loaded.input_size, loaded.mean, loaded.std, "squash", loaded.class_names
+    return loaded.model, loaded.spec, loaded.class_names
 
 
 def predictable_model(spec: str, weights: Path | None, *, num_classes: int | None = None,
@@ -117,9 +116,11 @@ def explain_command(
     and the image's placement in the input (original_size, resized_size, inside, visible). `dermx
     predict` writes the same layout and keys.
     """
+    from dataclasses import replace
+
     from dermx.explain.classifier import explain_top_k
     from dermx.explain.engine import CamEngine
-    from dermx.explain.images import list_images, load_framed, to_batch
+    from dermx.explain.images import list_images, load_framed
     from dermx.explain.outputs import write_image_outputs
     from dermx.explain.targets import target_probabilities
     from dermx.progress import track
@@ -131,9 +132,8 @@ def explain_command(
         refuse_flags({"--top-k": top_k}, "applies only without --targets: it picks each image's most probable "
                                          "classes, where --targets names the classes to explain")
     top_k = top_k or 1
-    net, own_size, mean, std, policy, names = load_model(model, weights, num_classes=num_classes,
-                                                         class_names=class_names)
-    input_size, policy = input_size or own_size, resolution or policy
+    net, own, names = load_model(model, weights, num_classes=num_classes, class_names=class_names)
+    fit = replace(own, size=input_size or own.size, policy=resolution or own.policy)
     specs = None if targets == "all" else parse_targets(targets)
     predicted = targets is None and not hasattr(net, "target_names")
     paths = list_images(images)
@@ -143,8 +143,8 @@ def explain_command(
         raise typer.BadParameter(str(error)) from error
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
     for batch_paths in track(batches, f"{engine.method.name} maps"):
-        framed = [load_framed(path, input_size, policy) for path in batch_paths]
-        batch = to_batch([pixels for pixels, _, _ in framed], mean, std)
+        framed = [load_framed(path, fit.size, fit.policy) for path in batch_paths]
+        batch = fit.normalise([pixels for pixels, _, _ in framed])
         try:
             if predicted:
                 top = explain_top_k(engine, batch, top_k)
@@ -159,7 +159,7 @@ def explain_command(
             raise typer.BadParameter(str(error)) from error
         maps, logits, probabilities = (t.detach().cpu().numpy() for t in (maps, logits, probabilities))
         for i, (path, (_, image, placement)) in enumerate(zip(batch_paths, framed, strict=True)):
-            write_image_outputs(out / path.stem, image=image, placement=placement, input_size=input_size,
+            write_image_outputs(out / path.stem, image=image, placement=placement, input_size=fit.size,
                                 labels=labels[i], maps=maps[i], probabilities=probabilities[i], logits=logits[i],
                                 method=engine.method.name, layer=used)
     what = f"its top {top_k} class(es)" if predicted else f"{len(labels[0])} targets"

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import Tensor
 
 from dermx.data.images import IMAGE_SUFFIXES, load_rgb
 from dermx.geometry import Placement, ResolutionPolicy, model_pixels
@@ -40,9 +37,3 @@ def load_framed(path: Path, size: tuple[int, int], policy: ResolutionPolicy = "s
     image = load_rgb(path)
     pixels = model_pixels(image, size, policy).permute(1, 2, 0).numpy()
     return pixels, image, Placement.of((image.height, image.width), size, policy)
-
-
-def to_batch(images: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """``(B, 3, H, W)`` float tensor: (x / 255 − mean) / std per channel."""
-    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
-    return (batch - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]

@@ -15,10 +15,11 @@ from typing import Any
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from dermx import __version__, vocab
+from dermx import vocab
 from dermx.atomic import write_bytes, write_text
 from dermx.jsonio import strict_json
 from dermx.models.dermx_net import DermXNet, ModelConfig
+from dermx.version import __version__
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
-from dermx import __version__
 from dermx.explain import CamEngine
 from dermx.explain.maps import finalize
 from dermx.geometry import (
@@ -33,6 +32,7 @@ from dermx.models.weights import sha256_of
 from dermx.predict.io import ImageSource, as_array, open_image
 from dermx.predict.result import CharacteristicResult, Prediction
 from dermx.train.provenance import training_summary
+from dermx.version import __version__
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,12 @@ class Predictor:
         config = self.model.config
         self.method = method
         self.threshold = threshold
-        self.resolution: ResolutionPolicy = resolution or config.resolution
+        #: How this predictor fits an image to the model input (the model's own policy unless overridden).
+        self.spec = replace(config.input_spec, policy=resolution or config.resolution)
         self.batch_size = batch_size
         # maps at the feature grid; only the kept ones are brought to the input size (see ``run``)
         self.engine = CamEngine(self.model, method, size="features")
-        self.transform = joint_transform(config.input_size, config.mean, config.std, augment=False)
+        self.transform = joint_transform(self.spec.size, self.spec.mean, self.spec.std, augment=False)
 
     def prepare(self, source: ImageSource, name: str | None = None, *, min_side: int | None = None,
                 display_max: int | None = None) -> PreparedImage:
@@ -104,7 +105,7 @@ class Predictor:
         figures and the page show), so a large photograph is not held at full size while it waits.
         """
         image, label = open_image(source, name, min_side=min_side)
-        tensor, placement = preprocess(image, self.model.config.input_size, self.transform, self.resolution)
+        tensor, placement = preprocess(image, self.spec.size, self.transform, self.spec.policy)
         if display_max is not None:
             size = display_size(placement.original, display_max)
             if size != placement.original:
@@ -130,10 +131,10 @@ class Predictor:
         # finished, in one call: the engine's own min-max → bilinear → min-max.
         rows = torch.tensor([i for i, k in enumerate(kept) for _ in k], dtype=torch.long)
         cols = torch.tensor([labels.index(label) for k in kept for label in k], dtype=torch.long)
-        finished = finalize(result.maps[rows, cols][:, None], tuple(self.model.config.input_size), relu=False,
+        finished = finalize(result.maps[rows, cols][:, None], self.spec.size, relu=False,
                             normalize=True, eps=self.engine.eps, interpolation="bilinear")[:, 0].cpu()
         starts = [0, *itertools.accumulate(len(k) for k in kept)]
-        size = tuple(self.model.config.input_size)
+        size = self.spec.size
         return [Prediction(item.name, ranked[i], found[i],
                            {label: as_array(m) for label, m in zip(kept[i], finished[starts[i]:starts[i + 1]],
                                                                     strict=True)},
@@ -168,7 +169,7 @@ class Predictor:
             "backbone": config.backbone, "kind": config.kind, "preset": config.preset,
             "input_size": list(config.input_size), "diagnoses": list(config.diagnoses),
             "characteristics": list(config.characteristics), "cam_layer": config.cam_layer,
-            "method": self.method, "threshold": self.threshold, "resolution": self.resolution,
+            "method": self.method, "threshold": self.threshold, "resolution": self.spec.policy,
             "dermx_version": __version__, "training_data": training_summary(config.training_data),
             "checkpoint": None if self.weights is None else {
                 "name": (self.weights.parent if self.checkpoint is not None else self.weights).name,

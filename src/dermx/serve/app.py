@@ -39,7 +39,6 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dermx import __version__
 from dermx.data import DermXDBError
 from dermx.explain.methods import method_title
 from dermx.explain.overlay import colorbar_strip, data_url, frame_of, heat_layer, map_title, padded_canvas
@@ -57,6 +56,7 @@ from dermx.serve.uploads import (
     check_upload,
 )
 from dermx.text import shorten
+from dermx.version import __version__
 
 #: Multipart framing allowed on top of the file itself.
 MULTIPART_SLACK = 64 * 1024
