@@ -17,7 +17,8 @@ def demo_command(
     epochs: Annotated[int | None, option("--epochs")] = None,
     seed: Annotated[int, option("--seed")] = 0,
     quick: Annotated[bool, typer.Option("--quick", help="A tiny run (< 60 s) to check the installation.")] = False,
-    strict: Annotated[bool, typer.Option("--strict-checks", help="Exit with 1 when a check of the demo fails.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict-checks", help="Exit with 1 when a check of the demo fails.")] = False,
     held_out_raters: Annotated[bool, typer.Option(
         "--held-out-raters", help="Train on raters 1-4's labels and maps, score against raters 5-8 (whose style "
                                   "DermX+ never learned).")] = False,
