@@ -32,7 +32,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, get_args, get_origin
 
 import typer
 from typer.core import TyperCommand
@@ -40,6 +40,9 @@ from typer.exceptions import TyperException
 
 from dermx.choices import CamMethod, FusionRule, ResolutionPolicy, method_name
 from dermx.text import shorten_words
+
+if TYPE_CHECKING:
+    from typer._click import Context as ClickContext  # the click typer vendors; typer.Context subclasses it
 
 __all__ = [
     "CLASSIFIER_FLAGS",
@@ -281,7 +284,7 @@ def renamed(aliases: dict[str, str]) -> type[TyperCommand]:
     """
 
     class RenamedFlagsCommand(TyperCommand):
-        def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
             return super().parse_args(ctx, _rename(args, aliases, ctx.command_path))
 
     return RenamedFlagsCommand

@@ -154,7 +154,8 @@ class Placement:
         ``size``); image regions the model never saw (cropped away) are 0; values clipped to [0, 1]."""
         top, left, height, width = self.inside
         v_top, v_left, _, _ = self.visible
-        target = tuple(size or self.original)
+        out_height, out_width = size or self.original
+        target = (out_height, out_width)
         lead = maps.shape[:-2]
         flat = maps.reshape(-1, 1, *maps.shape[-2:]).float()
         canvas = flat.new_zeros((flat.shape[0], 1, *self.resized))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rich.console import Console
-from rich.progress import Progress, ProgressColumn
+from rich.progress import Progress, ProgressColumn, TaskID
 
 #: Seconds between two plain lines of one task.
 INTERVAL = 10.0
@@ -49,12 +49,12 @@ class PlainProgress:
     def __exit__(self, *_: object) -> None:
         return None
 
-    def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
+    def add_task(self, description: str, total: float | None = None, **_: Any) -> TaskID:
         now = self.clock()
         self._tasks.append(_Task(description, total, 0.0, now, now))
-        return len(self._tasks) - 1
+        return TaskID(len(self._tasks) - 1)
 
-    def update(self, task_id: int, *, completed: float | None = None, advance: float | None = None,
+    def update(self, task_id: TaskID, *, completed: float | None = None, advance: float | None = None,
                total: float | None = None, description: str | None = None, **_: Any) -> None:
         task = self._tasks[task_id]
         task.total = task.total if total is None else total
@@ -63,7 +63,7 @@ class PlainProgress:
         task.completed += advance or 0.0
         self._report(task)
 
-    def advance(self, task_id: int, advance: float = 1.0) -> None:
+    def advance(self, task_id: TaskID, advance: float = 1.0) -> None:
         self.update(task_id, advance=advance)
 
     def track(self, sequence: Iterable[T], total: float | None = None, description: str = "working",

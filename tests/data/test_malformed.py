@@ -124,6 +124,14 @@ def metadata_short_row(root: Path) -> str:
     return edit_text(root / "metadata.csv", lambda text: text.replace(";light;young", "", 1))
 
 
+def metadata_long_row(root: Path) -> str:
+    return edit_text(root / "metadata.csv", lambda text: text.replace(";light;young", ";light;young;extra", 1))
+
+
+def fold_long_row(root: Path) -> str:
+    return edit_text(root / "folds" / "metadata_fold_0_train.csv", lambda text: text.replace(",1\n", ",1,2\n", 1))
+
+
 def fold_without_current_filename(root: Path) -> str:
     return edit_text(root / "folds" / "metadata_fold_0_test.csv",
                      lambda text: text.replace("current_filename", "filename"))
@@ -149,6 +157,9 @@ CASES: dict[str, tuple[Callable[[Path], str], str, str]] = {
     "attributes-number": (set_field(1, "attributes", 3), "invalid annotation", "attributes: Input should be"),
     "metadata-not-utf8": (metadata_not_utf8, "not utf-8", "line 2: byte 0xe9"),
     "metadata-short-row": (metadata_short_row, "invalid row", "line 2: skin_tone: missing cell"),
+    "metadata-long-row": (metadata_long_row, "invalid row", "line 2: (cells beyond the header): Value error, the "
+                                                           "row has 1 cell(s) more than the header"),
+    "fold-long-row": (fold_long_row, "invalid row", "1 cell(s) more than the header"),
     "fold-without-current-filename": (fold_without_current_filename, "missing column", "['current_filename']"),
     "fold-patient-not-a-number": (fold_patient_not_a_number, "invalid row", "patient_id: Input should be a valid"),
 }

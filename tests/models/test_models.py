@@ -70,6 +70,12 @@ def test_presets_carry_size_normalisation_and_cam_layer() -> None:
         build_model("small", characteristics=["Eczema"], pretrained=False)
 
 
+@pytest.mark.parametrize(("preset", "backbone"), [(None, None), ("", None), (None, ""), ("", "")])
+def test_a_model_needs_a_preset_or_a_backbone_name(preset: str | None, backbone: str | None) -> None:
+    with pytest.raises(ValueError, match="give a preset or a timm backbone name"):
+        build_model(preset, backbone=backbone, pretrained=False)
+
+
 def test_local_torchvision_weights_are_mapped_onto_timm(tmp_path: Path) -> None:
     reference = torchvision.models.resnet18()
     torch.save(reference.state_dict(), tmp_path / "tv.pth")

@@ -399,7 +399,9 @@ def read_csv_rows(path: Path, delimiter: str, row_type: type, report: LoadReport
         report.add(path, f"unreadable file ({error})", kind="unreadable file", strict=strict)
         return None
     lines = list(io.StringIO(text, newline=""))
-    reader = csv.DictReader(lines, delimiter=delimiter, restkey=schema.EXTRA_CELLS, restval=schema.MISSING_CELL)
+    # typeshed takes any restval only with explicit fieldnames; csv fills short rows with any object
+    reader = csv.DictReader(lines, delimiter=delimiter, restkey=schema.EXTRA_CELLS,  # type: ignore[call-overload]
+                            restval=schema.MISSING_CELL)
     try:
         header = reader.fieldnames or []
     except csv.Error as error:

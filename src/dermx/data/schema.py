@@ -92,7 +92,8 @@ class _MissingCell:
 
 MISSING_CELL = _MissingCell()
 EXTRA_CELLS = "(cells beyond the header)"
-"""The key under which :class:`csv.DictReader` collects the cells of a row longer than its header."""
+"""The key under which :class:`csv.DictReader` collects the cells of a row longer than its header (the
+row schemas spell it out: a ``TypedDict()`` key must be a literal string)."""
 
 
 def _refuse_extra_cells(cells: list[str]) -> list[str]:
@@ -114,7 +115,7 @@ MetadataRow = TypedDict("MetadataRow", {
     "dataset": NotRequired[Cell],
     "skin_tone": NotRequired[Cell],
     "age": NotRequired[Cell],
-    EXTRA_CELLS: NotRequired[ExtraCells],
+    "(cells beyond the header)": NotRequired[ExtraCells],
 })
 """A row of ``metadata.csv`` (';'-separated). The required keys must be columns of the file; a
 missing optional column is reported once, and its value is ``None`` for every image."""
@@ -122,7 +123,7 @@ missing optional column is reported once, and its value is ``None`` for every im
 FoldRow = TypedDict("FoldRow", {
     "current_filename": FilledCell,
     "patient_id": NotRequired[Annotated[int | None, BeforeValidator(_blank_to_none)]],
-    EXTRA_CELLS: NotRequired[ExtraCells],
+    "(cells beyond the header)": NotRequired[ExtraCells],
 })
 """A row of ``folds/metadata_fold_<k>_<train|test>.csv`` (','-separated); a blank ``patient_id`` is
 ``None``, any other must be an integer."""

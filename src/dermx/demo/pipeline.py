@@ -105,14 +105,14 @@ class DemoConfig:
         """The :class:`~dermx.train.TrainConfig` of one demo model trained on fold 0 of ``data``."""
         from dermx.train import TrainConfig
 
-        return TrainConfig.of(data=str(data), images=str(data / "images"), kind=kind, preset=self.preset,  # type: ignore[arg-type]
+        return TrainConfig.of(data=str(data), images=str(data / "images"), kind=kind, preset=self.preset,
                            input_size=(self.input_size, self.input_size), epochs=self.epochs,
-                           batch_size=self.batch_size, lr=self.lr_of(kind), lr_schedule=self.lr_schedule,  # type: ignore[arg-type]
+                           batch_size=self.batch_size, lr=self.lr_of(kind), lr_schedule=self.lr_schedule,
                            warmup_epochs=self.warmup_epochs, t0=max(1, self.epochs), augment=self.augment,
-                           dropout=self.dropout, char_pos_weight=self.char_pos_weight,  # type: ignore[arg-type]
+                           dropout=self.dropout, char_pos_weight=self.char_pos_weight,
                            ga_warmup_epochs=self.ga_warmup_epochs,
                            ga_weight=self.ga_weight if kind == "dermx+" else None, ga_alpha=self.ga_alpha,
-                           ga_resolution=self.ga_resolution, fusion=self.fusion,  # type: ignore[arg-type]
+                           ga_resolution=self.ga_resolution, fusion=self.fusion,
                            output_stride=self.output_stride, channels_last=self.channels_last,
                            pretrained=False, fold=0, seed=self.seed,
                            raters=list(TRAINING_RATERS) if self.held_out_raters else None,

@@ -21,6 +21,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -103,13 +104,15 @@ def load_classifier(architecture: str, weights: str | Path | None = None, *, num
     names = tuple(class_names) if class_names is not None else (
         checkpoint_class_names(weights) if weights is not None else None)
     outputs = num_classes or width or (len(names) if names else None)
-    model = timm.create_model(architecture, pretrained=False, **({"num_classes": outputs} if outputs else {}))
+    options: dict[str, Any] = {"num_classes": outputs} if outputs else {}
+    model = timm.create_model(architecture, pretrained=False, **options)
     if state is not None:
         try:
             model.load_state_dict(map_state_dict(state, model))
         except WeightsError as error:
             raise WeightsError(f"{weights}: {error}") from error
-    n_out = model.get_classifier().out_features if hasattr(model.get_classifier(), "out_features") else outputs
+    head = model.get_classifier()  # type: ignore[operator]  # timm's models are typed nn.Module
+    n_out = head.out_features if hasattr(head, "out_features") else outputs
     if names is not None and n_out is not None and len(names) != n_out:
         raise ValueError(f"{len(names)} class names for a classifier with {n_out} outputs")
     data = timm.data.resolve_data_config({}, model=model)

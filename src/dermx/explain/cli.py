@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from dermx.choices import ResolutionPolicy
 from dermx.cli_common import SizeArg, guarded, is_checkpoint, option, refuse_flags, renamed
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def explain_command(
                                                      "model; each image's predicted class (--top-k) of a "
                                                      "plain classifier.")] = None,
     input_size: Annotated[SizeArg, option("--input-size")] = None,
-    resolution: Annotated[str | None, option("--resolution")] = None,
+    resolution: Annotated[ResolutionPolicy | None, option("--resolution")] = None,
     batch_size: Annotated[int, option("--batch-size")] = 8,
     weights: Annotated[Path | None, option("--weights")] = None,
     layer: Annotated[str | None, typer.Option(help="Target layer (dotted path). Default: per architecture.")] = None,
@@ -157,10 +158,10 @@ def explain_command(
                 labels = [list(result.labels)] * len(framed)
         except ValueError as error:
             raise typer.BadParameter(str(error)) from error
-        maps, logits, probabilities = (t.detach().cpu().numpy() for t in (maps, logits, probabilities))
+        maps_np, logits_np, probabilities_np = (t.detach().cpu().numpy() for t in (maps, logits, probabilities))
         for i, (path, (_, image, placement)) in enumerate(zip(batch_paths, framed, strict=True)):
             write_image_outputs(out / path.stem, image=image, placement=placement, input_size=fit.size,
-                                labels=labels[i], maps=maps[i], probabilities=probabilities[i], logits=logits[i],
-                                method=engine.method.name, layer=used)
+                                labels=labels[i], maps=maps_np[i], probabilities=probabilities_np[i],
+                                logits=logits_np[i], method=engine.method.name, layer=used)
     what = f"its top {top_k} class(es)" if predicted else f"{len(labels[0])} targets"
     typer.echo(f"wrote maps for {len(paths)} images x {what} to {out}")

@@ -24,7 +24,7 @@ serves both the classification loss and the attention loss.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -171,7 +171,8 @@ class CamEngine:
         images = self._check_images(images)
         if self._layer is None:
             self._layer = resolve_layer(self.model, self._layer_spec, images)
-        layer_name, _ = self._layer
+        layer = self._layer
+        layer_name = layer[0]
         uses_scores = any(m.uses_scores for m in methods)
         if uses_scores and self.model.training:
             raise ValueError("Score-CAM runs many masked forward passes: put the model in eval mode first")
@@ -179,7 +180,7 @@ class CamEngine:
         # Without create_graph only d(logits)/d(layer output) is needed: record autograd from the layer on.
         from_layer = uses_gradients and not self.create_graph
         with torch.enable_grad() if uses_gradients and not from_layer else torch.no_grad():
-            run = self._forward(images, from_layer, uses_gradients)
+            run = self._forward(images, layer, from_layer, uses_gradients)
             layout = OutputLayout.of(run.outputs, getattr(self.model, "target_names", None), self.class_names)
             chosen = layout.resolve(targets)
             columns = [t.column for t in chosen]
@@ -188,7 +189,7 @@ class CamEngine:
             if pooled_needed and run.pooled is None:
                 raise ValueError(f"method {pooled_needed[0]!r} needs the target layer to be the backbone output "
                                  f"that feeds global average pooling; {layer_name!r} is not")
-            route, gradients = self._gradients(run, logits, columns) if uses_gradients else ("none", None)
+            route, gradients = self._gradients(run, logits, columns, layer_name) if uses_gradients else ("none", None)
             keep_graph = self.create_graph
             results: dict[str, CamResult] = {}
             with nullcontext() if keep_graph else torch.no_grad():
@@ -218,7 +219,7 @@ class CamEngine:
                           f"{images.shape[-1]} images: every map is spatially constant (all zero once "
                           "min-max normalised); use larger images or an earlier layer",
                           RuntimeWarning, stacklevel=4)
-        size = output_size(self.size, tuple(raw.shape[-2:]), tuple(images.shape[-2:]))
+        size = output_size(self.size, (raw.shape[-2], raw.shape[-1]), (images.shape[-2], images.shape[-1]))
         maps = finalize(raw, size, relu=self.relu, normalize=self.normalize, eps=self.eps,
                         interpolation=self.interpolation)
         if self.zero_absent:
@@ -249,31 +250,36 @@ class CamEngine:
 
     def _run(self, images: Tensor) -> Outputs:
         """The model's outputs: ``forward_head(forward_features(x))`` under timm's protocol, else ``model(x)``."""
-        model = self.model
-        if callable(getattr(model, "forward_features", None)) and callable(getattr(model, "forward_head", None)):
-            return model.forward_head(model.forward_features(images))
-        return model(images)
+        stages = _timm_stages(self.model)
+        if stages is None:
+            return self.model(images)
+        forward_features, forward_head = stages
+        return forward_head(forward_features(images))
 
-    def _forward(self, images: Tensor, graph_from_layer: bool, track_gradients: bool) -> _Pass:
-        """One forward pass capturing the target layer; pooled features when the layer feeds GAP."""
-        name, module = self._layer
+    def _forward(self, images: Tensor, layer: tuple[str, nn.Module], graph_from_layer: bool,
+                 track_gradients: bool) -> _Pass:
+        """One forward pass capturing the target ``layer`` (name, module); pooled features when the layer
+        feeds GAP."""
+        name, module = layer
         with capture_output(module, name, track_gradients=track_gradients,
                             graph_from_layer=graph_from_layer) as capture:
-            if not head_pools_first(self.model):
+            stages = _timm_stages(self.model) if head_pools_first(self.model) else None
+            if stages is None:
                 outputs = self._run(images)
                 return _Pass(outputs, capture.output, None)
-            features = self.model.forward_features(images)
+            forward_features, forward_head = stages
+            features = forward_features(images)
             pooled = features.mean(dim=(-2, -1)) if capture.passed_on(features) else None
-            outputs = self.model.forward_head(features if pooled is None else pooled[..., None, None])
+            outputs = forward_head(features if pooled is None else pooled[..., None, None])
             return _Pass(outputs, capture.output, pooled)
 
-    def _gradients(self, run: _Pass, logits: Tensor, columns: list[int]) -> tuple[str, Tensor]:
+    def _gradients(self, run: _Pass, logits: Tensor, columns: list[int], layer_name: str) -> tuple[str, Tensor]:
         """``(route, G)`` with G broadcastable to ``(B, T, K, h, w)`` (1×1 grid on pooled routes)."""
         route, pooled, activations = self.route, run.pooled, run.activations
         create_graph = self.create_graph
         if route in ("linear", "jacobian") and pooled is None:
             raise ValueError(f"route {route!r} needs the target layer to be the backbone output that feeds "
-                             f"global average pooling; {self._layer[0]!r} is not (use 'batched')")
+                             f"global average pooling; {layer_name!r} is not (use 'batched')")
         weight = linear_weights(self.model, pooled, logits) if pooled is not None and route in ("auto", "linear") \
             else None
         if route == "linear" and weight is None:
@@ -283,8 +289,10 @@ class CamEngine:
             route = "linear" if weight is not None else "jacobian" if pooled is not None else "batched"
         grid = activations.shape[-2] * activations.shape[-1]
         if route == "linear":
+            assert weight is not None  # checked above
             grads = (weight if create_graph else weight.detach())[columns][None, :, :, None, None] / grid
         elif route == "jacobian":
+            assert pooled is not None  # checked above
             grads = batched_gradients(logits, pooled, columns, create_graph).transpose(0, 1)[..., None, None] / grid
         elif route == "batched":
             grads = batched_gradients(logits, activations, columns, create_graph).transpose(0, 1)
@@ -318,3 +326,10 @@ def _detach(outputs: Outputs) -> Outputs:
     if isinstance(outputs, Mapping):
         return {head: value.detach() for head, value in outputs.items()}
     return outputs.detach()
+
+
+def _timm_stages(model: nn.Module) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Outputs]] | None:
+    """``(forward_features, forward_head)`` of a model following timm's protocol, else ``None``."""
+    forward_features = getattr(model, "forward_features", None)
+    forward_head = getattr(model, "forward_head", None)
+    return (forward_features, forward_head) if callable(forward_features) and callable(forward_head) else None

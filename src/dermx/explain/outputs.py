@@ -57,7 +57,8 @@ def write_image_outputs(directory: Path, *, image: Image.Image, placement: Place
         written.append(target_filename(label))
     native = {"native_maps": np.stack([placement.restore(torch.from_numpy(np.asarray(m))).numpy().astype(np.float16)
                                        for m in maps])} if native_maps else {}
-    np.savez_compressed(directory / MAPS_FILE, **native, targets=np.asarray(list(labels), dtype=str),
+    np.savez_compressed(directory / MAPS_FILE, allow_pickle=False, **native,
+                        targets=np.asarray(list(labels), dtype=str),
                         maps=np.asarray(maps, dtype=np.float32),
                         probabilities=np.asarray(probabilities, dtype=np.float32),
                         logits=np.asarray(logits, dtype=np.float32), method=np.asarray(method),

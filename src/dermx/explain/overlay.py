@@ -163,6 +163,7 @@ def map_figure(image: Image.Image, values: np.ndarray, title: str, frame: Frame 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.patches import Rectangle
 
     original, overlay, box = _panels(image.convert("RGB"), values, frame)
@@ -183,8 +184,10 @@ def map_figure(image: Image.Image, values: np.ndarray, title: str, frame: Frame 
     fig.text(0.5, 1 - 6 / fig_h, title, ha="center", va="top", fontsize=11)
     note = "left: image · right: map" + (" · hatched: padding added to fit the model input" if box else "")
     fig.text(0.5, 1 - 26 / fig_h, note, ha="center", va="top", fontsize=7, color="#555")
-    fig.canvas.draw()
-    rendered = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    canvas = fig.canvas
+    assert isinstance(canvas, FigureCanvasAgg)  # the backend chosen above
+    canvas.draw()
+    rendered = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
     plt.close(fig)
     return rendered
 

@@ -131,8 +131,9 @@ def _as_index(spec: object) -> int | None:
         return None
     if isinstance(spec, Integral):
         return int(spec)
-    if isinstance(spec, Real) and float(spec).is_integer():
-        return int(spec)
+    if isinstance(spec, Real):
+        value = float(spec)
+        return int(value) if value.is_integer() else None
     return None
 
 

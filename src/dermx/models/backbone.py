@@ -13,7 +13,7 @@ import timm
 from torch import nn
 
 from dermx.models.presets import check_output_stride
-from dermx.models.weights import load_backbone_weights
+from dermx.models.weights import load_backbone_weights, record_weight_source
 
 
 class PretrainedUnavailableError(ValueError):
@@ -64,12 +64,13 @@ def create_backbone(name: str, *, pretrained: bool = False, weights: str | Path 
             return model
         if pretrained:
             try:
-                return hub_weights(name, model.pretrained_cfg, options)
+                # timm types its models as nn.Module, whose unknown attributes torch types as Tensor | Module
+                return hub_weights(name, model.pretrained_cfg, options)  # type: ignore[arg-type]
             except PretrainedUnavailableError as error:
                 if not random_fallback:
                     raise
                 warnings.warn(f"{error.what}; using RANDOM initialisation (--random-fallback)", stacklevel=2)
-        model.weight_source = {"source": "random"}
+        record_weight_source(model, {"source": "random"})
         return model
     except (TypeError, AssertionError) as error:
         given = {k: v for k, v in options.items() if k not in ("num_classes", "global_pool")}
@@ -98,12 +99,12 @@ def hub_weights(name: str, cfg: Mapping[str, Any], options: Mapping[str, Any]) -
         reason = _hub_unreachable()
         if reason is not None:
             raise unavailable(f"{reason}, and they are not in the local cache")
+    overlay: dict[str, Any] = {"pretrained_cfg_overlay": {"file": cached}} if cached else {}
     try:
-        model = timm.create_model(name, pretrained=True, **options,
-                                  **({"pretrained_cfg_overlay": {"file": cached}} if cached else {}))
+        model = timm.create_model(name, pretrained=True, **options, **overlay)
     except Exception as error:  # any download or file failure: say which
         raise unavailable(f"{type(error).__name__}: {error}") from error
-    model.weight_source = {"source": "hub", "name": label, "tag": str(cfg.get("tag") or "")}
+    record_weight_source(model, {"source": "hub", "name": label, "tag": str(cfg.get("tag") or "")})
     return model
 
 

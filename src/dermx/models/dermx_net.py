@@ -113,7 +113,7 @@ class DermXNet(nn.Module):
         if not config.cam_layer:
             config.cam_layer = last_conv_name(self.backbone)
         self.config = config
-        width = int(self.backbone.num_features)
+        width = int(self.backbone.num_features)  # type: ignore[arg-type]  # timm's models are typed nn.Module
         n_char = len(config.characteristics)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.diagnosis_mlp = _mlp(width, config.dropout)
@@ -212,18 +212,19 @@ def build_model(
     :mod:`dermx.models.presets`. ``pretrained``, ``weights`` (a local backbone weight file) and
     ``random_fallback``: the backbone's starting weights (:func:`~dermx.models.backbone.create_backbone`).
     """
-    if preset is None and backbone is None:
-        raise ValueError("give a preset or a timm backbone name")
     base = get_preset(preset) if preset else None
+    backbone_name = backbone or (base.backbone if base else None)
+    if not backbone_name:
+        raise ValueError("give a preset or a timm backbone name")
     own = base if base and backbone in (None, base.backbone) else None  # the preset's layer and stride apply
     if characteristics == "paper":
         chars = vocab.PAPER_CHARACTERISTICS
     elif vocabulary == "own" and not isinstance(characteristics, str):
         chars = tuple(characteristics or ())
     else:
-        chars = vocab.resolve(characteristics, vocab.CHARACTERISTICS)  # type: ignore[arg-type]
+        chars = vocab.resolve(characteristics, vocab.CHARACTERISTICS)
     config = ModelConfig(
-        backbone=backbone or base.backbone,  # type: ignore[union-attr]
+        backbone=backbone_name,
         kind=kind,
         preset=preset,
         input_size=input_size or (base.input_size if base else (224, 224)),

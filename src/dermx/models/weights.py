@@ -102,4 +102,11 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
     """Load a local weight file into ``backbone`` (see the module docstring for accepted formats)."""
     mapped = map_state_dict(read_state_dict(path), backbone)
     backbone.load_state_dict(mapped, strict=False)
-    backbone.weight_source = {"source": "file", "file": Path(path).name, "sha256": sha256_of(path)}
+    record_weight_source(backbone, {"source": "file", "file": Path(path).name, "sha256": sha256_of(path)})
+
+
+def record_weight_source(backbone: nn.Module, source: dict[str, str]) -> None:
+    """Set ``backbone.weight_source``, where its weights came from (see
+    :func:`dermx.models.backbone.create_backbone`). A plain attribute: set as ``nn.Module.__setattr__``
+    sets any value that is not a tensor or a module, which its type hints do not admit."""
+    object.__setattr__(backbone, "weight_source", source)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dermx.choices import ResolutionPolicy
 from dermx.cli_common import PRESENT_FROM, guarded, option
 
 #: Longest side, in pixels, of the image in ``predict``'s pictures by default (``--figure-size``): the
@@ -25,7 +26,7 @@ def predict_command(
     threshold: Annotated[float | None, option("--threshold", default=str(PRESENT_FROM))] = None,
     method: Annotated[str, option("--method")] = "gradcam",
     batch_size: Annotated[int, option("--batch-size")] = 8,
-    resolution: Annotated[str | None, option("--resolution")] = None,
+    resolution: Annotated[ResolutionPolicy | None, option("--resolution")] = None,
     figure_size: Annotated[int, typer.Option(
         min=64, help="Longest side in pixels of the image in the pictures (larger images are drawn smaller).")
     ] = FIGURE_SIZE,

@@ -77,8 +77,8 @@ class Predictor:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if resolution is not None:
             check_resolution(resolution)
-        self.checkpoint = None if isinstance(model, torch.nn.Module) else Path(model)
-        self.model = load_checkpoint(model) if self.checkpoint is not None else model.eval()  # type: ignore[arg-type]
+        self.checkpoint = Path(model) if isinstance(model, str | Path) else None
+        self.model = load_checkpoint(model) if isinstance(model, str | Path) else model.eval()
         #: The weights file: the checkpoint's, or the file a classifier was loaded from (``weights_file`` of
         #: :class:`~dermx.explain.classifier.ClassifierNet`); ``None`` for an in-memory model.
         self.weights: Path | None = (weights_file(self.checkpoint) if self.checkpoint is not None

@@ -104,7 +104,7 @@ def map_grid_note(summary: dict[str, Any]) -> str:
     """What each model's maps are made of, e.g. "Grad-CAM on an 8×8 grid, upsampled to 64 px" ("an"
     before the numbers read with a leading vowel: 8, 11, 18, 80-89)."""
     method = method_title(summary["config"]["method"])
-    notes = {}
+    notes: dict[str, list[str]] = {}
     for model, info in summary["models"].items():
         grid, size = info.get("map_grid") or [], info.get("input_size") or []
         if len(grid) == 2 and len(size) == 2:

@@ -202,10 +202,10 @@ def leaderboard_section(run_dir: str | Path) -> str:
         for column in shown:
             texts.setdefault(deviations[column], []).append(column)
         if texts:
-            items = "".join(f"<li><b>{html.escape(', '.join(columns))}</b>: {html.escape(text)}</li>"
-                            for text, columns in texts.items())
+            settings = "".join(f"<li><b>{html.escape(', '.join(columns))}</b>: {html.escape(text)}</li>"
+                               for text, columns in texts.items())
             parts.append(f"<p class='note'>Where a column's setting differs from Quantus' default (or its paper's), "
-                         f"the number beside its name refers to:</p><ol class='note'>{items}</ol>")
+                         f"the number beside its name refers to:</p><ol class='note'>{settings}</ol>")
         parts.append(_img(_scatter(rows), "agreement against faithfulness"))
     if data.get("mprt_curves"):
         parts.append(_img(_mprt(data["mprt_curves"]), "cascading randomisation"))

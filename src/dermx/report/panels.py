@@ -182,7 +182,7 @@ def drilldown(examples: dict[str, np.ndarray], models: list[str], i: int) -> lis
     image, mark = examples["image"][i], examples["watermark"][i]
     names, masks = rater_masks(examples, i)
     first = [Panel(panel(image, None, mark), f"{examples['stems'][i]}\n{examples['reference'][i]}"),
-             Panel(panel(image, None, mark, list(masks.any(axis=1))),
+             Panel(panel(image, None, mark, list(np.any(masks, axis=1))),
                    f"{len(names)} raters' outlines\n(all characteristics)"),
              Panel(panel(image, examples["union"][i], mark), "experts: union")]
     first += [Panel(panel(image, examples[f"map:{m}"][i], mark), _dx_title(examples, m, i)) for m in models]

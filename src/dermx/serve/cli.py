@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dermx.choices import ResolutionPolicy
 from dermx.cli_common import PRESENT_FROM, guarded, option, renamed
 from dermx.serve.uploads import (
     DEFAULT_BODY_TIMEOUT,
@@ -26,7 +27,7 @@ def serve_command(
     max_pixels: Annotated[int, typer.Option(min=1, help="Largest accepted image, in pixels.")] = DEFAULT_MAX_PIXELS,
     threshold: Annotated[float | None, option("--threshold", default=str(PRESENT_FROM))] = None,
     method: Annotated[str, option("--method")] = "gradcam",
-    resolution: Annotated[str | None, option("--resolution")] = None,
+    resolution: Annotated[ResolutionPolicy | None, option("--resolution")] = None,
     batch_size: Annotated[int, option("--batch-size")] = 8,
     max_decodes: Annotated[int, typer.Option(
         min=1, help="Uploads decoded at once (bounds the memory large images take).")] = DEFAULT_MAX_DECODES,

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from dermx.choices import StoredMapSize
+from dermx.choices import ResolutionPolicy, StoredMapSize
 from dermx.cli_common import SizeArg, guarded, option, renamed
 
 Opt = typer.Option
@@ -76,7 +76,7 @@ def _shared(
     val_fraction: Annotated[float | None, Opt(min=0.0, max=1.0, help="share of the training side's patients "
                                               "that validate (selection, early stopping)")] = None,
     label_rule: Annotated[str | None, Opt(help="characteristic labels: any | majority")] = None,
-    resolution: Annotated[str | None, option("--resolution")] = None,
+    resolution: Annotated[ResolutionPolicy | None, option("--resolution")] = None,
     input_size: Annotated[SizeArg, option("--input-size")] = None,
     output_stride: Annotated[int | None, Opt(help="backbone output stride 8 | 16 | 32: the CAM grid is about "
                                              "input / stride (default: the preset's)")] = None,
@@ -142,7 +142,7 @@ def showing_defaults(base: type[TyperCommand]) -> type[TyperCommand]:
             for param in self.params:
                 shown = shown_default(str(param.name), switch=bool(getattr(param, "secondary_opts", None)))
                 if shown is not None:
-                    param.show_default = shown  # type: ignore[attr-defined]
+                    param.show_default = shown
             super().format_help(ctx, formatter)
 
     return ShowingDefaults

@@ -143,7 +143,8 @@ def read_table(table: str | Path, image_root: str | Path | None = None, aliases:
                            f"{[c for c, m in mapped.items() if m in twice]}")
     order = characteristic_vocabulary(mapped.values())
     column_of = {m: c for c, m in mapped.items()}
-    labelled, skipped = [], Counter()
+    labelled: list[tuple[str, Path, str, str, tuple[float, ...]]] = []
+    skipped: Counter[str] = Counter()
     for line, row in enumerate(rows, start=2):
         if exclude is not None and _flag(row[exclude], table, line, exclude):
             skipped[f"flagged '{exclude}'"] += 1

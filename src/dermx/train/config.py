@@ -241,7 +241,7 @@ def flat_options(values: dict[str, Any], source: str = "config", *, strict: bool
     flat: dict[str, Any] = {}
     for key, value in values.items():
         if key in SECTIONS and isinstance(value, dict):
-            misplaced = sorted(k for k in value if OPTION_SECTION.get(RENAMED_OPTIONS.get(k, k), key) != key)
+            misplaced = sorted(k for k in value if OPTION_SECTION.get(RENAMED_OPTIONS.get(k) or k, key) != key)
             if misplaced and strict:
                 raise ValueError(f"{source}: {', '.join(f'{k} belongs to {OPTION_SECTION[k]}' for k in misplaced)}"
                                  f", not {key}")

@@ -11,7 +11,7 @@ loading reports too: :mod:`dermx.data.folds`) is refused.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from dermx.train.splits import inner_split, kfold_split
 log = logging.getLogger(__name__)
 
 
-def split_table(parts: dict[str, Sequence[Item]], classes: Sequence[str]) -> Table:
+def split_table(parts: Mapping[str, Sequence[Item]], classes: Sequence[str]) -> Table:
     """Images per split and, per diagnosis class, how many of them each split holds (printed before
     training, so that an empty class or a tiny validation split shows before minutes of training)."""
     table = Table(title="Training data", title_justify="left")

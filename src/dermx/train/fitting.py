@@ -29,6 +29,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
+from rich.progress import TaskID
 
 from dermx import vocab
 from dermx.atomic import write_text
@@ -76,7 +77,7 @@ def model_from_config(config: TrainConfig, collection: Collection | None = None)
                         dropout=spec.dropout,
                         pretrained=spec.pretrained, weights=spec.backbone_weights,
                         random_fallback=spec.random_fallback, diagnoses=diagnoses,
-                        vocabulary=vocabulary)  # type: ignore[arg-type]
+                        vocabulary=vocabulary)
     model.config.resolution = spec.resolution
     return model
 
@@ -133,7 +134,7 @@ class PlainProgressBar(ProgressBar):
     def __init__(self, console: Console | None = None, **options: Any) -> None:
         super().__init__()
         self.lines = PlainProgress(console, **options)
-        self._task = 0
+        self._task = TaskID(0)
 
     def disable(self) -> None:
         self.lines.disable = True

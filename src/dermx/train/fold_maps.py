@@ -180,7 +180,7 @@ def save_fold_maps(maps: FoldMaps, path: str | Path) -> Path:
         arrays["characteristic"] = maps.characteristic.astype(np.float16)
         arrays["characteristic_names"] = np.array(maps.characteristic_names, dtype=str)
     with atomic_write(path) as handle:
-        np.savez_compressed(handle, **arrays)
+        np.savez_compressed(handle, allow_pickle=False, **arrays)
     return path
 
 

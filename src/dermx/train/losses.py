@@ -76,7 +76,8 @@ def maps_at_grid(maps: torch.Tensor, grid: tuple[int, int] | torch.Size) -> torc
     area when h divides H and w divides W)."""
     if tuple(maps.shape[-2:]) == tuple(grid):
         return maps
-    return F.adaptive_avg_pool2d(maps, tuple(grid))
+    height, width = grid
+    return F.adaptive_avg_pool2d(maps, (height, width))
 
 
 def class_weight_tensor(weights: Mapping[str, float] | None,
@@ -114,6 +115,9 @@ class LossParts:
 
 class DermXLoss(nn.Module):
     """CE(diagnosis) + BCE(characteristics) + ``ga_weight`` × GA (maps given by the caller)."""
+
+    class_weights: torch.Tensor | None  # buffers, registered in __init__
+    char_pos_weight: torch.Tensor | None
 
     def __init__(self, *, class_weights: torch.Tensor | None = None, ga_weight: float = 0.0,
                  alpha: float = 0.5, smooth: float = 1.0, char_pos_weight: torch.Tensor | None = None) -> None:

@@ -7,11 +7,12 @@ need gradients (see :func:`dermx.train.losses.gradcam_maps`).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from sklearn.metrics import f1_score
+from torch.optim.lr_scheduler import LRScheduler
 
 from dermx.explain import CamEngine
 from dermx.models.dermx_net import DermXNet
@@ -79,7 +80,7 @@ class DermXModule(L.LightningModule):
             outputs = self.model(batch["image"])
             return outputs, self.criterion(outputs, batch["diagnosis"], batch["characteristics"])
         cams = self._cams[create_graph](batch["image"], "characteristic")
-        outputs: dict[str, torch.Tensor] = cams.logits  # type: ignore[assignment]
+        outputs = cams.logits
         maps = cams.maps
         targets = self._maps_target(batch["maps"], maps.shape[-2:])
         self.criterion.ga_weight = self.attention_weight_now()
@@ -115,17 +116,19 @@ class DermXModule(L.LightningModule):
         gathered = {k: torch.cat([o[k] for o in self._val_outputs]) for k in self._val_outputs[0]}
         self._val_outputs.clear()
         if self.trainer.world_size > 1:
-            gathered = {k: v.flatten(0, 1) for k, v in self.all_gather(gathered).items()}
+            # all_gather returns the structure it is given (a dict here); Lightning types it as any of them
+            gathered = {k: v.flatten(0, 1) for k, v in self.all_gather(gathered).items()}  # type: ignore[union-attr]
         scores = macro_f1(gathered["dx_probs"], gathered["diagnosis"], gathered["char_probs"],
                           gathered["characteristics"])
         self.log_dict({f"val/{k}": v for k, v in scores.items()}, prog_bar=True, rank_zero_only=True)
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         """AdamW + CosineAnnealingWarmRestarts(T0, T_mult, eta_min) stepped per epoch (``restarts``), or
         a linear warm-up from lr/10 over ``warmup_epochs`` then one cosine decay to ``eta_min``, stepped
         per optimisation step (``cosine``)."""
         cfg = self.config.optim
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        schedule: LRScheduler
         if cfg.lr_schedule == "restarts":
             schedule = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=cfg.t0,
                                                                             T_mult=cfg.t_mult, eta_min=cfg.eta_min)

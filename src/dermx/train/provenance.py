@@ -30,7 +30,7 @@ figures (:func:`epoch_metrics`), the weight source, intended use and limits.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ def items_identity(items: Sequence[Item]) -> str:
     return digest.hexdigest()[:16]
 
 
-def training_record(parts: dict[str, Sequence[Item]], source: str, *, fold: int | None, identity: str,
+def training_record(parts: Mapping[str, Sequence[Item]], source: str, *, fold: int | None, identity: str,
                     missing_images: int = 0, left_out: dict[str, int] | None = None) -> dict[str, Any]:
     """The ``training_data`` record (module docstring) of a run whose ``train``, ``val`` and ``test`` parts
     are ``parts``; the pixel digests read every training and validation image once."""

@@ -164,6 +164,8 @@ class ResumedCSVLogger(CSVLogger):
             keys = [*keys, *sorted(set(missing) - set(keys))]
         return rows, sorted({*keys, "epoch", "step"}) if rows else keys
 
+    _experiment: ExperimentWriter | None
+
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:

@@ -9,7 +9,7 @@ patient, so no patient is split.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
@@ -38,7 +38,7 @@ def kfold_split(items: Sequence[Item], fold: int, n_folds: int) -> tuple[list[It
     return [items[i] for i in train], [items[i] for i in test]
 
 
-def parts_digest(parts: dict[str, Sequence[Item]], source: str) -> str:
+def parts_digest(parts: Mapping[str, Sequence[Item]], source: str) -> str:
     """SHA-256 (16 hex digits) of the training and validation items (keys, diagnoses, labels) and the
     data's name: the ``sha256`` of a training record, reproduced by the benchmark for older checkpoints."""
     digest = hashlib.sha256(source.encode())

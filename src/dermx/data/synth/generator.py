@@ -185,8 +185,9 @@ def generate(
     arguments other than ``workers`` and ``progress``.
     """
     model = replace(raters or RaterModel(), jitter=jitter, miss_rate=miss_rate)
+    height, width = size
     config = SynthConfig(n_images=n_images, n_raters=n_raters, min_raters=min_raters, seed=seed,
-                         size=tuple(size), shortcut=shortcut, repeat_fraction=repeat_fraction, raters=model,
+                         size=(height, width), shortcut=shortcut, repeat_fraction=repeat_fraction, raters=model,
                          layouts=Path(layouts) if layouts else None)
     if not progress:
         return generate_from_config(config, out, workers=workers)

@@ -131,7 +131,7 @@ def _place(rng: np.random.Generator, finding: Finding, centre: np.ndarray, radiu
         return Lesion(finding.characteristic, (band(path, 1.5),), finding.style, finding.attributes, path)
     outer = blob(rng, centre, radius, irregularity=finding.irregularity,
                  elongation=float(rng.uniform(1.0, 1.5)))
-    rings = (outer,)
+    rings: tuple[np.ndarray, ...] = (outer,)
     attributes = finding.attributes
     if rng.random() < finding.hole_rate:
         rings = (outer, blob(rng, centre + rng.normal(0, 0.1 * radius, 2), 0.35 * radius))

@@ -148,7 +148,7 @@ def _diagnoses(rng: np.random.Generator, truth: str, model: RaterModel) -> tuple
 
 
 def _tags(rng: np.random.Generator, truth: str, patient: Patient) -> tuple[str, ...]:
-    candidates = {"light": ("Light skin",), "dark": ("Dark skin",)}.get(patient.skin_tone, ())
+    candidates: tuple[str, ...] = {"light": ("Light skin",), "dark": ("Dark skin",)}.get(patient.skin_tone, ())
     candidates += {"young": ("Young",), "elderly": ("Elderly",)}.get(patient.age, ())
     candidates += ("Male",) if patient.sex == "male" else ("Female",)
     candidates += CLASS_TAGS[truth]

@@ -150,7 +150,7 @@ def _overlap(masks: np.ndarray) -> torch.Tensor:
     AND, inside the bounding box of the masks' union: exact integer counts at a small fraction of
     the cost of a float matrix product over native-resolution pixels.
     """
-    drawn = masks.any(axis=0)
+    drawn = np.any(masks, axis=0)
     rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
     raters = masks.shape[0]
     if rows.size == 0:
@@ -189,8 +189,8 @@ def localization_agreement(
             continue
         names = [r.annotator for r in ratings]
         outlined = np.array([[c in r.characteristics for r in ratings] for c in characteristics])
-        active = np.flatnonzero(outlined.sum(axis=1) >= 2)
-        if active.size == 0:
+        active = np.flatnonzero(outlined.sum(axis=1) >= 2).tolist()
+        if not active:
             continue
         stack = db.rater_stack(stem, annotators=names, characteristics=[characteristics[i] for i in active],
                                size=size, source=source)

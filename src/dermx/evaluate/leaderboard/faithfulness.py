@@ -595,7 +595,7 @@ def faithfulness_runs(score: Score, images: Tensor, maps: Tensor, targets: Tenso
             if r == -1:
                 out.append(images[i])
             else:
-                m = chosen[r].view(1, *images.shape[-2:])  # type: ignore[index]
+                m = chosen[r].view(1, *images.shape[-2:])
                 out.append(images[i] * (1 - m) + base[i] * m)
         return torch.stack(out)
 

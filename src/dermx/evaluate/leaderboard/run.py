@@ -111,12 +111,11 @@ def _pooled(folds: Sequence[ModelMetrics], candidates: Sequence[Candidate], meth
     several targets is first averaged over the defined targets), then estimated with its CI over
     patients; faithfulness correlation resamples its random subsets too
     (:func:`~dermx.evaluate.stats.correlation_estimate`)."""
-    boot = {"clusters": clusters, "n_boot": config.n_boot, "seed": config.seed}
     if metric == "faithfulness_corr":
         stems = [s for part in folds for s in part.stems]
         sums = torch.cat([part.fc_runs[method][0] for part in folds]).numpy()
         drops = torch.cat([part.fc_runs[method][1] for part in folds]).numpy()
-        e = correlation_estimate(sums, drops, stems, **boot)
+        e = correlation_estimate(sums, drops, stems, clusters=clusters, n_boot=config.n_boot, seed=config.seed)
         return {metric: e["mean"], f"{metric}_low": e["low"], f"{metric}_high": e["high"]}
     frames = []
     for part, candidate in zip(folds, candidates, strict=True):
@@ -125,7 +124,8 @@ def _pooled(folds: Sequence[ModelMetrics], candidates: Sequence[Candidate], meth
             defined = ~torch.isnan(v)
             v = torch.where(defined, v, 0).sum(dim=1) / defined.sum(dim=1)  # NaN when no target is defined
         frames.append(pd.DataFrame({"stem": part.stems, "fold": candidate.fold, "value": v.numpy()}))
-    e = estimate(pd.concat(frames, ignore_index=True), "value", **boot)
+    e = estimate(pd.concat(frames, ignore_index=True), "value", clusters=clusters, n_boot=config.n_boot,
+                 seed=config.seed)
     return {metric: e["mean"], f"{metric}_low": e["low"], f"{metric}_high": e["high"]}
 
 
@@ -188,8 +188,7 @@ def _model_rows(db: DermXDB, name: str, candidates: list[Candidate], board: Lead
         if part.example:
             board.examples.setdefault(f"image:{name}", part.example["image"])
             board.examples.update({f"map:{name}:{m}": part.example[f"map:{m}"] for m in ok})
-        for method, points in part.curves.items():
-            board.mprt_curves.setdefault(name, {})[method] = points
+        board.mprt_curves.setdefault(name, {}).update(part.curves)
     differences = [part.map_differences for part in folds]
     groups = same_groups([m for m in ok if m in agreement], differences)
     for group in groups:
