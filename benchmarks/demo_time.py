@@ -75,12 +75,13 @@ def main() -> None:
         for r in records:
             times.add_row(str(r["seed"]), *(f"{v:.0f}" for v in r["stages"].values()), f"{r['total']:.0f}")
         console.print(times)
-    scores = Table(title="Characteristic maps against the fused experts (95 % CI over images)")
+    scores = Table(title="Characteristic maps against the fused experts (95 % cluster-bootstrap CI over patients; "
+                         "raters: ± SD over rows)")
     for column in ("seed", "source", "char Dice", "pointing", "dx F1", "Dice vs drawn truth"):
         scores.add_column(column)
     for r in records:
         for row in r["headline"]:
-            if row["source"] == "raters, pairwise":
+            if row["source"].startswith("raters,") and "conditional" in row["source"]:
                 continue
             scores.add_row(str(r["seed"]), row["source"], _ci(row.get("char_dice")), _ci(row.get("pointing")),
                            _ci(row.get("diagnosis_f1")), _ci(row.get("char_dice_drawn")))

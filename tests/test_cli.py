@@ -54,6 +54,7 @@ def test_every_stage_has_its_commands() -> None:
                      "serve", "report", "demo"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(COMMANDS))
 def test_help_runs_with_h_and_shows_no_retired_spelling(path: str) -> None:
     result = CliRunner().invoke(app, [*path.split()[1:], "-h"], terminal_width=200)
@@ -244,6 +245,7 @@ def test_the_error_walk_covers_every_command() -> None:
     assert set(STAND_INS) == set(COMMANDS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("path", "error"), list(zip(sorted(STAND_INS), itertools.cycle(UNEXPECTED))),
                          ids=lambda v: v if isinstance(v, str) else type(v).__name__)
 def test_any_exception_in_a_command_is_one_error_line_and_debug_shows_it(

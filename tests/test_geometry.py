@@ -36,6 +36,7 @@ def _coordinates(size: tuple[int, int]) -> torch.Tensor:
     return torch.stack([rows.expand(size), cols.expand(size)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", POLICIES)
 def test_train_predict_and_explain_feed_the_model_the_same_pixels(image_file: Path, policy: str,
                                                                    tmp_path: Path) -> None:

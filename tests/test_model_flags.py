@@ -51,6 +51,7 @@ def _usage_error(result: Any, flag: str, *why: str) -> None:
     assert f"'{flag}'" in text and all(w in text for w in why), text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("flag", "value"), [("--weights", "mine.pth"), ("--n-classes", "4"),
                                              ("--class-names", "names.txt"), ("--top-k", "2")])
 def test_explain_refuses_a_flag_a_dermx_checkpoint_ignores(checkpoint: Path, classifier: tuple[Path, Path],
@@ -86,6 +87,7 @@ def test_a_timm_name_without_weights_is_refused(command: str, images: Path) -> N
     _usage_error(result, "--model", "--weights")
 
 
+@pytest.mark.slow
 def test_predict_a_timm_classifier_with_its_weights(classifier: tuple[Path, Path], images: Path,
                                                     tmp_path: Path) -> None:
     weights, names = classifier
@@ -138,6 +140,7 @@ def test_serve_a_timm_classifier_with_its_weights(classifier: tuple[Path, Path],
     assert body["characteristics"] == [] and len(body["overlays"]) == 1 and body["diagnosis"] in CLASSES
 
 
+@pytest.mark.slow
 def test_predictions_json_keeps_a_count_and_fingerprint_of_the_training_images(tmp_path: Path, images: Path) -> None:
     """Old code: every predictions.json embedded the whole list of training image keys."""
     from dermx.models import build_model, save_checkpoint

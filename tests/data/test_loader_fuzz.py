@@ -27,6 +27,8 @@ from PIL import Image
 from dermx.data import DermXDBError, load_dermxdb
 from dermx.data.summary import dataset_summary
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test`, not `make test-fast`
+
 ITERATIONS = 200
 TIME_LIMIT_S = 12.0  # a wall-time cap for busy machines: the same seeded mutations, fewer of them
 JUNK: tuple[Any, ...] = (None, True, False, 0, -1, 7, 2**40, 1e308, -1e308, float("nan"), float("inf"), "",

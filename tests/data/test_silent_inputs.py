@@ -225,6 +225,7 @@ def test_fold_file_problems_are_load_problems(root: Path, case: str) -> None:
     strict_fails(root, name)
 
 
+@pytest.mark.slow
 def test_real_fold_files_pass_the_checks(dermxdb) -> None:
     kinds = {"image in two test folds", "image in train and test", "fold row for unknown image",
              "patient id mismatch", "patient in train and test", "duplicate fold row", "lost row", "unknown name",

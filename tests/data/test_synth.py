@@ -57,6 +57,7 @@ def _mean_pairwise_dice(out: Path) -> float:
     return sum(values) / len(values)
 
 
+@pytest.mark.slow
 def test_reader_loads_output_strictly_with_expected_counts(synth: tuple[Path, SynthSummary]) -> None:
     out, summary = synth
     db = load_dermxdb(out, image_dir=out / "images", strict=True)
@@ -147,6 +148,7 @@ def test_known_answer_ground_truth_beats_baselines_and_watermark(synth: tuple[Pa
     assert float(dice(watermark, reference[marked]).values.nanmean()) < 0.15
 
 
+@pytest.mark.slow
 def test_rater_agreement_is_realistic_and_follows_parameters(tmp_path: Path) -> None:
     default = _mean_pairwise_dice(_make(tmp_path / "default", n_images=10).out)
     loose = _mean_pairwise_dice(_make(tmp_path / "loose", n_images=10, jitter=0.5).out)
@@ -157,6 +159,7 @@ def test_rater_agreement_is_realistic_and_follows_parameters(tmp_path: Path) -> 
     assert missing < default
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
     options = {"n_images": 6, "shortcut": "Acne", "repeat_fraction": 0.5}
     first = _tree_hash(_make(tmp_path / "a", **options).out)
@@ -176,6 +179,7 @@ def test_regenerating_replaces_previous_output_but_not_foreign_folders(tmp_path:
         _make(tmp_path / "foreign", n_images=2)
 
 
+@pytest.mark.slow
 def test_layouts_from_a_dermxdb_folder(synth: tuple[Path, SynthSummary], tmp_path: Path) -> None:
     source, _ = synth
     out = _make(tmp_path / "layouts", n_images=6, size=(64, 80), layouts=source).out
@@ -194,6 +198,7 @@ def test_invalid_arguments_are_rejected(tmp_path: Path) -> None:
         _make(tmp_path / "y", shortcut="Eczema")
 
 
+@pytest.mark.slow
 def test_montage_is_small_png(synth: tuple[Path, SynthSummary], tmp_path: Path) -> None:
     out, _ = synth
     path = montage(out, tmp_path / "montage.png", per_class=2)

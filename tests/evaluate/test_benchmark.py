@@ -20,6 +20,8 @@ from dermx.evaluate.stats import bootstrap_macro_f1, estimate
 from dermx.geometry import joint_transform, scaled_size, to_native
 from report.oracle import SHORTCUT, oracle_run
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test`, not `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DermXDB, BenchmarkResult]:

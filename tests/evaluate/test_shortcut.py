@@ -50,6 +50,7 @@ def _candidate(db: DermXDB, name: str, *, reads_image: bool):  # type: ignore[no
     return dataclasses.replace(template, name=name, explain=explainer, model=model)
 
 
+@pytest.mark.slow
 def test_a_logo_reader_flips_every_stamped_image_and_maps_the_logo(db: DermXDB) -> None:
     result = stamp_test(db, [_candidate(db, "reader", reads_image=True), _candidate(db, "blind", reads_image=False),
                              candidates(db)[0]], n_boot=200)

@@ -24,6 +24,8 @@ from dermx.evaluate.eval_sets import EvalSetError
 from dermx.train import TrainConfig, fit
 from train.conftest import write_tiny_dermxdb
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test`, not `make test-fast`
+
 N_IMAGES = 24  # 6 classes x 4; fold 1's test part holds the 12 images of odd patients
 
 
@@ -260,17 +262,23 @@ def test_training_on_a_partial_image_folder(world: dict[str, Path], tmp_path: Pa
 def test_a_model_of_its_own_classes_is_benchmarked_on_the_shared_ones(world: dict[str, Path],
                                                                       tmp_path: Path) -> None:
     """A dx-only model of class folders acne / psoriasis / eczema against DermXDB A: scored on A's Acne and
-    Psoriasis images, its diagnosis read among those two classes. Old code: no eczema class at all."""
+    Psoriasis images, its diagnosis read among those two classes, and the report rendered (the per-class F1
+    of the classes it lacks is undefined) though its name has a ``$...$`` pair. Old code: no eczema class at
+    all; then a TypeError in the report and a mathtext error in the figures."""
     from dermx.predict import Predictor
 
     db = load_dermxdb(world["A"], image_dir=world["A_images"], check_mask_sizes=False)
     run = _own_class_model(world, tmp_path, {"Acne": "acne", "Psoriasis": "psoriasis"})
     out = tmp_path / "bench"
+    name = "own$\\frac$"  # a user's string reaches the figures as plain text, never as mathtext
     result = _evaluate("--data", str(world["A"]), "--images", str(world["A_images"]), "--out", str(out),
-                       "--candidate", f"own={run}", "--no-report")
+                       "--candidate", f"{name}={run}")
     assert result.exit_code == 0, result.output
+    assert name in (out / "report.html").read_text(encoding="utf-8")
+    rerun = CliRunner().invoke(app, ["report", str(out)])
+    assert rerun.exit_code == 0, rerun.output
     summary = json.loads((out / "summary.json").read_text())
-    tests = summary["models"]["own"]["test_images"]
+    tests = summary["models"][name]["test_images"]
     assert tests["n"] == 8 and "shared classes Acne, Psoriasis (16 images of other classes left out)" in tests[
         "rules"][0]
     images = pd.read_csv(out / "images.csv")

@@ -67,6 +67,7 @@ def _explain(app: typer.Typer, setup: dict[str, Path], out: Path, *args: str):
                                     "--out", str(out), "--input-size", "64", *args])
 
 
+@pytest.mark.slow
 def test_a_fine_tuned_classifier_explains_its_predicted_class(app: typer.Typer, setup: dict[str, Path],
                                                                tmp_path: Path) -> None:
     """Old code: size-mismatch traceback for the 6-output fc layer, then 'needs --targets'."""
@@ -82,6 +83,7 @@ def test_a_fine_tuned_classifier_explains_its_predicted_class(app: typer.Typer, 
         assert (tmp_path / "out" / name / target_filename(str(saved["targets"][0]))).is_file()
 
 
+@pytest.mark.slow
 def test_top_k_all_and_a_class_name_file(app: typer.Typer, setup: dict[str, Path], tmp_path: Path) -> None:
     result = _explain(app, setup, tmp_path / "top2", "--weights", str(setup["weights"]), "--top-k", "2",
                       "--class-names", str(setup["names"]))

@@ -36,6 +36,7 @@ def image_dir(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_explain_writes_maps_and_overlays(app: typer.Typer, image_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["explain", "--model", "resnet18", "--images", str(image_dir), "--out", str(out),
@@ -52,6 +53,7 @@ def test_explain_writes_maps_and_overlays(app: typer.Typer, image_dir: Path, tmp
         assert png.mode == "RGB" and png.height == TITLE + 50 * 6 + BOTTOM and png.width > 2 * 70 * 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrapped", [False, True])
 def test_explain_loads_local_weights(app: typer.Typer, image_dir: Path, tmp_path: Path, wrapped: bool) -> None:
     import timm
@@ -98,6 +100,7 @@ def test_parsers() -> None:
             parse_input_size(bad)
 
 
+@pytest.mark.slow
 def test_explain_a_dermx_checkpoint_with_its_own_preprocessing(app: typer.Typer, image_dir: Path,
                                                                tmp_path: Path) -> None:
     from dermx.explain.images import load_input
@@ -126,3 +129,25 @@ def test_a_checkpoint_is_explained_with_its_own_resolution_policy(tmp_path: Path
     model.config.resolution = "crop"
     _, spec, _ = load_model(str(save_checkpoint(model, tmp_path / "ckpt")), None)
     assert spec.policy == "crop"
+
+
+def test_two_images_with_one_stem_and_a_subfolder_get_their_own_folders(tmp_path: Path) -> None:
+    """Old code: ``lesion.jpg`` and ``lesion.png`` both wrote ``OUT/lesion/`` (the second overwrote the
+    first) and images in a subfolder were not found, against ``--images``'s meaning (searched recursively)."""
+    from dermx.cli import app as dermx
+    from dermx.models import build_model, save_checkpoint
+
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    Image.new("RGB", (40, 32), (200, 90, 80)).save(folder / "lesion.jpg")
+    Image.new("RGB", (40, 32), (20, 190, 80)).save(folder / "lesion.png")
+    Image.new("RGB", (40, 32), (90, 90, 200)).save(folder / "sub" / "deep.png")
+    (folder / "notes.txt").write_text("not an image")
+    checkpoint = save_checkpoint(build_model("tiny", pretrained=False, input_size=(32, 32)), tmp_path / "ckpt")
+    out = tmp_path / "maps"
+    result = CliRunner().invoke(dermx, ["explain", "--model", str(checkpoint), "--images", str(folder), "--out",
+                                        str(out), "--targets", "diagnosis:Acne"])
+    assert result.exit_code == 0, result.output
+    assert {p.parent.relative_to(out).as_posix() for p in out.rglob("maps.npz")} == {"lesion.jpg", "lesion.png",
+                                                                                      "sub/deep"}
+    assert "notes.txt" in result.output and "passed over" in result.output

@@ -112,6 +112,7 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_hooks_removed_and_memory_flat_over_1000_calls(tiny_dermx: nn.Module) -> None:
     images = torch.randn(1, 3, 8, 8)

@@ -30,6 +30,8 @@ from torch import Tensor, nn
 
 from dermx.explain import explain, find_layer
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test`, not `make test-fast`
+
 
 class OrientedEigenCAM(EigenCAM):
     """pytorch-grad-cam's Eigen-CAM, its projection's sign set by the engine's rule: the map correlates

@@ -11,6 +11,8 @@ from safetensors.torch import load_file, save_file
 
 from dermx.models import CheckpointError, build_model, load_checkpoint, save_checkpoint
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test`, not `make test-fast`
+
 RELOAD = """
 import sys, torch
 from dermx.models import load_checkpoint

@@ -76,6 +76,7 @@ def test_a_model_needs_a_preset_or_a_backbone_name(preset: str | None, backbone:
         build_model(preset, backbone=backbone, pretrained=False)
 
 
+@pytest.mark.slow
 def test_local_torchvision_weights_are_mapped_onto_timm(tmp_path: Path) -> None:
     reference = torchvision.models.resnet18()
     torch.save(reference.state_dict(), tmp_path / "tv.pth")
@@ -86,6 +87,7 @@ def test_local_torchvision_weights_are_mapped_onto_timm(tmp_path: Path) -> None:
     torch.testing.assert_close(wrapped.conv1.weight, reference.conv1.weight)
 
 
+@pytest.mark.slow
 def test_safetensors_weights_and_positional_mapping(tmp_path: Path) -> None:
     source = create_backbone("resnet18")
     renamed = {f"stage_{i:03d}": v for i, v in enumerate(source.state_dict().values())}
@@ -99,6 +101,7 @@ def test_safetensors_weights_and_positional_mapping(tmp_path: Path) -> None:
     torch.testing.assert_close(model.backbone.layer3[0].conv1.weight, source.layer3[0].conv1.weight)
 
 
+@pytest.mark.slow
 def test_weights_that_do_not_fit_are_refused(tmp_path: Path) -> None:
     torch.save(torchvision.models.resnet34().state_dict(), tmp_path / "r34.pth")
     with pytest.raises(WeightsError, match="unexpected key"):

@@ -30,6 +30,7 @@ def test_grid_follows_the_output_stride(stride: int, grid: tuple[int, int]) -> N
     assert features.maps.shape == (2, 22, *grid)
 
 
+@pytest.mark.slow
 def test_preset_table_in_the_docstring_matches_measured_grids() -> None:
     """The presets module states each preset's grid at its input size: measure every one."""
     import dermx.models.presets as presets
@@ -97,6 +98,7 @@ def test_checkpoint_without_a_recorded_stride_loads_as_32(tmp_path: Path) -> Non
     assert load_checkpoint(directory).config.output_stride == 32
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", ["layer4", "layer4.1.conv2"])
 def test_gradcam_on_a_dilated_backbone_matches_pytorch_grad_cam(layer: str) -> None:
     """ResNet-18 at output stride 8 (dilated layer3/layer4): 8 × 8 grid at 64 px; both routes."""

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from typer.testing import CliRunner
@@ -14,6 +15,8 @@ from dermx.cli import app
 from dermx.explain.outputs import MAPS_KEYS, read_placement
 from dermx.explain.overlay import target_filename
 from predict.samples import photo
+
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test`, not `make test-fast`
 
 
 def test_folder_with_outputs_and_skipped_files(checkpoint: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from typer.testing import CliRunner
@@ -17,6 +18,8 @@ from typer.testing import CliRunner
 from dermx.cli import app
 from dermx.explain.outputs import read_placement
 from predict.samples import photo
+
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test`, not `make test-fast`
 
 
 def predict(checkpoint: Path, *args: str) -> tuple[int, str, dict]:

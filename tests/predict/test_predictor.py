@@ -36,6 +36,7 @@ def test_probabilities_ranking_threshold_and_kept_maps(predictor: Predictor) -> 
     assert document["image_size"] == [72, 96] and document["diagnosis"] == result.diagnosis
 
 
+@pytest.mark.slow
 def test_threshold_decides_presence(checkpoint: Path) -> None:
     low, high = Predictor(checkpoint, threshold=0.01), Predictor(checkpoint, threshold=0.99)
     (everything,), (nothing,) = low.predict([photo()]), high.predict([photo()])
@@ -74,6 +75,7 @@ def test_geometry_goes_back_to_the_original_image(policy: str) -> None:
         assert (left, width) == (0, 64) and height == round(60 * 64 / 150) and top == (64 - height) // 2
 
 
+@pytest.mark.slow
 def test_batches_and_single_images_agree(checkpoint: Path) -> None:
     images = [photo(seed=s) for s in range(3)]
     together = Predictor(checkpoint, batch_size=3).predict(images)
@@ -136,12 +138,14 @@ def test_unreadable_files_are_named(predictor: Predictor, tmp_path: Path) -> Non
         predictor.predict([text])
 
 
+@pytest.mark.slow
 def test_diagnosis_only_model(tmp_path: Path) -> None:
     predictor = Predictor(tiny_checkpoint(tmp_path / "dx", kind="dx-only"))
     (result,) = predictor.predict([photo()])
     assert result.characteristics == [] and list(result.maps) == [f"diagnosis:{result.diagnosis}"]
 
 
+@pytest.mark.slow
 def test_resolution_defaults_to_the_training_policy(tmp_path: Path) -> None:
     from dermx.models import load_checkpoint, save_checkpoint
 

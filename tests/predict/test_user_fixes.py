@@ -32,6 +32,7 @@ def test_a_value_after_a_valueless_flag_is_refused_before_any_work(checkpoint: P
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_a_run_folder_and_its_best_checkpoint_are_models(checkpoint: Path, tmp_path: Path) -> None:
     """Old code: both refused with 'expected a folder with config.json and model.safetensors'."""
     run = tmp_path / "run"

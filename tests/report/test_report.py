@@ -19,6 +19,8 @@ from dermx.report import render_report
 from dermx.runs.manifest import build_manifest, write_manifest
 from report.oracle import oracle_run
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test`, not `make test-fast`
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -345,3 +347,17 @@ def test_the_counterfactual_shortcut_test_is_in_words_and_a_table() -> None:
     assert "DermX learned the shortcut" in text and "DermX+ learned" not in text
     assert "3.200 [3.000, 3.400]" in text and text.count("<tr>") == 3
     assert shortcut_test_html({}) == "" and shortcut_test_html({"shortcut_test": {"class": "Acne", "models": {}}}) == ""
+
+
+def test_the_contents_link_every_section(report: Path) -> None:
+    """A table of contents lists every ``<h2>`` section and each entry's link lands on one."""
+    import re
+
+    text = report.read_text(encoding="utf-8")
+    nav = re.search(r"<nav class='toc'>(.*?)</nav>", text, re.S)
+    assert nav is not None
+    links = re.findall(r"href='#([^']+)'>([^<]+)<", nav.group(1))
+    sections = re.findall(r"<h2 id='([^']+)'[^>]*>(.*?)</h2>", text, re.S)
+    assert len(links) == len(sections) >= 8
+    assert [a for a, _ in links] == [a for a, _ in sections] and len({a for a, _ in links}) == len(links)
+    assert {"Headline", "Diagnosis", "Examples"} <= {t for _, t in links}

@@ -33,6 +33,7 @@ def _picture(url: str) -> Image.Image:
     return image
 
 
+@pytest.mark.slow
 def test_health_model_and_schema(client: TestClient, checkpoint: Path) -> None:
     assert client.get("/health").json()["status"] == "ok"
     info = client.get("/v1/model").json()
@@ -90,6 +91,7 @@ def test_oversize_upload_and_missing_file(client: TestClient) -> None:
                        headers={"content-type": "application/octet-stream"}).status_code == 413
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_requests_match_a_single_one(client: TestClient) -> None:
     data = encoded(photo(80, 80, seed=3), "PNG")
     single = _post(client, data, "same.png", "image/png").json()
@@ -144,6 +146,7 @@ def test_model_information_has_the_data_fingerprint_not_paths(tmp_path: Path) ->
     assert "/home/someone" not in response.text and str(tmp_path) not in response.text
 
 
+@pytest.mark.slow
 def test_large_image_is_decoded_reduced_and_shown_at_display_size(client: TestClient) -> None:
     picture = photo(160, 120, seed=5).resize((3200, 2400), Image.Resampling.NEAREST)  # < 1 MB as PNG too
     for fmt in ("JPEG", "PNG"):

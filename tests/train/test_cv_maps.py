@@ -28,6 +28,8 @@ from dermx.train import (
 )
 from dermx.train.fold_record import write_fold_record
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test`, not `make test-fast`
+
 FLOAT16 = 1e-3  # float16 keeps a value in [0, 1] within 2^-12; margin for float32 arithmetic
 
 

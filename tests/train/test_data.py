@@ -90,6 +90,7 @@ def test_maps_follow_the_image_geometry(tiny_db: tuple[Path, Path], tmp_path: Pa
         assert (inside & background).float().mean() < 0.1
 
 
+@pytest.mark.slow
 def test_clear_errors_for_missing_folder_mismatched_images_and_empty_split(
         tiny_db: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(DermXDBError, match="image folder does not exist"):

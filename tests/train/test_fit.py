@@ -13,6 +13,8 @@ from dermx.models import load_checkpoint
 from dermx.train import TrainConfig, TrainResult, fit, load_config
 from support import plain
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test`, not `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def trained(tiny_db: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainConfig,

@@ -96,6 +96,7 @@ def test_timm_weights_in_the_local_cache_load_without_network(tmp_path: Path, hu
     assert hub_calls == ["resnet18"]
 
 
+@pytest.mark.slow
 def test_train_from_a_local_backbone_weight_file(tiny_db: tuple[Path, Path], tmp_path: Path,
                                                  hub_calls: list[str]) -> None:
     from dermx.models.weights import sha256_of

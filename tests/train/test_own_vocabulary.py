@@ -52,6 +52,7 @@ def test_names_map_onto_dermxdb_where_they_coincide(tmp_path: Path) -> None:
     assert characteristic_name("comedo", aliases) == "Open comedo"
 
 
+@pytest.mark.slow
 def test_a_dx_only_model_of_class_folders_with_an_eczema_class(tmp_path: Path) -> None:
     """Old code: 'eczema: sub-folder is not a diagnosis'."""
     _images(tmp_path / "classes")

@@ -27,6 +27,7 @@ def run(tiny_db: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) ->
     return out, result.output
 
 
+@pytest.mark.slow
 def test_offline_training_records_random_weights(run: tuple[Path, str]) -> None:
     """Old code: config.json said "pretrained": true although the weights were random."""
     out, _ = run

@@ -72,6 +72,7 @@ def test_cosine_schedule_warms_up_then_decays_to_the_floor() -> None:
     assert all(a >= b for a, b in itertools.pairwise(lrs[20:])) and lrs[-1] == pytest.approx(1e-4, rel=0.05)
 
 
+@pytest.mark.slow
 def test_fit_with_the_short_run_recipe(tiny_db: tuple[Path, Path], tmp_path: Path) -> None:
     config = TrainConfig.of(data=str(tiny_db[0]), images=str(tiny_db[1]), kind="dermx", preset="cpu",
                          input_size=(32, 32), epochs=1, batch_size=8, pretrained=False, fold=0, val_fraction=0.25,

@@ -18,6 +18,8 @@ from dermx.train.fitting import build_trainer
 from support import plain
 from train.conftest import tiny_config
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test`, not `make test-fast`
+
 
 def train_rows(run_dir: Path) -> pd.DataFrame:
     """The rows of ``logs/metrics.csv`` holding an epoch's training aggregates, by epoch."""

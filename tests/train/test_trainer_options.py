@@ -23,6 +23,8 @@ from dermx.train.datamodule import DermXDataModule
 from dermx.train.fitting import build_trainer, frame_scores, model_from_config, predict_frame
 from train.conftest import tiny_config
 
+pytestmark = pytest.mark.slow  # end-to-end runs: `make test`, not `make test-fast`
+
 
 def validation_rows(run_dir: Path) -> pd.DataFrame:
     """The rows of ``logs/metrics.csv`` written at the end of a validation epoch, one per epoch."""

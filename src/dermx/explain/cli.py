@@ -109,19 +109,22 @@ def explain_command(
         "--top-k", min=1, help="With --model NAME and without --targets: explain each image's K most probable "
                                "classes (default 1).")] = None,
 ) -> None:
-    """Compute CAMs for every image in a folder.
+    """Compute CAMs for every image in a folder (searched recursively; other files are listed as passed over).
 
     Writes OUT/<image stem>/<target>.png per target (the image beside the map overlay, a colour bar, the
     target and its probability in the title, padding added for the model input hatched) and one
     OUT/<image stem>/maps.npz: targets, maps (on the model input), probabilities, logits, method, layer
     and the image's placement in the input (original_size, resized_size, inside, visible). `dermx
-    predict` writes the same layout and keys.
+    predict` writes the same layout and keys. Inputs that would share a folder (lesion.jpg, lesion.png)
+    keep their suffix (OUT/lesion.jpg/).
     """
     from dataclasses import replace
 
+    from dermx.data.images import IMAGE_SUFFIXES
     from dermx.explain.classifier import explain_top_k
     from dermx.explain.engine import CamEngine
-    from dermx.explain.images import list_images, load_framed
+    from dermx.explain.images import load_framed
+    from dermx.explain.inputs import collect
     from dermx.explain.outputs import write_image_outputs
     from dermx.explain.targets import target_probabilities
     from dermx.progress import track
@@ -137,7 +140,14 @@ def explain_command(
     fit = replace(own, size=input_size or own.size, policy=resolution or own.policy)
     specs = None if targets == "all" else parse_targets(targets)
     predicted = targets is None and not hasattr(net, "target_names")
-    paths = list_images(images)
+    inputs = collect([images])
+    if not inputs.images:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {images}"
+                         + (f"; {len(inputs.skipped)} file(s) passed over" if inputs.skipped else ""))
+    for name, why in inputs.skipped:
+        typer.echo(f"passed over {name}: {why}", err=True)
+    paths = [path for path, _ in inputs.images]
+    folders = dict(inputs.images)
     try:
         engine = CamEngine(net, method, layer, zero_absent=zero_absent, class_names=names)
     except ValueError as error:
@@ -160,7 +170,7 @@ def explain_command(
             raise typer.BadParameter(str(error)) from error
         maps_np, logits_np, probabilities_np = (t.detach().cpu().numpy() for t in (maps, logits, probabilities))
         for i, (path, (_, image, placement)) in enumerate(zip(batch_paths, framed, strict=True)):
-            write_image_outputs(out / path.stem, image=image, placement=placement, input_size=fit.size,
+            write_image_outputs(out / folders[path], image=image, placement=placement, input_size=fit.size,
                                 labels=labels[i], maps=maps_np[i], probabilities=probabilities_np[i],
                                 logits=logits_np[i], method=engine.method.name, layer=used)
     what = f"its top {top_k} class(es)" if predicted else f"{len(labels[0])} targets"

@@ -1,4 +1,4 @@
-"""Image files → model input: listing a folder, resizing, normalising. NumPy/PIL stay out of the engine."""
+"""Image files → model input: reading and fitting to the input size. NumPy/PIL stay out of the engine."""
 
 from __future__ import annotations
 
@@ -7,16 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dermx.data.images import IMAGE_SUFFIXES, load_rgb
+from dermx.data.images import load_rgb
 from dermx.geometry import Placement, ResolutionPolicy, model_pixels
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name; ValueError if there are none."""
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-    return paths
 
 
 def load_input(path: Path, size: tuple[int, int], policy: ResolutionPolicy = "squash") -> np.ndarray:

@@ -159,10 +159,9 @@ def map_figure(image: Image.Image, values: np.ndarray, title: str, frame: Frame 
     ``values``: the map in [0, 1], on the model input when ``frame`` is padded, else on any grid of the
     image's aspect (it is resized to the image).
     """
-    import matplotlib
+    from dermx.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.patches import Rectangle
 

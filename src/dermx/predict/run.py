@@ -13,8 +13,9 @@ from rich.table import Table
 
 from dermx.cli_common import fail
 from dermx.data import DermXDBError
+from dermx.explain.inputs import collect
 from dermx.jsonio import strict_json, write_json
-from dermx.predict.files import collect, write_outputs
+from dermx.predict.files import RESERVED, write_outputs
 from dermx.predict.predictor import Predictor, PreparedImage
 from dermx.predict.result import Prediction
 from dermx.progress import progress
@@ -67,7 +68,7 @@ def run_predict(images: list[Path], *, model: Path | torch.nn.Module, out: Path 
              f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}{hint}", code=2)
     predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution,  # type: ignore[arg-type]
                           batch_size=batch_size)
-    inputs = collect(images)
+    inputs = collect(images, RESERVED)
     skipped = list(inputs.skipped)
     if not inputs.images:
         passed = f"; {len(skipped)} file(s) passed over" if skipped else ""

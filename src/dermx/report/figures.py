@@ -7,14 +7,13 @@ import io
 import math
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
 from dermx import vocab
+from dermx.plotting import pyplot
+
+plt = pyplot()
 
 _SCORES = ("sensitivity", "specificity", "dice")
 _SCORE_LABELS = {"sensitivity": "sensitivity\n(outlined area covered)",
@@ -34,35 +33,72 @@ def _mean(value: Any) -> float:
     return float(value["mean"]) if isinstance(value, dict) and value.get("mean") is not None else math.nan
 
 
+def _number(value: Any) -> float:
+    """An estimate's mean, or a plain number; NaN where undefined (``None``, missing)."""
+    if isinstance(value, dict):
+        return _mean(value)
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def _grouped_bars(ax: Any, series: dict[str, list[Any]]) -> None:
+    """One bar per (group, series) side by side; each value an estimate (:mod:`dermx.evaluate.stats`: its
+    95 % CI drawn as an error bar) or a number. An undefined value leaves a gap marked "n/a", never a bar of
+    height 0."""
+    n_groups = max((len(v) for v in series.values()), default=0)
+    x = np.arange(n_groups)
+    width = 0.8 / max(1, len(series))
+    for i, (label, values) in enumerate(series.items()):
+        where = x + (i - (len(series) - 1) / 2) * width
+        heights = np.array([_number(v) for v in values])
+        low = np.array([v["low"] if isinstance(v, dict) and v.get("low") is not None else np.nan for v in values])
+        high = np.array([v["high"] if isinstance(v, dict) and v.get("high") is not None else np.nan for v in values])
+        errors = np.vstack([heights - low, high - heights])
+        has_ci = np.isfinite(errors).all(axis=0)
+        ax.bar(where, np.nan_to_num(heights), width, label=label)
+        if has_ci.any():
+            ax.errorbar(where[has_ci], heights[has_ci], yerr=errors[:, has_ci], fmt="none", ecolor="black",
+                        elinewidth=0.7, capsize=1.5)
+        for position in where[~np.isfinite(heights)]:
+            ax.text(position, 0.02, "n/a", rotation=90, ha="center", va="bottom", fontsize=6, color="grey")
+
+
+def _legend_above(fig: Figure, ax: Any, title: str | None = None, ncol: int = 4) -> None:
+    """The legend of ``ax``'s series above the panels, off the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, ncol=max(1, min(ncol, len(labels))), loc="outside upper center",
+               frameon=False, title=title, title_fontsize=8)
+
+
 def characteristic_bars(summary: dict[str, Any]) -> bytes:
     """Per characteristic: fuzzy sensitivity, specificity and Dice of each model's characteristic maps
     (headline selection) and of the raters scored as the first model (each against the others, on its
-    pairs), one panel per score."""
+    pairs), one panel per score; error bars are the 95 % CIs over patients, the tick labels give the
+    pairs scored (of the first model)."""
     selection = summary["config"]["selection"]
     sources: dict[str, dict[str, Any]] = {}
+    pairs: dict[str, int] = {}
     for model, kinds in summary["localization"][selection].items():
         per = kinds.get("characteristic", kinds.get("diagnosis", {})).get("per_characteristic", {})
         label = model if "characteristic" in kinds else f"{model} (diagnosis map)"
-        sources[label] = {c: {s: _mean(v[s]) for s in _SCORES} for c, v in per.items()}
+        sources[label] = per
+        for c, v in per.items():
+            pairs.setdefault(c, v.get("pairs", 0))
     first = next(iter(summary["models"]))
     per = summary.get("ceiling", {}).get(first, {}).get("characteristic", {}).get("per_characteristic", {})
     if per:
-        sources["raters (leave-one-out)"] = {c: {s: _mean(v[s]) for s in _SCORES} for c, v in per.items()}
+        sources["raters (leave-one-out)"] = per
     names = [c for c in vocab.CHARACTERISTICS if any(c in per for per in sources.values())]
-    fig, axes = plt.subplots(len(_SCORES), 1, figsize=(max(7.0, 0.55 * len(names) + 3), 8.0), sharex=True,
+    fig, axes = plt.subplots(len(_SCORES), 1, figsize=(max(7.0, 0.55 * len(names) + 3), 8.4), sharex=True,
                              layout="constrained")
-    x = np.arange(len(names))
-    width = 0.8 / max(1, len(sources))
     for ax, score in zip(axes, _SCORES, strict=True):
-        for i, (label, per) in enumerate(sources.items()):
-            values = [per.get(c, {}).get(score, math.nan) for c in names]
-            ax.bar(x + (i - (len(sources) - 1) / 2) * width, values, width, label=label)
+        _grouped_bars(ax, {label: [per.get(c, {}).get(score) for c in names] for label, per in sources.items()})
         ax.set_ylim(0, 1.05)
         ax.set_ylabel(_SCORE_LABELS[score], fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8, ncol=min(4, len(sources)), loc="outside upper center",
-               title=f"pairs: {selection} characteristics", title_fontsize=8, frameon=False)
-    axes[-1].set_xticks(x, names, rotation=40, ha="right", fontsize=8)
+    _legend_above(fig, axes[0], f"pairs: {selection} characteristics; bars: 95 % CI over patients")
+    axes[-1].set_xticks(np.arange(len(names)), [f"{c} ({pairs.get(c, 0)})" for c in names], rotation=40,
+                        ha="right", fontsize=8)
+    axes[-1].set_xlabel(f"characteristic (pairs of {first})", fontsize=8)
     return png(fig)
 
 
@@ -85,25 +121,34 @@ def confusion(summary: dict[str, Any], model: str) -> bytes:
 
 
 def per_class_f1(summary: dict[str, Any]) -> bytes:
-    """Per-class diagnosis F1 of every model."""
+    """Per-class diagnosis F1 of every model, over the classes of any model (DermXDB's first, then a model's
+    own); a class a model does not predict is marked n/a. Tick labels give the test images per class."""
     models = list(summary["diagnosis"])
-    x = np.arange(len(vocab.DIAGNOSES))
-    width = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    for i, model in enumerate(models):
-        values = [summary["diagnosis"][model]["per_class_f1"][d] for d in vocab.DIAGNOSES]
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, np.nan_to_num(values, nan=0.0), width, label=model)
-    ax.set_xticks(x, vocab.DIAGNOSES, rotation=25, ha="right", fontsize=8)
+    named = {c for m in models for c in summary["diagnosis"][m]["per_class_f1"]}
+    classes = [*(d for d in vocab.DIAGNOSES if d in named), *sorted(named - set(vocab.DIAGNOSES))]
+    counts = _class_counts(summary, classes)
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(classes) + 2), 3.8), layout="constrained")
+    _grouped_bars(ax, {m: [summary["diagnosis"][m]["per_class_f1"].get(c) for c in classes] for m in models})
+    ax.set_xticks(np.arange(len(classes)), [f"{c} ({counts[c]})" if c in counts else c for c in classes],
+                  rotation=25, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("F1 (one-vs-rest)")
-    ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    _legend_above(fig, ax, "test images per class in brackets")
     return png(fig)
+
+
+def _class_counts(summary: dict[str, Any], classes: list[str]) -> dict[str, int]:
+    """Reference images per class of the first model's confusion matrix (its rows)."""
+    block = next(iter(summary["diagnosis"].values()))
+    rows = np.asarray(block.get("confusion", []))
+    return {label: int(rows[i].sum()) for i, label in enumerate(block.get("labels", [])) if label in classes
+            and i < len(rows)}
 
 
 def reliability(summary: dict[str, Any]) -> bytes:
     """Reliability diagram: accuracy against mean confidence per confidence bin, with the ECE."""
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    fig, ax = plt.subplots(figsize=(4.6, 4.6), layout="constrained")
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
     for model, block in summary["diagnosis"].items():
         bins = block["reliability"]["bins"]
@@ -113,7 +158,7 @@ def reliability(summary: dict[str, Any]) -> bytes:
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence (max softmax probability)")
     ax.set_ylabel("accuracy")
-    ax.legend(fontsize=8)
+    _legend_above(fig, ax, ncol=2)
     return png(fig)
 
 
@@ -124,22 +169,19 @@ def shortcut(summary: dict[str, Any]) -> bytes:
     models = list(block["models"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True, layout="constrained")
     x = np.arange(len(vocab.DIAGNOSES))
-    width = 0.8 / len(models)
     for ax, key, area, title in ((axes[0], "watermark", "area_watermark", "energy on the watermark"),
                                  (axes[1], "lesions", "area_lesions", "energy on the lesions")):
-        for i, model in enumerate(models):
-            per = block["models"][model]
-            values = [_mean(per[d][key]) for d in vocab.DIAGNOSES]
-            ax.bar(x + (i - (len(models) - 1) / 2) * width, np.nan_to_num(values), width, label=model)
+        _grouped_bars(ax, {model: [block["models"][model][d][key] for d in vocab.DIAGNOSES] for model in models})
         first = block["models"][models[0]]
         ax.scatter(x, [first[d][area] for d in vocab.DIAGNOSES], marker="_", s=300, color="black",
                    label="area share (uniform map)", zorder=3)
-        ax.set_xticks(x, [d + (" *" if d == block["class"] else "") for d in vocab.DIAGNOSES], rotation=25,
-                      ha="right", fontsize=8)
+        ax.set_xticks(x, [f"{d}{' *' if d == block['class'] else ''} ({first[d]['n']})" for d in vocab.DIAGNOSES],
+                      rotation=25, ha="right", fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.set_ylim(0, 1.05)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("share of the map's heat\ninside the region")
     fig.legend(*axes[1].get_legend_handles_labels(), fontsize=8, ncol=3, loc="outside upper center", frameon=False,
-               title=f"watermark drawn on class {block['class']} (*)", title_fontsize=8)
+               title=f"watermark drawn on class {block['class']} (*); test images per class in brackets; bars: 95 % "
+                     "CI over patients", title_fontsize=8)
     return png(fig)

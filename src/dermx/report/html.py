@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,8 @@ DRAWN_COLUMNS: tuple[str, ...] = ("char_dice_drawn", "pointing_drawn")
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:1.8em}
+nav.toc{background:#f6f6f6;border:1px solid #ddd;padding:6px 14px;font-size:0.9em;display:inline-block}
+nav.toc ol{margin:4px 0;padding-left:20px;columns:2;column-gap:36px}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:0.86em}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}
@@ -307,6 +310,26 @@ def _tested_note(model: dict[str, Any]) -> str:
     return f"; {tests['n']} test images: {'; '.join(tests['rules'])}" if tests and tests.get("rules") else ""
 
 
+_SECTION = re.compile(r"<h2(?P<attrs>[^>]*)>(?P<title>.*?)</h2>", re.S)
+
+
+def with_contents(body: str) -> str:
+    """``body`` preceded by a table of contents of its ``<h2>`` sections, each given an ``id`` (``s1``,
+    ``s2``, ...) where it has none."""
+    entries: list[tuple[str, str]] = []
+
+    def label(match: re.Match[str]) -> str:
+        attrs = match["attrs"]
+        found = re.search(r"id=['\"]([^'\"]+)['\"]", attrs)
+        anchor = found.group(1) if found else f"s{len(entries) + 1}"
+        entries.append((anchor, re.sub(r"<[^>]+>", "", match["title"])))
+        return match.group(0) if found else f"<h2 id='{anchor}'{attrs}>{match['title']}</h2>"
+
+    labelled = _SECTION.sub(label, body)
+    items = "".join(f"<li><a href='#{a}'>{t}</a></li>" for a, t in entries)
+    return f"<nav class='toc'><b>Contents</b><ol>{items}</ol></nav>{labelled}"
+
+
 def render_report(run_dir: str | Path) -> Path:
     """Write ``report.html``, ``headline.csv`` and ``strata_<by>.csv`` into ``run_dir``; return the report."""
     run_dir = Path(run_dir)
@@ -362,8 +385,9 @@ def render_report(run_dir: str | Path) -> Path:
     if manifest:
         parts += ["<h2>Manifest</h2>", _manifest_html(manifest)]
     style = _STYLE + panels.panel_style()  # the example grids' and the leaderboard's panels
+    head, body = parts[:2], with_contents("".join(parts[2:]))
     document = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>dermx report</title>"
-                f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+                f"<style>{style}</style></head><body>{''.join(head)}{body}</body></html>")
     path = run_dir / REPORT
     path.write_text(document, encoding="utf-8")
     return path

@@ -96,8 +96,11 @@ def _img(data: bytes, alt: str) -> str:
 def _scatter(rows: list[dict[str, Any]]) -> bytes:
     """Agreement (Dice with its CI) against faithfulness (insertion − deletion AUC): a colour per method, a
     marker per model; methods whose points coincide (CAM = Grad-CAM on DermX networks) are named together."""
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+
+    from dermx.plotting import pyplot
+
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7.6, 4.6))
     markers = "osD^v<>"
@@ -127,7 +130,9 @@ def _scatter(rows: list[dict[str, Any]]) -> bytes:
 
 
 def _mprt(curves: dict[str, dict[str, list[dict[str, Any]]]]) -> bytes:
-    import matplotlib.pyplot as plt
+    from dermx.plotting import pyplot
+
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.4), squeeze=False)
     for ax, (model, methods) in zip(axes[0], curves.items(), strict=True):

@@ -86,10 +86,9 @@ def panel(image: np.ndarray, values: np.ndarray | None = None, watermark: np.nda
 
 def colorbar_png() -> bytes:
     """The colour bar shown beside every row of panels (:func:`dermx.explain.overlay.colorbar`)."""
-    import matplotlib
+    from dermx.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from dermx.report.figures import png
 

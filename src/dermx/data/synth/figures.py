@@ -15,10 +15,9 @@ from dermx.data.synth.writer import IMAGES_DIR
 def montage(out: str | Path, path: str | Path, *, per_class: int = 4, dpi: int = 70) -> Path:
     """Save a grid (one row per class) of images of ``out`` with their union map (mean fusion) as
     contours at 1/4 and 3/4 of the raters, as a 256-colour PNG; returns ``path``."""
-    import matplotlib
+    from dermx.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out, path = Path(out), Path(path)
     db = load_dermxdb(out, image_dir=out / IMAGES_DIR)

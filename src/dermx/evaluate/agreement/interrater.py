@@ -137,10 +137,9 @@ def rater_agreement(
 
 def localization_figure(summary: dict[str, Any], path: Path) -> Path:
     """Per-characteristic bars of localization sensitivity, specificity and Dice (± SD), pairwise."""
-    import matplotlib
+    from dermx.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     per = summary["localization"]["per_characteristic"]
