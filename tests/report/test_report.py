@@ -207,7 +207,7 @@ def test_verdict_states_baselines_gap_and_paired_difference(report: Path) -> Non
     assert "oracle is better than watermark on characteristic-map Dice" in verdict
     assert len(summary["paired"]) >= 1
     # the paired table sits right after the headline, before the first figure section
-    text = report.read_text(encoding="utf-8")
+    text = report.read_text(encoding="utf-8").split("</nav>", 1)[1]  # the sections, after the contents
     assert text.index("Paired comparison") < text.index("Localization per characteristic")
 
 
@@ -361,3 +361,24 @@ def test_the_contents_link_every_section(report: Path) -> None:
     assert len(links) == len(sections) >= 8
     assert [a for a, _ in links] == [a for a, _ in sections] and len({a for a, _ in links}) == len(links)
     assert {"Headline", "Diagnosis", "Examples"} <= {t for _, t in links}
+
+
+def test_example_panels_hatch_the_padding_of_the_model_input(report: Path) -> None:
+    """Old code: the padding showed as black bars, indistinguishable from a dark image border. The
+    examples now record the image's box in the input, and the panels draw the rest hatched."""
+    import numpy as np
+
+    from dermx.explain.overlay import HATCH_GREY, PADDING_GREY
+    from dermx.report.panels import panel
+    from dermx.runs.examples import INSIDE, read_examples
+
+    examples = read_examples(report.parent)
+    assert examples is not None and INSIDE in examples
+    image = examples["image"][0]
+    top, _, height, width = (int(v) for v in examples[INSIDE][0])
+    assert (height, width) != image.shape[:2]  # the synthetic images (48×56) are padded into a square input
+    pixels = np.asarray(panel(image, None, None, (), examples[INSIDE][0]))
+    band = pixels[:2] if top > 0 else pixels[:, :2]
+    assert set(np.unique(band)) <= {PADDING_GREY, HATCH_GREY} and {PADDING_GREY, HATCH_GREY} <= set(np.unique(band))
+    plain = np.asarray(panel(image))
+    assert not set(np.unique(plain[:2] if top > 0 else plain[:, :2])) <= {PADDING_GREY, HATCH_GREY}

@@ -135,12 +135,27 @@ def padded_canvas(image: Image.Image, frame: Frame) -> tuple[Image.Image, Box]:
     the padding grey with diagonal hatching; and the image's box ``(top, left, h, w)`` in it. The one
     picture of padding, in ``predict``/``explain`` figures and on the service page."""
     size, box = frame.canvas((image.height, image.width))
+    canvas = Image.fromarray(hatching(size))
+    canvas.paste(image.convert("RGB"), (box[1], box[0]))
+    return canvas, box
+
+
+def hatching(size: tuple[int, int]) -> np.ndarray:
+    """``(h, w, 3)`` uint8: the picture of padding, grey with diagonal lines every :data:`HATCH_STEP` px."""
     rows, cols = np.indices(size)
     pixels = np.full((*size, 3), PADDING_GREY, np.uint8)
     pixels[(rows + cols) % HATCH_STEP == 0] = HATCH_GREY
-    canvas = Image.fromarray(pixels)
-    canvas.paste(image.convert("RGB"), (box[1], box[0]))
-    return canvas, box
+    return pixels
+
+
+def hatch_outside(picture: Image.Image, box: Box) -> Image.Image:
+    """``picture`` with everything outside ``box`` ``(top, left, h, w)`` (its padding) drawn as
+    :func:`hatching`."""
+    pixels = hatching((picture.height, picture.width))
+    top, left, height, width = box
+    pixels[top:top + height, left:left + width] = np.asarray(picture.convert("RGB"))[top:top + height,
+                                                                                   left:left + width]
+    return Image.fromarray(pixels)
 
 
 def _panels(image: Image.Image, values: np.ndarray, frame: Frame | None

@@ -14,20 +14,23 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from dermx import vocab
-from dermx.explain.overlay import blend, colorbar, data_url
-from dermx.runs.examples import rater_masks
+from dermx.explain.overlay import blend, colorbar, data_url, hatch_outside
+from dermx.runs.examples import INSIDE, rater_masks
 
 #: Longer side of a panel in pixels.
 PANEL = 144
 #: JPEG quality of the panels.
 QUALITY = 85
+#: Height in pixels of a panel caption: three lines of 11 px text at line height 1.25 (a wrapped name keeps
+#: the probability on the first line in view); the colour bar starts as low, level with the pictures.
+CAPTION = 42
 #: Outline colour of the k-th rater of an image (the first pass in rater order); the watermark is cyan.
 RATER_COLOURS: tuple[tuple[int, int, int], ...] = (
     (230, 25, 75), (255, 140, 0), (255, 255, 255), (240, 50, 230), (0, 0, 0), (170, 110, 40), (128, 128, 128),
@@ -70,10 +73,15 @@ def outline(picture: Image.Image, mask: np.ndarray, colour: tuple[int, int, int]
 
 
 def panel(image: np.ndarray, values: np.ndarray | None = None, watermark: np.ndarray | None = None,
-          outlines: Sequence[np.ndarray] = ()) -> Image.Image:
+          outlines: Sequence[np.ndarray] = (), inside: Sequence[int] | None = None) -> Image.Image:
     """A panel picture: ``values`` over ``image`` (the image alone when ``None``), the k-th mask of
-    ``outlines`` outlined in ``RATER_COLOURS[k]``, the watermark in dashed cyan."""
+    ``outlines`` outlined in ``RATER_COLOURS[k]``, the watermark in dashed cyan; outside ``inside`` (the
+    image's box ``(top, left, h, w)`` in ``image``), the padding of the model input, hatched."""
     picture = _fit(image)
+    if inside is not None:
+        sy, sx = picture.height / image.shape[0], picture.width / image.shape[1]
+        top, left, height, width = (int(v) for v in inside)
+        picture = hatch_outside(picture, (round(top * sy), round(left * sx), round(height * sy), round(width * sx)))
     if values is not None:
         picture = blend(picture, np.asarray(values, dtype=np.float32))
     for k, mask in enumerate(outlines):
@@ -105,9 +113,9 @@ def panel_style() -> str:
     bar = base64.b64encode(colorbar_png()).decode("ascii")
     return (f".panels{{margin:8px 0}}.prow{{display:flex;gap:6px;align-items:flex-start;margin-bottom:6px}}"
             f".panels figure{{margin:0;width:{PANEL}px;flex:none}}.panels figure img{{width:{PANEL}px;border:0;"
-            f"margin:0;display:block}}.panels figcaption{{font-size:11px;line-height:1.25;height:2.6em;"
-            f"overflow:hidden;white-space:pre-line}}.panels .text{{font-size:12px;padding-top:2.6em}}"
-            f".cbar{{width:81px;height:{PANEL}px;margin-top:2.6em;flex:none;background:url(data:image/png;base64,"
+            f"margin:0;display:block}}.panels figcaption{{font-size:11px;line-height:1.25;height:{CAPTION}px;"
+            f"overflow:hidden;white-space:pre-line}}.panels .text{{font-size:12px;padding-top:{CAPTION}px}}"
+            f".cbar{{width:81px;height:{PANEL}px;margin-top:{CAPTION}px;flex:none;background:url(data:image/png;base64,"
             f"{bar}) no-repeat left top/auto 100%}}.swatch{{display:inline-block;width:0.9em;height:0.9em;"
             f"border:1px solid #888;vertical-align:-1px;margin:0 3px 0 8px}}")
 
@@ -141,30 +149,41 @@ def top_characteristic(examples: dict[str, np.ndarray], i: int) -> int | None:
 def _dx_title(examples: dict[str, np.ndarray], model: str, i: int) -> str:
     predicted, reference = str(examples[f"predicted:{model}"][i]), str(examples["reference"][i])
     p = float(examples[f"dx_prob:{model}"][i].max())
-    return f"{model}: {'✓' if predicted == reference else '✗'} {predicted}\np = {p:.2f}"
+    return f"{model}: {'✓' if predicted == reference else '✗'} p = {p:.2f}\n{predicted}"
 
 
 def _char_title(examples: dict[str, np.ndarray], model: str, i: int, c: int) -> str:
     p = float(examples[f"char_prob:{model}"][i][c])
-    return f"{model}\n" + ("not modelled" if math.isnan(p) else f"p = {p:.2f}")
+    return f"{model}: " + ("not modelled" if math.isnan(p) else f"p = {p:.2f}") + f"\n{vocab.CHARACTERISTICS[c]}"
+
+
+def _drawer(examples: dict[str, np.ndarray], i: int) -> Callable[..., Image.Image]:
+    """:func:`panel` for example ``i``: its image, watermark and (runs that stored it) padding box."""
+    inside = examples[INSIDE][i] if INSIDE in examples else None
+
+    def draw(values: np.ndarray | None = None, outlines: Sequence[np.ndarray] = ()) -> Image.Image:
+        return panel(examples["image"][i], values, examples["watermark"][i], outlines, inside)
+
+    return draw
 
 
 def example_grid(examples: dict[str, np.ndarray], models: list[str], rows: list[int]) -> list[list[Panel]]:
     """One row per example: the image (stem, why it was chosen), the experts' union, each model's
     diagnosis map (✓/✗, probability), then the characteristic the experts outlined most: their fused
-    map of it beside each model's map of it (probability)."""
+    map of it beside each model's map of it (probability). A caption puts the probability on its first line,
+    the class or characteristic after it (three lines fit: a long name may wrap, the probability stays)."""
     grid = []
     for i in rows:
-        image, mark = examples["image"][i], examples["watermark"][i]
-        row = [Panel(panel(image, None, mark), f"{examples['stems'][i]}\n{examples['reasons'][i]}"),
-               Panel(panel(image, examples["union"][i], mark), "experts: union")]
-        row += [Panel(panel(image, examples[f"map:{m}"][i], mark), _dx_title(examples, m, i)) for m in models]
+        draw = _drawer(examples, i)
+        row = [Panel(draw(), f"{examples['stems'][i]}\n{examples['reasons'][i]}"),
+               Panel(draw(examples["union"][i]), "experts: union")]
+        row += [Panel(draw(examples[f"map:{m}"][i]), _dx_title(examples, m, i)) for m in models]
         c = top_characteristic(examples, i)
         if c is None:
             row.append(Panel(None, "no characteristic outlined"))
         else:
-            row.append(Panel(panel(image, examples["fused"][i][c], mark), f"experts: {vocab.CHARACTERISTICS[c]}"))
-            row += [Panel(panel(image, examples[f"chars:{m}"][i][c], mark), _char_title(examples, m, i, c))
+            row.append(Panel(draw(examples["fused"][i][c]), f"experts: {vocab.CHARACTERISTICS[c]}"))
+            row += [Panel(draw(examples[f"chars:{m}"][i][c]), _char_title(examples, m, i, c))
                     for m in models]
         grid.append(row)
     return grid
@@ -178,20 +197,20 @@ def drilldown(examples: dict[str, np.ndarray], models: list[str], i: int) -> lis
     present = set(np.flatnonzero(examples["present"][i]).tolist())
     for model in models:
         present |= set(np.flatnonzero(np.nan_to_num(examples[f"char_prob:{model}"][i]) >= 0.5).tolist())
-    image, mark = examples["image"][i], examples["watermark"][i]
+    draw = _drawer(examples, i)
     names, masks = rater_masks(examples, i)
-    first = [Panel(panel(image, None, mark), f"{examples['stems'][i]}\n{examples['reference'][i]}"),
-             Panel(panel(image, None, mark, list(np.any(masks, axis=1))),
+    first = [Panel(draw(), f"{examples['stems'][i]}\n{examples['reference'][i]}"),
+             Panel(draw(None, list(np.any(masks, axis=1))),
                    f"{len(names)} raters' outlines\n(all characteristics)"),
-             Panel(panel(image, examples["union"][i], mark), "experts: union")]
-    first += [Panel(panel(image, examples[f"map:{m}"][i], mark), _dx_title(examples, m, i)) for m in models]
+             Panel(draw(examples["union"][i]), "experts: union")]
+    first += [Panel(draw(examples[f"map:{m}"][i]), _dx_title(examples, m, i)) for m in models]
     grid = [first]
     for c in sorted(present):
         outlined = "outlined" if examples["present"][i][c] else "not outlined"
         title = f"{vocab.CHARACTERISTICS[c]}\n(experts: {outlined})"
-        row = [Panel(panel(image, None, mark, list(masks[:, c])), title),
-               Panel(panel(image, examples["fused"][i][c], mark), "experts: fused")]
-        row += [Panel(panel(image, examples[f"chars:{m}"][i][c], mark), _char_title(examples, m, i, c))
+        row = [Panel(draw(None, list(masks[:, c])), title),
+               Panel(draw(examples["fused"][i][c]), "experts: fused")]
+        row += [Panel(draw(examples[f"chars:{m}"][i][c]), _char_title(examples, m, i, c))
                 for m in models]
         grid.append(row)
     return grid

@@ -6,7 +6,9 @@ Keys (each an (N, ...) stack over the N example images, in the order chosen): ``
 the width) and :data:`RATER_NAMES` (annotators; ``""`` where that annotator did not rate the image);
 per model ``map:<model>``, ``chars:<model>`` (16, h, w; zero where the model lacks the
 characteristic), ``char_prob:<model>`` (NaN where it lacks it), ``dx_prob:<model>`` (6,),
-``predicted:<model>``. Written by :mod:`dermx.evaluate.benchmark.examples`.
+``predicted:<model>``; :data:`INSIDE` (4,): the image's box ``(top, left, h, w)`` in ``image`` (the rest
+is padding added to fit the model input; runs before this key have none). Written by
+:mod:`dermx.evaluate.benchmark.examples`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from dermx.atomic import atomic_write
 from dermx.runs.layout import EXAMPLES
 
-RATER_MASKS, RATER_NAMES = "rater_masks", "rater_names"
+RATER_MASKS, RATER_NAMES, INSIDE = "rater_masks", "rater_names", "inside"
 
 
 def write_examples(out: str | Path, arrays: dict[str, np.ndarray]) -> Path:

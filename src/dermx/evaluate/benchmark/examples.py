@@ -30,8 +30,8 @@ from dermx import vocab
 from dermx.data import REFERENCE_CHANNELS, RaterMasks, ReferenceMaps
 from dermx.evaluate.benchmark.summary import shortcut_class
 from dermx.evaluate.candidates import Candidate, Explanation
-from dermx.geometry import InputSpec, Size, resize
-from dermx.runs.examples import RATER_MASKS, RATER_NAMES
+from dermx.geometry import InputSpec, Placement, Size, resize
+from dermx.runs.examples import INSIDE, RATER_MASKS, RATER_NAMES
 from dermx.runs.tables import image_dice
 
 __all__ = ["Examples", "WithRaterMasks", "choose_examples"]
@@ -102,13 +102,24 @@ class WithRaterMasks:
         return torch.cat([self.references(stem, size), self.raters(stem, size).float()])
 
 
+def _inside(original: Size, spec: InputSpec, shown: Size) -> np.ndarray:
+    """The box ``(top, left, h, w)`` of an image of size ``original`` in the model input of ``spec``
+    (:meth:`~dermx.geometry.Placement.of`), scaled to the ``shown`` grid of the examples."""
+    top, left, height, width = Placement.of(original, spec.size, spec.policy).inside
+    sy, sx = shown[0] / spec.size[0], shown[1] / spec.size[1]
+    return np.asarray([round(top * sy), round(left * sx), round(height * sy), round(width * sx)], np.int32)
+
+
 class Examples:
     """Collects, for fixed stems (with their reasons), the image, the experts' maps, every rater's masks
     (batches made with :attr:`map_fn`) and each model's maps and probabilities, all on the first model's
     input grid."""
 
-    def __init__(self, reasons: dict[str, list[str]], references: ReferenceMaps) -> None:
+    def __init__(self, reasons: dict[str, list[str]], references: ReferenceMaps,
+                 sizes: dict[str, Size]) -> None:
         self.reasons = reasons
+        #: Each example image's own (h, w): where it sits in the model input (:data:`INSIDE`).
+        self.sizes = sizes
         self.arrays: dict[str, dict[str, np.ndarray]] = {}
         self.size: tuple[int, int] | None = None
         #: The ``map_fn`` of the example images' datasets: the references, then the rater masks.
@@ -148,6 +159,7 @@ class Examples:
                 entry["present"] = batch["characteristics"][i].bool().numpy()
                 entry["reference"] = np.asarray(vocab.DIAGNOSES[int(batch["diagnosis"][i])])
                 entry["reasons"] = np.asarray(", ".join(self.reasons[stems[i]]))
+                entry[INSIDE] = _inside(self.sizes[stems[i]], candidate.spec, size)
                 masks = refs_small[j, self._n_references:].reshape(-1, N_CHARACTERISTICS, *size) > 0.5
                 entry[RATER_MASKS] = np.packbits(masks, axis=-1)
                 rated = set(self.map_fn.annotators(stems[i]))

@@ -194,7 +194,7 @@ def _examples(db: DermXDB, candidates: Sequence[Candidate], reasons: dict[str, l
               references: ReferenceMaps, config: BenchmarkConfig) -> dict[str, np.ndarray]:
     """Explain the chosen example images again with every candidate and keep their maps
     (:mod:`dermx.evaluate.benchmark.examples`)."""
-    examples = Examples(reasons, references)
+    examples = Examples(reasons, references, {s: (db.images[s].height, db.images[s].width) for s in reasons})
     for candidate in candidates:
         chosen = [s for s in candidate.stems if s in reasons]
         if not chosen:
