@@ -213,7 +213,7 @@ def test_verdict_states_baselines_gap_and_paired_difference(report: Path) -> Non
 
 def test_manifest_is_a_table_with_the_raw_json_collapsed(report: Path) -> None:
     text = report.read_text(encoding="utf-8")
-    manifest = text[text.index("<h2>Manifest</h2>"):]
+    manifest = text[text.index(">Manifest</h2>"):]
     assert "<td>data identity</td>" in manifest and "<td>command</td>" in manifest and "pytest" in manifest
     assert "<details><summary>Raw manifest" in manifest
 
