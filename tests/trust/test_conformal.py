@@ -13,7 +13,7 @@ from mapie.classification import SplitConformalClassifier
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from dermx.trust.conformal import (
-    calibrate,
+    calibrate_sets,
     conformal_quantile,
     conformity_scores,
     coverage_report,
@@ -91,7 +91,7 @@ def test_lac_sets_match_mapie(seed: int) -> None:
     rng = np.random.default_rng(seed)
     (p_cal, y_cal), (p_test, _) = _data(500, 6, rng), _data(800, 6, rng)
     theirs, q = _mapie("lac", p_cal, y_cal, p_test, seed)
-    ours = calibrate(p_cal, y_cal, 0.1, "lac")
+    ours = calibrate_sets(p_cal, y_cal, 0.1, "lac")
     assert ours.marginal.value == q
     assert np.array_equal(ours.sets(p_test).numpy(), theirs)
 
@@ -104,7 +104,7 @@ def test_randomised_aps_sets_match_mapie_given_its_uniforms(seed: int) -> None:
     theirs, q = _mapie("aps", p_cal, y_cal, p_test, seed, include_last_label="randomized")
     u_cal = np.random.RandomState(seed).uniform(size=len(p_cal))
     u_test = np.random.RandomState(seed).uniform(size=(len(p_test), 1))[:, 0]
-    ours = calibrate(p_cal, y_cal, 0.1, "aps", uniforms=u_cal)
+    ours = calibrate_sets(p_cal, y_cal, 0.1, "aps", uniforms=u_cal)
     assert ours.marginal.value == pytest.approx(q, abs=1e-15)
     assert np.array_equal(ours.sets(p_test, uniforms=u_test).numpy(), theirs)
     assert (theirs.sum(1) == 0).any() or (theirs.sum(1) >= 1).all()  # randomised sets may be empty
@@ -140,7 +140,7 @@ def test_mondrian_sets_restore_coverage_in_the_harder_group(score: str) -> None:
     rng = np.random.default_rng(11)
     p_cal, y_cal, g_cal = _two_groups(20000, rng)  # about 10 000 per group: the coverage of a draw has SD ≈ 0.003
     p_test, y_test, g_test = _two_groups(20000, rng)
-    calibration = calibrate(p_cal, y_cal, 0.1, score, g_cal)
+    calibration = calibrate_sets(p_cal, y_cal, 0.1, score, g_cal)
     marginal = coverage_report(calibration.sets(p_test), y_test, g_test, n_boot=100)
     mondrian = coverage_report(calibration.sets(p_test, g_test), y_test, g_test, n_boot=100)
     assert marginal.worst_group == "dark"
@@ -164,13 +164,13 @@ def test_coverage_report_by_hand() -> None:
 
 
 def test_errors_are_named() -> None:
-    calibration = calibrate(P, [0, 1], 0.5, "lac", ["a", "b"])
+    calibration = calibrate_sets(P, [0, 1], 0.5, "lac", ["a", "b"])
     with pytest.raises(ValueError, match=r"no conformal threshold for group\(s\) \['c'\]"):
         calibration.sets(P, ["a", "c"])
     with pytest.raises(ValueError, match="uniforms randomise the 'aps' score only"):
         label_scores(P, "lac", uniforms=[0.1, 0.2])
     with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\)"):
-        calibrate(P, [0, 1], 1.0)
+        calibrate_sets(P, [0, 1], 1.0)
     with pytest.raises(ValueError, match="score must be"):
         label_scores(P, "raps")  # type: ignore[arg-type]
     u = random_uniforms(3, seed=4)

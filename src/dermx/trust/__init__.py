@@ -20,7 +20,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         **dict.fromkeys(("Reliability", "TemperatureFit", "TemperatureScaling", "brier", "calibration_report",
                          "classwise_ece", "ece", "fit_temperature", "fit_temperature_scaling", "nll", "reliability",
                          "reliability_bins", "scaled_probs"), ".calibration"),
-        **dict.fromkeys(("ConformalCalibration", "CoverageReport", "SetQuality", "Threshold", "calibrate",
+        **dict.fromkeys(("ConformalCalibration", "CoverageReport", "SetQuality", "Threshold", "calibrate_sets",
                          "conformal_quantile", "conformity_scores", "coverage_report", "label_scores",
                          "prediction_sets", "random_uniforms"), ".conformal"),
         **dict.fromkeys(("AbstentionRule", "RiskCoverage", "SelectiveQuality", "aurc", "clopper_pearson_upper",

@@ -143,7 +143,7 @@ class ConformalCalibration:
         return prediction_sets(p, self.thresholds(p.shape[0], groups), self.score, uniforms=uniforms)
 
 
-def calibrate(probs: ArrayLike, labels: ArrayLike, alpha: float, score: Score = "lac",
+def calibrate_sets(probs: ArrayLike, labels: ArrayLike, alpha: float, score: Score = "lac",
               groups: Sequence[Any] | np.ndarray | None = None, *,
               uniforms: ArrayLike | None = None) -> ConformalCalibration:
     """Calibrate on held-out rows: the marginal threshold and, with ``groups``, one per group."""
