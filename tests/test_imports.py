@@ -15,7 +15,7 @@ PACKAGE = Path(dermx.__file__).parent
 LAYERS: dict[str, int] = {
     **dict.fromkeys(("vocab", "vocab_map", "jsonio", "atomic", "text", "_lazy", "geometry", "cli_common",
                      "progress", "choices", "version", "plotting"), 0),
-    **dict.fromkeys(("data", "metrics", "models", "runs"), 1),
+    **dict.fromkeys(("data", "metrics", "models", "runs", "trust"), 1),
     "explain": 2,
     "train": 3,
     **dict.fromkeys(("evaluate", "predict"), 4),

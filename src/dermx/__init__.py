@@ -51,6 +51,23 @@ _EXPORTS: dict[str, str] = {
         "dermx.metrics",
     ),
     **dict.fromkeys(
+        (
+            "aurc",
+            "brier",
+            "calibrate_sets",
+            "calibration_report",
+            "classwise_ece",
+            "coverage_report",
+            "ece",
+            "fit_temperature_scaling",
+            "nll",
+            "risk_coverage",
+            "selective_report",
+            "threshold_for_risk",
+        ),
+        "dermx.trust",
+    ),
+    **dict.fromkeys(
         ("AgreementResult", "BenchmarkConfig", "localization_agreement", "rater_agreement", "run_benchmark"),
         "dermx.evaluate",
     ),
