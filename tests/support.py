@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +86,13 @@ class DermXDBWriter:
 def plain(output: str) -> str:
     """A command's output with Rich's box borders and line wrapping removed, for substring checks."""
     return re.sub(r"[\s│╭╮╰╯─]+", " ", output)
+
+
+def clean_dermxdb(writer: DermXDBWriter, build: Callable[[DermXDBWriter], None]) -> Path:
+    """The root of a small DermXDB that ``build`` writes with ``writer``, checked to load strictly with
+    no problem (the clean start a mutation test alters)."""
+    from dermx.data import load_dermxdb
+
+    build(writer)
+    assert load_dermxdb(writer.root, strict=True).report.ok
+    return writer.root

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from dermx.cli import app
 from dermx.data import DermXDBError, load_dermxdb, load_rgb
-from support import DermXDBWriter, polygon
+from support import DermXDBWriter, clean_dermxdb, polygon
 
 SQUARE = [(2, 2), (20, 2), (20, 20), (2, 20)]
 A, B = "imgA", "imgB"
@@ -37,10 +37,7 @@ def build(writer: DermXDBWriter) -> None:
 
 @pytest.fixture
 def root(make_dermxdb) -> Path:
-    writer = make_dermxdb()
-    build(writer)
-    assert load_dermxdb(writer.root, strict=True).report.ok
-    return writer.root
+    return clean_dermxdb(make_dermxdb(), build)
 
 
 def edit_annotation(root: Path, name: str, change: Callable[[dict], None]) -> str:

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from dermx.cli import app
 from dermx.data import DermXDBError, load_dermxdb
 from dermx.data import reader as data_reader
-from support import DermXDBWriter, polygon
+from support import DermXDBWriter, clean_dermxdb, polygon
 
 SQUARE = [(2, 2), (20, 2), (20, 20), (2, 20)]
 STEMS = [f"img{i}" for i in range(6)]
@@ -42,10 +42,7 @@ def build(writer: DermXDBWriter) -> None:
 
 @pytest.fixture
 def root(make_dermxdb) -> Path:
-    writer = make_dermxdb()
-    build(writer)
-    assert load_dermxdb(writer.root, strict=True).report.ok
-    return writer.root
+    return clean_dermxdb(make_dermxdb(), build)
 
 
 def entries(db, name: str, kind: str) -> list[str]:
