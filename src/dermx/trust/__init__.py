@@ -6,6 +6,8 @@
   and per group (Mondrian), with their coverage and size.
 - :mod:`~dermx.trust.selective`: risk–coverage curves, AURC and the confidence threshold of an
   abstention rule for a target risk.
+- :mod:`~dermx.trust.fitted`: the calibration a model carries (temperature, set thresholds, risk curve),
+  fitted on its validation split.
 - :mod:`~dermx.trust.uncertainty`: intervals: patient bootstrap for means and whole-sample statistics,
   Wilson for proportions.
 
@@ -26,5 +28,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         **dict.fromkeys(("AbstentionRule", "RiskCoverage", "SelectiveQuality", "aurc", "clopper_pearson_upper",
                          "risk_coverage", "selective_report", "threshold_for_risk"), ".selective"),
         **dict.fromkeys(("Interval", "mean_interval", "proportion", "statistic_interval"), ".uncertainty"),
+        **dict.fromkeys(("MIN_GROUP", "ModelCalibration", "fit_model_calibration"), ".fitted"),
     },
 )
