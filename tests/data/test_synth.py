@@ -233,3 +233,33 @@ def test_cli_synth_command(tmp_path: Path) -> None:
     assert old.exit_code == 0, old.output
     assert "synth --images` is deprecated" in old.output and "use --n-images" in old.output
     assert len(load_dermxdb(tmp_path / "old").images) == 2
+
+
+def test_the_skin_tone_effect_fades_lesions_on_one_tone_only(tmp_path: Path) -> None:
+    """``tone_contrast={"dark": 0.3}``: the same images as without it (same draws), except that on dark
+    skin the lesions are drawn at 30 % of their contrast; masks, raters and other tones unchanged."""
+    import numpy as np
+    from PIL import Image
+
+    kwargs = {"n_images": 36, "size": (48, 56), "seed": 4, "progress": False, "repeat_fraction": 0.0}
+    generate(tmp_path / "plain", **kwargs)
+    generate(tmp_path / "faint", tone_contrast={"dark": 0.3}, tone_probabilities={"light": 1, "dark": 1}, **kwargs)
+    generate(tmp_path / "plain2", tone_probabilities={"light": 1, "dark": 1}, **kwargs)
+    entries = {e["stem"]: e for e in read_synth_manifest(tmp_path / "faint")["images"]}
+    tones = {e["skin_tone"] for e in entries.values()}
+    assert tones == {"light", "dark"}  # the shares given: no medium skin
+    assert {e["skin_tone"] for e in read_synth_manifest(tmp_path / "plain")["images"]} >= {"light", "medium"}
+    faded = []
+    for stem, entry in entries.items():
+        name = next((tmp_path / "faint" / "images").glob(f"{stem}.*")).name
+        faint = np.asarray(Image.open(tmp_path / "faint" / "images" / name), dtype=float)
+        plain = np.asarray(Image.open(tmp_path / "plain2" / "images" / name), dtype=float)
+        truth = load_ground_truth(tmp_path / "faint", stem).any(dim=0).numpy()
+        if entry["skin_tone"] == "light":
+            assert np.abs(faint - plain).max() <= 2  # JPEG of the same pixels
+        elif truth.any():
+            faded.append(np.abs(faint - plain)[truth].mean())
+        assert (load_ground_truth(tmp_path / "faint", stem) == load_ground_truth(tmp_path / "plain2", stem)).all()
+    assert faded and min(faded) > 3
+    with pytest.raises(ValueError, match="unknown skin tone"):
+        generate(tmp_path / "bad", tone_contrast={"purple": 0.5}, **kwargs)

@@ -92,7 +92,9 @@ def plan_cohort(config: SynthConfig, layout_diagnoses: list[str] | None = None) 
         if diagnosis not in last_of_class or rng.random() < NEW_PATIENT_RATE:
             last_of_class[diagnosis] = max(patient_ids, default=-1) + 1
         patient_ids.append(last_of_class[diagnosis])
-    people = {p: (Patient(_choice(rng, TONE_PROBABILITIES), _choice(rng, AGE_PROBABILITIES),
+    shares = config.tone_probabilities
+    tones = {t: w / sum(shares.values()) for t, w in shares.items()} if shares else TONE_PROBABILITIES
+    people = {p: (Patient(_choice(rng, tones), _choice(rng, AGE_PROBABILITIES),
                           str(rng.choice(["female", "male"]))), str(rng.choice(DATASETS)))
               for p in dict.fromkeys(patient_ids)}
     folds = assign_folds(rng, diagnoses, patient_ids, config.n_folds)

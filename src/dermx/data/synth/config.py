@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dermx import vocab
+from dermx.data.synth.skin import SKIN_TONES
 
 #: Largest rater number: ``labeller12`` would read as rater 1's repeat pass (DermXDB naming).
 MAX_RATERS = 11
@@ -62,6 +63,13 @@ class SynthConfig:
     a second time by the same raters (files ``labeller{N}2_...``). With ``shortcut`` set to a
     diagnosis, a watermark is stamped on a fraction ``shortcut_rate[0]`` of that class's images and
     ``shortcut_rate[1]`` of the others'.
+
+    **Skin-tone effect** (off by default; a known answer for fairness tools): ``tone_contrast`` maps a
+    skin tone to the factor its lesions' contrast is multiplied by (the painted image becomes
+    ``skin + c · (painted − skin)``: 1 leaves it, 0.4 makes lesions on that skin faint); and
+    ``tone_probabilities`` replaces the share of patients of each tone
+    (:data:`~dermx.data.synth.skin.TONE_PROBABILITIES`), e.g. fewer dark-skinned patients. The ground
+    truth masks and the raters do not change: only what a model sees does.
     """
 
     n_images: int = 300
@@ -77,6 +85,8 @@ class SynthConfig:
     n_folds: int = 10
     jpeg_quality: int = 92
     hair_rate: float = 0.3
+    tone_contrast: dict[str, float] = field(default_factory=dict)
+    tone_probabilities: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.n_images < 1:
@@ -93,6 +103,16 @@ class SynthConfig:
             object.__setattr__(self, "shortcut", vocab.resolve([self.shortcut], vocab.DIAGNOSES)[0])
         if self.n_folds < 2:
             raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
+        tones = set(SKIN_TONES)
+        unknown = sorted((set(self.tone_contrast) | set(self.tone_probabilities or {})) - tones)
+        if unknown:
+            raise ValueError(f"unknown skin tone(s) {unknown}; tones: {sorted(tones)}")
+        if any(not 0.0 <= c <= 1.0 for c in self.tone_contrast.values()):
+            raise ValueError(f"tone_contrast factors must be in [0, 1], got {self.tone_contrast}")
+        if self.tone_probabilities is not None and (
+                any(p < 0 for p in self.tone_probabilities.values()) or not sum(self.tone_probabilities.values()) > 0):
+            raise ValueError(f"tone_probabilities must be non-negative with a positive sum, got "
+                             f"{self.tone_probabilities}")
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings, tuples as lists)."""

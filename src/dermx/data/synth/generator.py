@@ -58,8 +58,11 @@ def _draw(job: _Job, plan: ImagePlan, rng: np.random.Generator) -> tuple[list[Le
         truth[vocab.CHARACTERISTICS.index(lesion.characteristic)] |= region
     skin = render_skin(rng, size, plan.patient.skin_tone, hair=bool(rng.random() < job.config.hair_rate))
     angle = rng.uniform(0, 2 * np.pi)
-    canvas = Canvas(skin, skin.reshape(-1, 3).mean(axis=0), np.array([np.cos(angle), np.sin(angle)]), rng)
+    canvas = Canvas(skin.copy(), skin.reshape(-1, 3).mean(axis=0), np.array([np.cos(angle), np.sin(angle)]), rng)
     paint(canvas, lesions, regions)
+    contrast = job.config.tone_contrast.get(plan.patient.skin_tone, 1.0)
+    if contrast != 1.0:  # the skin-tone effect (SynthConfig): lesions fainter on this skin
+        canvas.image = skin + np.float32(contrast) * (canvas.image - skin)
     image = Image.fromarray(np.round(finish(canvas.image, rng) * 255).astype(np.uint8), mode="RGB")
     box = watermark_box(rng, size) if plan.watermark else None
     if box is not None:
@@ -175,6 +178,8 @@ def generate(
     miss_rate: float = RaterModel.miss_rate,
     raters: RaterModel | None = None,
     layouts: str | Path | None = None,
+    tone_contrast: dict[str, float] | None = None,
+    tone_probabilities: dict[str, float] | None = None,
     workers: int = 1,
     progress: bool = True,
 ) -> SynthSummary:
@@ -182,13 +187,15 @@ def generate(
 
     ``size`` is (height, width). ``jitter`` and ``miss_rate`` override those of ``raters`` (default
     :class:`RaterModel`). ``progress`` shows a rich progress bar. The output depends only on the
-    arguments other than ``workers`` and ``progress``.
+    arguments other than ``workers`` and ``progress``. ``tone_contrast`` and ``tone_probabilities``: the
+    skin-tone effect of :class:`SynthConfig` (off by default).
     """
     model = replace(raters or RaterModel(), jitter=jitter, miss_rate=miss_rate)
     height, width = size
     config = SynthConfig(n_images=n_images, n_raters=n_raters, min_raters=min_raters, seed=seed,
                          size=(height, width), shortcut=shortcut, repeat_fraction=repeat_fraction, raters=model,
-                         layouts=Path(layouts) if layouts else None)
+                         layouts=Path(layouts) if layouts else None, tone_contrast=dict(tone_contrast or {}),
+                         tone_probabilities=tone_probabilities)
     if not progress:
         return generate_from_config(config, out, workers=workers)
     from dermx.progress import progress as shown
