@@ -58,6 +58,7 @@ __all__ = [
     "option",
     "parse_input_size",
     "refuse_flags",
+    "refuse_option",
     "renamed",
     "set_debug",
 ]
@@ -198,6 +199,10 @@ SHARED: dict[str, dict[str, Any]] = {
     "--out": {"file_okay": False, "help": "Output folder (created)."},
     "--data": {"exists": True, "file_okay": False, "help": "DermXDB folder (annotations/, masks/, metadata.csv)."},
     "--threshold": {"min": 0.0, "max": 1.0, "help": "Probability from which a characteristic is present."},
+    "--abstain-risk": {"min": 0.0, "max": 1.0,
+                       "help": "Abstain (answer the diagnosis set, not the top class) when the calibrated top "
+                               "probability is below the confidence whose error rate on the validation images was "
+                               "at most this; needs a calibrated checkpoint."},
     "--aliases": {"exists": True, "dir_okay": False,
                   "help": "CSV alias,name mapping your class and characteristic names onto DermXDB's."},
     "--raters": {"help": "Comma-separated raters (numbers or labellerN) whose outlines are used; default: every "
@@ -266,6 +271,12 @@ def is_checkpoint(model: str, *, weights: object = None, num_classes: object = N
                                  "a usable timm classifier: give the weights of the timm model with --weights",
                                  param_hint="'--model'")
     return False
+
+
+def refuse_option(option: str, why: str) -> NoReturn:
+    """``typer.BadParameter`` naming the flag of a Python ``option`` (``abstain_risk`` → ``--abstain-risk``)
+    that the command's model cannot use, and ``why`` (e.g. a :class:`~dermx.predict.UncalibratedError`)."""
+    raise typer.BadParameter(why, param_hint=f"'--{option.replace('_', '-')}'")
 
 
 def refuse_flags(given: dict[str, object], why: str) -> None:

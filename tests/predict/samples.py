@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dermx.models import build_model, save_checkpoint
+from dermx.models import build_model, load_checkpoint, save_checkpoint
+from dermx.trust.fitted import fit_model_calibration
 
 INPUT_SIZE = (64, 64)
 
@@ -29,6 +30,20 @@ def tiny_checkpoint(directory: Path, kind: str = "dermx") -> Path:
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.1, 0.1)
+    return save_checkpoint(model, directory)
+
+
+def calibrated_checkpoint(directory: Path) -> Path:
+    """:func:`tiny_checkpoint` carrying a calibration fitted on known logits: 300 rows of 6 classes whose
+    labels are drawn from ``softmax(z / 2)``, half of them skin tone ``light``, half ``dark`` (each group
+    large enough for a temperature and a finite set threshold of its own)."""
+    model = load_checkpoint(tiny_checkpoint(directory))
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 3, (300, len(model.config.diagnoses)))
+    p = torch.softmax(torch.from_numpy(z) / 2, dim=1).numpy()
+    y = [int(rng.choice(len(row), p=row)) for row in p]
+    fitted = fit_model_calibration(z, y, ["light"] * 150 + ["dark"] * 150)
+    model.config.calibration = fitted.to_dict()
     return save_checkpoint(model, directory)
 
 

@@ -1,8 +1,9 @@
 """Shareable checkpoints: ``model.safetensors`` (weights) + ``config.json`` (how to rebuild).
 
 ``config.json`` holds the :class:`~dermx.models.ModelConfig` (backbone, preset, kind, class and
-characteristic names in order, normalisation, input size, CAM layer, training-data fingerprint) and
-the dermx version. :func:`load_checkpoint` rebuilds the network with random backbone weights, checks
+characteristic names in order, normalisation, input size, CAM layer, training-data fingerprint, the
+calibration fitted on the validation split, when there is one) and the dermx version.
+:func:`load_checkpoint` rebuilds the network with random backbone weights, checks
 every name and tensor shape, and loads the weights; it never needs the internet.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
@@ -21,7 +22,12 @@ from dermx.jsonio import strict_json
 from dermx.models.dermx_net import DermXNet, ModelConfig
 from dermx.version import __version__
 
+if TYPE_CHECKING:
+    from dermx.trust.fitted import ModelCalibration
+
 WEIGHTS_FILE = "model.safetensors"
+#: The key of ``ModelConfig.calibration`` when training could not fit a calibration: the reason.
+CALIBRATION_SKIPPED = "skipped"
 CONFIG_FILE = "config.json"
 FORMAT = "dermx-checkpoint/1"
 
@@ -39,6 +45,8 @@ def save_checkpoint(model: DermXNet, directory: str | Path) -> Path:
     document = {"format": FORMAT, "dermx_version": __version__, **model.config.to_dict()}
     if document["vocabulary"] == "dermxdb":  # the default: left out, so older dermx versions read the file
         del document["vocabulary"]
+    if document["calibration"] is None:  # likewise: none recorded, the field left out
+        del document["calibration"]
     write_text(directory / CONFIG_FILE, strict_json(document))
     return directory
 
@@ -61,6 +69,10 @@ def _config_from(document: dict[str, Any], source: Path) -> ModelConfig:
     if set(config.diagnoses) == set(vocab.DIAGNOSES) and tuple(config.diagnoses) != vocab.DIAGNOSES:
         raise CheckpointError(f"{source}: diagnosis classes {list(config.diagnoses)} are dermx's in another "
                               f"order; expected {list(vocab.DIAGNOSES)} (order matters)")
+    try:
+        model_calibration(config)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{source}: calibration: {error}") from error
     if config.vocabulary == "dermxdb":
         if tuple(config.diagnoses) != vocab.DIAGNOSES:
             raise CheckpointError(f"{source}: diagnosis classes {list(config.diagnoses)} differ from dermx's "
@@ -69,6 +81,27 @@ def _config_from(document: dict[str, Any], source: Path) -> ModelConfig:
         if bad:
             raise CheckpointError(f"{source}: unknown characteristic name(s) {bad}")
     return config
+
+
+def model_calibration(config: ModelConfig) -> ModelCalibration | None:
+    """The calibration ``config`` records (:class:`~dermx.trust.fitted.ModelCalibration`), or ``None`` when it
+    records none or one that training skipped (:func:`calibration_note` says why)."""
+    record = config.calibration
+    if record is None or CALIBRATION_SKIPPED in record:
+        return None
+    from dermx.trust.fitted import ModelCalibration
+
+    return ModelCalibration.from_dict(record)
+
+
+def calibration_note(config: ModelConfig) -> str:
+    """Why a model has no calibration (empty when it has one)."""
+    record = config.calibration
+    if record is None:
+        return "the checkpoint records no calibration (trained before dermx calibrated models, or not by dermx train)"
+    if CALIBRATION_SKIPPED in record:
+        return f"calibration was skipped in training: {record[CALIBRATION_SKIPPED]}"
+    return ""
 
 
 #: The Lightning checkpoint of a training run that holds the same weights as its exported ``model/``.

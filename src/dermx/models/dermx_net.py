@@ -55,6 +55,9 @@ class ModelConfig:
     written before it was recorded load with 32, timm's default. ``backbone_args`` are further keyword
     arguments of the timm architecture (JSON values; lists become tuples). ``vocabulary`` says whether
     ``diagnoses`` and ``characteristics`` are DermXDB's or the user's own (:data:`Vocabulary`).
+    ``calibration`` is the calibration fitted on the validation split at the end of training
+    (:meth:`dermx.trust.fitted.ModelCalibration.to_dict`), or ``{"skipped": reason}`` when training could
+    not fit one; ``None`` (checkpoints written before it was recorded, or outside ``dermx train``): none.
     """
 
     backbone: str
@@ -72,6 +75,7 @@ class ModelConfig:
     resolution: ResolutionPolicy = "pad"
     training_data: dict[str, Any] = field(default_factory=dict)
     vocabulary: Vocabulary = "dermxdb"
+    calibration: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:

@@ -6,7 +6,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         **dict.fromkeys(("ImageSource", "open_image"), ".io"),
-        **dict.fromkeys(("Predictor", "PreparedImage"), ".predictor"),
+        **dict.fromkeys(("Predictor", "PreparedImage", "UncalibratedError"), ".predictor"),
         **dict.fromkeys(("CharacteristicResult", "Prediction"), ".result"),
     },
 )

@@ -35,6 +35,11 @@ def predict_command(
     weights: Annotated[Path | None, option("--weights")] = None,
     num_classes: Annotated[int | None, option("--n-classes")] = None,
     class_names: Annotated[Path | None, option("--class-names")] = None,
+    skin_tone: Annotated[str | None, typer.Option(
+        "--skin-tone", help="The skin tone of every image given (a calibration group of the checkpoint, e.g. "
+                            "light or dark): its temperature and set threshold; default: unknown, the overall "
+                            "ones. Needs a calibrated checkpoint.")] = None,
+    abstain_risk: Annotated[float | None, option("--abstain-risk")] = None,
 ) -> None:
     """Diagnose and explain images: ranked diagnoses, characteristics, overlays and maps.
 
@@ -49,6 +54,10 @@ def predict_command(
 
     --model is a dermx checkpoint, or a timm model name with --weights FILE (its classes ranked, the top
     class's map; no characteristics).
+
+    A checkpoint calibrated in training gives calibrated probabilities ("calibrated": true, "temperature"),
+    the diagnosis set ("diagnosis_set", holding the true class for a "set_coverage" share of images like the
+    validation ones) and, with --abstain-risk, "abstain" and its "reason" instead of a top diagnosis.
     """
     from dermx.explain.cli import predictable_model
     from dermx.predict.run import run_predict
@@ -58,7 +67,7 @@ def predict_command(
     code = run_predict(images, model=loaded, out=out, as_json=as_json,
                        threshold=PRESENT_FROM if threshold is None else threshold, method=method,
                        batch_size=batch_size, resolution=resolution, figure_size=figure_size,
-                       native_maps=native_maps)
+                       native_maps=native_maps, skin_tone=skin_tone, abstain_risk=abstain_risk)
     raise typer.Exit(code)
 
 

@@ -2,7 +2,9 @@
 
 One batch = one CAM-engine pass: the engine's forward pass gives the logits (softmax for the
 diagnoses, sigmoid for the characteristics) and the maps of every target on exactly the preprocessed
-model input; the maps kept are the top diagnosis and the present characteristics.
+model input; the maps kept are the top diagnosis and the present characteristics. A checkpoint that
+carries a calibration gives calibrated diagnosis probabilities, a diagnosis set and, with a target risk,
+an abstention (:mod:`dermx.predict.trust`).
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from dermx.geometry import (
     preprocess,
 )
 from dermx.models import DermXNet, load_checkpoint
-from dermx.models.checkpoint import WEIGHTS_FILE, checkpoint_dir
+from dermx.models.checkpoint import WEIGHTS_FILE, calibration_note, checkpoint_dir, model_calibration
 from dermx.models.weights import sha256_of
 from dermx.predict.io import ImageSource, as_array, open_image
 from dermx.predict.result import CharacteristicResult, Prediction
+from dermx.predict.trust import Trust, answers
 from dermx.train.provenance import training_summary
 from dermx.version import __version__
 
@@ -38,12 +41,24 @@ from dermx.version import __version__
 @dataclass(frozen=True)
 class PreparedImage:
     """An opened image (or its display-sized copy: :meth:`Predictor.prepare`), its model input ``(3, H, W)``
-    and where it sits in that input (of the image as decoded)."""
+    and where it sits in that input (of the image as decoded); the image's ``skin_tone`` and the target
+    risk of abstention asked for it (``None``: not given, none asked)."""
 
     name: str
     image: Image.Image
     tensor: torch.Tensor
     placement: Placement
+    skin_tone: str | None = None
+    abstain_risk: float | None = None
+
+
+class UncalibratedError(ValueError):
+    """A calibration option (``skin_tone``, ``abstain_risk``: :attr:`option`) given for a model without a
+    calibration, where it would have no effect."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 def weights_file(checkpoint: str | Path) -> Path:
@@ -67,10 +82,15 @@ class Predictor:
         resolution: how images are fitted to the input size; default: the policy the model was
             trained with (``model.config.resolution``).
         batch_size: images per forward pass in :meth:`predict`.
+        skin_tone: the skin tone of the images (the calibration group), when known; default for
+            :meth:`prepare`.
+        abstain_risk: abstain when the calibrated top probability is below the validation threshold
+            for this target risk; default for :meth:`prepare`. Both need a calibrated model.
     """
 
     def __init__(self, model: DermXNet | str | Path, *, method: str = "gradcam", threshold: float = 0.5,
-                 resolution: ResolutionPolicy | None = None, batch_size: int = 8) -> None:
+                 resolution: ResolutionPolicy | None = None, batch_size: int = 8, skin_tone: str | None = None,
+                 abstain_risk: float | None = None) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if batch_size < 1:
@@ -86,6 +106,12 @@ class Predictor:
         #: SHA-256 of :attr:`weights` (``None`` without a file).
         self.fingerprint = sha256_of(self.weights) if self.weights is not None else None
         config = self.model.config
+        #: The calibration the checkpoint carries (``None``: uncalibrated, :attr:`calibration_note` says why).
+        self.calibration = model_calibration(config)
+        self.calibration_note = ("a timm classifier (--model NAME) carries no calibration"
+                                 if self.checkpoint is None and self.weights is not None else calibration_note(config))
+        self.check_trust(skin_tone, abstain_risk)
+        self.skin_tone, self.abstain_risk = skin_tone, abstain_risk
         self.method = method
         self.threshold = threshold
         #: How this predictor fits an image to the model input (the model's own policy unless overridden).
@@ -95,22 +121,35 @@ class Predictor:
         self.engine = CamEngine(self.model, method, size="features")
         self.transform = joint_transform(self.spec.size, self.spec.mean, self.spec.std, augment=False)
 
+    def check_trust(self, skin_tone: str | None, abstain_risk: float | None) -> None:
+        """:class:`UncalibratedError` naming ``skin_tone`` / ``abstain_risk`` when given for an uncalibrated
+        model (they would have no effect); ``ValueError`` for a risk outside [0, 1]."""
+        for name, value in (("skin_tone", skin_tone), ("abstain_risk", abstain_risk)):
+            if value is not None and self.calibration is None:
+                raise UncalibratedError(name, f"{name} needs a calibrated model: {self.calibration_note}")
+        if abstain_risk is not None and not 0.0 <= abstain_risk <= 1.0:
+            raise ValueError(f"abstain_risk must be in [0, 1], got {abstain_risk}")
+
     def prepare(self, source: ImageSource, name: str | None = None, *, min_side: int | None = None,
-                display_max: int | None = None) -> PreparedImage:
+                display_max: int | None = None, skin_tone: str | None = None,
+                abstain_risk: float | None = None) -> PreparedImage:
         """Open and preprocess one image; ``DermXDBError`` naming the file if it cannot be read.
 
         ``min_side``: decode a large file at a reduced scale whose shorter side stays ≥ ``min_side``
         (the service's memory bound); the image and its placement are then those of the reduced image.
         ``display_max``: keep only a copy of the image whose longest side is at most ``display_max`` (what
         figures and the page show), so a large photograph is not held at full size while it waits.
+        ``skin_tone``, ``abstain_risk``: this image's (default: the predictor's; :meth:`check_trust`).
         """
+        self.check_trust(skin_tone, abstain_risk)
         image, label = open_image(source, name, min_side=min_side)
         tensor, placement = preprocess(image, self.spec.size, self.transform, self.spec.policy)
         if display_max is not None:
             size = display_size(placement.original, display_max)
             if size != placement.original:
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        return PreparedImage(label, image, tensor, placement)
+        return PreparedImage(label, image, tensor, placement, skin_tone if skin_tone is not None else self.skin_tone,
+                             abstain_risk if abstain_risk is not None else self.abstain_risk)
 
     def run(self, batch: Sequence[PreparedImage]) -> list[Prediction]:
         """Predict one batch of prepared images in a single engine pass."""
@@ -120,6 +159,10 @@ class Predictor:
         logits = result.logits
         assert isinstance(logits, dict)
         diagnosis, characteristic = (p.cpu() for p in self.model.probabilities(logits))
+        trust = [Trust(False, self.calibration_note) for _ in batch]
+        if self.calibration is not None:
+            diagnosis, trust = answers(self.calibration, logits["diagnosis"], self.model.target_names["diagnosis"],
+                                       [p.skin_tone for p in batch], [p.abstain_risk for p in batch])
         labels = result.labels
         ranked = [self._ranked(d) for d in diagnosis]
         found = [self._characteristics(c) for c in characteristic] if "characteristic" in logits else [
@@ -139,7 +182,7 @@ class Predictor:
                            {label: as_array(m) for label, m in zip(kept[i], finished[starts[i]:starts[i + 1]],
                                                                     strict=True)},
                            size, item.placement, self.threshold, self.method,
-                           {label: self._logit(logits, i, label) for label in kept[i]}, result.layer)
+                           {label: self._logit(logits, i, label) for label in kept[i]}, result.layer, trust[i])
                 for i, item in enumerate(batch)]
 
     def predict(self, images: Sequence[ImageSource]) -> list[Prediction]:
@@ -162,8 +205,10 @@ class Predictor:
                 for name, p in zip(self.model.target_names["characteristic"], characteristic.tolist(), strict=True)]
 
     def model_info(self) -> dict[str, Any]:
-        """Names, versions, the checkpoint fingerprint (SHA-256 of the weights file) and the training-data
-        record without its image list (:func:`~dermx.train.provenance.training_summary`)."""
+        """Names, versions, the checkpoint fingerprint (SHA-256 of the weights file), the training-data
+        record without its image list (:func:`~dermx.train.provenance.training_summary`), the calibration
+        (temperatures, α, score, validation images per group; ``None`` with ``calibration_note`` saying why)
+        and the default target risk of abstention."""
         config = self.model.config
         return {
             "backbone": config.backbone, "kind": config.kind, "preset": config.preset,
@@ -171,6 +216,11 @@ class Predictor:
             "characteristics": list(config.characteristics), "cam_layer": config.cam_layer,
             "method": self.method, "threshold": self.threshold, "resolution": self.spec.policy,
             "dermx_version": __version__, "training_data": training_summary(config.training_data),
+            "calibration": None if self.calibration is None else {
+                k: v for k, v in self.calibration.to_dict().items() if k not in ("risk_curve", "threshold",
+                                                                                  "group_thresholds")},
+            "calibration_note": self.calibration_note,
+            "abstain_risk": self.abstain_risk,
             "checkpoint": None if self.weights is None else {
                 "name": (self.weights.parent if self.checkpoint is not None else self.weights).name,
                 "sha256": self.fingerprint},

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from dermx.geometry import Placement
+from dermx.predict.trust import Trust
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class CharacteristicResult:
 class Prediction:
     """What the model says about one image.
 
-    ``diagnoses`` are ``(name, softmax probability)`` ranked best first; ``characteristics`` follow
+    ``diagnoses`` are ``(name, softmax probability)`` ranked best first (the calibrated probabilities when
+    the model carries a calibration: ``trust``, :mod:`dermx.predict.trust`); ``characteristics`` follow
     the model's order. ``maps`` maps a target label (``"diagnosis:Psoriasis"``,
     ``"characteristic:Plaque"``) to its explanation on the model input, ``(H, W)`` float32 in
     ``[0, 1]``: the top diagnosis, then every present characteristic. :meth:`original_map` brings a
@@ -42,6 +44,7 @@ class Prediction:
     method: str
     logits: dict[str, float] = field(default_factory=dict)
     layer: str = ""
+    trust: Trust = field(default_factory=lambda: Trust(False, "the model carries no calibration"))
 
     @property
     def diagnosis(self) -> str:
@@ -82,10 +85,11 @@ class Prediction:
         return self.placement.restore(torch.from_numpy(self.maps[label]), size).numpy()
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (map labels, not map values)."""
+        """A JSON-ready summary (map labels, not map values); ``diagnosis`` is ``None`` when the prediction
+        abstains (its ``reason`` names the diagnosis set), the ranked ``diagnoses`` stay."""
         return {
             "source": self.source,
-            "diagnosis": self.diagnosis,
+            "diagnosis": None if self.trust.abstain else self.diagnosis,
             "diagnoses": [{"name": n, "probability": p} for n, p in self.diagnoses],
             "characteristics": [{"name": c.name, "probability": c.probability, "present": c.present}
                                 for c in self.characteristics],
@@ -94,4 +98,5 @@ class Prediction:
             "maps": list(self.maps),
             "input_size": list(self.input_size),
             "image_size": list(self.original_size),
+            **self.trust.to_dict(),
         }

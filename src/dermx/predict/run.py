@@ -11,12 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from dermx.cli_common import fail
+from dermx.cli_common import fail, refuse_option
 from dermx.data import DermXDBError
 from dermx.explain.inputs import collect
 from dermx.jsonio import strict_json, write_json
 from dermx.predict.files import RESERVED, write_outputs
-from dermx.predict.predictor import Predictor, PreparedImage
+from dermx.predict.predictor import Predictor, PreparedImage, UncalibratedError
 from dermx.predict.result import Prediction
 from dermx.progress import progress
 from dermx.text import shorten
@@ -37,7 +37,19 @@ def _table(prediction: Prediction) -> Table:
         ch = present[row] if row < len(present) else None
         table.add_row(dx[0], "" if dx[1] is None else f"{dx[1]:.3f}",
                       ch.name if ch else "", f"{ch.probability:.3f}" if ch else "")
+    table.caption, table.caption_justify = _trust_line(prediction), "left"
     return table
+
+
+def _trust_line(prediction: Prediction) -> str:
+    """The table's caption: the abstention and diagnosis set with their coverage, or why uncalibrated."""
+    trust = prediction.trust
+    if not trust.calibrated:
+        return f"uncalibrated probabilities: {trust.note}"
+    shown = ", ".join(trust.diagnosis_set) or "empty"
+    answer = f"ABSTAINS, {trust.reason}; " if trust.abstain else ""
+    return (f"{answer}calibrated (T = {trust.temperature:.3g}); diagnosis set at {trust.set_coverage:.0%} coverage: "
+            f"{shown} ({trust.group_note})")
 
 
 def _exists(path: Path) -> bool:
@@ -50,7 +62,7 @@ def _exists(path: Path) -> bool:
 
 def run_predict(images: list[Path], *, model: Path | torch.nn.Module, out: Path | None, as_json: bool, threshold: float,
                 method: str, batch_size: int, resolution: str | None, figure_size: int,
-                native_maps: bool = False) -> int:
+                native_maps: bool = False, skin_tone: str | None = None, abstain_risk: float | None = None) -> int:
     """Predict every image; returns the exit code: 0, or 1 when any input was skipped or unreadable.
 
     No image at all fails (exit 1), an input path that does not exist is a usage error (exit 2, checked
@@ -58,7 +70,8 @@ def run_predict(images: list[Path], *, model: Path | torch.nn.Module, out: Path 
 
     Memory: an image is decoded at full size for the model input, then only a copy whose longest side
     is at most ``figure_size`` is kept for the pictures (drawn at that size); ``native_maps`` also stores
-    the maps at the image's own size in ``maps.npz``."""
+    the maps at the image's own size in ``maps.npz``. ``skin_tone`` and ``abstain_risk`` with a model
+    without a calibration are usage errors naming the flag."""
     err = Console(stderr=True)
     missing = [str(p) for p in images if not _exists(p)]
     if missing:
@@ -66,8 +79,11 @@ def run_predict(images: list[Path], *, model: Path | torch.nn.Module, out: Path 
         hint = ("; flags such as --json take no value" if any(m.lower() in _VALUE_WORDS for m in missing) else "")
         fail(f"no such file or folder: {', '.join(map(shorten, missing[:5]))}"
              f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}{hint}", code=2)
-    predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution,  # type: ignore[arg-type]
-                          batch_size=batch_size)
+    try:
+        predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution,  # type: ignore[arg-type]
+                              batch_size=batch_size, skin_tone=skin_tone, abstain_risk=abstain_risk)
+    except UncalibratedError as error:
+        refuse_option(error.option, str(error))
     inputs = collect(images, RESERVED)
     skipped = list(inputs.skipped)
     if not inputs.images:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -44,7 +44,7 @@ from dermx.explain.methods import method_title
 from dermx.explain.overlay import colorbar_strip, data_url, frame_of, heat_layer, map_title, padded_canvas
 from dermx.geometry import ResolutionPolicy, resize
 from dermx.models import DermXNet
-from dermx.predict import Prediction, Predictor, PreparedImage
+from dermx.predict import Prediction, Predictor, PreparedImage, UncalibratedError
 from dermx.serve.batching import Batcher, QueueFullError
 from dermx.serve.schemas import ErrorBody, Health, ModelInfo, PredictResponse
 from dermx.serve.uploads import (
@@ -205,17 +205,21 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
                resolution: ResolutionPolicy | None = None, max_upload_mb: float = 20,
                max_pixels: int = DEFAULT_MAX_PIXELS, max_batch: int = 8, max_wait_ms: float = 5,
                display_max: int = 1024, max_decodes: int = DEFAULT_MAX_DECODES, max_queue: int = 256,
-               body_timeout: float | None = DEFAULT_BODY_TIMEOUT) -> FastAPI:
+               body_timeout: float | None = DEFAULT_BODY_TIMEOUT, abstain_risk: float | None = None) -> FastAPI:
     """The service for ``model`` (a loaded network or a checkpoint), loaded once here.
 
     ``resolution``: how uploads fit the input size (default: the model's own policy). At most
     ``max_queue`` prediction requests wait at once (for a decode slot or for the model); more are
     answered 503 at once. At most ``max_decodes`` uploads are decoded, and responses rendered, at once.
     A request body must arrive within ``body_timeout`` seconds (408 otherwise; ``None``: no deadline).
+    ``abstain_risk``: the target risk of abstention of requests that name none (needs a calibrated model,
+    :class:`~dermx.predict.UncalibratedError` otherwise); a request's form fields ``skin_tone`` and
+    ``abstain_risk`` apply to its image (400 with an uncalibrated model).
     """
     if max_decodes < 1:
         raise ValueError(f"max_decodes must be positive, got {max_decodes}")
-    predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution, batch_size=max_batch)
+    predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution, batch_size=max_batch,
+                          abstain_risk=abstain_risk)
     limits = UploadLimits(max_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels)
     batcher: Batcher[PreparedImage, Prediction] = Batcher(predictor.run, max_batch=max_batch,
                                                          max_wait=max_wait_ms / 1000, max_queue=max_queue)
@@ -261,16 +265,20 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
     async def model_info() -> dict[str, Any]:
         return info
 
-    async def answer(file: UploadFile) -> dict[str, Any]:
+    async def answer(file: UploadFile, skin_tone: str | None, risk: float | None) -> dict[str, Any]:
         """Read, check and decode the upload (``max_decodes`` at a time), predict in a batch, render."""
         name = shorten(file.filename or "upload")
+        try:
+            predictor.check_trust(skin_tone, risk)
+        except UncalibratedError as error:
+            raise UploadError(400, str(error)) from error
         slots: asyncio.Semaphore = app.state.slots
         async with slots:
             data = await file.read(limits.max_bytes + 1)
             await run_in_threadpool(check_upload, data, name, limits)
             try:
                 prepared = await run_in_threadpool(predictor.prepare, data, name, min_side=min_side,
-                                                   display_max=display_max)
+                                                   display_max=display_max, skin_tone=skin_tone, abstain_risk=risk)
             except DermXDBError as error:
                 raise UploadError(422, str(error)) from error
             del data
@@ -283,7 +291,12 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS)
     async def predict(request: Request,
-                      file: UploadFile = File(..., description="An image: JPEG, PNG, WebP, TIFF or BMP.")) -> Any:
+                      file: UploadFile = File(..., description="An image: JPEG, PNG, WebP, TIFF or BMP."),
+                      skin_tone: str | None = Form(None, description="The image's skin tone (a calibration group "
+                                                                     "of the model); default: unknown."),
+                      abstain_risk: float | None = Form(None, ge=0.0, le=1.0, description=(
+                          "Abstain when the calibrated top probability is below the confidence whose "
+                          "validation error rate was at most this; default: the service's."))) -> Any:
         parts = (await request.form()).getlist("file")  # the form FastAPI parsed, cached by the request
         if len(parts) != 1:
             raise UploadError(400, f"send exactly one file in the 'file' field; got {len(parts)}")
@@ -291,7 +304,7 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
             raise _busy(f"{app.state.pending} requests are waiting already")
         app.state.pending += 1
         try:
-            return await answer(file)
+            return await answer(file, skin_tone or None, abstain_risk)
         finally:
             app.state.pending -= 1
 

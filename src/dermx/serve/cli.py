@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dermx.choices import ResolutionPolicy
-from dermx.cli_common import PRESENT_FROM, guarded, option, renamed
+from dermx.cli_common import PRESENT_FROM, guarded, option, refuse_option, renamed
 from dermx.serve.uploads import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -44,23 +44,29 @@ def serve_command(
     weights: Annotated[Path | None, option("--weights")] = None,
     num_classes: Annotated[int | None, option("--n-classes")] = None,
     class_names: Annotated[Path | None, option("--class-names")] = None,
+    abstain_risk: Annotated[float | None, option("--abstain-risk")] = None,
 ) -> None:
     """Serve POST /v1/predict, GET /v1/model, GET /health and an upload page at /.
 
     --model is a dermx checkpoint, or a timm model name with --weights FILE (its classes ranked, the top
-    class's map; no characteristics)."""
+    class's map; no characteristics). --abstain-risk is the default of requests that name no
+    abstain_risk."""
     import uvicorn
 
     from dermx.explain.cli import predictable_model
+    from dermx.predict import UncalibratedError
     from dermx.serve.app import create_app
     from dermx.serve.protocol import MAX_HEADER_BYTES, guarded_protocol
 
     loaded = predictable_model(model, weights, num_classes=num_classes, class_names=class_names,
                                threshold=threshold)
-    service = create_app(loaded, method=method, threshold=PRESENT_FROM if threshold is None else threshold,
-                         resolution=resolution, max_upload_mb=max_upload_mb, max_pixels=max_pixels,
-                         max_batch=batch_size, max_decodes=max_decodes, max_queue=max_queue,
-                         body_timeout=body_timeout)
+    try:
+        service = create_app(loaded, method=method, threshold=PRESENT_FROM if threshold is None else threshold,
+                             resolution=resolution, max_upload_mb=max_upload_mb, max_pixels=max_pixels,
+                             max_batch=batch_size, max_decodes=max_decodes, max_queue=max_queue,
+                             body_timeout=body_timeout, abstain_risk=abstain_risk)
+    except UncalibratedError as error:
+        refuse_option(error.option, str(error))
     uvicorn.run(service, host=host, port=port, log_level="info", http=guarded_protocol(header_timeout),
                 timeout_keep_alive=keep_alive, h11_max_incomplete_event_size=MAX_HEADER_BYTES)
 

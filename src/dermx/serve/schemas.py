@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 class RankedDiagnosis(BaseModel):
     name: str
-    probability: float = Field(description="Softmax probability.")
+    probability: float = Field(description="Softmax probability (calibrated when `calibrated`).")
 
 
 class Characteristic(BaseModel):
@@ -33,7 +33,7 @@ class InputArea(BaseModel):
 
 class PredictResponse(BaseModel):
     source: str
-    diagnosis: str = Field(description="Top-ranked diagnosis.")
+    diagnosis: str | None = Field(description="Top-ranked diagnosis; null when the model abstains (`reason`).")
     diagnoses: list[RankedDiagnosis] = Field(description="Every diagnosis, best first.")
     characteristics: list[Characteristic]
     threshold: float
@@ -48,6 +48,23 @@ class PredictResponse(BaseModel):
     colorbar: str = Field(description="PNG data URL of the overlays' colour scale, map value 0 (left) to 1.")
     input_area: InputArea | None = Field(description="Where the image lies in `image` when padding was added "
                                                       "to fit the model input; null otherwise.")
+    calibrated: bool = Field(description="Whether the probabilities are calibrated (temperature fitted on the "
+                                         "validation images in training); the fields below need it.")
+    calibration_note: str | None = Field(None, description="Why the model is not calibrated.")
+    temperature: float | None = Field(None, description="T of the probabilities softmax(z / T).")
+    skin_tone: str | None = Field(None, description="The skin tone the request gave (null: unknown).")
+    group_key: str | None = Field(None, description="The attribute the calibration groups are values of.")
+    group_note: str | None = Field(None, description="Whose temperature and set threshold were used.")
+    diagnosis_set: list[str] | None = Field(None, description="Classes of the conformal set, most probable "
+                                                              "first.")
+    set_coverage: float | None = Field(None, description="1 − α: the share of images, exchangeable with the "
+                                                         "validation images, whose set holds the true class.")
+    set_threshold: float | str | None = Field(None, description="Conformal threshold used ('inf': every class).")
+    abstain_risk: float | None = Field(None, description="Target risk of abstention (null: none asked).")
+    abstain_threshold: float | str | None = Field(None, description="Top probability below which the model "
+                                                                    "abstains ('inf': always).")
+    abstain: bool | None = Field(None, description="The model abstains: no top diagnosis, the set instead.")
+    reason: str | None = Field(None, description="Why it abstains: 'uncertain: A or B' (the set's classes).")
 
 
 class CheckpointInfo(BaseModel):
@@ -69,6 +86,18 @@ class TrainingData(BaseModel):
     n_test: int | None = None
 
 
+class Calibration(BaseModel):
+    """The calibration the checkpoint carries, fitted on its validation images in training."""
+
+    temperature: float
+    alpha: float = Field(description="Error rate of the diagnosis sets.")
+    score: str = Field(description="Conformity score of the sets (lac or aps).")
+    n: int = Field(description="Validation images it was fitted on.")
+    group_key: str | None
+    group_temperatures: dict[str, float]
+    group_counts: dict[str, int] = Field(description="Validation images per group.")
+
+
 class ModelInfo(BaseModel):
     """``GET /v1/model``: what the service runs."""
 
@@ -85,6 +114,9 @@ class ModelInfo(BaseModel):
     dermx_version: str
     training_data: TrainingData
     checkpoint: CheckpointInfo | None
+    calibration: Calibration | None
+    calibration_note: str = Field(description="Why there is no calibration (empty when there is one).")
+    abstain_risk: float | None = Field(description="The service's default target risk of abstention.")
 
 
 class Health(BaseModel):

@@ -7,8 +7,9 @@ Run folder layout::
                                    (``resume=True`` continues from last)
     <out>/logs/metrics.csv         CSV log, kept across resumes
     <out>/tensorboard/             TensorBoard events, when tensorboard or tensorboardX is installed
-    <out>/model/                   shareable checkpoint of the selected model (see dermx.models) and its
-                                   model card README.md (dermx.train.provenance)
+    <out>/model/                   shareable checkpoint of the selected model (see dermx.models), with
+                                   its calibration fitted on the validation split (dermx.train.calibrate),
+                                   and its model card README.md (dermx.train.provenance)
     <out>/predictions.csv          test-part predictions, when the run has a test part
     <out>/missing_images.txt       DermXDB images the image folder lacks (left out), when there are any
 """
@@ -35,6 +36,7 @@ from dermx import vocab
 from dermx.atomic import write_text
 from dermx.models import DermXNet, build_model, save_checkpoint
 from dermx.progress import PlainProgress
+from dermx.train.calibrate import calibrate, calibration_record, summary_line
 from dermx.train.collection import Collection, collection_of
 from dermx.train.config import TrainConfig
 from dermx.train.datamodule import DermXDataModule, split_table
@@ -192,7 +194,8 @@ def frame_scores(frame: pd.DataFrame, diagnoses: tuple[str, ...], chars: tuple[s
 
 
 def fit(config: TrainConfig) -> TrainResult:
-    """Train one model as ``config`` says; select it on the inner validation split; export it.
+    """Train one model as ``config`` says; select it on the inner validation split; calibrate it on the
+    same split (:mod:`dermx.train.calibrate`); export it.
 
     When the run fails before anything is written (bad data folder, bad trainer flags), the ``out``
     folder is removed again if this call created it.
@@ -247,11 +250,14 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
     result = TrainResult(run_dir / "model", run_dir, metrics)
     if not trainer.is_global_zero:
         return result
-    save_checkpoint(model.cpu(), result.checkpoint_dir)
+    calibration = calibrate(model.cpu(), data.dataset("val", augment=False), data.db, config.optim.batch_size)
+    model.config.calibration = calibration_record(calibration)
+    save_checkpoint(model, result.checkpoint_dir)
     write_model_card(result.checkpoint_dir, model.config, metrics, model.map_grid())
     if data.parts["test"]:
         frame = predict_frame(model, data.dataset("test", augment=False), config.optim.batch_size)
         result.predictions = write_text(run_dir / "predictions.csv", frame.to_csv(index=False))
         scores = frame_scores(frame, model.config.diagnoses, model.config.characteristics)
         metrics.update({f"test/{k}": v for k, v in scores.items()})
+    Console(stderr=True).print(summary_line(calibration), markup=False, highlight=False, soft_wrap=True)
     return result

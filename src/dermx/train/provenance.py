@@ -24,7 +24,8 @@
 
 Beside the weights, :func:`write_model_card` writes ``README.md``: architecture, classes and
 characteristics, this record, the resolution policy, map grid, the exported epoch's validation
-figures (:func:`epoch_metrics`), the weight source, intended use and limits.
+figures (:func:`epoch_metrics`), the calibration fitted on the validation split (:func:`calibration_section`),
+the weight source, intended use and limits.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ import pandas as pd
 from dermx.atomic import write_text
 from dermx.data import pixel_digest
 from dermx.models import ModelConfig
+from dermx.models.checkpoint import CALIBRATION_SKIPPED
 from dermx.train.datasets import Item
 from dermx.train.splits import parts_digest
+from dermx.trust.fitted import MIN_GROUP
 
 
 def items_identity(items: Sequence[Item]) -> str:
@@ -104,6 +107,25 @@ def _describe_weights(source: dict[str, Any]) -> str:
     return "random initialisation (no pretrained weights)"
 
 
+def calibration_section(record: dict[str, Any] | None) -> str:
+    """The model card's account of ``ModelConfig.calibration``: temperature(s), α, score, validation images
+    per group, or why there is none."""
+    if record is None:
+        return "None recorded: predictions of this model say `\"calibrated\": false`."
+    if CALIBRATION_SKIPPED in record:
+        return f"Skipped: {record[CALIBRATION_SKIPPED]}. Predictions of this model say `\"calibrated\": false`."
+    counts = record.get("group_counts") or {}
+    temperatures = record.get("group_temperatures") or {}
+    groups = "\n".join(f"| {g} | {n} | {temperatures[g]:.4g} |" if g in temperatures else
+                       f"| {g} | {n} | overall (fewer than {MIN_GROUP} images) |" for g, n in sorted(counts.items()))
+    table = (f"\n\n| {record.get('group_key')} | validation images | temperature |\n|---|---|---|\n{groups}"
+             if counts else "\n\nNo groups: the validation images carry no skin tone.")
+    return (f"Fitted on the {record['n']} validation images (never test images): temperature "
+            f"{record['temperature']:.4g}; diagnosis sets at error rate α = {record['alpha']:g} with the "
+            f"`{record['score']}` score (they hold the reference class for ≥ {1 - record['alpha']:.0%} of images "
+            f"exchangeable with the validation images, per group with the group's threshold).{table}")
+
+
 def model_card(config: ModelConfig, metrics: dict[str, float], map_grid: tuple[int, int]) -> str:
     """The ``model/README.md`` of a trained model: what it is, what it saw, how well it did, its limits."""
     data = config.training_data
@@ -133,6 +155,10 @@ images missing from the image folder: {data.get("missing_images", 0)} |
 | metric | value |
 |---|---|
 {figures}
+
+## Calibration
+
+{calibration_section(config.calibration)}
 
 ## Intended use and limits
 

@@ -54,6 +54,16 @@ function fitStages() {
   for (const stage of document.querySelectorAll(".stage")) stage.style.setProperty("--aspect", String(aspect));
 }
 
+function showTrust(result) {
+  // the calibrated model's diagnosis set and abstention (an uncalibrated one says so)
+  $("abstention").hidden = !result.abstain;
+  $("abstention").textContent = result.abstain ? `No single diagnosis: ${result.reason}` : "";
+  $("diagnosis-set").textContent = result.calibrated
+    ? `Calibrated (T = ${result.temperature.toFixed(2)}). Diagnosis set (${Math.round(result.set_coverage * 100)}% `
+      + `coverage): ${result.diagnosis_set.join(", ") || "empty"}. ${result.group_note}.`
+    : `Uncalibrated probabilities: ${result.calibration_note}.`;
+}
+
 function render(result) {
   $("photo").onload = fitStages;
   $("photo").src = result.image;
@@ -62,6 +72,7 @@ function render(result) {
   $("colorbar").src = result.colorbar;
   $("diagnoses").replaceChildren();
   for (const d of result.diagnoses) bar($("diagnoses"), d.name, d.probability);
+  showTrust(result);
   $("characteristics").replaceChildren();
   const sorted = [...result.characteristics].sort((a, b) => b.probability - a.probability);
   for (const c of sorted) bar($("characteristics"), c.name, c.probability, c.present ? "present" : "absent");
@@ -94,7 +105,7 @@ async function upload(file) {
     const payload = await response.json();
     if (!response.ok) throw new Error(payload.error || JSON.stringify(payload.detail) || response.statusText);
     render(payload);
-    setStatus(`${payload.source}: ${payload.diagnosis}`);
+    setStatus(`${payload.source}: ${payload.abstain ? payload.reason : payload.diagnosis}`);
   } catch (error) {
     setStatus(`Could not analyse ${file.name}: ${error.message}`, true);
   }
