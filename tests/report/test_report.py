@@ -382,3 +382,19 @@ def test_example_panels_hatch_the_padding_of_the_model_input(report: Path) -> No
     assert set(np.unique(band)) <= {PADDING_GREY, HATCH_GREY} and {PADDING_GREY, HATCH_GREY} <= set(np.unique(band))
     plain = np.asarray(panel(image))
     assert not set(np.unique(plain[:2] if top > 0 else plain[:, :2])) <= {PADDING_GREY, HATCH_GREY}
+
+
+def test_the_trust_section_renders_and_a_run_from_before_it_still_renders(report: Path, tmp_path: Path) -> None:
+    """The section "Trust per skin tone" (one table and one reliability figure per model); a summary.json
+    without the keys ``groups``, ``calibration``, ``conformal`` and ``selective`` (an older run of this
+    schema) renders without it."""
+    text = report.read_text(encoding="utf-8")
+    assert "Trust per skin tone</h2>" in text and 'alt="reliability per skin tone oracle"' in text
+    assert "model carries no calibration" in text
+    summary = json.loads((report.parent / "summary.json").read_text())
+    for name in ("items.csv", "images.csv", "examples.npz", "manifest.json"):
+        shutil.copy(report.parent / name, tmp_path / name)
+    old = {k: v for k, v in summary.items() if k not in ("groups", "calibration", "conformal", "selective")}
+    (tmp_path / "summary.json").write_text(json.dumps(old))
+    rendered = render_report(tmp_path).read_text(encoding="utf-8")
+    assert "Trust per skin tone" not in rendered and "Headline</h2>" in rendered

@@ -35,6 +35,7 @@ from dermx.geometry import InputSpec
 from dermx.models import CheckpointError, DermXNet, ModelConfig, load_checkpoint
 from dermx.models.checkpoint import checkpoint_dir
 from dermx.train.datasets import ImageDataset, MapFn, dermxdb_items
+from dermx.trust.fitted import ModelCalibration
 from dermx.vocab_map import Aliases, characteristic_name, diagnosis_name
 
 
@@ -45,13 +46,16 @@ class Explanation:
     ``diagnosis`` (B, 6) softmax probabilities in :data:`dermx.vocab.DIAGNOSES` order;
     ``characteristic`` (B, C) sigmoid probabilities of the candidate's characteristics
     (:attr:`Candidate.characteristics`; C = 0 for ``dx-only``); ``characteristic_maps`` (B, C, h, w);
-    ``diagnosis_maps`` (B, 1, h, w), the map of the predicted diagnosis.
+    ``diagnosis_maps`` (B, 1, h, w), the map of the predicted diagnosis. ``diagnosis_logits`` (B, 6): the
+    logits behind ``diagnosis`` in the same order, NaN for a DermXDB class the model lacks (``None``: a
+    stand-in that gives probabilities only); calibration (:mod:`dermx.trust`) needs them.
     """
 
     diagnosis: Tensor
     characteristic: Tensor
     characteristic_maps: Tensor
     diagnosis_maps: Tensor
+    diagnosis_logits: Tensor | None = None
 
 
 #: How a candidate explains a batch of :class:`~dermx.train.ImageDataset` (``image``, ``maps`` = the
@@ -120,6 +124,7 @@ class Candidate:
     explain: Explain
     checkpoint: str = ""
     model: DermXNet | None = None
+    calibration: ModelCalibration | None = None
 
     @property
     def stems(self) -> tuple[str, ...]:
@@ -147,11 +152,12 @@ class Candidate:
     @classmethod
     def stand_in(cls, name: str, explain: Explain, stems: Sequence[str], spec: InputSpec, map_grid: tuple[int, int],
                  *, characteristics: Sequence[str] = vocab.CHARACTERISTICS, kind: ModelKind = "dermx",
-                 fold: int | None = None) -> Candidate:
+                 fold: int | None = None, calibration: ModelCalibration | None = None) -> Candidate:
         """A candidate that is not a checkpoint (a known answer, a baseline of one's own): ``explain``
-        answers every batch, on the given test ``stems``."""
+        answers every batch, on the given test ``stems``; ``calibration``: the one it carries, if any."""
         return cls(name, fold, kind, spec, tuple(map_grid), ModelNames.dermxdb(characteristics),  # type: ignore[arg-type]
-                   EvalSet(tuple(stems), "overlap-allowed", note="a stand-in, not a trained model"), explain)
+                   EvalSet(tuple(stems), "overlap-allowed", note="a stand-in, not a trained model"), explain,
+                   calibration=calibration)
 
 
 class Batches:
@@ -206,15 +212,19 @@ class CamExplainer:
         n_char = len(self.model.config.characteristics)
         _, characteristic = (p.cpu() for p in self.model.probabilities(logits))
         shared = [c for c in self.dx_columns if c >= 0]
-        within = logits["diagnosis"].detach().cpu().float()[:, shared].softmax(dim=1)
-        diagnosis = torch.zeros(within.shape[0], len(vocab.DIAGNOSES))
-        diagnosis[:, [i for i, c in enumerate(self.dx_columns) if c >= 0]] = within
+        own = logits["diagnosis"].detach().cpu().float()[:, shared]
+        ours = [i for i, c in enumerate(self.dx_columns) if c >= 0]
+        diagnosis = torch.zeros(own.shape[0], len(vocab.DIAGNOSES))
+        diagnosis[:, ours] = own.softmax(dim=1)
+        dx_logits = torch.full_like(diagnosis, float("nan"))
+        dx_logits[:, ours] = own
         maps = result.maps.detach().cpu().clamp(0, 1)
         keep = (characteristic >= self.threshold).to(maps.dtype)[..., None, None]
         column = torch.tensor(self.dx_columns)[diagnosis.argmax(dim=1)]  # the model's own class index
         dx_maps = maps[:, n_char:].gather(1, column[:, None, None, None].expand(-1, 1, *maps.shape[-2:]))
         chars = self.char_columns
-        return Explanation(diagnosis, characteristic[:, chars], (maps[:, :n_char] * keep)[:, chars], dx_maps)
+        return Explanation(diagnosis, characteristic[:, chars], (maps[:, :n_char] * keep)[:, chars], dx_maps,
+                           dx_logits)
 
 
 def find_checkpoints(path: str | Path) -> dict[int | None, Path]:
@@ -258,5 +268,18 @@ def load_candidates(name: str, path: str | Path, db: DermXDB, *, method: CamMeth
         if config.vocabulary == "own":
             test = test.restrict(db, names.shared_diagnoses, names.shared_characteristics)
         out.append(Candidate(name, fold, config.kind, config.input_spec, model.map_grid(), names, test,
-                             CamExplainer(model, names, method, threshold), str(directory), model))
+                             CamExplainer(model, names, method, threshold), str(directory), model,
+                             carried_calibration(model, directory)))
     return out
+
+
+def carried_calibration(model: DermXNet, directory: Path) -> ModelCalibration | None:
+    """The calibration a checkpoint carries (``config.calibration``, fitted on its validation split by
+    training), or ``None`` when it carries none; an unreadable record is an error naming the checkpoint."""
+    record = getattr(model.config, "calibration", None)
+    if record is None:
+        return None
+    try:
+        return ModelCalibration.from_dict(record)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{directory}: its calibration record cannot be read ({error})") from error

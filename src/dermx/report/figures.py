@@ -185,3 +185,37 @@ def shortcut(summary: dict[str, Any]) -> bytes:
                title=f"watermark drawn on class {block['class']} (*); test images per class in brackets; bars: 95 % "
                      "CI over patients", title_fontsize=8)
     return png(fig)
+
+
+def reliability_per_group(summary: dict[str, Any], model: str) -> bytes:
+    """One model's reliability diagrams, one panel per group (``all`` first, then each skin tone):
+    accuracy against mean confidence per confidence bin (``summary["calibration"]``), of the model's own
+    probabilities and, when it carries a calibration, of the calibrated ones; a marker's area follows the
+    images in its bin; the panel's title gives the images and each ECE."""
+    block = summary["calibration"][model]
+    states = {"uncalibrated": block["uncalibrated"], "calibrated": block.get("calibrated")}
+    groups = list(block["uncalibrated"]["reliability"])
+    fig, axes = plt.subplots(1, len(groups), figsize=(2.6 * len(groups) + 0.6, 3.1), sharey=True,
+                             layout="constrained", squeeze=False)
+    for ax, group in zip(axes[0], groups, strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+        eces = []
+        for (state, entry), colour in zip(states.items(), ("tab:red", "tab:blue"), strict=True):
+            if not entry:
+                continue
+            bins = entry["reliability"][group]
+            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], color=colour, linewidth=1,
+                    label=state)
+            ax.scatter([b["confidence"] for b in bins], [b["accuracy"] for b in bins], color=colour,
+                       s=[8 + 2 * b["n"] for b in bins], zorder=3)
+            when = "before" if state == "uncalibrated" else "after"
+            eces.append(f"{when} {_mean(entry['groups'][group]['ece']):.2f}")
+        n = block["uncalibrated"]["groups"][group]["ece"]["n"]
+        ax.set_title(f"{group} ({n} images)\nECE " + ", ".join(eces), fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence", fontsize=8)
+    axes[0][0].set_ylabel("accuracy", fontsize=8)
+    _legend_above(fig, axes[0][0], f"{model}: reliability per skin tone ({block['bins']} equal-width bins; "
+                                   "marker area: images in the bin)", ncol=2)
+    return png(fig)

@@ -21,7 +21,8 @@ from dermx.explain.methods import method_title
 from dermx.jsonio import strict_json
 from dermx.report import figures, images, panels
 from dermx.report.leaderboard_section import leaderboard_section
-from dermx.report.verdict import PAIRED_KINDS, RULES, flags, verdict
+from dermx.report.trust_section import trust_section
+from dermx.report.verdict import GAP_RULE, PAIRED_KINDS, RULES, flags, verdict
 from dermx.runs.examples import read_examples
 from dermx.runs.manifest import manifest_rows, read_manifest
 from dermx.runs.summary import read_summary
@@ -175,7 +176,7 @@ def verdict_html(summary: dict[str, Any]) -> str:
     stated = (f"<p><b>What the demo set out to show</b> (each read from a 95 % CI; thresholds fixed before the "
               f"run)</p><ul class='checks'>{checks}</ul>" if checks else "")
     return (f"<div class='verdict' id='verdict'><b>Verdict</b>{stated}<ul>{items}</ul><p class='note'>"
-            f"{html.escape(RULES)}</p></div>")
+            f"{html.escape(RULES)} {html.escape(GAP_RULE)}</p></div>")
 
 
 def protocol_note(summary: dict[str, Any]) -> str:
@@ -363,6 +364,7 @@ def render_report(run_dir: str | Path) -> Path:
     parts += ["<h2>Diagnosis</h2>", *(_figure(figures.confusion(summary, m), f"confusion {m}") for m in models),
               _figure(figures.per_class_f1(summary), "per-class F1"),
               _figure(figures.reliability(summary), "reliability diagram")]
+    parts.append(trust_section(summary, _table))
     parts += ["<h2>Strata</h2>"]
     for by, title in (("skin_tone", "skin tone"), ("reference", "diagnosis"), ("age", "age group"),
                       ("correct", "correct diagnosis")):

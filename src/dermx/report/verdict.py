@@ -14,6 +14,10 @@ Rules (stated in the report beside the verdict):
   (``summary["gap_closed"]``).
 - two models differ when the paired bootstrap CI of their difference (same images and pairs)
   excludes 0.
+- a group of images (a skin tone) is named when the CI of its gap to the rest of the model's images,
+  ``θ(group) − θ(rest)`` with the patients of all of them resampled together, excludes 0, for the
+  diagnosis (accuracy, macro F1) and the explanations (map Dice, pointing) alike
+  (``summary["groups"]``); the gaps of one score of one model are Bonferroni-adjusted over its groups.
 """
 
 from __future__ import annotations
@@ -41,6 +45,18 @@ RULES = ("Above / below: the paired bootstrap CI of model − baseline on the mo
          "best baseline) / (ceiling − best baseline), the ceiling being the raters scored exactly as the model "
          "(each rater against the others, on the model's pairs), its CI drawing the three together. Cells marked "
          "⚠ in the table are not above every baseline.")
+
+#: Each group score's sentence: (what is compared, word when the group is lower, word when higher, name).
+GAP_WORDS: dict[str, tuple[str, str, str, str]] = {
+    "accuracy": ("diagnoses are", "less accurate", "more accurate", "accuracy"),
+    "macro_f1": ("diagnoses are", "less accurate by class", "more accurate by class", "macro F1"),
+    "dice": ("maps agree", "less with the experts", "more with the experts", "Dice"),
+    "pointing": ("maps point", "less often at what the experts outlined", "more often at what the experts outlined",
+                 "pointing game"),
+}
+GAP_RULE = ("Groups: a skin tone is named when the CI of its gap to the rest of the model's test images (group − "
+            "rest, the patients of all of them resampled together) excludes 0; the gaps of one score of one model "
+            "are Bonferroni-adjusted over its skin tones.")
 
 
 @dataclass(frozen=True)
@@ -165,7 +181,28 @@ def paired_sentence(pair: dict[str, Any]) -> str:
     return f"{a} and {b} do not differ on {what}: {a} − {b} = {diff.signed()} {images}; the CI includes 0."
 
 
+def group_gaps(summary: dict[str, Any]) -> list[str]:
+    """One sentence per (model, group, score) whose gap's CI excludes 0 (``summary["groups"]``; none for a
+    run from before groups), e.g. "DermX+: maps agree less with the experts on skin tone dark: Dice
+    −0.050 [−0.090, −0.010] vs the rest (images 40 of 188; CI at 98.3 %)"."""
+    block = summary.get("groups") or {}
+    by = str(block.get("by", "group")).replace("_", " ")
+    out = []
+    for model, entry in block.get("models", {}).items():
+        total = sum(g["images"] for g in entry["groups"].values())
+        for name, group in entry["groups"].items():
+            for score, (subject, lower, higher, label) in GAP_WORDS.items():
+                gap = Estimate.of(group.get("gap", {}).get(score))
+                if gap is None or relation(gap) == "not distinguishable":
+                    continue
+                word = lower if gap.high < 0 else higher
+                level = group["gap"][score].get("level", 0.95)
+                out.append(f"{model}: {subject} {word} on {by} {name}: {label} {gap.signed()} vs the rest "
+                           f"({group['images']} of {total} images; CI at {100 * level:.1f} %).")
+    return out
+
+
 def verdict(summary: dict[str, Any]) -> list[str]:
-    """The verdict sentences: one per model, then one per paired comparison."""
+    """The verdict sentences: one per model, one per paired comparison, then one per group gap."""
     return ([model_sentence(summary, model) for model in _rows(summary, "model")]
-            + [paired_sentence(pair) for pair in summary.get("paired", [])])
+            + [paired_sentence(pair) for pair in summary.get("paired", [])] + group_gaps(summary))

@@ -10,6 +10,7 @@ import pandas as pd
 
 from dermx.choices import CamMethod, EvalMapSize, FusionRule, Selection
 from dermx.evaluate.benchmark.scoring import BASELINES, POINTING_TOLERANCE
+from dermx.trust.fitted import ModelCalibration
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,8 @@ class BenchmarkConfig:
     ``raters``: the annotators whose outlines make the references, the presence labels and the raters'
     ceiling (default: every first-pass rater); a held-out-raters protocol names the raters a DermX+
     model did not learn from. ``pointing_tolerance``: the pointing game's, a share of the shorter side
-    of the grid maps are compared on.
+    of the grid maps are compared on. ``abstain_risk``: the target risk of the abstention rule applied
+    to the test images with a model's calibration (:mod:`~dermx.evaluate.benchmark.trust`).
     """
 
     method: CamMethod = "gradcam"
@@ -42,6 +44,7 @@ class BenchmarkConfig:
     seed: int = 0
     batch_size: int = 16
     pointing_tolerance: float = POINTING_TOLERANCE
+    abstain_risk: float = 0.1
     agreement: bool = True
     shortcut_test: bool = True
     examples: bool = True
@@ -56,8 +59,9 @@ class BenchmarkConfig:
 class BenchmarkResult:
     """Tables of a run (:mod:`dermx.runs.tables`): per-pair ``items``, ``baselines``, per-image
     ``images``, the raters scored as the models are (``ceiling``) and the raters' answers (``raters``);
-    the conditional rater-agreement summary; example arrays for the report; the models; and (after
-    summarising) ``summary``."""
+    the conditional rater-agreement summary; example arrays for the report; the models; (after
+    summarising) ``summary``; and the calibration each model's checkpoint carries, one per fold of its
+    ``models`` entry (``None`` where it carries none)."""
 
     items: pd.DataFrame
     baselines: pd.DataFrame
@@ -69,3 +73,4 @@ class BenchmarkResult:
     config: BenchmarkConfig
     models: dict[str, dict[str, Any]]
     summary: dict[str, Any] = field(default_factory=dict)
+    calibrations: dict[str, list[ModelCalibration | None]] = field(default_factory=dict)

@@ -45,6 +45,7 @@ from dermx.runs.examples import write_examples
 from dermx.runs.layout import TABLES
 from dermx.runs.summary import write_summary
 from dermx.runs.tables import write_tables
+from dermx.trust.fitted import ModelCalibration
 
 __all__ = ["run_benchmark", "shared_stems", "write_benchmark"]
 
@@ -70,8 +71,10 @@ def _score_native(db: DermXDB, references: ReferenceMaps, batch: dict[str, Tenso
         def back(maps: Tensor, native: tuple[int, int] = native) -> Tensor:
             return to_native(maps, native, candidate.spec.size, candidate.spec.policy)
 
+        logits = explanation.diagnosis_logits
         one = Explanation(explanation.diagnosis[i:i + 1], explanation.characteristic[i:i + 1],
-                          back(explanation.characteristic_maps[i:i + 1]), back(explanation.diagnosis_maps[i:i + 1]))
+                          back(explanation.characteristic_maps[i:i + 1]), back(explanation.diagnosis_maps[i:i + 1]),
+                          logits[i:i + 1] if logits is not None else None)
         single = {k: v[i:i + 1] for k, v in batch.items() if k != "maps"}
         out.append(_score(single, [stem], one, candidate, config, references(stem, None)[None]))
     return out
@@ -158,8 +161,10 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
     all_stems = sorted({s for c in candidates for s in c.stems})
     parts: list[tuple[Candidate, BatchTables]] = []
     models: dict[str, dict[str, Any]] = {}
+    calibrations: dict[str, list[ModelCalibration | None]] = {}
     for candidate in candidates:
         _model_entry(models, candidate, writer.out)
+        calibrations.setdefault(candidate.name, []).append(candidate.calibration)
         batches = candidate.batches(db, map_fn=references, batch_size=config.batch_size, annotators=config.raters)
         mine: list[tuple[Candidate, BatchTables]] = []
         for stems, batch in wrap(batches, f"explaining {candidate.label}", len(batches)):
@@ -181,7 +186,8 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
         items=items, baselines=tables["baselines"], images=images,
         ceiling=_ceiling(db, candidates, config, wrap), raters=rater_answers(db, all_stems, config.raters),
         agreement=_agreement(db, all_stems, candidates, config, wrap),
-        examples=_examples(db, candidates, reasons, references, config), config=config, models=models)
+        examples=_examples(db, candidates, reasons, references, config), config=config, models=models,
+        calibrations=calibrations)
     result.summary = summarize_benchmark(result)
     if config.shortcut_test:
         patients = {s: db.images[s].patient for s in all_stems}

@@ -36,9 +36,10 @@ reference) pair that some row of the batch uses, so that any selection of model 
 with them on (stem, reference). Only the kept pairs are scored: they are gathered into one
 (pairs, 1, h, w) stack and reduced at once.
 
-Per image: probabilities, prediction, and the share of the diagnosis map's energy on the watermark
-and on the lesions, ``Σ s·m / Σ s`` for the crisp masks m, next to their area shares (the score of a
-uniform map).
+Per image: probabilities (``dx:<class>``) and, when the model gives them, the logits behind them
+(``logit:<class>``, NaN for a class the model lacks), prediction, and the share of the diagnosis map's
+energy on the watermark and on the lesions, ``Σ s·m / Σ s`` for the crisp masks m, next to their area
+shares (the score of a uniform map).
 """
 
 from __future__ import annotations
@@ -201,6 +202,8 @@ def score_batch(
         "stem": names, "reference": dx_names[reference.numpy()], "predicted": dx_names[predicted.numpy()],
         "correct": correct, "confidence": explanation.diagnosis.amax(dim=1).double().numpy(),
         **{f"dx:{d}": explanation.diagnosis[:, i].double().numpy() for i, d in enumerate(vocab.DIAGNOSES)},
+        **({f"logit:{d}": explanation.diagnosis_logits[:, i].double().numpy() for i, d in enumerate(vocab.DIAGNOSES)}
+           if explanation.diagnosis_logits is not None else {}),
         **{f"char:{c}": explanation.characteristic[:, i].double().numpy() for i, c in enumerate(characteristics)},
         **{f"char_ref:{c}": present[:, vocab.CHARACTERISTICS.index(c)].numpy() for c in characteristics},
         "has_watermark": (watermark.amax(dim=(1, 2, 3)) > 0).numpy(),

@@ -22,6 +22,12 @@ intervals are over patients wherever the images have patient ids)::
                              pairwise (unordered pairs for Dice and IoU), diagnosis, identification
     paired                   [{a, b, kind, score, difference E}] for every two models, same pairs
     strata[by][model]        [{stratum, images, accuracy (Wilson), dice E}] by reference, skin_tone, age, correct
+    groups                   {by: skin_tone, models: {model: {kind, level, groups: {tone: {images, patients,
+                             accuracy E, macro_f1 E, dice E, pointing E, gap: {score: E of group − rest}}}}}}
+                             (:mod:`.groups`)
+    calibration[model]       ECEs, Brier, NLL per skin tone, uncalibrated and with the model's calibration
+    conformal[model]         diagnosis sets' coverage and size per skin tone, marginal and Mondrian
+    selective[model]         AURC per skin tone; the abstention rule at ``abstain_risk`` (:mod:`.trust`)
     shared                   images every model was scored on: counts, per model macro_f1 E and Dice E
     shortcut                 class, per model per class: energy share on the watermark and the lesions
     headline                 rows of the summary table (models, raters, baselines)
@@ -42,7 +48,9 @@ from dermx import vocab
 from dermx.choices import Selection
 from dermx.evaluate.benchmark.ceiling import pair_ceiling
 from dermx.evaluate.benchmark.config import BenchmarkResult
+from dermx.evaluate.benchmark.groups import group_summary
 from dermx.evaluate.benchmark.scoring import DRAWN, KINDS, SCORES
+from dermx.evaluate.benchmark.trust import trust_summary
 from dermx.evaluate.stats import (
     Clusters,
     bonferroni,
@@ -52,6 +60,7 @@ from dermx.evaluate.stats import (
     image_means,
     mean_macro_f1,
     one_hot,
+    one_thread,
     paired_difference,
     proportion,
     ratio_estimate,
@@ -375,6 +384,12 @@ def summarize_benchmark(result: BenchmarkResult) -> dict[str, Any]:
                                          with_strata[(with_strata["model"] == m)
                                                      & (with_strata["kind"] == _headline_kind(items, m))], by, stats)
                               for m in models} for by in STRATA}
+    selected_kinds = {m: _headline_kind(headline_rows, m) for m in models}
+    with one_thread():
+        summary["groups"] = group_summary(images, headline_rows, selected_kinds, clusters=stats.clusters,
+                                          **stats.boot)
+        summary.update(trust_summary(images, result.models, result.calibrations, clusters=stats.clusters,
+                                     target_risk=config.abstain_risk, **stats.boot))
     summary["shortcut"] = _shortcut(images, stats.est)
     summary["shared"] = _shared(items, images, models, config.selection, stats)
     summary["headline"] = _headline(summary, items, images, models, stats)
