@@ -108,7 +108,7 @@ def trust_section(summary: dict[str, Any], table: Any) -> str:
     for model in summary["groups"]["models"]:
         parts += [f"<h3>{html.escape(model)}</h3>", table(trust_frame(summary, model)),
                   f"<p class='note'>{html.escape(_calibration_note(summary, model))}</p>"]
-        if model in summary.get("calibration", {}):
+        if (summary.get("calibration", {}).get(model) or {}).get("uncalibrated"):
             data = figures.reliability_per_group(summary, model)
             parts.append(f'<img alt="reliability per skin tone {html.escape(model)}" '
                          f'src="data:image/png;base64,{base64.b64encode(data).decode()}">')

@@ -146,6 +146,12 @@ def model_trust(images: pd.DataFrame, info: dict[str, Any], calibrations: Calibr
     ``info["folds"]``."""
     mine = images.sort_values("stem", kind="stable").reset_index(drop=True)
     classes, has_logits = _classes(mine)
+    if len(classes) < 2:  # a model of its own classes sharing one class with the data: nothing to calibrate
+        few = f"the model shares {len(classes)} diagnosis class with the data; calibration needs at least 2"
+        return {"calibration": {"bins": N_BINS, "classes": classes, "uncalibrated": None, "calibrated": None,
+                                "note": few},
+                "conformal": {"note": few},
+                "selective": {"target_risk": target_risk, "uncalibrated": None, "calibrated": None, "note": few}}
     labels = mine["reference"].map({d: i for i, d in enumerate(classes)})
     if labels.isna().any():
         raise ValueError(f"test images of classes the model lacks: {sorted(set(mine['reference'][labels.isna()]))}")
