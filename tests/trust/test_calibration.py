@@ -164,3 +164,22 @@ def test_bad_inputs_are_named() -> None:
         ece(PROBS, LABELS, binning="quantile")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="groups has 1 missing value"):
         calibration_report(PROBS, LABELS, ["a", None, "b", "b"])
+
+
+def test_the_vectorised_ece_bootstrap_gives_the_per_resample_recomputation() -> None:
+    """calibration_report's equal-width and class-wise ECE intervals come from one matrix product per
+    statistic; they equal recomputing ece/classwise_ece on every resample's repeated rows."""
+
+    from dermx.trust.calibration import calibration_report, classwise_ece, ece
+    from dermx.trust.uncertainty import statistic_interval
+
+    rng = np.random.default_rng(5)
+    p = torch.softmax(torch.from_numpy(rng.normal(0, 2, (150, 4))), dim=1)
+    y = torch.from_numpy(rng.integers(0, 4, 150))
+    patients = [str(i // 3) for i in range(150)]
+    fast = calibration_report(p, y, clusters=patients, n_boot=200, seed=2)["all"]
+    for key, statistic in (("ece", ece), ("classwise_ece", classwise_ece)):
+        slow = statistic_interval(lambda drawn, f=statistic: f(p[drawn], y[drawn]), 150, clusters=patients,
+                                  n_boot=200, seed=2)
+        assert (fast[key].estimate, fast[key].low, fast[key].high) == pytest.approx(
+            (slow.estimate, slow.low, slow.high), abs=1e-12), key

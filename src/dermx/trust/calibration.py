@@ -47,7 +47,17 @@ from scipy.optimize import minimize_scalar
 from torch import Tensor
 
 from dermx.trust._inputs import ArrayLike, as_groups, as_labels, as_logits, as_probs
-from dermx.trust.uncertainty import LEVEL, N_BOOT, Clusters, Interval, mean_interval, statistic_interval, strata, subset
+from dermx.trust.uncertainty import (
+    LEVEL,
+    N_BOOT,
+    Clusters,
+    Interval,
+    mean_interval,
+    statistic_interval,
+    strata,
+    subset,
+    weighted_interval,
+)
 
 Binning = Literal["width", "mass"]
 """Confidence bins of equal width (``width``) or holding equal numbers of rows (``mass``)."""
@@ -127,6 +137,25 @@ def _top_label(p: Tensor, y: Tensor, n_bins: int, binning: Binning) -> Reliabili
 def _classwise(p: Tensor, y: Tensor, n_bins: int, binning: Binning) -> float:
     return float(np.mean([reliability_bins(p[:, k], y == k, n_bins=n_bins, binning=binning).ece
                           for k in range(p.shape[1])]))
+
+
+def _width_ece_of_weights(values: Tensor, outcomes: Tensor, n_bins: int) -> Callable[[Tensor], Tensor]:
+    """Equal-width ECE of ``values`` (``(n,)`` or ``(n, K)``: one column per class, averaged) as a function
+    of row weights ``(B, n)``: ``Σ_b |Σ_{i∈b} w_i (o_i − v_i)| / Σ_i w_i``, which is
+    ``Σ_b (count_b / n) |accuracy_b − confidence_b|`` on the rows repeated as weighted. Equal-width bins do
+    not depend on the rows drawn, so every resample is one matrix product."""
+    v = values.reshape(values.shape[0], -1)
+    o = outcomes.reshape(v.shape).double()
+    index = (torch.bucketize(v.contiguous(), _edges(v, n_bins, "width"), right=True) - 1).clamp(0, n_bins - 1)
+    columns = index + n_bins * torch.arange(v.shape[1])  # (n, K): one block of bins per class
+    spread = torch.zeros(v.shape[0], v.shape[1] * n_bins, dtype=torch.float64)
+    spread.scatter_(1, columns, o - v)
+
+    def ece_of(weights: Tensor) -> Tensor:
+        per_bin = (weights @ spread).abs().reshape(weights.shape[0], v.shape[1], n_bins).sum(dim=2)
+        return (per_bin / weights.sum(dim=1, keepdim=True)).mean(dim=1)
+
+    return ece_of
 
 
 def reliability(probs: ArrayLike, labels: ArrayLike, *, n_bins: int = N_BINS,
@@ -256,16 +285,17 @@ def calibration_report(probs: ArrayLike, labels: ArrayLike, groups: Sequence[Any
         patients = subset(clusters, rows)
         options: dict[str, Any] = {"clusters": patients, "n_boot": n_boot, "seed": seed, "level": level}
 
-        def top(binning: Binning, pg: Tensor = pg, yg: Tensor = yg) -> Callable[[Tensor], float]:
-            return lambda drawn: _top_label(pg[drawn], yg[drawn], n_bins, binning).ece
+        confidence, predicted = pg.max(1)
+        one_hot = torch.nn.functional.one_hot(yg, pg.shape[1])
 
-        def classwise(drawn: Tensor, pg: Tensor = pg, yg: Tensor = yg) -> float:
-            return _classwise(pg[drawn], yg[drawn], n_bins, "width")
+        def mass(drawn: Tensor, pg: Tensor = pg, yg: Tensor = yg) -> float:  # edges follow the rows drawn
+            return _top_label(pg[drawn], yg[drawn], n_bins, "mass").ece
 
         out[name] = {
-            "ece": statistic_interval(top("width"), len(rows), **options),
-            "ece_mass": statistic_interval(top("mass"), len(rows), **options),
-            "classwise_ece": statistic_interval(classwise, len(rows), **options),
+            "ece": weighted_interval(_width_ece_of_weights(confidence, predicted == yg, n_bins), len(rows),
+                                     **options),
+            "ece_mass": statistic_interval(mass, len(rows), **options),
+            "classwise_ece": weighted_interval(_width_ece_of_weights(pg, one_hot, n_bins), len(rows), **options),
             "brier": mean_interval(_row_brier(pg, yg), **options),
             "nll": mean_interval(_row_nll(pg, yg), **options),
         }
