@@ -34,11 +34,13 @@ WRONG_ON = "medium"
 
 def validation_calibration() -> ModelCalibration:
     """A calibration fitted on made-up validation logits (never the test images): the true class gets a
-    logit of 2 plus noise, so the model is overconfident at T = 1 and the fit asks for T > 1."""
+    logit of 2 plus noise of SD 1.5 (calibrated at T = 1.5² / 2 = 1.125), all times 3, so the model is
+    overconfident at T = 1 and the fit asks for T ≈ 3.4, which the cross-fitted check keeps."""
     rng = np.random.default_rng(5)
     y = rng.integers(0, 6, 200)
     z = rng.normal(0, 1.5, (200, 6))
     z[np.arange(200), y] += 2.0
+    z *= 3.0
     groups = ["light"] * 100 + ["medium"] * 100
     return fit_model_calibration(z, y, groups, alpha=0.2, score="lac")
 

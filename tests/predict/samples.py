@@ -35,12 +35,14 @@ def tiny_checkpoint(directory: Path, kind: str = "dermx") -> Path:
 
 def calibrated_checkpoint(directory: Path) -> Path:
     """:func:`tiny_checkpoint` carrying a calibration fitted on known logits: 300 rows of 6 classes whose
-    labels are drawn from ``softmax(z / 2)``, half of them skin tone ``light``, half ``dark`` (each group
-    large enough for a temperature and a finite set threshold of its own)."""
+    labels are drawn from ``softmax(z / 2)`` for the 150 of skin tone ``light`` and ``softmax(z / 4)`` for
+    the 150 ``dark`` (each group large enough for a temperature and a finite set threshold of its own, and
+    far enough from the overall one for the cross-fitted check to keep it)."""
     model = load_checkpoint(tiny_checkpoint(directory))
     rng = np.random.default_rng(0)
     z = rng.normal(0, 3, (300, len(model.config.diagnoses)))
-    p = torch.softmax(torch.from_numpy(z) / 2, dim=1).numpy()
+    t = np.repeat([2.0, 4.0], 150)[:, None]
+    p = torch.softmax(torch.from_numpy(z / t), dim=1).numpy()
     y = [int(rng.choice(len(row), p=row)) for row in p]
     fitted = fit_model_calibration(z, y, ["light"] * 150 + ["dark"] * 150)
     model.config.calibration = fitted.to_dict()

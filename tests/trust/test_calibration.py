@@ -167,19 +167,26 @@ def test_bad_inputs_are_named() -> None:
 
 
 def test_the_vectorised_ece_bootstrap_gives_the_per_resample_recomputation() -> None:
-    """calibration_report's equal-width and class-wise ECE intervals come from one matrix product per
-    statistic; they equal recomputing ece/classwise_ece on every resample's repeated rows."""
+    """calibration_report's ECE intervals (equal-width, equal-mass, class-wise) come from row weights, all
+    resamples at once; they equal recomputing each ECE on every resample's repeated rows, also when
+    confidences tie (rounded to 2 decimals: equal-mass edges land on tied values)."""
 
     from dermx.trust.calibration import calibration_report, classwise_ece, ece
     from dermx.trust.uncertainty import statistic_interval
+
+    def mass(p: torch.Tensor, y: torch.Tensor) -> float:
+        return ece(p, y, binning="mass")
 
     rng = np.random.default_rng(5)
     p = torch.softmax(torch.from_numpy(rng.normal(0, 2, (150, 4))), dim=1)
     y = torch.from_numpy(rng.integers(0, 4, 150))
     patients = [str(i // 3) for i in range(150)]
-    fast = calibration_report(p, y, clusters=patients, n_boot=200, seed=2)["all"]
-    for key, statistic in (("ece", ece), ("classwise_ece", classwise_ece)):
-        slow = statistic_interval(lambda drawn, f=statistic: f(p[drawn], y[drawn]), 150, clusters=patients,
-                                  n_boot=200, seed=2)
-        assert (fast[key].estimate, fast[key].low, fast[key].high) == pytest.approx(
-            (slow.estimate, slow.low, slow.high), abs=1e-12), key
+    for probs in (p, torch.round(p, decimals=2).clamp(min=0.01)):
+        probs = probs / probs.sum(dim=1, keepdim=True)
+        fast = calibration_report(probs, y, clusters=patients, n_boot=200, seed=2)["all"]
+        for key, statistic in (("ece", ece), ("ece_mass", mass), ("classwise_ece", classwise_ece)):
+            slow = statistic_interval(lambda drawn, f=statistic, p=probs: f(p[drawn], y[drawn]), 150, clusters=patients,
+                                      n_boot=200, seed=2)
+            assert (fast[key].estimate, fast[key].low, fast[key].high) == pytest.approx(
+                (slow.estimate, slow.low, slow.high), abs=1e-12), key
+

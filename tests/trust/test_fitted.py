@@ -66,3 +66,42 @@ def test_the_record_round_trips_through_strict_json_with_an_infinite_threshold()
     assert ModelCalibration.from_dict(json.loads(text)) == fitted
     with pytest.raises(ValueError, match="unknown keys \\['bogus'\\]"):
         ModelCalibration.from_dict({**fitted.to_dict(), "bogus": 1})
+
+
+def test_a_temperature_is_applied_only_when_it_helps_on_held_out_patients() -> None:
+    """Over-confident logits (true T = 3): the cross-fitted check keeps the fitted T. Calibrated logits
+    plus a few wrong answers at huge confidence: the NLL fit follows the outliers (T well above 1), which
+    makes the rest under-confident; the held-out folds show it, so T stays 1."""
+    from dermx.trust.fitted import check_temperature
+
+    z, y = _data(400, 7, 3.0)
+    patients = [str(i // 2) for i in range(400)]
+    hot = check_temperature(z, y, patients)
+    assert hot.applied and hot.fitted == pytest.approx(3.0, rel=0.15) and hot.folds == 5
+    assert hot.ece_cross_fitted < hot.ece_baseline
+    assert fit_model_calibration(z, y, patients=patients, group_key=None).temperature == hot.fitted
+
+    z, y = _data(400, 8, 1.0)
+    wrong = torch.arange(12)
+    z[wrong] = 0.0
+    z[wrong, (y[wrong] + 1) % z.shape[1]] = 40.0  # certain and wrong
+    cold = check_temperature(z, y, patients)
+    assert cold.fitted > 1.5 and not cold.applied and cold.ece_cross_fitted >= cold.ece_baseline
+    fitted = fit_model_calibration(z, y, patients=patients, group_key=None)
+    assert fitted.temperature == 1.0
+    assert fitted.temperature_checks["all"]["applied"] is False
+    assert fitted.temperature_checks["all"]["fitted"] == pytest.approx(cold.fitted)
+
+
+def test_a_group_temperature_is_checked_against_the_overall_one() -> None:
+    from dermx.trust.fitted import check_temperature
+
+    z, y = _data(300, 9, 2.0)
+    check = check_temperature(z, y, baseline=2.0)
+    assert check.baseline == 2.0
+    assert check.ece_baseline == pytest.approx(ece(torch.softmax(z / 2.0, 1), y))
+    lone = check_temperature(z[:10], y[:10], ["p"] * 10)
+    assert not lone.applied and math.isnan(lone.ece_cross_fitted) and lone.folds == 1
+    fitted = fit_model_calibration(z[:10], y[:10], patients=["p"] * 10, group_key=None)
+    assert fitted.temperature == 1.0 and fitted.temperature_checks["all"]["ece_cross_fitted"] is None
+    assert json.loads(json.dumps(fitted.to_dict(), allow_nan=False)) == fitted.to_dict()

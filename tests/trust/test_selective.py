@@ -74,3 +74,23 @@ def test_bad_inputs_are_named() -> None:
         threshold_for_risk(CONF, OK, 1.5)
     with pytest.raises(ValueError, match="a group is named 'all'"):
         selective_report(CONF, OK, threshold_for_risk(CONF, OK, 0.5), ["all", "b", "b", "b"])
+
+
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_the_vectorised_aurc_bootstrap_gives_the_per_resample_recomputation(decimals: int | None) -> None:
+    """aurc_interval weighs rows instead of repeating them; it equals recomputing aurc on every resample's
+    repeated rows, also with many tied confidences (rounded to 1 decimal)."""
+    from dermx.trust.selective import aurc_interval
+    from dermx.trust.uncertainty import statistic_interval
+
+    rng = np.random.default_rng(3)
+    confidence = torch.from_numpy(rng.uniform(0.2, 1.0, 120))
+    if decimals is not None:
+        confidence = torch.round(confidence, decimals=decimals)
+    correct = torch.from_numpy(rng.uniform(size=120) < confidence.numpy())
+    patients = [str(i // 4) for i in range(120)]
+    fast = aurc_interval(confidence, correct, clusters=patients, n_boot=300, seed=4)
+    slow = statistic_interval(lambda drawn: aurc(confidence[drawn], correct[drawn]), 120, clusters=patients,
+                              n_boot=300, seed=4)
+    assert (fast.estimate, fast.low, fast.high) == pytest.approx((slow.estimate, slow.low, slow.high), abs=1e-12)
+    assert fast.estimate == pytest.approx(aurc(confidence, correct), abs=1e-12)

@@ -96,7 +96,7 @@ def calibrate(model: DermXNet, dataset: ImageDataset, db: DermXDB | None, batch_
     if reason is not None:
         return reason
     groups = skin_tones(db, [item.key for item in dataset.items])
-    calibration = fit_model_calibration(z, y, groups)
+    calibration = fit_model_calibration(z, y, groups, patients=[item.group for item in dataset.items])
     probabilities = calibration.probabilities(z, groups)
     covered = calibration.sets(probabilities, groups)[torch.arange(len(y)), y]
     return Fitted(calibration, ece(torch.softmax(z.double(), dim=1), y), ece(probabilities, y),
@@ -118,6 +118,11 @@ def summary_line(result: Fitted | str) -> str:
     c = result.calibration
     groups = (f"; per {c.group_key}: " + ", ".join(f"{g} T={t:.3g}" for g, t in sorted(c.group_temperatures.items()))
               if c.group_temperatures else "")
+    check = c.temperature_checks.get("all")
+    if check is not None and not check["applied"]:
+        cross = "n/a" if check["ece_cross_fitted"] is None else f"{check['ece_cross_fitted']:.3f}"
+        groups = (f" (fitted T={check['fitted']:.3g} not applied: cross-fitted ECE {cross} against "
+                  f"{check['ece_baseline']:.3f} at T=1)") + groups
     return (f"calibration on {c.n} validation images: temperature {c.temperature:.3g}{groups}; ECE "
             f"{result.ece_before:.3f} -> {result.ece_after:.3f}; diagnosis sets (alpha {c.alpha:g}, {c.score}) "
             f"hold the reference class for {result.set_coverage:.0%} of them (in-sample)")

@@ -53,7 +53,6 @@ from dermx.trust.uncertainty import (
     Clusters,
     Interval,
     mean_interval,
-    statistic_interval,
     strata,
     subset,
     weighted_interval,
@@ -154,6 +153,33 @@ def _width_ece_of_weights(values: Tensor, outcomes: Tensor, n_bins: int) -> Call
     def ece_of(weights: Tensor) -> Tensor:
         per_bin = (weights @ spread).abs().reshape(weights.shape[0], v.shape[1], n_bins).sum(dim=2)
         return (per_bin / weights.sum(dim=1, keepdim=True)).mean(dim=1)
+
+    return ece_of
+
+
+def _mass_ece_of_weights(values: Tensor, outcomes: Tensor, n_bins: int) -> Callable[[Tensor], Tensor]:
+    """Equal-mass ECE of ``values`` ``(n,)`` against 0/1 ``outcomes`` as a function of row weights ``(B, n)``,
+    every resample at once. The edges follow the rows drawn: on the rows sorted by value, with cumulative
+    weights ``W_j`` and ``N = Σ w``, the ``q`` quantile of the repeated rows interpolates between the values
+    at positions ``⌊q (N − 1)⌋`` and the next one, the row at position ``r`` being the first with ``W_j > r``
+    (NumPy's linear quantile on the repeated rows); then ``Σ_b |Σ_{i∈b} w_i (o_i − v_i)| / N``."""
+    order = torch.argsort(values, stable=True)
+    v, gap = values[order].contiguous(), (outcomes[order].double() - values[order])
+    levels = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+
+    def ece_of(weights: Tensor) -> Tensor:
+        w = weights[:, order].contiguous()
+        cumulative, total = w.cumsum(dim=1), w.sum(dim=1, keepdim=True)
+        position = levels * (total - 1)
+        below = position.floor()
+        above = torch.minimum(below + 1, total - 1)
+        low = v[torch.searchsorted(cumulative, below.contiguous(), right=True).clamp(max=len(v) - 1)]
+        high = v[torch.searchsorted(cumulative, above.contiguous(), right=True).clamp(max=len(v) - 1)]
+        edges = low + (position - below) * (high - low)
+        edges[:, 0], edges[:, -1] = 0.0, 1.0
+        index = (torch.searchsorted(edges, v.expand(len(w), -1).contiguous(), right=True) - 1).clamp(0, n_bins - 1)
+        per_bin = torch.zeros(len(w), n_bins, dtype=torch.float64).scatter_add_(1, index, w * gap)
+        return per_bin.abs().sum(dim=1) / total[:, 0]
 
     return ece_of
 
@@ -275,8 +301,9 @@ def calibration_report(probs: ArrayLike, labels: ArrayLike, groups: Sequence[Any
     """Every error of the module docstring with its interval, for ``"all"`` rows and, with ``groups``,
     each group (a group may not be called ``"all"``): ``ece`` and ``ece_mass`` (equal-width and
     equal-mass bins), ``classwise_ece``, ``brier`` and ``nll``. Brier and NLL are means of per-image
-    values (bootstrap of the mean); the ECEs are recomputed on each resample
-    (:func:`dermx.trust.uncertainty.statistic_interval`); patients are resampled with ``clusters``."""
+    values (bootstrap of the mean); the ECEs are recomputed on each resample from its row weights, all
+    resamples at once (:func:`dermx.trust.uncertainty.weighted_interval`; equal-mass edges follow the rows
+    drawn); patients are resampled with ``clusters``."""
     p, y = _probs_labels(probs, labels)
     parts = strata(groups, p.shape[0])
     out: dict[str, dict[str, Interval]] = {}
@@ -288,13 +315,11 @@ def calibration_report(probs: ArrayLike, labels: ArrayLike, groups: Sequence[Any
         confidence, predicted = pg.max(1)
         one_hot = torch.nn.functional.one_hot(yg, pg.shape[1])
 
-        def mass(drawn: Tensor, pg: Tensor = pg, yg: Tensor = yg) -> float:  # edges follow the rows drawn
-            return _top_label(pg[drawn], yg[drawn], n_bins, "mass").ece
-
         out[name] = {
             "ece": weighted_interval(_width_ece_of_weights(confidence, predicted == yg, n_bins), len(rows),
                                      **options),
-            "ece_mass": statistic_interval(mass, len(rows), **options),
+            "ece_mass": weighted_interval(_mass_ece_of_weights(confidence, predicted == yg, n_bins), len(rows),
+                                          **options),
             "classwise_ece": weighted_interval(_width_ece_of_weights(pg, one_hot, n_bins), len(rows), **options),
             "brier": mean_interval(_row_brier(pg, yg), **options),
             "nll": mean_interval(_row_nll(pg, yg), **options),

@@ -25,7 +25,7 @@ R the rule abstains on everything (``t = +inf``, ``achievable`` false).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,9 +41,9 @@ from dermx.trust.uncertainty import (
     Clusters,
     Interval,
     proportion,
-    statistic_interval,
     strata,
     subset,
+    weighted_interval,
 )
 
 Bound = Literal["empirical", "clopper_pearson"]
@@ -102,6 +102,32 @@ def risk_coverage(confidence: ArrayLike, correct: ArrayLike) -> RiskCoverage:
 def aurc(confidence: ArrayLike, correct: ArrayLike) -> float:
     """Area under the risk–coverage curve (module docstring)."""
     return risk_coverage(confidence, correct).aurc
+
+
+def _aurc_of_weights(c: Tensor, e: Tensor) -> Callable[[Tensor], Tensor]:
+    """AURC as a function of row weights ``(B, n)``, every resample at once: with the distinct confidences
+    in decreasing order, ``W_j`` the weight and ``E_j`` the weighted errors at the j-th, and ``A_j``, ``C_j``
+    their running sums, ``Σ_j (C_j / A_j) · W_j / Σ w`` (the module docstring's sum on the rows repeated as
+    weighted; a confidence none of whose rows was drawn adds 0)."""
+    distinct, inverse = torch.unique(c, return_inverse=True)
+    tie = torch.nn.functional.one_hot(len(distinct) - 1 - inverse, len(distinct)).double()  # (n, m), decreasing
+
+    def aurc_of(weights: Tensor) -> Tensor:
+        drawn, wrong = weights @ tie, (weights * e) @ tie
+        risk = wrong.cumsum(dim=1) / drawn.cumsum(dim=1).clamp(min=1e-300)
+        return (risk * drawn).sum(dim=1) / weights.sum(dim=1)
+
+    return aurc_of
+
+
+def aurc_interval(confidence: ArrayLike, correct: ArrayLike, *, clusters: Clusters = None, n_boot: int = N_BOOT,
+                  seed: int = 0, level: float = LEVEL) -> Interval:
+    """AURC with its percentile bootstrap CI (patients resampled with ``clusters``): the same draws and
+    values as recomputing :func:`aurc` on every resample's repeated rows
+    (:func:`~dermx.trust.uncertainty.statistic_interval`), without a Python loop per resample."""
+    c, e = _confidence_errors(confidence, correct)
+    return weighted_interval(_aurc_of_weights(c, e), c.numel(), clusters=clusters, n_boot=n_boot, seed=seed,
+                             level=level)
 
 
 def clopper_pearson_upper(errors: int, n: int, level: float = LEVEL) -> float:
@@ -178,12 +204,9 @@ def selective_report(confidence: ArrayLike, correct: ArrayLike, rule: Abstention
         answered = cg >= rule.threshold
         wrong = int(eg[answered].sum())
 
-        def area(drawn: Tensor, cg: Tensor = cg, eg: Tensor = eg) -> float:
-            return aurc(cg[drawn], eg[drawn] == 0)
-
         out[name] = SelectiveQuality(
             coverage=proportion(int(answered.sum()), int(answered.numel()), level=level),
             risk=proportion(wrong, int(answered.sum()), level=level),
-            aurc=statistic_interval(area, len(rows), clusters=subset(clusters, rows), n_boot=n_boot, seed=seed,
-                                    level=level))
+            aurc=aurc_interval(cg, eg == 0, clusters=subset(clusters, rows), n_boot=n_boot, seed=seed,
+                               level=level))
     return out

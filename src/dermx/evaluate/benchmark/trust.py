@@ -11,8 +11,10 @@ reference diagnosis.
   here, never on test images), ``calibrated`` (``softmax(z / T)`` with the group's temperature where one was
   fitted, else the overall one): per group and ``all``, ECE with equal-width and equal-mass bins,
   class-wise ECE, Brier and NLL with their CIs (:func:`dermx.trust.calibration.calibration_report`), and
-  the reliability bins of each group (:data:`N_BINS` equal-width bins of the top-1 confidence). Without a
-  calibration ``calibrated`` is ``None`` and ``note`` says why; nothing takes its place.
+  the reliability bins of each group (:data:`N_BINS` equal-width bins of the top-1 confidence); ``fitted``,
+  per fold, the temperatures and their cross-fitted checks on validation (``temperature_checks``: a fitted
+  temperature that did not beat T = 1 there is not applied). Without a calibration ``calibrated`` is
+  ``None`` and ``note`` says why; nothing takes its place.
 - **conformal[model]**: with a calibration, its diagnosis sets (score and α as fitted) on the test images:
   ``marginal`` (one threshold) and ``mondrian`` (each group's own threshold where one was calibrated, the
   marginal one elsewhere, listed in ``fallback``), each with coverage (Wilson CI) and mean set size
@@ -46,8 +48,8 @@ from dermx.evaluate.stats import Clusters
 from dermx.trust.calibration import calibration_report, reliability
 from dermx.trust.conformal import CoverageReport, SetQuality, coverage_report
 from dermx.trust.fitted import ModelCalibration
-from dermx.trust.selective import aurc
-from dermx.trust.uncertainty import Interval, proportion, statistic_interval, strata, subset
+from dermx.trust.selective import aurc_interval
+from dermx.trust.uncertainty import Interval, proportion, strata, subset
 
 #: Equal-width bins of the ECEs and reliability diagrams (torchmetrics' default).
 N_BINS = 15
@@ -103,12 +105,9 @@ def _aurc(confidence: Tensor, correct: Tensor, groups: np.ndarray, patients: lis
     """AURC of ``confidence`` per group and ``all``, its CI over patients."""
     out = {}
     for name, rows in strata(groups, len(correct)).items():
-        c, ok = confidence[torch.from_numpy(rows)], correct[torch.from_numpy(rows)]
-
-        def area(drawn: Tensor, c: Tensor = c, ok: Tensor = ok) -> float:
-            return aurc(c[drawn], ok[drawn])
-
-        out[name] = {"aurc": interval(statistic_interval(area, len(rows), clusters=subset(patients, rows), **boot))}
+        index = torch.from_numpy(rows)
+        out[name] = {"aurc": interval(aurc_interval(confidence[index], correct[index], clusters=subset(patients, rows),
+                                                    **boot))}
     return out
 
 
@@ -190,7 +189,8 @@ def model_trust(images: pd.DataFrame, info: dict[str, Any], calibrations: Calibr
         fitted.append({"fold": fold, "temperature": cal.temperature, "group_key": cal.group_key,
                        "group_temperatures": cal.group_temperatures, "alpha": cal.alpha, "score": cal.score,
                        "validation_images": cal.n, "abstention_threshold": float(threshold[part][0]),
-                       "validation_coverage": coverage, "validation_risk": risk})
+                       "validation_coverage": coverage, "validation_risk": risk,
+                       "temperature_checks": cal.temperature_checks})
     calibration["calibrated"] = _errors(p_cal, y, groups, patients, boot)
     calibration["fitted"] = fitted
     alphas = sorted({c.alpha for c in calibrations if c is not None})
