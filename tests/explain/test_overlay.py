@@ -75,6 +75,9 @@ def test_titles_and_file_names() -> None:
     title = map_title("characteristic:Sun damage", 0.8712, "Grad-CAM")
     assert title == "characteristic: Sun damage · p = 0.87 · Grad-CAM"
     assert map_title("7", None) == "7"
+    assert map_title("diagnosis:Psoriasis", 0.31, "Grad-CAM", abstains=True) == (
+        "class Psoriasis (no single diagnosis) · p = 0.31 · Grad-CAM")
+    assert map_title("characteristic:Scale", 0.5, abstains=True) == "characteristic: Scale · p = 0.50"
     assert target_filename("characteristic:Sun damage") == "characteristic_Sun_damage.png"
 
 

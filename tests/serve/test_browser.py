@@ -162,3 +162,44 @@ def test_the_map_is_beside_the_image_after_an_upload_without_scrolling(checkpoin
     keep = os.environ.get("DERMX_SCREENSHOT_DIR")
     if keep:
         shutil.copy(shot, Path(keep) / shot.name)
+
+
+def test_a_calibrated_model_takes_the_skin_tone_and_risk_from_the_page_and_abstains(tmp_path: Path) -> None:
+    """With a calibrated model the page offers its calibration groups and a target risk; at risk 0 on dark
+    skin the answer is an abstention naming the diagnosis set, never a bare top-1. An uncalibrated model
+    shows no such controls and says so under the diagnoses."""
+    from predict.samples import calibrated_checkpoint, tiny_checkpoint
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright not installed (pip install playwright)")
+    image = tmp_path / "lesion.png"
+    photo(160, 120).save(image)
+    calibrated = calibrated_checkpoint(tmp_path / "calibrated")
+    with _serving(create_app(calibrated)) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.goto(url + "/")
+            page.locator("#trust").wait_for(state="visible", timeout=30_000)
+            assert page.locator("#group-label").inner_text() == "skin tone"
+            assert page.locator("#skin-tone option").all_inner_texts() == ["not given", "dark", "light"]
+            page.locator("#skin-tone").select_option("dark")
+            page.locator("#abstain-risk").fill("0")
+            page.locator("#file").set_input_files(str(image))
+            page.locator("#abstention").wait_for(state="visible", timeout=30_000)
+            assert page.locator("#abstention").inner_text().startswith("No single diagnosis: uncertain: ")
+            assert "Diagnosis set (90% coverage)" in page.locator("#diagnosis-set").inner_text()
+            assert "dark" in page.locator("#diagnosis-set").inner_text()
+            assert page.locator("#overlay-title").inner_text().startswith("class ")  # a map, not a diagnosis
+            assert "(no single diagnosis)" in page.locator("#overlay-title").inner_text()
+            assert page.locator("#status").inner_text().endswith(page.locator("#abstention").inner_text()[
+                len("No single diagnosis: "):])
+            page.screenshot(path=str(tmp_path / "abstention.png"), full_page=True)
+        finally:
+            browser.close()
+    keep = os.environ.get("DERMX_SCREENSHOT_TRUST")
+    if keep:
+        shutil.copy(tmp_path / "abstention.png", keep)
+    plain = tiny_checkpoint(tmp_path / "plain")
+    with _serving(create_app(plain)) as url, _page_after_upload(url, image, 1100, 800) as page:
+        assert page.locator("#trust").is_hidden() and page.locator("#abstention").is_hidden()
+        assert page.locator("#diagnosis-set").inner_text().startswith("Uncalibrated probabilities: ")

@@ -37,13 +37,16 @@ MAPS_FILE = "maps.npz"
 
 def write_image_outputs(directory: Path, *, image: Image.Image, placement: Placement, input_size: Sequence[int],
                         labels: Sequence[str], maps: np.ndarray, probabilities: Sequence[float],
-                        logits: Sequence[float], method: str, layer: str, native_maps: bool = False) -> list[str]:
+                        logits: Sequence[float], method: str, layer: str, native_maps: bool = False,
+                        abstains: bool = False) -> list[str]:
     """Write one image's pictures and ``maps.npz`` into ``directory``; returns the file names.
 
     ``image`` is the original or a smaller copy of it (the pictures' size), ``maps`` the ``(T, h, w)``
     maps on the model input, ``method`` the CAM method's name. A padded input is drawn whole (padding
     hatched); otherwise each map is put back on the image (:meth:`Placement.restore` at the image's size;
     0 where a crop cut the image away). ``native_maps``: also store the maps at the original size.
+    ``abstains``: the model gives no single diagnosis (its diagnosis maps are titled as classes,
+    :func:`~dermx.explain.overlay.map_title`).
     """
     directory.mkdir(parents=True, exist_ok=True)
     frame = frame_of(placement, input_size)
@@ -52,7 +55,7 @@ def write_image_outputs(directory: Path, *, image: Image.Image, placement: Place
     for label, values, probability in zip(labels, maps, probabilities, strict=True):
         shown = (values if frame is not None else
                  placement.restore(torch.from_numpy(np.asarray(values)), drawn).numpy())
-        title = map_title(label, float(probability), method_title(method))
+        title = map_title(label, float(probability), method_title(method), abstains=abstains)
         map_figure(image, shown, title, frame).save(directory / target_filename(label))
         written.append(target_filename(label))
     native = {"native_maps": np.stack([placement.restore(torch.from_numpy(np.asarray(m))).numpy().astype(np.float16)

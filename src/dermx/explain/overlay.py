@@ -91,10 +91,13 @@ def target_filename(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "_", label).strip("_") + ".png"
 
 
-def map_title(label: str, probability: float | None, method: str | None = None) -> str:
-    """``"characteristic: Plaque · p = 0.87 · Grad-CAM"`` (parts left out when unknown)."""
+def map_title(label: str, probability: float | None, method: str | None = None, *, abstains: bool = False) -> str:
+    """``"characteristic: Plaque · p = 0.87 · Grad-CAM"`` (parts left out when unknown). When the model
+    ``abstains``, a diagnosis map is not titled as a diagnosis: ``"class Psoriasis (no single diagnosis)
+    · p = 0.31 · Grad-CAM"``."""
     head, _, name = label.rpartition(":")
-    parts = [f"{head}: {name}" if head else name]
+    parts = [f"class {name} (no single diagnosis)" if abstains and head == "diagnosis"
+             else f"{head}: {name}" if head else name]
     if probability is not None and math.isfinite(probability):
         parts.append(f"p = {probability:.2f}")
     if method:

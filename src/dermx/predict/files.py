@@ -33,4 +33,4 @@ def write_outputs(prediction: Prediction, image: Image.Image, directory: Path, *
                                maps=np.stack([prediction.maps[label] for label in labels]),
                                probabilities=[math.nan if p is None else p for p in probabilities],
                                logits=[prediction.logits[label] for label in labels], method=prediction.method,
-                               layer=prediction.layer, native_maps=native_maps)
+                               layer=prediction.layer, native_maps=native_maps, abstains=prediction.trust.abstain)

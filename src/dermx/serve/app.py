@@ -194,7 +194,8 @@ def _render(prediction: Prediction, prepared: PreparedImage) -> dict[str, Any]:
         values = (prediction.original_map(label, size) if frame is None else
                   resize(torch.from_numpy(prediction.maps[label])[None, None], size)[0, 0].numpy())
         overlays.append({"target": label, "head": head, "name": name, "probability": probability,
-                         "title": map_title(label, probability, method_title(prediction.method)),
+                         "title": map_title(label, probability, method_title(prediction.method),
+                                            abstains=prediction.trust.abstain),
                          "png": data_url(heat_layer(values))})
     area = None if box is None else {"box": list(box), "size": list(size)}
     return {**prediction.to_dict(), "image": data_url(shown, "JPEG"), "overlays": overlays,

@@ -100,6 +100,8 @@ async function upload(file) {
   setStatus(`analysing ${file.name}…`);
   const body = new FormData();
   body.append("file", file);
+  if ($("skin-tone").value) body.append("skin_tone", $("skin-tone").value);
+  if ($("abstain-risk").value !== "") body.append("abstain_risk", $("abstain-risk").value);
   try {
     const response = await fetch("/v1/predict", { method: "POST", body });
     const payload = await response.json();
@@ -109,6 +111,20 @@ async function upload(file) {
   } catch (error) {
     setStatus(`Could not analyse ${file.name}: ${error.message}`, true);
   }
+}
+
+function showTrustControls(info) {
+  // a calibrated model: its calibration groups to choose from, and the target risk of abstention
+  $("trust").hidden = !info.calibration;
+  if (!info.calibration) return;
+  if (info.calibration.group_key) $("group-label").textContent = info.calibration.group_key.replace(/_/g, " ");
+  for (const group of Object.keys(info.calibration.group_counts || {})) {
+    const option = document.createElement("option");
+    option.value = group;
+    option.textContent = group;
+    $("skin-tone").append(option);
+  }
+  if (info.abstain_risk !== null) $("abstain-risk").placeholder = `server default ${info.abstain_risk}`;
 }
 
 function setOpacity() {
@@ -122,6 +138,7 @@ async function loadModel() {
     const info = await (await fetch("/v1/model")).json();
     const fingerprint = info.checkpoint ? ` · weights ${info.checkpoint.sha256.slice(0, 12)}` : "";
     $("model-line").textContent = `${info.kind} · ${info.backbone} · ${info.method}${fingerprint}`;
+    showTrustControls(info);
   } catch {
     $("model-line").textContent = "model information unavailable";
   }
