@@ -13,7 +13,11 @@ validation images only:
 It prints per model the temperatures, the check's two validation ECEs and the test ECE (15 equal-width
 bins) of each calibration with its 95 % CI over patients, and the goal's ratio (after / before).
 
-Usage: ``python benchmarks/calibration_check.py RUN_DIR [RUN_DIR ...] [--n-boot 1000] [--json FILE]``.
+First it prints the ECE's noise floor: the ECE of a *perfectly calibrated* model (confidence
+``c ~ Beta(8, 1)``, mean 0.89, right with probability ``c``) on 88, 188 and 1,000 images, mean and 5–95 %
+range over 300 draws: what a test fold of that size reads for a model that needs no calibration.
+
+Usage: ``python benchmarks/calibration_check.py [RUN_DIR ...] [--n-boot 1000] [--json FILE]``.
 """
 
 from __future__ import annotations
@@ -68,13 +72,34 @@ def check(run: Path, name: str, n_boot: int) -> dict[str, Any]:
             "test_ece": ece}
 
 
+def noise_floor(n: int, draws: int = 300, seed: int = 0) -> tuple[float, float, float]:
+    """Mean, 5th and 95th percentile of the ECE of a perfectly calibrated 6-class model on ``n`` images."""
+    import numpy as np
+
+    from dermx.trust.calibration import ece
+
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(draws):
+        confidence = rng.beta(8, 1, n)
+        right = rng.uniform(size=n) < confidence
+        p = np.repeat(((1 - confidence) / 5)[:, None], 6, axis=1)
+        p[:, 0] = confidence
+        values.append(ece(p, np.where(right, 0, rng.integers(1, 6, n))))
+    low, high = np.percentile(values, [5, 95])
+    return float(np.mean(values)), float(low), float(high)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("runs", nargs="*", type=Path)
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(2)
+    for n in (88, 188, 1000):
+        mean, low, high = noise_floor(n)
+        print(f"ECE of a perfectly calibrated model on {n} images: {mean:.3f} (5-95 %: {low:.3f}-{high:.3f})")
     rows = [check(run, path.name, args.n_boot) for run in args.runs
             for path in sorted((run / "models").iterdir()) if (path / "model").is_dir()]
     for r in rows:

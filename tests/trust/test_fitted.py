@@ -105,3 +105,17 @@ def test_a_group_temperature_is_checked_against_the_overall_one() -> None:
     fitted = fit_model_calibration(z[:10], y[:10], patients=["p"] * 10, group_key=None)
     assert fitted.temperature == 1.0 and fitted.temperature_checks["all"]["ece_cross_fitted"] is None
     assert json.loads(json.dumps(fitted.to_dict(), allow_nan=False)) == fitted.to_dict()
+
+
+def test_a_temperature_at_the_bound_of_its_search_is_never_applied() -> None:
+    """Validation logits that separate the classes: the NLL asks for T -> 0 and the ECE of certain, right
+    answers is 0, but applying T would make every later answer certain."""
+    from dermx.trust.fitted import check_temperature
+
+    rng = np.random.default_rng(11)
+    y = torch.from_numpy(rng.integers(0, 4, 120))
+    z = torch.from_numpy(rng.normal(0, 0.5, (120, 4)))
+    z[torch.arange(120), y] += 3.0
+    check = check_temperature(z, y, [str(i // 2) for i in range(120)])
+    assert check.at_bound and check.fitted == pytest.approx(0.05) and not check.applied
+    assert fit_model_calibration(z, y, group_key=None).temperature == 1.0

@@ -121,8 +121,9 @@ def summary_line(result: Fitted | str) -> str:
     check = c.temperature_checks.get("all")
     if check is not None and not check["applied"]:
         cross = "n/a" if check["ece_cross_fitted"] is None else f"{check['ece_cross_fitted']:.3f}"
-        groups = (f" (fitted T={check['fitted']:.3g} not applied: cross-fitted ECE {cross} against "
-                  f"{check['ece_baseline']:.3f} at T=1)") + groups
+        why = ("the fit stopped at a bound: the validation logits separate the classes" if check.get("at_bound")
+               else f"cross-fitted ECE {cross} against {check['ece_baseline']:.3f} at T=1")
+        groups = f" (fitted T={check['fitted']:.3g} not applied: {why})" + groups
     return (f"calibration on {c.n} validation images: temperature {c.temperature:.3g}{groups}; ECE "
             f"{result.ece_before:.3f} -> {result.ece_after:.3f}; diagnosis sets (alpha {c.alpha:g}, {c.score}) "
             f"hold the reference class for {result.set_coverage:.0%} of them (in-sample)")

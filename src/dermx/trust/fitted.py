@@ -14,7 +14,8 @@ on (never test images) with their reference classes and, optionally, a group per
    against the overall temperature, which its images get otherwise. On a small validation split the
    NLL fit can follow a few confidently wrong images (on the demo's ~85 validation images it chose
    T ≈ 1.4–1.7 and doubled the test ECE of models that were calibrated already); held-out folds can show
-   it. The decision and both ECEs are kept (``temperature_checks``).
+   it. A fit that stops at a bound of its search (validation logits that separate the classes: the NLL
+   asks for T → 0) is never applied. The decision and both ECEs are kept (``temperature_checks``).
 2. **Diagnosis sets** at error rate ``alpha`` with ``score`` (:mod:`~dermx.trust.conformal`; default
    ``lac``, the smallest sets on average (Sadinle et al. 2019): on the demo's models the
    non-randomised APS sets held 3.5 of 6 classes on average at 95 % coverage, too wide to help) on the
@@ -64,7 +65,9 @@ class TemperatureCheck:
     """Whether a temperature fitted on ``n`` images helps on images it was not fitted on (module docstring):
     ``fitted`` on all of them; top-label ECE of ``softmax(z / baseline)`` (``ece_baseline``; the baseline
     is 1, or the overall temperature for a group) and of the cross-fitted probabilities
-    (``ece_cross_fitted``) over ``folds`` patient folds; ``applied`` when the second is lower. With fewer
+    (``ece_cross_fitted``) over ``folds`` patient folds; ``applied`` when the second is lower and the fit
+    did not stop at a bound of its search (``at_bound``: the validation logits separate the classes, so
+    the NLL asks for T → 0 and any T would do; applying it would make every answer certain). With fewer
     than 2 patients nothing can be held out: not applied, ``ece_cross_fitted`` NaN."""
 
     fitted: float
@@ -74,6 +77,7 @@ class TemperatureCheck:
     folds: int
     n: int
     applied: bool
+    at_bound: bool = False
 
 
 def check_temperature(logits: ArrayLike, labels: ArrayLike, patients: Sequence[Any] | np.ndarray | None = None, *,
@@ -86,18 +90,20 @@ def check_temperature(logits: ArrayLike, labels: ArrayLike, patients: Sequence[A
     groups = np.asarray(patients if patients is not None else range(len(y)), dtype=object)
     if len(groups) != len(y):
         raise ValueError(f"{len(groups)} patients for {len(y)} rows of logits")
-    fitted = fit_temperature(z, y).temperature
+    fit = fit_temperature(z, y)
+    fitted = fit.temperature
     at_baseline = ece(scaled_probs(z, baseline), y)
     k = min(folds, len(set(groups.tolist())))
     if k < 2:
-        return TemperatureCheck(fitted, baseline, at_baseline, math.nan, k, len(y), applied=False)
+        return TemperatureCheck(fitted, baseline, at_baseline, math.nan, k, len(y), applied=False,
+                                at_bound=fit.at_bound)
     cross = torch.empty_like(z)
     for rest, held in GroupKFold(n_splits=k).split(np.zeros(len(y)), groups=groups):
         t = fit_temperature(z[torch.from_numpy(rest)], y[torch.from_numpy(rest)]).temperature
         cross[torch.from_numpy(held)] = scaled_probs(z[torch.from_numpy(held)], t)
     cross_fitted = ece(cross, y)
     return TemperatureCheck(fitted, baseline, at_baseline, cross_fitted, k, len(y),
-                            applied=cross_fitted < at_baseline)
+                            applied=cross_fitted < at_baseline and not fit.at_bound, at_bound=fit.at_bound)
 
 
 @dataclass(frozen=True)
