@@ -18,6 +18,7 @@ import pandas as pd
 
 from dermx import vocab
 from dermx.report import panels
+from dermx.report.verdict import NAMED_VALUES, group_words
 from dermx.runs.tables import image_dice
 
 #: Inline script: clicking a header of a ``table.sortable`` sorts its rows by that column (numbers
@@ -74,16 +75,16 @@ def _cell(value: Any, digits: int = 3) -> str:
 
 
 def image_table(images: pd.DataFrame, items: pd.DataFrame, models: list[str], linked: set[str],
-                by: str = "skin_tone") -> str:
+                by: str = NAMED_VALUES) -> str:
     """Every test image: reference, skin tone (and its group when the run groups the images by another
     attribute ``by``, a column of ``images``), and per model the diagnosis (✓/✗), its probability and the
     image's mean characteristic-map Dice; stems with a drill-down link to it. Sortable."""
     dice = image_dice(items)
     by_model = {m: rows.set_index("stem") for m, rows in images.groupby("model", sort=False)}
     stems = sorted(images["stem"].unique())
-    extra = [by] if by != "skin_tone" and by in images else []
-    head = ["image", "reference", "skin tone", *(c.replace("_", " ") for c in extra)] + [f"{m}: {what}" for m in models
-                                                   for what in ("diagnosis", "p", "char-map Dice")]
+    extra = [by] if by != NAMED_VALUES and by in images else []
+    head = ["image", "reference", "skin tone", *(group_words(c)[0] for c in extra),
+            *(f"{m}: {what}" for m in models for what in ("diagnosis", "p", "char-map Dice"))]
     body = []
     for stem in stems:
         first = images[images["stem"] == stem].iloc[0]
