@@ -67,6 +67,23 @@ def test_contract_and_bad_cells(run_dir: Path) -> None:
 
 
 @pytest.mark.slow
+def test_each_rows_deletion_auc_per_skin_tone_adds_up_to_the_row(run_dir: Path) -> None:
+    """Every image is in one group: the groups' means weighted by their images give the row's mean."""
+    data = json.loads((run_dir / "leaderboard.json").read_text())
+    block = data["groups"]
+    assert block["by"] == "skin_tone" and block["score"] == "deletion_auc"
+    assert set(block["models"]["tiny"]) == {"gradcam", "eigencam"}
+    for row in data["rows"]:
+        entry = block["models"]["tiny"][row["method"]]
+        groups = entry["groups"].values()
+        assert sum(g["images"] for g in groups) == row["n_images"] == 3
+        weighted = sum(g["images"] * g["deletion_auc"]["mean"] for g in groups) / row["n_images"]
+        assert weighted == pytest.approx(row["deletion_auc"]), row["method"]
+        assert entry["level"] == pytest.approx(1 - 0.05 / len(entry["groups"]))
+        assert all(g["gap"]["deletion_auc"]["level"] == entry["level"] for g in groups)
+
+
+@pytest.mark.slow
 def test_cli_and_report_section(run_dir: Path, tmp_path: Path) -> None:
     old = tmp_path / "old"
     old.mkdir()

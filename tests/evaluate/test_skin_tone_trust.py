@@ -1,7 +1,7 @@
 """Trust per skin tone in ``dermx evaluate``: each group's diagnosis and maps with its gap to the rest, the
 calibration errors before and after the model's own calibration, its diagnosis sets and abstention, all
 from the benchmark's probabilities and logits (summary keys ``groups``, ``calibration``, ``conformal``,
-``selective``)."""
+``selective``); the same per value of a groups file's attribute (``--groups FILE``)."""
 
 from __future__ import annotations
 
@@ -180,3 +180,63 @@ def test_the_report_shows_the_calibrated_figures_and_names_the_gap(run: Any, tmp
     assert skewed.loc["medium", "accuracy gap vs rest"].startswith("⚠ -")
     assert set(trust_frame(result.summary, "oracle")["ECE after"]) == {"–"}
     assert "skewed: diagnoses are less accurate on skin tone medium: accuracy -" in text
+
+
+@pytest.fixture(scope="module")
+def by_site(run: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[BenchmarkResult, list[str], Path]:
+    """The skewed model's benchmark grouped by a groups file's attribute ``site``: the first three test
+    images left out, two rows naming images that are not test images."""
+    from dermx.evaluate.image_groups import read_groups
+
+    db, _, calibration = run
+    stems = sorted(db.stems())
+    folder = tmp_path_factory.mktemp("groups")
+    lines = ["image,site", *(f"{s}.png,{'arm' if k % 2 else 'leg'}" for k, s in enumerate(stems) if k >= 3),
+             "not_tested_1.jpg,arm", "not_tested_2,leg"]
+    (folder / "groups.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    candidate = Candidate.stand_in("skewed", skewed(db, stems), stems, SPEC, GRID, calibration=calibration)
+    config = BenchmarkConfig(n_boot=200, batch_size=12, agreement=False, shortcut_test=False, examples=False)
+    return run_benchmark(db, [candidate], config, groups=read_groups(folder / "groups.csv")), stems, folder
+
+
+def test_a_groups_files_attribute_groups_every_trust_figure(by_site: Any) -> None:
+    result, stems, _ = by_site
+    summary = result.summary
+    strict_json(summary)
+    block = summary["groups"]
+    assert block["by"] == "site" and block["coverage"] == {
+        "by": "site", "file": "groups.csv", "unknown_images": 3, "unknown_examples": stems[:3],
+        "rows": len(stems) - 3 + 2, "not_in_benchmark": 2,
+        "not_in_benchmark_examples": ["not_tested_1", "not_tested_2"]}
+    images = result.images.set_index("stem")
+    assert [images.loc[s, "site"] for s in stems[:5]] == ["unknown", "unknown", "unknown", "arm", "leg"]
+    assert set(images["skin_tone"]) == {"light", "medium"}  # DermXDB's strata stay
+    groups = block["models"]["skewed"]["groups"]
+    assert set(groups) == {"arm", "leg", "unknown"} and block["models"]["skewed"]["level"] == pytest.approx(
+        1 - 0.05 / 3)
+    arm = (images["site"] == "arm").to_numpy()
+    correct = images["correct"].astype(float).to_numpy()
+    assert groups["arm"]["images"] == arm.sum() and groups["unknown"]["images"] == 3
+    assert groups["arm"]["accuracy"]["mean"] == pytest.approx(correct[arm].mean())
+    assert groups["arm"]["gap"]["accuracy"]["mean"] == pytest.approx(correct[arm].mean() - correct[~arm].mean())
+    assert set(summary["calibration"]["skewed"]["calibrated"]["groups"]) == {"all", "arm", "leg", "unknown"}
+    assert set(summary["selective"]["skewed"]["calibrated"]) == {"all", "arm", "leg", "unknown"}
+    conformal = summary["conformal"]["skewed"]
+    assert conformal["mondrian"]["fallback"] == ["arm", "leg", "unknown"]  # fitted per skin tone, not per site
+    assert conformal["mondrian"]["groups"] == conformal["marginal"]["groups"]
+
+
+def test_the_report_of_a_groups_file_speaks_of_its_attribute(by_site: Any, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from dermx.evaluate.benchmark.run import write_benchmark
+    from dermx.report import render_report
+
+    result, _, _ = by_site
+    write_benchmark(result, tmp_path)
+    assert "site" in pd.read_csv(tmp_path / "images.csv").columns
+    text = render_report(tmp_path).read_text(encoding="utf-8")
+    assert "Trust per site" in text and "Trust per skin tone" not in text
+    assert "Each site group against the rest" in text and 'alt="reliability per site skewed"' in text
+    assert "the calibration has no threshold per site group (its groups are values of skin tone)" in text
+    assert "Groups: a site group is named when" in text and "<th title='click to sort'>site</th>" in text

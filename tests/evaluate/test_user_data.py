@@ -374,3 +374,42 @@ def test_a_concept_model_is_benchmarked_on_the_characteristics_it_shares(world: 
     # tiny DermXDB outlines none of the two (old code: KeyError 'characteristic' when no row was present)
     assert not items.loc[items["kind"] == "characteristic", "present"].any()
     assert (out / "report.html").is_file()
+
+
+def test_evaluate_groups_by_a_files_attribute_with_the_deletion_auc_per_group(world: dict[str, Path],
+                                                                             tmp_path: Path) -> None:
+    """`evaluate --groups FILE --methods gradcam`: the test images the file lacks are grouped as unknown and
+    counted, its rows of other images counted, both said; the leaderboard's Grad-CAM deletion AUC per group
+    joins summary.json's groups, and the groups' means weighted by their images give the row's mean."""
+    (candidate,) = _candidates(world, "A", "cv-A")
+    tested = sorted(candidate.stems)
+    db = load_dermxdb(world["A"], image_dir=world["A_images"], check_mask_sizes=False)
+    named = [s for s in sorted(db.stems()) if s not in tested[:2]]
+    groups = tmp_path / "sites.csv"
+    groups.write_text("image,site\n" + "".join(f"{s}.png,{'arm' if k % 2 else 'leg'}\n" for k, s in enumerate(named))
+                      + "zz_none.jpg,arm\n")
+    out = tmp_path / "run"
+    result = _evaluate("--data", str(world["A"]), "--images", str(world["A_images"]), "--out", str(out),
+                       "--candidate", f"a={world['cv-A']}", "--groups", str(groups), "--methods", "gradcam",
+                       "--n-faithfulness-images", "6", "--n-steps", "2")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "warning: 2 test image(s) have no site in sites.csv and are grouped as 'unknown'" in said
+    assert f"{len(db.stems()) - len(tested) + 1} row(s) of sites.csv name images that are not test images" in said
+    summary = json.loads((out / "summary.json").read_text())
+    block = summary["groups"]
+    assert block["by"] == "site" and block["coverage"]["unknown_images"] == 2
+    assert block["scores"][-1] == "deletion_auc" and block["deletion_auc"]["method"] == "gradcam"
+    board = json.loads((out / "leaderboard.json").read_text())
+    (row,) = board["rows"]
+    figures = block["models"]["a"]["groups"]
+    perturbed = [g for g in figures.values() if "deletion_auc" in g]
+    assert sum(g["gap"]["deletion_auc"]["n_group"] for g in perturbed) == row["n_images"] == 6
+    weighted = sum(g["gap"]["deletion_auc"]["n_group"] * g["deletion_auc"]["mean"] for g in perturbed) / 6
+    assert weighted == pytest.approx(row["deletion_auc"])
+    assert board["groups"]["models"]["a"]["gradcam"]["groups"]["unknown"]["deletion_auc"] == figures["unknown"][
+        "deletion_auc"]  # the first 6 test images hold the 2 the file lacks
+    assert json.loads((out / "manifest.json").read_text())["config"]["groups"] == {"by": "site",
+                                                                                   "file": "sites.csv"}
+    report = (out / "report.html").read_text()
+    assert "Trust per site" in report and "gradcam deletion AUC" in report

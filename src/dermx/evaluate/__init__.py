@@ -4,7 +4,8 @@ Sub-packages by job: :mod:`~dermx.evaluate.agreement` (rater agreement, ``dermx 
 :mod:`~dermx.evaluate.benchmark` (models' diagnoses, characteristics and maps against the experts)
 and :mod:`~dermx.evaluate.leaderboard` (every CAM method on every model). Shared by the last two:
 :mod:`~dermx.evaluate.candidates` (the model under test), :mod:`~dermx.evaluate.eval_sets` (its test
-images) and :mod:`~dermx.evaluate.stats`. :func:`run_evaluation` runs ``dermx evaluate`` as a library
+images), :mod:`~dermx.evaluate.image_groups` (each image's group: skin tone, or a groups file's
+attribute) and :mod:`~dermx.evaluate.stats`. :func:`run_evaluation` runs ``dermx evaluate`` as a library
 function.
 """
 
@@ -34,6 +35,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         **dict.fromkeys(("CamExplainer", "Candidate", "Explanation", "ModelNames", "find_checkpoints",
                          "load_candidates"), ".candidates"),
         **dict.fromkeys(("EvalSet", "EvalSetError", "choose_eval_set"), ".eval_sets"),
+        **dict.fromkeys(("ImageGroups", "read_groups"), ".image_groups"),
         **dict.fromkeys(("Evaluation", "run_evaluation"), ".pipeline"),
     },
 )

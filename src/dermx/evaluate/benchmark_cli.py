@@ -83,6 +83,11 @@ def evaluate_command(
     aliases: Annotated[Path | None, option("--aliases")] = None,
     raters: Annotated[str | None, option("--raters")] = None,
     require_all_images: Annotated[bool, option("--require-all-images")] = False,
+    groups: Annotated[Path | None, typer.Option(
+        "--groups", exists=True, dir_okay=False, metavar="FILE",
+        help="CSV of two columns, image (stem or file name) and an attribute named by its header (e.g. "
+             "image,fitzpatrick): the trust figures and the leaderboard's deletion AUC are per value of that "
+             "attribute instead of DermXDB's skin tone; test images it lacks are grouped as 'unknown'.")] = None,
     methods: Annotated[Any, typer.Option(
         "--methods", parser=parse_methods_option, metavar="all|M1,M2,...",
         help="Also write RUN/leaderboard.csv for these CAM methods (comma-separated, or 'all').")] = None,
@@ -106,10 +111,17 @@ def evaluate_command(
 
     --raters names the raters whose outlines make the references and the raters' ceiling; name raters
     the models did not learn from (`dermx train` with the others) for a held-out-raters protocol.
+
+    --groups FILE groups the images by your own attribute (a CSV image,ATTRIBUTE; skin tone by default) in
+    the report's trust section and summary.json's groups, calibration, conformal and selective keys.
     """
     only_with(ctx, "--methods", methods is not None, LEADERBOARD_FLAGS)
     pairs = parse_models(model)
     import dataclasses
+
+    from dermx.evaluate.image_groups import read_groups
+
+    image_groups = read_groups(groups) if groups is not None else None  # a broken file fails before any work
 
     from rich.console import Console
 
@@ -138,7 +150,7 @@ def evaluate_command(
             db, pairs, out, benchmark=benchmark, leaderboard=leaderboard,
             aliases=read_aliases(aliases) if aliases else None, allow_overlap=allow_overlap,
             require_all_images=require_all_images,
-            manifest={"aliases": aliases.name if aliases else None},
+            manifest={"aliases": aliases.name if aliases else None}, groups=image_groups,
             say=lambda line: bar.console.print(line, highlight=False),
             progress=lambda it, label, total: bar.track(it, total=total, description=label))
     for path in evaluation.written:

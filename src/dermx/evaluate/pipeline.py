@@ -10,6 +10,11 @@ ones listed in the run folder); every model loaded once as a
 (:func:`~dermx.evaluate.benchmark.run.run_benchmark`) and, with a leaderboard configuration, the
 method × model leaderboard (:func:`~dermx.evaluate.leaderboard.run.run_leaderboard`) on the same
 candidates; the run folder's files (:mod:`dermx.runs`). Rendering the report is the command's job.
+
+Both group the images the same way (``groups``, :mod:`dermx.evaluate.image_groups`: DermXDB's skin tone,
+or a groups file's attribute; the test images without a value and the file's rows naming other images
+are counted in ``summary.json`` and said). With a leaderboard of the benchmark's CAM method, that
+method's deletion AUC per group joins the benchmark's groups in ``summary.json`` (:func:`add_deletion`).
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from typing import Any
 from dermx.data import DermXDB, data_identity
 from dermx.data.coverage import image_coverage
 from dermx.evaluate.benchmark.config import BenchmarkConfig, BenchmarkResult
+from dermx.evaluate.benchmark.groups import add_score
 from dermx.evaluate.benchmark.run import run_benchmark, write_benchmark
 from dermx.evaluate.candidates import Candidate, load_candidates
+from dermx.evaluate.image_groups import ImageGroups, coverage_message, skin_tones
 from dermx.evaluate.leaderboard.config import Leaderboard, LeaderboardConfig
 from dermx.evaluate.leaderboard.run import run_leaderboard, write_leaderboard
 from dermx.runs.manifest import build_manifest, write_manifest
+from dermx.runs.summary import write_summary
 from dermx.vocab_map import Aliases
 
 Progress = Callable[[Iterable[Any], str, int], Iterable[Any]]
@@ -47,10 +55,11 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
                    benchmark: BenchmarkConfig | None = None, leaderboard: LeaderboardConfig | None = None,
                    aliases: Aliases | None = None, allow_overlap: bool = False, require_all_images: bool = False,
                    manifest: dict[str, Any] | None = None, seeds: dict[str, int] | None = None,
-                   say: Callable[[str], None] | None = None, progress: Progress | None = None) -> Evaluation:
+                   groups: ImageGroups | None = None, say: Callable[[str], None] | None = None,
+                   progress: Progress | None = None) -> Evaluation:
     """Evaluate every model of ``models`` ((name, checkpoint / run / cv folder)) on ``db`` into the run
     folder ``out`` (module docstring). ``manifest`` and ``seeds``: more configuration sections and seeds
-    for ``manifest.json``;
+    for ``manifest.json``; ``groups``: the images' groups (default: DermXDB's skin tones);
     ``say`` prints a line, ``progress`` wraps the long loops."""
     say = say or (lambda _line: None)
     benchmark = benchmark or BenchmarkConfig()
@@ -65,17 +74,45 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
         allow_overlap=allow_overlap, identity=identity["identity"], aliases=aliases)]
     for candidate in candidates:
         say(f"{candidate.label}: {candidate.test.describe()}")
+    groups = groups or skin_tones(db)
+    warning = coverage_message(groups.coverage({s for c in candidates for s in c.stems}))
+    if warning:
+        say(warning)
     written = [p for p in (coverage.write_missing(out),) if p is not None]
-    result = run_benchmark(db, candidates, benchmark, out=out, progress=progress)
+    result = run_benchmark(db, candidates, benchmark, out=out, progress=progress, groups=groups)
     result.summary["image_folder"] = coverage.to_dict()
     written += write_benchmark(result, out)
     sections = {"benchmark": benchmark.to_dict(), "models": {name: str(path) for name, path in models},
-                "leaderboard": leaderboard.to_dict() if leaderboard else None, **(manifest or {})}
+                "leaderboard": leaderboard.to_dict() if leaderboard else None,
+                "groups": {"by": groups.by, "file": Path(groups.file).name if groups.file else None},
+                **(manifest or {})}
     manifest_document = build_manifest(config=sections, seeds={**(seeds or {}), "bootstrap": benchmark.seed},
                                        data=identity)
     written.append(write_manifest(out, manifest_document))
     board = None
     if leaderboard is not None:
-        board = run_leaderboard(db, candidates, leaderboard.methods, leaderboard, progress=progress, say=say)
+        board = run_leaderboard(db, candidates, leaderboard.methods, leaderboard, progress=progress, say=say,
+                                groups=groups)
         written += write_leaderboard(board, out)
+        if add_deletion(result.summary, board):
+            write_summary(out, result.summary, "benchmark")
+        else:
+            say(f"deletion AUC per {groups.by}: the leaderboard has no row of the benchmark's method "
+                f"{benchmark.method} (see leaderboard.json's groups for its methods)")
     return Evaluation(candidates, result, board, written)
+
+
+def add_deletion(summary: dict[str, Any], board: Leaderboard) -> bool:
+    """Put the leaderboard's deletion AUC per group of the benchmark's CAM method (``summary["config"]
+    ["method"]``, or the row whose maps it shares) into ``summary["groups"]`` beside the other scores
+    (:func:`~dermx.evaluate.benchmark.groups.add_score`); whether the leaderboard had such a row."""
+    method = summary["config"]["method"]
+    per_model = {model: entry for model, by_method in board.groups.get("models", {}).items()
+                 for head, entry in by_method.items() if method == head or method in entry["same_maps"]}
+    if not per_model:
+        return False
+    config = board.config
+    add_score(summary["groups"], "deletion_auc", per_model,
+              {"method": method, "images": board.groups["images"], "steps": config.steps, "baseline": "blur",
+               "models": sorted(per_model)})
+    return True

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from dermx import vocab
 from dermx.plotting import pyplot
+from dermx.report.verdict import group_words, grouped_by
 
 plt = pyplot()
 
@@ -188,7 +189,8 @@ def shortcut(summary: dict[str, Any]) -> bytes:
 
 
 def reliability_per_group(summary: dict[str, Any], model: str) -> bytes:
-    """One model's reliability diagrams, one panel per group (``all`` first, then each skin tone):
+    """One model's reliability diagrams, one panel per group (``all`` first, then each skin tone, or each
+    value of the run's own attribute):
     accuracy against mean confidence per confidence bin (``summary["calibration"]``), of the model's own
     probabilities and, when it carries a calibration, of the calibrated ones; a marker's area follows the
     images in its bin; the panel's title gives the images and each ECE."""
@@ -216,6 +218,7 @@ def reliability_per_group(summary: dict[str, Any], model: str) -> bytes:
         ax.set_ylim(0, 1)
         ax.set_xlabel("confidence", fontsize=8)
     axes[0][0].set_ylabel("accuracy", fontsize=8)
-    _legend_above(fig, axes[0][0], f"{model}: reliability per skin tone ({block['bins']} equal-width bins; "
+    attribute, _ = group_words(grouped_by(summary))
+    _legend_above(fig, axes[0][0], f"{model}: reliability per {attribute} ({block['bins']} equal-width bins; "
                                    "marker area: images in the bin)", ncol=2)
     return png(fig)

@@ -22,7 +22,7 @@ from dermx.jsonio import strict_json
 from dermx.report import figures, images, panels
 from dermx.report.leaderboard_section import leaderboard_section
 from dermx.report.trust_section import trust_section
-from dermx.report.verdict import GAP_RULE, PAIRED_KINDS, RULES, flags, verdict
+from dermx.report.verdict import PAIRED_KINDS, RULES, flags, gap_rule, grouped_by, verdict
 from dermx.runs.examples import read_examples
 from dermx.runs.manifest import manifest_rows, read_manifest
 from dermx.runs.summary import read_summary
@@ -176,7 +176,7 @@ def verdict_html(summary: dict[str, Any]) -> str:
     stated = (f"<p><b>What the demo set out to show</b> (each read from a 95 % CI; thresholds fixed before the "
               f"run)</p><ul class='checks'>{checks}</ul>" if checks else "")
     return (f"<div class='verdict' id='verdict'><b>Verdict</b>{stated}<ul>{items}</ul><p class='note'>"
-            f"{html.escape(RULES)} {html.escape(GAP_RULE)}</p></div>")
+            f"{html.escape(RULES)} {html.escape(gap_rule(grouped_by(summary)))}</p></div>")
 
 
 def protocol_note(summary: dict[str, Any]) -> str:
@@ -381,7 +381,7 @@ def render_report(run_dir: str | Path) -> Path:
     items = tables.get("items")
     linked = {str(s) for s in examples["stems"]} if examples is not None else set()
     if items is not None and "images" in tables:
-        parts.append(images.image_table(tables["images"], items, models, linked))
+        parts.append(images.image_table(tables["images"], items, models, linked, grouped_by(summary)))
     if examples is not None:
         parts.append(images.drilldown_html(examples, items, models))
     if manifest:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from dermx import vocab
 from dermx.report import panels
+from dermx.report.verdict import NAMED_VALUES, group_words
 from dermx.runs.tables import image_dice
 
 #: Inline script: clicking a header of a ``table.sortable`` sorts its rows by that column (numbers
@@ -73,20 +74,23 @@ def _cell(value: Any, digits: int = 3) -> str:
     return f"<td>{html.escape(str(value))}</td>"
 
 
-def image_table(images: pd.DataFrame, items: pd.DataFrame, models: list[str], linked: set[str]) -> str:
-    """Every test image: reference, skin tone, and per model the diagnosis (✓/✗), its probability and
-    the image's mean characteristic-map Dice; stems with a drill-down link to it. Sortable."""
+def image_table(images: pd.DataFrame, items: pd.DataFrame, models: list[str], linked: set[str],
+                by: str = NAMED_VALUES) -> str:
+    """Every test image: reference, skin tone (and its group when the run groups the images by another
+    attribute ``by``, a column of ``images``), and per model the diagnosis (✓/✗), its probability and the
+    image's mean characteristic-map Dice; stems with a drill-down link to it. Sortable."""
     dice = image_dice(items)
     by_model = {m: rows.set_index("stem") for m, rows in images.groupby("model", sort=False)}
     stems = sorted(images["stem"].unique())
-    head = ["image", "reference", "skin tone"] + [f"{m}: {what}" for m in models
-                                                   for what in ("diagnosis", "p", "char-map Dice")]
+    extra = [by] if by != NAMED_VALUES and by in images else []
+    head = ["image", "reference", "skin tone", *(group_words(c)[0] for c in extra),
+            *(f"{m}: {what}" for m in models for what in ("diagnosis", "p", "char-map Dice"))]
     body = []
     for stem in stems:
         first = images[images["stem"] == stem].iloc[0]
         name = html.escape(stem)
         cells = [f"<td><a href='#{anchor(stem)}'>{name}</a></td>" if stem in linked else f"<td>{name}</td>",
-                 _cell(first["reference"]), _cell(first.get("skin_tone"))]
+                 _cell(first["reference"]), _cell(first.get("skin_tone")), *(_cell(first[c]) for c in extra)]
         for model in models:
             row = by_model[model].loc[stem] if stem in by_model.get(model, pd.DataFrame()).index else None
             if row is None:

@@ -14,10 +14,12 @@ Rules (stated in the report beside the verdict):
   (``summary["gap_closed"]``).
 - two models differ when the paired bootstrap CI of their difference (same images and pairs)
   excludes 0.
-- a group of images (a skin tone) is named when the CI of its gap to the rest of the model's images,
-  ``θ(group) − θ(rest)`` with the patients of all of them resampled together, excludes 0, for the
-  diagnosis (accuracy, macro F1) and the explanations (map Dice, pointing) alike
-  (``summary["groups"]``); the gaps of one score of one model are Bonferroni-adjusted over its groups.
+- a group of images (a skin tone, or a value of the attribute of a ``--groups`` file) is named when the CI
+  of its gap to the rest of the model's images, ``θ(group) − θ(rest)`` with the patients of all of them
+  resampled together, excludes 0, for the diagnosis (accuracy, macro F1) and the explanations (map Dice,
+  pointing, and with a leaderboard the deletion AUC of the run's CAM method on its first test images)
+  alike (``summary["groups"]``); the gaps of one score of one model are Bonferroni-adjusted over its
+  groups.
 """
 
 from __future__ import annotations
@@ -46,17 +48,41 @@ RULES = ("Above / below: the paired bootstrap CI of model − baseline on the mo
          "(each rater against the others, on the model's pairs), its CI drawing the three together. Cells marked "
          "⚠ in the table are not above every baseline.")
 
-#: Each group score's sentence: (what is compared, word when the group is lower, word when higher, name).
+#: Each group score's sentence: (what is compared, word when the group is lower, word when higher, name; the
+#: name of the deletion AUC is formatted with the CAM method of ``summary["groups"]["deletion_auc"]``).
 GAP_WORDS: dict[str, tuple[str, str, str, str]] = {
     "accuracy": ("diagnoses are", "less accurate", "more accurate", "accuracy"),
     "macro_f1": ("diagnoses are", "less accurate by class", "more accurate by class", "macro F1"),
     "dice": ("maps agree", "less with the experts", "more with the experts", "Dice"),
     "pointing": ("maps point", "less often at what the experts outlined", "more often at what the experts outlined",
                  "pointing game"),
+    "deletion_auc": ("maps are", "more faithful to the model (deleting what they highlight lowers its score faster)",
+                     "less faithful to the model (deleting what they highlight lowers its score more slowly)",
+                     "{method} deletion AUC"),
 }
-GAP_RULE = ("Groups: a skin tone is named when the CI of its gap to the rest of the model's test images (group − "
+#: The attribute whose values are called by its own name (``skin tone dark``); another attribute's values are
+#: its groups (``fitzpatrick group V``).
+NAMED_VALUES = "skin_tone"
+
+
+def grouped_by(summary: dict[str, Any]) -> str:
+    """The attribute the run's groups are values of (:data:`NAMED_VALUES` for a run from before groups)."""
+    return str((summary.get("groups") or {}).get("by", NAMED_VALUES))
+
+
+def group_words(by: str) -> tuple[str, str]:
+    """How the report names the attribute ``by`` and one of its groups: ``("skin tone", "skin tone")``,
+    ``("fitzpatrick", "fitzpatrick group")``."""
+    attribute = by.replace("_", " ")
+    return attribute, attribute if by == NAMED_VALUES else f"{attribute} group"
+
+
+def gap_rule(by: str) -> str:
+    """The rule of the group sentences (:func:`group_gaps`) for groups of the attribute ``by``."""
+    _, group = group_words(by)
+    return (f"Groups: a {group} is named when the CI of its gap to the rest of the model's test images (group − "
             "rest, the patients of all of them resampled together) excludes 0; the gaps of one score of one model "
-            "are Bonferroni-adjusted over its skin tones.")
+            f"are Bonferroni-adjusted over its {group}s (deletion AUC: over those among the leaderboard's images).")
 
 
 @dataclass(frozen=True)
@@ -184,21 +210,24 @@ def paired_sentence(pair: dict[str, Any]) -> str:
 def group_gaps(summary: dict[str, Any]) -> list[str]:
     """One sentence per (model, group, score) whose gap's CI excludes 0 (``summary["groups"]``; none for a
     run from before groups), e.g. "DermX+: maps agree less with the experts on skin tone dark: Dice
-    −0.050 [−0.090, −0.010] vs the rest (images 40 of 188; CI at 98.3 %)"."""
+    −0.050 [−0.090, −0.010] vs the rest (40 of 188 images; CI at 98.3 %)": the images the gap was computed
+    on (the deletion AUC's: the leaderboard's)."""
     block = summary.get("groups") or {}
     by = str(block.get("by", "group")).replace("_", " ")
+    method = (block.get("deletion_auc") or {}).get("method", "")
     out = []
     for model, entry in block.get("models", {}).items():
         total = sum(g["images"] for g in entry["groups"].values())
         for name, group in entry["groups"].items():
             for score, (subject, lower, higher, label) in GAP_WORDS.items():
-                gap = Estimate.of(group.get("gap", {}).get(score))
-                if gap is None or relation(gap) == "not distinguishable":
+                cell = group.get("gap", {}).get(score)
+                gap = Estimate.of(cell)
+                if cell is None or gap is None or relation(gap) == "not distinguishable":
                     continue
                 word = lower if gap.high < 0 else higher
-                level = group["gap"][score].get("level", 0.95)
-                out.append(f"{model}: {subject} {word} on {by} {name}: {label} {gap.signed()} vs the rest "
-                           f"({group['images']} of {total} images; CI at {100 * level:.1f} %).")
+                out.append(f"{model}: {subject} {word} on {by} {name}: {label.format(method=method)} {gap.signed()} "
+                           f"vs the rest ({cell.get('n_group', group['images'])} of {cell.get('n', total)} images; "
+                           f"CI at {100 * cell.get('level', 0.95):.1f} %).")
     return out
 
 

@@ -4,7 +4,8 @@ The JSON document holds ``rows`` (one per (model, method): the metrics, each wit
 ``_high``, a ``null`` where undefined), ``excluded`` (cells that could not be computed, with the
 reason), ``undefined`` (a metric undefined on every image of a row, with the reason), ``notes``,
 ``directions`` (higher or lower is better), and from ``dermx evaluate`` its ``config``, ``protocol``,
-``deviations`` and ``mprt_curves``, from ``dermx leaderboard --out`` the ``runs`` combined.
+``deviations``, ``mprt_curves`` and ``groups`` (each row's deletion AUC per group of images), from
+``dermx leaderboard --out`` the ``runs`` combined.
 ``leaderboard.csv`` holds the rows whose every cell is a number, with its header even when none is.
 """
 

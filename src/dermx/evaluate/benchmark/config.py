@@ -10,6 +10,7 @@ import pandas as pd
 
 from dermx.choices import CamMethod, EvalMapSize, FusionRule, Selection
 from dermx.evaluate.benchmark.scoring import BASELINES, POINTING_TOLERANCE
+from dermx.evaluate.image_groups import ImageGroups
 from dermx.trust.fitted import ModelCalibration
 
 
@@ -59,9 +60,10 @@ class BenchmarkConfig:
 class BenchmarkResult:
     """Tables of a run (:mod:`dermx.runs.tables`): per-pair ``items``, ``baselines``, per-image
     ``images``, the raters scored as the models are (``ceiling``) and the raters' answers (``raters``);
-    the conditional rater-agreement summary; example arrays for the report; the models; (after
-    summarising) ``summary``; and the calibration each model's checkpoint carries, one per fold of its
-    ``models`` entry (``None`` where it carries none)."""
+    the conditional rater-agreement summary; example arrays for the report; the models; the images'
+    ``groups`` of the trust figures (their attribute is a column of ``images``); (after summarising)
+    ``summary``; and the calibration each model's checkpoint carries, one per fold of its ``models`` entry
+    (``None`` where it carries none)."""
 
     items: pd.DataFrame
     baselines: pd.DataFrame
@@ -72,5 +74,6 @@ class BenchmarkResult:
     examples: dict[str, np.ndarray]
     config: BenchmarkConfig
     models: dict[str, dict[str, Any]]
+    groups: ImageGroups
     summary: dict[str, Any] = field(default_factory=dict)
     calibrations: dict[str, list[ModelCalibration | None]] = field(default_factory=dict)

@@ -14,7 +14,8 @@ model's maps are mapped back to each image's native grid (:func:`~dermx.geometry
 compared with native-size references instead. Every batch is scored by
 :func:`~dermx.evaluate.benchmark.scoring.score_batch` in one tensor reduction per score. Statistics
 are computed by :func:`~dermx.evaluate.benchmark.summary.summarize_benchmark`; the files are written
-by :mod:`dermx.runs`.
+by :mod:`dermx.runs`. The images table carries each image's group (:mod:`dermx.evaluate.image_groups`:
+skin tone, or the attribute of a groups file), the groups of the summary's trust figures.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dermx.evaluate.benchmark.scoring import SCORES, BatchTables, score_batch
 from dermx.evaluate.benchmark.shortcut import stamp_test
 from dermx.evaluate.benchmark.summary import summarize_benchmark
 from dermx.evaluate.candidates import Candidate, Explanation
+from dermx.evaluate.image_groups import UNKNOWN, ImageGroups, skin_tones
 from dermx.geometry import to_native
 from dermx.runs.examples import write_examples
 from dermx.runs.layout import TABLES
@@ -123,8 +125,9 @@ class _TableWriter:
     """Appends each model's rows to ``items.csv``, ``baselines.csv`` and ``images.csv`` as soon as
     they are scored, so a failure later in the run loses no finished work."""
 
-    def __init__(self, out: Path | None) -> None:
+    def __init__(self, out: Path | None, groups: ImageGroups) -> None:
         self.out = out
+        self.groups = groups
         self.started = False
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
@@ -134,29 +137,32 @@ class _TableWriter:
     def add(self, db: DermXDB, parts: list[tuple[Candidate, BatchTables]]) -> None:
         if self.out is None or not parts:
             return
-        write_tables(self.out, _tables(db, parts), append=self.started)
+        write_tables(self.out, _tables(db, parts, self.groups), append=self.started)
         self.started = True
 
 
-def _tables(db: DermXDB, parts: list[tuple[Candidate, BatchTables]]) -> dict[str, pd.DataFrame]:
+def _tables(db: DermXDB, parts: list[tuple[Candidate, BatchTables]], groups: ImageGroups) -> dict[str, pd.DataFrame]:
     """The per-pair and per-image tables of the scored batches (``items``, ``baselines``, ``images``)."""
-    return {name: _with_metadata(db, _concat(parts, name)) if name == "images" else _concat(parts, name)
+    return {name: _with_metadata(db, _concat(parts, name), groups) if name == "images" else _concat(parts, name)
             for name in ("items", "baselines", "images")}
 
 
 def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: BenchmarkConfig | None = None, *,
-                  progress: Progress | None = None, out: str | Path | None = None) -> BenchmarkResult:
+                  progress: Progress | None = None, out: str | Path | None = None,
+                  groups: ImageGroups | None = None) -> BenchmarkResult:
     """Explain and score every candidate on its test images, then summarise (module docstring).
 
     ``progress`` wraps the batch loops (e.g. a rich progress bar). With ``out``, each model's tables
     are written there as soon as it is scored (:func:`write_benchmark` rewrites them whole at the end).
-    Examples are drawn from the images every model is scored on.
+    Examples are drawn from the images every model is scored on. ``groups``: the images' groups of the
+    trust figures (default: DermXDB's skin tones, :func:`~dermx.evaluate.image_groups.skin_tones`).
     """
     config = config or BenchmarkConfig()
     if not candidates:
         raise ValueError("no models to benchmark")
     wrap = progress or (lambda it, _d, _n: it)
-    writer = _TableWriter(Path(out) if out is not None else None)
+    groups = groups or skin_tones(db)
+    writer = _TableWriter(Path(out) if out is not None else None, groups)
     references = ReferenceMaps.for_benchmark(db, config.fusion, config.raters)
     all_stems = sorted({s for c in candidates for s in c.stems})
     parts: list[tuple[Candidate, BatchTables]] = []
@@ -177,7 +183,7 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
             mine += [(candidate, part) for part in scored]
         writer.add(db, mine)
         parts += mine
-    tables = _tables(db, parts)
+    tables = _tables(db, parts, groups)
     items, images = tables["items"], tables["images"]
     shared = set(shared_stems(candidates))
     reasons = (choose_examples(images[images["stem"].isin(shared)], items[items["stem"].isin(shared)])
@@ -187,7 +193,7 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
         ceiling=_ceiling(db, candidates, config, wrap), raters=rater_answers(db, all_stems, config.raters),
         agreement=_agreement(db, all_stems, candidates, config, wrap),
         examples=_examples(db, candidates, reasons, references, config), config=config, models=models,
-        calibrations=calibrations)
+        groups=groups, calibrations=calibrations)
     result.summary = summarize_benchmark(result)
     if config.shortcut_test:
         patients = {s: db.images[s].patient for s in all_stems}
@@ -219,12 +225,15 @@ def _concat(tables: list[tuple[Candidate, BatchTables]], name: str) -> pd.DataFr
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
-def _with_metadata(db: DermXDB, images: pd.DataFrame) -> pd.DataFrame:
-    """Add each image's ``patient`` (the unit of resampling) and the strata columns ``skin_tone`` and
-    ``age`` (DermXDB's age groups)."""
+def _with_metadata(db: DermXDB, images: pd.DataFrame, groups: ImageGroups) -> pd.DataFrame:
+    """Add each image's ``patient`` (the unit of resampling), the strata columns ``skin_tone`` and ``age``
+    (DermXDB's age groups) and its group, the column ``groups.by`` (a groups file's ``skin_tone`` or ``age``
+    replaces DermXDB's)."""
+    tones = skin_tones(db)
     return images.assign(patient=[db.images[s].patient for s in images["stem"]],
-                         skin_tone=[db.images[s].skin_tone or "unknown" for s in images["stem"]],
-                         age=[db.images[s].age or "unknown" for s in images["stem"]])
+                         skin_tone=tones.labels(images["stem"]),
+                         age=[db.images[s].age or UNKNOWN for s in images["stem"]]).assign(
+        **{groups.by: groups.labels(images["stem"])})
 
 
 def _ceiling(db: DermXDB, candidates: Sequence[Candidate], config: BenchmarkConfig, wrap: Progress) -> pd.DataFrame:

@@ -22,12 +22,17 @@ intervals are over patients wherever the images have patient ids)::
                              pairwise (unordered pairs for Dice and IoU), diagnosis, identification
     paired                   [{a, b, kind, score, difference E}] for every two models, same pairs
     strata[by][model]        [{stratum, images, accuracy (Wilson), dice E}] by reference, skin_tone, age, correct
-    groups                   {by: skin_tone, models: {model: {kind, level, groups: {tone: {images, patients,
-                             accuracy E, macro_f1 E, dice E, pointing E, gap: {score: E of group − rest}}}}}}
-                             (:mod:`.groups`)
-    calibration[model]       ECEs, Brier, NLL per skin tone, uncalibrated and with the model's calibration
-    conformal[model]         diagnosis sets' coverage and size per skin tone, marginal and Mondrian
-    selective[model]         AURC per skin tone; the abstention rule at ``abstain_risk`` (:mod:`.trust`)
+    groups                   {by, scores, coverage, models: {model: {kind, level, groups: {value: {images,
+                             patients, accuracy E, macro_f1 E, dice E, pointing E, gap: {score: E of group −
+                             rest}}}}}} (:mod:`.groups`), by: skin_tone or the attribute of a groups file;
+                             coverage: test images grouped as unknown, rows of the file naming other images
+                             (:meth:`~dermx.evaluate.image_groups.ImageGroups.coverage`); with a leaderboard of
+                             the run's method, deletion_auc E and its gap too, and groups.deletion_auc says on
+                             which images (:func:`dermx.evaluate.pipeline.run_evaluation`)
+    calibration[model]       ECEs, Brier, NLL per group (of ``groups.by``), uncalibrated and with the model's
+                             calibration
+    conformal[model]         diagnosis sets' coverage and size per group, marginal and Mondrian
+    selective[model]         AURC per group; the abstention rule at ``abstain_risk`` (:mod:`.trust`)
     shared                   images every model was scored on: counts, per model macro_f1 E and Dice E
     shortcut                 class, per model per class: energy share on the watermark and the lesions
     headline                 rows of the summary table (models, raters, baselines)
@@ -385,10 +390,12 @@ def summarize_benchmark(result: BenchmarkResult) -> dict[str, Any]:
                                                      & (with_strata["kind"] == _headline_kind(items, m))], by, stats)
                               for m in models} for by in STRATA}
     selected_kinds = {m: _headline_kind(headline_rows, m) for m in models}
+    by = result.groups.by
     with one_thread():
-        summary["groups"] = group_summary(images, headline_rows, selected_kinds, clusters=stats.clusters,
-                                          **stats.boot)
-        summary.update(trust_summary(images, result.models, result.calibrations, clusters=stats.clusters,
+        summary["groups"] = {**group_summary(images, headline_rows, selected_kinds, by=by, clusters=stats.clusters,
+                                             **stats.boot),
+                             "coverage": result.groups.coverage(images["stem"])}
+        summary.update(trust_summary(images, result.models, result.calibrations, by=by, clusters=stats.clusters,
                                      target_risk=config.abstain_risk, **stats.boot))
     summary["shortcut"] = _shortcut(images, stats.est)
     summary["shared"] = _shared(items, images, models, config.selection, stats)

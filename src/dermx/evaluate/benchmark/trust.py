@@ -1,8 +1,9 @@
-"""Trust in each model's diagnoses per skin tone, from the probabilities and logits the benchmark already
-has (no more forward passes): ``summary["calibration"]``, ``["conformal"]`` and ``["selective"]``.
+"""Trust in each model's diagnoses per group of images, from the probabilities and logits the benchmark
+already has (no more forward passes): ``summary["calibration"]``, ``["conformal"]`` and ``["selective"]``.
 
-The groups are the values of :data:`~dermx.evaluate.benchmark.groups.GROUP_BY` (skin tone; ``unknown``
-where an image has none); intervals resample patients (:mod:`dermx.trust.uncertainty`). Probabilities are
+The groups are the values of the attribute ``by`` (a column of the images table: skin tone by default,
+:data:`~dermx.evaluate.image_groups.GROUP_BY`, or the attribute of a ``--groups`` file; ``unknown`` where an
+image has none); intervals resample patients (:mod:`dermx.trust.uncertainty`). Probabilities are
 over the DermXDB classes the model has (the benchmark's ``dx:`` columns); the true class is the
 reference diagnosis.
 
@@ -17,7 +18,9 @@ reference diagnosis.
   ``None`` and ``note`` says why; nothing takes its place.
 - **conformal[model]**: with a calibration, its diagnosis sets (score and α as fitted) on the test images:
   ``marginal`` (one threshold) and ``mondrian`` (each group's own threshold where one was calibrated, the
-  marginal one elsewhere, listed in ``fallback``), each with coverage (Wilson CI) and mean set size
+  marginal one elsewhere, listed in ``fallback``; own thresholds, and the groups' own temperatures, only
+  when the calibration's ``group_key`` is ``by``: fitted per skin tone, they say nothing of another
+  attribute's groups), each with coverage (Wilson CI) and mean set size
   (patient bootstrap CI) overall and per group, and the worst group (:func:`dermx.trust.conformal.
   coverage_report`).
 - **selective[model]**: AURC per group of the uncalibrated top-1 confidence (risk–coverage,
@@ -43,7 +46,7 @@ import torch
 from torch import Tensor
 
 from dermx import vocab
-from dermx.evaluate.benchmark.groups import GROUP_BY
+from dermx.evaluate.image_groups import GROUP_BY, UNKNOWN
 from dermx.evaluate.stats import Clusters
 from dermx.trust.calibration import calibration_report, reliability
 from dermx.trust.conformal import CoverageReport, SetQuality, coverage_report
@@ -55,7 +58,6 @@ from dermx.trust.uncertainty import Interval, proportion, strata, subset
 N_BINS = 15
 #: What ``note`` says of a model whose checkpoint carries no calibration.
 NO_CALIBRATION = "model carries no calibration"
-UNKNOWN = "unknown"
 
 Calibrations = Sequence[ModelCalibration | None]
 
@@ -138,11 +140,11 @@ def _fold_rows(images: pd.DataFrame, fold: Any) -> np.ndarray:
     return np.flatnonzero(column.isna().to_numpy() if fold is None else (column == fold).to_numpy())
 
 
-def model_trust(images: pd.DataFrame, info: dict[str, Any], calibrations: Calibrations, *, clusters: Clusters,
-                target_risk: float, n_boot: int, seed: int) -> dict[str, dict[str, Any]]:
-    """One model's ``calibration``, ``conformal`` and ``selective`` entries (module docstring): ``images`` its
-    rows of the images table, ``info`` its ``summary["models"]`` entry, ``calibrations`` one per fold of
-    ``info["folds"]``."""
+def model_trust(images: pd.DataFrame, info: dict[str, Any], calibrations: Calibrations, *, by: str = GROUP_BY,
+                clusters: Clusters, target_risk: float, n_boot: int, seed: int) -> dict[str, dict[str, Any]]:
+    """One model's ``calibration``, ``conformal`` and ``selective`` entries per group of the attribute ``by``
+    (module docstring): ``images`` its rows of the images table, ``info`` its ``summary["models"]`` entry,
+    ``calibrations`` one per fold of ``info["folds"]``."""
     mine = images.sort_values("stem", kind="stable").reset_index(drop=True)
     classes, has_logits = _classes(mine)
     if len(classes) < 2:  # a model of its own classes sharing one class with the data: nothing to calibrate
@@ -156,7 +158,7 @@ def model_trust(images: pd.DataFrame, info: dict[str, Any], calibrations: Calibr
         raise ValueError(f"test images of classes the model lacks: {sorted(set(mine['reference'][labels.isna()]))}")
     y = torch.tensor(labels.to_numpy(dtype=np.int64))
     p = torch.tensor(mine[[f"dx:{d}" for d in classes]].to_numpy(dtype=np.float64))
-    groups = mine[GROUP_BY].astype(str).to_numpy()
+    groups = mine[by].astype(str).to_numpy()
     patients = [str(clusters.get(s, s)) for s in mine["stem"]] if clusters is not None else list(mine["stem"])
     boot = {"n_boot": n_boot, "seed": seed}
     confidence, correct = p.max(dim=1).values, p.argmax(dim=1) == y
@@ -179,11 +181,12 @@ def model_trust(images: pd.DataFrame, info: dict[str, Any], calibrations: Calibr
     for fold, cal in zip(info["folds"], calibrations, strict=True):
         assert cal is not None
         part = torch.from_numpy(_fold_rows(mine, fold))
-        own = [g if g != UNKNOWN else None for g in groups[part.numpy()]] if cal.group_key == GROUP_BY else None
+        same_key = cal.group_key == by  # the calibration's groups are values of this attribute
+        own = [g if g != UNKNOWN else None for g in groups[part.numpy()]] if same_key else None
         p_cal[part] = cal.probabilities(z[part], own)
         marginal[part] = cal.sets(p_cal[part])
         mondrian[part] = cal.sets(p_cal[part], own)
-        fallback |= {g for g in groups[part.numpy()] if g not in cal.group_thresholds}
+        fallback |= {g for g in groups[part.numpy()] if not same_key or g == UNKNOWN or g not in cal.group_thresholds}
         threshold[part] = cal.abstention_threshold(target_risk)
         coverage, risk = _validation_point(cal, float(threshold[part][0]))
         fitted.append({"fold": fold, "temperature": cal.temperature, "group_key": cal.group_key,
@@ -212,13 +215,15 @@ def model_trust(images: pd.DataFrame, info: dict[str, Any], calibrations: Calibr
 
 
 def trust_summary(images: pd.DataFrame, models: dict[str, dict[str, Any]], calibrations: Mapping[str, Calibrations],
-                  *, clusters: Clusters, target_risk: float, n_boot: int, seed: int) -> dict[str, dict[str, Any]]:
+                  *, by: str = GROUP_BY, clusters: Clusters, target_risk: float, n_boot: int,
+                  seed: int) -> dict[str, dict[str, Any]]:
     """``{"calibration": {model: ...}, "conformal": {...}, "selective": {...}}`` for every model of ``models``
-    (``summary["models"]``); ``calibrations[model]``: one per fold (module docstring)."""
+    (``summary["models"]``) per group of the attribute ``by``; ``calibrations[model]``: one per fold (module
+    docstring)."""
     out: dict[str, dict[str, Any]] = {"calibration": {}, "conformal": {}, "selective": {}}
     for model, info in models.items():
         per_fold = calibrations.get(model, [None] * len(info["folds"]))
-        entry = model_trust(images[images["model"] == model], info, per_fold, clusters=clusters,
+        entry = model_trust(images[images["model"] == model], info, per_fold, by=by, clusters=clusters,
                             target_risk=target_risk, n_boot=n_boot, seed=seed)
         for key, value in entry.items():
             out[key][model] = value

@@ -93,8 +93,10 @@ class LeaderboardConfig:
 class Leaderboard:
     """Rows (model, method, metrics with CIs; methods giving the same maps share a row, ``same_maps``),
     excluded cells with reasons, metrics undefined on every image of a row (model, method, metric,
-    reason), notes, MPRT curves, an example image under every (model, method) and, per model, which
-    method to trust (:mod:`~dermx.evaluate.leaderboard.trust`)."""
+    reason), notes, MPRT curves, an example image under every (model, method), per model which method to
+    trust (:mod:`~dermx.evaluate.leaderboard.trust`) and ``groups``: each row's deletion AUC per group of
+    images (``{"by", "score", "images", "models": {model: {method: {"same_maps", "level", "groups"}}}}``,
+    :mod:`~dermx.evaluate.leaderboard.run`)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     excluded: list[dict[str, str]] = field(default_factory=list)
@@ -104,6 +106,7 @@ class Leaderboard:
     examples: dict[str, np.ndarray] = field(default_factory=dict)
     config: LeaderboardConfig = field(default_factory=LeaderboardConfig)
     trust: dict[str, dict[str, Any]] = field(default_factory=dict)
+    groups: dict[str, Any] = field(default_factory=dict)
 
     def frame(self) -> pd.DataFrame:
         """The finite rows as a table (``leaderboard.csv``; with its header even when no row is finite)."""

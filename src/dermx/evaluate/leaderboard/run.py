@@ -34,6 +34,13 @@ Per image, a metric over several targets is first averaged over the defined targ
 does over pairs), then patients are bootstrapped (:func:`dermx.evaluate.stats.estimate`; faithfulness
 correlation also resamples its random subsets, :func:`dermx.evaluate.stats.correlation_estimate`).
 
+**Per group** (``groups``: the images' groups of the benchmark's trust figures, DermXDB's skin tone by
+default or the attribute of a ``--groups`` file, :mod:`dermx.evaluate.image_groups`): each row's
+``deletion_auc`` per group of its images, with its CI over the group's patients and its gap to the rest
+of the row's images at the Bonferroni level over those groups, exactly as the benchmark's per-group
+scores (:func:`dermx.evaluate.benchmark.groups.score_groups`): ``Leaderboard.groups["models"][model]
+[method]`` (the row's method; ``same_maps`` the methods sharing it).
+
 Forward passes are shared wherever the maths allows: one forward pass (and one gradient computation)
 per batch gives every method's maps (:meth:`~dermx.explain.CamEngine.explain_methods`: the gradient
 methods and Eigen-CAM all follow from the same activations and gradients, Score-CAM's masked forwards
@@ -65,7 +72,9 @@ import pandas as pd
 import torch
 
 from dermx.data import DermXDB
+from dermx.evaluate.benchmark.groups import score_groups
 from dermx.evaluate.candidates import Candidate
+from dermx.evaluate.image_groups import ImageGroups, skin_tones
 from dermx.evaluate.leaderboard.agreement import agreement_rows
 from dermx.evaluate.leaderboard.config import (
     AGREEMENT,
@@ -105,6 +114,23 @@ def _by_model(candidates: Sequence[Candidate]) -> dict[str, list[Candidate]]:
     return out
 
 
+def _image_values(part: ModelMetrics, method: str, metric: str) -> pd.DataFrame:
+    """One fold's values of a metric per image (``stem``, ``value``): a metric over several targets is
+    averaged over the targets where it is defined (NaN when none is)."""
+    v = part.values[method][metric].double()
+    if v.ndim == 2:
+        defined = ~torch.isnan(v)
+        v = torch.where(defined, v, 0).sum(dim=1) / defined.sum(dim=1)
+    return pd.DataFrame({"stem": part.stems, "value": v.numpy()})
+
+
+def _pooled_values(folds: Sequence[ModelMetrics], candidates: Sequence[Candidate], method: str,
+                   metric: str) -> pd.DataFrame:
+    """Every fold's values of a metric per image (``stem``, ``fold``, ``value``)."""
+    return pd.concat([_image_values(part, method, metric).assign(fold=candidate.fold)
+                      for part, candidate in zip(folds, candidates, strict=True)], ignore_index=True)
+
+
 def _pooled(folds: Sequence[ModelMetrics], candidates: Sequence[Candidate], method: str, metric: str,
             config: LeaderboardConfig, clusters: Clusters) -> dict[str, float]:
     """One metric of one method, its per-image values of every fold pooled (per image, a metric over
@@ -117,15 +143,8 @@ def _pooled(folds: Sequence[ModelMetrics], candidates: Sequence[Candidate], meth
         drops = torch.cat([part.fc_runs[method][1] for part in folds]).numpy()
         e = correlation_estimate(sums, drops, stems, clusters=clusters, n_boot=config.n_boot, seed=config.seed)
         return {metric: e["mean"], f"{metric}_low": e["low"], f"{metric}_high": e["high"]}
-    frames = []
-    for part, candidate in zip(folds, candidates, strict=True):
-        v = part.values[method][metric].double()
-        if v.ndim == 2:
-            defined = ~torch.isnan(v)
-            v = torch.where(defined, v, 0).sum(dim=1) / defined.sum(dim=1)  # NaN when no target is defined
-        frames.append(pd.DataFrame({"stem": part.stems, "fold": candidate.fold, "value": v.numpy()}))
-    e = estimate(pd.concat(frames, ignore_index=True), "value", clusters=clusters, n_boot=config.n_boot,
-                 seed=config.seed)
+    e = estimate(_pooled_values(folds, candidates, method, metric), "value", clusters=clusters,
+                 n_boot=config.n_boot, seed=config.seed)
     return {metric: e["mean"], f"{metric}_low": e["low"], f"{metric}_high": e["high"]}
 
 
@@ -151,8 +170,15 @@ def _settings(config: LeaderboardConfig) -> str:
             f"faithfulness-correlation subsets; {config.n_boot} bootstrap resamples")
 
 
+def _deletion_groups(folds: Sequence[ModelMetrics], candidates: Sequence[Candidate], method: str,
+                     groups: ImageGroups, config: LeaderboardConfig, clusters: Clusters) -> dict[str, Any]:
+    """A row's deletion AUC per group of its images, each with its gap to the rest (module docstring)."""
+    rows = _pooled_values(folds, candidates, method, "deletion_auc").rename(columns={"value": "deletion_auc"})
+    return score_groups(rows, "deletion_auc", groups, clusters=clusters, n_boot=config.n_boot, seed=config.seed)
+
+
 def _model_rows(db: DermXDB, name: str, candidates: list[Candidate], board: Leaderboard, wrap: Progress,
-                say: Callable[[str], None], clusters: Clusters) -> None:
+                say: Callable[[str], None], clusters: Clusters, image_groups: ImageGroups) -> None:
     """Every row of one model (all its folds) into ``board``; a failure is recorded, never raised."""
     config = board.config
     methods = list(config.methods)
@@ -199,6 +225,8 @@ def _model_rows(db: DermXDB, name: str, candidates: list[Candidate], board: Lead
             row.update(_pooled(folds, candidates, head, metric, config, clusters))
         row["n_images"] = sum(min(config.n_images, len(c.stems)) for c in candidates)
         board.rows.append(row)
+        board.groups["models"].setdefault(name, {})[head] = {
+            "same_maps": group[1:], **_deletion_groups(folds, candidates, head, image_groups, config, clusters)}
         if len(group) > 1:
             board.notes.append(f"{name}: {' = '.join(group)} give the same maps on this model (largest difference "
                                f"≤ {SAME:g}: their CAM layer feeds global average pooling and one linear head), so "
@@ -231,35 +259,29 @@ def _per_image(criterion: str, methods: Sequence[str], agreement: dict[str, pd.D
     if criterion == "agreement":
         return {m: agreement[m].groupby("stem", as_index=False)[column].mean().rename(columns={column: "value"})
                 for m in methods}
-    out = {}
-    for m in methods:
-        parts = []
-        for part in folds:
-            v = part.values[m][column].double()
-            if v.ndim == 2:
-                defined = ~torch.isnan(v)
-                v = torch.where(defined, v, 0).sum(dim=1) / defined.sum(dim=1)
-            parts.append(pd.DataFrame({"stem": part.stems, "value": v.numpy()}))
-        out[m] = pd.concat(parts, ignore_index=True)
-    return out
+    return {m: pd.concat([_image_values(part, m, column) for part in folds], ignore_index=True) for m in methods}
 
 
 def run_leaderboard(db: DermXDB, candidates: Sequence[Candidate], methods: Sequence[str] | str = "all",
                     config: LeaderboardConfig | None = None, *, progress: Progress | None = None,
-                    say: Callable[[str], None] | None = None) -> Leaderboard:
+                    say: Callable[[str], None] | None = None, groups: ImageGroups | None = None) -> Leaderboard:
     """Score every (model, method) cell (module docstring) of the loaded ``candidates`` (several folds of
     a model share its name). Problems of one cell are recorded in ``excluded`` and reported through
-    ``say``; an unknown method name is a :class:`ValueError` before any work."""
+    ``say``; an unknown method name is a :class:`ValueError` before any work. ``groups``: the images'
+    groups of the deletion AUC per group (default: DermXDB's skin tones)."""
     say = say or (lambda _m: None)
     wrap = progress or (lambda it, _d, _n: it)
     config = LeaderboardConfig(**{**(config or LeaderboardConfig()).to_dict(), "methods": parse_methods(methods)})
     board = Leaderboard(config=config)
+    groups = groups or skin_tones(db)
+    board.groups = {"by": groups.by, "score": "deletion_auc",
+                    "images": f"the first {config.n_images} test images of each fold", "models": {}}
     say(_settings(config))
     models = _by_model(candidates)
     stems = {s for c in candidates for s in c.stems}
     clusters = pd.Series({s: db.images[s].patient for s in stems}, dtype=str)
     for name, folds in models.items():
-        _model_rows(db, name, folds, board, wrap, say, clusters)
+        _model_rows(db, name, folds, board, wrap, say, clusters, groups)
     if config.protocol == "followup":
         board.notes.append(FOLLOWUP_DIFFERENCES)
     if config.protocol == "followup":
@@ -309,5 +331,5 @@ def write_leaderboard(board: Leaderboard, out: str | Path) -> list[Path]:
                              "deviations": deviations(board.config),
                              "protocol": board.config.protocol, "rows": board.rows, "excluded": board.excluded,
                              "undefined": board.undefined, "notes": board.notes, "mprt_curves": board.mprt_curves,
-                             "trust": board.trust},
+                             "trust": board.trust, "groups": board.groups},
                        board.examples)
