@@ -6,7 +6,9 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         **dict.fromkeys(("PretrainedUnavailableError", "create_backbone"), ".backbone"),
-        **dict.fromkeys(("CheckpointError", "load_checkpoint", "save_checkpoint"), ".checkpoint"),
+        **dict.fromkeys(("CheckpointError", "intervention_rule", "load_checkpoint", "save_checkpoint"), ".checkpoint"),
+        **dict.fromkeys(("InterventionError", "InterventionRule", "fit_intervention_rule", "intervened",
+                         "parse_setting"), ".intervention"),
         **dict.fromkeys(
             ("DermXNet", "MODEL_KINDS", "ModelConfig", "ModelKind", "Probabilities", "build_model"), ".dermx_net"
         ),

@@ -23,6 +23,7 @@ from dermx.models.dermx_net import DermXNet, ModelConfig
 from dermx.version import __version__
 
 if TYPE_CHECKING:
+    from dermx.models.intervention import InterventionRule
     from dermx.trust.fitted import ModelCalibration
 
 WEIGHTS_FILE = "model.safetensors"
@@ -73,6 +74,11 @@ def _config_from(document: dict[str, Any], source: Path) -> ModelConfig:
         model_calibration(config)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{source}: calibration: {error}") from error
+    if config.interventions is not None:  # a broken record is named when the checkpoint loads, not at first use
+        try:
+            intervention_rule(config)
+        except ValueError as error:
+            raise CheckpointError(f"{source}: interventions: {error}") from error
     if config.vocabulary == "dermxdb":
         if tuple(config.diagnoses) != vocab.DIAGNOSES:
             raise CheckpointError(f"{source}: diagnosis classes {list(config.diagnoses)} differ from dermx's "
@@ -102,6 +108,23 @@ def calibration_note(config: ModelConfig) -> str:
     if CALIBRATION_SKIPPED in record:
         return f"calibration was skipped in training: {record[CALIBRATION_SKIPPED]}"
     return ""
+
+
+def intervention_rule(config: ModelConfig) -> InterventionRule:
+    """The intervention rule ``config`` records; :class:`~dermx.models.intervention.InterventionError` when
+    the model has no characteristics or its checkpoint records no rule (each says so)."""
+    from dermx.models.intervention import InterventionError, InterventionRule
+
+    if not config.characteristics:
+        raise InterventionError("this model has no characteristics (a dx-only model): nothing to set")
+    if config.interventions is None:
+        raise InterventionError("the checkpoint records no intervention rule (trained before dermx recorded one, "
+                                "or not by dermx train): retrain it to intervene on its characteristics")
+    rule = InterventionRule.from_dict(config.interventions)
+    if rule.characteristics != tuple(config.characteristics):
+        raise InterventionError(f"the intervention rule names {list(rule.characteristics)}, the model "
+                                f"{list(config.characteristics)}")
+    return rule
 
 
 #: The Lightning checkpoint of a training run that holds the same weights as its exported ``model/``.

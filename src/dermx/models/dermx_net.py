@@ -58,6 +58,9 @@ class ModelConfig:
     ``calibration`` is the calibration fitted on the validation split at the end of training
     (:meth:`dermx.trust.fitted.ModelCalibration.to_dict`), or ``{"skipped": reason}`` when training could
     not fit one; ``None`` (checkpoints written before it was recorded, or outside ``dermx train``): none.
+    ``interventions`` is the rule for setting a characteristic present or absent at test time
+    (:meth:`dermx.models.intervention.InterventionRule.to_dict`, fitted on the training images at the end of
+    training), or ``None``: the model cannot take interventions.
     """
 
     backbone: str
@@ -76,6 +79,7 @@ class ModelConfig:
     training_data: dict[str, Any] = field(default_factory=dict)
     vocabulary: Vocabulary = "dermxdb"
     calibration: dict[str, Any] | None = None
+    interventions: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -138,7 +142,10 @@ class DermXNet(nn.Module):
 
     def forward_head(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         """Global average pooling, then the heads (logits)."""
-        pooled = self.pool(features).flatten(1)
+        return self.heads(self.pool(features).flatten(1))
+
+    def heads(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The heads' logits from pooled features ``(B, C)`` (what an intervention recomputes: no backbone)."""
         hidden = self.diagnosis_mlp(pooled)
         if self.characteristic_head is None:
             return {"diagnosis": self.diagnosis_out(hidden)}

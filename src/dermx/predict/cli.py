@@ -40,6 +40,11 @@ def predict_command(
                             "light or dark): its temperature and set threshold; default: unknown, the overall "
                             "ones. Needs a calibrated checkpoint.")] = None,
     abstain_risk: Annotated[float | None, option("--abstain-risk")] = None,
+    set_characteristics: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="NAME=present|absent",
+        help="Set a characteristic as a clinician would (repeatable: --set Scale=present --set Pustule=absent): "
+             "the diagnosis is recomputed with it; the output gives the diagnoses without the setting and each "
+             "class's change.")] = None,
 ) -> None:
     """Diagnose and explain images: ranked diagnoses, characteristics, overlays and maps.
 
@@ -58,6 +63,10 @@ def predict_command(
     A checkpoint calibrated in training gives calibrated probabilities ("calibrated": true, "temperature"),
     the diagnosis set ("diagnosis_set", holding the true class for a "set_coverage" share of images like the
     validation ones) and, with --abstain-risk, "abstain" and its "reason" instead of a top diagnosis.
+
+    --set NAME=present|absent sets a characteristic to the logit the model gives images it is sure have
+    (95th percentile over its training images) or lack (5th) it, and recomputes the diagnosis; each
+    prediction's "intervention" holds the setting, the diagnoses without it and each class's change.
     """
     from dermx.explain.cli import predictable_model
     from dermx.predict.run import run_predict
@@ -67,7 +76,8 @@ def predict_command(
     code = run_predict(images, model=loaded, out=out, as_json=as_json,
                        threshold=PRESENT_FROM if threshold is None else threshold, method=method,
                        batch_size=batch_size, resolution=resolution, figure_size=figure_size,
-                       native_maps=native_maps, skin_tone=skin_tone, abstain_risk=abstain_risk)
+                       native_maps=native_maps, skin_tone=skin_tone, abstain_risk=abstain_risk,
+                       set_characteristics=set_characteristics or [])
     raise typer.Exit(code)
 
 

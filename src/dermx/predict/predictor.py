@@ -9,8 +9,9 @@ an abstention (:mod:`dermx.predict.trust`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,17 @@ from dermx.geometry import (
     preprocess,
 )
 from dermx.models import DermXNet, load_checkpoint
-from dermx.models.checkpoint import WEIGHTS_FILE, calibration_note, checkpoint_dir, model_calibration
+from dermx.models.checkpoint import (
+    WEIGHTS_FILE,
+    calibration_note,
+    checkpoint_dir,
+    intervention_rule,
+    model_calibration,
+)
+from dermx.models.intervention import intervened
 from dermx.models.weights import sha256_of
 from dermx.predict.io import ImageSource, as_array, open_image
-from dermx.predict.result import CharacteristicResult, Prediction
+from dermx.predict.result import CharacteristicResult, Intervention, Prediction
 from dermx.predict.trust import Trust, answers
 from dermx.train.provenance import training_summary
 from dermx.version import __version__
@@ -151,23 +159,56 @@ class Predictor:
         return PreparedImage(label, image, tensor, placement, skin_tone if skin_tone is not None else self.skin_tone,
                              abstain_risk if abstain_risk is not None else self.abstain_risk)
 
-    def run(self, batch: Sequence[PreparedImage]) -> list[Prediction]:
-        """Predict one batch of prepared images in a single engine pass."""
+    def intervention_values(self, settings: Mapping[str, bool]) -> dict[int, float]:
+        """``{characteristic column: logit}`` of ``settings`` under the checkpoint's rule
+        (:class:`~dermx.models.intervention.InterventionError` for unknown names, a dx-only model, or a
+        checkpoint without a rule)."""
+        return intervention_rule(self.model.config).values(settings)
+
+    def _diagnoses(self, logits: torch.Tensor, batch: Sequence[PreparedImage]) -> tuple[torch.Tensor, list[Trust]]:
+        """Diagnosis probabilities (calibrated when the model is) and each image's trust record."""
+        if self.calibration is None:
+            return logits.float().softmax(dim=1).cpu(), [Trust(False, self.calibration_note) for _ in batch]
+        return answers(self.calibration, logits, self.model.target_names["diagnosis"], [p.skin_tone for p in batch],
+                       [p.abstain_risk for p in batch])
+
+    def run(self, batch: Sequence[PreparedImage], set_characteristics: Mapping[str, bool] | None = None
+            ) -> list[Prediction]:
+        """Predict one batch of prepared images in a single engine pass; with ``set_characteristics``
+        (name -> present) the characteristics are set by :mod:`dermx.models.intervention`'s rule during the
+        pass, and each prediction's ``intervention`` holds the diagnoses without the setting (the heads
+        recomputed from the same pooled features: no second backbone pass) and the change."""
         if not batch:
             return []
-        result = self.engine(torch.stack([p.tensor for p in batch]))
+        settings = dict(set_characteristics or {})
+        values = self.intervention_values(settings) if settings else {}
+        pooled: list[torch.Tensor] = []
+        with contextlib.ExitStack() as stack:
+            if settings:
+                stack.enter_context(intervened(self.model, values))
+                hook = self.model.pool.register_forward_hook(lambda _m, _i, out: pooled.append(out.detach()))
+                stack.callback(hook.remove)
+            result = self.engine(torch.stack([p.tensor for p in batch]))
         logits = result.logits
         assert isinstance(logits, dict)
-        diagnosis, characteristic = (p.cpu() for p in self.model.probabilities(logits))
-        trust = [Trust(False, self.calibration_note) for _ in batch]
-        if self.calibration is not None:
-            diagnosis, trust = answers(self.calibration, logits["diagnosis"], self.model.target_names["diagnosis"],
-                                       [p.skin_tone for p in batch], [p.abstain_risk for p in batch])
+        characteristic = self.model.probabilities(logits).characteristic.cpu()
+        diagnosis, trust = self._diagnoses(logits["diagnosis"], batch)
         labels = result.labels
         ranked = [self._ranked(d) for d in diagnosis]
         found = [self._characteristics(c) for c in characteristic] if "characteristic" in logits else [
             [] for _ in batch]
-        kept = [[f"diagnosis:{r[0][0]}", *(f"characteristic:{c.name}" for c in chars if c.present)]
+        changes: list[Intervention | None] = [None] * len(batch)
+        if settings:
+            with torch.no_grad():
+                plain = self.model.heads(pooled[0].flatten(1))["diagnosis"]
+            before, _ = self._diagnoses(plain, batch)
+            names = self.model.target_names["diagnosis"]
+            set_logits = {name: values[self.model.target_names["characteristic"].index(name)] for name in settings}
+            changes = [Intervention(settings, set_logits, self._ranked(before[i]),
+                                    {n: float(diagnosis[i, k] - before[i, k]) for k, n in enumerate(names)})
+                       for i in range(len(batch))]
+        kept = [[f"diagnosis:{r[0][0]}", *(f"characteristic:{c.name}" for c in chars
+                                           if c.present and c.name not in settings)]
                 for r, chars in zip(ranked, found, strict=True)]
         # Upsampling all 22 maps to the input size was most of predict's overhead over the forward
         # pass; only the top diagnosis and the present characteristics are kept, so only those are
@@ -182,14 +223,20 @@ class Predictor:
                            {label: as_array(m) for label, m in zip(kept[i], finished[starts[i]:starts[i + 1]],
                                                                     strict=True)},
                            size, item.placement, self.threshold, self.method,
-                           {label: self._logit(logits, i, label) for label in kept[i]}, result.layer, trust[i])
+                           {label: self._logit(logits, i, label) for label in kept[i]}, result.layer, trust[i],
+                           changes[i])
                 for i, item in enumerate(batch)]
 
-    def predict(self, images: Sequence[ImageSource]) -> list[Prediction]:
-        """Predict images (PIL images, paths or file bytes), ``batch_size`` at a time."""
+    def predict(self, images: Sequence[ImageSource], *, set_characteristics: Mapping[str, bool] | None = None
+                ) -> list[Prediction]:
+        """Predict images (PIL images, paths or file bytes), ``batch_size`` at a time; with
+        ``set_characteristics`` (e.g. ``{"Scale": True, "Pustule": False}``) as the user set them
+        (:meth:`run`). The setting is checked before any image is read."""
+        if set_characteristics:
+            self.intervention_values(set_characteristics)
         predictions: list[Prediction] = []
         for chunk in _chunks(images, self.batch_size):
-            predictions += self.run([self.prepare(source) for source in chunk])
+            predictions += self.run([self.prepare(source) for source in chunk], set_characteristics)
         return predictions
 
     def _logit(self, logits: dict[str, torch.Tensor], row: int, label: str) -> float:

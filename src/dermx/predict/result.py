@@ -22,6 +22,23 @@ class CharacteristicResult:
 
 
 @dataclass(frozen=True)
+class Intervention:
+    """Characteristics a user set and what it changed (:mod:`dermx.models.intervention`): ``settings``
+    (name -> present), ``logits`` the logit each set characteristic took (the checkpoint's rule),
+    ``before`` the diagnoses as ranked without the setting (same image, same pass), ``change`` per class
+    the probability with the setting minus without."""
+
+    settings: dict[str, bool]
+    logits: dict[str, float]
+    before: list[tuple[str, float]]
+    change: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"set": {n: "present" if v else "absent" for n, v in self.settings.items()}, "logits": self.logits,
+                "before": [{"name": n, "probability": p} for n, p in self.before], "change": self.change}
+
+
+@dataclass(frozen=True)
 class Prediction:
     """What the model says about one image.
 
@@ -31,7 +48,9 @@ class Prediction:
     ``"characteristic:Plaque"``) to its explanation on the model input, ``(H, W)`` float32 in
     ``[0, 1]``: the top diagnosis, then every present characteristic. :meth:`original_map` brings a
     map back to the original image geometry through ``placement``. ``logits`` holds each map's target
-    logit and ``layer`` the layer the maps were computed on.
+    logit and ``layer`` the layer the maps were computed on. With characteristics set by the user
+    (``intervention``), everything shown is with the setting: diagnoses, characteristics and the diagnosis
+    map; a set characteristic has no map (its logit is a constant).
     """
 
     source: str
@@ -45,6 +64,7 @@ class Prediction:
     logits: dict[str, float] = field(default_factory=dict)
     layer: str = ""
     trust: Trust = field(default_factory=lambda: Trust(False, "the model carries no calibration"))
+    intervention: Intervention | None = None
 
     @property
     def diagnosis(self) -> str:
@@ -99,4 +119,5 @@ class Prediction:
             "input_size": list(self.input_size),
             "image_size": list(self.original_size),
             **self.trust.to_dict(),
+            "intervention": None if self.intervention is None else self.intervention.to_dict(),
         }

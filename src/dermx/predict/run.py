@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from dermx.cli_common import fail, refuse_option
 from dermx.data import DermXDBError
 from dermx.explain.inputs import collect
 from dermx.jsonio import strict_json, write_json
+from dermx.models.intervention import InterventionError, parse_setting
 from dermx.predict.files import RESERVED, write_outputs
 from dermx.predict.predictor import Predictor, PreparedImage, UncalibratedError
 from dermx.predict.result import Prediction
@@ -32,13 +34,26 @@ def _table(prediction: Prediction) -> Table:
     table.add_column("present characteristic")
     table.add_column("p", justify="right")
     present = [c for c in prediction.characteristics if c.present]
+    settings = prediction.intervention.settings if prediction.intervention is not None else {}
     for row in range(max(3, len(present))):
         dx = prediction.diagnoses[row] if row < 3 else ("", None)
         ch = present[row] if row < len(present) else None
         table.add_row(dx[0], "" if dx[1] is None else f"{dx[1]:.3f}",
-                      ch.name if ch else "", f"{ch.probability:.3f}" if ch else "")
-    table.caption, table.caption_justify = _trust_line(prediction), "left"
+                      (ch.name + (" (set)" if ch.name in settings else "")) if ch else "",
+                      f"{ch.probability:.3f}" if ch else "")
+    table.caption, table.caption_justify = _trust_line(prediction) + _intervention_line(prediction), "left"
     return table
+
+
+def _intervention_line(prediction: Prediction) -> str:
+    """The characteristics set and how the top diagnosis moved (empty without a setting)."""
+    change = prediction.intervention
+    if change is None:
+        return ""
+    settings = ", ".join(f"{n}={'present' if v else 'absent'}" for n, v in change.settings.items())
+    top, p = change.before[0]
+    return (f"\nset {settings}: without it {top} {p:.3f}; with it {prediction.diagnoses[0][0]} "
+            f"{prediction.diagnoses[0][1]:.3f}")
 
 
 def _trust_line(prediction: Prediction) -> str:
@@ -62,7 +77,8 @@ def _exists(path: Path) -> bool:
 
 def run_predict(images: list[Path], *, model: Path | torch.nn.Module, out: Path | None, as_json: bool, threshold: float,
                 method: str, batch_size: int, resolution: str | None, figure_size: int,
-                native_maps: bool = False, skin_tone: str | None = None, abstain_risk: float | None = None) -> int:
+                native_maps: bool = False, skin_tone: str | None = None, abstain_risk: float | None = None,
+                set_characteristics: Sequence[str] = ()) -> int:
     """Predict every image; returns the exit code: 0, or 1 when any input was skipped or unreadable.
 
     No image at all fails (exit 1), an input path that does not exist is a usage error (exit 2, checked
@@ -71,7 +87,8 @@ def run_predict(images: list[Path], *, model: Path | torch.nn.Module, out: Path 
     Memory: an image is decoded at full size for the model input, then only a copy whose longest side
     is at most ``figure_size`` is kept for the pictures (drawn at that size); ``native_maps`` also stores
     the maps at the image's own size in ``maps.npz``. ``skin_tone`` and ``abstain_risk`` with a model
-    without a calibration are usage errors naming the flag."""
+    without a calibration are usage errors naming the flag; so is a ``set_characteristics`` entry
+    (``NAME=present|absent``) the model cannot take (unknown name or value, a dx-only model, no rule)."""
     err = Console(stderr=True)
     missing = [str(p) for p in images if not _exists(p)]
     if missing:
@@ -84,6 +101,12 @@ def run_predict(images: list[Path], *, model: Path | torch.nn.Module, out: Path 
                               batch_size=batch_size, skin_tone=skin_tone, abstain_risk=abstain_risk)
     except UncalibratedError as error:
         refuse_option(error.option, str(error))
+    try:
+        settings = dict(parse_setting(text) for text in set_characteristics)
+        if settings:
+            predictor.intervention_values(settings)
+    except InterventionError as error:
+        refuse_option("set", str(error))
     inputs = collect(images, RESERVED)
     skipped = list(inputs.skipped)
     if not inputs.images:
@@ -94,7 +117,8 @@ def run_predict(images: list[Path], *, model: Path | torch.nn.Module, out: Path 
     batch: list[tuple[PreparedImage, str]] = []
 
     def flush() -> None:
-        for (item, folder), prediction in zip(batch, predictor.run([p for p, _ in batch]), strict=True):
+        for (item, folder), prediction in zip(batch, predictor.run([p for p, _ in batch], settings),
+                                                strict=True):
             record = prediction.to_dict()
             if out is not None:
                 directory = out / folder

@@ -49,17 +49,27 @@ class Fitted:
 
 
 @torch.no_grad()
-def diagnosis_logits(model: DermXNet, dataset: ImageDataset, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(n, K)`` diagnosis logits of ``model`` (eval mode) on ``dataset`` in its order, and the ``(n,)``
-    reference classes."""
+def head_logits(model: DermXNet, dataset: ImageDataset, batch_size: int) -> tuple[dict[str, torch.Tensor],
+                                                                                  torch.Tensor]:
+    """Every head's logits of ``model`` (eval mode) on ``dataset`` in its order (``{"diagnosis": (n, K),
+    "characteristic": (n, C)}``, float32 on the CPU), and the ``(n,)`` reference classes."""
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     device = next(model.parameters()).device
-    logits, labels = [], []
+    logits: dict[str, list[torch.Tensor]] = {}
+    labels: list[int] = []
     for batch in loader:
-        logits.append(model(batch["image"].to(device))["diagnosis"].float().cpu())
+        for head, value in model(batch["image"].to(device)).items():
+            logits.setdefault(head, []).append(value.float().cpu())
         labels += [dataset.items[i].diagnosis for i in batch["index"].tolist()]
-    return torch.cat(logits), torch.tensor(labels, dtype=torch.long)
+    return {head: torch.cat(values) for head, values in logits.items()}, torch.tensor(labels, dtype=torch.long)
+
+
+def diagnosis_logits(model: DermXNet, dataset: ImageDataset, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n, K)`` diagnosis logits of ``model`` (eval mode) on ``dataset`` in its order, and the ``(n,)``
+    reference classes."""
+    logits, labels = head_logits(model, dataset, batch_size)
+    return logits["diagnosis"], labels
 
 
 def skin_tones(db: DermXDB | None, keys: Sequence[str]) -> list[str] | None:

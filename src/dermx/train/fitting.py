@@ -41,6 +41,7 @@ from dermx.train.collection import Collection, collection_of
 from dermx.train.config import TrainConfig
 from dermx.train.datamodule import DermXDataModule, split_table
 from dermx.train.datasets import ImageDataset
+from dermx.train.interventions import intervention_record
 from dermx.train.losses import char_pos_weight_tensor
 from dermx.train.module import DermXModule, macro_f1
 from dermx.train.provenance import epoch_metrics, write_model_card
@@ -252,6 +253,8 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
         return result
     calibration = calibrate(model.cpu(), data.dataset("val", augment=False), data.db, config.optim.batch_size)
     model.config.calibration = calibration_record(calibration)
+    model.config.interventions = intervention_record(model, data.dataset("train", augment=False),
+                                                     config.optim.batch_size)
     save_checkpoint(model, result.checkpoint_dir)
     write_model_card(result.checkpoint_dir, model.config, metrics, model.map_grid())
     if data.parts["test"]:
