@@ -16,6 +16,7 @@ standard-library imports: ``dermx --help`` loads this module.
 ``EvalMapSize``        where the benchmark compares maps: the model input or each image's pixels
 ``StoredMapSize``      where ``dermx cv`` stores maps: the CAM grid or the model input
 ``Protocol``           the leaderboard's agreement protocol
+``BottleneckMode``     how a concept-bottleneck (``cbm``) model's diagnosis head is trained (Koh et al.)
 =====================  ======================================================================
 """
 
@@ -26,12 +27,13 @@ from typing import Literal, get_args
 CamMethod = Literal["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "cam", "scorecam", "eigencam"]
 FusionRule = Literal["mean", "relative", "any", "majority", "all"]
 ResolutionPolicy = Literal["pad", "crop", "squash"]
-ModelKind = Literal["dx-only", "dermx", "dermx+"]
+ModelKind = Literal["dx-only", "dermx", "dermx+", "cbm"]
 LabelRule = Literal["any", "majority"]
 Selection = Literal["present", "predicted", "correct"]
 EvalMapSize = Literal["input", "native"]
 StoredMapSize = Literal["features", "input"]
 Protocol = Literal["dermx", "followup"]
+BottleneckMode = Literal["joint", "sequential", "independent"]
 
 
 def method_name(name: str) -> CamMethod:

@@ -5,8 +5,14 @@ backbone → global average pooling → f ∈ R^C.
 - characteristic head: dropout, Linear(C, 64), ReLU, dropout, Linear(64, n_char) → z_char;
 - diagnosis head: dropout, Linear(C, 64), ReLU, dropout → h; Linear(64 + n_char, 6) on [h, z_char]
   → z_dx (``dx-only``: Linear(64, 6) on h).
+- ``cbm``, a concept-bottleneck model (Koh et al., ICML 2020): the diagnosis is computed from the
+  characteristic logits alone, ``z_dx = Linear(n_char, 6)(z_char)``: no side channel ``h``, so every
+  diagnosis rests on the characteristics and an intervention on them (:mod:`dermx.models.intervention`)
+  reaches the whole diagnosis. How its head is trained (``bottleneck``: joint, sequential, independent)
+  is :mod:`dermx.train.bottleneck`'s.
 
-``dermx+`` is the same network as ``dermx``, trained with the guided-attention loss.
+``dermx+`` is the same network as ``dermx``, trained with the guided-attention loss (which any kind with
+characteristics can also take: ``cbm`` with a guided-attention weight).
 ``forward(x)`` returns ``{"characteristic": z_char, "diagnosis": z_dx}`` (logits, in that order).
 """
 
@@ -22,7 +28,7 @@ import torch
 from torch import nn
 
 from dermx import vocab
-from dermx.choices import ModelKind
+from dermx.choices import BottleneckMode, ModelKind
 from dermx.geometry import InputSpec, ResolutionPolicy, check_resolution
 from dermx.models.backbone import create_backbone, last_conv_name
 from dermx.models.presets import IMAGENET_MEAN, IMAGENET_STD, check_output_stride, get_preset
@@ -58,6 +64,7 @@ class ModelConfig:
     ``calibration`` is the calibration fitted on the validation split at the end of training
     (:meth:`dermx.trust.fitted.ModelCalibration.to_dict`), or ``{"skipped": reason}`` when training could
     not fit one; ``None`` (checkpoints written before it was recorded, or outside ``dermx train``): none.
+    ``bottleneck``: how a ``cbm`` model's diagnosis head was trained (``None`` for the other kinds).
     ``interventions`` is the rule for setting a characteristic present or absent at test time
     (:meth:`dermx.models.intervention.InterventionRule.to_dict`, fitted on the training images at the end of
     training), or ``None``: the model cannot take interventions.
@@ -80,6 +87,7 @@ class ModelConfig:
     vocabulary: Vocabulary = "dermxdb"
     calibration: dict[str, Any] | None = None
     interventions: dict[str, Any] | None = None
+    bottleneck: BottleneckMode | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -92,6 +100,15 @@ class ModelConfig:
         self.std = tuple(float(v) for v in self.std)  # type: ignore[assignment]
         self.diagnoses = tuple(self.diagnoses)
         self.characteristics = () if self.kind == "dx-only" else tuple(self.characteristics)
+        if self.kind == "cbm":
+            if not self.characteristics:
+                raise ValueError("a concept-bottleneck (cbm) model needs characteristics: its diagnosis reads them")
+            self.bottleneck = self.bottleneck or "joint"
+            if self.bottleneck not in get_args(BottleneckMode):
+                raise ValueError(f"unknown bottleneck mode {self.bottleneck!r}; expected one of "
+                                 f"{get_args(BottleneckMode)}")
+        elif self.bottleneck is not None:
+            raise ValueError(f"bottleneck {self.bottleneck!r} is for cbm models, not {self.kind!r}")
 
     @property
     def input_spec(self) -> InputSpec:
@@ -124,8 +141,9 @@ class DermXNet(nn.Module):
         width = int(self.backbone.num_features)  # type: ignore[arg-type]  # timm's models are typed nn.Module
         n_char = len(config.characteristics)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.diagnosis_mlp = _mlp(width, config.dropout)
-        self.diagnosis_out = nn.Linear(HIDDEN + n_char, len(config.diagnoses))
+        #: ``None`` for a ``cbm`` model: its diagnosis reads the characteristic logits only.
+        self.diagnosis_mlp: nn.Sequential | None = None if config.kind == "cbm" else _mlp(width, config.dropout)
+        self.diagnosis_out = nn.Linear(n_char if config.kind == "cbm" else HIDDEN + n_char, len(config.diagnoses))
         self.characteristic_head: nn.Sequential | None = None
         if n_char:
             self.characteristic_head = nn.Sequential(*_mlp(width, config.dropout), nn.Linear(HIDDEN, n_char))
@@ -146,12 +164,13 @@ class DermXNet(nn.Module):
 
     def heads(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
         """The heads' logits from pooled features ``(B, C)`` (what an intervention recomputes: no backbone)."""
-        hidden = self.diagnosis_mlp(pooled)
         if self.characteristic_head is None:
-            return {"diagnosis": self.diagnosis_out(hidden)}
+            assert self.diagnosis_mlp is not None
+            return {"diagnosis": self.diagnosis_out(self.diagnosis_mlp(pooled))}
         characteristic = self.characteristic_head(pooled)
-        diagnosis = self.diagnosis_out(torch.cat([hidden, characteristic], dim=1))
-        return {"characteristic": characteristic, "diagnosis": diagnosis}
+        reads = (characteristic if self.diagnosis_mlp is None
+                 else torch.cat([self.diagnosis_mlp(pooled), characteristic], dim=1))
+        return {"characteristic": characteristic, "diagnosis": self.diagnosis_out(reads)}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.forward_head(self.forward_features(x))
@@ -216,12 +235,14 @@ def build_model(
     random_fallback: bool = False,
     diagnoses: Sequence[str] | None = None,
     vocabulary: Vocabulary = "dermxdb",
+    bottleneck: BottleneckMode | None = None,
 ) -> DermXNet:
     """Build a network from a preset (``small``, ``cpu``, ``resnet50``, ``efficientnet_b2``, ...) or any timm
     ``backbone`` name. ``characteristics``: ``None`` = all 16, ``"paper"`` = the paper's 10, or names.
     ``output_stride``: 8, 16 or 32 (default: the preset's when its backbone is used, else 32); see
     :mod:`dermx.models.presets`. ``pretrained``, ``weights`` (a local backbone weight file) and
     ``random_fallback``: the backbone's starting weights (:func:`~dermx.models.backbone.create_backbone`).
+    ``bottleneck``: how a ``cbm`` model's head is trained (default ``joint``; only for ``cbm``).
     """
     base = get_preset(preset) if preset else None
     backbone_name = backbone or (base.backbone if base else None)
@@ -248,5 +269,6 @@ def build_model(
         diagnoses=tuple(diagnoses) if diagnoses is not None else vocab.DIAGNOSES,
         dropout=dropout,
         vocabulary=vocabulary,
+        bottleneck=bottleneck,
     )
     return DermXNet(config, pretrained=pretrained, weights=weights, random_fallback=random_fallback)

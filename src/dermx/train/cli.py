@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from dermx.choices import ResolutionPolicy, StoredMapSize
-from dermx.cli_common import SizeArg, guarded, option, renamed
+from dermx.choices import BottleneckMode, ResolutionPolicy, StoredMapSize
+from dermx.cli_common import SizeArg, choice, guarded, option, renamed
 
 Opt = typer.Option
 
@@ -33,7 +33,12 @@ def _shared(
                                            "characteristic columns (SkinCon-style); any class names")] = None,
     aliases: Annotated[Path | None, option("--aliases")] = None,
     require_all_images: Annotated[bool | None, option("--require-all-images")] = None,
-    kind: Annotated[str | None, Opt(help="dx-only | dermx | dermx+")] = None,
+    kind: Annotated[str | None, Opt(help="dx-only | dermx | dermx+ | cbm (concept bottleneck: the diagnosis "
+                                         "reads the characteristics only)")] = None,
+    bottleneck: Annotated[str | None, Opt(
+        metavar="joint|sequential|independent", parser=choice(BottleneckMode),
+        help="cbm only: joint (one loss), sequential (diagnosis head fitted on the frozen characteristic "
+             "logits) or independent (on the training labels) (Koh et al. 2020)")] = None,
     preset: Annotated[str | None, Opt(help="small | cpu | tiny | resnet50 | efficientnet_b2 | efficientnet_b4")] = None,
     backbone: Annotated[str | None, Opt(help="any timm backbone (overrides the preset's)")] = None,
     characteristics: Annotated[str | None, Opt(help="'paper' (10) or comma-separated names; default 16")] = None,
@@ -63,6 +68,8 @@ def _shared(
     color_jitter: Annotated[bool | None, Opt("--color-jitter/--no-color-jitter",
                                              help="with --augment, also jitter colours")] = None,
     dropout: Annotated[float | None, Opt(help="dropout of the heads")] = None,
+    char_weight: Annotated[float | None, Opt(min=0.0, help="λ_c of the characteristic loss in the total "
+                                             "loss (cbm joint training varies it)")] = None,
     ga_weight: Annotated[float | None, Opt(help="λ of the guided-attention loss (dermx+: 10)")] = None,
     ga_alpha: Annotated[float | None, Opt(min=0.0, max=1.0, help="guided attention: weight α of the fuzzy "
                                           "sensitivity, 1 − α of the specificity")] = None,

@@ -28,6 +28,11 @@ Options for short from-scratch runs (new here; defaults keep the papers' recipe)
 - ``char_pos_weight``: BCE ``pos_weight`` of the characteristic logits; ``"balanced"`` gives each
   characteristic n_negative / n_positive of the TRAINING labels (clipped to [1, ``char_pos_weight_max``]),
   a number gives all the same weight, ``None`` none (the papers').
+- ``char_weight``: λ_c of the characteristic BCE in the total loss (1, the papers'); Koh et al.'s joint
+  concept-bottleneck training varies it.
+- ``bottleneck`` (``cbm`` models only; :mod:`dermx.train.bottleneck`): ``joint`` (default: one loss,
+  CE + λ_c·BCE), ``sequential`` or ``independent`` (the network is trained on the characteristics alone,
+  then its diagnosis head is fitted on the frozen characteristic logits, or on the training labels).
 - ``channels_last``: train with NHWC tensors (``torch.channels_last``). On CPU it speeds up dilated
   backbones (output stride 8) about 2× and slows undilated ones at small inputs (measured in
   BENCHMARKS.md); the weights and results do not change beyond float rounding.
@@ -42,6 +47,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from dermx.choices import BottleneckMode
 from dermx.data.fusion import FusionRule
 from dermx.geometry import ResolutionPolicy, check_resolution
 from dermx.jsonio import write_json
@@ -85,6 +91,7 @@ class ModelOptions:
     checkpoint's :class:`~dermx.models.ModelConfig` is made from these."""
 
     kind: ModelKind = "dermx"
+    bottleneck: BottleneckMode | None = None
     preset: str | None = "small"
     backbone: str | None = None
     characteristics: str | list[str] | None = None
@@ -116,6 +123,7 @@ class OptimOptions:
     eta_min: float = 1e-5
     lr_schedule: Literal["restarts", "cosine"] = "restarts"
     warmup_epochs: float = 0.0
+    char_weight: float = 1.0
     char_pos_weight: Literal["balanced"] | float | None = None
     char_pos_weight_max: float = 10.0
     class_weights: dict[str, float] | None = None
@@ -131,6 +139,8 @@ class OptimOptions:
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; choose one of {sorted(RECIPES)}")
+        if not self.char_weight >= 0:
+            raise ValueError(f"char_weight must be >= 0, got {self.char_weight}")
         if self.ga_warmup_epochs < 0:
             raise ValueError(f"ga_warmup_epochs must be >= 0, got {self.ga_warmup_epochs}")
         if self.warmup_epochs < 0:

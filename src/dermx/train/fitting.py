@@ -36,12 +36,13 @@ from dermx import vocab
 from dermx.atomic import write_text
 from dermx.models import DermXNet, build_model, save_checkpoint
 from dermx.progress import PlainProgress
-from dermx.train.calibrate import calibrate, calibration_record, summary_line
+from dermx.train.bottleneck import fit_bottleneck_head
+from dermx.train.calibrate import calibrate, calibration_record, head_logits, summary_line
 from dermx.train.collection import Collection, collection_of
 from dermx.train.config import TrainConfig
 from dermx.train.datamodule import DermXDataModule, split_table
 from dermx.train.datasets import ImageDataset
-from dermx.train.interventions import intervention_record
+from dermx.train.interventions import fit_rule
 from dermx.train.losses import char_pos_weight_tensor
 from dermx.train.module import DermXModule, macro_f1
 from dermx.train.provenance import epoch_metrics, write_model_card
@@ -80,7 +81,7 @@ def model_from_config(config: TrainConfig, collection: Collection | None = None)
                         dropout=spec.dropout,
                         pretrained=spec.pretrained, weights=spec.backbone_weights,
                         random_fallback=spec.random_fallback, diagnoses=diagnoses,
-                        vocabulary=vocabulary)
+                        vocabulary=vocabulary, bottleneck=spec.bottleneck)
     model.config.resolution = spec.resolution
     return model
 
@@ -251,10 +252,17 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
     result = TrainResult(run_dir / "model", run_dir, metrics)
     if not trainer.is_global_zero:
         return result
-    calibration = calibrate(model.cpu(), data.dataset("val", augment=False), data.db, config.optim.batch_size)
+    training = fit_rule(model.cpu(), data.dataset("train", augment=False), config.optim.batch_size)
+    if training is not None:
+        if model.config.bottleneck in ("sequential", "independent"):
+            fit_bottleneck_head(model, training, config.optim.class_weights)
+            # the selected epoch's diagnosis figures were of the head before its fit: recomputed with it
+            logits, truth = head_logits(model, data.dataset("val", augment=False), config.optim.batch_size)
+            if len(truth):
+                metrics["val/dx_f1"] = macro_f1(logits["diagnosis"].softmax(dim=1), truth)["dx_f1"]
+        model.config.interventions = training.rule.to_dict()
+    calibration = calibrate(model, data.dataset("val", augment=False), data.db, config.optim.batch_size)
     model.config.calibration = calibration_record(calibration)
-    model.config.interventions = intervention_record(model, data.dataset("train", augment=False),
-                                                     config.optim.batch_size)
     save_checkpoint(model, result.checkpoint_dir)
     write_model_card(result.checkpoint_dir, model.config, metrics, model.map_grid())
     if data.parts["test"]:

@@ -114,14 +114,18 @@ class LossParts:
 
 
 class DermXLoss(nn.Module):
-    """CE(diagnosis) + BCE(characteristics) + ``ga_weight`` × GA (maps given by the caller)."""
+    """``dx_weight`` × CE(diagnosis) + ``char_weight`` × BCE(characteristics) + ``ga_weight`` × GA (maps given
+    by the caller). The parts are returned unweighted."""
 
     class_weights: torch.Tensor | None  # buffers, registered in __init__
     char_pos_weight: torch.Tensor | None
 
     def __init__(self, *, class_weights: torch.Tensor | None = None, ga_weight: float = 0.0,
-                 alpha: float = 0.5, smooth: float = 1.0, char_pos_weight: torch.Tensor | None = None) -> None:
+                 alpha: float = 0.5, smooth: float = 1.0, char_pos_weight: torch.Tensor | None = None,
+                 char_weight: float = 1.0, dx_weight: float = 1.0) -> None:
         super().__init__()
+        self.char_weight = char_weight
+        self.dx_weight = dx_weight
         self.register_buffer("class_weights", class_weights, persistent=False)
         self.register_buffer("char_pos_weight", char_pos_weight, persistent=False)
         self.ga_weight = ga_weight
@@ -141,4 +145,5 @@ class DermXLoss(nn.Module):
         if maps is not None and target_maps is not None and characteristics is not None:
             attention = guided_attention_loss(maps, target_maps, characteristics > 0.5, alpha=self.alpha,
                                               smooth=self.smooth)
-        return LossParts(dx + char + self.ga_weight * attention, dx, char, attention)
+        return LossParts(self.dx_weight * dx + self.char_weight * char + self.ga_weight * attention, dx, char,
+                         attention)

@@ -47,7 +47,9 @@ class DermXModule(L.LightningModule):
         optim = config.optim
         self.criterion = DermXLoss(class_weights=class_weight_tensor(optim.class_weights, model.config.diagnoses),
                                    ga_weight=self.ga_weight, alpha=optim.ga_alpha, smooth=optim.ga_smooth,
-                                   char_pos_weight=char_pos_weight)
+                                   char_pos_weight=char_pos_weight, char_weight=optim.char_weight,
+                                   dx_weight=0.0 if model.config.bottleneck in ("sequential", "independent")
+                                   else 1.0)
         self._val_outputs: list[dict[str, torch.Tensor]] = []
         if config.run.channels_last:
             model.to(memory_format=torch.channels_last)
