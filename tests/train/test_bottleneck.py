@@ -58,8 +58,13 @@ def test_each_training_mode(tiny_db: tuple[Path, Path], tmp_path: Path, mode: st
     data.setup()
     train = data.dataset("train", augment=False)
     logits, diagnosis = head_logits(model, train, 8)
-    rule = intervention_rule(model.config)
-    assert rule.n == len(train.items)
+    rule = intervention_rule(model.config)  # the 5th / 95th percentiles of the training logits
+    assert rule.n == len(train.items) == len(logits["characteristic"])
+    q = torch.quantile(logits["characteristic"].double(), torch.tensor([0.05, 0.95], dtype=torch.float64), dim=0)
+    assert torch.allclose(torch.tensor(rule.absent, dtype=torch.float64), q[0], atol=1e-5)
+    assert torch.allclose(torch.tensor(rule.present, dtype=torch.float64), q[1], atol=1e-5)
+    card = (result.checkpoint_dir / "README.md").read_text()
+    assert f"A concept-bottleneck model trained `{mode}`" in card and "95th percentile" in card
     if mode == "joint":
         return
     labels = torch.tensor([item.characteristics for item in train.items], dtype=torch.float64)
@@ -68,5 +73,3 @@ def test_each_training_mode(tiny_db: tuple[Path, Path], tmp_path: Path, mode: st
     w, b = fit_head(x, diagnosis, len(model.config.diagnoses), l2=L2)
     assert torch.allclose(model.diagnosis_out.weight.double(), w, atol=1e-4)
     assert torch.allclose(model.diagnosis_out.bias.double(), b, atol=1e-4)
-    card = (result.checkpoint_dir / "README.md").read_text()
-    assert "cbm" in card

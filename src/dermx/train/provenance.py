@@ -126,6 +126,19 @@ def calibration_section(record: dict[str, Any] | None) -> str:
             f"exchangeable with the validation images, per group with the group's threshold).{table}")
 
 
+def interventions_section(config: ModelConfig) -> str:
+    """The model card's account of ``ModelConfig.interventions`` (and of a cbm model's bottleneck)."""
+    bottleneck = (f"A concept-bottleneck model trained `{config.bottleneck}`: its diagnosis is a linear function "
+                  "of the characteristic logits alone. " if config.kind == "cbm" else "")
+    record = config.interventions
+    if record is None:
+        return bottleneck + ("None: a model without characteristics." if not config.characteristics else
+                             "None recorded: this model refuses `--set`.")
+    low, high = record["percentiles"]
+    return (bottleneck + f"A characteristic set present takes the {high:g}th percentile of its logit over the "
+            f"{record['n']} training images, absent the {low:g}th (`dermx predict --set NAME=present|absent`).")
+
+
 def model_card(config: ModelConfig, metrics: dict[str, float], map_grid: tuple[int, int]) -> str:
     """The ``model/README.md`` of a trained model: what it is, what it saw, how well it did, its limits."""
     data = config.training_data
@@ -159,6 +172,10 @@ images missing from the image folder: {data.get("missing_images", 0)} |
 ## Calibration
 
 {calibration_section(config.calibration)}
+
+## Interventions
+
+{interventions_section(config)}
 
 ## Intended use and limits
 
