@@ -53,3 +53,23 @@ def test_a_split_that_cannot_be_calibrated_is_recorded_with_its_reason(caplog: p
                                  "least two"}
     assert "calibration skipped" in caplog.text
     assert calibration_section(record).startswith("Skipped: the validation split holds one diagnosis class")
+
+
+def test_a_calibration_part_of_its_own_neither_trains_nor_selects(tiny_db: tuple[Path, Path], tmp_path: Path) -> None:
+    """--calibration-fraction: patients held out of training and validation fit the calibration; the record,
+    the training data record and the card say so."""
+    config = tiny_config(tiny_db, tmp_path / "run", calibration_fraction=0.3)
+    result = fit(config)
+    model = load_checkpoint(result.checkpoint_dir)
+    data = DermXDataModule(config, model.config)
+    data.setup()
+    parts = {name: {item.group for item in items} for name, items in data.parts.items()}
+    assert parts["calibration"] and not parts["calibration"] & (parts["train"] | parts["val"] | parts["test"])
+    fitted = model_calibration(model.config)
+    assert fitted is not None and fitted.split == "calibration" and fitted.n == len(data.parts["calibration"])
+    record = model.config.training_data
+    assert record["n_calibration"] == len(data.parts["calibration"])
+    assert {item.key for item in data.parts["calibration"]} <= set(record["images"])
+    card = (result.checkpoint_dir / "README.md").read_text()
+    assert f"Fitted on the {fitted.n} calibration images (patients that neither trained nor selected" in card
+    assert f"{fitted.n} calibration images;" in card

@@ -53,6 +53,9 @@ class DemoConfig:
     recipe is then checked on seeds never used for it (BENCHMARKS.md). (An earlier recipe, 32 epochs and
     lr 3e-3 for DermX+, was tuned on the test fold of the seeds its checks were run on.)
 
+    ``calibration_fraction``: the share of the training patients (after validation) held out to calibrate
+    each model (temperature, diagnosis sets, abstention) on images that neither trained nor selected it.
+
     ``held_out_raters``: the models learn from raters 1–4 (:data:`TRAINING_RATERS`) and are scored against
     raters 5–8 (:data:`REFERENCE_RATERS`), whose style DermX+'s attention never saw.
     """
@@ -85,6 +88,7 @@ class DemoConfig:
     workers: int = 2
     checks: bool = True
     held_out_raters: bool = False
+    calibration_fraction: float = 0.15
 
     @classmethod
     def recipe(cls, name: str = "demo", **changes: Any) -> DemoConfig:
@@ -115,6 +119,7 @@ class DemoConfig:
                            ga_resolution=self.ga_resolution, fusion=self.fusion,
                            output_stride=self.output_stride, channels_last=self.channels_last,
                            pretrained=False, fold=0, seed=self.seed,
+                           calibration_fraction=self.calibration_fraction,
                            raters=list(TRAINING_RATERS) if self.held_out_raters else None,
                            in_memory=True, cache_dir=str(cache_dir), out=str(out), log_every_n_steps=1,
                            progress=True)

@@ -1,7 +1,9 @@
 """The last step of training: fit the exported model's calibration on its validation split.
 
-The selected model is run on the ``val`` part of the run (the images it was selected on; never the
-test part) without augmentation; its diagnosis logits ``z``, the reference classes ``y`` and, for a
+The selected model is run on the run's ``calibration`` part when it has one (``calibration_fraction``:
+patients that neither trained nor selected the model), else on its ``val`` part (the images it was
+selected on, so the thresholds are optimistic; the record's ``split`` says which), never the test part,
+without augmentation; its diagnosis logits ``z``, the reference classes ``y`` and, for a
 DermXDB run whose every validation image has one, each image's skin tone go to
 :func:`~dermx.trust.fitted.fit_model_calibration`. The result is stored in the checkpoint
 (``ModelConfig.calibration``), which ``predict`` and ``serve`` apply.
@@ -30,7 +32,7 @@ from dermx.models import DermXNet
 from dermx.models.checkpoint import CALIBRATION_SKIPPED
 from dermx.train.datasets import ImageDataset
 from dermx.trust.calibration import ece
-from dermx.trust.fitted import ModelCalibration, fit_model_calibration
+from dermx.trust.fitted import ModelCalibration, Split, fit_model_calibration
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +98,10 @@ def skip_reason(labels: torch.Tensor) -> str | None:
     return None
 
 
-def calibrate(model: DermXNet, dataset: ImageDataset, db: DermXDB | None, batch_size: int) -> Fitted | str:
-    """Fit ``model``'s calibration on the validation ``dataset`` (module docstring); the reason instead
-    when it cannot be fitted."""
+def calibrate(model: DermXNet, dataset: ImageDataset, db: DermXDB | None, batch_size: int, *,
+              split: Split = "validation") -> Fitted | str:
+    """Fit ``model``'s calibration on ``dataset``, the run's ``split`` (module docstring); the reason
+    instead when it cannot be fitted."""
     if not dataset.items:
         return f"the validation split is empty; calibration needs at least {MIN_IMAGES} images"
     z, y = diagnosis_logits(model, dataset, batch_size)
@@ -106,7 +109,7 @@ def calibrate(model: DermXNet, dataset: ImageDataset, db: DermXDB | None, batch_
     if reason is not None:
         return reason
     groups = skin_tones(db, [item.key for item in dataset.items])
-    calibration = fit_model_calibration(z, y, groups, patients=[item.group for item in dataset.items])
+    calibration = fit_model_calibration(z, y, groups, patients=[item.group for item in dataset.items], split=split)
     probabilities = calibration.probabilities(z, groups)
     covered = calibration.sets(probabilities, groups)[torch.arange(len(y)), y]
     return Fitted(calibration, ece(torch.softmax(z.double(), dim=1), y), ece(probabilities, y),
@@ -134,6 +137,6 @@ def summary_line(result: Fitted | str) -> str:
         why = ("the fit stopped at a bound: the validation logits separate the classes" if check.get("at_bound")
                else f"cross-fitted ECE {cross} against {check['ece_baseline']:.3f} at T=1")
         groups = f" (fitted T={check['fitted']:.3g} not applied: {why})" + groups
-    return (f"calibration on {c.n} validation images: temperature {c.temperature:.3g}{groups}; ECE "
+    return (f"calibration on {c.n} {c.split} images: temperature {c.temperature:.3g}{groups}; ECE "
             f"{result.ece_before:.3f} -> {result.ece_after:.3f}; diagnosis sets (alpha {c.alpha:g}, {c.score}) "
             f"hold the reference class for {result.set_coverage:.0%} of them (in-sample)")

@@ -82,6 +82,9 @@ def _shared(
     raters: Annotated[str | None, option("--raters")] = None,
     val_fraction: Annotated[float | None, Opt(min=0.0, max=1.0, help="share of the training side's patients "
                                               "that validate (selection, early stopping)")] = None,
+    calibration_fraction: Annotated[float | None, Opt(
+        min=0.0, max=0.95, help="share of the remaining training patients held out to fit the calibration only "
+                                "(neither trains nor selects; 0: calibrate on the validation part)")] = None,
     label_rule: Annotated[str | None, Opt(help="characteristic labels: any | majority")] = None,
     resolution: Annotated[ResolutionPolicy | None, option("--resolution")] = None,
     input_size: Annotated[SizeArg, option("--input-size")] = None,

@@ -28,6 +28,11 @@ Options for short from-scratch runs (new here; defaults keep the papers' recipe)
 - ``char_pos_weight``: BCE ``pos_weight`` of the characteristic logits; ``"balanced"`` gives each
   characteristic n_negative / n_positive of the TRAINING labels (clipped to [1, ``char_pos_weight_max``]),
   a number gives all the same weight, ``None`` none (the papers').
+- ``calibration_fraction``: the share of the training side's patients held out as a **calibration** part
+  (after the validation part is carved out), used only to fit the calibration of the end of training
+  (:mod:`dermx.train.calibrate`): it neither trains nor selects the model, so its images are exchangeable
+  with new ones, as split conformal sets need. 0 (default): the calibration is fitted on the validation
+  part, which also selected the checkpoint (optimistic; the record says which part it was).
 - ``char_weight``: λ_c of the characteristic BCE in the total loss (1, the papers'); Koh et al.'s joint
   concept-bottleneck training varies it.
 - ``bottleneck`` (``cbm`` models only; :mod:`dermx.train.bottleneck`): ``joint`` (default: one loss,
@@ -71,6 +76,7 @@ class DataOptions:
     fold: int | None = None
     n_folds: int = 10
     val_fraction: float = 0.15
+    calibration_fraction: float = 0.0
     fusion: FusionRule = "mean"
     label_rule: LabelRule = "any"
     raters: list[str] | None = None
@@ -83,6 +89,8 @@ class DataOptions:
     def __post_init__(self) -> None:
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.calibration_fraction < 1.0:
+            raise ValueError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction}")
 
 
 @dataclass

@@ -138,18 +138,23 @@ class DermXDataModule(L.LightningDataModule):
             raise DermXDBError(f"empty training split (fold {self.config.dataset.fold}): no labelled image with one "
                                "of the six reference diagnoses")
         train, val = inner_split(train_side, self.config.dataset.val_fraction, self.config.run.seed)
-        self.parts = {"train": train, "val": val, "test": test or []}
+        calibration: list[Item] = []
+        if self.config.dataset.calibration_fraction > 0:
+            train, calibration = inner_split(train, self.config.dataset.calibration_fraction, self.config.run.seed + 1)
+        self.parts = {"train": train, "val": val, "test": test or [], **({"calibration": calibration} if calibration
+                                                                          else {})}
         held_out = {i.key for i in self.parts["test"]}
-        if held_out & {i.key for i in train + val}:
+        if held_out & {i.key for i in train + val + calibration}:
             raise DermXDBError("test images overlap the training data; check the fold files")
-        if leaked := sorted({i.group for i in self.parts["test"]} & {i.group for i in train + val}):
+        if leaked := sorted({i.group for i in self.parts["test"]} & {i.group for i in train + val + calibration}):
             shown = ", ".join(leaked[:5]) + (", ..." if len(leaked) > 5 else "")
             raise DermXDBError(f"{len(leaked)} patient(s) of the test part also have images in the training data "
                                f"({shown}): the test would not be on unseen patients; check the fold files")
         check_items([i for part in self.parts.values() for i in part])
 
     def dataset(self, part: str, *, augment: bool | None = None) -> ImageDataset:
-        """The dataset of ``part`` (``train``, ``val`` or ``test``); training augments by default."""
+        """The dataset of ``part`` (``train``, ``val``, ``calibration`` or ``test``); training augments by
+        default."""
         cfg, mc = self.config, self.model_config
         maps = (ReferenceMaps(self.db, cfg.dataset.fusion, mc.characteristics,
                               annotators=tuple(cfg.dataset.raters) if cfg.dataset.raters else None)

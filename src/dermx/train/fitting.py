@@ -261,7 +261,9 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
             if len(truth):
                 metrics["val/dx_f1"] = macro_f1(logits["diagnosis"].softmax(dim=1), truth)["dx_f1"]
         model.config.interventions = training.rule.to_dict()
-    calibration = calibrate(model, data.dataset("val", augment=False), data.db, config.optim.batch_size)
+    split = "calibration" if data.parts.get("calibration") else "val"
+    calibration = calibrate(model, data.dataset(split, augment=False), data.db, config.optim.batch_size,
+                            split="calibration" if split == "calibration" else "validation")
     model.config.calibration = calibration_record(calibration)
     save_checkpoint(model, result.checkpoint_dir)
     write_model_card(result.checkpoint_dir, model.config, metrics, model.map_grid())

@@ -56,11 +56,15 @@ def items_identity(items: Sequence[Item]) -> str:
     return digest.hexdigest()[:16]
 
 
+def _calibration_images(data: Mapping[str, Any]) -> str:
+    return f", {data['n_calibration']} calibration images" if data.get("n_calibration") else ""
+
+
 def training_record(parts: Mapping[str, Sequence[Item]], source: str, *, fold: int | None, identity: str,
                     missing_images: int = 0, left_out: dict[str, int] | None = None) -> dict[str, Any]:
     """The ``training_data`` record (module docstring) of a run whose ``train``, ``val`` and ``test`` parts
     are ``parts``; the pixel digests read every training and validation image once."""
-    seen = [*parts["train"], *parts["val"]]
+    seen = [*parts["train"], *parts["val"], *parts.get("calibration", [])]
     return {"source": source, "sha256": parts_digest(parts, source),
             **{f"n_{name}": len(items) for name, items in parts.items()},
             "fold": fold, "data_sha256": identity, "images": sorted(i.key for i in seen),
@@ -120,7 +124,11 @@ def calibration_section(record: dict[str, Any] | None) -> str:
                        f"| {g} | {n} | overall (fewer than {MIN_GROUP} images) |" for g, n in sorted(counts.items()))
     table = (f"\n\n| {record.get('group_key')} | validation images | temperature |\n|---|---|---|\n{groups}"
              if counts else "\n\nNo groups: the validation images carry no skin tone.")
-    return (f"Fitted on the {record['n']} validation images (never test images): temperature "
+    where = ("calibration images (patients that neither trained nor selected the model; never test images)"
+             if record.get("split") == "calibration" else
+             "validation images (never test images; they also selected the checkpoint, so the set thresholds "
+             "are optimistic: train with --calibration-fraction for a part of its own)")
+    return (f"Fitted on the {record['n']} {where}: temperature "
             f"{record['temperature']:.4g}; diagnosis sets at error rate α = {record['alpha']:g} with the "
             f"`{record['score']}` score (they hold the reference class for ≥ {1 - record['alpha']:.0%} of images "
             f"exchangeable with the validation images, per group with the group's threshold).{table}")
@@ -159,8 +167,8 @@ def model_card(config: ModelConfig, metrics: dict[str, float], map_grid: tuple[i
 | map grid | {map_grid[0]}x{map_grid[1]} (CAM feature grid at the input size) |
 | training data | `{data.get("source", "?")}`, identity {data.get("data_sha256") or "?"}, fingerprint \
 {data.get("sha256", "?")}; {data.get("n_train", "?")} training, {data.get("n_val", "?")} validation, \
-{data.get("n_test", "?")} test images; held-out fold: {fold if fold is not None else "none"}; \
-images missing from the image folder: {data.get("missing_images", 0)} |
+{data.get("n_test", "?")} test images{_calibration_images(data)}; held-out fold: \
+{fold if fold is not None else "none"}; images missing from the image folder: {data.get("missing_images", 0)} |
 | initial weights | {_describe_weights(data.get("initial_weights", {}))} |
 
 ## Validation figures{epoch}

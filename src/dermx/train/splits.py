@@ -39,10 +39,10 @@ def kfold_split(items: Sequence[Item], fold: int, n_folds: int) -> tuple[list[It
 
 
 def parts_digest(parts: Mapping[str, Sequence[Item]], source: str) -> str:
-    """SHA-256 (16 hex digits) of the training and validation items (keys, diagnoses, labels) and the
+    """SHA-256 (16 hex digits) of the training, validation and calibration items (keys, diagnoses, labels) and the
     data's name: the ``sha256`` of a training record, reproduced by the benchmark for older checkpoints."""
     digest = hashlib.sha256(source.encode())
-    for name in ("train", "val"):
-        for item in sorted(parts[name], key=lambda i: i.key):
+    for name in ("train", "val", "calibration"):  # no calibration part: the digest of runs before it
+        for item in sorted(parts.get(name, ()), key=lambda i: i.key):
             digest.update(f"{name}|{item.key}|{item.diagnosis}|{item.characteristics}".encode())
     return digest.hexdigest()[:16]

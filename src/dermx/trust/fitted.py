@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -49,8 +49,11 @@ from dermx.trust.calibration import ece, fit_temperature, scaled_probs
 from dermx.trust.conformal import Score, conformal_quantile, conformity_scores, prediction_sets
 from dermx.trust.selective import risk_coverage
 
-__all__ = ["CHECK_FOLDS", "MIN_GROUP", "ModelCalibration", "TemperatureCheck", "check_temperature",
+__all__ = ["CHECK_FOLDS", "MIN_GROUP", "ModelCalibration", "Split", "TemperatureCheck", "check_temperature",
            "fit_model_calibration"]
+
+Split = Literal["validation", "calibration"]
+"""The part of a training run a calibration was fitted on."""
 
 #: Fewest validation images of a group for a temperature of its own (fewer: the overall temperature).
 MIN_GROUP = 30
@@ -116,7 +119,9 @@ class ModelCalibration:
     thresholds decreasing. ``n`` validation images, ``group_counts`` per group; ``group_key`` names the
     attribute the groups are values of (``skin_tone``). ``temperature_checks``: the
     :class:`TemperatureCheck` of the overall temperature (``"all"``) and of each group's, as dicts; a
-    temperature not applied is 1 (overall) or absent (group)."""
+    temperature not applied is 1 (overall) or absent (group). ``split``: the images it was fitted on, the
+    run's ``validation`` part (which also selected the checkpoint: optimistic) or a ``calibration`` part
+    that neither trained nor selected the model."""
 
     temperature: float
     alpha: float
@@ -129,6 +134,7 @@ class ModelCalibration:
     group_thresholds: dict[str, float] = field(default_factory=dict)
     group_counts: dict[str, int] = field(default_factory=dict)
     temperature_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    split: Split = "validation"
 
     def temperature_of(self, group: str | None) -> float:
         """The temperature an image of ``group`` is scaled with: its group's, else the overall one."""
@@ -193,7 +199,8 @@ def _number(value: float) -> float | str:
 
 def fit_model_calibration(logits: ArrayLike, labels: ArrayLike, groups: Sequence[str] | None = None, *,
                           patients: Sequence[Any] | None = None, group_key: str | None = "skin_tone",
-                          alpha: float = ALPHA, score: Score = "lac") -> ModelCalibration:
+                          alpha: float = ALPHA, score: Score = "lac", split: Split = "validation"
+                          ) -> ModelCalibration:
     """Fit a model's calibration on its validation ``logits`` ``(n, K)`` and reference ``labels``
     (module docstring); ``groups``: one value of ``group_key`` per image, or ``None``; ``patients``: each
     image's patient, for the cross-fitted temperature check (``None``: each image its own)."""
@@ -227,7 +234,7 @@ def fit_model_calibration(logits: ArrayLike, labels: ArrayLike, groups: Sequence
                             threshold=conformal_quantile(scores, alpha), risk_curve=points, n=int(z.shape[0]),
                             group_key=calibration.group_key, group_temperatures=group_temperatures,
                             group_thresholds=group_thresholds, group_counts=group_counts,
-                            temperature_checks={name: _plain(asdict(c)) for name, c in checks.items()})
+                            temperature_checks={name: _plain(asdict(c)) for name, c in checks.items()}, split=split)
 
 
 def _plain(check: dict[str, Any]) -> dict[str, Any]:
