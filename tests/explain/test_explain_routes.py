@@ -132,3 +132,38 @@ def test_create_graph_passes_gradcheck() -> None:
 
     weight = conv.weight.detach().clone().requires_grad_(True)
     assert torch.autograd.gradcheck(maps_of, (weight,), fast_mode=True)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "cam", "eigencam"])
+@pytest.mark.parametrize("size", ["features", "input"])
+def test_maps_from_the_pooled_layer_alone_equal_the_full_pass(tiny_dermx: nn.Module, tiny_images: Tensor,
+                                                              method: str, size: str) -> None:
+    """explain_pooled(A) (the head on GAP(A), no backbone) gives the maps and logits of the images A came from;
+    a backbone that is never called proves no image is read."""
+    engine = CamEngine(tiny_dermx, method, size=size)  # type: ignore[arg-type]
+    full = engine(tiny_images)
+    assert full.activations is not None and full.activations.shape[:2] == (3, 16)
+    calls: list[object] = []
+    hook = tiny_dermx.backbone.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        pooled = engine.explain_pooled(full.activations, (32, 32))
+    finally:
+        hook.remove()
+    assert calls == [] and pooled.labels == full.labels and pooled.route == full.route
+    torch.testing.assert_close(pooled.maps, full.maps, atol=1e-6, rtol=1e-5)
+    assert isinstance(pooled.logits, dict) and isinstance(full.logits, dict)
+    for head, logits in full.logits.items():
+        torch.testing.assert_close(pooled.logits[head], logits)
+
+
+def test_maps_from_the_pooled_layer_need_that_layer(tiny_dermx: nn.Module, tiny_images: Tensor) -> None:
+    inner = CamEngine(tiny_dermx, layer="backbone.stage.0")
+    assert inner(tiny_images).activations is None  # not what the head pools: nothing to recompute from
+    with pytest.raises(ValueError, match="call the engine on images first"):
+        CamEngine(tiny_dermx).explain_pooled(torch.zeros(1, 16, 8, 8), (32, 32))
+    with pytest.raises(ValueError, match="scores masked images"):
+        CamEngine(tiny_dermx, "scorecam").explain_pooled(torch.zeros(1, 16, 8, 8), (32, 32))
+    engine = CamEngine(tiny_dermx)
+    engine(tiny_images)
+    with pytest.raises(ValueError, match=r"\(batch, channels, h, w\) tensor, got \(8, 4\)"):
+        engine.explain_pooled(torch.zeros(8, 4), (32, 32))

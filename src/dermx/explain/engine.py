@@ -54,7 +54,9 @@ class CamResult:
     targets' own ``(B, T)``), the targets, the route and the layer.
 
     ``route`` is the gradient route taken (``"linear"``, ``"jacobian"``, ``"batched"``, ``"loop"``), or
-    ``"none"`` for methods without gradients.
+    ``"none"`` for methods without gradients. ``activations``: the target layer's activations ``(B, K, h, w)``
+    (detached) when that layer is what the head pools, from which :meth:`CamEngine.explain_pooled` gives the
+    same maps and logits without the backbone; ``None`` for a layer before it.
     """
 
     maps: Tensor
@@ -63,6 +65,7 @@ class CamResult:
     targets: tuple[Target, ...]
     route: str
     layer: str
+    activations: Tensor | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -181,45 +184,85 @@ class CamEngine:
         from_layer = uses_gradients and not self.create_graph
         with torch.enable_grad() if uses_gradients and not from_layer else torch.no_grad():
             run = self._forward(images, layer, from_layer, uses_gradients)
-            layout = OutputLayout.of(run.outputs, getattr(self.model, "target_names", None), self.class_names)
-            chosen = layout.resolve(targets)
-            columns = [t.column for t in chosen]
-            logits = layout.flatten(run.outputs)
-            pooled_needed = [m.name for m in methods if m.needs_pooled_layer]
-            if pooled_needed and run.pooled is None:
-                raise ValueError(f"method {pooled_needed[0]!r} needs the target layer to be the backbone output "
-                                 f"that feeds global average pooling; {layer_name!r} is not")
-            route, gradients = self._gradients(run, logits, columns, layer_name) if uses_gradients else ("none", None)
-            keep_graph = self.create_graph
-            results: dict[str, CamResult] = {}
-            with nullcontext() if keep_graph else torch.no_grad():
-                inputs = CamInputs(
-                    activations=run.activations if keep_graph else run.activations.detach(),
-                    n_targets=len(chosen),
-                    gradients=gradients,
-                    images=images,
-                    score=self._scorer(layout, columns) if uses_scores else None,
-                    score_batch_size=self.score_batch_size,
-                )
-                target_logits = logits[:, columns] if keep_graph else logits[:, columns].detach()
-                outputs = run.outputs if keep_graph else _detach(run.outputs)
-                for method in methods:
-                    maps = self._finish(method.compute(inputs), images, layer_name, target_logits, chosen)
-                    results[method.name] = CamResult(maps=maps, logits=outputs, target_logits=target_logits,
-                                                     targets=chosen,
-                                                     route=route if method.uses_gradients else "none",
-                                                     layer=layer_name)
+            return self._results(run, images, targets, methods, layer_name)
+
+    def explain_pooled(self, activations: Tensor, input_size: tuple[int, int],
+                       targets: Sequence[TargetSpec] | TargetSpec | None = None) -> CamResult:
+        """The maps and logits of :meth:`__call__` from the target layer's activations alone, when that layer
+        is what the model's head pools (:attr:`CamResult.activations` of an earlier call): the head runs on
+        f = GAP(A), no backbone pass. Gradient methods take the pooled routes (∂y_c/∂A_kij = (∂g_c/∂f_k) / (hw),
+        the head's Jacobian), Eigen-CAM reads A only; the maps equal those of the images A came from.
+
+        ``input_size``: ``(H, W)`` of those images (for ``size="input"``). ValueError for Score-CAM (it
+        scores masked images through the backbone), with ``create_graph``, for a model whose head does not
+        begin with global average pooling, or before the target layer is known (give ``layer`` or call the
+        engine on images first). A forward hook on the head (:func:`dermx.models.intervention.intervened`)
+        applies here as in a full pass: the maps and logits are those of the hooked head.
+        """
+        if self.method.uses_scores or self.create_graph:
+            raise ValueError(f"explain_pooled cannot compute {self.method.name!r} maps"
+                             + (" with create_graph" if self.create_graph else ": it scores masked images"))
+        stages = _timm_stages(self.model)
+        if stages is None or not head_pools_first(self.model):
+            raise ValueError("explain_pooled needs a model whose head begins with global average pooling")
+        if self._layer is None:
+            raise ValueError("explain_pooled needs the target layer: give layer=... or call the engine on images first")
+        if not isinstance(activations, Tensor) or activations.ndim != 4 or activations.shape[0] == 0:
+            shape = tuple(activations.shape) if isinstance(activations, Tensor) else type(activations).__name__
+            raise ValueError(f"activations must be a non-empty (batch, channels, h, w) tensor, got {shape}")
+        parameter = next(self.model.parameters(), None)
+        a = activations.detach() if parameter is None else activations.detach().to(parameter.device, parameter.dtype)
+        uses_gradients = self.method.uses_gradients
+        with torch.enable_grad() if uses_gradients else torch.no_grad():
+            pooled = a.mean(dim=(-2, -1)).requires_grad_(uses_gradients)
+            run = _Pass(stages[1](pooled[..., None, None]), a, pooled)
+            return self._results(run, input_size, targets, (self.method,), self._layer[0])[self.method.name]
+
+    def _results(self, run: _Pass, images: Tensor | tuple[int, int], targets: Sequence[TargetSpec] | TargetSpec | None,
+                 methods: tuple[Method, ...], layer_name: str) -> dict[str, CamResult]:
+        """Every method's result from one pass (``images``: the batch, or only its ``(H, W)`` when there are
+        no images to score, :meth:`explain_pooled`), inside the pass's autograd mode."""
+        layout = OutputLayout.of(run.outputs, getattr(self.model, "target_names", None), self.class_names)
+        chosen = layout.resolve(targets)
+        columns = [t.column for t in chosen]
+        logits = layout.flatten(run.outputs)
+        pooled_needed = [m.name for m in methods if m.needs_pooled_layer]
+        if pooled_needed and run.pooled is None:
+            raise ValueError(f"method {pooled_needed[0]!r} needs the target layer to be the backbone output "
+                             f"that feeds global average pooling; {layer_name!r} is not")
+        uses_gradients = any(m.uses_gradients for m in methods)
+        route, gradients = self._gradients(run, logits, columns, layer_name) if uses_gradients else ("none", None)
+        keep_graph = self.create_graph
+        size = (images.shape[-2], images.shape[-1]) if isinstance(images, Tensor) else images
+        pooled_layer = None if run.pooled is None else run.activations.detach()
+        results: dict[str, CamResult] = {}
+        with nullcontext() if keep_graph else torch.no_grad():
+            inputs = CamInputs(
+                activations=run.activations if keep_graph else run.activations.detach(),
+                n_targets=len(chosen),
+                gradients=gradients,
+                images=images if isinstance(images, Tensor) else None,
+                score=self._scorer(layout, columns) if any(m.uses_scores for m in methods) else None,
+                score_batch_size=self.score_batch_size,
+            )
+            target_logits = logits[:, columns] if keep_graph else logits[:, columns].detach()
+            outputs = run.outputs if keep_graph else _detach(run.outputs)
+            for method in methods:
+                maps = self._finish(method.compute(inputs), size, layer_name, target_logits, chosen)
+                results[method.name] = CamResult(maps=maps, logits=outputs, target_logits=target_logits,
+                                                 targets=chosen, route=route if method.uses_gradients else "none",
+                                                 layer=layer_name, activations=pooled_layer)
         return results
 
-    def _finish(self, raw: Tensor, images: Tensor, layer_name: str, target_logits: Tensor,
+    def _finish(self, raw: Tensor, image_size: tuple[int, int], layer_name: str, target_logits: Tensor,
                 chosen: tuple[Target, ...]) -> Tensor:
         """Raw maps at the feature grid → final maps (ReLU, resizing, normalisation, absent targets)."""
         if raw.shape[-2] * raw.shape[-1] == 1:
-            warnings.warn(f"layer {layer_name!r} has a 1x1 feature grid for {images.shape[-2]}x"
-                          f"{images.shape[-1]} images: every map is spatially constant (all zero once "
+            warnings.warn(f"layer {layer_name!r} has a 1x1 feature grid for {image_size[0]}x"
+                          f"{image_size[1]} images: every map is spatially constant (all zero once "
                           "min-max normalised); use larger images or an earlier layer",
-                          RuntimeWarning, stacklevel=4)
-        size = output_size(self.size, (raw.shape[-2], raw.shape[-1]), (images.shape[-2], images.shape[-1]))
+                          RuntimeWarning, stacklevel=5)
+        size = output_size(self.size, (raw.shape[-2], raw.shape[-1]), image_size)
         maps = finalize(raw, size, relu=self.relu, normalize=self.normalize, eps=self.eps,
                         interpolation=self.interpolation)
         if self.zero_absent:
