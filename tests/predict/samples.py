@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from dermx.models import build_model, load_checkpoint, save_checkpoint
+from dermx.models.intervention import fit_intervention_rule
 from dermx.trust.fitted import fit_model_calibration
 
 INPUT_SIZE = (64, 64)
@@ -47,6 +48,14 @@ def calibrated_checkpoint(directory: Path) -> Path:
     fitted = fit_model_calibration(z, y, ["light"] * 150 + ["dark"] * 150)
     model.config.calibration = fitted.to_dict()
     return save_checkpoint(model, directory)
+
+
+def with_intervention_rule(checkpoint: Path) -> Path:
+    """``checkpoint`` (re-saved in place) with an intervention rule fitted on 40 made-up training logits."""
+    model = load_checkpoint(checkpoint)
+    logits = torch.randn(40, len(model.config.characteristics), generator=torch.Generator().manual_seed(5)) * 2
+    model.config.interventions = fit_intervention_rule(logits, model.config.characteristics).to_dict()
+    return save_checkpoint(model, checkpoint)
 
 
 def photo(width: int = 96, height: int = 72, seed: int = 0) -> Image.Image:

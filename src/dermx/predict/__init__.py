@@ -7,6 +7,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         **dict.fromkeys(("ImageSource", "open_image"), ".io"),
         **dict.fromkeys(("Predictor", "PreparedImage", "UncalibratedError"), ".predictor"),
-        **dict.fromkeys(("CharacteristicResult", "Prediction"), ".result"),
+        **dict.fromkeys(("CharacteristicResult", "Features", "Intervention", "Prediction"), ".result"),
     },
 )

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import torch
 from PIL import Image
 
-from dermx.explain import CamEngine
+from dermx.explain import CamEngine, CamResult
 from dermx.explain.maps import finalize
+from dermx.explain.methods import method_title
 from dermx.geometry import (
     Placement,
     ResolutionPolicy,
@@ -40,10 +43,14 @@ from dermx.models.checkpoint import (
 from dermx.models.intervention import intervened
 from dermx.models.weights import sha256_of
 from dermx.predict.io import ImageSource, as_array, open_image
-from dermx.predict.result import CharacteristicResult, Intervention, Prediction
+from dermx.predict.result import CharacteristicResult, Features, Intervention, Prediction
 from dermx.predict.trust import Trust, answers
 from dermx.train.provenance import training_summary
 from dermx.version import __version__
+
+#: What :meth:`Predictor.run` keeps of each image for :meth:`Predictor.intervene`: its pooled features, or
+#: those and its CAM-layer activations (:class:`~dermx.predict.result.Features`).
+Keep = Literal["pooled", "activations"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,8 @@ class Predictor:
         # maps at the feature grid; only the kept ones are brought to the input size (see ``run``)
         self.engine = CamEngine(self.model, method, size="features")
         self.transform = joint_transform(self.spec.size, self.spec.mean, self.spec.std, augment=False)
+        # one pass at a time: a pass and an intervention hook the same model (the service runs both at once)
+        self._lock = threading.Lock()
 
     def check_trust(self, skin_tone: str | None, abstain_risk: float | None) -> None:
         """:class:`UncalibratedError` naming ``skin_tone`` / ``abstain_risk`` when given for an uncalibrated
@@ -165,67 +174,129 @@ class Predictor:
         checkpoint without a rule)."""
         return intervention_rule(self.model.config).values(settings)
 
-    def _diagnoses(self, logits: torch.Tensor, batch: Sequence[PreparedImage]) -> tuple[torch.Tensor, list[Trust]]:
+    def _diagnoses(self, logits: torch.Tensor, batch: Sequence[PreparedImage | Features]
+                   ) -> tuple[torch.Tensor, list[Trust]]:
         """Diagnosis probabilities (calibrated when the model is) and each image's trust record."""
         if self.calibration is None:
             return logits.float().softmax(dim=1).cpu(), [Trust(False, self.calibration_note) for _ in batch]
         return answers(self.calibration, logits, self.model.target_names["diagnosis"], [p.skin_tone for p in batch],
                        [p.abstain_risk for p in batch])
 
-    def run(self, batch: Sequence[PreparedImage], set_characteristics: Mapping[str, bool] | None = None
-            ) -> list[Prediction]:
+    def run(self, batch: Sequence[PreparedImage], set_characteristics: Mapping[str, bool] | None = None, *,
+            keep: Keep | None = None) -> list[Prediction]:
         """Predict one batch of prepared images in a single engine pass; with ``set_characteristics``
         (name -> present) the characteristics are set by :mod:`dermx.models.intervention`'s rule during the
         pass, and each prediction's ``intervention`` holds the diagnoses without the setting (the heads
-        recomputed from the same pooled features: no second backbone pass) and the change."""
+        recomputed from the same pooled features: no second backbone pass) and the change.
+
+        ``keep``: each prediction's ``features`` keep its pooled features (``"pooled"``), and with
+        ``"activations"`` its CAM-layer activations too, for :meth:`intervene` (a copy per image, so that
+        one kept image does not hold its whole batch)."""
         if not batch:
             return []
         settings = dict(set_characteristics or {})
         values = self.intervention_values(settings) if settings else {}
         pooled: list[torch.Tensor] = []
-        with contextlib.ExitStack() as stack:
-            if settings:
-                stack.enter_context(intervened(self.model, values))
-                hook = self.model.pool.register_forward_hook(lambda _m, _i, out: pooled.append(out.detach()))
-                stack.callback(hook.remove)
-            result = self.engine(torch.stack([p.tensor for p in batch]))
-        logits = result.logits
+        with self._lock:
+            with contextlib.ExitStack() as stack:
+                if settings:
+                    stack.enter_context(intervened(self.model, values))
+                if settings or keep:
+                    hook = self.model.pool.register_forward_hook(lambda _m, _i, out: pooled.append(out.detach()))
+                    stack.callback(hook.remove)
+                result = self.engine(torch.stack([p.tensor for p in batch]))
+            features = pooled[0].flatten(1) if pooled else None
+            plain = self._plain(features) if settings else None
+        assert isinstance(result.logits, dict)
+        kept: list[Features | None] = self._kept(batch, result, features, keep) if keep else [None] * len(batch)
+        return self._predictions(batch, result.logits, result, settings, values, plain, kept)
+
+    def intervene(self, features: Features, set_characteristics: Mapping[str, bool]) -> Prediction:
+        """The prediction of the image ``features`` were kept from (:meth:`run` with ``keep``) with its
+        characteristics set (name -> present; none: the model's own answer), recomputed by the heads from its
+        pooled features alone: no image, no backbone pass. Diagnoses (calibrated when the model is, with the
+        image's skin tone and risk), characteristics and ``intervention`` are those :meth:`run` gives with the
+        same setting; so are the maps (top diagnosis, present characteristics not set) when the CAM-layer
+        activations were kept (:meth:`~dermx.explain.CamEngine.explain_pooled`), else there are none
+        (``features.note`` says why). :class:`~dermx.models.intervention.InterventionError` for a setting the
+        model cannot take."""
+        settings = dict(set_characteristics)
+        values = self.intervention_values(settings)
+        result = None
+        with self._lock:
+            with intervened(self.model, values):
+                if features.activations is not None:
+                    result = self.engine.explain_pooled(features.activations, self.spec.size)
+                    logits = result.logits
+                else:
+                    with torch.no_grad():
+                        logits = self.model.heads(features.pooled)
+            plain = self._plain(features.pooled)
         assert isinstance(logits, dict)
+        return self._predictions([features], logits, result, settings, values, plain, [None])[0]
+
+    def _plain(self, pooled: torch.Tensor | None) -> torch.Tensor:
+        """Diagnosis logits of the heads on ``pooled`` features without any setting."""
+        assert pooled is not None, "the pooled features of the pass were not recorded"
+        with torch.no_grad():
+            return self.model.heads(pooled)["diagnosis"]
+
+    def _kept(self, batch: Sequence[PreparedImage], result: CamResult, pooled: torch.Tensor | None,
+              keep: Keep) -> list[Features | None]:
+        """Each image's :class:`Features` from the pass (``keep``: with its CAM-layer activations, when
+        :meth:`intervene` can compute maps from them)."""
+        assert pooled is not None, "the pooled features of the pass were not recorded"
+        activations, note = None, "CAM-layer activations were not kept"
+        if keep == "activations":
+            if self.engine.method.uses_scores:
+                note = (f"{method_title(self.method)} scores masked images through the backbone: an intervention "
+                        "has no map without a new pass")
+            elif result.activations is None:
+                note = f"the CAM layer {result.layer} is not what the heads pool: its maps need a backbone pass"
+            else:
+                activations, note = result.activations, ""
+        return [Features(p.name, p.placement, pooled[i:i + 1].clone(),
+                         None if activations is None else activations[i:i + 1].clone(), p.skin_tone,
+                         p.abstain_risk, note) for i, p in enumerate(batch)]
+
+    def _predictions(self, items: Sequence[PreparedImage | Features], logits: dict[str, torch.Tensor],
+                     result: CamResult | None, settings: dict[str, bool], values: dict[int, float],
+                     plain: torch.Tensor | None, kept: list[Features | None]) -> list[Prediction]:
+        """Predictions from a pass's ``logits`` and maps (``result``; ``None``: no maps); with ``plain``, the
+        diagnosis logits without ``settings``, each holds the :class:`Intervention`."""
         characteristic = self.model.probabilities(logits).characteristic.cpu()
-        diagnosis, trust = self._diagnoses(logits["diagnosis"], batch)
-        labels = result.labels
+        diagnosis, trust = self._diagnoses(logits["diagnosis"], items)
         ranked = [self._ranked(d) for d in diagnosis]
         found = [self._characteristics(c) for c in characteristic] if "characteristic" in logits else [
-            [] for _ in batch]
-        changes: list[Intervention | None] = [None] * len(batch)
-        if settings:
-            with torch.no_grad():
-                plain = self.model.heads(pooled[0].flatten(1))["diagnosis"]
-            before, _ = self._diagnoses(plain, batch)
+            [] for _ in items]
+        changes: list[Intervention | None] = [None] * len(items)
+        if plain is not None:
+            before, _ = self._diagnoses(plain, items)
             names = self.model.target_names["diagnosis"]
             set_logits = {name: values[self.model.target_names["characteristic"].index(name)] for name in settings}
             changes = [Intervention(settings, set_logits, self._ranked(before[i]),
                                     {n: float(diagnosis[i, k] - before[i, k]) for k, n in enumerate(names)})
-                       for i in range(len(batch))]
-        kept = [[f"diagnosis:{r[0][0]}", *(f"characteristic:{c.name}" for c in chars
-                                           if c.present and c.name not in settings)]
-                for r, chars in zip(ranked, found, strict=True)]
-        # Upsampling all 22 maps to the input size was most of predict's overhead over the forward
-        # pass; only the top diagnosis and the present characteristics are kept, so only those are
-        # finished, in one call: the engine's own min-max → bilinear → min-max.
-        rows = torch.tensor([i for i, k in enumerate(kept) for _ in k], dtype=torch.long)
-        cols = torch.tensor([labels.index(label) for k in kept for label in k], dtype=torch.long)
-        finished = finalize(result.maps[rows, cols][:, None], self.spec.size, relu=False,
-                            normalize=True, eps=self.engine.eps, interpolation="bilinear")[:, 0].cpu()
-        starts = [0, *itertools.accumulate(len(k) for k in kept)]
-        size = self.spec.size
-        return [Prediction(item.name, ranked[i], found[i],
-                           {label: as_array(m) for label, m in zip(kept[i], finished[starts[i]:starts[i + 1]],
-                                                                    strict=True)},
-                           size, item.placement, self.threshold, self.method,
-                           {label: self._logit(logits, i, label) for label in kept[i]}, result.layer, trust[i],
-                           changes[i])
-                for i, item in enumerate(batch)]
+                       for i in range(len(items))]
+        labels = [[f"diagnosis:{r[0][0]}", *(f"characteristic:{c.name}" for c in chars
+                                             if c.present and c.name not in settings)] if result is not None else []
+                  for r, chars in zip(ranked, found, strict=True)]
+        maps: list[dict[str, np.ndarray]] = [{} for _ in items]
+        if result is not None:
+            # Upsampling all 22 maps to the input size was most of predict's overhead over the forward
+            # pass; only the top diagnosis and the present characteristics are kept, so only those are
+            # finished, in one call: the engine's own min-max → bilinear → min-max.
+            rows = torch.tensor([i for i, k in enumerate(labels) for _ in k], dtype=torch.long)
+            cols = torch.tensor([result.labels.index(label) for k in labels for label in k], dtype=torch.long)
+            finished = finalize(result.maps[rows, cols][:, None], self.spec.size, relu=False,
+                                normalize=True, eps=self.engine.eps, interpolation="bilinear")[:, 0].cpu()
+            starts = [0, *itertools.accumulate(len(k) for k in labels)]
+            maps = [{label: as_array(m) for label, m in zip(labels[i], finished[starts[i]:starts[i + 1]], strict=True)}
+                    for i in range(len(items))]
+        layer = result.layer if result is not None else self.model.config.cam_layer
+        return [Prediction(item.name, ranked[i], found[i], maps[i], self.spec.size, item.placement, self.threshold,
+                           self.method, {label: self._logit(logits, i, label) for label in labels[i]}, layer, trust[i],
+                           changes[i], kept[i])
+                for i, item in enumerate(items)]
 
     def predict(self, images: Sequence[ImageSource], *, set_characteristics: Mapping[str, bool] | None = None
                 ) -> list[Prediction]:

@@ -22,6 +22,28 @@ class CharacteristicResult:
 
 
 @dataclass(frozen=True)
+class Features:
+    """One image's pass kept for interventions (:meth:`~dermx.predict.Predictor.run` with ``keep``,
+    :meth:`~dermx.predict.Predictor.intervene`): the pooled features ``(1, C)`` the heads read and, when kept,
+    the CAM-layer activations ``(1, K, h, w)`` (the maps of an intervention follow from them and the heads
+    alone, when that layer is what the heads pool; ``note`` says why they are ``None`` otherwise); the
+    image's name, placement in the model input, skin tone and target risk of abstention."""
+
+    name: str
+    placement: Placement
+    pooled: torch.Tensor
+    activations: torch.Tensor | None
+    skin_tone: str | None = None
+    abstain_risk: float | None = None
+    note: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its tensors: ``4 (C + K h w)`` in float32."""
+        return sum(t.element_size() * t.nelement() for t in (self.pooled, self.activations) if t is not None)
+
+
+@dataclass(frozen=True)
 class Intervention:
     """Characteristics a user set and what it changed (:mod:`dermx.models.intervention`): ``settings``
     (name -> present), ``logits`` the logit each set characteristic took (the checkpoint's rule),
@@ -50,7 +72,8 @@ class Prediction:
     map back to the original image geometry through ``placement``. ``logits`` holds each map's target
     logit and ``layer`` the layer the maps were computed on. With characteristics set by the user
     (``intervention``), everything shown is with the setting: diagnoses, characteristics and the diagnosis
-    map; a set characteristic has no map (its logit is a constant).
+    map; a set characteristic has no map (its logit is a constant). ``features``: the pass kept for
+    interventions when :meth:`~dermx.predict.Predictor.run` was asked to (``keep``), else ``None``.
     """
 
     source: str
@@ -65,6 +88,7 @@ class Prediction:
     layer: str = ""
     trust: Trust = field(default_factory=lambda: Trust(False, "the model carries no calibration"))
     intervention: Intervention | None = None
+    features: Features | None = field(default=None, repr=False, compare=False)
 
     @property
     def diagnosis(self) -> str:
