@@ -203,3 +203,44 @@ def test_a_calibrated_model_takes_the_skin_tone_and_risk_from_the_page_and_absta
     with _serving(create_app(plain)) as url, _page_after_upload(url, image, 1100, 800) as page:
         assert page.locator("#trust").is_hidden() and page.locator("#abstention").is_hidden()
         assert page.locator("#diagnosis-set").inner_text().startswith("Uncalibrated probabilities: ")
+
+
+def test_setting_a_characteristic_on_the_page_changes_the_diagnosis_and_its_map(tmp_path: Path) -> None:
+    """Issue 28: each characteristic has three states (model / present / absent); setting one recomputes the
+    diagnosis at once from the kept prediction (no upload) and shows the map of the new top diagnosis; back
+    to "model", the model's own answer returns."""
+    from dermx.predict import Predictor
+    from predict.test_intervention import linear_checkpoint
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright not installed (pip install playwright)")
+    expect = sync_api.expect
+    checkpoint = linear_checkpoint(tmp_path / "linear")
+    image = tmp_path / "lesion.png"
+    photo(160, 120).save(image)
+    predictor = Predictor(checkpoint)
+    (own,) = predictor.run([predictor.prepare(image)], keep="pooled")
+    assert own.features is not None
+    name, state, answer = next(
+        (name, state, changed) for name in predictor.model.config.characteristics for state in ("present", "absent")
+        if (changed := predictor.intervene(own.features, {name: state == "present"})).diagnosis != own.diagnosis)
+    with _serving(create_app(checkpoint)) as url, _page_after_upload(url, image, 1280, 800) as page:
+        first = page.locator("#diagnoses li").first
+        assert first.locator(".name").inner_text() == own.diagnosis
+        assert page.locator("#characteristics .setting").count() == 16
+        assert page.locator("#intervention-note").is_hidden()
+        control = page.locator(f'#characteristics [aria-label="set {name}"]')
+        assert control.locator('[aria-checked="true"]').inner_text() == "model"
+        control.locator(f'button[data-state="{state}"]').click()
+        expect(first.locator(".name")).to_have_text(answer.diagnosis, timeout=30_000)
+        shown = float(first.locator(".value").inner_text().split(" ")[0])
+        assert shown == pytest.approx(answer.diagnoses[0][1], abs=1e-3)
+        assert "(+" in first.locator(".change").inner_text()  # up from the model's own answer
+        assert page.locator(f'#characteristics [aria-label="set {name}"] [aria-checked="true"]').inner_text() == state
+        assert page.locator("#intervention-note").inner_text().startswith(f"With {name} {state};")
+        assert page.locator("#overlay-title").inner_text().startswith(f"diagnosis: {answer.diagnosis} · p = ")
+        assert page.locator("#overlay").is_visible() and page.locator("#overlays button").first.inner_text() == (
+            f"Dx: {answer.diagnosis}")
+        page.locator(f'#characteristics [aria-label="set {name}"] button[data-state="model"]').click()
+        expect(first.locator(".name")).to_have_text(own.diagnosis, timeout=30_000)
+        assert page.locator("#intervention-note").is_hidden() and page.locator("#diagnoses .change").count() == 0
+        assert page.locator("#status").inner_text() == f"lesion.png: {own.diagnosis}"

@@ -36,10 +36,11 @@ def _conforms(value: Any, schema: dict[str, Any], components: dict[str, Any], wh
     if kind == "object":
         properties = schema.get("properties", {})
         problems += [f"{where}: missing {key!r}" for key in schema.get("required", []) if key not in value]
-        problems += [f"{where}: undocumented {key!r}" for key in value if key not in properties]
+        extra = schema.get("additionalProperties")  # a mapping: every key's value has this schema
+        problems += [f"{where}: undocumented {key!r}" for key in value if key not in properties and extra is None]
         for key, item in value.items():
-            if key in properties:
-                problems += _conforms(item, properties[key], components, f"{where}.{key}")
+            if key in properties or isinstance(extra, dict):
+                problems += _conforms(item, properties.get(key, extra), components, f"{where}.{key}")
     if kind == "array" and "items" in schema:
         for index, item in enumerate(value):
             problems += _conforms(item, schema["items"], components, f"{where}[{index}]")

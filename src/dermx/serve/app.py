@@ -1,4 +1,5 @@
-"""The FastAPI application: ``POST /v1/predict``, ``GET /v1/model``, ``GET /health`` and the page at ``/``.
+"""The FastAPI application: ``POST /v1/predict``, ``POST /v1/predictions/{id}/intervene``, ``GET /v1/model``,
+``GET /health`` and the page at ``/``.
 
 The model is loaded once by :func:`create_app`; requests are decoded in the thread pool, then
 batched onto a single model thread (:class:`~dermx.serve.batching.Batcher`). Every error, whatever
@@ -17,23 +18,40 @@ responses rendered; a large image is decoded at a reduced scale (JPEG by the dec
 box-averaged right after decoding) whose shorter side stays ≥ ``max(display_max, 2 × model input)``,
 and only a display-sized copy waits for the model. The API documentation page (``/docs``, Swagger UI)
 loads its scripts and styles from the service itself, never from a CDN; ReDoc is not served.
+
+Interventions (issue 28, :mod:`dermx.models.intervention`): a prediction of a model that takes them
+answers an ``id``; ``POST /v1/predictions/{id}/intervene`` with ``{"set": {"Scale": "present"}}`` answers
+that image's diagnoses with the characteristics set, recomputed by the heads from the pass kept under the
+id (:meth:`~dermx.predict.Predictor.intervene`: no upload, no backbone pass), each class's change from
+the model's own answer, and the maps. The pass is kept in a :class:`~dermx.serve.cache.PredictionCache`
+bounded in entries, bytes and time since last use: the pooled features always (``4 C`` bytes, 2 KB for a
+ResNet-18), the CAM-layer activations with ``cache_maps`` (``4 K h w`` bytes, 32 KB for a ResNet-18 at
+128 px, MBs for a dilated backbone at a large input) when that layer is what the heads pool: the
+intervention's maps then follow from them and the heads' gradients alone; without them (or for a CAM
+layer inside the last block, or Score-CAM) an intervention answers no map and says why (``maps_note``).
+An unknown, expired or evicted id is 404, a setting the model cannot take 400 (naming its
+characteristics, or why it takes none).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import Body, FastAPI, File, Form, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -44,9 +62,13 @@ from dermx.explain.methods import method_title
 from dermx.explain.overlay import colorbar_strip, data_url, frame_of, heat_layer, map_title, padded_canvas
 from dermx.geometry import ResolutionPolicy, resize
 from dermx.models import DermXNet
-from dermx.predict import Prediction, Predictor, PreparedImage, UncalibratedError
+from dermx.models.checkpoint import intervention_rule
+from dermx.models.intervention import WORDS, InterventionError
+from dermx.predict import Features, Prediction, Predictor, PreparedImage, UncalibratedError
+from dermx.predict.predictor import Keep
 from dermx.serve.batching import Batcher, QueueFullError
-from dermx.serve.schemas import ErrorBody, Health, ModelInfo, PredictResponse
+from dermx.serve.cache import DEFAULT_CACHE_MB, DEFAULT_CACHE_TTL, DEFAULT_N_CACHED, PredictionCache
+from dermx.serve.schemas import ErrorBody, Health, InterventionRequest, InterventionResponse, ModelInfo, PredictResponse
 from dermx.serve.uploads import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_DECODES,
@@ -62,6 +84,19 @@ from dermx.version import __version__
 MULTIPART_SLACK = 64 * 1024
 #: Statuses ``POST /v1/predict`` documents, each with the :class:`ErrorBody` shape.
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 408, 413, 415, 422, 503)}
+#: Statuses ``POST /v1/predictions/{id}/intervene`` documents.
+INTERVENE_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 404, 422, 503)}
+#: What a request whose body FastAPI could not read should have sent, by the path's last part.
+HINTS = {"intervene": 'send JSON such as {"set": {"Scale": "present", "Pustule": "absent"}}'}
+UPLOAD_HINT = "send one image as the multipart/form-data field 'file'"
+
+
+class ServiceOptionError(ValueError):
+    """A :func:`create_app` option (:attr:`option`, its Python name) this model cannot use."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -172,21 +207,30 @@ def _busy(detail: str) -> UploadError:
     return UploadError(503, f"server busy: {detail}; retry shortly")
 
 
-def _validation_message(error: RequestValidationError) -> str:
-    """One line from FastAPI's validation errors, e.g. ``body.file: Field required``."""
+def _validation_message(error: RequestValidationError, path: str) -> str:
+    """One line from FastAPI's validation errors, e.g. ``body.file: Field required``, and what the request at
+    ``path`` should send."""
     found = "; ".join(f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg', 'invalid')}"
                       for item in error.errors())
-    return f"invalid request ({found}); send one image as the multipart/form-data field 'file'"
+    return f"invalid request ({found}); {HINTS.get(path.rstrip('/').rpartition('/')[2], UPLOAD_HINT)}"
 
 
-def _render(prediction: Prediction, prepared: PreparedImage) -> dict[str, Any]:
-    """JSON body: the prediction, the (display-sized) image, each map's heat layer at its size with its
-    title, and the colour bar (all drawn by :mod:`dermx.explain.overlay`). When the model input was padded,
-    the image is the whole input at the image's scale (padding hatched, :func:`padded_canvas`), the maps
-    cover it, and ``input_area`` says where the image lies in it, as ``predict``'s figures show it."""
+def _settings(given: Mapping[str, str], predictor: Predictor) -> dict[str, bool]:
+    """``{"Scale": "present"}`` -> ``{"Scale": True}``; a value other than present / absent, or a name the
+    model does not have, is an :class:`InterventionError` naming the model's characteristics."""
+    names = ", ".join(predictor.model.target_names.get("characteristic", ()))
+    bad = {name: word for name, word in given.items() if word.strip().lower() not in WORDS}
+    if bad:
+        raise InterventionError(f"set a characteristic to 'present' or 'absent', not {bad}; this model's "
+                                f"characteristics: {names}")
+    settings = {name: WORDS[word.strip().lower()] for name, word in given.items()}
+    predictor.intervention_values(settings)
+    return settings
+
+
+def _overlays(prediction: Prediction, size: tuple[int, int]) -> list[dict[str, Any]]:
+    """Each map's heat layer at ``size`` (the shown picture's, :func:`_render`) with its title."""
     frame = frame_of(prediction.placement, prediction.input_size)
-    shown, box = (prepared.image, None) if frame is None else padded_canvas(prepared.image, frame)
-    size = (shown.height, shown.width)
     overlays = []
     for label in prediction.maps:
         head, name = label.split(":", 1)
@@ -197,16 +241,79 @@ def _render(prediction: Prediction, prepared: PreparedImage) -> dict[str, Any]:
                          "title": map_title(label, probability, method_title(prediction.method),
                                             abstains=prediction.trust.abstain),
                          "png": data_url(heat_layer(values))})
+    return overlays
+
+
+def _render(prediction: Prediction, prepared: PreparedImage) -> tuple[dict[str, Any], tuple[int, int]]:
+    """JSON body: the prediction, the (display-sized) image, each map's heat layer at its size with its
+    title, and the colour bar (all drawn by :mod:`dermx.explain.overlay`); and the shown image's
+    ``(height, width)``. When the model input was padded, the image is the whole input at the image's scale
+    (padding hatched, :func:`padded_canvas`), the maps cover it, and ``input_area`` says where the image
+    lies in it, as ``predict``'s figures show it."""
+    frame = frame_of(prediction.placement, prediction.input_size)
+    shown, box = (prepared.image, None) if frame is None else padded_canvas(prepared.image, frame)
+    size = (shown.height, shown.width)
     area = None if box is None else {"box": list(box), "size": list(size)}
-    return {**prediction.to_dict(), "image": data_url(shown, "JPEG"), "overlays": overlays,
-            "colorbar": data_url(colorbar_strip()), "input_area": area}
+    return {**prediction.to_dict(), "image": data_url(shown, "JPEG"), "overlays": _overlays(prediction, size),
+            "colorbar": data_url(colorbar_strip()), "input_area": area}, size
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """What the cache keeps of a prediction: its pass (:class:`~dermx.predict.Features`) and the size its
+    maps were shown at."""
+
+    features: Features
+    size: tuple[int, int]
+
+
+def _intervened(predictor: Predictor, kept: _Kept, settings: dict[str, bool], key: str,
+                note: str | None) -> dict[str, Any]:
+    """JSON body of an intervention on the prediction kept under ``key``: the prediction with ``settings``
+    (:meth:`~dermx.predict.Predictor.intervene`), its maps as overlays at the size the page shows, and why
+    there are none (``note`` overrides the features' own reason)."""
+    prediction = predictor.intervene(kept.features, settings)
+    missing = None if prediction.maps else note or kept.features.note
+    return {**prediction.to_dict(), "id": key, "overlays": _overlays(prediction, kept.size), "maps_note": missing}
+
+
+def _cache_plan(predictor: Predictor, n_cached: int | None, cache_mb: float | None, cache_ttl: float | None,
+                cache_maps: bool | None) -> tuple[PredictionCache[_Kept] | None, Keep | None, str]:
+    """The cache of an intervening model, what its predictions keep, and why a model keeps nothing (the
+    options then have no effect: :class:`ServiceOptionError`). One blank image's pass measures an entry:
+    a cache too small for one is an error too."""
+    try:
+        intervention_rule(predictor.model.config)
+    except InterventionError as error:
+        given = {"n_cached": n_cached, "cache_mb": cache_mb, "cache_ttl": cache_ttl, "cache_maps": cache_maps}
+        for name, value in given.items():
+            if value is not None:
+                raise ServiceOptionError(name, f"caches predictions for interventions, which this model does not "
+                                               f"take: {error}") from error
+        return None, None, str(error)
+    keep: Keep = "pooled" if cache_maps is False else "activations"
+    limit = int((DEFAULT_CACHE_MB if cache_mb is None else cache_mb) * 1024 * 1024)
+    blank = predictor.prepare(Image.new("RGB", predictor.spec.size[::-1]), "blank")
+    (probe,) = predictor.run([blank], keep=keep)
+    assert probe.features is not None
+    if probe.features.nbytes > limit:
+        maps = probe.features.activations is not None
+        raise ServiceOptionError("cache_mb", f"{limit / 2**20:g} MB cannot hold one prediction of this model, which "
+                                             f"keeps {probe.features.nbytes} bytes (its pooled features"
+                                             + (", and its CAM-layer activations unless maps are not cached)" if maps
+                                                else ")"))
+    cache: PredictionCache[_Kept] = PredictionCache(DEFAULT_N_CACHED if n_cached is None else n_cached, limit,
+                                                    DEFAULT_CACHE_TTL if cache_ttl is None else cache_ttl)
+    return cache, keep, ""
 
 
 def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", threshold: float = 0.5,
                resolution: ResolutionPolicy | None = None, max_upload_mb: float = 20,
                max_pixels: int = DEFAULT_MAX_PIXELS, max_batch: int = 8, max_wait_ms: float = 5,
                display_max: int = 1024, max_decodes: int = DEFAULT_MAX_DECODES, max_queue: int = 256,
-               body_timeout: float | None = DEFAULT_BODY_TIMEOUT, abstain_risk: float | None = None) -> FastAPI:
+               body_timeout: float | None = DEFAULT_BODY_TIMEOUT, abstain_risk: float | None = None,
+               n_cached: int | None = None, cache_mb: float | None = None, cache_ttl: float | None = None,
+               cache_maps: bool | None = None) -> FastAPI:
     """The service for ``model`` (a loaded network or a checkpoint), loaded once here.
 
     ``resolution``: how uploads fit the input size (default: the model's own policy). At most
@@ -216,15 +323,26 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
     ``abstain_risk``: the target risk of abstention of requests that name none (needs a calibrated model,
     :class:`~dermx.predict.UncalibratedError` otherwise); a request's form fields ``skin_tone`` and
     ``abstain_risk`` apply to its image (400 with an uncalibrated model).
+
+    Interventions (module docstring): at most ``n_cached`` predictions (default
+    :data:`~dermx.serve.cache.DEFAULT_N_CACHED`) and ``cache_mb`` MB of them are kept, each ``cache_ttl``
+    seconds after its last use; ``cache_maps=False`` keeps the pooled features only (interventions answer
+    no maps). Given for a model that takes no interventions, or too small for one prediction:
+    :class:`ServiceOptionError` naming the option.
     """
     if max_decodes < 1:
         raise ValueError(f"max_decodes must be positive, got {max_decodes}")
     predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution, batch_size=max_batch,
                           abstain_risk=abstain_risk)
     limits = UploadLimits(max_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels)
-    batcher: Batcher[PreparedImage, Prediction] = Batcher(predictor.run, max_batch=max_batch,
-                                                         max_wait=max_wait_ms / 1000, max_queue=max_queue)
-    info = predictor.model_info()
+    cache, keep, no_interventions = _cache_plan(predictor, n_cached, cache_mb, cache_ttl, cache_maps)
+    maps_note = "this service keeps no CAM-layer activations (dermx serve --no-cache-maps)" if cache_maps is False \
+        else None
+    batcher: Batcher[PreparedImage, Prediction] = Batcher(functools.partial(predictor.run, keep=keep),
+                                                         max_batch=max_batch, max_wait=max_wait_ms / 1000,
+                                                         max_queue=max_queue)
+    info = {**predictor.model_info(), "intervention_note": no_interventions,
+            "interventions": None if cache is None else intervention_rule(predictor.model.config).to_dict()}
     min_side = max(display_max, 2 * max(predictor.model.config.input_size))
 
     @asynccontextmanager
@@ -240,7 +358,7 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
                          swagger_ui_parameters={"validatorUrl": None},
                          description="Explainable dermatological diagnosis: diagnoses, characteristics, "
                                      "explanation maps.")
-    app.state.predictor, app.state.batcher, app.state.limits = predictor, batcher, limits
+    app.state.predictor, app.state.batcher, app.state.limits, app.state.cache = predictor, batcher, limits, cache
     app.state.slots, app.state.pending = asyncio.Semaphore(max_decodes), 0
     app.add_middleware(BodyLimit, max_bytes=limits.max_bytes + MULTIPART_SLACK, body_timeout=body_timeout)
     app.add_middleware(HeadersAndHead)
@@ -251,8 +369,8 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
         return error_response(error.status, error.message)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        return error_response(422, _validation_message(error))
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(422, _validation_message(error, request.url.path))
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
@@ -260,7 +378,8 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
 
     @app.get("/health", response_model=Health)
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "queued": batcher.queued}
+        return {"status": "ok", "queued": batcher.queued, "cached": 0 if cache is None else len(cache),
+                "cached_bytes": 0 if cache is None else cache.nbytes}
 
     @app.get("/v1/model", response_model=ModelInfo)
     async def model_info() -> dict[str, Any]:
@@ -288,7 +407,10 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
         except QueueFullError as error:
             raise _busy(str(error)) from error
         async with slots:
-            return await run_in_threadpool(_render, prediction, prepared)
+            body, size = await run_in_threadpool(_render, prediction, prepared)
+        features = prediction.features
+        key = None if cache is None or features is None else cache.add(_Kept(features, size), features.nbytes)
+        return {**body, "id": key}
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS)
     async def predict(request: Request,
@@ -306,6 +428,34 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
         app.state.pending += 1
         try:
             return await answer(file, skin_tone or None, abstain_risk)
+        finally:
+            app.state.pending -= 1
+
+    @app.post("/v1/predictions/{prediction_id}/intervene", response_model=InterventionResponse,
+              responses=INTERVENE_ERRORS)
+    async def intervene(prediction_id: str = PathParam(description="The `id` of a prediction (`POST /v1/predict`)."),
+                        body: InterventionRequest = Body()) -> Any:
+        """The prediction's diagnoses with characteristics set present or absent, recomputed from its kept
+        pass by the heads alone (no upload, no backbone pass): calibrated and abstaining as predictions are,
+        each class's change from the model's own answer, and the maps (top diagnosis first)."""
+        if cache is None:
+            raise HTTPException(400, no_interventions)
+        kept = cache.get(prediction_id)
+        if kept is None:
+            raise HTTPException(404, f"no prediction {shorten(prediction_id)!r} is kept: unknown, unused for "
+                                     f"{cache.ttl:g} s, or dropped for newer ones ({cache.max_entries} predictions, "
+                                     f"{cache.max_bytes} bytes at most); send the image to /v1/predict again")
+        try:
+            settings = _settings(body.set, predictor)
+        except InterventionError as error:
+            raise HTTPException(400, str(error)) from error
+        if app.state.pending >= max_queue:
+            raise _busy(f"{app.state.pending} requests are waiting already")
+        app.state.pending += 1
+        try:
+            slots: asyncio.Semaphore = app.state.slots
+            async with slots:
+                return await run_in_threadpool(_intervened, predictor, kept, settings, prediction_id, maps_note)
         finally:
             app.state.pending -= 1
 

@@ -9,6 +9,7 @@ import typer
 
 from dermx.choices import ResolutionPolicy
 from dermx.cli_common import PRESENT_FROM, guarded, option, refuse_option, renamed
+from dermx.serve.cache import DEFAULT_CACHE_MB, DEFAULT_CACHE_TTL, DEFAULT_N_CACHED
 from dermx.serve.uploads import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -45,17 +46,34 @@ def serve_command(
     num_classes: Annotated[int | None, option("--n-classes")] = None,
     class_names: Annotated[Path | None, option("--class-names")] = None,
     abstain_risk: Annotated[float | None, option("--abstain-risk")] = None,
+    n_cached: Annotated[int | None, typer.Option(
+        "--n-cached", min=1, show_default=str(DEFAULT_N_CACHED),
+        help="Most predictions kept for interventions (the least recently used is dropped first).")] = None,
+    cache_mb: Annotated[float | None, typer.Option(
+        min=0.001, show_default=f"{DEFAULT_CACHE_MB:g}",
+        help="Most memory the kept predictions take, in MB (pooled features, and CAM-layer activations with "
+             "--cache-maps).")] = None,
+    cache_ttl: Annotated[float | None, typer.Option(
+        min=0.1, show_default=f"{DEFAULT_CACHE_TTL:g}",
+        help="Seconds a kept prediction lives after its last use.")] = None,
+    cache_maps: Annotated[bool | None, typer.Option(
+        "--cache-maps/--no-cache-maps", show_default="--cache-maps",
+        help="Keep each prediction's CAM-layer activations, so that an intervention answers the maps of its "
+             "diagnosis (without them: no maps, less memory).")] = None,
 ) -> None:
-    """Serve POST /v1/predict, GET /v1/model, GET /health and an upload page at /.
+    """Serve POST /v1/predict, POST /v1/predictions/{id}/intervene, GET /v1/model, GET /health and an
+    upload page at /.
 
     --model is a dermx checkpoint, or a timm model name with --weights FILE (its classes ranked, the top
     class's map; no characteristics). --abstain-risk is the default of requests that name no
-    abstain_risk."""
+    abstain_risk. A model that takes interventions keeps each prediction's pass under its id
+    (--n-cached, --cache-mb, --cache-ttl, --cache-maps), from which an intervention recomputes the
+    diagnoses without the image."""
     import uvicorn
 
     from dermx.explain.cli import predictable_model
     from dermx.predict import UncalibratedError
-    from dermx.serve.app import create_app
+    from dermx.serve.app import ServiceOptionError, create_app
     from dermx.serve.protocol import MAX_HEADER_BYTES, guarded_protocol
 
     loaded = predictable_model(model, weights, num_classes=num_classes, class_names=class_names,
@@ -64,8 +82,9 @@ def serve_command(
         service = create_app(loaded, method=method, threshold=PRESENT_FROM if threshold is None else threshold,
                              resolution=resolution, max_upload_mb=max_upload_mb, max_pixels=max_pixels,
                              max_batch=batch_size, max_decodes=max_decodes, max_queue=max_queue,
-                             body_timeout=body_timeout, abstain_risk=abstain_risk)
-    except UncalibratedError as error:
+                             body_timeout=body_timeout, abstain_risk=abstain_risk, n_cached=n_cached,
+                             cache_mb=cache_mb, cache_ttl=cache_ttl, cache_maps=cache_maps)
+    except (UncalibratedError, ServiceOptionError) as error:
         refuse_option(error.option, str(error))
     uvicorn.run(service, host=host, port=port, log_level="info", http=guarded_protocol(header_timeout),
                 timeout_keep_alive=keep_alive, h11_max_incomplete_event_size=MAX_HEADER_BYTES)

@@ -31,23 +31,19 @@ class InputArea(BaseModel):
     size: list[int] = Field(description="`image`'s (height, width): the model input at the image's scale.")
 
 
-class PredictResponse(BaseModel):
+class Answer(BaseModel):
+    """What a prediction and an intervention both answer about one image."""
+
+    id: str | None = Field(description="The prediction's id for `POST /v1/predictions/{id}/intervene`; null when "
+                                        "the model takes no interventions (`GET /v1/model`: `intervention_note`).")
     source: str
     diagnosis: str | None = Field(description="Top-ranked diagnosis; null when the model abstains (`reason`).")
     diagnoses: list[RankedDiagnosis] = Field(description="Every diagnosis, best first.")
     characteristics: list[Characteristic]
     threshold: float
     method: str
-    input_size: list[int] = Field(description="Model input (height, width).")
-    image_size: list[int] = Field(description="Decoded image (height, width) after EXIF orientation: a large "
-                                              "upload is decoded at 1/k scale (integer k), its shorter side "
-                                              "kept at least 1024 px (the display size).")
-    image: str = Field(description="JPEG data URL of the oriented image at display size; when the model input "
-                                   "was padded, the whole input at the image's scale, padding hatched.")
-    overlays: list[Overlay] = Field(description="Top diagnosis, then each present characteristic.")
-    colorbar: str = Field(description="PNG data URL of the overlays' colour scale, map value 0 (left) to 1.")
-    input_area: InputArea | None = Field(description="Where the image lies in `image` when padding was added "
-                                                      "to fit the model input; null otherwise.")
+    overlays: list[Overlay] = Field(description="Top diagnosis, then each present characteristic (not one set by "
+                                                "an intervention).")
     calibrated: bool = Field(description="Whether the probabilities are calibrated (temperature fitted on the "
                                          "validation images in training); the fields below need it.")
     calibration_note: str | None = Field(None, description="Why the model is not calibrated.")
@@ -65,6 +61,44 @@ class PredictResponse(BaseModel):
                                                                     "abstains ('inf': always).")
     abstain: bool | None = Field(None, description="The model abstains: no top diagnosis, the set instead.")
     reason: str | None = Field(None, description="Why it abstains: 'uncertain: A or B' (the set's classes).")
+
+
+class PredictResponse(Answer):
+    input_size: list[int] = Field(description="Model input (height, width).")
+    image_size: list[int] = Field(description="Decoded image (height, width) after EXIF orientation: a large "
+                                              "upload is decoded at 1/k scale (integer k), its shorter side "
+                                              "kept at least 1024 px (the display size).")
+    image: str = Field(description="JPEG data URL of the oriented image at display size; when the model input "
+                                   "was padded, the whole input at the image's scale, padding hatched.")
+    colorbar: str = Field(description="PNG data URL of the overlays' colour scale, map value 0 (left) to 1.")
+    input_area: InputArea | None = Field(description="Where the image lies in `image` when padding was added "
+                                                      "to fit the model input; null otherwise.")
+
+
+class InterventionRequest(BaseModel):
+    """``POST /v1/predictions/{id}/intervene``: the characteristics a clinician sets."""
+
+    set: dict[str, str] = Field(description="Characteristic name -> 'present' or 'absent' (the others stay as "
+                                            "the model sees them; none: the model's own answer).",
+                                examples=[{"Scale": "present", "Pustule": "absent"}])
+
+
+class Intervention(BaseModel):
+    set: dict[str, str] = Field(description="The characteristics set, as asked.")
+    logits: dict[str, float] = Field(description="The logit each set characteristic took: the 95th (present) or "
+                                                 "5th (absent) percentile of its logits on the training images.")
+    before: list[RankedDiagnosis] = Field(description="The model's own diagnoses (no characteristic set), best "
+                                                      "first.")
+    change: dict[str, float] = Field(description="Per diagnosis: its probability with the setting minus without.")
+
+
+class InterventionResponse(Answer):
+    """The prediction with the characteristics set: diagnoses, characteristics (a set one at its rule's
+    probability), trust fields and maps as ``/v1/predict`` answers them, and what changed."""
+
+    intervention: Intervention
+    maps_note: str | None = Field(description="Why `overlays` is empty (the maps need a backbone pass, or the "
+                                              "service keeps no CAM-layer activations); null when it is not.")
 
 
 class CheckpointInfo(BaseModel):
@@ -98,6 +132,18 @@ class Calibration(BaseModel):
     group_counts: dict[str, int] = Field(description="Validation images per group.")
 
 
+class InterventionRule(BaseModel):
+    """Per characteristic, the logit it takes when a clinician sets it absent or present."""
+
+    rule: str
+    characteristics: list[str]
+    absent: list[float] = Field(description="Logit of each characteristic set absent (the 5th percentile of its "
+                                            "logits on `n` training images).")
+    present: list[float] = Field(description="Logit of each characteristic set present (the 95th percentile).")
+    n: int
+    percentiles: list[float]
+
+
 class ModelInfo(BaseModel):
     """``GET /v1/model``: what the service runs."""
 
@@ -117,11 +163,17 @@ class ModelInfo(BaseModel):
     calibration: Calibration | None
     calibration_note: str = Field(description="Why there is no calibration (empty when there is one).")
     abstain_risk: float | None = Field(description="The service's default target risk of abstention.")
+    interventions: InterventionRule | None = Field(description="What setting a characteristic does "
+                                                               "(`POST /v1/predictions/{id}/intervene`); null: "
+                                                               "the model takes none (`intervention_note`).")
+    intervention_note: str = Field(description="Why the model takes no interventions (empty when it does).")
 
 
 class Health(BaseModel):
     status: str
     queued: int = Field(description="Requests waiting for the model.")
+    cached: int = Field(description="Predictions kept for interventions.")
+    cached_bytes: int = Field(description="Bytes they take (pooled features and CAM-layer activations).")
 
 
 class ErrorBody(BaseModel):

@@ -1,26 +1,61 @@
-// dermx page: upload an image, show the prediction, toggle explanation overlays.
+// dermx page: upload an image, show the prediction, toggle explanation overlays, set characteristics.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let overlays = [];
+// the prediction interventions refer to: its id, its characteristics in the order first shown, the settings
+// asked for, and those of the answer on screen
+let current = { id: null, order: [], settings: {}, shown: {} };
+let asked = 0; // the latest intervention asked: an older answer arriving late is not shown
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
   $("status").classList.toggle("error", isError);
 }
 
-function bar(list, label, probability, cls) {
+function bar(list, label, probability, cls, change) {
   const item = document.createElement("li");
   if (cls) item.className = cls;
   const fill = document.createElement("span");
   fill.className = "fill";
   fill.style.width = `${(probability * 100).toFixed(1)}%`;
   const name = document.createElement("span");
+  name.className = "name";
   name.textContent = label;
   const value = document.createElement("span");
+  value.className = "value";
   value.textContent = probability.toFixed(3);
+  if (change !== undefined) {
+    // an intervention: the change from the model's own answer
+    const shown = Math.abs(change).toFixed(3);
+    const sign = Number(shown) === 0 ? "\u00b1" : change > 0 ? "+" : "\u2212";
+    const delta = document.createElement("span");
+    delta.className = `change ${sign === "+" ? "up" : sign === "\u2212" ? "down" : ""}`;
+    delta.textContent = ` (${sign}${shown})`;
+    value.append(delta);
+  }
   item.append(fill, name, value);
   list.append(item);
+  return item;
+}
+
+function settingControl(name) {
+  // three states: as the model sees it, or set present / absent by the clinician
+  const group = document.createElement("span");
+  group.className = "setting";
+  group.setAttribute("role", "radiogroup");
+  group.setAttribute("aria-label", `set ${name}`);
+  for (const state of ["model", "present", "absent"]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.setAttribute("role", "radio");
+    button.dataset.state = state;
+    button.textContent = state;
+    button.setAttribute("aria-checked", String((current.settings[name] || "model") === state));
+    button.addEventListener("click", () => setCharacteristic(name, state));
+    group.append(button);
+  }
+  return group;
 }
 
 function showOverlay(target) {
@@ -64,19 +99,26 @@ function showTrust(result) {
     : `Uncalibrated probabilities: ${result.calibration_note}.`;
 }
 
-function render(result) {
-  $("photo").onload = fitStages;
-  $("photo").src = result.image;
-  $("original").src = result.image;
-  markInputArea(result.input_area);
-  $("colorbar").src = result.colorbar;
+function showAnswer(result) {
+  // a prediction, or an intervention on it (the image stays): diagnoses, trust, characteristics, maps
+  // with no characteristic set (every control back to "model") this is the model's own answer again
+  const setting = result.intervention && Object.keys(result.intervention.set).length ? result.intervention : null;
+  const change = setting ? setting.change : {};
   $("diagnoses").replaceChildren();
-  for (const d of result.diagnoses) bar($("diagnoses"), d.name, d.probability);
+  for (const d of result.diagnoses) bar($("diagnoses"), d.name, d.probability, "", change[d.name]);
   showTrust(result);
   $("characteristics").replaceChildren();
-  const sorted = [...result.characteristics].sort((a, b) => b.probability - a.probability);
-  for (const c of sorted) bar($("characteristics"), c.name, c.probability, c.present ? "present" : "absent");
-  $("threshold").textContent = `(present from ${result.threshold})`;
+  const byName = Object.fromEntries(result.characteristics.map((c) => [c.name, c]));
+  for (const name of current.order) {
+    const c = byName[name];
+    const set = current.settings[name];
+    const item = bar($("characteristics"), c.name, c.probability, `${c.present ? "present" : "absent"}${set ? " set" : ""}`);
+    if (current.id) item.append(settingControl(name));
+  }
+  $("intervention-note").hidden = !setting;
+  $("intervention-note").textContent = setting
+    ? `With ${Object.entries(setting.set).map(([n, v]) => `${n} ${v}`).join(", ")}; in brackets, the change from `
+      + "the model's own answer." : "";
   overlays = result.overlays;
   const toggles = $("overlays");
   toggles.replaceChildren();
@@ -91,8 +133,47 @@ function render(result) {
   }
   // the map is what the page is for: show the first (the top diagnosis's) at once
   showOverlay(overlays.length ? overlays[0].target : "");
+  if (result.maps_note) $("overlay-title").textContent = `No map: ${result.maps_note}`;
+}
+
+function render(result) {
+  $("photo").onload = fitStages;
+  $("photo").src = result.image;
+  $("original").src = result.image;
+  markInputArea(result.input_area);
+  $("colorbar").src = result.colorbar;
+  const sorted = [...result.characteristics].sort((a, b) => b.probability - a.probability);
+  current = { id: result.id, order: sorted.map((c) => c.name), settings: {}, shown: {} };
+  $("threshold").textContent = `(present from ${result.threshold})`;
+  showAnswer(result);
   $("drop").classList.add("compact");
   $("result").hidden = false;
+}
+
+async function setCharacteristic(name, state) {
+  // recompute the diagnosis from the kept prediction with the characteristics set (no upload)
+  if (state === "model") delete current.settings[name];
+  else current.settings[name] = state;
+  const ticket = ++asked;
+  const { id } = current;
+  const sent = { ...current.settings };
+  setStatus(`recomputing with ${name} ${state === "model" ? "as the model sees it" : state}…`);
+  try {
+    const response = await fetch(`/v1/predictions/${encodeURIComponent(id)}/intervene`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ set: sent }),
+    });
+    const payload = await response.json();
+    if (!response.ok) throw new Error(payload.error || response.statusText);
+    if (ticket !== asked || id !== current.id) return; // a newer setting or image was asked for since
+    current.shown = sent;
+    showAnswer(payload);
+    setStatus(`${payload.source}: ${payload.abstain ? payload.reason : payload.diagnosis}`);
+  } catch (error) {
+    if (ticket !== asked || id !== current.id) return;
+    current.settings = { ...current.shown }; // back to the setting of the answer on screen
+    setStatus(`Could not set ${name}: ${error.message}`, true);
+  }
 }
 
 async function upload(file) {
