@@ -240,6 +240,8 @@ def test_setting_a_characteristic_on_the_page_changes_the_diagnosis_and_its_map(
         assert page.locator("#overlay-title").inner_text().startswith(f"diagnosis: {answer.diagnosis} · p = ")
         assert page.locator("#overlay").is_visible() and page.locator("#overlays button").first.inner_text() == (
             f"Dx: {answer.diagnosis}")
+        kept = [f"Char: {c.name}" for c in own.characteristics if c.present and c.name != name]
+        assert page.locator("#overlays button").all_inner_texts()[1:] == kept  # the prediction's, not a set one's
         page.locator(f'#characteristics [aria-label="set {name}"] button[data-state="model"]').click()
         expect(first.locator(".name")).to_have_text(own.diagnosis, timeout=30_000)
         assert page.locator("#intervention-note").is_hidden() and page.locator("#diagnoses .change").count() == 0

@@ -88,13 +88,11 @@ def test_the_service_gives_the_formula_without_the_image(service: TestClient, ch
     assert [record["change"][c] for c in classes] == pytest.approx((after - before).tolist(), abs=1e-6)
     characteristics = {c["name"]: c["present"] for c in body["characteristics"]}
     assert characteristics["Scale"] and not characteristics["Pustule"]
-    # the maps of the pass with the setting: the new top diagnosis's first, none of a set characteristic,
-    # at the size the prediction's picture was shown
-    (full,) = Predictor(checkpoint).predict([image], set_characteristics=SETTING)
-    assert [o["target"] for o in body["overlays"]] == list(full.maps) and body["maps_note"] is None
-    assert body["overlays"][0]["target"] == f"diagnosis:{top}" and body["overlays"][0]["title"].startswith(
-        f"diagnosis: {top} · p = ")
-    assert {_size(o["png"]) for o in body["overlays"]} == {_size(first["image"])}
+    # the map of the new top diagnosis (the characteristics' are the prediction's), the shape of the picture
+    # shown (the 96x72 photo padded to a square) at the model input's scale (64 px)
+    (overlay,) = body["overlays"]
+    assert overlay["target"] == f"diagnosis:{top}" and overlay["title"].startswith(f"diagnosis: {top} · p = ")
+    assert body["maps_note"] is None and _size(first["image"]) == (96, 96) and _size(overlay["png"]) == (64, 64)
     # every control back to "model": the model's own answer
     again = _intervene(service, first["id"], {"set": {}}).json()
     assert [d["probability"] for d in again["diagnoses"]] == pytest.approx(
@@ -106,7 +104,7 @@ def test_the_service_gives_the_formula_without_the_image(service: TestClient, ch
     documented = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert _conforms(body, documented, schema["components"]["schemas"]) == []
     info = service.get("/v1/model").json()
-    assert info["interventions"]["characteristics"] == [c.name for c in full.characteristics]
+    assert info["interventions"]["characteristics"] == [c["name"] for c in first["characteristics"]]
     assert info["intervention_note"] == ""
 
 
@@ -212,3 +210,12 @@ def test_a_cache_too_small_for_one_prediction_is_refused(checkpoint: Path) -> No
     assert e.value.option == "cache_mb"
     result = CliRunner().invoke(cli, ["serve", "--model", str(checkpoint), "--cache-mb", "0.005"])
     assert result.exit_code == 2 and "--cache-mb" in result.output
+
+
+@pytest.mark.parametrize(("shown", "drawn"), [((96, 96), (64, 64)), ((480, 640), (48, 64)), ((40, 30), (40, 30)),
+                                              ((1024, 100), (64, 6))])
+def test_an_intervention_s_map_is_drawn_at_the_model_input_s_scale(shown: tuple[int, int],
+                                                                   drawn: tuple[int, int]) -> None:
+    from dermx.serve.app import _map_size
+
+    assert _map_size(shown, (64, 64)) == drawn

@@ -216,23 +216,23 @@ class Predictor:
         characteristics set (name -> present; none: the model's own answer), recomputed by the heads from its
         pooled features alone: no image, no backbone pass. Diagnoses (calibrated when the model is, with the
         image's skin tone and risk), characteristics and ``intervention`` are those :meth:`run` gives with the
-        same setting; so are the maps (top diagnosis, present characteristics not set) when the CAM-layer
-        activations were kept (:meth:`~dermx.explain.CamEngine.explain_pooled`), else there are none
-        (``features.note`` says why). :class:`~dermx.models.intervention.InterventionError` for a setting the
-        model cannot take."""
+        same setting, and so is the map of the top diagnosis when the CAM-layer activations were kept
+        (:meth:`~dermx.explain.CamEngine.explain_pooled`, for that one target), else there is none
+        (``features.note`` says why). There are no characteristic maps: a setting changes no other
+        characteristic's logit, so their maps are the kept prediction's.
+        :class:`~dermx.models.intervention.InterventionError` for a setting the model cannot take."""
         settings = dict(set_characteristics)
         values = self.intervention_values(settings)
         result = None
         with self._lock:
-            with intervened(self.model, values):
-                if features.activations is not None:
-                    result = self.engine.explain_pooled(features.activations, self.spec.size)
-                    logits = result.logits
-                else:
-                    with torch.no_grad():
-                        logits = self.model.heads(features.pooled)
             plain = self._plain(features.pooled)
-        assert isinstance(logits, dict)
+            with intervened(self.model, values):
+                with torch.no_grad():
+                    logits = self.model.heads(features.pooled)
+                if features.activations is not None:
+                    probabilities, _ = self._diagnoses(logits["diagnosis"], [features])
+                    top = self._ranked(probabilities[0])[0][0]
+                    result = self.engine.explain_pooled(features.activations, self.spec.size, [("diagnosis", top)])
         return self._predictions([features], logits, result, settings, values, plain, [None])[0]
 
     def _plain(self, pooled: torch.Tensor | None) -> torch.Tensor:
@@ -262,8 +262,9 @@ class Predictor:
     def _predictions(self, items: Sequence[PreparedImage | Features], logits: dict[str, torch.Tensor],
                      result: CamResult | None, settings: dict[str, bool], values: dict[int, float],
                      plain: torch.Tensor | None, kept: list[Features | None]) -> list[Prediction]:
-        """Predictions from a pass's ``logits`` and maps (``result``; ``None``: no maps); with ``plain``, the
-        diagnosis logits without ``settings``, each holds the :class:`Intervention`."""
+        """Predictions from a pass's ``logits`` and maps (``result``; ``None``: no maps): those of the top
+        diagnosis and of the present characteristics not set, of the targets ``result`` has; with ``plain``,
+        the diagnosis logits without ``settings``, each holds the :class:`Intervention`."""
         characteristic = self.model.probabilities(logits).characteristic.cpu()
         diagnosis, trust = self._diagnoses(logits["diagnosis"], items)
         ranked = [self._ranked(d) for d in diagnosis]
@@ -277,9 +278,9 @@ class Predictor:
             changes = [Intervention(settings, set_logits, self._ranked(before[i]),
                                     {n: float(diagnosis[i, k] - before[i, k]) for k, n in enumerate(names)})
                        for i in range(len(items))]
-        labels = [[f"diagnosis:{r[0][0]}", *(f"characteristic:{c.name}" for c in chars
-                                             if c.present and c.name not in settings)] if result is not None else []
-                  for r, chars in zip(ranked, found, strict=True)]
+        labels = [[label for label in (f"diagnosis:{r[0][0]}", *(f"characteristic:{c.name}" for c in chars
+                                                                  if c.present and c.name not in settings))
+                   if result is not None and label in result.labels] for r, chars in zip(ranked, found, strict=True)]
         maps: list[dict[str, np.ndarray]] = [{} for _ in items]
         if result is not None:
             # Upsampling all 22 maps to the input size was most of predict's overhead over the forward

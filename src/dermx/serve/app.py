@@ -23,14 +23,14 @@ Interventions (issue 28, :mod:`dermx.models.intervention`): a prediction of a mo
 answers an ``id``; ``POST /v1/predictions/{id}/intervene`` with ``{"set": {"Scale": "present"}}`` answers
 that image's diagnoses with the characteristics set, recomputed by the heads from the pass kept under the
 id (:meth:`~dermx.predict.Predictor.intervene`: no upload, no backbone pass), each class's change from
-the model's own answer, and the maps. The pass is kept in a :class:`~dermx.serve.cache.PredictionCache`
-bounded in entries, bytes and time since last use: the pooled features always (``4 C`` bytes, 2 KB for a
-ResNet-18), the CAM-layer activations with ``cache_maps`` (``4 K h w`` bytes, 32 KB for a ResNet-18 at
-128 px, MBs for a dilated backbone at a large input) when that layer is what the heads pool: the
-intervention's maps then follow from them and the heads' gradients alone; without them (or for a CAM
-layer inside the last block, or Score-CAM) an intervention answers no map and says why (``maps_note``).
-An unknown, expired or evicted id is 404, a setting the model cannot take 400 (naming its
-characteristics, or why it takes none).
+the model's own answer, and the new top diagnosis's map (the characteristics' maps are the prediction's).
+The pass is kept in a :class:`~dermx.serve.cache.PredictionCache` bounded in entries, bytes and time since
+last use: the pooled features always (``4 C`` bytes, 2 KB for a ResNet-18), the CAM-layer activations
+with ``cache_maps`` (``4 K h w`` bytes, 32 KB for a ResNet-18 at 128 px, MBs for a dilated backbone at a
+large input) when that layer is what the heads pool: the intervention's map then follows from them and the
+heads' gradients alone; without them (or for a CAM layer inside the last block, or Score-CAM) an
+intervention answers no map and says why (``maps_note``). An unknown, expired or evicted id is 404, a
+setting the model cannot take 400 (naming its characteristics, or why it takes none).
 """
 
 from __future__ import annotations
@@ -260,18 +260,26 @@ def _render(prediction: Prediction, prepared: PreparedImage) -> tuple[dict[str, 
 
 @dataclass(frozen=True)
 class _Kept:
-    """What the cache keeps of a prediction: its pass (:class:`~dermx.predict.Features`) and the size its
-    maps were shown at."""
+    """What the cache keeps of a prediction: its pass (:class:`~dermx.predict.Features`) and the size an
+    intervention draws its map at (:func:`_map_size`)."""
 
     features: Features
     size: tuple[int, int]
 
 
+def _map_size(shown: tuple[int, int], input_size: tuple[int, int]) -> tuple[int, int]:
+    """The size an intervention's map is drawn at: the shown picture's shape at the model input's scale
+    (longer side at most the input's), since the map holds no finer detail; the page stretches it over the
+    picture. A 640 px PNG took 30–60 ms to encode, most of an intervention's time; the map at 64 px, 1 ms."""
+    scale = min(1.0, max(input_size) / max(shown))
+    return max(1, round(shown[0] * scale)), max(1, round(shown[1] * scale))
+
+
 def _intervened(predictor: Predictor, kept: _Kept, settings: dict[str, bool], key: str,
                 note: str | None) -> dict[str, Any]:
     """JSON body of an intervention on the prediction kept under ``key``: the prediction with ``settings``
-    (:meth:`~dermx.predict.Predictor.intervene`), its maps as overlays at the size the page shows, and why
-    there are none (``note`` overrides the features' own reason)."""
+    (:meth:`~dermx.predict.Predictor.intervene`), its top diagnosis's map as an overlay (:func:`_map_size`),
+    and why there is none (``note`` overrides the features' own reason)."""
     prediction = predictor.intervene(kept.features, settings)
     missing = None if prediction.maps else note or kept.features.note
     return {**prediction.to_dict(), "id": key, "overlays": _overlays(prediction, kept.size), "maps_note": missing}
@@ -409,7 +417,8 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
         async with slots:
             body, size = await run_in_threadpool(_render, prediction, prepared)
         features = prediction.features
-        key = None if cache is None or features is None else cache.add(_Kept(features, size), features.nbytes)
+        key = None if cache is None or features is None else cache.add(
+            _Kept(features, _map_size(size, predictor.spec.size)), features.nbytes)
         return {**body, "id": key}
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS)
@@ -437,7 +446,7 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
                         body: InterventionRequest = Body()) -> Any:
         """The prediction's diagnoses with characteristics set present or absent, recomputed from its kept
         pass by the heads alone (no upload, no backbone pass): calibrated and abstaining as predictions are,
-        each class's change from the model's own answer, and the maps (top diagnosis first)."""
+        each class's change from the model's own answer, and the map of the top diagnosis."""
         if cache is None:
             raise HTTPException(400, no_interventions)
         kept = cache.get(prediction_id)

@@ -96,6 +96,10 @@ class InterventionResponse(Answer):
     """The prediction with the characteristics set: diagnoses, characteristics (a set one at its rule's
     probability), trust fields and maps as ``/v1/predict`` answers them, and what changed."""
 
+    overlays: list[Overlay] = Field(description="The top diagnosis's map, the shape of the prediction's `image` "
+                                                "at the model input's scale (the map has no finer detail: stretch "
+                                                "it over `image`); the characteristics' maps are the prediction's "
+                                                "(a setting changes no other characteristic).")
     intervention: Intervention
     maps_note: str | None = Field(description="Why `overlays` is empty (the maps need a backbone pass, or the "
                                               "service keeps no CAM-layer activations); null when it is not.")

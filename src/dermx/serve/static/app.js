@@ -4,8 +4,8 @@
 const $ = (id) => document.getElementById(id);
 let overlays = [];
 // the prediction interventions refer to: its id, its characteristics in the order first shown, the settings
-// asked for, and those of the answer on screen
-let current = { id: null, order: [], settings: {}, shown: {} };
+// asked for, those of the answer on screen, and its characteristics' maps
+let current = { id: null, order: [], settings: {}, shown: {}, characteristicMaps: [] };
 let asked = 0; // the latest intervention asked: an older answer arriving late is not shown
 
 function setStatus(text, isError = false) {
@@ -119,7 +119,10 @@ function showAnswer(result) {
   $("intervention-note").textContent = setting
     ? `With ${Object.entries(setting.set).map(([n, v]) => `${n} ${v}`).join(", ")}; in brackets, the change from `
       + "the model's own answer." : "";
-  overlays = result.overlays;
+  // an intervention answers the top diagnosis's map; the characteristics' are the prediction's (not a set one's)
+  const same = result.intervention
+    ? current.characteristicMaps.filter((o) => !setting || !(o.name in setting.set)) : [];
+  overlays = [...result.overlays, ...same];
   const toggles = $("overlays");
   toggles.replaceChildren();
   for (const o of overlays) {
@@ -143,7 +146,10 @@ function render(result) {
   markInputArea(result.input_area);
   $("colorbar").src = result.colorbar;
   const sorted = [...result.characteristics].sort((a, b) => b.probability - a.probability);
-  current = { id: result.id, order: sorted.map((c) => c.name), settings: {}, shown: {} };
+  current = {
+    id: result.id, order: sorted.map((c) => c.name), settings: {}, shown: {},
+    characteristicMaps: result.overlays.filter((o) => o.head === "characteristic"),
+  };
   $("threshold").textContent = `(present from ${result.threshold})`;
   showAnswer(result);
   $("drop").classList.add("compact");
