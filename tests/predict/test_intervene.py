@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from dermx.models import load_checkpoint
+from dermx.models import build_model, load_checkpoint, save_checkpoint
 from dermx.models.intervention import InterventionError
 from dermx.predict import Prediction, Predictor
 from predict.samples import calibrated_checkpoint, photo, tiny_checkpoint, with_intervention_rule
@@ -117,3 +118,16 @@ def test_a_model_that_takes_no_intervention_says_why(tmp_path: Path, checkpoint:
     old = Predictor(tiny_checkpoint(tmp_path / "old"))  # no rule recorded
     with pytest.raises(InterventionError, match="records no intervention rule"):
         old.intervene(kept.features, SETTING)
+
+
+def test_a_concept_bottleneck_model_intervenes_the_same_way(tmp_path: Path) -> None:
+    """cbm: the diagnosis reads the characteristics only; the kept pass gives the full pass's answer."""
+    torch.manual_seed(0)
+    model = build_model("small", kind="cbm", pretrained=False, input_size=(64, 64))
+    checkpoint = with_intervention_rule(save_checkpoint(model, tmp_path / "cbm"))
+    predictor = Predictor(checkpoint)
+    prepared = predictor.prepare(photo(96, 72))
+    (kept,) = predictor.run([prepared], keep="activations")
+    (full,) = predictor.run([prepared], SETTING)
+    assert kept.features is not None and kept.features.activations is not None
+    assert_same(predictor.intervene(kept.features, SETTING), full)
