@@ -58,8 +58,8 @@ def serve_command(
         help="Seconds a kept prediction lives after its last use.")] = None,
     cache_maps: Annotated[bool | None, typer.Option(
         "--cache-maps/--no-cache-maps", show_default="--cache-maps",
-        help="Keep each prediction's CAM-layer activations, so that an intervention answers the maps of its "
-             "diagnosis (without them: no maps, less memory).")] = None,
+        help="Keep each prediction's CAM-layer activations, so that an intervention answers the map of its top "
+             "diagnosis (without them: no map, less memory).")] = None,
 ) -> None:
     """Serve POST /v1/predict, POST /v1/predictions/{id}/intervene, GET /v1/model, GET /health and an
     upload page at /.
