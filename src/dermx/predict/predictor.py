@@ -4,7 +4,9 @@ One batch = one CAM-engine pass: the engine's forward pass gives the logits (sof
 diagnoses, sigmoid for the characteristics) and the maps of every target on exactly the preprocessed
 model input; the maps kept are the top diagnosis and the present characteristics. A checkpoint that
 carries a calibration gives calibrated diagnosis probabilities, a diagnosis set and, with a target risk,
-an abstention (:mod:`dermx.predict.trust`).
+an abstention (:mod:`dermx.predict.trust`). A pass kept with ``run(..., keep=...)`` (pooled features, and
+CAM-layer activations) is answered again with characteristics set by :meth:`Predictor.intervene`: the
+heads alone, no image and no backbone (the service's interventions, :mod:`dermx.serve.app`).
 """
 
 from __future__ import annotations
