@@ -164,12 +164,13 @@ class DermXNet(nn.Module):
 
     def heads(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
         """The heads' logits from pooled features ``(B, C)`` (what an intervention recomputes: no backbone)."""
+        # the side channel first: training draws its dropout mask before the characteristic head's
+        hidden = self.diagnosis_mlp(pooled) if self.diagnosis_mlp is not None else None
         if self.characteristic_head is None:
-            assert self.diagnosis_mlp is not None
-            return {"diagnosis": self.diagnosis_out(self.diagnosis_mlp(pooled))}
+            assert hidden is not None
+            return {"diagnosis": self.diagnosis_out(hidden)}
         characteristic = self.characteristic_head(pooled)
-        reads = (characteristic if self.diagnosis_mlp is None
-                 else torch.cat([self.diagnosis_mlp(pooled), characteristic], dim=1))
+        reads = characteristic if hidden is None else torch.cat([hidden, characteristic], dim=1)
         return {"characteristic": characteristic, "diagnosis": self.diagnosis_out(reads)}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
