@@ -1,10 +1,11 @@
 """What correcting characteristics does to a demo's models: ``dermx evaluate --interventions`` on models trained
 before checkpoints recorded an intervention rule.
 
-For each model of a demo run (``RUN_DIR/models/NAME`` with its ``config.json`` and ``model``), the data module of
-its training run is rebuilt (same splits), the rule is fitted on its training images without augmentation
-(:func:`dermx.train.interventions.intervention_record`, what training now does at its end) and the checkpoint
-with the rule is written to ``OUT/models/NAME`` (the demo's own folder is not changed). The benchmark then runs
+For each model of a demo run (``RUN_DIR/models/NAME`` with its ``config.json`` and ``model``) whose checkpoint
+carries no intervention rule, the data module of its training run is rebuilt (same splits), the rule is
+fitted on its training images without augmentation (:func:`dermx.train.interventions.fit_rule`, what training
+now does at its end) and the checkpoint with the rule is written to ``OUT/models/NAME`` (the demo's own folder
+is not changed); a checkpoint with a rule is used as it is. The benchmark then runs
 on each model's test images with ``--interventions`` (no rater agreement, examples or shortcut test) into
 ``OUT/eval``, the report is rendered there, and the section's sentences are printed.
 
@@ -21,20 +22,23 @@ import torch
 
 
 def with_rule(run: Path, name: str, out: Path) -> Path:
-    """``RUN_DIR/models/NAME``'s checkpoint with an intervention rule fitted on its training images, in ``out``."""
+    """``RUN_DIR/models/NAME``'s checkpoint if it carries an intervention rule; else a copy in ``out`` with one
+    fitted on its training images."""
     from dermx.models import load_checkpoint, save_checkpoint
     from dermx.train.collection import collection_of
     from dermx.train.config import load_config
     from dermx.train.datamodule import DermXDataModule
-    from dermx.train.interventions import intervention_record
+    from dermx.train.interventions import fit_rule
 
     folder = run / "models" / name
-    config = load_config(folder / "config.json")
     model = load_checkpoint(folder / "model")
+    if model.config.interventions is not None:
+        return folder / "model"
+    config = load_config(folder / "config.json")
     data = DermXDataModule(config, model.config, collection_of(config))
     data.setup()
-    model.config.interventions = intervention_record(model, data.dataset("train", augment=False),
-                                                     config.optim.batch_size)
+    fitted = fit_rule(model, data.dataset("train", augment=False), config.optim.batch_size)
+    model.config.interventions = fitted.rule.to_dict() if fitted is not None else None
     return save_checkpoint(model, out / "models" / name)
 
 

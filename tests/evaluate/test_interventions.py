@@ -80,22 +80,22 @@ def lookup_candidate(db: DermXDB, name: str, *, reads_characteristics: bool) -> 
     images = torch.cat([b["image"] for _, b in batches])
     classes = torch.cat([b["diagnosis"] for _, b in batches])
     model = build_model("tiny", pretrained=False, input_size=SPEC.size)
-    width = model.diagnosis_mlp[1].in_features
+    hidden, head = model.diagnosis_mlp, model.characteristic_head
+    assert hidden is not None and head is not None
+    width = hidden[1].in_features
     model.backbone = Lookup(images, classes, width)
     eye = torch.eye(N_DX)
     with torch.no_grad():
-        for module in (model.characteristic_head, model.diagnosis_mlp, model.diagnosis_out):
-            for parameter in module.parameters():  # type: ignore[union-attr]
+        for module in (head, hidden, model.diagnosis_out):
+            for parameter in module.parameters():
                 parameter.zero_()
-        head = model.characteristic_head
-        assert head is not None
         head[1].weight[:N_DX, :N_DX] = eye
         head[4].weight[:N_DX, :N_DX] = 10 * eye
         head[4].bias.fill_(-5.0)
         if reads_characteristics:
             model.diagnosis_out.weight[:, HIDDEN:HIDDEN + N_DX] = eye
         else:
-            model.diagnosis_mlp[1].weight[:N_DX, :N_DX] = eye
+            hidden[1].weight[:N_DX, :N_DX] = eye
             model.diagnosis_out.weight[:, :N_DX] = eye
     model.config.interventions = fit_intervention_rule(torch.tensor([[-5.0] * K, [5.0] * K]),
                                                        vocab.CHARACTERISTICS).to_dict()
