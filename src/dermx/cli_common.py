@@ -169,9 +169,9 @@ def only_with(ctx: typer.Context, needed: str, given: bool, flags: dict[str, str
     ignored."""
     if given:
         return
-    from click.core import ParameterSource
-
-    useless = [flag for name, flag in flags.items() if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    # by name: Typer vendors its own Click (typer._click), whose ParameterSource is not click.core's
+    useless = [flag for name, flag in flags.items()
+               if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
     if useless:
         raise typer.BadParameter(f"{', '.join(useless)} {'has' if len(useless) == 1 else 'have'} an effect only "
                                  f"with {needed}", ctx=ctx)

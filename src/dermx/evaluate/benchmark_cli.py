@@ -102,6 +102,13 @@ def evaluate_command(
         help="Leaderboard: Score-CAM's agreement on the first N test images (sorted names) or all; it needs one "
              "forward pass per channel of the CAM layer per image.")] = "64",
     steps: Annotated[int, typer.Option("--n-steps", min=1, help="Leaderboard: deletion/insertion steps.")] = 8,
+    interventions: Annotated[bool, typer.Option(
+        "--interventions", help="Also measure each model's intervention curve (diagnosis macro F1 after "
+                                "correcting k characteristics to the raters' majority, most uncertain first and "
+                                "in random orders) and how much its diagnosis relies on its characteristics.")] = False,
+    intervention_draws: Annotated[int, typer.Option(
+        "--n-intervention-draws", min=1,
+        help="With --interventions: random orders and shuffles drawn (their F1 averaged).")] = 20,
 ) -> None:
     """Explain and score every model on its test images; write the run folder (and the report).
 
@@ -114,8 +121,14 @@ def evaluate_command(
 
     --groups FILE groups the images by your own attribute (a CSV image,ATTRIBUTE; skin tone by default) in
     the report's trust section and summary.json's groups, calibration, conformal and selective keys.
+
+    --interventions adds summary.json's interventions key, RUN/interventions.csv and the report's section
+    "Clinician in the loop": for every model with characteristics and an intervention rule, diagnosis macro F1
+    after correcting 0, 1, ... of its characteristics to the raters' majority labels, and with them replaced
+    by a constant or shuffled across images; models that cannot be measured are listed with the reason.
     """
     only_with(ctx, "--methods", methods is not None, LEADERBOARD_FLAGS)
+    only_with(ctx, "--interventions", interventions, {"intervention_draws": "--n-intervention-draws"})
     pairs = parse_models(model)
     import dataclasses
 
@@ -137,7 +150,8 @@ def evaluate_command(
 
     console = Console()
     benchmark = BenchmarkConfig(method=method, fusion=fusion, map_size=map_size, selection=selection,  # type: ignore[arg-type]
-                                threshold=threshold, n_boot=n_boot, seed=seed, agreement=agreement)
+                                threshold=threshold, n_boot=n_boot, seed=seed, agreement=agreement,
+                                interventions=interventions, intervention_draws=intervention_draws)
     leaderboard = (LeaderboardConfig(methods=methods, protocol=protocol, n_images=n_faithfulness_images,  # type: ignore[arg-type]
                                      score_images=n_scorecam_images, steps=steps, n_boot=n_boot, seed=seed,
                                      threshold=threshold) if methods is not None else None)

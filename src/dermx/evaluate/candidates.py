@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from dermx import vocab
-from dermx.choices import CamMethod, ModelKind
+from dermx.choices import CamMethod, LabelRule, ModelKind
 from dermx.data import DermXDB
 from dermx.evaluate.eval_sets import EvalSet, choose_eval_set
 from dermx.explain import CamEngine, CamResult
@@ -100,6 +100,12 @@ class ModelNames:
         return tuple(d for d in vocab.DIAGNOSES if d in self.dermxdb_diagnoses)
 
     @property
+    def diagnosis_columns(self) -> list[int]:
+        """For each DermXDB diagnosis (:data:`dermx.vocab.DIAGNOSES` order), the model's column of it, or -1
+        where the model lacks the class."""
+        return [self.dermxdb_diagnoses.index(d) if d in self.dermxdb_diagnoses else -1 for d in vocab.DIAGNOSES]
+
+    @property
     def shared_characteristics(self) -> tuple[str, ...]:
         """DermXDB's characteristics the model has, in the model's column order."""
         return tuple(c for c in self.dermxdb_characteristics if c in vocab.CHARACTERISTICS)
@@ -143,11 +149,13 @@ class Candidate:
         return self.name + (f" (fold {self.fold})" if self.fold is not None else "")
 
     def batches(self, db: DermXDB, stems: Sequence[str] | None = None, *, map_fn: MapFn | None = None,
-                batch_size: int = 16, annotators: Sequence[str] | None = None) -> Batches:
+                batch_size: int = 16, annotators: Sequence[str] | None = None, rule: LabelRule = "any") -> Batches:
         """The test images (or ``stems``) in batches through this model's preprocessing, with the reference
-        channels of ``map_fn`` riding along as maps and the characteristic labels (``characteristics``)
-        of the raters of ``annotators`` (default: every first-pass rater) (:class:`Batches`)."""
-        return Batches(db, self, self.stems if stems is None else stems, map_fn, batch_size, annotators)
+        channels of ``map_fn`` riding along as maps and the characteristic labels (``characteristics``, of
+        every DermXDB characteristic in :data:`dermx.vocab.CHARACTERISTICS` order) of the raters of
+        ``annotators`` (default: every first-pass rater) under ``rule`` (present when outlined by one of them,
+        or by more than half: :func:`~dermx.train.datasets.characteristic_labels`) (:class:`Batches`)."""
+        return Batches(db, self, self.stems if stems is None else stems, map_fn, batch_size, annotators, rule)
 
     @classmethod
     def stand_in(cls, name: str, explain: Explain, stems: Sequence[str], spec: InputSpec, map_grid: tuple[int, int],
@@ -165,8 +173,8 @@ class Batches:
     ``(stems, batch)``, with ``batch`` a dict of :class:`~dermx.train.ImageDataset` samples."""
 
     def __init__(self, db: DermXDB, candidate: Candidate, stems: Sequence[str], map_fn: MapFn | None,
-                 batch_size: int, annotators: Sequence[str] | None = None) -> None:
-        self.items = dermxdb_items(db, stems, vocab.CHARACTERISTICS, annotators=annotators)
+                 batch_size: int, annotators: Sequence[str] | None = None, rule: LabelRule = "any") -> None:
+        self.items = dermxdb_items(db, stems, vocab.CHARACTERISTICS, rule, annotators=annotators)
         self.loader = DataLoader(ImageDataset(self.items, candidate.spec, map_fn=map_fn), batch_size=batch_size,
                                  shuffle=False)
 
@@ -194,8 +202,7 @@ class CamExplainer:
         self.model = model
         self.threshold = threshold
         self.engine = CamEngine(model, method, model.config.cam_layer, size="input")
-        self.dx_columns = [names.dermxdb_diagnoses.index(d) if d in names.dermxdb_diagnoses else -1
-                           for d in vocab.DIAGNOSES]
+        self.dx_columns = names.diagnosis_columns
         self.char_columns = [i for i, c in enumerate(names.dermxdb_characteristics) if c in vocab.CHARACTERISTICS]
 
     def __call__(self, batch: dict[str, Tensor]) -> Explanation:

@@ -80,6 +80,8 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
         say(warning)
     written = [p for p in (coverage.write_missing(out),) if p is not None]
     result = run_benchmark(db, candidates, benchmark, out=out, progress=progress, groups=groups)
+    for model, why in result.summary.get("interventions", {}).get("skipped", {}).items():
+        say(f"interventions: {model} not measured: {why}")
     result.summary["image_folder"] = coverage.to_dict()
     written += write_benchmark(result, out)
     sections = {"benchmark": benchmark.to_dict(), "models": {name: str(path) for name, path in models},

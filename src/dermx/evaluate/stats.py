@@ -178,6 +178,23 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def counts_with_sample(n: int, *, clusters: Sequence[Any] | None = None, n_boot: int = 1000,
+                       seed: int = 0) -> torch.Tensor:
+    """``(n_boot + 1, n)`` float64 row weights: row 0 the sample itself (every row once), then the
+    resamples of :func:`dermx.metrics.resample_counts` (over ``clusters``, each row's patient, when given).
+    A statistic computed on every row of it gives the estimate and its resamples at once
+    (:func:`from_resamples`); statistics computed on the same rows are paired."""
+    return torch.cat([torch.ones(1, n, dtype=torch.float64),
+                      resample_counts(n, n_boot=n_boot, seed=seed, clusters=clusters)])
+
+
+def from_resamples(values: torch.Tensor, *, unit: str, n: int, level: float = LEVEL) -> Estimate:
+    """The estimate of a statistic evaluated on the rows of :func:`counts_with_sample`: the sample's value
+    (row 0) and the percentile interval of the resamples (the other rows; NaN resamples ignored)."""
+    low, high = percentile_interval(values[1:], level)
+    return {"mean": float(values[0]), "low": float(low), "high": float(high), "level": level, "unit": unit, "n": n}
+
+
 def group_gap(statistic: Callable[[torch.Tensor], torch.Tensor], in_group: np.ndarray, *,
               clusters: Sequence[Any] | None = None, n_boot: int = 1000, seed: int = 0,
               level: float = LEVEL) -> Estimate:
@@ -191,11 +208,9 @@ def group_gap(statistic: Callable[[torch.Tensor], torch.Tensor], in_group: np.nd
                      "n": n, "n_group": int(g.sum())}
     if int(g.sum()) in (0, n):
         return out
-    counts = torch.cat([torch.ones(1, n, dtype=torch.float64),  # row 0: the sample itself
-                        resample_counts(n, n_boot=n_boot, seed=seed, clusters=clusters)])
+    counts = counts_with_sample(n, clusters=clusters, n_boot=n_boot, seed=seed)
     gap = statistic(counts * g) - statistic(counts * (1 - g))
-    low, high = percentile_interval(gap[1:], level)
-    return {**out, "mean": float(gap[0]), "low": float(low), "high": float(high)}
+    return {**out, **from_resamples(gap, unit=unit, n=n, level=level)}
 
 
 def weighted_mean(values: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -208,7 +223,9 @@ def weighted_mean(values: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def macro_f1_of(truth: np.ndarray, predicted: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The statistic of :func:`group_gap` for the macro F1 of 0/1 answers ``(n, k)`` (module docstring)."""
+    """The statistic of :func:`group_gap` for the macro F1 of 0/1 answers ``(n, k)`` (module docstring);
+    ``predicted`` ``(..., n, k)`` with leading dimensions (several predictions of the same images) gives
+    ``(..., r)`` values, one row of resamples per prediction."""
     y = torch.tensor(np.asarray(truth, dtype=np.float64))
     p = torch.tensor(np.asarray(predicted, dtype=np.float64))
     return lambda weights: _macro_f1(weights, y, p)
@@ -224,11 +241,8 @@ def bootstrap_macro_f1(truth: np.ndarray, predicted: np.ndarray, *, clusters: Se
     unit = "image" if clusters is None else "patient"
     if n == 0:
         return {"mean": math.nan, "low": math.nan, "high": math.nan, "level": level, "unit": unit, "n": 0}
-    counts = torch.cat([torch.ones(1, n, dtype=torch.float64),  # row 0: the sample itself
-                        resample_counts(n, n_boot=n_boot, seed=seed, clusters=clusters)])
-    macro = _macro_f1(counts, y, p)
-    low, high = percentile_interval(macro[1:], level)
-    return {"mean": float(macro[0]), "low": float(low), "high": float(high), "level": level, "unit": unit, "n": n}
+    counts = counts_with_sample(n, clusters=clusters, n_boot=n_boot, seed=seed)
+    return from_resamples(_macro_f1(counts, y, p), unit=unit, n=n, level=level)
 
 
 def _macro_f1(counts: torch.Tensor, y: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -236,7 +250,7 @@ def _macro_f1(counts: torch.Tensor, y: torch.Tensor, p: torch.Tensor) -> torch.T
     tp, fp, fn = counts @ (y * p), counts @ ((1 - y) * p), counts @ (y * (1 - p))
     denominator = 2 * tp + fp + fn
     f1 = torch.where(denominator > 0, 2 * tp / denominator.clamp_min(1e-12), torch.nan)
-    return f1.nanmean(dim=1)
+    return f1.nanmean(dim=-1)
 
 
 def mean_macro_f1(answers: Sequence[tuple[Sequence[int], np.ndarray, np.ndarray]], n: int, *,
@@ -250,16 +264,13 @@ def mean_macro_f1(answers: Sequence[tuple[Sequence[int], np.ndarray, np.ndarray]
     if not answers or n == 0:
         return {"mean": math.nan, "low": math.nan, "high": math.nan, "level": level, "unit": unit, "n": 0,
                 "raters": 0}
-    counts = torch.cat([torch.ones(1, n, dtype=torch.float64),
-                        resample_counts(n, n_boot=n_boot, seed=seed, clusters=clusters)])
+    counts = counts_with_sample(n, clusters=clusters, n_boot=n_boot, seed=seed)
     per_rater = [_macro_f1(counts[:, torch.as_tensor(rows, dtype=torch.long)],
                            torch.tensor(np.asarray(truth, dtype=np.float64)),
                            torch.tensor(np.asarray(predicted, dtype=np.float64)))
                  for rows, truth, predicted in answers]
     mean = torch.stack(per_rater, dim=1).nanmean(dim=1)
-    low, high = percentile_interval(mean[1:], level)
-    return {"mean": float(mean[0]), "low": float(low), "high": float(high), "level": level, "unit": unit, "n": n,
-            "raters": len(answers)}
+    return {**from_resamples(mean, unit=unit, n=n, level=level), "raters": len(answers)}
 
 
 def correlation_estimate(a: np.ndarray, b: np.ndarray, stems: Sequence[str], *, clusters: Clusters = None,

@@ -20,6 +20,7 @@ import pandas as pd
 from dermx.explain.methods import method_title
 from dermx.jsonio import strict_json
 from dermx.report import figures, images, panels
+from dermx.report.intervention_section import intervention_section
 from dermx.report.leaderboard_section import leaderboard_section
 from dermx.report.trust_section import trust_section
 from dermx.report.verdict import PAIRED_KINDS, RULES, flags, gap_rule, grouped_by, verdict
@@ -365,6 +366,7 @@ def render_report(run_dir: str | Path) -> Path:
               _figure(figures.per_class_f1(summary), "per-class F1"),
               _figure(figures.reliability(summary), "reliability diagram")]
     parts.append(trust_section(summary, _table))
+    parts.append(intervention_section(summary, _table))
     parts += ["<h2>Strata</h2>"]
     for by, title in (("skin_tone", "skin tone"), ("reference", "diagnosis"), ("age", "age group"),
                       ("correct", "correct diagnosis")):

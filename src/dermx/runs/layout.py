@@ -10,7 +10,7 @@ from typing import Any
 SCHEMA = 2
 
 SUMMARY = "summary.json"
-TABLES: tuple[str, ...] = ("items", "baselines", "images", "ceiling", "raters")
+TABLES: tuple[str, ...] = ("items", "baselines", "images", "ceiling", "raters", "interventions")
 EXAMPLES = "examples.npz"
 LEADERBOARD_JSON, LEADERBOARD_CSV, LEADERBOARD_EXAMPLES = (
     "leaderboard.json", "leaderboard.csv", "leaderboard_examples.npz")

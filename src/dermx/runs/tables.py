@@ -6,7 +6,9 @@ baseline map's scores on the (image, reference) pairs the model rows use; ``imag
 (model, fold, image) with the probabilities, the prediction, the patient and the strata columns;
 ``ceiling``: each rater scored as the models are, against the other raters (model, fold, image, kind,
 reference, rater, scores); ``raters``: each rater's answers on the test images (image, rater,
-diagnosis, ``sel:<characteristic>`` for each characteristic outlined).
+diagnosis, ``sel:<characteristic>`` for each characteristic outlined); ``interventions`` (only when asked
+for, ``dermx evaluate --interventions``): one row per (model, order, k) of the intervention curves
+(:func:`dermx.evaluate.benchmark.interventions.curve_table`).
 """
 
 from __future__ import annotations

@@ -32,7 +32,9 @@ class BenchmarkConfig:
     ceiling (default: every first-pass rater); a held-out-raters protocol names the raters a DermX+
     model did not learn from. ``pointing_tolerance``: the pointing game's, a share of the shorter side
     of the grid maps are compared on. ``abstain_risk``: the target risk of the abstention rule applied
-    to the test images with a model's calibration (:mod:`~dermx.evaluate.benchmark.trust`).
+    to the test images with a model's calibration (:mod:`~dermx.evaluate.benchmark.trust`). ``interventions``:
+    also measure each network's intervention curve and its reliance on its characteristics, random orders
+    and shuffles over ``intervention_draws`` draws (:mod:`~dermx.evaluate.benchmark.interventions`).
     """
 
     method: CamMethod = "gradcam"
@@ -51,6 +53,12 @@ class BenchmarkConfig:
     examples: bool = True
     agreement_size: tuple[int, int] | None = None
     raters: tuple[str, ...] | None = None
+    interventions: bool = False
+    intervention_draws: int = 20
+
+    def __post_init__(self) -> None:
+        if self.intervention_draws < 1:
+            raise ValueError(f"intervention_draws must be at least 1, got {self.intervention_draws}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,7 +71,8 @@ class BenchmarkResult:
     the conditional rater-agreement summary; example arrays for the report; the models; the images'
     ``groups`` of the trust figures (their attribute is a column of ``images``); (after summarising)
     ``summary``; and the calibration each model's checkpoint carries, one per fold of its ``models`` entry
-    (``None`` where it carries none)."""
+    (``None`` where it carries none); with ``config.interventions``, the intervention curves, one row per
+    (model, order, k) (:mod:`~dermx.evaluate.benchmark.interventions`), written as ``interventions.csv``."""
 
     items: pd.DataFrame
     baselines: pd.DataFrame
@@ -77,3 +86,4 @@ class BenchmarkResult:
     groups: ImageGroups
     summary: dict[str, Any] = field(default_factory=dict)
     calibrations: dict[str, list[ModelCalibration | None]] = field(default_factory=dict)
+    interventions: pd.DataFrame | None = None

@@ -15,7 +15,9 @@ compared with native-size references instead. Every batch is scored by
 :func:`~dermx.evaluate.benchmark.scoring.score_batch` in one tensor reduction per score. Statistics
 are computed by :func:`~dermx.evaluate.benchmark.summary.summarize_benchmark`; the files are written
 by :mod:`dermx.runs`. The images table carries each image's group (:mod:`dermx.evaluate.image_groups`:
-skin tone, or the attribute of a groups file), the groups of the summary's trust figures.
+skin tone, or the attribute of a groups file), the groups of the summary's trust figures. With
+``config.interventions``, each network's intervention curve and reliance on its characteristics
+(:mod:`~dermx.evaluate.benchmark.interventions`) join the summary and ``interventions.csv``.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ from dermx.evaluate.agreement.tables import NO_DIAGNOSIS
 from dermx.evaluate.benchmark.ceiling import ceiling_rows
 from dermx.evaluate.benchmark.config import BenchmarkConfig, BenchmarkResult
 from dermx.evaluate.benchmark.examples import Examples, choose_examples
+from dermx.evaluate.benchmark.interventions import intervention_study
 from dermx.evaluate.benchmark.scoring import SCORES, BatchTables, score_batch
 from dermx.evaluate.benchmark.shortcut import stamp_test
 from dermx.evaluate.benchmark.summary import summarize_benchmark
 from dermx.evaluate.candidates import Candidate, Explanation
 from dermx.evaluate.image_groups import UNKNOWN, ImageGroups, skin_tones
+from dermx.evaluate.stats import one_thread
 from dermx.geometry import to_native
 from dermx.runs.examples import write_examples
 from dermx.runs.layout import TABLES
@@ -195,10 +199,14 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
         examples=_examples(db, candidates, reasons, references, config), config=config, models=models,
         groups=groups, calibrations=calibrations)
     result.summary = summarize_benchmark(result)
+    patients = {s: db.images[s].patient for s in all_stems}
     if config.shortcut_test:
-        patients = {s: db.images[s].patient for s in all_stems}
         result.summary["shortcut_test"] = stamp_test(db, candidates, seed=config.seed, n_boot=config.n_boot,
                                                      patients=patients)
+    if config.interventions:
+        with one_thread():
+            result.summary["interventions"], result.interventions = intervention_study(
+                db, candidates, config, patients=patients, images=images, progress=wrap)
     return result
 
 
@@ -278,6 +286,6 @@ def _agreement(db: DermXDB, stems: list[str], candidates: Sequence[Candidate], c
 
 def write_benchmark(result: BenchmarkResult, out: str | Path) -> list[Path]:
     """Write the run's tables, ``summary.json`` and ``examples.npz`` (:mod:`dermx.runs`) into ``out``."""
-    tables = {name: getattr(result, name) for name in TABLES}
+    tables = {name: getattr(result, name) for name in TABLES if getattr(result, name) is not None}
     return [*write_tables(out, tables), write_summary(out, result.summary, "benchmark"),
             write_examples(out, result.examples)]

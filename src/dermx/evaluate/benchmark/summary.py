@@ -35,6 +35,9 @@ intervals are over patients wherever the images have patient ids)::
     selective[model]         AURC per group; the abstention rule at ``abstain_risk`` (:mod:`.trust`)
     shared                   images every model was scored on: counts, per model macro_f1 E and Dice E
     shortcut                 class, per model per class: energy share on the watermark and the lesions
+    interventions            (``--interventions`` only) models: {model: curves {uncertain, random: [{k, macro_f1 E,
+                             accuracy E}]}, gain, lift, reliance {plain, constant, shuffled: {macro_f1 E, drop E}}},
+                             skipped: {model: reason} (:mod:`.interventions`)
     headline                 rows of the summary table (models, raters, baselines)
 
 ECE (expected calibration error) over 10 equal-width confidence bins b: Σ_b (n_b/n)·|acc_b − conf_b|.

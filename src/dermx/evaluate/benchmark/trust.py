@@ -135,7 +135,8 @@ def _why_not(calibrations: Calibrations, folds: Sequence[Any], names: dict[str, 
     return None
 
 
-def _fold_rows(images: pd.DataFrame, fold: Any) -> np.ndarray:
+def fold_rows(images: pd.DataFrame, fold: Any) -> np.ndarray:
+    """Positions of ``images``' rows of ``fold`` (``None``: a model of one checkpoint, its ``fold`` empty)."""
     column = images["fold"]
     return np.flatnonzero(column.isna().to_numpy() if fold is None else (column == fold).to_numpy())
 
@@ -180,7 +181,7 @@ def model_trust(images: pd.DataFrame, info: dict[str, Any], calibrations: Calibr
     fitted, fallback = [], set()
     for fold, cal in zip(info["folds"], calibrations, strict=True):
         assert cal is not None
-        part = torch.from_numpy(_fold_rows(mine, fold))
+        part = torch.from_numpy(fold_rows(mine, fold))
         same_key = cal.group_key == by  # the calibration's groups are values of this attribute
         own = [g if g != UNKNOWN else None for g in groups[part.numpy()]] if same_key else None
         p_cal[part] = cal.probabilities(z[part], own)
