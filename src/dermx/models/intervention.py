@@ -113,22 +113,34 @@ def parse_setting(text: str) -> tuple[str, bool]:
 
 
 @contextmanager
-def intervened(model: nn.Module, values: Mapping[int, float]) -> Iterator[None]:
-    """Within the block, ``model``'s characteristic logits in the columns of ``values`` are replaced by
-    those values (a forward hook on ``model.characteristic_head``); nothing is hooked for no values."""
+def intervened(model: nn.Module, values: Mapping[int, float] | torch.Tensor) -> Iterator[None]:
+    """Within the block, ``model``'s characteristic logits are replaced (a forward hook on
+    ``model.characteristic_head``): in the columns of a mapping ``values`` by its values, the same for
+    every image; or, per image, by a ``(B, C)`` tensor of logits, NaN where the model's own value stays
+    (each image its own setting). Nothing is hooked for an empty mapping."""
     head = getattr(model, "characteristic_head", None)
     if head is None:
         raise InterventionError("this model has no characteristics (a dx-only model): nothing to set")
-    if not values:
+    if isinstance(values, torch.Tensor):
+        table = values
+
+        def replace(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            if table.shape != output.shape:
+                raise InterventionError(f"per-image logits of shape {tuple(table.shape)} for characteristic "
+                                        f"outputs of shape {tuple(output.shape)}")
+            given = table.to(output.device, output.dtype)
+            return torch.where(torch.isnan(given), output, given)
+    elif not values:
         yield
         return
-    columns = torch.tensor(sorted(values), dtype=torch.long)
-    fixed = torch.tensor([values[j] for j in sorted(values)], dtype=torch.float64)
+    else:
+        columns = torch.tensor(sorted(values), dtype=torch.long)
+        fixed = torch.tensor([values[j] for j in sorted(values)], dtype=torch.float64)
 
-    def replace(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
-        out = output.clone()
-        out[:, columns.to(out.device)] = fixed.to(out.device, out.dtype)
-        return out
+        def replace(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            out = output.clone()
+            out[:, columns.to(out.device)] = fixed.to(out.device, out.dtype)
+            return out
 
     handle = head.register_forward_hook(replace)
     try:

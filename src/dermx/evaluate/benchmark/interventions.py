@@ -67,7 +67,7 @@ from dermx.evaluate.candidates import Candidate
 from dermx.evaluate.stats import Estimate, counts_with_sample, from_resamples, macro_f1_of, weighted_mean
 from dermx.models import DermXNet
 from dermx.models.checkpoint import intervention_rule
-from dermx.models.intervention import InterventionError, InterventionRule
+from dermx.models.intervention import InterventionError, InterventionRule, intervened
 
 __all__ = ["ORDERS", "REPLACEMENTS", "SHOWN_K", "curve_table", "intervention_study"]
 
@@ -123,18 +123,12 @@ def _corrected(z: Tensor, columns: Tensor, target: Tensor, rank: Tensor) -> Tens
 
 def _diagnoses(model: DermXNet, pooled: Tensor, z: Tensor, dx_columns: Sequence[int]) -> Tensor:
     """The DermXDB class predicted ``(m, n)`` by the heads from ``pooled`` ``(n, C)`` with characteristic logits
-    ``z`` ``(m, n, J)`` (a forward hook hands them to the diagnosis head): the argmax over the classes the model
-    shares with DermXDB, as :class:`~dermx.evaluate.candidates.CamExplainer` reads it."""
+    ``z`` ``(m, n, J)`` (:func:`~dermx.models.intervention.intervened` hands them to the diagnosis head): the
+    argmax over the classes the model shares with DermXDB, as :class:`~dermx.evaluate.candidates.CamExplainer`
+    reads it."""
     m, n, _ = z.shape
-    head = model.characteristic_head
-    assert head is not None
-    flat = z.reshape(m * n, -1)
-    handle = head.register_forward_hook(lambda _module, _inputs, output: flat.to(output.device, output.dtype))
-    try:
-        with torch.no_grad():
-            logits = model.heads(pooled.repeat(m, 1))["diagnosis"].float().cpu()
-    finally:
-        handle.remove()
+    with intervened(model, z.reshape(m * n, -1)), torch.no_grad():
+        logits = model.heads(pooled.repeat(m, 1))["diagnosis"].float().cpu()
     ours = torch.tensor([i for i, c in enumerate(dx_columns) if c >= 0])
     shared = [c for c in dx_columns if c >= 0]
     return ours[logits[:, shared].argmax(dim=1)].reshape(m, n)
