@@ -39,6 +39,22 @@ def test_demo_quick_end_to_end(tmp_path: Path) -> None:
     assert manifest["versions"]["torch"] and manifest["data"]["files"] > 0
 
 
+@pytest.mark.slow
+def test_demo_interventions_trains_a_bottleneck_model_and_measures_every_curve(tmp_path: Path) -> None:
+    from dermx.demo.pipeline import DemoConfig, run_demo
+    from dermx.models import load_checkpoint
+
+    out = tmp_path / "demo"
+    result = run_demo(DemoConfig.recipe("quick", out=out, interventions=True))
+    assert set(result.summary["models"]) == {"DermX", "DermX+", "CBM"}
+    model = load_checkpoint(out / "models" / "cbm" / "model")
+    assert model.config.kind == "cbm" and model.config.bottleneck == "independent"
+    block = result.summary["interventions"]
+    assert {"DermX", "DermX+", "CBM"} <= set(block["models"]), block
+    assert (out / "interventions.csv").is_file()
+    assert "Clinician in the loop" in (out / "report.html").read_text()
+
+
 def _no_constants(token: str) -> None:
     raise AssertionError(f"summary.json holds the non-JSON token {token}")
 

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 STAGES: tuple[str, ...] = ("synth", "train DermX", "train DermX+", "explain+evaluate", "report")
 MODELS: tuple[tuple[str, str], ...] = (("DermX", "dermx"), ("DermX+", "dermx+"))
+#: The model ``--interventions`` trains beside them: a concept bottleneck whose head is fitted on the training
+#: labels in the intervention rule's logits (``independent``), the one mode whose diagnosis a clinician's
+#: corrections move the right way (BENCHMARKS.md: seed 16, where joint and sequential heads leaked).
+BOTTLENECK: tuple[str, str] = ("CBM", "cbm")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ class DemoConfig:
 
     ``calibration_fraction``: the share of the training patients (after validation) held out to calibrate
     each model (temperature, diagnosis sets, abstention) on images that neither trained nor selected it.
+
+    ``interventions``: also train a concept-bottleneck model (:data:`BOTTLENECK`, ``independent``, DermX's
+    learning rate) and measure every model's intervention curve (``dermx evaluate --interventions``); about
+    a third more time, so not in the 5-minute default.
 
     ``held_out_raters``: the models learn from raters 1–4 (:data:`TRAINING_RATERS`) and are scored against
     raters 5–8 (:data:`REFERENCE_RATERS`), whose style DermX+'s attention never saw.
@@ -89,6 +97,7 @@ class DemoConfig:
     checks: bool = True
     held_out_raters: bool = False
     calibration_fraction: float = 0.15
+    interventions: bool = False
 
     @classmethod
     def recipe(cls, name: str = "demo", **changes: Any) -> DemoConfig:
@@ -102,8 +111,9 @@ class DemoConfig:
         return self.out or Path("runs") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
 
     def lr_of(self, kind: str) -> float:
-        """The peak learning rate of model ``kind``: ``dermx_lr`` for ``dermx``, ``lr`` otherwise."""
-        return self.dermx_lr if kind == "dermx" else self.lr
+        """The peak learning rate of model ``kind``: ``dermx_lr`` for ``dermx`` and ``cbm`` (trained for the
+        diagnosis, as DermX), ``lr`` otherwise."""
+        return self.dermx_lr if kind in ("dermx", "cbm") else self.lr
 
     def train_config(self, kind: str, data: Path, cache_dir: Path, out: Path) -> TrainConfig:
         """The :class:`~dermx.train.TrainConfig` of one demo model trained on fold 0 of ``data``."""
@@ -120,6 +130,7 @@ class DemoConfig:
                            output_stride=self.output_stride, channels_last=self.channels_last,
                            pretrained=False, fold=0, seed=self.seed,
                            calibration_fraction=self.calibration_fraction,
+                           bottleneck="independent" if kind == "cbm" else None,
                            raters=list(TRAINING_RATERS) if self.held_out_raters else None,
                            in_memory=True, cache_dir=str(cache_dir), out=str(out), log_every_n_steps=1,
                            progress=True)
@@ -197,13 +208,14 @@ def _run(config: DemoConfig, console: Console) -> DemoResult:
                              on_image=lambda done, _total: bar.update(task, completed=done))
     trained: dict[str, Path] = {}
     train_configs = {}
-    for name, kind in MODELS:
+    for name, kind in (*MODELS, BOTTLENECK) if config.interventions else MODELS:
         with _timed(timings, f"train {name}", console):
             train = config.train_config(kind, data, run_dir / "cache", run_dir / "models" / kind)
             trained[name] = fit(train).checkpoint_dir
             train_configs[name] = train.to_dict()
     benchmark = BenchmarkConfig(n_boot=config.n_boot, seed=config.seed,
-                                raters=REFERENCE_RATERS if config.held_out_raters else None)
+                                raters=REFERENCE_RATERS if config.held_out_raters else None,
+                                interventions=config.interventions)
     with _timed(timings, "explain+evaluate", console), progress(console) as bar:
         db = load_dermxdb(data, image_dir=data / "images", cache_dir=run_dir / "cache", check_mask_sizes=False)
         evaluation = run_evaluation(db, list(trained.items()), run_dir, benchmark=benchmark,
