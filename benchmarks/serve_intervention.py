@@ -27,25 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
-from dermx.explain.overlay import encode
 from dermx.models import build_model, save_checkpoint
 from dermx.models.intervention import fit_intervention_rule
-from dermx.serve.loadtest import LOOPBACK, LoadResult, ServerProcess, multipart
+from dermx.serve.loadtest import LOOPBACK, LoadResult, ServerProcess, multipart, sample_jpeg
 
 GOAL_P95_S = 0.020
-
-
-def _image(width: int, height: int, seed: int = 0) -> bytes:
-    """A JPEG of smooth colour with noise, like a small clinical photograph."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    pixels = np.stack([120 + 60 * np.sin(x / 37), 90 + 50 * np.cos(y / 23), 100 + 0 * x], axis=-1)
-    pixels += rng.normal(0, 12, pixels.shape)
-    return encode(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB"), "JPEG")
 
 
 def _tiny_checkpoint(folder: Path) -> Path:
@@ -128,7 +116,7 @@ def main() -> None:
     if args.interventions < 200 or args.predictions < 1:
         parser.error("give at least 200 interventions and one prediction")
     width, height = (int(v) for v in args.image.lower().split("x"))
-    upload = multipart(_image(width, height), "lesion.jpg", "image/jpeg")
+    upload = multipart(sample_jpeg(width, height), "lesion.jpg", "image/jpeg")
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {width}x{height} JPEG; sequential requests, one keep-alive connection")
     rows = []

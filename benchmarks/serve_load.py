@@ -22,22 +22,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
-from dermx.explain.overlay import encode
 from dermx.models import build_model, save_checkpoint
-from dermx.serve.loadtest import ServerProcess, multipart, run_load
-
-
-def _image(width: int, height: int, seed: int = 0) -> bytes:
-    """A JPEG of smooth colour with noise, like a small clinical photograph."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    pixels = np.stack([120 + 60 * np.sin(x / 37), 90 + 50 * np.cos(y / 23), 100 + 0 * x], axis=-1)
-    pixels += rng.normal(0, 12, pixels.shape)
-    return encode(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB"), "JPEG")
+from dermx.serve.loadtest import ServerProcess, multipart, run_load, sample_jpeg
 
 
 def main() -> None:
@@ -51,7 +39,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     width, height = (int(v) for v in args.image.lower().split("x"))
-    body, content_type = multipart(_image(width, height), "lesion.jpg", "image/jpeg")
+    body, content_type = multipart(sample_jpeg(width, height), "lesion.jpg", "image/jpeg")
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = args.model
         if checkpoint is None:

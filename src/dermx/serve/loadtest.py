@@ -26,6 +26,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
+from dermx.explain.overlay import encode
+
 LOOPBACK = "127.0.0.1"
 _STARTED = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
@@ -115,6 +120,15 @@ class ServerProcess:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         self.stop()
+
+
+def sample_jpeg(width: int, height: int, seed: int = 0) -> bytes:
+    """A JPEG of smooth colour with noise, like a small clinical photograph."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([120 + 60 * np.sin(x / 37), 90 + 50 * np.cos(y / 23), 100 + 0 * x], axis=-1)
+    pixels += rng.normal(0, 12, pixels.shape)
+    return encode(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB"), "JPEG")
 
 
 def multipart(data: bytes, name: str, mime: str, field_name: str = "file") -> tuple[bytes, str]:
