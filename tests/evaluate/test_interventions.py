@@ -196,7 +196,7 @@ def test_a_diagnosis_read_from_its_characteristics_relies_on_them_and_one_beside
     reads, ignores = block["reads"]["reliance"], block["ignores"]["reliance"]
     assert reads["plain"]["macro_f1"]["mean"] == 1.0 and ignores["plain"]["macro_f1"]["mean"] == 1.0
     assert reads["shuffled"]["drop"]["low"] > 0 and reads["shuffled"]["draw_sd"] > 0
-    # the constant (the midpoint, 0) gives every class the logit 0: the first class is predicted everywhere
+    # the constant (the training mean, 0) gives every class the logit 0: the first class is predicted everywhere
     assert reads["constant"]["accuracy"]["mean"] == pytest.approx(
         (run[1].images.query("model == 'reads'")["reference"] == vocab.DIAGNOSES[0]).mean())
     assert reads["constant"]["drop"]["low"] > 0

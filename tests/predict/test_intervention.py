@@ -139,7 +139,10 @@ def test_the_rule_and_the_hook_by_hand() -> None:
     rule = fit_intervention_rule(logits, ["A", "B"])
     assert rule.absent == pytest.approx((0.9, 1.9)) and rule.present == pytest.approx((17.1, 18.1))
     assert rule.values({"B": True, "A": False}) == {1: pytest.approx(18.1), 0: pytest.approx(0.9)}
+    assert rule.mean == pytest.approx((9.0, 10.0))
     assert InterventionRule.from_dict(rule.to_dict()) == rule
+    older = {k: v for k, v in rule.to_dict().items() if k != "mean"}  # a record from before the mean was kept
+    assert InterventionRule.from_dict(older).mean is None
     with pytest.raises(InterventionError, match="malformed intervention record"):
         InterventionRule.from_dict({"characteristics": ["A"]})
     assert parse_setting(" Sun damage = Absent ") == ("Sun damage", False)

@@ -47,13 +47,16 @@ class InterventionError(ValueError):
 @dataclass(frozen=True)
 class InterventionRule:
     """Per characteristic (``characteristics``, the model's order), the logit it takes when set
-    ``absent`` and ``present``: the ``percentiles`` of its logits over ``n`` training images."""
+    ``absent`` and ``present``: the ``percentiles`` of its logits over ``n`` training images; ``mean``: their
+    mean there (what a characteristic is replaced by to ask how much the diagnosis relies on it; ``None``
+    in records written before it was kept)."""
 
     characteristics: tuple[str, ...]
     absent: tuple[float, ...]
     present: tuple[float, ...]
     n: int
     percentiles: tuple[float, float] = PERCENTILES
+    mean: tuple[float, ...] | None = None
 
     def values(self, settings: Mapping[str, bool]) -> dict[int, float]:
         """``{column: logit}`` for ``settings`` (characteristic name -> present); an unknown name is an
@@ -73,18 +76,21 @@ class InterventionRule:
     def to_dict(self) -> dict[str, Any]:
         return {"rule": "training-logit percentiles", "characteristics": list(self.characteristics),
                 "absent": list(self.absent), "present": list(self.present), "n": self.n,
-                "percentiles": list(self.percentiles)}
+                "percentiles": list(self.percentiles), "mean": None if self.mean is None else list(self.mean)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InterventionRule:
         """The inverse of :meth:`to_dict`; a malformed record is an :class:`InterventionError` naming the key."""
         try:
+            mean = data.get("mean")
             rule = cls(tuple(data["characteristics"]), tuple(float(v) for v in data["absent"]),
                        tuple(float(v) for v in data["present"]), int(data["n"]),
-                       (float(data["percentiles"][0]), float(data["percentiles"][1])))
+                       (float(data["percentiles"][0]), float(data["percentiles"][1])),
+                       None if mean is None else tuple(float(v) for v in mean))
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise InterventionError(f"malformed intervention record ({error!r}): {dict(data)}") from error
-        if not len(rule.characteristics) == len(rule.absent) == len(rule.present):
+        if not len(rule.characteristics) == len(rule.absent) == len(rule.present) == len(
+                rule.mean if rule.mean is not None else rule.absent):
             raise InterventionError(f"intervention record: {len(rule.characteristics)} characteristics, "
                                     f"{len(rule.absent)} absent and {len(rule.present)} present values")
         return rule
@@ -93,7 +99,7 @@ class InterventionRule:
 def fit_intervention_rule(logits: torch.Tensor, characteristics: Sequence[str],
                           percentiles: tuple[float, float] = PERCENTILES) -> InterventionRule:
     """The rule from ``(n, C)`` characteristic logits of the training images (module docstring):
-    ``torch.quantile`` (linear interpolation) of each column at ``percentiles``."""
+    ``torch.quantile`` (linear interpolation) of each column at ``percentiles``, and each column's mean."""
     if logits.ndim != 2 or logits.shape[1] != len(characteristics):
         raise ValueError(f"logits of shape {tuple(logits.shape)} for {len(characteristics)} characteristics")
     if logits.shape[0] == 0:
@@ -101,7 +107,7 @@ def fit_intervention_rule(logits: torch.Tensor, characteristics: Sequence[str],
     low, high = (p / 100.0 for p in percentiles)
     q = torch.quantile(logits.double(), torch.tensor([low, high], dtype=torch.float64), dim=0)
     return InterventionRule(tuple(characteristics), tuple(q[0].tolist()), tuple(q[1].tolist()),
-                            int(logits.shape[0]), percentiles)
+                            int(logits.shape[0]), percentiles, tuple(logits.double().mean(dim=0).tolist()))
 
 
 def parse_setting(text: str) -> tuple[str, bool]:

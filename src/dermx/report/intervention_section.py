@@ -27,8 +27,8 @@ INTRO = ("How much a model's diagnosis gains when a clinician corrects k of its 
          "the most uncertain first (the characteristic whose probability is nearest 0.5) or in a random order "
          "({draws} draws, F1 averaged over them). Diagnosis macro F1 with a bootstrap 95 % CI over patients; every "
          "difference is paired (the same resamples for every k and order). Reliance: F1 with every characteristic "
-         "logit replaced by a constant (the midpoint of the rule's two percentiles: the training mean is not "
-         "recorded) or by another test image's (shuffled, {draws} draws); drop = F1 as is − F1 replaced. A "
+         "logit replaced by its training mean (for an older rule, the midpoint of its two percentiles) or by "
+         "another test image's (shuffled, {draws} draws); drop = F1 as is − F1 replaced. A "
          "diagnosis that does not read its characteristics drops by 0 and gains nothing from corrections.")
 
 

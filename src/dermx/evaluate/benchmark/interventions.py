@@ -27,9 +27,9 @@ uncorrected prediction here differs from the images table's: 0 unless float nois
 
 **Reliance** of the diagnosis on the characteristic logits (all of the model's): diagnosis macro F1 with them
 
-- ``constant``: replaced by ``(q5_j + q95_j) / 2``, the midpoint of the rule's training percentiles. The rule
-  does not record the training mean, so this is not a mean ablation: it is a value between what the model
-  gives images it is sure lack ``j`` and images it is sure have it, the same for every image;
+- ``constant``: replaced by the training mean of ``z_j`` (the rule's ``mean``; a mean ablation), the same for
+  every image; for a rule written before the mean was kept, by ``(q5_j + q95_j) / 2``, the midpoint of its
+  percentiles (``constant`` in the summary says which);
 - ``shuffled``: replaced by another test image's (the whole logit vector permuted across the fold's test
   images, ``draws`` permutations, F1 the mean over them): which characteristics go together is kept, their
   link to the image is broken;
@@ -172,7 +172,8 @@ def _fold(db: DermXDB, candidate: Candidate, config: BenchmarkConfig, generator:
               for _ in range(config.intervention_draws)]
     curves = {"uncertain": diagnose(_corrected(z, columns, target, uncertain))[None],
               "random": torch.stack([diagnose(_corrected(z, columns, target, rank)) for rank in random])}
-    midpoint = ((present + absent) / 2).expand(1, n, -1)
+    centre = (torch.tensor(rule.mean, dtype=z.dtype) if rule.mean is not None else (present + absent) / 2)
+    midpoint = centre.expand(1, n, -1)
     shuffles = torch.stack([z[torch.randperm(n, generator=generator)] for _ in range(config.intervention_draws)])
     return _Fold(stems, torch.cat(truth), diagnose(z[None])[0], curves,
                  {"constant": diagnose(midpoint), "shuffled": diagnose(shuffles)})
@@ -278,7 +279,8 @@ def intervention_study(db: DermXDB, candidates: Sequence[Candidate], config: Ben
         "draws": config.intervention_draws, "orders": list(ORDERS), "replacements": list(REPLACEMENTS),
         "shown_k": SHOWN_K, "labels": "majority", "raters": list(config.raters) if config.raters else "all",
         "correction": "training-logit percentiles: present q95, absent q5 (the model's intervention rule)",
-        "constant": "midpoint (q5 + q95) / 2 of the rule's training percentiles (the training mean is not recorded)",
+        "constant": "each characteristic logit's training mean (the rule's mean); for a rule written before the "
+                    "mean was kept, the midpoint (q5 + q95) / 2 of its percentiles",
         "models": {}, "skipped": {}}
     for name, folds in by_model.items():
         reasons = [(c.fold, why) for c in folds if (why := _why_not(c)) is not None]
