@@ -196,6 +196,9 @@ SHARED: dict[str, dict[str, Any]] = {
                  "help": "CAM method (papers' spellings such as Grad-CAM++ are accepted)."},
     "--batch-size": {"min": 1, "help": "Images per model pass."},
     "--seed": {"help": "Random seed: same seed, same result."},
+    "--interventions": {"help": "Also measure each model's intervention curve (diagnosis macro F1 after correcting "
+                                "k characteristics to the raters' majority, most uncertain first and in random "
+                                "orders) and how much its diagnosis relies on its characteristics."},
     "--out": {"file_okay": False, "help": "Output folder (created)."},
     "--data": {"exists": True, "file_okay": False, "help": "DermXDB folder (annotations/, masks/, metadata.csv)."},
     "--threshold": {"min": 0.0, "max": 1.0, "help": "Probability from which a characteristic is present."},

@@ -102,10 +102,7 @@ def evaluate_command(
         help="Leaderboard: Score-CAM's agreement on the first N test images (sorted names) or all; it needs one "
              "forward pass per channel of the CAM layer per image.")] = "64",
     steps: Annotated[int, typer.Option("--n-steps", min=1, help="Leaderboard: deletion/insertion steps.")] = 8,
-    interventions: Annotated[bool, typer.Option(
-        "--interventions", help="Also measure each model's intervention curve (diagnosis macro F1 after "
-                                "correcting k characteristics to the raters' majority, most uncertain first and "
-                                "in random orders) and how much its diagnosis relies on its characteristics.")] = False,
+    interventions: Annotated[bool, option("--interventions")] = False,
     intervention_draws: Annotated[int, typer.Option(
         "--n-intervention-draws", min=1,
         help="With --interventions: random orders and shuffles drawn (their F1 averaged).")] = 20,
