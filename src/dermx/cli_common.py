@@ -199,6 +199,13 @@ SHARED: dict[str, dict[str, Any]] = {
     "--interventions": {"help": "Also measure each model's intervention curve (diagnosis macro F1 after correcting "
                                 "k characteristics to the raters' majority, most uncertain first and in random "
                                 "orders) and how much its diagnosis relies on its characteristics."},
+    "--device": {"help": "Where the model runs: auto (a GPU when present, else the CPU), cpu, cuda, cuda:N or mps."},
+    "--precision": {"help": "Lightning precision: 32 (32-true), bf16-mixed or 16-mixed (autocast around the model "
+                            "passes), ..."},
+    "--devices": {"help": "Lightning devices, one process each: N, auto (every GPU) or comma-separated GPU ids."},
+    "--num-nodes": {"min": 1, "help": "Machines (Lightning), each running --devices processes."},
+    "--strategy": {"help": "Lightning strategy: auto | ddp | ddp_spawn | ..."},
+    "--n-workers": {"min": 0, "help": "Worker processes."},
     "--out": {"file_okay": False, "help": "Output folder (created)."},
     "--data": {"exists": True, "file_okay": False, "help": "DermXDB folder (annotations/, masks/, metadata.csv)."},
     "--threshold": {"min": 0.0, "max": 1.0, "help": "Probability from which a characteristic is present."},

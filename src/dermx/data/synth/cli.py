@@ -39,7 +39,7 @@ def synth_command(
         help="Size of the generated images, N or HxW (height x width).")] = "192x256",
     layouts: Annotated[Path | None, typer.Option(exists=True, file_okay=False,
                                                  help="Real DermXDB folder to take layouts from.")] = None,
-    workers: Annotated[int, typer.Option("--n-workers", min=1, help="Worker processes.")] = 1,
+    workers: Annotated[int, option("--n-workers")] = 1,
     tone_contrast: Annotated[Any, typer.Option(
         "--tone-contrast", parser=parse_tone_values, metavar="TONE=F,...",
         help="Skin-tone effect: lesions on these tones drawn at this fraction of their contrast (e.g. dark=0.4).")
