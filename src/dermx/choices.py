@@ -17,6 +17,8 @@ standard-library imports: ``dermx --help`` loads this module.
 ``StoredMapSize``      where ``dermx cv`` stores maps: the CAM grid or the model input
 ``Protocol``           the leaderboard's agreement protocol
 ``BottleneckMode``     how a concept-bottleneck (``cbm``) model's diagnosis head is trained (Koh et al.)
+``ShardStrategy``      how the map-computing commands share images among processes
+                       (:mod:`dermx.compute.shards`)
 =====================  ======================================================================
 """
 
@@ -34,6 +36,7 @@ EvalMapSize = Literal["input", "native"]
 StoredMapSize = Literal["features", "input"]
 Protocol = Literal["dermx", "followup"]
 BottleneckMode = Literal["joint", "sequential", "independent"]
+ShardStrategy = Literal["auto", "ddp"]
 
 
 def method_name(name: str) -> CamMethod:

@@ -206,6 +206,8 @@ SHARED: dict[str, dict[str, Any]] = {
     "--num-nodes": {"min": 1, "help": "Machines (Lightning), each running --devices processes."},
     "--strategy": {"help": "Lightning strategy: auto | ddp | ddp_spawn | ..."},
     "--n-workers": {"min": 0, "help": "Worker processes."},
+    "--resume": {"help": "Continue an interrupted run in the same output folder, redoing only what had not "
+                         "finished."},
     "--out": {"file_okay": False, "help": "Output folder (created)."},
     "--data": {"exists": True, "file_okay": False, "help": "DermXDB folder (annotations/, masks/, metadata.csv)."},
     "--threshold": {"min": 0.0, "max": 1.0, "help": "Probability from which a characteristic is present."},

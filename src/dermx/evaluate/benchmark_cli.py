@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dermx.choices import EvalMapSize, Protocol, Selection
+from dermx.choices import EvalMapSize, Protocol, Selection, ShardStrategy
 from dermx.cli_common import choice, guarded, metavar, only_with, option, renamed
 
 _SELECTION, _PROTOCOL = choice(Selection), choice(Protocol)
@@ -106,6 +106,10 @@ def evaluate_command(
     intervention_draws: Annotated[int, typer.Option(
         "--n-intervention-draws", min=1,
         help="With --interventions: random orders and shuffles drawn (their F1 averaged).")] = 20,
+    devices: Annotated[str, option("--devices")] = "1",
+    num_nodes: Annotated[int, option("--num-nodes")] = 1,
+    strategy: Annotated[str, option("--strategy", choices=ShardStrategy)] = "auto",
+    resume: Annotated[bool, option("--resume")] = False,
 ) -> None:
     """Explain and score every model on its test images; write the run folder (and the report).
 
@@ -123,6 +127,11 @@ def evaluate_command(
     "Clinician in the loop": for every model with characteristics and an intervention rule, diagnosis macro F1
     after correcting 0, 1, ... of its characteristics to the raters' majority labels, and with them replaced
     by a constant or shuffled across images; models that cannot be measured are listed with the reason.
+
+    --devices N (--num-nodes M, --strategy ddp) shares the images among N processes per machine, as
+    training does: each scores its share of the batches (leaderboard: of the model folds) into RUN/.shards/,
+    and the first merges them and computes every statistic, with the rows and intervals of a one-process
+    run. --resume continues an interrupted run from the batches and folds it had finished.
     """
     only_with(ctx, "--methods", methods is not None, LEADERBOARD_FLAGS)
     only_with(ctx, "--interventions", interventions, {"intervention_draws": "--n-intervention-draws"})
@@ -135,6 +144,8 @@ def evaluate_command(
 
     from rich.console import Console
 
+    from dermx.compute import Compute
+    from dermx.compute.shards import SHARDS, Shards
     from dermx.data import load_dermxdb
     from dermx.evaluate.benchmark.config import BenchmarkConfig
     from dermx.evaluate.leaderboard.config import LeaderboardConfig
@@ -156,14 +167,18 @@ def evaluate_command(
     if raters:
         benchmark = dataclasses.replace(benchmark, raters=tuple(db.select_annotators(
             [r.strip() for r in raters.split(",")])))
-    with progress(console) as bar:
+    shards = Shards.launch(Compute(devices=devices, num_nodes=num_nodes, strategy=strategy), out / SHARDS,
+                           resume=resume)
+    with progress(console, disable=not shards.is_main) as bar:
         evaluation = run_evaluation(
             db, pairs, out, benchmark=benchmark, leaderboard=leaderboard,
             aliases=read_aliases(aliases) if aliases else None, allow_overlap=allow_overlap,
             require_all_images=require_all_images,
             manifest={"aliases": aliases.name if aliases else None}, groups=image_groups,
             say=lambda line: bar.console.print(line, highlight=False),
-            progress=lambda it, label, total: bar.track(it, total=total, description=label))
+            progress=lambda it, label, total: bar.track(it, total=total, description=label), shards=shards)
+    if not shards.is_main:
+        return
     for path in evaluation.written:
         console.print(f"wrote {path}", highlight=False)
     console.print(headline_table(evaluation.benchmark.summary))

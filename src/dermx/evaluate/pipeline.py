@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dermx.compute.shards import Shards
 from dermx.data import DermXDB, data_identity
 from dermx.data.coverage import image_coverage
 from dermx.evaluate.benchmark.config import BenchmarkConfig, BenchmarkResult
@@ -56,12 +57,15 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
                    aliases: Aliases | None = None, allow_overlap: bool = False, require_all_images: bool = False,
                    manifest: dict[str, Any] | None = None, seeds: dict[str, int] | None = None,
                    groups: ImageGroups | None = None, say: Callable[[str], None] | None = None,
-                   progress: Progress | None = None) -> Evaluation:
+                   progress: Progress | None = None, shards: Shards | None = None) -> Evaluation:
     """Evaluate every model of ``models`` ((name, checkpoint / run / cv folder)) on ``db`` into the run
     folder ``out`` (module docstring). ``manifest`` and ``seeds``: more configuration sections and seeds
     for ``manifest.json``; ``groups``: the images' groups (default: DermXDB's skin tones);
-    ``say`` prints a line, ``progress`` wraps the long loops."""
-    say = say or (lambda _line: None)
+    ``say`` prints a line, ``progress`` wraps the long loops. ``shards``: the processes sharing the work
+    (:class:`~dermx.compute.shards.Shards`); only the main one says anything and writes the run folder's
+    files, and the others return after scoring their share (an :class:`Evaluation` without files)."""
+    shards = shards or Shards()
+    say = (say or (lambda _line: None)) if shards.is_main else (lambda _line: None)
     benchmark = benchmark or BenchmarkConfig()
     out = Path(out)
     coverage = image_coverage(db)
@@ -78,8 +82,14 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
     warning = coverage_message(groups.coverage({s for c in candidates for s in c.stems}))
     if warning:
         say(warning)
+    result = run_benchmark(db, candidates, benchmark, out=out, progress=progress, groups=groups, shards=shards)
+    if not shards.is_main:
+        if leaderboard is not None:
+            run_leaderboard(db, candidates, leaderboard.methods, leaderboard, progress=progress, groups=groups,
+                            shards=shards)
+        shards.finish()
+        return Evaluation(candidates, result)
     written = [p for p in (coverage.write_missing(out),) if p is not None]
-    result = run_benchmark(db, candidates, benchmark, out=out, progress=progress, groups=groups)
     for model, why in result.summary.get("interventions", {}).get("skipped", {}).items():
         say(f"interventions: {model} not measured: {why}")
     result.summary["image_folder"] = coverage.to_dict()
@@ -94,13 +104,14 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
     board = None
     if leaderboard is not None:
         board = run_leaderboard(db, candidates, leaderboard.methods, leaderboard, progress=progress, say=say,
-                                groups=groups)
+                                groups=groups, shards=shards)
         written += write_leaderboard(board, out)
         if add_deletion(result.summary, board):
             write_summary(out, result.summary, "benchmark")
         else:
             say(f"deletion AUC per {groups.by}: the leaderboard has no row of the benchmark's method "
                 f"{benchmark.method} (see leaderboard.json's groups for its methods)")
+    shards.finish()
     return Evaluation(candidates, result, board, written)
 
 

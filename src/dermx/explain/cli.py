@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dermx.choices import ResolutionPolicy
+from dermx.choices import ResolutionPolicy, ShardStrategy
 from dermx.cli_common import SizeArg, guarded, is_checkpoint, option, refuse_flags, renamed
 
 if TYPE_CHECKING:
@@ -108,6 +108,10 @@ def explain_command(
     top_k: Annotated[int | None, typer.Option(
         "--top-k", min=1, help="With --model NAME and without --targets: explain each image's K most probable "
                                "classes (default 1).")] = None,
+    devices: Annotated[str, option("--devices")] = "1",
+    num_nodes: Annotated[int, option("--num-nodes")] = 1,
+    strategy: Annotated[str, option("--strategy", choices=ShardStrategy)] = "auto",
+    resume: Annotated[bool, option("--resume")] = False,
 ) -> None:
     """Compute CAMs for every image in a folder (searched recursively; other files are listed as passed over).
 
@@ -117,9 +121,14 @@ def explain_command(
     and the image's placement in the input (original_size, resized_size, inside, visible). `dermx
     predict` writes the same layout and keys. Inputs that would share a folder (lesion.jpg, lesion.png)
     keep their suffix (OUT/lesion.jpg/).
+
+    --devices N (--num-nodes M, --strategy ddp) shares the batches among N processes per machine; each
+    writes its images' folders. --resume continues an interrupted run from the batches it had finished.
     """
     from dataclasses import replace
 
+    from dermx.compute import Compute
+    from dermx.compute.shards import SHARDS, Shards
     from dermx.data.images import IMAGE_SUFFIXES
     from dermx.explain.classifier import explain_top_k
     from dermx.explain.engine import CamEngine
@@ -153,7 +162,9 @@ def explain_command(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-    for batch_paths in track(batches, f"{engine.method.name} maps"):
+
+    def explain_batch(batch_paths: list[Path]) -> int:
+        """Explain one batch and write its images' outputs; the number of targets per image."""
         framed = [load_framed(path, fit.size, fit.policy) for path in batch_paths]
         batch = fit.normalise([pixels for pixels, _, _ in framed])
         try:
@@ -173,5 +184,15 @@ def explain_command(
             write_image_outputs(out / folders[path], image=image, placement=placement, input_size=fit.size,
                                 labels=labels[i], maps=maps_np[i], probabilities=probabilities_np[i],
                                 logits=logits_np[i], method=engine.method.name, layer=used)
-    what = f"its top {top_k} class(es)" if predicted else f"{len(labels[0])} targets"
+        return len(labels[0])
+
+    shards = Shards.launch(Compute(devices=devices, num_nodes=num_nodes, strategy=strategy), out / SHARDS,
+                           resume=resume)
+    key = (model, str(weights), method, targets, fit, layer, zero_absent, top_k, [str(p) for p in paths], batch_size)
+    counts = shards.map("explain", batches, explain_batch, key=key, description=f"{engine.method.name} maps",
+                        progress=lambda it, label, total: track(it, label, total, disable=not shards.is_main))
+    shards.finish()
+    if not shards.is_main:
+        return
+    what = f"its top {top_k} class(es)" if predicted else f"{counts[-1]} targets"
     typer.echo(f"wrote maps for {len(paths)} images x {what} to {out}")

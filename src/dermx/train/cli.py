@@ -107,7 +107,7 @@ def _shared(
     in_memory: Annotated[bool | None, Opt("--in-memory/--no-in-memory", help="keep decoded images")] = None,
     cache_dir: Annotated[Path | None, Opt(help="mask cache folder")] = None,
     out: Annotated[Path | None, option("--out")] = None,
-    resume: Annotated[bool | None, Opt("--resume/--no-resume", help="continue from the last checkpoint")] = None,
+    resume: Annotated[bool | None, option("--resume")] = None,
     accelerator: Annotated[str | None, Opt(help="Lightning accelerator: auto | cpu | gpu | ...")] = None,
     devices: Annotated[str | None, option("--devices")] = None,
     num_nodes: Annotated[int | None, option("--num-nodes")] = None,

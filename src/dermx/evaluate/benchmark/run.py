@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from dermx import vocab
+from dermx.compute.shards import Shards
 from dermx.data import DermXDB, ReferenceMaps
 from dermx.evaluate.agreement.interrater import rater_agreement
 from dermx.evaluate.agreement.tables import NO_DIAGNOSIS
@@ -53,7 +54,7 @@ from dermx.runs.summary import write_summary
 from dermx.runs.tables import write_tables
 from dermx.trust.fitted import ModelCalibration
 
-__all__ = ["run_benchmark", "shared_stems", "write_benchmark"]
+__all__ = ["identities", "run_benchmark", "shared_stems", "write_benchmark"]
 
 #: ``progress(iterable, description, total)``: wraps a loop, e.g. in a rich progress bar.
 Progress = Callable[[Iterable[Any], str, int], Iterable[Any]]
@@ -125,24 +126,12 @@ def _trained_raters(candidate: Candidate) -> list[str] | str | None:
     return record["raters"] or "all"
 
 
-class _TableWriter:
-    """Appends each model's rows to ``items.csv``, ``baselines.csv`` and ``images.csv`` as soon as
-    they are scored, so a failure later in the run loses no finished work."""
-
-    def __init__(self, out: Path | None, groups: ImageGroups) -> None:
-        self.out = out
-        self.groups = groups
-        self.started = False
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            for name in TABLES:
-                (out / f"{name}.csv").unlink(missing_ok=True)
-
-    def add(self, db: DermXDB, parts: list[tuple[Candidate, BatchTables]]) -> None:
-        if self.out is None or not parts:
-            return
-        write_tables(self.out, _tables(db, parts, self.groups), append=self.started)
-        self.started = True
+def _write_tables(db: DermXDB, out: Path | None, parts: list[tuple[Candidate, BatchTables]],
+                  groups: ImageGroups) -> None:
+    """Write the scored rows (``items.csv``, ``baselines.csv``, ``images.csv``) as soon as every model is
+    scored, before any statistic, so a failure later in the run loses no finished work."""
+    if out is not None and parts:
+        write_tables(out, _tables(db, parts, groups))
 
 
 def _tables(db: DermXDB, parts: list[tuple[Candidate, BatchTables]], groups: ImageGroups) -> dict[str, pd.DataFrame]:
@@ -153,40 +142,54 @@ def _tables(db: DermXDB, parts: list[tuple[Candidate, BatchTables]], groups: Ima
 
 def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: BenchmarkConfig | None = None, *,
                   progress: Progress | None = None, out: str | Path | None = None,
-                  groups: ImageGroups | None = None) -> BenchmarkResult:
+                  groups: ImageGroups | None = None, shards: Shards | None = None) -> BenchmarkResult:
     """Explain and score every candidate on its test images, then summarise (module docstring).
 
-    ``progress`` wraps the batch loops (e.g. a rich progress bar). With ``out``, each model's tables
-    are written there as soon as it is scored (:func:`write_benchmark` rewrites them whole at the end).
+    ``progress`` wraps the batch loops (e.g. a rich progress bar). With ``out``, the tables are written
+    there as soon as every model is scored (:func:`write_benchmark` rewrites them whole at the end).
+    ``shards``: the processes sharing the work (:class:`~dermx.compute.shards.Shards`; default: this one):
+    each batch of a model is a unit, scored by one process; every process gets every unit's rows, and
+    only the main one goes on to the statistics (the others return the result without them).
     Examples are drawn from the images every model is scored on. ``groups``: the images' groups of the
     trust figures (default: DermXDB's skin tones, :func:`~dermx.evaluate.image_groups.skin_tones`).
     """
     config = config or BenchmarkConfig()
     if not candidates:
         raise ValueError("no models to benchmark")
-    wrap = progress or (lambda it, _d, _n: it)
+    shards = shards or Shards()
     groups = groups or skin_tones(db)
-    writer = _TableWriter(Path(out) if out is not None else None, groups)
+    out_dir = Path(out) if out is not None else None
     references = ReferenceMaps.for_benchmark(db, config.fusion, config.raters)
     all_stems = sorted({s for c in candidates for s in c.stems})
-    parts: list[tuple[Candidate, BatchTables]] = []
+    units = [(index, chunk) for index, candidate in enumerate(candidates)
+             for chunk in _chunks(candidate.stems, config.batch_size)]
+
+    def score_unit(unit: tuple[int, tuple[str, ...]]) -> list[BatchTables]:
+        candidate = candidates[unit[0]]
+        ((stems, batch),) = candidate.batches(db, unit[1], map_fn=references, batch_size=config.batch_size,
+                                              annotators=config.raters)
+        with torch.no_grad():
+            explanation = candidate.explain(batch)
+        if config.map_size == "native":
+            return _score_native(db, references, batch, stems, explanation, candidate, config)
+        return [_score(batch, stems, explanation, candidate, config, batch["maps"])]
+
+    scored = shards.map("benchmark", units, score_unit, key=(config.to_dict(), identities(candidates), units),
+                        progress=progress, description="explaining and scoring")
+    parts = [(candidates[index], part) for (index, _), unit_parts in zip(units, scored, strict=True)
+             for part in unit_parts]
     models: dict[str, dict[str, Any]] = {}
     calibrations: dict[str, list[ModelCalibration | None]] = {}
     for candidate in candidates:
-        _model_entry(models, candidate, writer.out)
+        _model_entry(models, candidate, out_dir)
         calibrations.setdefault(candidate.name, []).append(candidate.calibration)
-        batches = candidate.batches(db, map_fn=references, batch_size=config.batch_size, annotators=config.raters)
-        mine: list[tuple[Candidate, BatchTables]] = []
-        for stems, batch in wrap(batches, f"explaining {candidate.label}", len(batches)):
-            with torch.no_grad():
-                explanation = candidate.explain(batch)
-            if config.map_size == "native":
-                scored = _score_native(db, references, batch, stems, explanation, candidate, config)
-            else:
-                scored = [_score(batch, stems, explanation, candidate, config, batch["maps"])]
-            mine += [(candidate, part) for part in scored]
-        writer.add(db, mine)
-        parts += mine
+    if not shards.is_main:  # the other processes only scored their share
+        empty = pd.DataFrame()
+        return BenchmarkResult(items=empty, baselines=empty, images=empty, ceiling=empty, raters=empty,
+                               agreement=None, examples={}, config=config, models=models, groups=groups,
+                               calibrations=calibrations)
+    wrap = progress or (lambda it, _d, _n: it)
+    _write_tables(db, out_dir, parts, groups)
     tables = _tables(db, parts, groups)
     items, images = tables["items"], tables["images"]
     shared = set(shared_stems(candidates))
@@ -208,6 +211,18 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
             result.summary["interventions"], result.interventions = intervention_study(
                 db, candidates, config, patients=patients, images=images, progress=wrap)
     return result
+
+
+def _chunks(stems: Sequence[str], size: int) -> list[tuple[str, ...]]:
+    """``stems`` in the batches of ``size`` a single pass over them forms."""
+    return [tuple(stems[i:i + size]) for i in range(0, len(stems), size)]
+
+
+def identities(candidates: Sequence[Candidate]) -> list[tuple[str, str, int | None, float | None]]:
+    """What identifies each candidate's model for a resumed run: its label, checkpoint and the
+    checkpoint's modification time (a stand-in: none)."""
+    return [(c.name, c.checkpoint, c.fold, Path(c.checkpoint).stat().st_mtime if c.checkpoint and
+             Path(c.checkpoint).exists() else None) for c in candidates]
 
 
 def _examples(db: DermXDB, candidates: Sequence[Candidate], reasons: dict[str, list[str]],

@@ -64,6 +64,7 @@ from __future__ import annotations
 import math
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dermx.compute.shards import Shards
 from dermx.data import DermXDB
 from dermx.evaluate.benchmark.groups import score_groups
+from dermx.evaluate.benchmark.run import identities
 from dermx.evaluate.candidates import Candidate
 from dermx.evaluate.image_groups import ImageGroups, skin_tones
 from dermx.evaluate.leaderboard.agreement import agreement_rows
@@ -177,21 +180,53 @@ def _deletion_groups(folds: Sequence[ModelMetrics], candidates: Sequence[Candida
     return score_groups(rows, "deletion_auc", groups, clusters=clusters, n_boot=config.n_boot, seed=config.seed)
 
 
-def _model_rows(db: DermXDB, name: str, candidates: list[Candidate], board: Leaderboard, wrap: Progress,
+@dataclass
+class FoldScores:
+    """What one model fold contributes to the leaderboard (one unit of a sharded run): its metrics per
+    image (:func:`~dermx.evaluate.leaderboard.model_metrics.model_metrics`), its agreement rows per
+    method, or why it failed (``error``), with the lines it said."""
+
+    metrics: ModelMetrics | None = None
+    agreement: dict[str, pd.DataFrame] = field(default_factory=dict)
+    agreement_error: str | None = None
+    error: str | None = None
+    said: list[str] = field(default_factory=list)
+
+
+def score_fold(db: DermXDB, candidate: Candidate, config: LeaderboardConfig, wrap: Progress) -> FoldScores:
+    """Every metric and the agreement rows of one model fold (a failure is recorded, never raised)."""
+    out = FoldScores()
+    if candidate.model is not None:  # ~30 % faster CPU convolutions; outputs equal to ~1e-5
+        candidate.model.to(memory_format=torch.channels_last)
+    try:
+        out.metrics = model_metrics(db, candidate, list(config.methods), config, out.said.append)
+    except Exception as error:  # one model's failure must not lose the other cells
+        out.error = f"{error}\n{traceback.format_exc(limit=3)}"
+        return out
+    ok = [m for m in config.methods if m in out.metrics.values]
+    try:
+        out.agreement = agreement_rows(db, [candidate], ok, config, wrap) if ok else {}
+    except (ValueError, RuntimeError, KeyError) as error:
+        out.agreement_error = str(error)
+    return out
+
+
+def _model_rows(db: DermXDB, name: str, candidates: list[Candidate], scored: list[FoldScores], board: Leaderboard,
                 say: Callable[[str], None], clusters: Clusters, image_groups: ImageGroups) -> None:
-    """Every row of one model (all its folds) into ``board``; a failure is recorded, never raised."""
+    """Every row of one model (all its folds, ``scored`` by :func:`score_fold`) into ``board``; a failure is
+    recorded, never raised."""
     config = board.config
     methods = list(config.methods)
-    for candidate in candidates:  # ~30 % faster CPU convolutions; outputs equal to ~1e-5
-        if candidate.model is not None:
-            candidate.model.to(memory_format=torch.channels_last)
-    folds: list[ModelMetrics] = []
-    try:
-        folds = [model_metrics(db, candidate, methods, config, say) for candidate in candidates]
-    except Exception as error:  # one model's failure must not lose the other cells
-        say(f"{name}: faithfulness/sanity failed: {error}\n{traceback.format_exc(limit=3)}")
-        board.excluded += [{"model": name, "method": m, "reason": f"failed: {error}"} for m in methods]
+    for score in scored:
+        for line in score.said:
+            say(line)
+    failed = next((score.error for score in scored if score.error is not None), None)
+    if failed is not None:
+        say(f"{name}: faithfulness/sanity failed: {failed}")
+        board.excluded += [{"model": name, "method": m, "reason": f"failed: {failed.splitlines()[0]}"}
+                           for m in methods]
         return
+    folds = [score.metrics for score in scored if score.metrics is not None]
     for method in methods:
         reasons = {part.failed[method] for part in folds if method in part.failed}
         board.excluded += [{"model": name, "method": method, "reason": reason} for reason in reasons]
@@ -204,18 +239,19 @@ def _model_rows(db: DermXDB, name: str, candidates: list[Candidate], board: Lead
                                f"(sorted stems) per fold, not all {n_test}: it needs one forward pass per "
                                "channel of the CAM layer per image (--n-scorecam-images N|all)")
             say(board.notes[-1])
-    try:
-        agreement = agreement_rows(db, candidates, ok, config, wrap) if ok else {}
-    except (ValueError, RuntimeError, KeyError) as error:
+    error = next((score.agreement_error for score in scored if score.agreement_error is not None), None)
+    if error is not None:
         board.excluded += [{"model": name, "method": m, "reason": f"agreement failed: {error}"} for m in ok]
         say(f"{name}: agreement failed ({error})")
-        agreement = {}
-    for part in folds:
-        if part.example:
-            board.examples.setdefault(f"image:{name}", part.example["image"])
-            board.examples.update({f"map:{name}:{m}": part.example[f"map:{m}"] for m in ok})
-        board.mprt_curves.setdefault(name, {}).update(part.curves)
-    differences = [part.map_differences for part in folds]
+        agreement: dict[str, pd.DataFrame] = {}
+    else:
+        agreement = {m: pd.concat([score.agreement[m] for score in scored], ignore_index=True) for m in ok}
+    for fold in folds:
+        if fold.example:
+            board.examples.setdefault(f"image:{name}", fold.example["image"])
+            board.examples.update({f"map:{name}:{m}": fold.example[f"map:{m}"] for m in ok})
+        board.mprt_curves.setdefault(name, {}).update(fold.curves)
+    differences = [fold.map_differences for fold in folds]
     groups = same_groups([m for m in ok if m in agreement], differences)
     for group in groups:
         head = group[0]
@@ -264,11 +300,15 @@ def _per_image(criterion: str, methods: Sequence[str], agreement: dict[str, pd.D
 
 def run_leaderboard(db: DermXDB, candidates: Sequence[Candidate], methods: Sequence[str] | str = "all",
                     config: LeaderboardConfig | None = None, *, progress: Progress | None = None,
-                    say: Callable[[str], None] | None = None, groups: ImageGroups | None = None) -> Leaderboard:
+                    say: Callable[[str], None] | None = None, groups: ImageGroups | None = None,
+                    shards: Shards | None = None) -> Leaderboard:
     """Score every (model, method) cell (module docstring) of the loaded ``candidates`` (several folds of
     a model share its name). Problems of one cell are recorded in ``excluded`` and reported through
     ``say``; an unknown method name is a :class:`ValueError` before any work. ``groups``: the images'
-    groups of the deletion AUC per group (default: DermXDB's skin tones)."""
+    groups of the deletion AUC per group (default: DermXDB's skin tones). ``shards``: the processes sharing
+    the work (:class:`~dermx.compute.shards.Shards`; default: this one): each model fold is a unit, scored
+    whole by one process (its random draws run over its images, so it is not split); only the main
+    process builds the rows (the others return an empty board)."""
     say = say or (lambda _m: None)
     wrap = progress or (lambda it, _d, _n: it)
     config = LeaderboardConfig(**{**(config or LeaderboardConfig()).to_dict(), "methods": parse_methods(methods)})
@@ -280,8 +320,18 @@ def run_leaderboard(db: DermXDB, candidates: Sequence[Candidate], methods: Seque
     models = _by_model(candidates)
     stems = {s for c in candidates for s in c.stems}
     clusters = pd.Series({s: db.images[s].patient for s in stems}, dtype=str)
+    shards = shards or Shards()
+    ordered = [c for folds in models.values() for c in folds]
+    scored = shards.map("leaderboard", ordered, lambda c: score_fold(db, c, config, wrap),
+                        key=(config.to_dict(), identities(ordered), [c.stems for c in ordered]),
+                        costs=[_cost(c) for c in ordered],
+                        progress=progress, description="leaderboard, model folds")
+    if not shards.is_main:  # the other processes only scored their share
+        return board
+    start = 0
     for name, folds in models.items():
-        _model_rows(db, name, folds, board, wrap, say, clusters, groups)
+        _model_rows(db, name, folds, scored[start:start + len(folds)], board, say, clusters, groups)
+        start += len(folds)
     if config.protocol == "followup":
         board.notes.append(FOLLOWUP_DIFFERENCES)
     if config.protocol == "followup":
@@ -296,6 +346,13 @@ def run_leaderboard(db: DermXDB, candidates: Sequence[Candidate], methods: Seque
                                    "paired comparisons")
                 say(board.notes[-1])
     return board
+
+
+def _cost(candidate: Candidate) -> float:
+    """A fold's relative cost, for sharing folds among processes: its network's parameters (a proxy for
+    its passes' cost) times its test images."""
+    size = sum(p.numel() for p in candidate.model.parameters()) if candidate.model is not None else 1
+    return float(size * len(candidate.stems))
 
 
 def _undefined(row: dict[str, Any]) -> list[tuple[str, str]]:
