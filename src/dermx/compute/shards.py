@@ -101,7 +101,6 @@ class Shards:
     resume: bool = False
     fabric: Any = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    written: list[Path] = field(default_factory=list)
 
     @classmethod
     def launch(cls, compute: Compute, folder: Path | None, *, resume: bool = False) -> Shards:
@@ -166,7 +165,6 @@ class Shards:
             with atomic_write(_unit_file(where, i)) as handle:
                 pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
         self.barrier()
-        self.written.append(where)
         out = []
         for i in range(len(units)):
             with _unit_file(where, i).open("rb") as handle:
@@ -174,13 +172,11 @@ class Shards:
         return out
 
     def finish(self) -> None:
-        """After a run that finished: wait for every process, then remove the unit files (main process)."""
+        """After a run that finished: wait for every process, then remove the folder of unit results, of
+        this configuration and of any earlier one (main process)."""
         self.barrier()
-        if self.is_main:
-            for where in self.written:
-                shutil.rmtree(where, ignore_errors=True)
-            if self.folder is not None and self.folder.exists() and not any(self.folder.iterdir()):
-                self.folder.rmdir()
+        if self.is_main and self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _unit_file(where: Path, index: int) -> Path:
