@@ -43,7 +43,8 @@ def evaluate(args: list[str], env: dict[str, str]) -> float:
 def same_files(one: Path, two: Path) -> bool:
     """Whether every file but ``manifest.json`` is byte-identical in both folders."""
     def files(root: Path) -> dict[Path, bytes]:
-        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != "manifest.json"}
+        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*")
+                if p.is_file() and p.name != "manifest.json"}
     return files(one) == files(two)
 
 

@@ -206,8 +206,8 @@ SHARED: dict[str, dict[str, Any]] = {
     "--num-nodes": {"min": 1, "help": "Machines (Lightning), each running --devices processes."},
     "--strategy": {"help": "Lightning strategy: auto | ddp | ddp_spawn | ..."},
     "--n-workers": {"min": 0, "help": "Worker processes."},
-    "--resume": {"help": "Continue an interrupted run in the same output folder, redoing only what had not "
-                         "finished."},
+    "--resume": {"names": ("--resume/--no-resume",),
+                 "help": "Continue an interrupted run in the same output folder, redoing only what had not finished."},
     "--out": {"file_okay": False, "help": "Output folder (created)."},
     "--data": {"exists": True, "file_okay": False, "help": "DermXDB folder (annotations/, masks/, metadata.csv)."},
     "--threshold": {"min": 0.0, "max": 1.0, "help": "Probability from which a characteristic is present."},
@@ -253,13 +253,14 @@ def option(flag: str, *short: str, choices: Any = None, default: str | None = No
     the flag's one meaning. ``default``: the value ``-h`` shows for an
     option whose Python default is ``None`` (so that the command can tell a value given from none)."""
     declared = dict(SHARED[flag])
+    names = declared.pop("names", (flag,))  # an on/off switch declares both spellings
     if choices is not None:
         parser = choice(choices)
         declared.update(parser=parser, metavar=metavar(parser),
                         help=declared["help"] + TAKES.format(", ".join(parser.allowed)))  # type: ignore[attr-defined]
     if default is not None:
         declared["show_default"] = default
-    return typer.Option(flag, *short, **declared)
+    return typer.Option(*names, *short, **declared)
 
 
 def meaning(help_text: str | None) -> str:
