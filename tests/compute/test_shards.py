@@ -110,7 +110,7 @@ def test_two_processes_give_the_one_process_evaluation(world: Path) -> None:
     args = ["evaluate", "--data", world / "data", "--images", world / "data" / "images",
             "--candidate", f"a={world / 'ckpt-a'}", "--candidate", f"b={world / 'ckpt-b'}",
             "--methods", "gradcam,eigencam", "--n-boot", "50", "--n-faithfulness-images", "3", "--n-steps", "2",
-            "--no-report", "--allow-overlap", "--no-agreement"]
+            "--no-report", "--allow-overlap"]
     _dermx(*args, "--out", world / "one")
     two = _dermx(*args, "--out", world / "two", "--devices", "2", "--strategy", "ddp")
     assert "process 2 of 2" not in two.stdout  # the second process says nothing

@@ -59,24 +59,26 @@ def image_rows(stem: str, masks: Tensor, rule: FusionRule, tolerance: float) -> 
 
 
 def ceiling_rows(db: DermXDB, candidate: Candidate, *, rule: FusionRule, tolerance: float,
-                 annotators: Sequence[str] | None = None, native: bool = False, batch_size: int = 16) -> pd.DataFrame:
-    """The ceiling rows (module docstring) of the candidate's test images, on its input grid (or, with
-    ``native``, on each image's own pixels), with the raters of ``annotators`` (default: every
-    first-pass rater)."""
+                 annotators: Sequence[str] | None = None, native: bool = False, batch_size: int = 16,
+                 stems: Sequence[str] | None = None) -> pd.DataFrame:
+    """The ceiling rows (module docstring) of the candidate's test images (or of ``stems``), on its input
+    grid (or, with ``native``, on each image's own pixels), with the raters of ``annotators`` (default:
+    every first-pass rater)."""
     masks = RaterMasks.of(db, annotators)
     n_raters = len(masks.annotators)
+    stems = candidate.stems if stems is None else stems
     frames = []
     if native:
-        for stem in candidate.stems:
+        for stem in stems:
             rated = masks.rated(stem)
             if len(rated) >= 2:
                 record = db.images[stem]
                 stack = masks(stem, None).reshape(n_raters, _N, record.height, record.width)
                 frames.append(image_rows(stem, stack[rated], rule, tolerance))
     else:
-        for stems, batch in candidate.batches(db, map_fn=masks, batch_size=batch_size):
-            stacks = batch["maps"].reshape(len(stems), n_raters, _N, *batch["maps"].shape[-2:])
-            for stem, stack in zip(stems, stacks, strict=True):
+        for batch_stems, batch in candidate.batches(db, stems, map_fn=masks, batch_size=batch_size):
+            stacks = batch["maps"].reshape(len(batch_stems), n_raters, _N, *batch["maps"].shape[-2:])
+            for stem, stack in zip(batch_stems, stacks, strict=True):
                 rated = masks.rated(stem)
                 if len(rated) >= 2:
                     frames.append(image_rows(stem, stack[rated], rule, tolerance))

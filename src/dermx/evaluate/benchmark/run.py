@@ -183,6 +183,7 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
     for candidate in candidates:
         _model_entry(models, candidate, out_dir)
         calibrations.setdefault(candidate.name, []).append(candidate.calibration)
+    ceiling = _ceiling(db, candidates, config, shards, progress)
     if not shards.is_main:  # the other processes only scored their share
         empty = pd.DataFrame()
         return BenchmarkResult(items=empty, baselines=empty, images=empty, ceiling=empty, raters=empty,
@@ -197,7 +198,7 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
                if config.examples else {})
     result = BenchmarkResult(
         items=items, baselines=tables["baselines"], images=images,
-        ceiling=_ceiling(db, candidates, config, wrap), raters=rater_answers(db, all_stems, config.raters),
+        ceiling=ceiling, raters=rater_answers(db, all_stems, config.raters),
         agreement=_agreement(db, all_stems, candidates, config, wrap),
         examples=_examples(db, candidates, reasons, references, config), config=config, models=models,
         groups=groups, calibrations=calibrations)
@@ -259,22 +260,36 @@ def _with_metadata(db: DermXDB, images: pd.DataFrame, groups: ImageGroups) -> pd
         **{groups.by: groups.labels(images["stem"])})
 
 
-def _ceiling(db: DermXDB, candidates: Sequence[Candidate], config: BenchmarkConfig, wrap: Progress) -> pd.DataFrame:
+def _ceiling(db: DermXDB, candidates: Sequence[Candidate], config: BenchmarkConfig, shards: Shards,
+             progress: Progress | None) -> pd.DataFrame:
     """Every rater scored as each candidate is (:mod:`~dermx.evaluate.benchmark.ceiling`), once per
-    distinct (input grid, test images)."""
+    distinct (input grid, test images); each batch of images is a unit of ``shards``."""
     columns = ["model", "model_kind", "fold", "stem", "kind", "reference", "rater", *SCORES]
     if not config.agreement:
         return pd.DataFrame(columns=columns)
-    done: dict[tuple[Any, ...], pd.DataFrame] = {}
-    frames = []
-    for candidate in wrap(candidates, "scoring the raters as the models", len(candidates)):
-        key = (candidate.spec.size, candidate.spec.policy, candidate.stems)
-        if key not in done:
-            done[key] = ceiling_rows(db, candidate, rule=config.fusion, tolerance=config.pointing_tolerance,
-                                     annotators=config.raters, native=config.map_size == "native",
-                                     batch_size=config.batch_size)
-        frames.append(done[key].assign(model=candidate.name, model_kind=candidate.kind, fold=candidate.fold))
+    keys = [(c.spec.size, c.spec.policy, c.stems) for c in candidates]
+    distinct = list(dict.fromkeys(keys))
+    first = {key: candidates[keys.index(key)] for key in distinct}
+    units = [(index, chunk) for index, key in enumerate(distinct) for chunk in _chunks(key[2], config.batch_size)]
+
+    def rows(unit: tuple[int, tuple[str, ...]]) -> pd.DataFrame:
+        return ceiling_rows(db, first[distinct[unit[0]]], rule=config.fusion, tolerance=config.pointing_tolerance,
+                            annotators=config.raters, native=config.map_size == "native",
+                            batch_size=config.batch_size, stems=unit[1])
+
+    parts = shards.map("ceiling", units, rows, key=(config.to_dict(), [k[:2] for k in distinct], units),
+                       progress=progress, description="scoring the raters as the models")
+    done = {i: _concat_rows([part for (j, _), part in zip(units, parts, strict=True) if j == i], columns[3:])
+            for i in range(len(distinct))}
+    frames = [done[distinct.index(key)].assign(model=c.name, model_kind=c.kind, fold=c.fold)
+              for key, c in zip(keys, candidates, strict=True)]
     return pd.concat(frames, ignore_index=True)[columns]
+
+
+def _concat_rows(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """The rows of ``frames`` in order (frames without rows left out, so they cannot change a column's type)."""
+    full = [frame for frame in frames if len(frame)]
+    return pd.concat(full, ignore_index=True) if full else pd.DataFrame(columns=columns)
 
 
 def rater_answers(db: DermXDB, stems: Sequence[str], annotators: Sequence[str] | None) -> pd.DataFrame:
