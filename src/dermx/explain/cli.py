@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dermx.choices import ResolutionPolicy
-from dermx.cli_common import SizeArg, guarded, is_checkpoint, option, refuse_flags, renamed
+from dermx.cli_common import SizeArg, compute_of, guarded, is_checkpoint, option, refuse_flags, renamed
 
 if TYPE_CHECKING:
     from dermx.explain.classifier import Classifier, ClassifierNet
@@ -100,6 +100,9 @@ def explain_command(
     input_size: Annotated[SizeArg, option("--input-size")] = None,
     resolution: Annotated[ResolutionPolicy | None, option("--resolution")] = None,
     batch_size: Annotated[int, option("--batch-size")] = 8,
+    device: Annotated[str, option("--device")] = "auto",
+    precision: Annotated[str, option("--precision")] = "32",
+    n_workers: Annotated[int | None, option("--n-workers", default="the cores available")] = None,
     weights: Annotated[Path | None, option("--weights")] = None,
     layer: Annotated[str | None, typer.Option(help="Target layer (dotted path). Default: per architecture.")] = None,
     zero_absent: Annotated[bool, typer.Option(help="Zero maps of targets predicted absent (logit < 0).")] = False,
@@ -117,13 +120,16 @@ def explain_command(
     and the image's placement in the input (original_size, resized_size, inside, visible). `dermx
     predict` writes the same layout and keys. Inputs that would share a folder (lesion.jpg, lesion.png)
     keep their suffix (OUT/lesion.jpg/).
+
+    --device and --precision: where the model passes run and their autocast; maps, probabilities and
+    logits are written as float32 whatever they are. --n-workers processes read the images.
     """
     from dataclasses import replace
 
     from dermx.data.images import IMAGE_SUFFIXES
     from dermx.explain.classifier import explain_top_k
     from dermx.explain.engine import CamEngine
-    from dermx.explain.images import load_framed
+    from dermx.explain.images import FramedImages
     from dermx.explain.inputs import collect
     from dermx.explain.outputs import write_image_outputs
     from dermx.explain.targets import target_probabilities
@@ -136,7 +142,9 @@ def explain_command(
         refuse_flags({"--top-k": top_k}, "applies only without --targets: it picks each image's most probable "
                                          "classes, where --targets names the classes to explain")
     top_k = top_k or 1
+    compute = compute_of(device, precision, n_workers)
     net, own, names = load_model(model, weights, num_classes=num_classes, class_names=class_names)
+    compute.place(net)
     fit = replace(own, size=input_size or own.size, policy=resolution or own.policy)
     specs = None if targets == "all" else parse_targets(targets)
     predicted = targets is None and not hasattr(net, "target_names")
@@ -149,13 +157,13 @@ def explain_command(
     paths = [path for path, _ in inputs.images]
     folders = dict(inputs.images)
     try:
-        engine = CamEngine(net, method, layer, zero_absent=zero_absent, class_names=names)
+        engine = CamEngine(net, method, layer, zero_absent=zero_absent, class_names=names, precision=compute.precision)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-    for batch_paths in track(batches, f"{engine.method.name} maps"):
-        framed = [load_framed(path, fit.size, fit.policy) for path in batch_paths]
-        batch = fit.normalise([pixels for pixels, _, _ in framed])
+    loaded = FramedImages(paths, fit).loader(batch_size, compute)
+    for batch_paths, (batch, framed) in track(zip(batches, loaded, strict=True), f"{engine.method.name} maps",
+                                              len(batches)):
         try:
             if predicted:
                 top = explain_top_k(engine, batch, top_k)
@@ -168,7 +176,7 @@ def explain_command(
                 labels = [list(result.labels)] * len(framed)
         except ValueError as error:
             raise typer.BadParameter(str(error)) from error
-        maps_np, logits_np, probabilities_np = (t.detach().cpu().numpy() for t in (maps, logits, probabilities))
+        maps_np, logits_np, probabilities_np = (t.detach().float().cpu().numpy() for t in (maps, logits, probabilities))
         for i, (path, (_, image, placement)) in enumerate(zip(batch_paths, framed, strict=True)):
             write_image_outputs(out / folders[path], image=image, placement=placement, input_size=fit.size,
                                 labels=labels[i], maps=maps_np[i], probabilities=probabilities_np[i],
