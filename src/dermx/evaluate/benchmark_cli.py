@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from dermx.choices import EvalMapSize, Protocol, Selection
-from dermx.cli_common import choice, guarded, metavar, only_with, option, renamed
+from dermx.cli_common import choice, compute_of, guarded, metavar, only_with, option, renamed
 
 _SELECTION, _PROTOCOL = choice(Selection), choice(Protocol)
 #: Leaderboard settings: each has an effect only with --methods.
@@ -73,6 +73,9 @@ def evaluate_command(
     selection: Annotated[str, typer.Option(parser=_SELECTION, metavar=metavar(_SELECTION),
                                            help="Headline pairs.")] = "present",
     threshold: Annotated[float, option("--threshold")] = 0.5,
+    device: Annotated[str, option("--device")] = "auto",
+    precision: Annotated[str, option("--precision")] = "32",
+    n_workers: Annotated[int | None, option("--n-workers", default="the cores available")] = None,
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap resamples.")] = 1000,
     seed: Annotated[int, option("--seed")] = 0,
     agreement: Annotated[bool, typer.Option(help="Score the rater-agreement ceiling too.")] = True,
@@ -127,6 +130,7 @@ def evaluate_command(
     only_with(ctx, "--methods", methods is not None, LEADERBOARD_FLAGS)
     only_with(ctx, "--interventions", interventions, {"intervention_draws": "--n-intervention-draws"})
     pairs = parse_models(model)
+    compute = compute_of(device, precision, n_workers)
     import dataclasses
 
     from dermx.evaluate.image_groups import read_groups
@@ -163,7 +167,7 @@ def evaluate_command(
             require_all_images=require_all_images,
             manifest={"aliases": aliases.name if aliases else None}, groups=image_groups,
             say=lambda line: bar.console.print(line, highlight=False),
-            progress=lambda it, label, total: bar.track(it, total=total, description=label))
+            progress=lambda it, label, total: bar.track(it, total=total, description=label), compute=compute)
     for path in evaluation.written:
         console.print(f"wrote {path}", highlight=False)
     console.print(headline_table(evaluation.benchmark.summary))

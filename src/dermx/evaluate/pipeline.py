@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dermx.compute import Compute
 from dermx.data import DermXDB, data_identity
 from dermx.data.coverage import image_coverage
 from dermx.evaluate.benchmark.config import BenchmarkConfig, BenchmarkResult
@@ -56,12 +57,15 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
                    aliases: Aliases | None = None, allow_overlap: bool = False, require_all_images: bool = False,
                    manifest: dict[str, Any] | None = None, seeds: dict[str, int] | None = None,
                    groups: ImageGroups | None = None, say: Callable[[str], None] | None = None,
-                   progress: Progress | None = None) -> Evaluation:
+                   progress: Progress | None = None, compute: Compute | None = None) -> Evaluation:
     """Evaluate every model of ``models`` ((name, checkpoint / run / cv folder)) on ``db`` into the run
     folder ``out`` (module docstring). ``manifest`` and ``seeds``: more configuration sections and seeds
     for ``manifest.json``; ``groups``: the images' groups (default: DermXDB's skin tones);
-    ``say`` prints a line, ``progress`` wraps the long loops."""
+    ``say`` prints a line, ``progress`` wraps the long loops; ``compute``: where the models explain
+    (default: :class:`~dermx.compute.Compute`'s, the accelerator if any, float32), recorded in
+    ``manifest.json``."""
     say = say or (lambda _line: None)
+    compute = compute or Compute()
     benchmark = benchmark or BenchmarkConfig()
     out = Path(out)
     coverage = image_coverage(db)
@@ -79,7 +83,7 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
     if warning:
         say(warning)
     written = [p for p in (coverage.write_missing(out),) if p is not None]
-    result = run_benchmark(db, candidates, benchmark, out=out, progress=progress, groups=groups)
+    result = run_benchmark(db, candidates, benchmark, out=out, progress=progress, groups=groups, compute=compute)
     for model, why in result.summary.get("interventions", {}).get("skipped", {}).items():
         say(f"interventions: {model} not measured: {why}")
     result.summary["image_folder"] = coverage.to_dict()
@@ -87,6 +91,7 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
     sections = {"benchmark": benchmark.to_dict(), "models": {name: str(path) for name, path in models},
                 "leaderboard": leaderboard.to_dict() if leaderboard else None,
                 "groups": {"by": groups.by, "file": Path(groups.file).name if groups.file else None},
+                "compute": {"device": str(compute.torch_device()), "precision": compute.precision},
                 **(manifest or {})}
     manifest_document = build_manifest(config=sections, seeds={**(seeds or {}), "bootstrap": benchmark.seed},
                                        data=identity)
@@ -94,7 +99,7 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
     board = None
     if leaderboard is not None:
         board = run_leaderboard(db, candidates, leaderboard.methods, leaderboard, progress=progress, say=say,
-                                groups=groups)
+                                groups=groups, compute=compute)
         written += write_leaderboard(board, out)
         if add_deletion(result.summary, board):
             write_summary(out, result.summary, "benchmark")

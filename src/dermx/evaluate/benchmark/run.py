@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from dermx import vocab
+from dermx.compute import Compute
 from dermx.data import DermXDB, ReferenceMaps
 from dermx.evaluate.agreement.interrater import rater_agreement
 from dermx.evaluate.agreement.tables import NO_DIAGNOSIS
@@ -153,17 +154,20 @@ def _tables(db: DermXDB, parts: list[tuple[Candidate, BatchTables]], groups: Ima
 
 def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: BenchmarkConfig | None = None, *,
                   progress: Progress | None = None, out: str | Path | None = None,
-                  groups: ImageGroups | None = None) -> BenchmarkResult:
+                  groups: ImageGroups | None = None, compute: Compute | None = None) -> BenchmarkResult:
     """Explain and score every candidate on its test images, then summarise (module docstring).
 
     ``progress`` wraps the batch loops (e.g. a rich progress bar). With ``out``, each model's tables
     are written there as soon as it is scored (:func:`write_benchmark` rewrites them whole at the end).
     Examples are drawn from the images every model is scored on. ``groups``: the images' groups of the
     trust figures (default: DermXDB's skin tones, :func:`~dermx.evaluate.image_groups.skin_tones`).
+    ``compute``: where the models explain (default: :class:`~dermx.compute.Compute`'s, the accelerator if
+    any, float32; :meth:`Candidate.on <dermx.evaluate.candidates.Candidate.on>`); scores are float32 on the CPU.
     """
     config = config or BenchmarkConfig()
     if not candidates:
         raise ValueError("no models to benchmark")
+    candidates = [candidate.on(compute or Compute()) for candidate in candidates]
     wrap = progress or (lambda it, _d, _n: it)
     groups = groups or skin_tones(db)
     writer = _TableWriter(Path(out) if out is not None else None, groups)

@@ -71,6 +71,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dermx.compute import Compute
 from dermx.data import DermXDB
 from dermx.evaluate.benchmark.groups import score_groups
 from dermx.evaluate.candidates import Candidate
@@ -264,11 +265,15 @@ def _per_image(criterion: str, methods: Sequence[str], agreement: dict[str, pd.D
 
 def run_leaderboard(db: DermXDB, candidates: Sequence[Candidate], methods: Sequence[str] | str = "all",
                     config: LeaderboardConfig | None = None, *, progress: Progress | None = None,
-                    say: Callable[[str], None] | None = None, groups: ImageGroups | None = None) -> Leaderboard:
+                    say: Callable[[str], None] | None = None, groups: ImageGroups | None = None,
+                    compute: Compute | None = None) -> Leaderboard:
     """Score every (model, method) cell (module docstring) of the loaded ``candidates`` (several folds of
     a model share its name). Problems of one cell are recorded in ``excluded`` and reported through
     ``say``; an unknown method name is a :class:`ValueError` before any work. ``groups``: the images'
-    groups of the deletion AUC per group (default: DermXDB's skin tones)."""
+    groups of the deletion AUC per group (default: DermXDB's skin tones). ``compute``: where the models
+    explain and score (default: :class:`~dermx.compute.Compute`'s, the accelerator if any, float32;
+    :meth:`Candidate.on <dermx.evaluate.candidates.Candidate.on>`)."""
+    candidates = [candidate.on(compute or Compute()) for candidate in candidates]
     say = say or (lambda _m: None)
     wrap = progress or (lambda it, _d, _n: it)
     config = LeaderboardConfig(**{**(config or LeaderboardConfig()).to_dict(), "methods": parse_methods(methods)})
