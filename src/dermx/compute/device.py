@@ -35,10 +35,11 @@ __all__ = ["BF16_MAP_TOLERANCE", "DEVICE_MAP_TOLERANCE", "PRECISIONS", "Compute"
 PRECISIONS: tuple[str, ...] = ("32", "bf16-mixed", "16-mixed")
 _DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 #: Tolerance of ``bf16-mixed`` maps against float32 maps of the same images on the CPU: the mean absolute
-#: difference of their pixels (maps in [0, 1]). Measured at most 0.0045 (Grad-CAM; Grad-CAM++, Score-CAM and
-#: Eigen-CAM at most 0.0006) on the tiny test models, 4 seeds of 8 images. No bound holds pixel by pixel: a
-#: map whose positive part is within bfloat16's rounding (8 bits of mantissa) of zero is flat at one
-#: precision and min-max normalised to [0, 1] at the other.
+#: difference of their pixels (maps in [0, 1]). Measured on the tiny test model (random weights, batch-norm
+#: scales randomised), 4 seeds of 8 images: at most 0.0045 (Grad-CAM, XGrad-CAM, HiRes-CAM, CAM), 0.0023
+#: (Grad-CAM++, Layer-CAM), 0.0013 (Eigen-CAM), 0.0008 (Score-CAM); logits within 0.001. No bound holds
+#: pixel by pixel: a map whose positive part is within bfloat16's rounding (8 bits of mantissa) of zero is
+#: flat at one precision and min-max normalised to [0, 1] at the other.
 BF16_MAP_TOLERANCE = 0.02
 #: Tolerance of a GPU's float32 maps against the CPU's, as :data:`BF16_MAP_TOLERANCE` (mean absolute
 #: difference): other kernels and summation orders, and TF32 convolutions (10 bits of mantissa, more than
@@ -165,11 +166,11 @@ class Compute:
             raise ComputeError("precision 16-mixed needs a GPU; on the CPU use bf16-mixed or 32", "--precision")
         return torch.autocast(device.type, dtype=dtype)
 
-    def loader(self, dataset: Dataset[Any], batch_size: int,
+    def loader(self, dataset: Dataset[Any], batch_size: int | None,
                collate_fn: Callable[[list[Any]], Any] | None = None) -> DataLoader[Any]:
-        """Consecutive batches of ``dataset`` in order (no shuffling; the last may be shorter), read by
-        :meth:`workers` processes, pinned in memory on CUDA (where pinned batches copy to the GPU
-        asynchronously): the same batches whatever the worker count."""
+        """Consecutive batches of ``dataset`` in order (no shuffling; the last may be shorter; ``batch_size``
+        ``None``: the items one by one), read by :meth:`workers` processes, pinned in memory on CUDA (where
+        pinned batches copy to the GPU asynchronously): the same batches whatever the worker count."""
         return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn,
                           num_workers=self.workers(), pin_memory=self.accelerator == "cuda")
 
