@@ -22,6 +22,9 @@ from dermx.compute import BF16_MAP_TOLERANCE, DEVICE_MAP_TOLERANCE, Compute, Com
 from dermx.explain import CamEngine
 from dermx.models import DermXNet, build_model, save_checkpoint
 
+#: What ``--device auto`` resolves to here: the explicit device must give the default run exactly (on a
+#: machine without an accelerator, ``--device cpu``).
+AUTO = Compute().accelerator
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CPU/GPU parity)")
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
 METHODS = ("gradcam", "gradcam++", "layercam", "scorecam", "eigencam")
@@ -141,10 +144,10 @@ def _explain(app: typer.Typer, checkpoint: Path, images: Path, out: Path, *flags
     return {p.parent.name: dict(np.load(p)) for p in sorted(out.glob("*/maps.npz"))}  # type: ignore[misc]
 
 
-def test_explain_on_cpu_equals_the_default_and_bf16_is_within_the_tolerance(
+def test_explain_on_the_auto_device_equals_the_default_and_bf16_is_within_the_tolerance(
         app: typer.Typer, checkpoint: Path, images: Path, tmp_path: Path) -> None:
     default = _explain(app, checkpoint, images, tmp_path / "default")
-    cpu = _explain(app, checkpoint, images, tmp_path / "cpu", "--device", "cpu", "--n-workers", "2")
+    cpu = _explain(app, checkpoint, images, tmp_path / "cpu", "--device", AUTO, "--n-workers", "2")
     half = _explain(app, checkpoint, images, tmp_path / "bf16", "--device", "cpu", "--precision", "bf16-mixed",
                     "--n-workers", "0")
     assert sorted(default) == sorted(cpu) == sorted(half) and len(default) == 5
@@ -185,12 +188,13 @@ def test_explain_device_cuda_without_cuda_says_so(app: typer.Typer, checkpoint: 
     assert not any(tmp_path.iterdir())
 
 
-def test_predictor_bf16_is_within_the_tolerance_and_cpu_equals_the_default(checkpoint: Path, images: Path) -> None:
+def test_predictor_bf16_is_within_the_tolerance_and_the_auto_device_equals_the_default(checkpoint: Path,
+                                                                                      images: Path) -> None:
     from dermx.predict import Predictor
 
     files = sorted(images.glob("*.png"))
     runs = {name: Predictor(checkpoint, threshold=0.3, compute=compute).predict(files)
-            for name, compute in (("default", None), ("cpu", Compute("cpu")), ("bf16", Compute("cpu", "bf16-mixed")))}
+            for name, compute in (("default", None), ("cpu", Compute(AUTO)), ("bf16", Compute("cpu", "bf16-mixed")))}
     for default, cpu, half in zip(runs["default"], runs["cpu"], runs["bf16"], strict=True):
         assert default.to_dict() == cpu.to_dict()
         assert [n for n, _ in half.diagnoses][:1] == [n for n, _ in default.diagnoses][:1]

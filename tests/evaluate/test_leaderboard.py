@@ -312,3 +312,33 @@ def test_every_non_finite_cell_is_explained() -> None:
         ("pointing_low", "pointing is defined but its interval or spread is not (too few images or folds)"),
         ("mprt_spearman", "undefined on every image: " + UNDEFINED_WHY["mprt_spearman"])]
     assert _undefined({"model": "m", "dice": 0.2}) == []
+
+
+#: Leaderboard columns that measure small changes of the maps or logits, which bfloat16's rounding is of
+#: the order of, and their tolerance at ``bf16-mixed`` (measured on the tiny model: 0.050 and 0.020); every
+#: other column agrees within :data:`~dermx.compute.BF16_MAP_TOLERANCE` (measured at most 0.0012).
+BF16_NOISY = {"faithfulness_corr": 0.1, "max_sensitivity": 0.05, "avg_sensitivity": 0.05}
+
+
+@pytest.mark.slow
+def test_leaderboard_on_cpu_equals_the_default_and_bf16_is_within_the_tolerance(tmp_path: Path) -> None:
+    from dermx.compute import BF16_MAP_TOLERANCE, Compute
+    from dermx.models import save_checkpoint
+    from test_compute_device import tiny_model
+
+    db = tiny_synth(tmp_path / "data")
+    checkpoint = str(save_checkpoint(tiny_model(), tmp_path / "ckpt"))
+
+    def rows(compute: Compute | None) -> list[dict]:
+        candidates = load_candidates("m", checkpoint, db, allow_overlap=True)
+        return run_leaderboard(db, candidates, ["gradcam", "eigencam"], _small(), compute=compute).rows
+
+    default, half = rows(None), rows(Compute("cpu", "bf16-mixed"))
+    cpu = rows(Compute(Compute().accelerator, n_workers=0))
+    assert cpu == default
+    assert [r["method"] for r in half] == [r["method"] for r in default]
+    for ours, theirs in zip(half, default, strict=True):
+        for column, value in theirs.items():
+            if isinstance(value, float) and math.isfinite(value) and not column.endswith(("_low", "_high")):
+                tolerance = BF16_NOISY.get(column, BF16_MAP_TOLERANCE)
+                assert abs(ours[column] - value) <= tolerance, (ours["method"], column)
