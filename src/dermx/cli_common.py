@@ -44,14 +44,12 @@ from dermx.text import shorten_words
 if TYPE_CHECKING:
     from typer._click import Context as ClickContext  # the click typer vendors; typer.Context subclasses it
 
-    from dermx.compute import Compute
 
 __all__ = [
     "CLASSIFIER_FLAGS",
     "SHARED",
     "SizeArg",
     "choice",
-    "compute_of",
     "fail",
     "guarded",
     "is_checkpoint",
@@ -284,22 +282,6 @@ def is_checkpoint(model: str, *, weights: object = None, num_classes: object = N
                                  "a usable timm classifier: give the weights of the timm model with --weights",
                                  param_hint="'--model'")
     return False
-
-
-def compute_of(device: str = "auto", precision: str = "32", n_workers: int | None = None,
-               **sharing: Any) -> Compute:
-    """The :class:`~dermx.compute.Compute` of a command's ``--device``, ``--precision`` and ``--n-workers``
-    (``sharing``: ``devices``, ``num_nodes``, ``strategy``), checked on this machine before any work
-    (:meth:`~dermx.compute.Compute.check`): a value it cannot use, such as ``--device cuda`` without CUDA,
-    is a usage error (exit 2) naming its flag."""
-    from dermx.compute import Compute, ComputeError
-
-    try:
-        compute = Compute(device, precision, n_workers, **sharing)
-        compute.check()
-    except ComputeError as error:
-        raise typer.BadParameter(str(error), param_hint=f"'{error.flag}'") from error
-    return compute
 
 
 def refuse_option(option: str, why: str) -> NoReturn:

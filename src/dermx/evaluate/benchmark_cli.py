@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from dermx.choices import EvalMapSize, Protocol, Selection
-from dermx.cli_common import choice, compute_of, guarded, metavar, only_with, option, renamed
+from dermx.cli_common import choice, guarded, metavar, only_with, option, renamed
 
 _SELECTION, _PROTOCOL = choice(Selection), choice(Protocol)
 #: Leaderboard settings: each has an effect only with --methods.
@@ -130,10 +130,12 @@ def evaluate_command(
     only_with(ctx, "--methods", methods is not None, LEADERBOARD_FLAGS)
     only_with(ctx, "--interventions", interventions, {"intervention_draws": "--n-intervention-draws"})
     pairs = parse_models(model)
-    compute = compute_of(device, precision, n_workers)
     import dataclasses
 
+    from dermx.compute.cli import compute_of
     from dermx.evaluate.image_groups import read_groups
+
+    compute = compute_of(device, precision, n_workers)
 
     image_groups = read_groups(groups) if groups is not None else None  # a broken file fails before any work
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dermx.choices import ResolutionPolicy
-from dermx.cli_common import SizeArg, compute_of, guarded, is_checkpoint, option, refuse_flags, renamed
+from dermx.cli_common import SizeArg, guarded, is_checkpoint, option, refuse_flags, renamed
 
 if TYPE_CHECKING:
     from dermx.explain.classifier import Classifier, ClassifierNet
@@ -126,6 +126,7 @@ def explain_command(
     """
     from dataclasses import replace
 
+    from dermx.compute.cli import compute_of
     from dermx.data.images import IMAGE_SUFFIXES
     from dermx.explain.classifier import explain_top_k
     from dermx.explain.engine import CamEngine

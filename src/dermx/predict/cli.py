@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dermx.choices import ResolutionPolicy
-from dermx.cli_common import PRESENT_FROM, compute_of, guarded, option
+from dermx.cli_common import PRESENT_FROM, guarded, option
 
 #: Longest side, in pixels, of the image in ``predict``'s pictures by default (``--figure-size``): the
 #: service page's display size too. Drawing costs about 70 bytes a pixel of the two panels at once
@@ -74,6 +74,7 @@ def predict_command(
     --device and --precision: where the model passes run and their autocast (probabilities and maps are
     float32 whatever they are); --n-workers processes read the images.
     """
+    from dermx.compute.cli import compute_of
     from dermx.explain.cli import predictable_model
     from dermx.predict.run import run_predict
 

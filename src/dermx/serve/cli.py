@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dermx.choices import ResolutionPolicy
-from dermx.cli_common import PRESENT_FROM, compute_of, guarded, option, refuse_option, renamed
+from dermx.cli_common import PRESENT_FROM, guarded, option, refuse_option, renamed
 from dermx.serve.cache import DEFAULT_CACHE_MB, DEFAULT_CACHE_TTL, DEFAULT_N_CACHED
 from dermx.serve.uploads import (
     DEFAULT_BODY_TIMEOUT,
@@ -76,6 +76,7 @@ def serve_command(
     waiting up to 5 ms for one another on the CPU, 10 ms on a GPU."""
     import uvicorn
 
+    from dermx.compute.cli import compute_of
     from dermx.explain.cli import predictable_model
     from dermx.predict import UncalibratedError
     from dermx.serve.app import ServiceOptionError, create_app
