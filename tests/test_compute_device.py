@@ -8,7 +8,9 @@ The CPU ``bf16-mixed`` path is tested everywhere against float32 (tolerance
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -21,6 +23,10 @@ from typer.testing import CliRunner
 from dermx.compute import BF16_MAP_TOLERANCE, DEVICE_MAP_TOLERANCE, Compute, ComputeError
 from dermx.explain import CamEngine
 from dermx.models import DermXNet, build_model, save_checkpoint
+
+if TYPE_CHECKING:
+    from dermx.data import DermXDB
+    from dermx.evaluate.benchmark.config import BenchmarkResult
 
 #: What ``--device auto`` resolves to here: the explicit device must give the default run exactly (on a
 #: machine without an accelerator, ``--device cpu``).
@@ -43,8 +49,64 @@ def tiny_model(seed: int = 0) -> DermXNet:
     return model
 
 
+#: Leaderboard columns that measure small changes of the maps or logits, which bfloat16's rounding (and a
+#: GPU's summation order) is of the order of, and their tolerance (at ``bf16-mixed`` on the CPU, measured on
+#: the tiny model: 0.050 and 0.020); every other column within the map tolerance.
+NOISY = {"faithfulness_corr": 0.1, "max_sensitivity": 0.05, "avg_sensitivity": 0.05}
+#: The benchmark's per-pair scores compared across devices and precisions.
+SCORES = ("sensitivity", "specificity", "dice", "iou", "pointing", "energy")
+
+
 def mean_difference(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
     return float(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)).mean())
+
+
+def tiny_synth_checkpoint(root: Path) -> tuple[DermXDB, str]:
+    """A tiny synthetic DermXDB and a :func:`tiny_model` checkpoint to benchmark on it."""
+    from report.oracle import tiny_synth
+
+    return tiny_synth(root / "data"), str(save_checkpoint(tiny_model(), root / "ckpt"))
+
+
+def benchmark_on(db: DermXDB, checkpoint: str, compute: Compute | None) -> BenchmarkResult:
+    """The benchmark (no agreement, examples or shortcut test) of ``checkpoint`` with ``compute``."""
+    from dermx.evaluate.benchmark.config import BenchmarkConfig
+    from dermx.evaluate.benchmark.run import run_benchmark
+    from dermx.evaluate.candidates import load_candidates
+
+    config = BenchmarkConfig(n_boot=20, agreement=False, examples=False, shortcut_test=False)
+    return run_benchmark(db, load_candidates("m", checkpoint, db, allow_overlap=True), config, compute=compute)
+
+
+def assert_benchmarks_agree(ours: BenchmarkResult, theirs: BenchmarkResult, tolerance: float) -> None:
+    """The same pairs; each score undefined on the same pairs and within ``tolerance`` on average; the
+    probabilities within 0.001."""
+    keys = ["stem", "kind", "target"]
+    assert ours.items[keys].equals(theirs.items[keys])
+    for score in SCORES:
+        assert ours.items[score].isna().equals(theirs.items[score].isna()), score
+        assert (ours.items[score] - theirs.items[score]).abs().mean() <= tolerance, score
+    probabilities = [c for c in theirs.images.columns if c.startswith(("dx:", "char:"))]
+    assert np.abs(ours.images[probabilities].to_numpy() - theirs.images[probabilities].to_numpy()).max() < 1e-3
+
+
+def leaderboard_on(db: DermXDB, checkpoint: str, compute: Compute | None) -> list[dict[str, Any]]:
+    """The leaderboard rows of Grad-CAM and Eigen-CAM on few images, steps and draws, with ``compute``."""
+    from dermx.evaluate.candidates import load_candidates
+    from dermx.evaluate.leaderboard.run import run_leaderboard
+    from evaluate.test_leaderboard import _small
+
+    candidates = load_candidates("m", checkpoint, db, allow_overlap=True)
+    return run_leaderboard(db, candidates, ["gradcam", "eigencam"], _small(), compute=compute).rows
+
+
+def assert_leaderboards_agree(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], tolerance: float) -> None:
+    """The same rows; every finite column within ``tolerance`` (those of :data:`NOISY` within theirs)."""
+    assert [r["method"] for r in ours] == [r["method"] for r in theirs]
+    for mine, other in zip(ours, theirs, strict=True):
+        for column, value in other.items():
+            if isinstance(value, float) and math.isfinite(value) and not column.endswith(("_low", "_high")):
+                assert abs(mine[column] - value) <= NOISY.get(column, tolerance), (mine["method"], column)
 
 
 # --- Compute -------------------------------------------------------------------------------------------
@@ -239,3 +301,12 @@ def test_cuda_predictor_agrees_with_the_cpu(checkpoint: Path, images: Path) -> N
         assert np.allclose([p for _, p in a.diagnoses], [p for _, p in b.diagnoses], atol=1e-3)
         for label in set(a.maps) & set(b.maps):
             assert mean_difference(a.maps[label], b.maps[label]) <= DEVICE_MAP_TOLERANCE
+
+
+@CUDA
+def test_cuda_benchmark_and_leaderboard_agree_with_the_cpu(tmp_path: Path) -> None:
+    db, checkpoint = tiny_synth_checkpoint(tmp_path)
+    assert_benchmarks_agree(benchmark_on(db, checkpoint, Compute("cuda")), benchmark_on(db, checkpoint, Compute("cpu")),
+                            DEVICE_MAP_TOLERANCE)
+    assert_leaderboards_agree(leaderboard_on(db, checkpoint, Compute("cuda")),
+                              leaderboard_on(db, checkpoint, Compute("cpu")), DEVICE_MAP_TOLERANCE)

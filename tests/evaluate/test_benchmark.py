@@ -150,31 +150,20 @@ def test_known_answer_columns_score_against_the_drawn_lesions(run: tuple[DermXDB
     assert experts["char_dice_drawn"]["mean"] == pytest.approx(row["char_dice_drawn"]["mean"], abs=1e-9)
 
 
-def test_benchmark_on_cpu_equals_the_default_and_bf16_scores_are_within_the_tolerance(tmp_path: Path) -> None:
+
+def test_benchmark_on_the_auto_device_equals_the_default_and_bf16_scores_are_within_the_tolerance(
+        tmp_path: Path) -> None:
     """``compute``: the device ``auto`` resolves to (here, without a GPU, the CPU), in float32 and without
     worker processes, gives the default run's tables exactly; ``bf16-mixed`` on the CPU gives every
     per-pair score within :data:`~dermx.compute.BF16_MAP_TOLERANCE` on average (measured: sensitivity 0.0021,
     specificity 0.0013, Dice 0.0002, pointing 0) and the probabilities within 0.001 (measured 0.0001)."""
     from dermx.compute import BF16_MAP_TOLERANCE, Compute
-    from dermx.evaluate.benchmark.run import run_benchmark
-    from dermx.evaluate.candidates import load_candidates
-    from dermx.models import save_checkpoint
-    from report.oracle import tiny_synth
-    from test_compute_device import tiny_model
+    from test_compute_device import assert_benchmarks_agree, benchmark_on, tiny_synth_checkpoint
 
-    db = tiny_synth(tmp_path / "data")
-    checkpoint = str(save_checkpoint(tiny_model(), tmp_path / "ckpt"))
-    config = BenchmarkConfig(n_boot=20, agreement=False, examples=False, shortcut_test=False)
-    runs = {name: run_benchmark(db, load_candidates("m", checkpoint, db, allow_overlap=True), config, compute=compute)
-            for name, compute in (("default", None), ("cpu", Compute(Compute().accelerator, n_workers=0)),
-                                  ("bf16", Compute("cpu", "bf16-mixed", n_workers=2)))}
-    default, cpu, half = runs["default"], runs["cpu"], runs["bf16"]
-    pd.testing.assert_frame_equal(cpu.items, default.items)
-    pd.testing.assert_frame_equal(cpu.images, default.images)
-    assert half.items[["stem", "kind", "target"]].equals(default.items[["stem", "kind", "target"]])
-    for score in ("sensitivity", "specificity", "dice", "iou", "pointing", "energy"):
-        difference = (half.items[score] - default.items[score]).abs()
-        assert half.items[score].isna().equals(default.items[score].isna()), score
-        assert difference.mean() <= BF16_MAP_TOLERANCE, score
-    probabilities = [c for c in default.images.columns if c.startswith(("dx:", "char:"))]
-    assert np.abs(half.images[probabilities].to_numpy() - default.images[probabilities].to_numpy()).max() < 1e-3
+    db, checkpoint = tiny_synth_checkpoint(tmp_path)
+    default = benchmark_on(db, checkpoint, None)
+    auto = benchmark_on(db, checkpoint, Compute(Compute().accelerator, n_workers=0))
+    pd.testing.assert_frame_equal(auto.items, default.items)
+    pd.testing.assert_frame_equal(auto.images, default.images)
+    assert_benchmarks_agree(benchmark_on(db, checkpoint, Compute("cpu", "bf16-mixed", n_workers=2)), default,
+                            BF16_MAP_TOLERANCE)
