@@ -7,7 +7,9 @@ from dermx.compute.device import (
     PRECISIONS,
     Compute,
     ComputeError,
+    full_precision,
     model_device,
 )
 
-__all__ = ["BF16_MAP_TOLERANCE", "DEVICE_MAP_TOLERANCE", "PRECISIONS", "Compute", "ComputeError", "model_device"]
+__all__ = ["BF16_MAP_TOLERANCE", "DEVICE_MAP_TOLERANCE", "PRECISIONS", "Compute", "ComputeError", "full_precision",
+           "model_device"]

@@ -29,7 +29,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["BF16_MAP_TOLERANCE", "DEVICE_MAP_TOLERANCE", "PRECISIONS", "Compute", "ComputeError", "model_device"]
+__all__ = ["BF16_MAP_TOLERANCE", "DEVICE_MAP_TOLERANCE", "PRECISIONS", "Compute", "ComputeError", "full_precision",
+           "model_device"]
 
 #: The precisions a map-computing command takes (Lightning's spellings; ``32-true`` is read as ``32``).
 PRECISIONS: tuple[str, ...] = ("32", "bf16-mixed", "16-mixed")
@@ -187,3 +188,9 @@ def model_device(model: torch.nn.Module) -> torch.device:
     """The device of ``model``'s first parameter (the CPU for a model without parameters)."""
     parameter = next(model.parameters(), None)
     return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def full_precision(value: torch.Tensor) -> torch.Tensor:
+    """``value`` in float32 when autocast left it in half precision (float16, bfloat16); float32 and float64
+    tensors are kept as they are (differentiable: the copy stays in the graph)."""
+    return value.float() if value.dtype in (torch.float16, torch.bfloat16) else value

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dermx.compute import Compute, model_device
+from dermx.compute import Compute, full_precision, model_device
 from dermx.explain.hooks import capture_output
 from dermx.explain.layers import resolve_layer
 from dermx.explain.maps import Interpolation, MapSize, finalize, output_size, zero_absent
@@ -245,10 +245,10 @@ class CamEngine:
                              f"that feeds global average pooling; {layer_name!r} is not")
         uses_gradients = any(m.uses_gradients for m in methods)
         route, gradients = self._gradients(run, logits, columns, layer_name) if uses_gradients else ("none", None)
-        gradients = None if gradients is None else gradients.float()
+        gradients = None if gradients is None else full_precision(gradients)
         keep_graph = self.create_graph
         size = (images.shape[-2], images.shape[-1]) if isinstance(images, Tensor) else images
-        activations = run.activations.float()
+        activations = full_precision(run.activations)
         pooled_layer = None if run.pooled is None else activations.detach()
         results: dict[str, CamResult] = {}
         with nullcontext() if keep_graph else torch.no_grad():
@@ -391,13 +391,10 @@ def explain(
 
 
 def _float(outputs: Outputs) -> Outputs:
-    """``outputs`` in float32 when autocast left them in half precision (float64 ones are kept)."""
-    def cast(value: Tensor) -> Tensor:
-        return value.float() if value.dtype in (torch.float16, torch.bfloat16) else value
-
+    """:func:`~dermx.compute.full_precision` of every head's outputs."""
     if isinstance(outputs, Mapping):
-        return {head: cast(value) for head, value in outputs.items()}
-    return cast(outputs)
+        return {head: full_precision(value) for head, value in outputs.items()}
+    return full_precision(outputs)
 
 
 def _detach(outputs: Outputs) -> Outputs:

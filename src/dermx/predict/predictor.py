@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from dermx.compute import Compute
+from dermx.compute import Compute, full_precision
 from dermx.explain import CamEngine, CamResult
 from dermx.explain.maps import finalize
 from dermx.explain.methods import method_title
@@ -234,7 +234,7 @@ class Predictor:
                     stack.enter_context(intervened(self.model, values))
                 if settings or keep:
                     hook = self.model.pool.register_forward_hook(
-                        lambda _m, _i, out: pooled.append(out.detach().float()))
+                        lambda _m, _i, out: pooled.append(full_precision(out.detach())))
                     stack.callback(hook.remove)
                 result = self.engine(torch.stack([p.tensor for p in batch]))
             features = pooled[0].flatten(1) if pooled else None

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dermx.compute import Compute, model_device
+from dermx.compute import Compute, full_precision, model_device
 from dermx.data import DermXDB
 from dermx.evaluate.candidates import Candidate
 from dermx.evaluate.leaderboard.config import LeaderboardConfig
@@ -78,7 +78,7 @@ def scores(model: DermXNet, *, logits: bool = False, precision: str = "32") -> C
 
     def score(images: Tensor) -> Tensor:
         with Compute(precision=precision).autocast(device):
-            out = {k: v.float() for k, v in model(images.to(device)).items()}
+            out = {k: full_precision(v) for k, v in model(images.to(device)).items()}
         if logits:
             return torch.cat([out[k] for k in ("characteristic", "diagnosis") if k in out], dim=1).cpu()
         p = model.probabilities(out)
