@@ -151,10 +151,10 @@ class Compute:
         self.autocast(device)
         return device
 
-    def place(self, model: torch.nn.Module) -> torch.nn.Module:
-        """``model`` moved (in place, as ``Module.to`` does) to :meth:`torch_device`; float32 weights
-        whatever the precision (autocast casts inside the passes)."""
-        return model.to(self.torch_device())
+    def place(self, model: torch.nn.Module, local_rank: int = 0) -> torch.nn.Module:
+        """``model`` moved (in place, as ``Module.to`` does) to :meth:`torch_device` of ``local_rank``; its
+        weights keep their dtype whatever the precision (autocast casts inside the passes)."""
+        return model.to(self.torch_device(local_rank))
 
     def autocast(self, device: torch.device | None = None) -> AbstractContextManager[object]:
         """The autocast context of the precision on ``device`` (default: :meth:`torch_device`); a
