@@ -14,7 +14,7 @@ PACKAGE = Path(dermx.__file__).parent
 #: Layer of each top-level part of the package (docs/design.md §9); lower numbers are imported by higher.
 LAYERS: dict[str, int] = {
     **dict.fromkeys(("vocab", "vocab_map", "jsonio", "atomic", "text", "_lazy", "geometry", "cli_common",
-                     "progress", "choices", "version", "plotting"), 0),
+                     "progress", "choices", "version", "plotting", "compute"), 0),
     **dict.fromkeys(("data", "metrics", "models", "runs", "trust"), 1),
     "explain": 2,
     "train": 3,

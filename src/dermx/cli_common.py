@@ -44,6 +44,7 @@ from dermx.text import shorten_words
 if TYPE_CHECKING:
     from typer._click import Context as ClickContext  # the click typer vendors; typer.Context subclasses it
 
+
 __all__ = [
     "CLASSIFIER_FLAGS",
     "SHARED",

@@ -148,3 +148,22 @@ def test_known_answer_columns_score_against_the_drawn_lesions(run: tuple[DermXDB
     # the raters' own fused maps against the drawn lesions: the oracle answers with exactly those maps
     experts = {r["source"]: r for r in result.summary["headline"]}["raters, fused map"]
     assert experts["char_dice_drawn"]["mean"] == pytest.approx(row["char_dice_drawn"]["mean"], abs=1e-9)
+
+
+
+def test_benchmark_on_the_auto_device_equals_the_default_and_bf16_scores_are_within_the_tolerance(
+        tmp_path: Path) -> None:
+    """``compute``: the device ``auto`` resolves to (here, without a GPU, the CPU), in float32 and without
+    worker processes, gives the default run's tables exactly; ``bf16-mixed`` on the CPU gives every
+    per-pair score within :data:`~dermx.compute.BF16_MAP_TOLERANCE` on average (measured: sensitivity 0.0021,
+    specificity 0.0013, Dice 0.0002, pointing 0) and the probabilities within 0.001 (measured 0.0001)."""
+    from dermx.compute import BF16_MAP_TOLERANCE, Compute
+    from test_compute_device import assert_benchmarks_agree, benchmark_on, tiny_synth_checkpoint
+
+    db, checkpoint = tiny_synth_checkpoint(tmp_path)
+    default = benchmark_on(db, checkpoint, None)
+    auto = benchmark_on(db, checkpoint, Compute(Compute().accelerator, n_workers=0))
+    pd.testing.assert_frame_equal(auto.items, default.items)
+    pd.testing.assert_frame_equal(auto.images, default.images)
+    assert_benchmarks_agree(benchmark_on(db, checkpoint, Compute("cpu", "bf16-mixed", n_workers=2)), default,
+                            BF16_MAP_TOLERANCE)

@@ -312,3 +312,19 @@ def test_every_non_finite_cell_is_explained() -> None:
         ("pointing_low", "pointing is defined but its interval or spread is not (too few images or folds)"),
         ("mprt_spearman", "undefined on every image: " + UNDEFINED_WHY["mprt_spearman"])]
     assert _undefined({"model": "m", "dice": 0.2}) == []
+
+
+
+@pytest.mark.slow
+def test_leaderboard_on_the_auto_device_equals_the_default_and_bf16_is_within_the_tolerance(tmp_path: Path) -> None:
+    """The device ``auto`` resolves to, without worker processes, gives the default rows exactly; ``bf16-mixed``
+    on the CPU every column within :data:`~dermx.compute.BF16_MAP_TOLERANCE` (measured at most 0.0012)
+    except those of :data:`test_compute_device.NOISY` (measured 0.050 and 0.020)."""
+    from dermx.compute import BF16_MAP_TOLERANCE, Compute
+    from test_compute_device import assert_leaderboards_agree, leaderboard_on, tiny_synth_checkpoint
+
+    db, checkpoint = tiny_synth_checkpoint(tmp_path)
+    default = leaderboard_on(db, checkpoint, None)
+    assert leaderboard_on(db, checkpoint, Compute(Compute().accelerator, n_workers=0)) == default
+    assert_leaderboards_agree(leaderboard_on(db, checkpoint, Compute("cpu", "bf16-mixed")), default,
+                              BF16_MAP_TOLERANCE)

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from dermx.models import build_model, save_checkpoint
-from dermx.serve.loadtest import ServerProcess, multipart, run_load
+from dermx.serve.loadtest import ServerProcess, multipart, run_load, service_device
 from predict.samples import encoded, photo
 
 pytestmark = [pytest.mark.slow,
@@ -74,3 +74,12 @@ def test_two_hundred_requests_no_server_errors_and_flat_memory(server: ServerPro
 
 def test_server_log_has_no_tracebacks(server: ServerProcess) -> None:
     assert not [line for line in server.log if "Traceback" in line], "\n".join(server.log)
+
+
+def test_throughput_rows_are_labelled_with_the_device(server: ServerProcess) -> None:
+    from dermx.compute import Compute
+    from dermx.serve.batching import micro_batch
+
+    max_batch, max_wait = micro_batch(Compute().check().type)
+    assert service_device(server.port) == (f"{Compute().check()} 32, batches of {max_batch} within "
+                                           f"{max_wait * 1000:g} ms")

@@ -37,7 +37,7 @@ import os
 import pickle
 import shutil
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, get_args
@@ -92,22 +92,23 @@ def unit_key(*parts: Any) -> str:
 @dataclass
 class Shards:
     """This process's part of a sharded command (module docstring): its ``rank`` among ``world``
-    processes, the ``folder`` of unit results (``None``: keep results in memory, one process only), and
-    whether to ``resume`` from units already there."""
+    processes, the ``folder`` of unit results (``None``: keep results in memory, one process only),
+    whether to ``resume`` from units already there, and the ``compute`` of this process (its device:
+    ``Compute.local_rank`` set)."""
 
     rank: int = 0
     world: int = 1
     folder: Path | None = None
     resume: bool = False
     fabric: Any = None
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    compute: Compute = field(default_factory=Compute)
 
     @classmethod
     def launch(cls, compute: Compute, folder: Path | None, *, resume: bool = False) -> Shards:
         """Start the processes of ``compute`` (``devices`` × ``num_nodes``; one process: nothing to start)
         and return this one's :class:`Shards`. A sharded run needs ``folder`` (where the processes meet)."""
         if not compute.sharded:
-            return cls(folder=folder, resume=resume, device=compute.torch_device())
+            return cls(folder=folder, resume=resume, compute=compute)
         if compute.strategy not in STRATEGIES:
             raise ComputeError(f"strategy {compute.strategy!r}: the map-computing commands shard images with "
                                f"{' or '.join(STRATEGIES)} (one process per device)")
@@ -126,7 +127,7 @@ class Shards:
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
             torch.set_num_threads(max(1, cores // compute.processes_per_node))
         return cls(rank=fabric.global_rank, world=fabric.world_size, folder=folder, resume=resume, fabric=fabric,
-                   device=compute.torch_device(fabric.local_rank))
+                   compute=replace(compute, local_rank=fabric.local_rank))
 
     @property
     def is_main(self) -> bool:

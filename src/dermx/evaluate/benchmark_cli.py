@@ -73,6 +73,9 @@ def evaluate_command(
     selection: Annotated[str, typer.Option(parser=_SELECTION, metavar=metavar(_SELECTION),
                                            help="Headline pairs.")] = "present",
     threshold: Annotated[float, option("--threshold")] = 0.5,
+    device: Annotated[str, option("--device")] = "auto",
+    precision: Annotated[str, option("--precision")] = "32",
+    n_workers: Annotated[int | None, option("--n-workers", default="the cores available")] = None,
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap resamples.")] = 1000,
     seed: Annotated[int, option("--seed")] = 0,
     agreement: Annotated[bool, typer.Option(help="Score the rater-agreement ceiling too.")] = True,
@@ -138,13 +141,15 @@ def evaluate_command(
     pairs = parse_models(model)
     import dataclasses
 
+    from dermx.compute.cli import compute_of
     from dermx.evaluate.image_groups import read_groups
+
+    compute = compute_of(device, precision, n_workers, devices=devices, num_nodes=num_nodes, strategy=strategy)
 
     image_groups = read_groups(groups) if groups is not None else None  # a broken file fails before any work
 
     from rich.console import Console
 
-    from dermx.compute import Compute
     from dermx.compute.shards import SHARDS, Shards
     from dermx.data import load_dermxdb
     from dermx.evaluate.benchmark.config import BenchmarkConfig
@@ -167,7 +172,7 @@ def evaluate_command(
     if raters:
         benchmark = dataclasses.replace(benchmark, raters=tuple(db.select_annotators(
             [r.strip() for r in raters.split(",")])))
-    shards = Shards.launch(Compute(devices=devices, num_nodes=num_nodes, strategy=strategy), out / SHARDS,
+    shards = Shards.launch(compute, out / SHARDS,
                            resume=resume)
     with progress(console, disable=not shards.is_main) as bar:
         evaluation = run_evaluation(

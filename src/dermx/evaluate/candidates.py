@@ -12,22 +12,27 @@ model for one fold, worked out once when it is loaded (:func:`load_candidates`):
 Nothing downstream reloads a checkpoint from its path or measures the grid again. A known-answer
 stand-in (a function of the batch's reference maps) is a candidate too, built with
 :meth:`Candidate.stand_in`.
+
+Where it computes (:class:`~dermx.compute.Compute`): a candidate is loaded on the CPU in float32;
+:meth:`Candidate.on` moves its network to a device and explains at a precision there, and its batches
+are loaded by the compute's worker processes (pinned on CUDA). Whatever the device, an
+:class:`Explanation` holds float32 tensors on the CPU.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from dermx import vocab
 from dermx.choices import CamMethod, LabelRule, ModelKind
+from dermx.compute import Compute
 from dermx.data import DermXDB
 from dermx.evaluate.eval_sets import EvalSet, choose_eval_set
 from dermx.explain import CamEngine, CamResult
@@ -131,6 +136,18 @@ class Candidate:
     checkpoint: str = ""
     model: DermXNet | None = None
     calibration: ModelCalibration | None = None
+    compute: Compute = field(default_factory=lambda: Compute(device="cpu"))
+
+    def on(self, compute: Compute) -> Candidate:
+        """This candidate computing with ``compute`` (module docstring): its network moved to the device
+        (in place: :meth:`Compute.place <dermx.compute.Compute.place>`), a :class:`CamExplainer` at the
+        precision; a stand-in's own ``explain`` is kept."""
+        explain = self.explain
+        if isinstance(explain, CamExplainer):
+            explain = explain.on(compute)
+        elif self.model is not None:
+            compute.place(self.model)
+        return replace(self, explain=explain, compute=compute)
 
     @property
     def stems(self) -> tuple[str, ...]:
@@ -175,8 +192,7 @@ class Batches:
     def __init__(self, db: DermXDB, candidate: Candidate, stems: Sequence[str], map_fn: MapFn | None,
                  batch_size: int, annotators: Sequence[str] | None = None, rule: LabelRule = "any") -> None:
         self.items = dermxdb_items(db, stems, vocab.CHARACTERISTICS, rule, annotators=annotators)
-        self.loader = DataLoader(ImageDataset(self.items, candidate.spec, map_fn=map_fn), batch_size=batch_size,
-                                 shuffle=False)
+        self.loader = candidate.compute.loader(ImageDataset(self.items, candidate.spec, map_fn=map_fn), batch_size)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -198,12 +214,18 @@ class CamExplainer:
     """
 
     def __init__(self, model: DermXNet, names: ModelNames, method: CamMethod = "gradcam",
-                 threshold: float = 0.5) -> None:
+                 threshold: float = 0.5, precision: str = "32") -> None:
         self.model = model
+        self.names = names
         self.threshold = threshold
-        self.engine = CamEngine(model, method, model.config.cam_layer, size="input")
+        self.engine = CamEngine(model, method, model.config.cam_layer, size="input", precision=precision)
         self.dx_columns = names.diagnosis_columns
         self.char_columns = [i for i, c in enumerate(names.dermxdb_characteristics) if c in vocab.CHARACTERISTICS]
+
+    def on(self, compute: Compute) -> CamExplainer:
+        """This explainer with its model on ``compute``'s device (moved in place) at its precision."""
+        compute.place(self.model)
+        return CamExplainer(self.model, self.names, self.engine.method.name, self.threshold, compute.precision)
 
     def __call__(self, batch: dict[str, Tensor]) -> Explanation:
         return self._explanation(self.engine(batch["image"]))
@@ -217,7 +239,7 @@ class CamExplainer:
         logits = result.logits
         assert isinstance(logits, dict)
         n_char = len(self.model.config.characteristics)
-        _, characteristic = (p.cpu() for p in self.model.probabilities(logits))
+        _, characteristic = (p.float().cpu() for p in self.model.probabilities(logits))
         shared = [c for c in self.dx_columns if c >= 0]
         own = logits["diagnosis"].detach().cpu().float()[:, shared]
         ours = [i for i, c in enumerate(self.dx_columns) if c >= 0]
@@ -225,7 +247,7 @@ class CamExplainer:
         diagnosis[:, ours] = own.softmax(dim=1)
         dx_logits = torch.full_like(diagnosis, float("nan"))
         dx_logits[:, ours] = own
-        maps = result.maps.detach().cpu().clamp(0, 1)
+        maps = result.maps.detach().float().cpu().clamp(0, 1)
         keep = (characteristic >= self.threshold).to(maps.dtype)[..., None, None]
         column = torch.tensor(self.dx_columns)[diagnosis.argmax(dim=1)]  # the model's own class index
         dx_maps = maps[:, n_char:].gather(1, column[:, None, None, None].expand(-1, 1, *maps.shape[-2:]))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dermx.compute import Compute
 from dermx.compute.shards import Shards
 from dermx.data import DermXDB, data_identity
 from dermx.data.coverage import image_coverage
@@ -57,14 +58,18 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
                    aliases: Aliases | None = None, allow_overlap: bool = False, require_all_images: bool = False,
                    manifest: dict[str, Any] | None = None, seeds: dict[str, int] | None = None,
                    groups: ImageGroups | None = None, say: Callable[[str], None] | None = None,
-                   progress: Progress | None = None, shards: Shards | None = None) -> Evaluation:
+                   progress: Progress | None = None, compute: Compute | None = None,
+                   shards: Shards | None = None) -> Evaluation:
     """Evaluate every model of ``models`` ((name, checkpoint / run / cv folder)) on ``db`` into the run
     folder ``out`` (module docstring). ``manifest`` and ``seeds``: more configuration sections and seeds
     for ``manifest.json``; ``groups``: the images' groups (default: DermXDB's skin tones);
-    ``say`` prints a line, ``progress`` wraps the long loops. ``shards``: the processes sharing the work
-    (:class:`~dermx.compute.shards.Shards`); only the main one says anything and writes the run folder's
-    files, and the others return after scoring their share (an :class:`Evaluation` without files)."""
+    ``say`` prints a line, ``progress`` wraps the long loops; ``compute``: where the models explain
+    (default: ``shards``'s, the accelerator if any, float32), recorded in ``manifest.json``. ``shards``: the
+    processes sharing the work (:class:`~dermx.compute.shards.Shards`); only the main one says anything and
+    writes the run folder's files, and the others return after scoring their share (an
+    :class:`Evaluation` without files)."""
     shards = shards or Shards()
+    compute = compute or shards.compute
     say = (say or (lambda _line: None)) if shards.is_main else (lambda _line: None)
     benchmark = benchmark or BenchmarkConfig()
     out = Path(out)
@@ -82,11 +87,12 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
     warning = coverage_message(groups.coverage({s for c in candidates for s in c.stems}))
     if warning:
         say(warning)
-    result = run_benchmark(db, candidates, benchmark, out=out, progress=progress, groups=groups, shards=shards)
+    result = run_benchmark(db, candidates, benchmark, out=out, progress=progress, groups=groups, compute=compute,
+                           shards=shards)
     if not shards.is_main:
         if leaderboard is not None:
             run_leaderboard(db, candidates, leaderboard.methods, leaderboard, progress=progress, groups=groups,
-                            shards=shards)
+                            compute=compute, shards=shards)
         shards.finish()
         return Evaluation(candidates, result)
     written = [p for p in (coverage.write_missing(out),) if p is not None]
@@ -97,6 +103,7 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
     sections = {"benchmark": benchmark.to_dict(), "models": {name: str(path) for name, path in models},
                 "leaderboard": leaderboard.to_dict() if leaderboard else None,
                 "groups": {"by": groups.by, "file": Path(groups.file).name if groups.file else None},
+                "compute": {"device": str(compute.torch_device()), "precision": compute.precision},
                 **(manifest or {})}
     manifest_document = build_manifest(config=sections, seeds={**(seeds or {}), "bootstrap": benchmark.seed},
                                        data=identity)
@@ -104,7 +111,7 @@ def run_evaluation(db: DermXDB, models: Sequence[tuple[str, str | Path]], out: s
     board = None
     if leaderboard is not None:
         board = run_leaderboard(db, candidates, leaderboard.methods, leaderboard, progress=progress, say=say,
-                                groups=groups, shards=shards)
+                                groups=groups, compute=compute, shards=shards)
         written += write_leaderboard(board, out)
         if add_deletion(result.summary, board):
             write_summary(out, result.summary, "benchmark")

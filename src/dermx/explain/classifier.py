@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dermx.compute import full_precision, model_device
 from dermx.explain.engine import CamEngine
 from dermx.explain.layers import default_layer_name
 from dermx.geometry import InputSpec
@@ -134,13 +135,16 @@ class TopK:
 
 def explain_top_k(engine: CamEngine, images: Tensor, k: int = 1) -> TopK:
     """Explain each image's own top-``k`` classes: one forward pass picks them, one CAM pass explains
-    the union of the batch's picks, then each image keeps its own (most probable first)."""
+    the union of the batch's picks, then each image keeps its own (most probable first). Both passes run on
+    the model's device at the engine's precision; the logits and probabilities are in full precision
+    (:func:`~dermx.compute.full_precision`)."""
     if k < 1:
         raise ValueError(f"top-k must be >= 1, got {k}")
-    with torch.no_grad():
-        logits = engine.model(images)
+    with torch.no_grad(), engine.autocast():
+        logits = engine.model(images.to(model_device(engine.model)))
     if not isinstance(logits, Tensor):
         raise ValueError("explain_top_k needs a plain classifier (one logit tensor)")
+    logits = full_precision(logits)
     k = min(k, logits.shape[1])
     picks = logits.topk(k, dim=1).indices.tolist()
     columns = sorted({c for row in picks for c in row})
@@ -150,7 +154,7 @@ def explain_top_k(engine: CamEngine, images: Tensor, k: int = 1) -> TopK:
     maps = torch.stack([result.maps[i, index[i]] for i in range(len(picks))])
     chosen_logits = torch.stack([result.target_logits[i, index[i]] for i in range(len(picks))])
     labels = [[result.labels[j] for j in row] for row in where]
-    probabilities = logits.softmax(dim=1).gather(1, torch.tensor(picks))
+    probabilities = logits.softmax(dim=1).gather(1, torch.tensor(picks, device=logits.device))
     return TopK(maps, labels, chosen_logits, result.layer, probabilities)
 
 

@@ -100,6 +100,9 @@ def explain_command(
     input_size: Annotated[SizeArg, option("--input-size")] = None,
     resolution: Annotated[ResolutionPolicy | None, option("--resolution")] = None,
     batch_size: Annotated[int, option("--batch-size")] = 8,
+    device: Annotated[str, option("--device")] = "auto",
+    precision: Annotated[str, option("--precision")] = "32",
+    n_workers: Annotated[int | None, option("--n-workers", default="the cores available")] = None,
     weights: Annotated[Path | None, option("--weights")] = None,
     layer: Annotated[str | None, typer.Option(help="Target layer (dotted path). Default: per architecture.")] = None,
     zero_absent: Annotated[bool, typer.Option(help="Zero maps of targets predicted absent (logit < 0).")] = False,
@@ -122,17 +125,20 @@ def explain_command(
     predict` writes the same layout and keys. Inputs that would share a folder (lesion.jpg, lesion.png)
     keep their suffix (OUT/lesion.jpg/).
 
+    --device and --precision: where the model passes run and their autocast; maps, probabilities and
+    logits are written as float32 whatever they are. --n-workers processes read the images.
+
     --devices N (--num-nodes M, --strategy ddp) shares the batches among N processes per machine; each
     writes its images' folders. --resume continues an interrupted run from the batches it had finished.
     """
     from dataclasses import replace
 
-    from dermx.compute import Compute
+    from dermx.compute.cli import compute_of
     from dermx.compute.shards import SHARDS, Shards
     from dermx.data.images import IMAGE_SUFFIXES
     from dermx.explain.classifier import explain_top_k
     from dermx.explain.engine import CamEngine
-    from dermx.explain.images import load_framed
+    from dermx.explain.images import FramedImages
     from dermx.explain.inputs import collect
     from dermx.explain.outputs import write_image_outputs
     from dermx.explain.targets import target_probabilities
@@ -145,7 +151,10 @@ def explain_command(
         refuse_flags({"--top-k": top_k}, "applies only without --targets: it picks each image's most probable "
                                          "classes, where --targets names the classes to explain")
     top_k = top_k or 1
+    compute = compute_of(device, precision, n_workers, devices=devices, num_nodes=num_nodes, strategy=strategy)
     net, own, names = load_model(model, weights, num_classes=num_classes, class_names=class_names)
+    shards = Shards.launch(compute, out / SHARDS, resume=resume)
+    shards.compute.place(net)
     fit = replace(own, size=input_size or own.size, policy=resolution or own.policy)
     specs = None if targets == "all" else parse_targets(targets)
     predicted = targets is None and not hasattr(net, "target_names")
@@ -158,15 +167,14 @@ def explain_command(
     paths = [path for path, _ in inputs.images]
     folders = dict(inputs.images)
     try:
-        engine = CamEngine(net, method, layer, zero_absent=zero_absent, class_names=names)
+        engine = CamEngine(net, method, layer, zero_absent=zero_absent, class_names=names, precision=compute.precision)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
 
     def explain_batch(batch_paths: list[Path]) -> int:
         """Explain one batch and write its images' outputs; the number of targets per image."""
-        framed = [load_framed(path, fit.size, fit.policy) for path in batch_paths]
-        batch = fit.normalise([pixels for pixels, _, _ in framed])
+        ((batch, framed),) = FramedImages(batch_paths, fit).loader(batch_size, shards.compute)
         try:
             if predicted:
                 top = explain_top_k(engine, batch, top_k)
@@ -179,16 +187,15 @@ def explain_command(
                 labels = [list(result.labels)] * len(framed)
         except ValueError as error:
             raise typer.BadParameter(str(error)) from error
-        maps_np, logits_np, probabilities_np = (t.detach().cpu().numpy() for t in (maps, logits, probabilities))
+        maps_np, logits_np, probabilities_np = (t.detach().float().cpu().numpy() for t in (maps, logits, probabilities))
         for i, (path, (_, image, placement)) in enumerate(zip(batch_paths, framed, strict=True)):
             write_image_outputs(out / folders[path], image=image, placement=placement, input_size=fit.size,
                                 labels=labels[i], maps=maps_np[i], probabilities=probabilities_np[i],
                                 logits=logits_np[i], method=engine.method.name, layer=used)
         return len(labels[0])
 
-    shards = Shards.launch(Compute(devices=devices, num_nodes=num_nodes, strategy=strategy), out / SHARDS,
-                           resume=resume)
-    key = (model, str(weights), method, targets, fit, layer, zero_absent, top_k, [str(p) for p in paths], batch_size)
+    key = (model, str(weights), method, targets, fit, layer, zero_absent, top_k, [str(p) for p in paths], batch_size,
+           compute.precision)
     counts = shards.map("explain", batches, explain_batch, key=key, description=f"{engine.method.name} maps",
                         progress=lambda it, label, total: track(it, label, total, disable=not shards.is_main))
     shards.finish()

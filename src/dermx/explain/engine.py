@@ -19,18 +19,25 @@ norm updates its running statistics as in any training forward pass.
 parameters, for guided-attention training (DermX+): a loss on ``result.maps`` backpropagates into the
 backbone and the head, and ``result.logits`` stay attached to the same graph, so one forward pass
 serves both the classification loss and the attention loss.
+
+``precision`` (``32``, ``bf16-mixed`` or ``16-mixed``, :class:`dermx.compute.Compute`'s meaning) runs the
+model passes (the forward pass, Score-CAM's masked passes, the head of :meth:`CamEngine.explain_pooled`)
+under autocast on the model's device; the gradients follow the pass, and the activations, gradients and
+logits are copied to float32 before any map is computed, so maps and logits are float32 at every
+precision.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from dermx.compute import Compute, full_precision, model_device
 from dermx.explain.hooks import capture_output
 from dermx.explain.layers import resolve_layer
 from dermx.explain.maps import Interpolation, MapSize, finalize, output_size, zero_absent
@@ -105,6 +112,8 @@ class CamEngine:
         score_batch_size: masked images per forward pass in Score-CAM.
         eps: relative ε of the min-max normalisation: a map whose range is below ``eps`` times its
             largest magnitude counts as flat (see :func:`dermx.explain.maps.minmax`).
+        precision: ``32``, ``bf16-mixed`` or ``16-mixed``: autocast around the model passes (module
+            docstring); ``16-mixed`` needs a GPU.
     """
 
     def __init__(
@@ -123,8 +132,10 @@ class CamEngine:
         class_names: Sequence[str] | None = None,
         score_batch_size: int = 32,
         eps: float = 1e-7,
+        precision: str = "32",
     ) -> None:
         self.model = model
+        self.precision = Compute(precision=precision).precision
         self.method = get_method(method)
         if route not in ROUTES:
             raise ValueError(f"unknown route {route!r}; routes: {list(ROUTES)}")
@@ -215,7 +226,9 @@ class CamEngine:
         uses_gradients = self.method.uses_gradients
         with torch.enable_grad() if uses_gradients else torch.no_grad():
             pooled = a.mean(dim=(-2, -1)).requires_grad_(uses_gradients)
-            run = _Pass(stages[1](pooled[..., None, None]), a, pooled)
+            with self.autocast():
+                outputs = stages[1](pooled[..., None, None])
+            run = _Pass(_float(outputs), a, pooled)
             return self._results(run, input_size, targets, (self.method,), self._layer[0])[self.method.name]
 
     def _results(self, run: _Pass, images: Tensor | tuple[int, int], targets: Sequence[TargetSpec] | TargetSpec | None,
@@ -232,13 +245,15 @@ class CamEngine:
                              f"that feeds global average pooling; {layer_name!r} is not")
         uses_gradients = any(m.uses_gradients for m in methods)
         route, gradients = self._gradients(run, logits, columns, layer_name) if uses_gradients else ("none", None)
+        gradients = None if gradients is None else full_precision(gradients)
         keep_graph = self.create_graph
         size = (images.shape[-2], images.shape[-1]) if isinstance(images, Tensor) else images
-        pooled_layer = None if run.pooled is None else run.activations.detach()
+        activations = full_precision(run.activations)
+        pooled_layer = None if run.pooled is None else activations.detach()
         results: dict[str, CamResult] = {}
         with nullcontext() if keep_graph else torch.no_grad():
             inputs = CamInputs(
-                activations=run.activations if keep_graph else run.activations.detach(),
+                activations=activations if keep_graph else activations.detach(),
                 n_targets=len(chosen),
                 gradients=gradients,
                 images=images if isinstance(images, Tensor) else None,
@@ -291,6 +306,12 @@ class CamEngine:
             return images
         return images.to(device=parameter.device, dtype=parameter.dtype)
 
+    def autocast(self) -> AbstractContextManager[object]:
+        """Autocast of :attr:`precision` on the model's device (a no-op at ``32``)."""
+        if self.precision == "32":
+            return nullcontext()
+        return Compute(precision=self.precision).autocast(model_device(self.model))
+
     def _run(self, images: Tensor) -> Outputs:
         """The model's outputs: ``forward_head(forward_features(x))`` under timm's protocol, else ``model(x)``."""
         stages = _timm_stages(self.model)
@@ -305,16 +326,15 @@ class CamEngine:
         feeds GAP."""
         name, module = layer
         with capture_output(module, name, track_gradients=track_gradients,
-                            graph_from_layer=graph_from_layer) as capture:
+                            graph_from_layer=graph_from_layer) as capture, self.autocast():
             stages = _timm_stages(self.model) if head_pools_first(self.model) else None
             if stages is None:
-                outputs = self._run(images)
-                return _Pass(outputs, capture.output, None)
+                return _Pass(_float(self._run(images)), capture.output, None)
             forward_features, forward_head = stages
             features = forward_features(images)
             pooled = features.mean(dim=(-2, -1)) if capture.passed_on(features) else None
             outputs = forward_head(features if pooled is None else pooled[..., None, None])
-            return _Pass(outputs, capture.output, pooled)
+            return _Pass(_float(outputs), capture.output, pooled)
 
     def _gradients(self, run: _Pass, logits: Tensor, columns: list[int], layer_name: str) -> tuple[str, Tensor]:
         """``(route, G)`` with G broadcastable to ``(B, T, K, h, w)`` (1×1 grid on pooled routes)."""
@@ -345,7 +365,12 @@ class CamEngine:
 
     def _scorer(self, layout: OutputLayout, columns: list[int]) -> ScoreFunction:
         """Target logits ``(n, T)`` of a batch of (masked) images, from a plain forward pass."""
-        return lambda batch: layout.flatten(self._run(batch))[:, columns]
+        def score(batch: Tensor) -> Tensor:
+            with self.autocast():
+                outputs = self._run(batch)
+            return layout.flatten(_float(outputs))[:, columns]
+
+        return score
 
     def _absence_applies(self, targets: tuple[Target, ...], like: Tensor) -> Tensor:
         heads = self.zero_absent
@@ -363,6 +388,13 @@ def explain(
 ) -> CamResult:
     """One-shot :class:`CamEngine` call: ``CamEngine(model, method, layer, **options)(images, targets)``."""
     return CamEngine(model, method, layer, **options)(images, targets)  # type: ignore[arg-type]
+
+
+def _float(outputs: Outputs) -> Outputs:
+    """:func:`~dermx.compute.full_precision` of every head's outputs."""
+    if isinstance(outputs, Mapping):
+        return {head: full_precision(value) for head, value in outputs.items()}
+    return full_precision(outputs)
 
 
 def _detach(outputs: Outputs) -> Outputs:

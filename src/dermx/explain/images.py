@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 
 from dermx.data.images import load_rgb
-from dermx.geometry import Placement, ResolutionPolicy, model_pixels
+from dermx.geometry import InputSpec, Placement, ResolutionPolicy, model_pixels
+
+if TYPE_CHECKING:
+    from dermx.compute import Compute
+
+#: What :func:`load_framed` gives for one file: (model input, original image, placement).
+Framed = tuple[np.ndarray, Image.Image, Placement]
 
 
 def load_input(path: Path, size: tuple[int, int], policy: ResolutionPolicy = "squash") -> np.ndarray:
@@ -29,3 +39,27 @@ def load_framed(path: Path, size: tuple[int, int], policy: ResolutionPolicy = "s
     image = load_rgb(path)
     pixels = model_pixels(image, size, policy).permute(1, 2, 0).numpy()
     return pixels, image, Placement.of((image.height, image.width), size, policy)
+
+
+class FramedImages(Dataset[Framed]):
+    """Image files framed for a model's ``spec`` (item ``i``: :func:`load_framed` of ``paths[i]``), read in
+    batches by :meth:`loader`."""
+
+    def __init__(self, paths: Sequence[Path], spec: InputSpec) -> None:
+        self.paths = list(paths)
+        self.spec = spec
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Framed:
+        return load_framed(self.paths[index], self.spec.size, self.spec.policy)
+
+    def collate(self, items: list[Framed]) -> tuple[torch.Tensor, list[Framed]]:
+        """``(normalised batch (B, 3, H, W), the framed items)`` of a batch of items."""
+        return self.spec.normalise([pixels for pixels, _, _ in items]), items
+
+    def loader(self, batch_size: int, compute: Compute) -> DataLoader[tuple[torch.Tensor, list[Framed]]]:
+        """Consecutive batches of ``batch_size`` files in order, read by ``compute``'s worker processes
+        (:meth:`~dermx.compute.Compute.loader`)."""
+        return compute.loader(self, batch_size, self.collate)

@@ -59,7 +59,7 @@ def linear_weights(model: nn.Module, pooled: Tensor, logits: Tensor) -> Tensor |
     if not isinstance(classifier, nn.Linear) or classifier.weight.shape != (logits.shape[1], pooled.shape[1]):
         return None
     with torch.no_grad():
-        affine = F.linear(pooled, classifier.weight, classifier.bias)
+        affine = F.linear(pooled.to(classifier.weight.dtype), classifier.weight, classifier.bias)
         exact = torch.allclose(affine, logits, rtol=1e-5, atol=1e-5)
     return classifier.weight if exact else None
 

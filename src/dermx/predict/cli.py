@@ -26,6 +26,9 @@ def predict_command(
     threshold: Annotated[float | None, option("--threshold", default=str(PRESENT_FROM))] = None,
     method: Annotated[str, option("--method")] = "gradcam",
     batch_size: Annotated[int, option("--batch-size")] = 8,
+    device: Annotated[str, option("--device")] = "auto",
+    precision: Annotated[str, option("--precision")] = "32",
+    n_workers: Annotated[int | None, option("--n-workers", default="the cores available")] = None,
     resolution: Annotated[ResolutionPolicy | None, option("--resolution")] = None,
     figure_size: Annotated[int, typer.Option(
         min=64, help="Longest side in pixels of the image in the pictures (larger images are drawn smaller).")
@@ -67,17 +70,22 @@ def predict_command(
     --set NAME=present|absent sets a characteristic to the logit the model gives images it is sure have
     (95th percentile over its training images) or lack (5th) it, and recomputes the diagnosis; each
     prediction's "intervention" holds the setting, the diagnoses without it and each class's change.
+
+    --device and --precision: where the model passes run and their autocast (probabilities and maps are
+    float32 whatever they are); --n-workers processes read the images.
     """
+    from dermx.compute.cli import compute_of
     from dermx.explain.cli import predictable_model
     from dermx.predict.run import run_predict
 
+    compute = compute_of(device, precision, n_workers)
     loaded = predictable_model(model, weights, num_classes=num_classes, class_names=class_names,
                                threshold=threshold)
     code = run_predict(images, model=loaded, out=out, as_json=as_json,
                        threshold=PRESENT_FROM if threshold is None else threshold, method=method,
                        batch_size=batch_size, resolution=resolution, figure_size=figure_size,
                        native_maps=native_maps, skin_tone=skin_tone, abstain_risk=abstain_risk,
-                       set_characteristics=set_characteristics or [])
+                       set_characteristics=set_characteristics or [], compute=compute)
     raise typer.Exit(code)
 
 

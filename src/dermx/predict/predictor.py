@@ -7,14 +7,19 @@ carries a calibration gives calibrated diagnosis probabilities, a diagnosis set 
 an abstention (:mod:`dermx.predict.trust`). A pass kept with ``run(..., keep=...)`` (pooled features, and
 CAM-layer activations) is answered again with characteristics set by :meth:`Predictor.intervene`: the
 heads alone, no image and no backbone (the service's interventions, :mod:`dermx.serve.app`).
+
+Where it computes (``compute``, :class:`~dermx.compute.Compute`): the model is moved to the device and the
+engine's passes run at the precision; the heads of an intervention run in float32 on the device. Every
+probability, logit and map of a :class:`~dermx.predict.result.Prediction` is float32 on the CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -22,11 +27,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
+from dermx.compute import Compute, full_precision
 from dermx.explain import CamEngine, CamResult
 from dermx.explain.maps import finalize
 from dermx.explain.methods import method_title
 from dermx.geometry import (
+    InputSpec,
     Placement,
     ResolutionPolicy,
     check_resolution,
@@ -83,6 +91,20 @@ def weights_file(checkpoint: str | Path) -> Path:
     return checkpoint_dir(checkpoint) / WEIGHTS_FILE
 
 
+def prepare_image(spec: InputSpec, transform: v2.Transform, source: ImageSource, name: str | None = None, *,
+                  min_side: int | None = None, display_max: int | None = None, skin_tone: str | None = None,
+                  abstain_risk: float | None = None) -> PreparedImage:
+    """:meth:`Predictor.prepare` without the trust check, for the input ``spec`` and its ``transform``
+    (:func:`~dermx.geometry.joint_transform`)."""
+    image, label = open_image(source, name, min_side=min_side)
+    tensor, placement = preprocess(image, spec.size, transform, spec.policy)
+    if display_max is not None:
+        size = display_size(placement.original, display_max)
+        if size != placement.original:
+            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return PreparedImage(label, image, tensor, placement, skin_tone, abstain_risk)
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -103,11 +125,13 @@ class Predictor:
             :meth:`prepare`.
         abstain_risk: abstain when the calibrated top probability is below the validation threshold
             for this target risk; default for :meth:`prepare`. Both need a calibrated model.
+        compute: device and precision (module docstring); default :class:`~dermx.compute.Compute`'s (the
+            accelerator if any, float32). The model is moved there in place.
     """
 
     def __init__(self, model: DermXNet | str | Path, *, method: str = "gradcam", threshold: float = 0.5,
                  resolution: ResolutionPolicy | None = None, batch_size: int = 8, skin_tone: str | None = None,
-                 abstain_risk: float | None = None) -> None:
+                 abstain_risk: float | None = None, compute: Compute | None = None) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if batch_size < 1:
@@ -116,6 +140,9 @@ class Predictor:
             check_resolution(resolution)
         self.checkpoint = Path(model) if isinstance(model, str | Path) else None
         self.model = load_checkpoint(model) if isinstance(model, str | Path) else model.eval()
+        #: Where the model runs, and at which precision.
+        self.compute = compute or Compute()
+        self.compute.place(self.model)
         #: The weights file: the checkpoint's, or the file a classifier was loaded from (``weights_file`` of
         #: :class:`~dermx.explain.classifier.ClassifierNet`); ``None`` for an in-memory model.
         self.weights: Path | None = (weights_file(self.checkpoint) if self.checkpoint is not None
@@ -135,7 +162,7 @@ class Predictor:
         self.spec = replace(config.input_spec, policy=resolution or config.resolution)
         self.batch_size = batch_size
         # maps at the feature grid; only the kept ones are brought to the input size (see ``run``)
-        self.engine = CamEngine(self.model, method, size="features")
+        self.engine = CamEngine(self.model, method, size="features", precision=self.compute.precision)
         self.transform = joint_transform(self.spec.size, self.spec.mean, self.spec.std, augment=False)
         # one pass at a time: a pass and an intervention hook the same model (the service runs both at once)
         self._lock = threading.Lock()
@@ -161,14 +188,15 @@ class Predictor:
         ``skin_tone``, ``abstain_risk``: this image's (default: the predictor's; :meth:`check_trust`).
         """
         self.check_trust(skin_tone, abstain_risk)
-        image, label = open_image(source, name, min_side=min_side)
-        tensor, placement = preprocess(image, self.spec.size, self.transform, self.spec.policy)
-        if display_max is not None:
-            size = display_size(placement.original, display_max)
-            if size != placement.original:
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        return PreparedImage(label, image, tensor, placement, skin_tone if skin_tone is not None else self.skin_tone,
-                             abstain_risk if abstain_risk is not None else self.abstain_risk)
+        return prepare_image(self.spec, self.transform, source, name, min_side=min_side, display_max=display_max,
+                             skin_tone=skin_tone if skin_tone is not None else self.skin_tone,
+                             abstain_risk=abstain_risk if abstain_risk is not None else self.abstain_risk)
+
+    def preparer(self, display_max: int | None = None) -> Callable[[ImageSource], PreparedImage]:
+        """:meth:`prepare` of one source with this predictor's defaults, as a function that a data-loading
+        worker process can run (it holds the input spec and transform, not the model)."""
+        return functools.partial(prepare_image, self.spec, self.transform, display_max=display_max,
+                                 skin_tone=self.skin_tone, abstain_risk=self.abstain_risk)
 
     def intervention_values(self, settings: Mapping[str, bool]) -> dict[int, float]:
         """``{characteristic column: logit}`` of ``settings`` under the checkpoint's rule
@@ -179,8 +207,9 @@ class Predictor:
     def _diagnoses(self, logits: torch.Tensor, batch: Sequence[PreparedImage | Features]
                    ) -> tuple[torch.Tensor, list[Trust]]:
         """Diagnosis probabilities (calibrated when the model is) and each image's trust record."""
+        logits = logits.float().cpu()
         if self.calibration is None:
-            return logits.float().softmax(dim=1).cpu(), [Trust(False, self.calibration_note) for _ in batch]
+            return logits.softmax(dim=1), [Trust(False, self.calibration_note) for _ in batch]
         return answers(self.calibration, logits, self.model.target_names["diagnosis"], [p.skin_tone for p in batch],
                        [p.abstain_risk for p in batch])
 
@@ -204,7 +233,8 @@ class Predictor:
                 if settings:
                     stack.enter_context(intervened(self.model, values))
                 if settings or keep:
-                    hook = self.model.pool.register_forward_hook(lambda _m, _i, out: pooled.append(out.detach()))
+                    hook = self.model.pool.register_forward_hook(
+                        lambda _m, _i, out: pooled.append(full_precision(out.detach())))
                     stack.callback(hook.remove)
                 result = self.engine(torch.stack([p.tensor for p in batch]))
             features = pooled[0].flatten(1) if pooled else None
@@ -267,7 +297,8 @@ class Predictor:
         """Predictions from a pass's ``logits`` and maps (``result``; ``None``: no maps): those of the top
         diagnosis and of the present characteristics not set, of the targets ``result`` has; with ``plain``,
         the diagnosis logits without ``settings``, each holds the :class:`Intervention`."""
-        characteristic = self.model.probabilities(logits).characteristic.cpu()
+        logits = {head: value.detach().float().cpu() for head, value in logits.items()}
+        characteristic = self.model.probabilities(logits).characteristic
         diagnosis, trust = self._diagnoses(logits["diagnosis"], items)
         ranked = [self._ranked(d) for d in diagnosis]
         found = [self._characteristics(c) for c in characteristic] if "characteristic" in logits else [
@@ -328,8 +359,8 @@ class Predictor:
     def model_info(self) -> dict[str, Any]:
         """Names, versions, the checkpoint fingerprint (SHA-256 of the weights file), the training-data
         record without its image list (:func:`~dermx.train.provenance.training_summary`), the calibration
-        (temperatures, α, score, validation images per group; ``None`` with ``calibration_note`` saying why)
-        and the default target risk of abstention."""
+        (temperatures, α, score, validation images per group; ``None`` with ``calibration_note`` saying why),
+        the default target risk of abstention, and where the model runs (``device``, ``precision``)."""
         config = self.model.config
         return {
             "backbone": config.backbone, "kind": config.kind, "preset": config.preset,
@@ -342,6 +373,7 @@ class Predictor:
                                                                                   "group_thresholds")},
             "calibration_note": self.calibration_note,
             "abstain_risk": self.abstain_risk,
+            "device": str(self.compute.torch_device()), "precision": self.compute.precision,
             "checkpoint": None if self.weights is None else {
                 "name": (self.weights.parent if self.checkpoint is not None else self.weights).name,
                 "sha256": self.fingerprint},

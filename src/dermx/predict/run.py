@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,10 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from torch.utils.data import Dataset
 
 from dermx.cli_common import fail, refuse_option
+from dermx.compute import Compute
 from dermx.data import DermXDBError
 from dermx.explain.inputs import collect
 from dermx.jsonio import strict_json, write_json
@@ -75,10 +77,29 @@ def _exists(path: Path) -> bool:
         return False
 
 
+class PreparedFiles(Dataset[PreparedImage | str]):
+    """Image files prepared for a predictor (``prepare``: :meth:`~dermx.predict.Predictor.preparer`): item
+    ``i`` is the :class:`~dermx.predict.predictor.PreparedImage` of ``paths[i]``, or why it cannot be read."""
+
+    def __init__(self, paths: Sequence[Path], prepare: Callable[[Path], PreparedImage]) -> None:
+        self.paths = list(paths)
+        self.prepare = prepare
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> PreparedImage | str:
+        path = self.paths[index]
+        try:
+            return self.prepare(path)
+        except DermXDBError as error:
+            return str(error).removeprefix(f"{path}: ")
+
+
 def run_predict(images: list[Path], *, model: Path | torch.nn.Module, out: Path | None, as_json: bool, threshold: float,
                 method: str, batch_size: int, resolution: str | None, figure_size: int,
                 native_maps: bool = False, skin_tone: str | None = None, abstain_risk: float | None = None,
-                set_characteristics: Sequence[str] = ()) -> int:
+                set_characteristics: Sequence[str] = (), compute: Compute | None = None) -> int:
     """Predict every image; returns the exit code: 0, or 1 when any input was skipped or unreadable.
 
     No image at all fails (exit 1), an input path that does not exist is a usage error (exit 2, checked
@@ -88,7 +109,10 @@ def run_predict(images: list[Path], *, model: Path | torch.nn.Module, out: Path 
     is at most ``figure_size`` is kept for the pictures (drawn at that size); ``native_maps`` also stores
     the maps at the image's own size in ``maps.npz``. ``skin_tone`` and ``abstain_risk`` with a model
     without a calibration are usage errors naming the flag; so is a ``set_characteristics`` entry
-    (``NAME=present|absent``) the model cannot take (unknown name or value, a dx-only model, no rule)."""
+    (``NAME=present|absent``) the model cannot take (unknown name or value, a dx-only model, no rule).
+
+    ``compute``: where the model runs (:class:`~dermx.predict.Predictor`); its worker processes read and
+    preprocess the files, in order (:class:`PreparedFiles`), so the batches are those read in one process."""
     err = Console(stderr=True)
     missing = [str(p) for p in images if not _exists(p)]
     if missing:
@@ -98,7 +122,7 @@ def run_predict(images: list[Path], *, model: Path | torch.nn.Module, out: Path 
              f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}{hint}", code=2)
     try:
         predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution,  # type: ignore[arg-type]
-                              batch_size=batch_size, skin_tone=skin_tone, abstain_risk=abstain_risk)
+                              batch_size=batch_size, skin_tone=skin_tone, abstain_risk=abstain_risk, compute=compute)
     except UncalibratedError as error:
         refuse_option(error.option, str(error))
     try:
@@ -133,11 +157,12 @@ def run_predict(images: list[Path], *, model: Path | torch.nn.Module, out: Path 
     with progress(err, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   disable=len(inputs.images) < 2, transient=True) as bar:
         task = bar.add_task("predicting", total=len(inputs.images))
-        for path, folder in inputs.images:
-            try:
-                batch.append((predictor.prepare(path, display_max=figure_size), folder))
-            except DermXDBError as error:
-                skipped.append((str(path), str(error).removeprefix(f"{path}: ")))
+        files = PreparedFiles([path for path, _ in inputs.images], predictor.preparer(figure_size))
+        for (path, folder), prepared in zip(inputs.images, predictor.compute.loader(files, None), strict=True):
+            if isinstance(prepared, str):
+                skipped.append((str(path), prepared))
+            else:
+                batch.append((prepared, folder))
             if len(batch) == batch_size:
                 flush()
             bar.advance(task)

@@ -57,6 +57,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dermx.compute import Compute
 from dermx.data import DermXDBError
 from dermx.explain.methods import method_title
 from dermx.explain.overlay import colorbar_strip, data_url, frame_of, heat_layer, map_title, padded_canvas
@@ -66,7 +67,7 @@ from dermx.models.checkpoint import intervention_rule
 from dermx.models.intervention import WORDS, InterventionError
 from dermx.predict import Features, Prediction, Predictor, PreparedImage, UncalibratedError
 from dermx.predict.predictor import Keep
-from dermx.serve.batching import Batcher, QueueFullError
+from dermx.serve.batching import Batcher, QueueFullError, micro_batch
 from dermx.serve.cache import DEFAULT_CACHE_MB, DEFAULT_CACHE_TTL, DEFAULT_N_CACHED, PredictionCache
 from dermx.serve.schemas import ErrorBody, Health, InterventionRequest, InterventionResponse, ModelInfo, PredictResponse
 from dermx.serve.uploads import (
@@ -317,13 +318,17 @@ def _cache_plan(predictor: Predictor, n_cached: int | None, cache_mb: float | No
 
 def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", threshold: float = 0.5,
                resolution: ResolutionPolicy | None = None, max_upload_mb: float = 20,
-               max_pixels: int = DEFAULT_MAX_PIXELS, max_batch: int = 8, max_wait_ms: float = 5,
+               max_pixels: int = DEFAULT_MAX_PIXELS, max_batch: int | None = None, max_wait_ms: float | None = None,
                display_max: int = 1024, max_decodes: int = DEFAULT_MAX_DECODES, max_queue: int = 256,
                body_timeout: float | None = DEFAULT_BODY_TIMEOUT, abstain_risk: float | None = None,
                n_cached: int | None = None, cache_mb: float | None = None, cache_ttl: float | None = None,
-               cache_maps: bool | None = None) -> FastAPI:
+               cache_maps: bool | None = None, compute: Compute | None = None) -> FastAPI:
     """The service for ``model`` (a loaded network or a checkpoint), loaded once here.
 
+    ``compute``: the device and precision of the model (:class:`~dermx.predict.Predictor`; default: the
+    accelerator if any, float32). Requests are batched onto it (:class:`~dermx.serve.batching.Batcher`) up to
+    ``max_batch`` images, waiting up to ``max_wait_ms`` for more; by default both follow the device
+    (:func:`~dermx.serve.batching.micro_batch`: 8 images and 5 ms on the CPU, 32 and 10 ms on a GPU).
     ``resolution``: how uploads fit the input size (default: the model's own policy). At most
     ``max_queue`` prediction requests wait at once (for a decode slot or for the model); more are
     answered 503 at once. At most ``max_decodes`` uploads are decoded, and responses rendered, at once.
@@ -340,16 +345,19 @@ def create_app(model: DermXNet | str | Path, *, method: str = "gradcam", thresho
     """
     if max_decodes < 1:
         raise ValueError(f"max_decodes must be positive, got {max_decodes}")
+    compute = compute or Compute()
+    max_batch, max_wait = micro_batch(compute.check().type, max_batch, max_wait_ms)
     predictor = Predictor(model, method=method, threshold=threshold, resolution=resolution, batch_size=max_batch,
-                          abstain_risk=abstain_risk)
+                          abstain_risk=abstain_risk, compute=compute)
     limits = UploadLimits(max_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels)
     cache, keep, no_interventions = _cache_plan(predictor, n_cached, cache_mb, cache_ttl, cache_maps)
     maps_note = "this service keeps no CAM-layer activations (dermx serve --no-cache-maps)" if cache_maps is False \
         else None
     batcher: Batcher[PreparedImage, Prediction] = Batcher(functools.partial(predictor.run, keep=keep),
-                                                         max_batch=max_batch, max_wait=max_wait_ms / 1000,
+                                                         max_batch=max_batch, max_wait=max_wait,
                                                          max_queue=max_queue)
-    info = {**predictor.model_info(), "intervention_note": no_interventions,
+    info = {**predictor.model_info(), "max_batch": max_batch, "max_wait_ms": max_wait * 1000,
+            "intervention_note": no_interventions,
             "interventions": None if cache is None else intervention_rule(predictor.model.config).to_dict()}
     min_side = max(display_max, 2 * max(predictor.model.config.input_size))
 

@@ -5,7 +5,8 @@ and reads its resident memory (current and peak) from ``/proc``; :func:`run_load
 number of ``POST /v1/predict`` uploads from concurrent clients (one thread and one keep-alive
 connection each) and collects statuses, latencies and every answer that is not a success or a
 documented 503. Only the standard library is used, and only loopback is ever contacted. The CI load
-test (``tests/serve/test_load.py``) and ``benchmarks/serve_load.py`` are built on these.
+test (``tests/serve/test_load.py``) and ``benchmarks/serve_load.py`` are built on these; their rows of
+requests per second are labelled with the device the service runs on (:func:`service_device`).
 """
 
 from __future__ import annotations
@@ -181,6 +182,19 @@ def _documented_busy(body: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(document, dict) and set(document) == {"error"} and "busy" in str(document["error"])
+
+
+def service_device(port: int, timeout: float = 30.0) -> str:
+    """``device, precision, max_batch, max_wait_ms`` of the service on 127.0.0.1:``port`` (``GET /v1/model``),
+    the label of its throughput rows, e.g. ``cuda:0 bf16-mixed, batches of 32 within 10 ms``."""
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        connection.request("GET", "/v1/model")
+        info = json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+    return (f"{info['device']} {info['precision']}, batches of {info['max_batch']} within "
+            f"{info['max_wait_ms']:g} ms")
 
 
 def run_load(port: int, body: bytes, content_type: str, *, clients: int, requests: int,

@@ -167,6 +167,12 @@ class ModelInfo(BaseModel):
     calibration: Calibration | None
     calibration_note: str = Field(description="Why there is no calibration (empty when there is one).")
     abstain_risk: float | None = Field(description="The service's default target risk of abstention.")
+    device: str = Field(description="Where the model runs (cpu, cuda:N or mps).")
+    precision: str = Field(description="Its precision: 32, bf16-mixed or 16-mixed (autocast around the passes).")
+    max_batch: int = Field(description="Most images the service runs in one pass (`dermx serve --batch-size`; "
+                                       "by default 8 on the CPU, 32 on a GPU).")
+    max_wait_ms: float = Field(description="Longest a request waits for others to share its pass (5 ms on the "
+                                           "CPU, 10 ms on a GPU).")
     interventions: InterventionRule | None = Field(description="What setting a characteristic does "
                                                                "(`POST /v1/predictions/{id}/intervene`); null: "
                                                                "the model takes none (`intervention_note`).")

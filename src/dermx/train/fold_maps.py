@@ -260,15 +260,16 @@ def write_test_maps(config: TrainConfig, checkpoint_dir: str | Path, *, method: 
                     size: MapSize = "features") -> Path:
     """Maps of the test part of ``config``'s fold from the checkpoint in ``checkpoint_dir``, written to
     ``<config.run.out>/test_maps.npz``. The test images are those of the run's data module (as in
-    :func:`~dermx.train.predict_frame`); a GPU is used when ``config.run.accelerator`` allows one."""
-    import torch
-
+    :func:`~dermx.train.predict_frame`); the model runs on the device of ``config.run.accelerator``
+    (:class:`~dermx.compute.Compute`: ``auto`` an accelerator when there is one, ``gpu`` read as ``cuda``, an
+    accelerator maps cannot use, such as ``tpu``, as ``cpu``)."""
+    from dermx.compute import Compute
     from dermx.models import load_checkpoint
     from dermx.train.datamodule import DermXDataModule
 
     model = load_checkpoint(checkpoint_dir)
-    if config.run.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        model = model.cuda()
+    device = {"gpu": "cuda"}.get(config.run.accelerator, config.run.accelerator)
+    Compute(device if device in ("auto", "cpu", "cuda", "mps") else "cpu").place(model)
     data = DermXDataModule(config, model.config)
     data.setup()
     fold = "" if config.dataset.fold is None else f"fold {config.dataset.fold}: "

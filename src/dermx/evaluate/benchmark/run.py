@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from dermx import vocab
+from dermx.compute import Compute
 from dermx.compute.shards import Shards
 from dermx.data import DermXDB, ReferenceMaps
 from dermx.evaluate.agreement.interrater import rater_agreement
@@ -142,7 +143,8 @@ def _tables(db: DermXDB, parts: list[tuple[Candidate, BatchTables]], groups: Ima
 
 def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: BenchmarkConfig | None = None, *,
                   progress: Progress | None = None, out: str | Path | None = None,
-                  groups: ImageGroups | None = None, shards: Shards | None = None) -> BenchmarkResult:
+                  groups: ImageGroups | None = None, compute: Compute | None = None,
+                  shards: Shards | None = None) -> BenchmarkResult:
     """Explain and score every candidate on its test images, then summarise (module docstring).
 
     ``progress`` wraps the batch loops (e.g. a rich progress bar). With ``out``, the tables are written
@@ -152,11 +154,15 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
     only the main one goes on to the statistics (the others return the result without them).
     Examples are drawn from the images every model is scored on. ``groups``: the images' groups of the
     trust figures (default: DermXDB's skin tones, :func:`~dermx.evaluate.image_groups.skin_tones`).
+    ``compute``: where the models explain (default: :class:`~dermx.compute.Compute`'s, the accelerator if
+    any, float32; :meth:`Candidate.on <dermx.evaluate.candidates.Candidate.on>`); scores are float32 on the CPU.
     """
     config = config or BenchmarkConfig()
     if not candidates:
         raise ValueError("no models to benchmark")
     shards = shards or Shards()
+    compute = compute or shards.compute
+    candidates = [candidate.on(compute) for candidate in candidates]
     groups = groups or skin_tones(db)
     out_dir = Path(out) if out is not None else None
     references = ReferenceMaps.for_benchmark(db, config.fusion, config.raters)
@@ -174,7 +180,8 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
             return _score_native(db, references, batch, stems, explanation, candidate, config)
         return [_score(batch, stems, explanation, candidate, config, batch["maps"])]
 
-    scored = shards.map("benchmark", units, score_unit, key=(config.to_dict(), identities(candidates), units),
+    scored = shards.map("benchmark", units, score_unit,
+                        key=(config.to_dict(), identities(candidates), units, compute.precision),
                         progress=progress, description="explaining and scoring")
     parts = [(candidates[index], part) for (index, _), unit_parts in zip(units, scored, strict=True)
              for part in unit_parts]

@@ -12,6 +12,10 @@ folds of a model are pooled per image before any interval is computed.
 One forward pass (and one gradient computation) per batch gives every method's maps
 (:meth:`~dermx.explain.CamEngine.explain_methods`), for the trained maps, each randomisation step
 and each sensitivity draw.
+
+The model passes run where the candidate's network is, at its compute's precision
+(:meth:`Candidate.on <dermx.evaluate.candidates.Candidate.on>`); images, maps and scores stay float32
+on the CPU between them, so every metric is computed there.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dermx.compute import Compute, full_precision, model_device
 from dermx.data import DermXDB
 from dermx.evaluate.candidates import Candidate
 from dermx.evaluate.leaderboard.config import LeaderboardConfig
@@ -66,27 +71,31 @@ class ModelMetrics:
     example: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def scores(model: DermXNet, *, logits: bool = False) -> Callable[[Tensor], Tensor]:
+def scores(model: DermXNet, *, logits: bool = False, precision: str = "32") -> Callable[[Tensor], Tensor]:
     """Images → every target's probability (or logit), in the engine's column order (characteristics,
-    diagnoses)."""
+    diagnoses): the pass on the model's device at ``precision``, the scores float32 on the CPU."""
+    device = model_device(model)
 
     def score(images: Tensor) -> Tensor:
-        out = model(images)
+        with Compute(precision=precision).autocast(device):
+            out = {k: full_precision(v) for k, v in model(images.to(device)).items()}
         if logits:
-            return torch.cat([out[k] for k in ("characteristic", "diagnosis") if k in out], dim=1)
+            return torch.cat([out[k] for k in ("characteristic", "diagnosis") if k in out], dim=1).cpu()
         p = model.probabilities(out)
-        return torch.cat([p.characteristic, p.diagnosis], dim=1)
+        return torch.cat([p.characteristic, p.diagnosis], dim=1).cpu()
 
     return score
 
 
-def method_maps(model: DermXNet, methods: Sequence[str], images: Tensor, batch_size: int) -> dict[str, Tensor]:
-    """Every target's map ``(B, T, H, W)`` under each method, all methods from one pass per batch."""
-    engine = CamEngine(model, methods[0], model.config.cam_layer, size="input")
+def method_maps(model: DermXNet, methods: Sequence[str], images: Tensor, batch_size: int,
+                precision: str = "32") -> dict[str, Tensor]:
+    """Every target's map ``(B, T, H, W)`` under each method, all methods from one pass per batch (on the
+    model's device at ``precision``; the maps float32 on the CPU)."""
+    engine = CamEngine(model, methods[0], model.config.cam_layer, size="input", precision=precision)
     parts: dict[str, list[Tensor]] = {m: [] for m in methods}
     for start in range(0, len(images), batch_size):
         for method, result in engine.explain_methods(images[start:start + batch_size], methods).items():
-            parts[method].append(result.maps.detach())
+            parts[method].append(result.maps.detach().cpu())
     return {m: torch.cat(p) for m, p in parts.items()}
 
 
@@ -111,7 +120,8 @@ def model_metrics(db: DermXDB, candidate: Candidate, methods: Sequence[str], con
     model.eval()
     stems = sorted(candidate.stems)[: config.n_images]
     images = torch.cat([b["image"] for _, b in candidate.batches(db, stems, batch_size=64)])
-    score = scores(model)
+    precision = candidate.compute.precision
+    score = scores(model, precision=precision)
     n_char = len(model.config.characteristics)
     with torch.no_grad():
         probabilities = score(images)
@@ -120,14 +130,14 @@ def model_metrics(db: DermXDB, candidate: Candidate, methods: Sequence[str], con
     ok = []
     for method in methods:  # one image per method finds the cells that cannot be computed
         try:
-            method_maps(model, [method], images[:1], 1)
+            method_maps(model, [method], images[:1], 1, precision)
             ok.append(method)
         except (ValueError, RuntimeError) as error:
             out.failed[method] = f"cannot explain: {error}"
             say(f"{candidate.name} / {method}: cannot explain ({error}); other cells continue")
     if not ok:
         return out
-    maps = method_maps(model, ok, images, config.batch_size)
+    maps = method_maps(model, ok, images, config.batch_size, precision)
     out.map_differences = map_differences(maps)
     index = torch.arange(len(images))
     picked = torch.stack([maps[m][index, predicted] for m in ok], dim=1)  # (B, M, H, W)
@@ -150,7 +160,7 @@ def model_metrics(db: DermXDB, candidate: Candidate, methods: Sequence[str], con
                                            batch_size=batch).mean()
     say(f"{candidate.name}: faithfulness correlation ({config.fc_runs} runs)")
     sums, drops = faithfulness_runs(  # on logits, as Quantus (softmax=False by default)
-        scores(model, logits=True), images, picked, targets, n_runs=config.fc_runs,
+        scores(model, logits=True, precision=precision), images, picked, targets, n_runs=config.fc_runs,
         subset_size=min(config.fc_subset, images.shape[-2] * images.shape[-1] // 2), seed=config.seed,
         batch_size=batch)
     per["faithfulness_corr"] = pearson(sums, drops).float()
@@ -168,7 +178,7 @@ def model_metrics(db: DermXDB, candidate: Candidate, methods: Sequence[str], con
     for step, (layer, randomised) in enumerate(cascading_randomisation(model, seed=config.seed)):
         if step not in positions:
             continue
-        for method, random_maps in method_maps(randomised, ok, images, config.batch_size).items():
+        for method, random_maps in method_maps(randomised, ok, images, config.batch_size, precision).items():
             rho = spearman(maps[method], random_maps, a_ranks=ranks[method])
             sim = ssim(maps[method], random_maps)
             last[method] = (rho, sim)
@@ -180,7 +190,7 @@ def model_metrics(db: DermXDB, candidate: Candidate, methods: Sequence[str], con
 
     def all_maps(x: Tensor) -> Tensor:
         """Every method's maps side by side along the target axis ``(B, M·T, H, W)``: one pass per draw."""
-        return torch.cat(list(method_maps(model, ok, x, config.batch_size).values()), dim=1)
+        return torch.cat(list(method_maps(model, ok, x, config.batch_size, precision).values()), dim=1)
 
     sens = map_sensitivity(all_maps, images, n_samples=config.sensitivity_samples, radius=config.sensitivity_radius,
                        seed=config.seed, maps=torch.cat([maps[m] for m in ok], dim=1))

@@ -72,6 +72,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dermx.compute import Compute
 from dermx.compute.shards import Shards
 from dermx.data import DermXDB
 from dermx.evaluate.benchmark.groups import score_groups
@@ -301,14 +302,19 @@ def _per_image(criterion: str, methods: Sequence[str], agreement: dict[str, pd.D
 def run_leaderboard(db: DermXDB, candidates: Sequence[Candidate], methods: Sequence[str] | str = "all",
                     config: LeaderboardConfig | None = None, *, progress: Progress | None = None,
                     say: Callable[[str], None] | None = None, groups: ImageGroups | None = None,
-                    shards: Shards | None = None) -> Leaderboard:
+                    compute: Compute | None = None, shards: Shards | None = None) -> Leaderboard:
     """Score every (model, method) cell (module docstring) of the loaded ``candidates`` (several folds of
     a model share its name). Problems of one cell are recorded in ``excluded`` and reported through
     ``say``; an unknown method name is a :class:`ValueError` before any work. ``groups``: the images'
     groups of the deletion AUC per group (default: DermXDB's skin tones). ``shards``: the processes sharing
     the work (:class:`~dermx.compute.shards.Shards`; default: this one): each model fold is a unit, scored
     whole by one process (its random draws run over its images, so it is not split); only the main
-    process builds the rows (the others return an empty board)."""
+    process builds the rows (the others return an empty board). ``compute``: where the models
+    explain and score (default: ``shards``'s, the accelerator if any, float32;
+    :meth:`Candidate.on <dermx.evaluate.candidates.Candidate.on>`)."""
+    shards = shards or Shards()
+    compute = compute or shards.compute
+    candidates = [candidate.on(compute) for candidate in candidates]
     say = say or (lambda _m: None)
     wrap = progress or (lambda it, _d, _n: it)
     config = LeaderboardConfig(**{**(config or LeaderboardConfig()).to_dict(), "methods": parse_methods(methods)})
@@ -323,7 +329,7 @@ def run_leaderboard(db: DermXDB, candidates: Sequence[Candidate], methods: Seque
     shards = shards or Shards()
     ordered = [c for folds in models.values() for c in folds]
     scored = shards.map("leaderboard", ordered, lambda c: score_fold(db, c, config, wrap),
-                        key=(config.to_dict(), identities(ordered), [c.stems for c in ordered]),
+                        key=(config.to_dict(), identities(ordered), [c.stems for c in ordered], compute.precision),
                         costs=[_cost(c) for c in ordered],
                         progress=progress, description="leaderboard, model folds")
     if not shards.is_main:  # the other processes only scored their share

@@ -49,13 +49,16 @@ def cascading_randomisation(model: nn.Module, seed: int = 42) -> Iterator[tuple[
     """Yield ``(layer, model with this and every earlier layer of the cascade randomised)``.
 
     The model is deep-copied once (the original is never touched); the same copy is yielded at every
-    step, further randomised, in eval mode.
+    step, further randomised, in eval mode. Each layer's new weights are drawn on the CPU and copied to the
+    model's device, so a GPU run randomises exactly as a CPU run does.
     """
     randomised = copy.deepcopy(model).eval()
     modules = dict(randomised.named_modules())
     for name in randomisation_layers(randomised):
+        drawn = copy.deepcopy(modules[name]).cpu()
         torch.manual_seed(seed + 1)
-        modules[name].reset_parameters()
+        drawn.reset_parameters()
+        modules[name].load_state_dict(drawn.state_dict())
         yield name, randomised
 
 
