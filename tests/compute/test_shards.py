@@ -1,6 +1,7 @@
-"""Sharding (dermx.compute.shards, docs/design.md section "Devices and processes"): the assignment
+"""Sharding (dermx.compute.shards, docs/design.md section 12, "Devices and processes"): the assignment
 rule, resuming from finished units, and two CPU processes (gloo) giving the one-process files of
-`dermx explain` and `dermx evaluate` (benchmark and leaderboard) byte for byte."""
+`dermx explain` and `dermx evaluate` (benchmark, raters' ceiling and leaderboard) byte for byte, and
+`dermx cv`'s fold maps of one process."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -127,3 +129,35 @@ def test_two_processes_give_the_one_process_maps(world: Path) -> None:
     _dermx(*args, "--out", world / "maps-one")
     _dermx(*args, "--out", world / "maps-two", "--devices", "2")
     assert _same_files(world / "maps-one", world / "maps-two") == 24 * 3  # maps.npz and two PNGs per image
+
+
+@pytest.mark.slow
+def test_the_processes_that_trained_a_fold_share_its_maps(tmp_path: Path) -> None:
+    """`dermx cv --devices 2`: both training processes compute the fold's maps (each its batches) and the
+    file equals the maps one process computes from the same checkpoint, to the bit."""
+    from dermx.models import load_checkpoint
+    from dermx.train.config import load_config
+    from dermx.train.datamodule import DermXDataModule
+    from dermx.train.fold_maps import compute_fold_maps, load_fold_maps
+    from train.conftest import write_tiny_dermxdb
+
+    data, images = write_tiny_dermxdb(tmp_path)
+    run = tmp_path / "cv"
+    _dermx("cv", "--data", data, "--images", images, "--kind", "dermx", "--preset", "cpu", "--input-size", "64",
+           "--epochs", "1", "--batch-size", "4", "--no-pretrained", "--out", run, "--devices", "2", "--strategy", "ddp",
+           "--accelerator", "cpu", "--folds", "0", "--no-progress")
+    shared = load_fold_maps(run / "fold_0" / "test_maps.npz")
+    config = load_config(run / "fold_0" / "config.json")
+    model = load_checkpoint(run / "fold_0" / "model")
+    module = DermXDataModule(config, model.config)
+    module.setup()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = compute_fold_maps(model, module.dataset("test", augment=False), batch_size=4)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(shared) == 12 and shared.stems == alone.stems  # 3 batches: two in one process, one in the other
+    assert np.array_equal(shared.diagnosis, alone.diagnosis) and np.array_equal(shared.characteristic,
+                                                                                 alone.characteristic)
+    assert not (run / "fold_0" / SHARDS).exists()

@@ -129,6 +129,29 @@ class Shards:
         return cls(rank=fabric.global_rank, world=fabric.world_size, folder=folder, resume=resume, fabric=fabric,
                    compute=replace(compute, local_rank=fabric.local_rank))
 
+    @classmethod
+    def joined(cls, folder: Path | None, compute: Compute | None = None) -> Shards:
+        """The :class:`Shards` of the processes already started around this one (a Lightning run in
+        several processes, e.g. ``dermx cv --devices 2``: their process group), or of this process alone."""
+        import torch.distributed as dist
+
+        compute = compute or Compute()
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return cls(folder=folder, compute=compute)
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        return cls(rank=dist.get_rank(), world=dist.get_world_size(), folder=folder,
+                   compute=replace(compute, local_rank=local))
+
+    def agree(self, value: Any) -> Any:
+        """The main process's ``value``, in every process (waits for the main process to get there)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     @property
     def is_main(self) -> bool:
         """Whether this is the process that merges, computes the statistics and writes the run's files."""
@@ -138,6 +161,10 @@ class Shards:
         """Wait for every process (no-op in one process)."""
         if self.fabric is not None:
             self.fabric.barrier()
+        elif self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
 
     def map(self, stage: str, units: Sequence[U], work: Callable[[U], R], *, key: Any,
             costs: Sequence[float] | None = None, progress: Progress | None = None,

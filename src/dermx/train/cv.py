@@ -26,6 +26,7 @@ import pandas as pd
 from rich.table import Table
 
 from dermx.atomic import write_text
+from dermx.compute.shards import SHARDS, Shards
 from dermx.data import load_dermxdb
 from dermx.explain.maps import MapSize, output_size
 from dermx.train.config import TrainConfig
@@ -85,11 +86,17 @@ def run_cv(config: TrainConfig, folds: list[int] | None = None, *, maps_method: 
             results[k] = fit(fold_config)
             if results[k].predictions is not None:
                 write_fold_record(k, results[k])
-        if method is None or results[k].predictions is None:  # no test part here (or not global rank 0)
+        if method is None:
             continue
-        maps[k] = done / MAPS_FILE
-        if not (resumed and has_fold_maps(maps[k], method, maps_size)):
-            write_test_maps(fold_config, results[k].checkpoint_dir, method=method, size=maps_size)
+        # the processes that trained the fold share its maps; the main one (global rank 0) alone has its
+        # test predictions and says whether maps are due, once it has saved the checkpoint
+        shards = Shards.joined(done / SHARDS)
+        due = results[k].predictions is not None and not (resumed and has_fold_maps(done / MAPS_FILE, method,
+                                                                                      maps_size))
+        if shards.agree(due):
+            write_test_maps(fold_config, results[k].checkpoint_dir, method=method, size=maps_size, shards=shards)
+        if results[k].predictions is not None:
+            maps[k] = done / MAPS_FILE
     frames = [pd.read_csv(r.predictions).assign(fold=k) for k, r in results.items() if r.predictions]
     predictions = write_text(out / "predictions.csv", pd.concat(frames, ignore_index=True).to_csv(index=False))
     rows = [{"fold": k, **{m: v for m, v in r.metrics.items() if m.startswith(("test/", "val/"))}}

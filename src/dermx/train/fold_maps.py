@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import logging
 import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +47,7 @@ import numpy as np
 from dermx.atomic import atomic_write
 
 if TYPE_CHECKING:
+    from dermx.compute.shards import Shards
     from dermx.explain.maps import MapSize
     from dermx.models import DermXNet
     from dermx.train.config import TrainConfig
@@ -130,8 +131,9 @@ def _size_label(size: MapSize) -> str:
 
 def compute_fold_maps(model: DermXNet, dataset: ImageDataset, *, method: str = "gradcam",
                       size: MapSize = "features", batch_size: int = 32, progress: bool = False,
-                      description: str = "test maps") -> FoldMaps:
-    """Maps of every characteristic and diagnosis for every image of ``dataset``, in its order.
+                      description: str = "test maps", indices: Sequence[int] | None = None) -> FoldMaps:
+    """Maps of every characteristic and diagnosis for every image of ``dataset`` (or those at ``indices``),
+    in its order.
 
     The model runs in eval mode on its own device, with ``model.config.cam_layer`` as the CAM layer;
     ``progress`` shows the progress over batches (:mod:`dermx.progress`).
@@ -143,7 +145,8 @@ def compute_fold_maps(model: DermXNet, dataset: ImageDataset, *, method: str = "
 
     model.eval()
     engine = CamEngine(model, method, model.config.cam_layer, size=size)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    chosen = dataset if indices is None else torch.utils.data.Subset(dataset, list(indices))
+    loader = torch.utils.data.DataLoader(chosen, batch_size=batch_size, shuffle=False)
     device = next(model.parameters()).device
     stems: list[str] = []
     parts: dict[str, list[np.ndarray]] = {"characteristic": [], "diagnosis": []}
@@ -256,24 +259,49 @@ def has_fold_maps(path: str | Path, method: str, size: MapSize) -> bool:
     return maps.method == method and maps.size == _size_label(size)
 
 
+def concat_fold_maps(parts: Sequence[FoldMaps]) -> FoldMaps:
+    """The maps of ``parts`` (of one model, method and size) one after the other."""
+    first = parts[0]
+    return replace(first, stems=tuple(s for part in parts for s in part.stems),
+                   diagnosis=np.concatenate([part.diagnosis for part in parts]),
+                   characteristic=np.concatenate([part.characteristic for part in parts]), path=None)
+
+
 def write_test_maps(config: TrainConfig, checkpoint_dir: str | Path, *, method: str = "gradcam",
-                    size: MapSize = "features") -> Path:
+                    size: MapSize = "features", shards: Shards | None = None) -> Path:
     """Maps of the test part of ``config``'s fold from the checkpoint in ``checkpoint_dir``, written to
     ``<config.run.out>/test_maps.npz``. The test images are those of the run's data module (as in
     :func:`~dermx.train.predict_frame`); the model runs on the device of ``config.run.accelerator``
     (:class:`~dermx.compute.Compute`: ``auto`` an accelerator when there is one, ``gpu`` read as ``cuda``, an
-    accelerator maps cannot use, such as ``tpu``, as ``cpu``)."""
+    accelerator maps cannot use, such as ``tpu``, as ``cpu``), each process on its own. ``shards``: the
+    processes that trained the fold (:meth:`Shards.joined <dermx.compute.shards.Shards.joined>`): each
+    computes its share of the batches, and the main one writes the file (the path is returned to all)."""
     from dermx.compute import Compute
+    from dermx.compute.shards import Shards
     from dermx.models import load_checkpoint
+    from dermx.progress import track
     from dermx.train.datamodule import DermXDataModule
 
+    shards = shards or Shards()
     model = load_checkpoint(checkpoint_dir)
     device = {"gpu": "cuda"}.get(config.run.accelerator, config.run.accelerator)
-    Compute(device if device in ("auto", "cpu", "cuda", "mps") else "cpu").place(model)
+    local_rank = shards.compute.local_rank
+    Compute(device if device in ("auto", "cpu", "cuda", "mps") else "cpu", local_rank=local_rank).place(model)
     data = DermXDataModule(config, model.config)
     data.setup()
+    test = data.dataset("test", augment=False)
     fold = "" if config.dataset.fold is None else f"fold {config.dataset.fold}: "
-    maps = compute_fold_maps(model, data.dataset("test", augment=False), method=method, size=size,
-                             batch_size=config.optim.batch_size, progress=config.run.progress,
-                             description=f"{fold}{method} maps")
-    return save_fold_maps(maps, Path(config.run.out) / MAPS_FILE)
+    batch = config.optim.batch_size
+    units = [range(i, min(i + batch, len(test))) for i in range(0, len(test), batch)]
+    parts = shards.map("fold-maps", units, lambda unit: compute_fold_maps(
+        model, test, method=method, size=size, batch_size=batch, indices=unit), key=(
+        str(checkpoint_dir), Path(checkpoint_dir).stat().st_mtime, method, str(size), [t.key for t in test.items]),
+        progress=(lambda it, label, total: track(it, label, total, disable=not (config.run.progress and
+                                                                                 shards.is_main))),
+        description=f"{fold}{method} maps")
+    path = Path(config.run.out) / MAPS_FILE
+    if shards.is_main:
+        save_fold_maps(concat_fold_maps(parts) if parts else compute_fold_maps(
+            model, test, method=method, size=size, batch_size=batch), path)
+    shards.finish()
+    return path
