@@ -315,7 +315,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         data = synth_set(work / "synth", max(args.n_images, 8), args.input_size)
-        costs = [measure(p, args, data, work, console) for p in args.backbones.split(",")]
+        costs = []
+        for preset in args.backbones.split(","):
+            costs.append(measure(preset, args, data, work, console))
+            console.print(json.dumps({"backbone": preset, "per_image_s": costs[-1].per_image,
+                                      "scorecam": costs[-1].scorecam, "methods": costs[-1].methods}),
+                          highlight=False, soft_wrap=True)  # as it goes: a slow second backbone loses nothing
     load = Path("/proc/loadavg").read_text().split()[:3]
 
     table = Table(title=f"seconds per image, CPU ({args.threads} threads), {args.input_size} px, "
