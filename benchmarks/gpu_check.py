@@ -4,10 +4,12 @@ On a DermX network of ``--preset`` (default ResNet-50) at ``--input-size`` 224 p
 (``pretrained=False``, seed 0), eval mode, on ``--n-images`` random images:
 
 - ``maps <device> <precision>``: every target's Grad-CAM (22 maps per image, one engine pass, maps at the
-  input size) against the CPU float32 maps. Float32 on the GPU (TF32 switched off): max |Δ| ≤
-  ``FLOAT32_MAX_ABS``. Mixed precision (bf16 autocast, on the CPU and on the GPU): mean |Δ| ≤
-  ``MIXED_MEAN_ABS`` and the median over maps of Pearson's r ≥ ``MIXED_MEDIAN_R`` (bfloat16 keeps 8 bits
-  of mantissa, so single pixels may move; the maps' shape must not);
+  input size, without the final ReLU: from random weights the ReLU leaves every map of these presets
+  at 0, which would compare nothing) against the CPU float32 maps, the differences in units of each
+  reference map's largest |value|. Float32 on the GPU (TF32 switched off): max ≤ ``FLOAT32_MAX_ABS``.
+  Mixed precision (bf16 autocast, on the CPU and on the GPU): mean ≤ ``MIXED_MEAN_ABS`` and the median
+  over maps of Pearson's r ≥ ``MIXED_MEDIAN_R`` (bfloat16 keeps 8 bits of mantissa, so single pixels
+  may move; the maps' shape must not). Constant reference maps are a FAIL (nothing was compared);
 - ``deletion AUC <device> <precision>``: the leaderboard's deletion AUC (8 steps, blur baseline, the
   predicted diagnosis's map) against CPU float32's: max |Δ| ≤ ``AUC_MAX_ABS`` (float32) or
   ``AUC_MIXED_MAX_ABS`` (mixed);
@@ -71,7 +73,7 @@ class Checks:
 def all_maps(model: DermXNet, images: Tensor, compute: Compute) -> Tensor:
     """Every target's map ``(B, T, H, W)`` in float32 on the CPU, computed on ``compute``'s device and precision."""
     device = compute.torch_device()
-    engine = CamEngine(model.to(device), layer=model.config.cam_layer, size="input")
+    engine = CamEngine(model.to(device), layer=model.config.cam_layer, size="input", relu=False)
     with compute.autocast(device):
         maps = engine(images.to(device)).maps.detach()
     return maps.float().cpu()
@@ -105,10 +107,15 @@ def correlations(a: Tensor, b: Tensor) -> Tensor:
 
 
 def compare_maps(checks: Checks, name: str, reference: Tensor, maps: Tensor, mixed: bool) -> None:
-    diff = (maps - reference).abs()
+    scale = reference.abs().flatten(2).amax(-1)[..., None, None]  # (B, T, 1, 1): each map's largest |value|
+    if not bool((scale > 0).any()):
+        checks.line("FAIL", name, "every reference map is 0: nothing compared")
+        return
+    diff = ((maps - reference).abs() / scale.clamp_min(1e-12))[(scale > 0).expand_as(maps)]
     r = correlations(maps, reference)
     median_r = float(r[~torch.isnan(r)].median()) if (~torch.isnan(r)).any() else float("nan")
-    figures = f"max |Δ| {float(diff.max()):.2e}, mean |Δ| {float(diff.mean()):.2e}, median r {median_r:.4f}"
+    figures = (f"max |Δ| {float(diff.max()):.2e}, mean |Δ| {float(diff.mean()):.2e} (of each map's max |value|), "
+               f"median r {median_r:.4f}")
     if mixed:
         checks.verdict(name, float(diff.mean()) <= MIXED_MEAN_ABS and median_r >= MIXED_MEDIAN_R,
                        f"{figures} (tolerance: mean |Δ| ≤ {MIXED_MEAN_ABS}, median r ≥ {MIXED_MEDIAN_R})")
