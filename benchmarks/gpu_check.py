@@ -4,12 +4,14 @@ On a DermX network of ``--preset`` (default ResNet-50) at ``--input-size`` 224 p
 (``pretrained=False``, seed 0), eval mode, on ``--n-images`` random images:
 
 - ``maps <device> <precision>``: every target's Grad-CAM (22 maps per image, one engine pass, maps at the
-  input size, without the final ReLU: from random weights the ReLU leaves every map of these presets
-  at 0, which would compare nothing) against the CPU float32 maps, the differences in units of each
+  input size, without the final ReLU) against the CPU float32 maps, the differences in units of each
   reference map's largest |value|. Float32 on the GPU (TF32 switched off): max ≤ ``FLOAT32_MAX_ABS``.
   Mixed precision (bf16 autocast, on the CPU and on the GPU): mean ≤ ``MIXED_MEAN_ABS`` and the median
   over maps of Pearson's r ≥ ``MIXED_MEDIAN_R`` (bfloat16 keeps 8 bits of mantissa, so single pixels
-  may move; the maps' shape must not). Constant reference maps are a FAIL (nothing was compared);
+  may move; the maps' shape must not). Constant reference maps are a FAIL (nothing was compared): timm
+  initialises the last batch norm of every residual block to zero, which makes every Grad-CAM at the
+  ResNet-50 preset's layer (``layer4.2.conv3``, feeding that norm) exactly 0, so :func:`alive` sets those
+  norms' weights to 1 first;
 - ``deletion AUC <device> <precision>``: the leaderboard's deletion AUC (8 steps, blur baseline, the
   predicted diagnosis's map) against CPU float32's: max |Δ| ≤ ``AUC_MAX_ABS`` (float32) or
   ``AUC_MIXED_MAX_ABS`` (mixed);
@@ -68,6 +70,16 @@ class Checks:
             run()
         except Exception as error:  # every error of a check is that check's FAIL
             self.line("FAIL", name, f"{type(error).__name__}: {error}")
+
+
+def alive(model: DermXNet) -> DermXNet:
+    """Set every all-zero batch-norm weight to 1 (timm's ``zero_init_last``), so that random-weight maps
+    at a layer feeding such a norm are not identically 0."""
+    for module in model.modules():
+        weight = getattr(module, "weight", None) if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) else None
+        if weight is not None and not bool(weight.detach().any()):
+            torch.nn.init.ones_(weight)
+    return model
 
 
 def all_maps(model: DermXNet, images: Tensor, compute: Compute) -> Tensor:
@@ -157,7 +169,7 @@ def main() -> int:
     torch.backends.cudnn.allow_tf32 = False
     size = args.input_size
     torch.manual_seed(0)
-    model = build_model(args.preset, pretrained=False, input_size=(size, size)).eval()
+    model = alive(build_model(args.preset, pretrained=False, input_size=(size, size))).eval()
     images = torch.rand(args.n_images, 3, size, size, generator=torch.Generator().manual_seed(0))
     cpu = Compute(device="cpu")
     gpu = torch.cuda.is_available()
