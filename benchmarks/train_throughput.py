@@ -57,9 +57,9 @@ def make_batches(n: int, batch_size: int, size: int, seed: int = 0) -> list[Batc
              "maps": torch.rand(batch_size, 16, size, size, generator=generator)} for _ in range(n)]
 
 
-def module_for(kind: str, size: int, lr: float = 5e-4) -> DermXModule:
+def module_for(kind: str, size: int, lr: float = 5e-4, preset: str = "small") -> DermXModule:
     torch.manual_seed(0)
-    model = build_model("small", kind=kind, input_size=(size, size), pretrained=False)  # type: ignore[arg-type]
+    model = build_model(preset, kind=kind, input_size=(size, size), pretrained=False)  # type: ignore[arg-type]
     config = TrainConfig.of(kind=kind, input_size=(size, size), pretrained=False, lr=lr, progress=False)  # type: ignore[arg-type]
     return DermXModule(model, config)
 

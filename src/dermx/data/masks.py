@@ -29,7 +29,7 @@ def rasterise(shapes: Sequence[Shape], width: int, height: int) -> np.ndarray:
     """
     canvas = np.zeros((height, width), dtype=bool)
     for shape in shapes:
-        points = np.array([p for ring in shape.rings for p in ring], dtype=np.float64)
+        points = np.concatenate([np.asarray(ring, dtype=np.float64).reshape(-1, 2) for ring in shape.rings])
         x0, y0 = (max(int(np.floor(v)) - 1, 0) for v in points.min(axis=0))
         x1, y1 = (int(np.ceil(v)) + 2 for v in points.max(axis=0))
         x1, y1 = min(x1, width), min(y1, height)
@@ -38,7 +38,8 @@ def rasterise(shapes: Sequence[Shape], width: int, height: int) -> np.ndarray:
         filled = Image.new("1", (x1 - x0, y1 - y0), 0)
         for ring in shape.rings:
             ring_image = Image.new("1", filled.size, 0)
-            ImageDraw.Draw(ring_image).polygon([(x - x0, y - y0) for x, y in ring], fill=1, outline=1)
+            ImageDraw.Draw(ring_image).polygon([(x - x0, y - y0) for x, y in np.asarray(ring).tolist()], fill=1,
+                                               outline=1)
             filled = ImageChops.logical_xor(filled, ring_image)
         canvas[y0:y1, x0:x1] |= np.asarray(filled, dtype=bool)
     return canvas

@@ -7,8 +7,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
+
 Point = tuple[float, float]
-Ring = tuple[Point, ...]
+#: One closed outline: an ``(n, 2)`` float64 array of its (x, y) points (compact: a database holds every
+#: outline of every image).
+Ring = NDArray[np.float64]
 
 
 class Pass(StrEnum):
@@ -26,9 +31,10 @@ class BoundingBox:
     h: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Shape:
-    """One outlined instance of a characteristic: one or more rings, filled with the even-odd rule."""
+    """One outlined instance of a characteristic: one or more rings, filled with the even-odd rule.
+    Compared and hashed by identity (its rings are arrays)."""
 
     name: str
     rings: tuple[Ring, ...]

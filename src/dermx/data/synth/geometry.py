@@ -41,7 +41,7 @@ class Lesion:
         return float(np.sqrt(abs(signed_area(self.outer)) / np.pi))
 
     def shape(self) -> Shape:
-        return Shape(self.characteristic, tuple(tuple(map(tuple, r)) for r in self.rings))
+        return Shape(self.characteristic, tuple(np.asarray(r, dtype=np.float64) for r in self.rings))
 
     def bbox(self) -> tuple[float, float, float, float]:
         """(x, y, w, h) of the outer ring."""
