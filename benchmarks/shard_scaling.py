@@ -8,7 +8,8 @@ machine's threads (the default), one process with one thread (``OMP_NUM_THREADS=
 processes with one thread each (``--devices 2 --strategy ddp``, gloo). Figures: wall time of the whole
 command (start-up, loading, scoring, statistics, report), and the ratio of the two-process time to each
 one-process time (the issue's goal: ≤ 0.6 × the one-process time, 2 cores). The two-process files are
-compared with the one-thread run's, byte for byte (``manifest.json`` aside: it records the command).
+compared with the one-thread run's, byte for byte (``manifest.json`` and ``report.html`` aside: they
+record the command line and the run folder); differing files are named.
 """
 
 from __future__ import annotations
@@ -40,12 +41,17 @@ def evaluate(args: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-def same_files(one: Path, two: Path) -> bool:
-    """Whether every file but ``manifest.json`` is byte-identical in both folders."""
-    def files(root: Path) -> dict[Path, bytes]:
-        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*")
-                if p.is_file() and p.name != "manifest.json"}
-    return files(one) == files(two)
+#: Files that record the command line or the run folder, so differ between any two runs.
+RECORDS = ("manifest.json", "report.html")
+
+
+def differing_files(one: Path, two: Path) -> list[str]:
+    """The files (``RECORDS`` aside) that are not byte-identical in both folders, or in only one."""
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
+                if p.is_file() and p.name not in RECORDS}
+    a, b = files(one), files(two)
+    return sorted(name for name in a.keys() | b.keys() if a.get(name) != b.get(name))
 
 
 def main() -> None:
@@ -67,7 +73,8 @@ def main() -> None:
             folders[name] = work / f"run{i}"
             seconds[name] = evaluate([*base, "--out", str(folders[name]), *flags], env)
             print(f"{name}: {seconds[name]:.1f} s", flush=True)
-        identical = same_files(folders["one process, 1 thread"], folders["two processes, 1 thread each"])
+        differing = differing_files(folders["one process, 1 thread"], folders["two processes, 1 thread each"])
+        n_files = sum(1 for p in folders["one process, 1 thread"].rglob("*") if p.is_file())
     finally:
         shutil.rmtree(work, ignore_errors=True)
     two = seconds["two processes, 1 thread each"]
@@ -78,10 +85,11 @@ def main() -> None:
         table.add_row(name, f"{value:.1f}", f"{two / value:.2f}")
     console = Console()
     console.print(table)
-    console.print(f"two-process files equal to the one-thread run's: {identical}; load average "
+    console.print(f"two-process files differing from the one-thread run's ({n_files} files, "
+                  f"{', '.join(RECORDS)} aside): {', '.join(differing) or 'none'}; load average "
                   f"{os.getloadavg()[0]:.2f} at the end; {os.cpu_count()} cores")
     if options.json:
-        figures: dict[str, Any] = {"seconds": seconds, "identical": identical, "models": options.models,
+        figures: dict[str, Any] = {"seconds": seconds, "differing": differing, "models": options.models,
                                    "cores": os.cpu_count()}
         options.json.write_text(json.dumps(figures, indent=2))
 

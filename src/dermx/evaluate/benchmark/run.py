@@ -127,14 +127,6 @@ def _trained_raters(candidate: Candidate) -> list[str] | str | None:
     return record["raters"] or "all"
 
 
-def _write_tables(db: DermXDB, out: Path | None, parts: list[tuple[Candidate, BatchTables]],
-                  groups: ImageGroups) -> None:
-    """Write the scored rows (``items.csv``, ``baselines.csv``, ``images.csv``) as soon as every model is
-    scored, before any statistic, so a failure later in the run loses no finished work."""
-    if out is not None and parts:
-        write_tables(out, _tables(db, parts, groups))
-
-
 def _tables(db: DermXDB, parts: list[tuple[Candidate, BatchTables]], groups: ImageGroups) -> dict[str, pd.DataFrame]:
     """The per-pair and per-image tables of the scored batches (``items``, ``baselines``, ``images``)."""
     return {name: _with_metadata(db, _concat(parts, name), groups) if name == "images" else _concat(parts, name)
@@ -197,8 +189,10 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
                                agreement=None, examples={}, config=config, models=models, groups=groups,
                                calibrations=calibrations)
     wrap = progress or (lambda it, _d, _n: it)
-    _write_tables(db, out_dir, parts, groups)
     tables = _tables(db, parts, groups)
+    del scored, parts  # the rows live on in the tables only (peak memory: BENCHMARKS.md, "Scale")
+    if out_dir is not None:  # as soon as every model is scored, before any statistic: a later failure
+        write_tables(out_dir, tables)  # loses no finished work
     items, images = tables["items"], tables["images"]
     shared = set(shared_stems(candidates))
     reasons = (choose_examples(images[images["stem"].isin(shared)], items[items["stem"].isin(shared)])
