@@ -1,4 +1,4 @@
-"""Sharding (dermx.compute.shards, docs/design.md section 12, "Devices and processes"): the assignment
+"""Sharding (dermx.compute.shards, docs/design.md section 12, "Processes and sharding"): the assignment
 rule, resuming from finished units, and two CPU processes (gloo) giving the one-process files of
 `dermx explain` and `dermx evaluate` (benchmark, raters' ceiling and leaderboard) byte for byte, and
 `dermx cv`'s fold maps of one process."""
