@@ -22,13 +22,14 @@ are loaded by the compute's worker processes (pinned on CUDA). Whatever the devi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.data import Subset
 
 from dermx import vocab
 from dermx.choices import CamMethod, LabelRule, ModelKind
@@ -192,13 +193,24 @@ class Batches:
     def __init__(self, db: DermXDB, candidate: Candidate, stems: Sequence[str], map_fn: MapFn | None,
                  batch_size: int, annotators: Sequence[str] | None = None, rule: LabelRule = "any") -> None:
         self.items = dermxdb_items(db, stems, vocab.CHARACTERISTICS, rule, annotators=annotators)
-        self.loader = candidate.compute.loader(ImageDataset(self.items, candidate.spec, map_fn=map_fn), batch_size)
+        self.dataset = ImageDataset(self.items, candidate.spec, map_fn=map_fn)
+        self.compute = candidate.compute
+        self.loader = candidate.compute.loader(self.dataset, batch_size)
+
+    def batch(self, start: int, stop: int) -> tuple[list[str], dict[str, Tensor]]:
+        """The images ``start`` to ``stop`` (positions in the stems) as one batch, as iterating gives it
+        when they form one of its batches (``batch["index"]``: their positions, as there)."""
+        ((stems, batch),) = self._named(self.compute.loader(Subset(self.dataset, range(start, stop)), stop - start))
+        return stems, batch
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[tuple[list[str], dict[str, Tensor]]]:
-        for batch in self.loader:
+        return self._named(self.loader)
+
+    def _named(self, loader: Iterable[dict[str, Tensor]]) -> Iterator[tuple[list[str], dict[str, Tensor]]]:
+        for batch in loader:
             yield [self.items[i].key for i in batch["index"].tolist()], batch
 
 

@@ -45,7 +45,7 @@ from dermx.evaluate.benchmark.interventions import intervention_study
 from dermx.evaluate.benchmark.scoring import SCORES, BatchTables, score_batch
 from dermx.evaluate.benchmark.shortcut import stamp_test
 from dermx.evaluate.benchmark.summary import summarize_benchmark
-from dermx.evaluate.candidates import Candidate, Explanation
+from dermx.evaluate.candidates import Batches, Candidate, Explanation
 from dermx.evaluate.image_groups import UNKNOWN, ImageGroups, skin_tones
 from dermx.evaluate.stats import one_thread
 from dermx.geometry import to_native
@@ -159,13 +159,17 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
     out_dir = Path(out) if out is not None else None
     references = ReferenceMaps.for_benchmark(db, config.fusion, config.raters)
     all_stems = sorted({s for c in candidates for s in c.stems})
-    units = [(index, chunk) for index, candidate in enumerate(candidates)
-             for chunk in _chunks(candidate.stems, config.batch_size)]
+    size = config.batch_size
+    units = [(index, start, min(start + size, len(candidate.stems))) for index, candidate in enumerate(candidates)
+             for start in range(0, len(candidate.stems), size)]
+    batches: dict[int, Batches] = {}  # each candidate's images, read by its units
 
-    def score_unit(unit: tuple[int, tuple[str, ...]]) -> list[BatchTables]:
-        candidate = candidates[unit[0]]
-        ((stems, batch),) = candidate.batches(db, unit[1], map_fn=references, batch_size=config.batch_size,
-                                              annotators=config.raters)
+    def score_unit(unit: tuple[int, int, int]) -> list[BatchTables]:
+        index, start, stop = unit
+        candidate = candidates[index]
+        if index not in batches:
+            batches[index] = candidate.batches(db, map_fn=references, batch_size=size, annotators=config.raters)
+        stems, batch = batches[index].batch(start, stop)
         with torch.no_grad():
             explanation = candidate.explain(batch)
         if config.map_size == "native":
@@ -173,9 +177,10 @@ def run_benchmark(db: DermXDB, candidates: Sequence[Candidate], config: Benchmar
         return [_score(batch, stems, explanation, candidate, config, batch["maps"])]
 
     scored = shards.map("benchmark", units, score_unit,
-                        key=(config.to_dict(), identities(candidates), units, compute.precision),
+                        key=(config.to_dict(), identities(candidates), [c.stems for c in candidates], units,
+                             compute.precision),
                         progress=progress, description="explaining and scoring")
-    parts = [(candidates[index], part) for (index, _), unit_parts in zip(units, scored, strict=True)
+    parts = [(candidates[index], part) for (index, _, _), unit_parts in zip(units, scored, strict=True)
              for part in unit_parts]
     models: dict[str, dict[str, Any]] = {}
     calibrations: dict[str, list[ModelCalibration | None]] = {}
