@@ -64,6 +64,9 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("dermx.evaluate.benchmark.run", "_agreement"), ("dermx.evaluate.benchmark.run", "_examples"),
     ("dermx.evaluate.benchmark.run", "summarize_benchmark"), ("dermx.evaluate.pipeline", "write_benchmark"),
     ("dermx.evaluate.pipeline", "build_manifest"),
+    ("dermx.evaluate.benchmark.summary", "_model_sections"), ("dermx.evaluate.benchmark.summary", "group_summary"),
+    ("dermx.evaluate.benchmark.summary", "trust_summary"), ("dermx.evaluate.benchmark.summary", "_shared"),
+    ("dermx.evaluate.benchmark.summary", "_headline"), ("dermx.evaluate.benchmark.summary", "paired_difference"),
 )
 
 
