@@ -14,7 +14,7 @@ child's own). The goal (issue 29): the peak stays flat as N grows; per-image tab
 for every image may not. ``--agreement`` also scores the raters' ceiling (off by default: it is not
 the model's pass; see BENCHMARKS.md for its cost).
 
-    python benchmarks/eval_memory.py [--sizes 188,1500,6000] [--data-root /work/scale-data] [--agreement]
+    python benchmarks/eval_memory.py [--sizes 188,1500,6000] [--data-root runs/scale-data] [--agreement]
                                      [--stages] [--json FILE]
 
 ``--stages`` finds where the memory goes: the same command runs in a child that wraps the evaluation's
@@ -147,8 +147,8 @@ def dataset(root: Path, n_images: int, image_size: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--sizes", default="188,1500,6000", help="comma-separated numbers of images")
-    parser.add_argument("--data-root", type=Path, default=Path("/work/scale-data"),
-                        help="where the synthetic sets, the checkpoint and the runs go (not committed)")
+    parser.add_argument("--data-root", type=Path, default=Path("runs/scale-data"),
+                        help="where the synthetic sets, the checkpoint and the runs go (runs/ is not tracked)")
     parser.add_argument("--image-size", type=int, default=64, help="synthetic image side (px)")
     parser.add_argument("--agreement", action="store_true", help="also score the raters' ceiling")
     parser.add_argument("--json", type=Path, default=None)
