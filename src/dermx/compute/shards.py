@@ -7,8 +7,8 @@ A stage of a command is a list of **units** (a batch of images of one model; one
 pure function of its inputs. :meth:`Shards.map` gives this process its units, runs those not already
 done, writes each result to its own file (``<folder>/<stage>-<key>/unit-00012.pkl``, written whole or
 not at all: :mod:`dermx.atomic`; the folder is :data:`SHARDS` in the run's output folder), waits for the
-other processes (a barrier), and returns every unit's result in unit order, read back from the files.
-So:
+other processes (a barrier), and returns every unit's result in unit order: its own as computed, the
+others' read from their files. So:
 
 * **The one-process result.** A unit is computed the same way whichever process runs it, and the
   results come back in the order a single process would produce them, so the merged rows, and every
@@ -188,16 +188,13 @@ class Shards:
         label = description or stage
         if self.world > 1:
             label += f" (process {self.rank + 1} of {self.world})"
+        computed: dict[int, R] = {}
         for i in wrap(mine, label, len(mine)):
-            result = work(units[i])
+            computed[i] = work(units[i])
             with atomic_write(_unit_file(where, i)) as handle:
-                pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(computed[i], handle, protocol=pickle.HIGHEST_PROTOCOL)
         self.barrier()
-        out = []
-        for i in range(len(units)):
-            with _unit_file(where, i).open("rb") as handle:
-                out.append(pickle.load(handle))
-        return out
+        return [computed[i] if i in computed else _read(_unit_file(where, i)) for i in range(len(units))]
 
     def finish(self) -> None:
         """After a run that finished: wait for every process, then remove the folder of unit results, of
@@ -205,6 +202,12 @@ class Shards:
         self.barrier()
         if self.is_main and self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _read(path: Path) -> Any:
+    """A unit's result, as its process wrote it."""
+    with path.open("rb") as handle:
+        return pickle.load(handle)
 
 
 def _unit_file(where: Path, index: int) -> Path:
