@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -67,6 +68,9 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("dermx.evaluate.benchmark.summary", "_model_sections"), ("dermx.evaluate.benchmark.summary", "group_summary"),
     ("dermx.evaluate.benchmark.summary", "trust_summary"), ("dermx.evaluate.benchmark.summary", "_shared"),
     ("dermx.evaluate.benchmark.summary", "_headline"), ("dermx.evaluate.benchmark.summary", "paired_difference"),
+    *(("dermx.evaluate.benchmark.summary", name) for name in (
+        "_diagnosis", "_identification", "_detection", "_localization", "_versus_baselines", "_ceiling",
+        "_rater_answers", "_gap_closed")),
 )
 
 
@@ -79,33 +83,41 @@ def rss_mb() -> float:
 
 
 class StageMemory:
-    """Resident memory on entry, the largest while running and on exit of each wrapped stage."""
+    """Resident memory of each wrapped stage: on entry and exit of its first call, the largest while any
+    call ran, and the largest rise over a call's own entry (``rise MB``: what one call adds); ``calls``
+    counts them."""
 
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, float]] = {}
-        self.running: list[str] = []
+        self.running: list[dict[str, Any]] = []
         self.done = False
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _sample(self) -> None:
         while not self.done:
             now = rss_mb()
-            for name in list(self.running):
-                row = self.rows[name]
-                row["max MB"] = max(row["max MB"], now)
+            for call in list(self.running):
+                call["max"] = max(call["max"], now)
             time.sleep(0.05)
 
     def wrap(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             now = rss_mb()
-            self.rows[name] = {"entry MB": now, "max MB": now, "exit MB": now}
-            self.running.append(name)
+            row = self.rows.setdefault(name, {"entry MB": now, "max MB": now, "exit MB": math.nan,
+                                              "rise MB": 0.0, "calls": 0})
+            call = {"entry": now, "max": now}
+            self.running.append(call)
             try:
                 return function(*args, **kwargs)
             finally:
-                self.running.remove(name)
-                self.rows[name]["exit MB"] = rss_mb()
-                self.rows[name]["max MB"] = max(self.rows[name]["max MB"], self.rows[name]["exit MB"])
+                self.running = [c for c in self.running if c is not call]
+                end = rss_mb()
+                call["max"] = max(call["max"], end)
+                row["calls"] += 1
+                row["max MB"] = max(row["max MB"], call["max"])
+                row["rise MB"] = max(row["rise MB"], call["max"] - call["entry"])
+                if math.isnan(row["exit MB"]):
+                    row["exit MB"] = end
 
         return wrapped
 
@@ -130,7 +142,8 @@ def stages_child(report: Path, argv: list[str]) -> None:
         import resource
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        memory.rows["whole process"] = {"entry MB": float("nan"), "max MB": peak, "exit MB": rss_mb()}
+        memory.rows["whole process"] = {"entry MB": math.nan, "max MB": peak, "exit MB": rss_mb(), "rise MB": math.nan,
+                                        "calls": 1}
         report.write_text(json.dumps(memory.rows, indent=2))
 
 
@@ -190,10 +203,11 @@ def main() -> None:
         print(f"{row['images']:>7} {'yes' if row['agreement'] else 'no':>9} {row['peak_rss_gb']:>12.3f} "
               f"{row['seconds']:>8.1f} {row['exit']}")
     if options.stages:
-        print(f"\n{'images':>7} {'stage':<22} {'entry MB':>9} {'max MB':>9} {'exit MB':>9}")
+        print(f"\n{'images':>7} {'stage':<22} {'entry MB':>9} {'max MB':>9} {'exit MB':>9} {'rise MB':>9} calls")
         for row in results:
             for name, memory in row["stages"].items():
-                print(f"{row['images']:>7} {name:<22} " + " ".join(f"{v:>9.0f}" for v in memory.values()))
+                print(f"{row['images']:>7} {name:<22} " + " ".join(f"{memory[k]:>9.0f}" for k in (
+                    "entry MB", "max MB", "exit MB", "rise MB")) + f" {memory['calls']:>5}")
     if options.json:
         options.json.write_text(json.dumps(results, indent=2))
 

@@ -99,7 +99,8 @@ def resample_counts(n: int, *, n_boot: int, seed: int, clusters: Sequence[Any] |
         codes, k = torch.from_numpy(inverse.reshape(-1)), int(inverse.max()) + 1
     drawn = torch.zeros(n_boot, k, dtype=torch.float64)
     draws = torch.randint(k, (n_boot, k), generator=generator)
-    drawn.scatter_add_(1, draws, torch.ones(n_boot, k, dtype=torch.float64))
+    drawn.scatter_add_(1, draws, torch.ones(1, 1, dtype=torch.float64).expand(n_boot, k))
+    del draws  # memory: the (n_boot, k) draws go before the (n_boot, n) counts are made
     return drawn[:, codes]
 
 

@@ -108,12 +108,14 @@ def _aurc_of_weights(c: Tensor, e: Tensor) -> Callable[[Tensor], Tensor]:
     """AURC as a function of row weights ``(B, n)``, every resample at once: with the distinct confidences
     in decreasing order, ``W_j`` the weight and ``E_j`` the weighted errors at the j-th, and ``A_j``, ``C_j``
     their running sums, ``Σ_j (C_j / A_j) · W_j / Σ w`` (the module docstring's sum on the rows repeated as
-    weighted; a confidence none of whose rows was drawn adds 0)."""
+    weighted; a confidence none of whose rows was drawn adds 0). ``W`` and ``E`` are sums of each tie's
+    columns (``index_add_``): memory ``O(B · n)``, not the ``n × m`` one-hot matrix of ties."""
     distinct, inverse = torch.unique(c, return_inverse=True)
-    tie = torch.nn.functional.one_hot(len(distinct) - 1 - inverse, len(distinct)).double()  # (n, m), decreasing
+    position = len(distinct) - 1 - inverse  # rank of each row's confidence, decreasing
 
     def aurc_of(weights: Tensor) -> Tensor:
-        drawn, wrong = weights @ tie, (weights * e) @ tie
+        drawn = weights.new_zeros(len(weights), len(distinct)).index_add_(1, position, weights)
+        wrong = weights.new_zeros(len(weights), len(distinct)).index_add_(1, position, weights * e)
         risk = wrong.cumsum(dim=1) / drawn.cumsum(dim=1).clamp(min=1e-300)
         return (risk * drawn).sum(dim=1) / weights.sum(dim=1)
 
