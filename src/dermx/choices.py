@@ -19,6 +19,7 @@ standard-library imports: ``dermx --help`` loads this module.
 ``BottleneckMode``     how a concept-bottleneck (``cbm``) model's diagnosis head is trained (Koh et al.)
 ``ShardStrategy``      how the map-computing commands share images among processes
                        (:mod:`dermx.compute.shards`)
+``ProfileSet``         which characteristics the synthetic classes show (:mod:`dermx.data.synth.profiles`)
 =====================  ======================================================================
 """
 
@@ -37,6 +38,7 @@ StoredMapSize = Literal["features", "input"]
 Protocol = Literal["dermx", "followup"]
 BottleneckMode = Literal["joint", "sequential", "independent"]
 ShardStrategy = Literal["auto", "ddp"]
+ProfileSet = Literal["overlapping", "distinct"]
 
 
 def method_name(name: str) -> CamMethod:

@@ -38,7 +38,7 @@ import typer
 from typer.core import TyperCommand
 from typer.exceptions import TyperException
 
-from dermx.choices import CamMethod, FusionRule, ResolutionPolicy, method_name
+from dermx.choices import CamMethod, FusionRule, ProfileSet, ResolutionPolicy, method_name
 from dermx.text import shorten_words
 
 if TYPE_CHECKING:
@@ -181,6 +181,7 @@ def only_with(ctx: typer.Context, needed: str, given: bool, flags: dict[str, str
 _RESOLUTION = choice(ResolutionPolicy)
 _METHOD = choice(CamMethod, method_name)
 _FUSION = choice(FusionRule)
+_PROFILES = choice(ProfileSet)
 
 
 #: The flags several commands share: their one spelling, type and help text (:func:`option`).
@@ -197,6 +198,10 @@ SHARED: dict[str, dict[str, Any]] = {
                  "help": "CAM method (papers' spellings such as Grad-CAM++ are accepted)."},
     "--batch-size": {"min": 1, "help": "Images per model pass."},
     "--seed": {"help": "Random seed: same seed, same result."},
+    "--profiles": {"parser": _PROFILES, "metavar": metavar(_PROFILES),
+                   "help": "Findings of each synthetic class: overlapping (classes share characteristics) or "
+                           "distinct (each class always shows one of its own, so the characteristics name the "
+                           "class)."},
     "--interventions": {"help": "Also measure each model's intervention curve (diagnosis macro F1 after correcting "
                                 "k characteristics to the raters' majority, most uncertain first and in random "
                                 "orders) and how much its diagnosis relies on its characteristics."},

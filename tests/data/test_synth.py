@@ -263,3 +263,47 @@ def test_the_skin_tone_effect_fades_lesions_on_one_tone_only(tmp_path: Path) -> 
     assert faded and min(faded) > 3
     with pytest.raises(ValueError, match="unknown skin tone"):
         generate(tmp_path / "bad", tone_contrast={"purple": 0.5}, **kwargs)
+
+
+def test_distinct_profiles_give_each_class_a_marker_no_other_class_shows() -> None:
+    """The ``distinct`` set (docs/design.md §1, the synthetic DermXDB): each class of MARKERS always shows its
+    marker (probability 1, and so does the finding it is drawn within), no other class's profile has it, and
+    seborrheic dermatitis, the class without a marker, shows none of them."""
+    from dermx.data.synth.profiles import MARKERS, PROFILE_SETS, PROFILES
+
+    distinct = PROFILE_SETS["distinct"]
+    assert PROFILE_SETS["overlapping"] is PROFILES and set(distinct) == set(vocab.DIAGNOSES)
+    assert set(vocab.DIAGNOSES) - set(MARKERS) == {"Seborrheic dermatitis"}
+    for diagnosis, findings in distinct.items():
+        shown = {f.characteristic: f for f in findings}
+        for owner, marker in MARKERS.items():
+            if owner == diagnosis:
+                assert shown[marker].probability == 1.0
+                if shown[marker].within:
+                    assert shown[shown[marker].within].probability == 1.0
+            else:
+                assert marker not in shown, (diagnosis, marker)
+
+
+def test_distinct_profiles_let_the_drawn_characteristics_name_the_class(tmp_path: Path) -> None:
+    """On generated ``distinct`` data the rule 'the class whose marker is drawn, else seborrheic dermatitis'
+    names every image's diagnosis from its ground-truth masks; on the default profiles it does not, and
+    ``profiles`` is recorded in synth.json and checked."""
+    from dermx.data.synth.profiles import MARKERS
+
+    def named(out: Path) -> float:
+        hits = []
+        for entry in read_synth_manifest(out)["images"]:
+            drawn = load_ground_truth(out, entry["stem"]).flatten(1).any(dim=1)
+            markers = [d for d, m in MARKERS.items() if drawn[vocab.CHARACTERISTICS.index(m)]]
+            guess = markers[0] if len(markers) == 1 else "Seborrheic dermatitis" if not markers else None
+            hits.append(guess == entry["diagnosis"])
+        return sum(hits) / len(hits)
+
+    _make(tmp_path / "distinct", n_images=60, size=(48, 56), profiles="distinct", repeat_fraction=0.0)
+    _make(tmp_path / "overlapping", n_images=60, size=(48, 56), repeat_fraction=0.0)
+    assert read_synth_manifest(tmp_path / "distinct")["config"]["profiles"] == "distinct"
+    assert named(tmp_path / "distinct") == 1.0
+    assert named(tmp_path / "overlapping") < 0.9
+    with pytest.raises(ValueError, match="unknown profile set 'bogus'"):
+        _make(tmp_path / "bad", profiles="bogus")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from dermx.choices import ProfileSet
 from dermx.progress import PlainProgress, progress
 
 if TYPE_CHECKING:
@@ -67,6 +68,10 @@ class DemoConfig:
     learning rate) and measure every model's intervention curve (``dermx evaluate --interventions``); about
     a third more time, so not in the 5-minute default.
 
+    ``profiles``: the synthetic classes' findings (:data:`~dermx.data.synth.profiles.PROFILE_SETS`);
+    ``distinct`` makes the characteristics name the class, the setting in which correcting them should
+    fix a concept bottleneck's diagnosis.
+
     ``held_out_raters``: the models learn from raters 1–4 (:data:`TRAINING_RATERS`) and are scored against
     raters 5–8 (:data:`REFERENCE_RATERS`), whose style DermX+'s attention never saw.
     """
@@ -101,6 +106,7 @@ class DemoConfig:
     held_out_raters: bool = False
     calibration_fraction: float = 0.0
     interventions: bool = False
+    profiles: ProfileSet = "overlapping"
 
     @classmethod
     def recipe(cls, name: str = "demo", **changes: Any) -> DemoConfig:
@@ -206,7 +212,8 @@ def _run(config: DemoConfig, console: Console) -> DemoResult:
     with _timed(timings, "synth", console), progress(console) as bar:
         task = bar.add_task("synthesising images", total=config.images)
         synth = SynthConfig(n_images=config.images, seed=config.seed, size=config.size, shortcut=config.shortcut,
-                            n_folds=config.n_folds, repeat_fraction=0.0)
+                            n_folds=config.n_folds, repeat_fraction=0.0,
+                            profiles=config.profiles)
         generate_from_config(synth, data, workers=config.workers,
                              on_image=lambda done, _total: bar.update(task, completed=done))
     trained: dict[str, Path] = {}

@@ -47,6 +47,7 @@ def synth_command(
     tone_share: Annotated[Any, typer.Option(
         "--tone-share", parser=parse_tone_values, metavar="TONE=W,...",
         help="Relative share of patients of each skin tone (e.g. light=0.6,medium=0.35,dark=0.05).")] = None,
+    profiles: Annotated[str, option("--profiles")] = "overlapping",
 ) -> None:
     """Generate a synthetic DermXDB with known lesion masks and simulated raters."""
     import time
@@ -58,7 +59,8 @@ def synth_command(
     start = time.perf_counter()
     summary = generate(out, n_images=n_images, n_raters=n_raters, min_raters=min(3, n_raters), seed=seed,
                        size=image_size, shortcut=shortcut, layouts=layouts, workers=workers,
-                       tone_contrast=tone_contrast, tone_probabilities=tone_share)
+                       tone_contrast=tone_contrast, tone_probabilities=tone_share,
+                       profiles=profiles)
     console = Console()
     for line in summary.lines():
         console.print(line)

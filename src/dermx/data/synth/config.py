@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from dermx import vocab
+from dermx.choices import ProfileSet
 from dermx.data.synth.skin import SKIN_TONES
 
 #: Largest rater number: ``labeller12`` would read as rater 1's repeat pass (DermXDB naming).
@@ -70,6 +71,11 @@ class SynthConfig:
     ``tone_probabilities`` replaces the share of patients of each tone
     (:data:`~dermx.data.synth.skin.TONE_PROBABILITIES`), e.g. fewer dark-skinned patients. The ground
     truth masks and the raters do not change: only what a model sees does.
+
+    ``profiles`` picks the findings each class shows (:data:`~dermx.data.synth.profiles.PROFILE_SETS`):
+    ``overlapping`` (the default: classes share characteristics, so telling them apart needs what the lesions
+    look like) or ``distinct`` (each class always shows a characteristic of its own: the characteristics
+    name the class, the known answer for concept-bottleneck models and interventions).
     """
 
     n_images: int = 300
@@ -87,8 +93,11 @@ class SynthConfig:
     hair_rate: float = 0.3
     tone_contrast: dict[str, float] = field(default_factory=dict)
     tone_probabilities: dict[str, float] | None = None
+    profiles: ProfileSet = "overlapping"
 
     def __post_init__(self) -> None:
+        if self.profiles not in get_args(ProfileSet):
+            raise ValueError(f"unknown profile set {self.profiles!r}; profile sets: {', '.join(get_args(ProfileSet))}")
         if self.n_images < 1:
             raise ValueError(f"n_images must be >= 1, got {self.n_images}")
         if not 1 <= self.min_raters <= self.n_raters <= MAX_RATERS:

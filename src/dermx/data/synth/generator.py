@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from dermx import vocab
+from dermx.choices import ProfileSet
 from dermx.data.synth import writer
 from dermx.data.synth.cohort import ImagePlan, plan_cohort
 from dermx.data.synth.config import RaterModel, SynthConfig, SynthSummary
@@ -51,7 +52,7 @@ def _draw(job: _Job, plan: ImagePlan, rng: np.random.Generator) -> tuple[list[Le
     """The lesions, their (16, H, W) ground truth and the rendered image of one planned image."""
     size = job.config.size
     layout = job.layouts[plan.layout].lesions if plan.layout is not None else None
-    lesions = plan_lesions(rng, plan.diagnosis, size) if layout is None else list(layout)
+    lesions = plan_lesions(rng, plan.diagnosis, size, job.config.profiles) if layout is None else list(layout)
     regions = [lesion_mask([lesion], *size) for lesion in lesions]
     truth = np.zeros((len(vocab.CHARACTERISTICS), *size), dtype=bool)
     for lesion, region in zip(lesions, regions, strict=True):
@@ -180,6 +181,7 @@ def generate(
     layouts: str | Path | None = None,
     tone_contrast: dict[str, float] | None = None,
     tone_probabilities: dict[str, float] | None = None,
+    profiles: ProfileSet = "overlapping",
     workers: int = 1,
     progress: bool = True,
 ) -> SynthSummary:
@@ -188,14 +190,15 @@ def generate(
     ``size`` is (height, width). ``jitter`` and ``miss_rate`` override those of ``raters`` (default
     :class:`RaterModel`). ``progress`` shows a rich progress bar. The output depends only on the
     arguments other than ``workers`` and ``progress``. ``tone_contrast`` and ``tone_probabilities``: the
-    skin-tone effect of :class:`SynthConfig` (off by default).
+    skin-tone effect of :class:`SynthConfig` (off by default). ``profiles``: which characteristics each class
+    shows (:data:`~dermx.data.synth.profiles.PROFILE_SETS`).
     """
     model = replace(raters or RaterModel(), jitter=jitter, miss_rate=miss_rate)
     height, width = size
     config = SynthConfig(n_images=n_images, n_raters=n_raters, min_raters=min_raters, seed=seed,
                          size=(height, width), shortcut=shortcut, repeat_fraction=repeat_fraction, raters=model,
                          layouts=Path(layouts) if layouts else None, tone_contrast=dict(tone_contrast or {}),
-                         tone_probabilities=tone_probabilities)
+                         tone_probabilities=tone_probabilities, profiles=profiles)
     if not progress:
         return generate_from_config(config, out, workers=workers)
     from dermx.progress import progress as shown
