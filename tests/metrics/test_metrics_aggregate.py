@@ -102,6 +102,22 @@ def test_a_cluster_bootstrap_resamples_patients_not_their_images() -> None:
         resample_counts(6, n_boot=4, seed=0, clusters=["a", "b"])
 
 
+@pytest.mark.parametrize("clusters", [None, [f"p{i // 3}" for i in range(250)]])
+def test_resample_blocks_are_the_rows_of_one_draw(clusters: list[str] | None) -> None:
+    """Blocks of any size concatenate to resample_counts' matrix (the generator's stream is read in row
+    order), so a statistic evaluated block by block (resampled) gives the values of one call on it."""
+    from dermx.metrics import resample_blocks, resample_counts, resampled
+
+    whole = resample_counts(250, n_boot=1000, seed=4, clusters=clusters)
+    for block in (1, 7, 100, 999, 1000, 5000):
+        parts = list(resample_blocks(250, n_boot=1000, seed=4, clusters=clusters, block=block))
+        assert len(parts) == -(-1000 // block) and torch.equal(torch.cat(parts), whole)
+    values = torch.linspace(0, 1, 250, dtype=torch.float64)
+    means = resampled(lambda counts: (counts @ values) / counts.sum(dim=1), 250, n_boot=1000, seed=4,
+                      clusters=clusters)
+    assert means.shape == (1000,) and torch.allclose(means, (whole @ values) / whole.sum(dim=1), rtol=0, atol=1e-15)
+
+
 def test_wilson_interval_hand_cases() -> None:
     from dermx.metrics import wilson_interval
 

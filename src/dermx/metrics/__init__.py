@@ -19,7 +19,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         **dict.fromkeys(("BootstrapCI", "Summary", "bootstrap_ci", "paired_bootstrap_ci", "pearson",
-                         "percentile_interval", "resample_counts", "summarize", "wilson_interval"), ".aggregate"),
+                         "percentile_interval", "resample_blocks", "resample_counts", "resampled", "summarize",
+                         "wilson_interval"), ".aggregate"),
         **dict.fromkeys(
             ("DiagnosisScores", "LabelScores", "confusion_matrix", "diagnosis_scores", "identification_scores"),
             ".classification",

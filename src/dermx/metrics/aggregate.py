@@ -9,7 +9,7 @@ Wilson's score interval (:func:`wilson_interval`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,15 +75,16 @@ class BootstrapCI:
     level: float
 
 
-def resample_counts(n: int, *, n_boot: int, seed: int, clusters: Sequence[Any] | np.ndarray | None = None) -> Tensor:
-    """``(n_boot, n)`` float64: how many times each of ``n`` rows is in each bootstrap resample.
+#: Resamples drawn and evaluated at once by :func:`resample_blocks` (memory ``O(BLOCK · n)``).
+BLOCK = 100
 
-    Without ``clusters`` the rows are drawn with replacement, ``n`` draws per resample. With
-    ``clusters`` (one label per row, e.g. each image's patient) the K distinct labels are drawn with
-    replacement, K draws per resample, and every row counts as many times as its cluster was drawn:
-    the cluster bootstrap, for rows that are not independent (two images of one patient go in and out
-    together). Draws come from a ``torch.Generator`` seeded by ``seed``: same seed, same resamples.
-    """
+
+def resample_blocks(n: int, *, n_boot: int, seed: int, clusters: Sequence[Any] | np.ndarray | None = None,
+                    block: int = BLOCK) -> Iterator[Tensor]:
+    """The rows of :func:`resample_counts`, ``block`` resamples at a time: the same draws (the generator's
+    stream is consumed in row order, so blocks of any size concatenate to the whole matrix), without
+    holding all ``n_boot × n`` counts. A statistic evaluated block by block needs ``O(block · n)`` memory,
+    whatever ``n_boot``."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     if n == 0:
@@ -97,11 +98,35 @@ def resample_counts(n: int, *, n_boot: int, seed: int, clusters: Sequence[Any] |
             raise ValueError(f"clusters has shape {labels.shape}, expected one label per row ({n},)")
         _, inverse = np.unique(labels.astype(str), return_inverse=True)
         codes, k = torch.from_numpy(inverse.reshape(-1)), int(inverse.max()) + 1
-    drawn = torch.zeros(n_boot, k, dtype=torch.float64)
-    draws = torch.randint(k, (n_boot, k), generator=generator)
-    drawn.scatter_add_(1, draws, torch.ones(1, 1, dtype=torch.float64).expand(n_boot, k))
-    del draws  # memory: the (n_boot, k) draws go before the (n_boot, n) counts are made
-    return drawn[:, codes]
+    for start in range(0, n_boot, block):
+        rows = min(block, n_boot - start)
+        drawn = torch.zeros(rows, k, dtype=torch.float64)
+        draws = torch.randint(k, (rows, k), generator=generator)
+        drawn.scatter_add_(1, draws, torch.ones(1, 1, dtype=torch.float64).expand(rows, k))
+        del draws
+        yield drawn[:, codes]
+
+
+def resample_counts(n: int, *, n_boot: int, seed: int, clusters: Sequence[Any] | np.ndarray | None = None) -> Tensor:
+    """``(n_boot, n)`` float64: how many times each of ``n`` rows is in each bootstrap resample.
+
+    Without ``clusters`` the rows are drawn with replacement, ``n`` draws per resample. With
+    ``clusters`` (one label per row, e.g. each image's patient) the K distinct labels are drawn with
+    replacement, K draws per resample, and every row counts as many times as its cluster was drawn:
+    the cluster bootstrap, for rows that are not independent (two images of one patient go in and out
+    together). Draws come from a ``torch.Generator`` seeded by ``seed``: same seed, same resamples.
+    :func:`resample_blocks` gives the same rows a block at a time.
+    """
+    return torch.cat(list(resample_blocks(n, n_boot=n_boot, seed=seed, clusters=clusters, block=n_boot)))
+
+
+def resampled(statistic: Callable[[Tensor], Tensor], n: int, *, n_boot: int, seed: int,
+              clusters: Sequence[Any] | np.ndarray | None = None, dim: int = 0) -> Tensor:
+    """``statistic(counts)`` of the ``(n_boot, n)`` counts of :func:`resample_counts`, evaluated on
+    :func:`resample_blocks` and concatenated along ``dim`` (where ``statistic`` puts the resamples):
+    the values of one call on the whole matrix, in ``O(BLOCK · n)`` memory."""
+    return torch.cat([statistic(counts) for counts in resample_blocks(n, n_boot=n_boot, seed=seed,
+                                                                       clusters=clusters)], dim=dim)
 
 
 def percentile_interval(resampled: Tensor, level: float) -> tuple[Tensor, Tensor]:
@@ -122,8 +147,9 @@ def bootstrap_ci(values: Values, *, n_boot: int = 2000, seed: int = 0, level: fl
     ``clusters``, whole clusters of rows are). Each resample's statistic is, per trailing position,
     ``Σ_i c_i·v_i / Σ_i c_i·[v_i defined]`` with ``c_i`` the number of times row ``i`` was drawn and
     NaN rows left out; the interval is the ``(1 − level)/2`` and ``(1 + level)/2`` quantiles of the
-    resampled statistics (resamples with no defined value are ignored). All resamples at once as one
-    ``(n_boot, n)`` count matrix times the ``(n, ...)`` values.
+    resampled statistics (resamples with no defined value are ignored). The resamples are
+    ``(n_boot, n)`` count matrices times the ``(n, ...)`` values, :data:`BLOCK` resamples at a time
+    (:func:`resampled`).
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
@@ -134,8 +160,9 @@ def bootstrap_ci(values: Values, *, n_boot: int = 2000, seed: int = 0, level: fl
     flat = x.reshape(n, -1)
     defined = ~torch.isnan(flat)
     filled = torch.where(defined, flat, 0.0)
-    counts = resample_counts(n, n_boot=n_boot, seed=seed, clusters=clusters)
-    means = (counts @ filled) / (counts @ defined.double())
+    weights = defined.double()
+    means = resampled(lambda counts: (counts @ filled) / (counts @ weights), n, n_boot=n_boot, seed=seed,
+                      clusters=clusters)
     low, high = percentile_interval(means, level)
     estimate = filled.sum(0) / defined.sum(0)
     trailing = x.shape[1:]

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dermx.metrics import bootstrap_ci, percentile_interval, resample_counts, wilson_interval
+from dermx.metrics import bootstrap_ci, percentile_interval, resample_counts, resampled, wilson_interval
 from dermx.trust._inputs import as_groups
 
 Clusters = Sequence[Any] | np.ndarray | None
@@ -35,8 +35,6 @@ Clusters = Sequence[Any] | np.ndarray | None
 #: Default confidence level and bootstrap size.
 LEVEL = 0.95
 N_BOOT = 1000
-#: Resamples a weighted statistic is evaluated on at once (:func:`weighted_interval`).
-BLOCK = 100
 
 
 @dataclass(frozen=True)
@@ -88,9 +86,9 @@ def weighted_interval(statistic: Callable[[Tensor], Tensor], n: int, *, clusters
     """:func:`statistic_interval` for a statistic that takes row weights: ``statistic(w)`` maps ``(B, n)``
     weights to ``(B,)`` values at once, where a resample's weights are how often each row was drawn (the
     same draws as :func:`statistic_interval`, so the same interval, without a Python loop per resample).
-    ``statistic`` gets the resamples :data:`BLOCK` at a time, so its own temporaries stay ``O(BLOCK · n)``."""
-    counts = resample_counts(n, n_boot=n_boot, seed=seed, clusters=clusters).double()
-    low, high = percentile_interval(torch.cat([statistic(block) for block in counts.split(BLOCK)]), level)
+    ``statistic`` gets the resamples a block at a time (:func:`dermx.metrics.resampled`), so its own
+    temporaries stay ``O(block · n)``."""
+    low, high = percentile_interval(resampled(statistic, n, n_boot=n_boot, seed=seed, clusters=clusters), level)
     estimate = float(statistic(torch.ones(1, n, dtype=torch.float64))[0])
     return Interval(estimate=estimate, low=float(low), high=float(high), n=n, level=level, unit=_unit(clusters))
 
