@@ -50,8 +50,7 @@ def corrected_f1(checkpoint: Path, data: Path, seed: int) -> dict[str, Any]:
     with torch.no_grad():
         plain = model.heads(features)["diagnosis"].argmax(1)
         hidden = model.diagnosis_mlp(features) if model.diagnosis_mlp is not None else None
-        reads = set_logits if hidden is None else torch.cat([hidden, set_logits], dim=1)
-        corrected = model.diagnosis_out(reads).argmax(1)
+        corrected = model.diagnosis_out(model.head_input(set_logits, hidden)).argmax(1)
     truth = [model.config.diagnoses[item.diagnosis] for item in items]
     patients = [str(db.images[s].patient) for s in stems]
     out = {}
@@ -68,6 +67,8 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--modes", default="joint,sequential,independent")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--head-interventions", type=float, default=0.0,
+                        help="rate of the sequential head's random interventions (dermx train --head-interventions)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -81,8 +82,9 @@ def main() -> None:
     rows = {}
     for mode in args.modes.split(","):
         out = args.run / "models" / f"cbm-{mode}"
-        config = demo.train_config("dermx", data, args.run / "cache", out).replace(
-            kind="cbm", bottleneck=mode, progress=False)
+        config = demo.train_config("cbm", data, args.run / "cache", out).replace(
+            bottleneck=mode, head_interventions=args.head_interventions if mode == "sequential" else 0.0,
+            progress=False)
         start = time.perf_counter()
         checkpoint = out / "model" if (out / "model").is_dir() else fit(config).checkpoint_dir  # a rerun reuses it
         rows[f"cbm-{mode}"] = {"train_s": time.perf_counter() - start,

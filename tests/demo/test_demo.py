@@ -48,7 +48,8 @@ def test_demo_interventions_trains_a_bottleneck_model_and_measures_every_curve(t
     result = run_demo(DemoConfig.recipe("quick", out=out, interventions=True))
     assert set(result.summary["models"]) == {"DermX", "DermX+", "CBM"}
     model = load_checkpoint(out / "models" / "cbm" / "model")
-    assert model.config.kind == "cbm" and model.config.bottleneck == "independent"
+    assert model.config.kind == "cbm" and model.config.bottleneck == "sequential"
+    assert model.config.bottleneck_reads == "probabilities" and model.config.interventions is not None
     block = result.summary["interventions"]
     assert {"DermX", "DermX+", "CBM"} <= set(block["models"]), block
     assert (out / "interventions.csv").is_file()

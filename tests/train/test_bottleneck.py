@@ -31,16 +31,70 @@ def test_the_head_fit_is_sklearns_multinomial_logistic_regression() -> None:
     assert np.abs(b.numpy() - reference.intercept_).max() < 1e-4
 
 
-def test_a_cbm_diagnosis_is_a_linear_function_of_its_characteristic_logits() -> None:
+def test_a_cbm_diagnosis_is_a_linear_function_of_its_characteristic_probabilities(tmp_path: Path) -> None:
+    """z_dx = W σ(z_char) + b; a checkpoint written before ``bottleneck_reads`` keeps reading the logits."""
+    import json
+
+    from dermx.models import save_checkpoint
+    from dermx.models.checkpoint import CONFIG_FILE
+
     model = build_model("small", kind="cbm", input_size=(64, 64)).eval()
     assert model.diagnosis_mlp is None and model.diagnosis_out.in_features == len(model.config.characteristics)
-    out = model(torch.randn(2, 3, 64, 64))
-    assert torch.allclose(out["diagnosis"], model.diagnosis_out(out["characteristic"]))
-    assert model.config.bottleneck == "joint"
+    x = torch.randn(2, 3, 64, 64)
+    out = model(x)
+    w, b = model.diagnosis_out.weight, model.diagnosis_out.bias
+    assert torch.allclose(out["diagnosis"], torch.sigmoid(out["characteristic"]) @ w.T + b, atol=1e-6)
+    assert model.config.bottleneck == "joint" and model.config.bottleneck_reads == "probabilities"
+    # an older checkpoint: the field absent, its head read the logits, and still does
+    folder = save_checkpoint(model, tmp_path / "old")
+    document = json.loads((folder / CONFIG_FILE).read_text())
+    assert document["bottleneck_reads"] == "probabilities"
+    del document["bottleneck_reads"]
+    (folder / CONFIG_FILE).write_text(json.dumps(document))
+    old = load_checkpoint(folder).eval()
+    assert old.config.bottleneck_reads == "logits"
+    with torch.no_grad():
+        again = old(x)
+    assert torch.allclose(again["diagnosis"], again["characteristic"] @ w.T + b, atol=1e-5)
+    assert "bottleneck_reads" not in json.loads((save_checkpoint(build_model("small"), tmp_path / "dx")
+                                                 / CONFIG_FILE).read_text())
     with pytest.raises(ValueError, match="bottleneck 'sequential' is for cbm models"):
         build_model("small", kind="dermx", bottleneck="sequential")
     with pytest.raises(ValueError, match="needs characteristics"):
         build_model("small", kind="cbm", characteristics=[])
+
+
+def test_random_interventions_copy_the_predictions_with_labels_set_at_the_rate() -> None:
+    """head_inputs with a rate r: the predictions, then INTERVENED_COPIES copies in which each characteristic is
+    its label's rule logit with probability r (about r of them, seeded), all read through σ; the diagnoses
+    repeat. Only sequential cbm training takes a rate."""
+    from dermx.models.intervention import InterventionRule
+    from dermx.train.bottleneck import INTERVENED_COPIES, head_inputs
+    from dermx.train.config import TrainConfig
+    from dermx.train.interventions import TrainingLogits
+
+    model = build_model("small", kind="cbm", bottleneck="sequential", input_size=(64, 64))
+    names = model.config.characteristics
+    k = len(names)
+    rule = InterventionRule(names, tuple([-4.0] * k), tuple([5.0] * k), n=400)
+    predicted = torch.linspace(-1.0, 1.0, 400 * k).reshape(400, k)
+    labels = (torch.arange(400 * k).reshape(400, k) % 3 == 0).float()
+    training = TrainingLogits(rule, predicted, torch.arange(400) % 6, labels)
+    x, y = head_inputs(model, training, "sequential", interventions=0.25, seed=3)
+    assert x.shape == ((1 + INTERVENED_COPIES) * 400, k) and torch.equal(y, (torch.arange(400) % 6).repeat(5))
+    assert torch.allclose(x[:400], torch.sigmoid(predicted.double()))
+    copies = torch.logit(x[400:], eps=0).reshape(INTERVENED_COPIES, 400, k)
+    set_label = torch.isclose(copies, torch.where(labels.bool(), 5.0, -4.0).double(), atol=1e-6)
+    assert abs(float(set_label.double().mean()) - 0.25) < 0.01
+    kept = torch.isclose(copies, predicted.double().expand_as(copies), atol=1e-6)
+    assert bool((set_label | kept).all())
+    again, _ = head_inputs(model, training, "sequential", interventions=0.25, seed=3)
+    assert torch.equal(x, again)
+    assert head_inputs(model, training, "sequential")[0].shape == (400, k)
+    with pytest.raises(ValueError, match="head_interventions is for cbm models trained sequential"):
+        TrainConfig.of(kind="cbm", bottleneck="independent", head_interventions=0.25)
+    with pytest.raises(ValueError, match="rate in \\[0, 1\\]"):
+        TrainConfig.of(kind="cbm", bottleneck="sequential", head_interventions=1.5)
 
 
 @pytest.mark.slow
@@ -50,7 +104,8 @@ def test_each_training_mode(tiny_db: tuple[Path, Path], tmp_path: Path, mode: st
     characteristic logits of the training images or on their labels in the rule's logit scale: the saved
     head is that fit (recomputed here)."""
     config = tiny_config(tiny_db, tmp_path / "run", kind="cbm", bottleneck=mode, epochs=2,
-                         ga_weight=1.0 if mode == "sequential" else None)
+                         ga_weight=1.0 if mode == "sequential" else None,
+                         head_interventions=0.5 if mode == "sequential" else None)
     result = fit(config)
     model = load_checkpoint(result.checkpoint_dir)
     assert model.config.kind == "cbm" and model.config.bottleneck == mode
@@ -69,7 +124,22 @@ def test_each_training_mode(tiny_db: tuple[Path, Path], tmp_path: Path, mode: st
         return
     labels = torch.tensor([item.characteristics for item in train.items], dtype=torch.float64)
     absent, present = torch.tensor(rule.absent).double(), torch.tensor(rule.present).double()
-    x = logits["characteristic"].double() if mode == "sequential" else absent + labels * (present - absent)
-    w, b = fit_head(x, diagnosis, len(model.config.diagnoses), l2=L2)
+    set_labels = absent + labels * (present - absent)
+    x, y = logits["characteristic"].double(), diagnosis
+    if mode == "sequential":  # the predictions and 4 randomly corrected copies (rate 0.5, the run's seed)
+        generator = torch.Generator().manual_seed(config.run.seed)
+        copies = [torch.where(torch.rand(x.shape, generator=generator, dtype=torch.float64) < 0.5, set_labels, x)
+                  for _ in range(4)]
+        x, y = torch.cat([x, *copies]), diagnosis.repeat(5)
+    else:
+        x = set_labels
+    w, b = fit_head(torch.sigmoid(x), y, len(model.config.diagnoses), l2=L2)
     assert torch.allclose(model.diagnosis_out.weight.double(), w, atol=1e-4)
-    assert torch.allclose(model.diagnosis_out.bias.double(), b, atol=1e-4)
+    # the biases of classes absent from the 8 training images run off to -inf, so the fit stops anywhere along
+    # that flat direction: the objective, not the bias, is what two fits must agree on
+    def objective(weight: torch.Tensor, bias: torch.Tensor) -> float:
+        inputs = torch.sigmoid(x)
+        return float(torch.nn.functional.cross_entropy(inputs @ weight.T + bias, y) + 0.5 * L2 * (weight ** 2).sum())
+
+    saved = objective(model.diagnosis_out.weight.detach().double(), model.diagnosis_out.bias.detach().double())
+    assert abs(saved - objective(w, b)) < 1e-5

@@ -48,6 +48,8 @@ def save_checkpoint(model: DermXNet, directory: str | Path) -> Path:
         del document["vocabulary"]
     if document["calibration"] is None:  # likewise: none recorded, the field left out
         del document["calibration"]
+    if document["bottleneck_reads"] is None:  # likewise: not a cbm model
+        del document["bottleneck_reads"]
     write_text(directory / CONFIG_FILE, strict_json(document))
     return directory
 
@@ -60,6 +62,8 @@ def _config_from(document: dict[str, Any], source: Path) -> ModelConfig:
     unknown = sorted(set(document) - fields - {"format", "dermx_version"})
     if unknown:
         raise CheckpointError(f"{source}: unknown config field(s) {unknown}")
+    if document.get("kind") == "cbm" and "bottleneck_reads" not in document:
+        document = {**document, "bottleneck_reads": "logits"}  # written before the choice: its head reads logits
     try:
         config = ModelConfig(**{k: document[k] for k in fields if k in document})
     except (TypeError, ValueError) as error:

@@ -6,10 +6,13 @@ backbone → global average pooling → f ∈ R^C.
 - diagnosis head: dropout, Linear(C, 64), ReLU, dropout → h; Linear(64 + n_char, 6) on [h, z_char]
   → z_dx (``dx-only``: Linear(64, 6) on h).
 - ``cbm``, a concept-bottleneck model (Koh et al., ICML 2020): the diagnosis is computed from the
-  characteristic logits alone, ``z_dx = Linear(n_char, 6)(z_char)``: no side channel ``h``, so every
+  characteristics alone, ``z_dx = Linear(n_char, 6)(σ(z_char))``: no side channel ``h``, so every
   diagnosis rests on the characteristics and an intervention on them (:mod:`dermx.models.intervention`)
-  reaches the whole diagnosis. How its head is trained (``bottleneck``: joint, sequential, independent)
-  is :mod:`dermx.train.bottleneck`'s.
+  reaches the whole diagnosis. The head reads the characteristics' probabilities (``bottleneck_reads``),
+  so a characteristic set present or absent (its logit at the 95th or 5th training percentile) is about
+  1 or 0 whatever the logits' scale; checkpoints written before the field read the logits,
+  ``Linear(z_char)``, and still do. How its head is trained (``bottleneck``: joint, sequential,
+  independent) is :mod:`dermx.train.bottleneck`'s.
 
 ``dermx+`` is the same network as ``dermx``, trained with the guided-attention loss (which any kind with
 characteristics can also take: ``cbm`` with a guided-attention weight).
@@ -37,6 +40,8 @@ MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
 #: ``dermxdb``: DermXDB's six classes and (some of) its 16 characteristics; ``own``: the user's names
 #: (:mod:`dermx.vocab_map`), mapped onto DermXDB's where they mean the same thing.
 Vocabulary = Literal["dermxdb", "own"]
+#: What a ``cbm`` model's diagnosis head reads: ``σ(z_char)`` or (checkpoints before the choice) ``z_char``.
+BottleneckReads = Literal["probabilities", "logits"]
 HIDDEN = 64
 
 
@@ -64,7 +69,9 @@ class ModelConfig:
     ``calibration`` is the calibration fitted on the validation split at the end of training
     (:meth:`dermx.trust.fitted.ModelCalibration.to_dict`), or ``{"skipped": reason}`` when training could
     not fit one; ``None`` (checkpoints written before it was recorded, or outside ``dermx train``): none.
-    ``bottleneck``: how a ``cbm`` model's diagnosis head was trained (``None`` for the other kinds).
+    ``bottleneck``: how a ``cbm`` model's diagnosis head was trained (``None`` for the other kinds);
+    ``bottleneck_reads``: what it reads, the characteristic probabilities (the default) or logits
+    (:data:`BottleneckReads`; a ``cbm`` checkpoint without the field was written before it and reads logits).
     ``interventions`` is the rule for setting a characteristic present or absent at test time
     (:meth:`dermx.models.intervention.InterventionRule.to_dict`, fitted on the training images at the end of
     training), or ``None``: the model cannot take interventions.
@@ -88,6 +95,7 @@ class ModelConfig:
     calibration: dict[str, Any] | None = None
     interventions: dict[str, Any] | None = None
     bottleneck: BottleneckMode | None = None
+    bottleneck_reads: BottleneckReads | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -107,8 +115,13 @@ class ModelConfig:
             if self.bottleneck not in get_args(BottleneckMode):
                 raise ValueError(f"unknown bottleneck mode {self.bottleneck!r}; expected one of "
                                  f"{get_args(BottleneckMode)}")
-        elif self.bottleneck is not None:
-            raise ValueError(f"bottleneck {self.bottleneck!r} is for cbm models, not {self.kind!r}")
+            self.bottleneck_reads = self.bottleneck_reads or "probabilities"
+            if self.bottleneck_reads not in get_args(BottleneckReads):
+                raise ValueError(f"unknown bottleneck input {self.bottleneck_reads!r}; expected one of "
+                                 f"{get_args(BottleneckReads)}")
+        elif self.bottleneck is not None or self.bottleneck_reads is not None:
+            raise ValueError(f"bottleneck {self.bottleneck or self.bottleneck_reads!r} is for cbm models, not "
+                             f"{self.kind!r}")
 
     @property
     def input_spec(self) -> InputSpec:
@@ -141,7 +154,7 @@ class DermXNet(nn.Module):
         width = int(self.backbone.num_features)  # type: ignore[arg-type]  # timm's models are typed nn.Module
         n_char = len(config.characteristics)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        #: ``None`` for a ``cbm`` model: its diagnosis reads the characteristic logits only.
+        #: ``None`` for a ``cbm`` model: its diagnosis reads the characteristics only (:meth:`head_input`).
         self.diagnosis_mlp: nn.Sequential | None = None if config.kind == "cbm" else _mlp(width, config.dropout)
         self.diagnosis_out = nn.Linear(n_char if config.kind == "cbm" else HIDDEN + n_char, len(config.diagnoses))
         self.characteristic_head: nn.Sequential | None = None
@@ -170,8 +183,15 @@ class DermXNet(nn.Module):
             assert hidden is not None
             return {"diagnosis": self.diagnosis_out(hidden)}
         characteristic = self.characteristic_head(pooled)
-        reads = characteristic if hidden is None else torch.cat([hidden, characteristic], dim=1)
-        return {"characteristic": characteristic, "diagnosis": self.diagnosis_out(reads)}
+        return {"characteristic": characteristic, "diagnosis": self.diagnosis_out(self.head_input(characteristic,
+                                                                                                 hidden))}
+
+    def head_input(self, characteristic: torch.Tensor, hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """What the diagnosis layer reads: ``[h, z_char]``, or for a ``cbm`` model ``σ(z_char)`` (``z_char`` for
+        a checkpoint whose ``bottleneck_reads`` is ``logits``)."""
+        if hidden is not None:
+            return torch.cat([hidden, characteristic], dim=1)
+        return characteristic.sigmoid() if self.config.bottleneck_reads == "probabilities" else characteristic
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.forward_head(self.forward_features(x))

@@ -1,17 +1,26 @@
 r"""Koh et al.'s (ICML 2020) three ways to train a concept-bottleneck (``cbm``) model, whose diagnosis is
-``z_dx = W z_char + b`` on its characteristic logits alone:
+``z_dx = W s(z_char) + b`` on its characteristics alone, ``s = σ`` (the probabilities; ``s`` the identity
+for checkpoints whose ``bottleneck_reads`` is ``logits``, :class:`~dermx.models.ModelConfig`):
 
 - **joint**: the whole network with one loss, ``CE(z_dx) + λ_c · BCE(z_char)`` (``char_weight``), as DermX
   is trained;
 - **sequential**: the network is first trained on the characteristics alone (the diagnosis loss weighted
-  0); then ``W, b`` are fitted to the diagnoses on its *frozen characteristic logits* of the training
-  images, ``ẑ_char(x_i) → y_i``;
-- **independent**: the same first stage; ``W, b`` are fitted on the training *labels* written in the logit
-  scale the head sees when a clinician sets every characteristic: ``c_ij ↦ q5_j + c_ij (q95_j − q5_j)``
-  (the intervention rule's absent / present logits, :mod:`dermx.models.intervention`), so a fully
-  corrected image is exactly what the head was trained on.
+  0); then ``W, b`` are fitted to the diagnoses on its *frozen characteristic predictions* of the training
+  images, ``s(ẑ_char(x_i)) → y_i``;
+- **independent**: the same first stage; ``W, b`` are fitted on the training *labels* written as the head
+  sees them when a clinician sets every characteristic: ``s(q5_j + c_ij (q95_j − q5_j))`` (the intervention
+  rule's absent / present logits, :mod:`dermx.models.intervention`), so a fully corrected image is exactly
+  what the head was trained on.
 
 Either of the last two may also take guided attention (a guided-attention weight) in the first stage.
+
+**Random interventions** (``head_interventions = r > 0``, sequential only; the randomised interventions of
+Espinosa Zarlenga et al., NeurIPS 2022, applied to the head's fit): the head is fitted on the frozen
+predictions and on :data:`INTERVENED_COPIES` copies of them in which each characteristic of each image is,
+with probability ``r``, replaced by its label set by the rule. A sequential head fitted on predictions alone
+learns how much to trust each predicted characteristic, and may then read a corrected one wrongly; with the
+copies it learns both what the model predicts and what a clinician sets. The copies' draws are seeded by
+the run's seed.
 
 **The head's fit** (:func:`fit_head`): multinomial logistic regression,
 ``min_{W,b} Σ_i w_{y_i} CE(W x_i + b, y_i) / Σ_i w_{y_i} + (λ/2) ‖W‖²`` with ``λ`` = :data:`L2` and the
@@ -34,6 +43,8 @@ from dermx.train.losses import class_weight_tensor
 L2 = 1e-4
 #: Most L-BFGS iterations of the head's fit.
 MAX_ITER = 500
+#: Randomly corrected copies of the training images a sequential head is also fitted on (module docstring).
+INTERVENED_COPIES = 4
 
 
 def fit_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, class_weights: torch.Tensor | None = None,
@@ -56,28 +67,39 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, class_weights:
     return w.detach(), b.detach()
 
 
-def head_inputs(training: TrainingLogits, mode: str) -> torch.Tensor:
-    """What the head is fitted on: the frozen logits (``sequential``) or the labels in the rule's logit
-    scale (``independent``)."""
-    if mode == "sequential":
-        return training.characteristic.double()
+def head_inputs(model: DermXNet, training: TrainingLogits, mode: str, *, interventions: float = 0.0,
+                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the head is fitted on, as the head reads it (``model.head_input``), and the diagnosis of each row:
+    the frozen predictions (``sequential``; with ``interventions`` > 0 also the randomly corrected copies) or
+    the labels in the rule's scale (``independent``)."""
+    absent = torch.tensor(training.rule.absent, dtype=torch.float64)
+    present = torch.tensor(training.rule.present, dtype=torch.float64)
+    labels = absent + training.labels.double() * (present - absent)
     if mode == "independent":
-        absent = torch.tensor(training.rule.absent, dtype=torch.float64)
-        present = torch.tensor(training.rule.present, dtype=torch.float64)
-        return absent + training.labels.double() * (present - absent)
-    raise ValueError(f"the head is fitted apart only for sequential and independent training, not {mode!r}")
+        return model.head_input(labels), training.diagnosis
+    if mode != "sequential":
+        raise ValueError(f"the head is fitted apart only for sequential and independent training, not {mode!r}")
+    predicted = training.characteristic.double()
+    rows = [predicted]
+    if interventions > 0:
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(INTERVENED_COPIES):
+            chosen = torch.rand(predicted.shape, generator=generator, dtype=torch.float64) < interventions
+            rows.append(torch.where(chosen, labels, predicted))
+    return model.head_input(torch.cat(rows)), training.diagnosis.repeat(len(rows))
 
 
-def fit_bottleneck_head(model: DermXNet, training: TrainingLogits,
-                        class_weights: Mapping[str, float] | None = None) -> None:
-    """Replace a ``cbm`` model's diagnosis head by the fit of its ``bottleneck`` mode (module docstring)."""
+def fit_bottleneck_head(model: DermXNet, training: TrainingLogits, class_weights: Mapping[str, float] | None = None,
+                        *, interventions: float = 0.0, seed: int = 0) -> None:
+    """Replace a ``cbm`` model's diagnosis head by the fit of its ``bottleneck`` mode (module docstring);
+    ``interventions``: the rate of random interventions (sequential only)."""
     config = model.config
     if config.kind != "cbm" or config.bottleneck not in ("sequential", "independent"):
         raise ValueError(f"only a sequential or independent cbm model gets its head fitted apart, not "
                          f"{config.kind} ({config.bottleneck})")
     weights = class_weight_tensor(class_weights, config.diagnoses)
-    w, b = fit_head(head_inputs(training, config.bottleneck), training.diagnosis, len(config.diagnoses),
-                    class_weights=weights)
+    x, y = head_inputs(model, training, config.bottleneck, interventions=interventions, seed=seed)
+    w, b = fit_head(x, y, len(config.diagnoses), class_weights=weights)
     with torch.no_grad():
         model.diagnosis_out.weight.copy_(w.to(model.diagnosis_out.weight.dtype))
         model.diagnosis_out.bias.copy_(b.to(model.diagnosis_out.bias.dtype))

@@ -38,7 +38,11 @@ def _shared(
     bottleneck: Annotated[str | None, Opt(
         metavar="joint|sequential|independent", parser=choice(BottleneckMode),
         help="cbm only: joint (one loss), sequential (diagnosis head fitted on the frozen characteristic "
-             "logits) or independent (on the training labels) (Koh et al. 2020)")] = None,
+             "predictions) or independent (on the training labels) (Koh et al. 2020)")] = None,
+    head_interventions: Annotated[float | None, Opt(
+        min=0.0, max=1.0, metavar="RATE",
+        help="cbm sequential only: also fit the diagnosis head on 4 copies of the training images whose "
+             "characteristics are each set to their label with this probability (random interventions)")] = None,
     preset: Annotated[str | None, Opt(help="small | cpu | tiny | resnet50 | efficientnet_b2 | efficientnet_b4")] = None,
     backbone: Annotated[str | None, Opt(help="any timm backbone (overrides the preset's)")] = None,
     characteristics: Annotated[str | None, Opt(help="'paper' (10) or comma-separated names; default 16")] = None,

@@ -37,7 +37,9 @@ Options for short from-scratch runs (new here; defaults keep the papers' recipe)
   concept-bottleneck training varies it.
 - ``bottleneck`` (``cbm`` models only; :mod:`dermx.train.bottleneck`): ``joint`` (default: one loss,
   CE + λ_c·BCE), ``sequential`` or ``independent`` (the network is trained on the characteristics alone,
-  then its diagnosis head is fitted on the frozen characteristic logits, or on the training labels).
+  then its diagnosis head is fitted on the frozen characteristic predictions, or on the training labels).
+  ``head_interventions`` (``sequential`` only): the rate of the random interventions of the head's fit
+  (0: none, Koh et al.'s sequential model).
 - ``channels_last``: train with NHWC tensors (``torch.channels_last``). On CPU it speeds up dilated
   backbones (output stride 8) about 2× and slows undilated ones at small inputs (measured in
   BENCHMARKS.md); the weights and results do not change beyond float rounding.
@@ -100,6 +102,7 @@ class ModelOptions:
 
     kind: ModelKind = "dermx"
     bottleneck: BottleneckMode | None = None
+    head_interventions: float = 0.0
     preset: str | None = "small"
     backbone: str | None = None
     characteristics: str | list[str] | None = None
@@ -116,6 +119,11 @@ class ModelOptions:
         if self.input_size is not None:
             self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
         check_resolution(self.resolution)
+        if not 0.0 <= self.head_interventions <= 1.0:
+            raise ValueError(f"head_interventions must be a rate in [0, 1], got {self.head_interventions}")
+        if self.head_interventions and (self.kind, self.bottleneck) != ("cbm", "sequential"):
+            raise ValueError("head_interventions is for cbm models trained sequential (their head is fitted on "
+                             f"frozen characteristics), not {self.kind} ({self.bottleneck or 'no bottleneck'})")
 
 
 @dataclass

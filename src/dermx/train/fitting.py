@@ -255,7 +255,8 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
     training = fit_rule(model.cpu(), data.dataset("train", augment=False), config.optim.batch_size)
     if training is not None:
         if model.config.bottleneck in ("sequential", "independent"):
-            fit_bottleneck_head(model, training, config.optim.class_weights)
+            fit_bottleneck_head(model, training, config.optim.class_weights,
+                                interventions=config.model.head_interventions, seed=config.run.seed)
             # the selected epoch's diagnosis figures were of the head before its fit: recomputed with it
             logits, truth = head_logits(model, data.dataset("val", augment=False), config.optim.batch_size)
             if len(truth):

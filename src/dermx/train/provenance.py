@@ -137,7 +137,7 @@ def calibration_section(record: dict[str, Any] | None) -> str:
 def interventions_section(config: ModelConfig) -> str:
     """The model card's account of ``ModelConfig.interventions`` (and of a cbm model's bottleneck)."""
     bottleneck = (f"A concept-bottleneck model trained `{config.bottleneck}`: its diagnosis is a linear function "
-                  "of the characteristic logits alone. " if config.kind == "cbm" else "")
+                  f"of the characteristic {config.bottleneck_reads} alone. " if config.kind == "cbm" else "")
     record = config.interventions
     if record is None:
         return bottleneck + ("None: a model without characteristics." if not config.characteristics else
