@@ -29,8 +29,8 @@ def demo_command(
     The checks (each read from a confidence interval) are printed under the headline and stated in the
     report's verdict; with --strict-checks a failed check ends the command with exit code 1. The --quick run
     trains one epoch and checks nothing. --interventions also trains a concept-bottleneck model (cbm,
-    sequential) beside DermX and DermX+ and measures every model's intervention curve (about a third more
-    time); with --profiles distinct the synthetic characteristics name the class, so correcting them should
+    sequential) beside DermX and DermX+ and measures every model's intervention curve (about half as much
+    time again); with --profiles distinct the synthetic characteristics name the class, so correcting them should
     fix a bottleneck's diagnosis.
     """
     from rich.console import Console

@@ -69,8 +69,8 @@ class DemoConfig:
     on the validation part, which the record and the report call optimistic.
 
     ``interventions``: also train a concept-bottleneck model (:data:`BOTTLENECK`, ``sequential``, DermX's
-    learning rate) and measure every model's intervention curve (``dermx evaluate --interventions``); about
-    a third more time, so not in the 5-minute default.
+    learning rate) and measure every model's intervention curve (``dermx evaluate --interventions``): 4 min
+    32 s against 3 min 06 s on 2 quiet cores (BENCHMARKS.md), too close to the 5-minute budget to be the default.
 
     ``profiles``: the synthetic classes' findings (:data:`~dermx.data.synth.profiles.PROFILE_SETS`);
     ``distinct`` makes the characteristics name the class, the setting in which correcting them should
