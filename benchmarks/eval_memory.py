@@ -19,9 +19,10 @@ the model's pass; see BENCHMARKS.md for its cost).
 
 ``--stages`` finds where the memory goes: the same command runs in a child that wraps the evaluation's
 stages (:data:`STAGES`) and samples its own resident memory every 50 ms; the table gives each stage's
-resident memory on entry, its largest while it ran and on exit (an inner stage is also counted in its
-outer one). The sampling thread costs little; the figures are RSS, so freed memory the allocator keeps
-is still counted.
+resident memory on entry and exit of its first call, its largest while any call ran, the largest rise of
+one call over its own entry (``rise MB``: what the stage adds) and the number of calls (an inner stage
+is also counted in its outer one). The sampling thread costs little; the figures are RSS, so freed
+memory the allocator keeps is still counted.
 """
 
 from __future__ import annotations
