@@ -128,8 +128,8 @@ def _changed(profiles: dict[str, tuple[Finding, ...]],
         unknown = set(new) - {f.characteristic for f in findings}
         if unknown:
             raise ValueError(f"{diagnosis} has no finding {sorted(unknown)} to change")
-        out[diagnosis] = tuple(replace(f, probability=new.get(f.characteristic, f.probability)) for f in findings
-                               if new.get(f.characteristic, f.probability) > 0)
+        out[diagnosis] = tuple(replace(f, probability=p) for f in findings
+                               if (p := new.get(f.characteristic, f.probability)) > 0)
     return out
 
 
