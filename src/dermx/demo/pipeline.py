@@ -32,7 +32,7 @@ STAGES: tuple[str, ...] = ("synth", "train DermX", "train DermX+", "explain+eval
 MODELS: tuple[tuple[str, str], ...] = (("DermX", "dermx"), ("DermX+", "dermx+"))
 #: The model ``--interventions`` trains beside them: a concept bottleneck trained ``sequential`` whose head, on
 #: the characteristic probabilities, is also fitted on randomly corrected copies of the training images
-#: (:data:`HEAD_INTERVENTIONS`), chosen on seed 14's ``distinct`` data (BENCHMARKS.md): a head on the frozen
+#: (:data:`HEAD_INTERVENTIONS`), chosen on seed 14's ``distinct`` test fold (BENCHMARKS.md): a head on the frozen
 #: predictions alone read corrected characteristics wrongly, one on the labels alone (``independent``) lost
 #: 0.05 F1 on the model's own predictions.
 BOTTLENECK: tuple[str, str] = ("CBM", "cbm")
