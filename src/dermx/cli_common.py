@@ -202,7 +202,8 @@ SHARED: dict[str, dict[str, Any]] = {
                    "help": "Findings of each synthetic class: overlapping (classes share characteristics) or "
                            "distinct (each class always shows one of its own, so the characteristics name the "
                            "class)."},
-    "--interventions": {"help": "Also measure each model's intervention curve (diagnosis macro F1 after correcting "
+    "--interventions": {"names": ("--interventions/--no-interventions",),
+                        "help": "Also measure each model's intervention curve (diagnosis macro F1 after correcting "
                                 "k characteristics to the raters' majority, most uncertain first and in random "
                                 "orders) and how much its diagnosis relies on its characteristics."},
     "--device": {"help": "Where the model runs: auto (a GPU when present, else the CPU), cpu, cuda, cuda:N or mps."},

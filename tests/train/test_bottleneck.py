@@ -143,3 +143,69 @@ def test_each_training_mode(tiny_db: tuple[Path, Path], tmp_path: Path, mode: st
 
     saved = objective(model.diagnosis_out.weight.detach().double(), model.diagnosis_out.bias.detach().double())
     assert abs(saved - objective(w, b)) < 1e-5
+
+
+def test_a_trained_model_becomes_a_bottlenecks_first_stage_unchanged() -> None:
+    """bottleneck_from keeps the backbone and characteristic head to the bit and drops the side channel h;
+    only a model with characteristics, and only a head fitted apart, qualify."""
+    from dermx.train.bottleneck import bottleneck_from, same_training_data
+
+    torch.manual_seed(0)
+    first = build_model("small", kind="dermx+", input_size=(64, 64)).eval()
+    model = bottleneck_from(first, "independent").eval()
+    assert model.config.kind == "cbm" and model.config.bottleneck == "independent"
+    assert model.config.bottleneck_reads == "probabilities" and model.diagnosis_mlp is None
+    assert model.diagnosis_out.in_features == len(first.config.characteristics)
+    kept = {k: v for k, v in first.state_dict().items() if not k.startswith(("diagnosis_mlp.", "diagnosis_out."))}
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in kept.items())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x)["characteristic"], first(x)["characteristic"])
+    assert model.config.input_spec == first.config.input_spec and model.config.cam_layer == first.config.cam_layer
+    with pytest.raises(ValueError, match="dx-only model has no characteristics"):
+        bottleneck_from(build_model("small", kind="dx-only"), "sequential")
+    with pytest.raises(ValueError, match="sequential or independent head, not 'joint'"):
+        bottleneck_from(first, "joint")
+    assert same_training_data({"fold": 0, "n_train": 8, "initial_weights": {"source": "random"}},
+                              {"fold": 0, "n_train": 8, "initial_weights": {"source": "first stage"}}) == []
+    assert same_training_data({"fold": 0, "n_train": 8}, {"fold": 1, "n_train": 8, "raters": ["labeller1"]}) == [
+        "fold", "raters"]
+
+
+@pytest.mark.slow
+def test_a_bottleneck_on_a_trained_first_stage(tiny_db: tuple[Path, Path], tmp_path: Path) -> None:
+    """dermx train --kind cbm --first-stage MODEL: no epoch is run; the characteristics are the first stage's;
+    the head is the sequential fit with random interventions on them; the card says where they came from; a
+    run on other data (another fold) is refused, naming the first stage."""
+    from dermx.train.bottleneck import INTERVENED_COPIES
+    from dermx.train.config import TrainConfig
+
+    first = fit(tiny_config(tiny_db, tmp_path / "first", kind="dermx", epochs=2)).checkpoint_dir
+    config = tiny_config(tiny_db, tmp_path / "cbm", kind="cbm", bottleneck="sequential", head_interventions=0.5,
+                         first_stage=str(first))
+    result = fit(config)
+    assert not (result.run_dir / "lightning").exists() and (result.run_dir / "predictions.csv").is_file()
+    model, stage = load_checkpoint(result.checkpoint_dir), load_checkpoint(first)
+    data = DermXDataModule(config, model.config)
+    data.setup()
+    train = data.dataset("train", augment=False)
+    logits, diagnosis = head_logits(model, train, 8)
+    assert torch.equal(logits["characteristic"], head_logits(stage, train, 8)[0]["characteristic"])
+    rule = intervention_rule(model.config)
+    labels = torch.tensor([item.characteristics for item in train.items], dtype=torch.float64)
+    absent, present = torch.tensor(rule.absent).double(), torch.tensor(rule.present).double()
+    x = logits["characteristic"].double()
+    generator = torch.Generator().manual_seed(config.run.seed)
+    copies = [torch.where(torch.rand(x.shape, generator=generator, dtype=torch.float64) < 0.5,
+                          absent + labels * (present - absent), x) for _ in range(INTERVENED_COPIES)]
+    w, _ = fit_head(torch.sigmoid(torch.cat([x, *copies])), diagnosis.repeat(1 + INTERVENED_COPIES),
+                    len(model.config.diagnoses), l2=L2)
+    assert torch.allclose(model.diagnosis_out.weight.double(), w, atol=1e-4)
+    weights = model.config.training_data["initial_weights"]
+    assert weights["source"] == "first stage" and weights["kind"] == "dermx"
+    assert "the backbone and characteristic head of a trained dermx model" in (result.checkpoint_dir
+                                                                                / "README.md").read_text()
+    with pytest.raises(ValueError, match=r"the first stage was trained on other data than this run's \(its .*fold"):
+        fit(config.replace(fold=1, out=str(tmp_path / "other")))
+    with pytest.raises(ValueError, match="first_stage is for cbm models trained sequential or independent"):
+        TrainConfig.of(kind="dermx", first_stage=str(first))

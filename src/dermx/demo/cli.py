@@ -21,17 +21,17 @@ def demo_command(
     held_out_raters: Annotated[bool, typer.Option(
         "--held-out-raters", help="Train on raters 1-4's labels and maps, score against raters 5-8 (whose style "
                                   "DermX+ never learned).")] = False,
-    interventions: Annotated[bool, option("--interventions")] = False,
+    interventions: Annotated[bool, option("--interventions")] = True,
     profiles: Annotated[str | None, option("--profiles", default="overlapping")] = None,
 ) -> None:
     """Run the whole pipeline on synthetic data with a watermark shortcut; print the report's path.
 
     The checks (each read from a confidence interval) are printed under the headline and stated in the
     report's verdict; with --strict-checks a failed check ends the command with exit code 1. The --quick run
-    trains one epoch and checks nothing. --interventions also trains a concept-bottleneck model (cbm,
-    sequential) beside DermX and DermX+ and measures every model's intervention curve (about half as much
-    time again); with --profiles distinct the synthetic characteristics name the class, so correcting them should
-    fix a bottleneck's diagnosis.
+    trains one epoch and checks nothing. Beside DermX and DermX+ the demo makes a concept-bottleneck model (cbm)
+    from DermX's characteristics and measures every model's intervention curve; --no-interventions leaves both
+    out. With --profiles distinct the synthetic characteristics name the class, so correcting them should fix a
+    bottleneck's diagnosis.
     """
     from rich.console import Console
 
@@ -39,7 +39,7 @@ def demo_command(
     from dermx.report.terminal import headline_table
 
     changes = {"out": out, "images": n_images, "epochs": epochs, "seed": seed,
-               "held_out_raters": held_out_raters or None, "interventions": interventions or None, "profiles": profiles}
+               "held_out_raters": held_out_raters or None, "interventions": interventions, "profiles": profiles}
     config = DemoConfig.recipe("quick" if quick else "demo", **changes)
     console = Console()
     result = run_demo(config, console)

@@ -12,7 +12,11 @@ for checkpoints whose ``bottleneck_reads`` is ``logits``, :class:`~dermx.models.
   rule's absent / present logits, :mod:`dermx.models.intervention`), so a fully corrected image is exactly
   what the head was trained on.
 
-Either of the last two may also take guided attention (a guided-attention weight) in the first stage.
+Either of the last two may also take guided attention (a guided-attention weight) in the first stage, or
+take as its first stage a model already trained (``first_stage``, :func:`bottleneck_from`): the backbone and
+characteristic head of a ``dermx`` or ``dermx+`` model, kept frozen as they are, so that the characteristics
+are those of a network whose features the diagnosis loss also shaped (through its side channel ``h``, which
+the bottleneck then drops). Only the head is fitted; the run must use the data the first stage was trained on.
 
 **Random interventions** (``head_interventions = r > 0``, sequential only; the randomised interventions of
 Espinosa Zarlenga et al., NeurIPS 2022, applied to the head's fit): the head is fitted on the frozen
@@ -30,11 +34,14 @@ float64 on the CPU: n × n_char inputs, a fraction of a second.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from dermx.choices import BottleneckMode
 from dermx.models import DermXNet
 from dermx.train.interventions import TrainingLogits
 from dermx.train.losses import class_weight_tensor
@@ -45,6 +52,37 @@ L2 = 1e-4
 MAX_ITER = 500
 #: Randomly corrected copies of the training images a sequential head is also fitted on (module docstring).
 INTERVENED_COPIES = 4
+
+
+#: The parameters of a first stage a bottleneck does not take: its diagnosis head.
+DIAGNOSIS_HEAD = ("diagnosis_mlp.", "diagnosis_out.")
+
+
+def bottleneck_from(first: DermXNet, bottleneck: BottleneckMode) -> DermXNet:
+    """A ``cbm`` network (trained ``bottleneck``: sequential or independent) with ``first``'s backbone and
+    characteristic head, weights copied, and a diagnosis head ``Linear(n_char)`` still to be fitted
+    (:func:`fit_bottleneck_head`). ``first``'s calibration, intervention rule and training record are not
+    carried over: they are the bottleneck's to fit."""
+    if not first.config.characteristics:
+        raise ValueError(f"a {first.config.kind} model has no characteristics to be a bottleneck's first stage")
+    if bottleneck not in ("sequential", "independent"):
+        raise ValueError(f"a trained first stage takes a sequential or independent head, not {bottleneck!r}")
+    config = dataclasses.replace(first.config, kind="cbm", bottleneck=bottleneck, bottleneck_reads="probabilities",
+                                 calibration=None, interventions=None, training_data={})
+    model = DermXNet(config)
+    kept = {k: v for k, v in first.state_dict().items() if not k.startswith(DIAGNOSIS_HEAD)}
+    missing, unexpected = model.load_state_dict(kept, strict=False)
+    if unexpected or {k for k in missing if not k.startswith(DIAGNOSIS_HEAD)}:
+        raise ValueError(f"the first stage's weights do not fit a cbm {config.backbone}: missing {missing}, "
+                         f"unexpected {unexpected}")
+    return model.to(next(first.parameters()).device)
+
+
+def same_training_data(first: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    """The fields of two ``training_data`` records (:func:`~dermx.train.provenance.training_record`) that
+    differ, where the backbone's initial weights do not count: a first stage must have been trained on the
+    run's parts, or the head's test images could be images it was trained on."""
+    return sorted(k for k in set(first) | set(run) if k != "initial_weights" and first.get(k) != run.get(k))
 
 
 def fit_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, class_weights: torch.Tensor | None = None,

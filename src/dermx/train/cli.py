@@ -43,6 +43,10 @@ def _shared(
         min=0.0, max=1.0, metavar="RATE",
         help="cbm sequential only: also fit the diagnosis head on 4 copies of the training images whose "
              "characteristics are each set to their label with this probability (random interventions)")] = None,
+    first_stage: Annotated[Path | None, Opt(
+        exists=True, file_okay=False, metavar="MODEL",
+        help="cbm sequential or independent: take this trained dermx or dermx+ model's backbone and characteristic "
+             "head as they are and fit only the diagnosis head (same data and split as it was trained on)")] = None,
     preset: Annotated[str | None, Opt(help="small | cpu | tiny | resnet50 | efficientnet_b2 | efficientnet_b4")] = None,
     backbone: Annotated[str | None, Opt(help="any timm backbone (overrides the preset's)")] = None,
     characteristics: Annotated[str | None, Opt(help="'paper' (10) or comma-separated names; default 16")] = None,

@@ -39,7 +39,10 @@ Options for short from-scratch runs (new here; defaults keep the papers' recipe)
   CE + λ_c·BCE), ``sequential`` or ``independent`` (the network is trained on the characteristics alone,
   then its diagnosis head is fitted on the frozen characteristic predictions, or on the training labels).
   ``head_interventions`` (``sequential`` only): the rate of the random interventions of the head's fit
-  (0: none, Koh et al.'s sequential model).
+  (0: none, Koh et al.'s sequential model). ``first_stage`` (``sequential`` or ``independent``): the folder
+  of a trained model with characteristics (a ``dermx`` or ``dermx+`` checkpoint) whose backbone and
+  characteristic head the bottleneck takes as they are: nothing is trained but the head, the network options
+  are the first stage's, and the run's data parts must be the ones it was trained on (checked).
 - ``channels_last``: train with NHWC tensors (``torch.channels_last``). On CPU it speeds up dilated
   backbones (output stride 8) about 2× and slows undilated ones at small inputs (measured in
   BENCHMARKS.md); the weights and results do not change beyond float rounding.
@@ -103,6 +106,7 @@ class ModelOptions:
     kind: ModelKind = "dermx"
     bottleneck: BottleneckMode | None = None
     head_interventions: float = 0.0
+    first_stage: str | None = None
     preset: str | None = "small"
     backbone: str | None = None
     characteristics: str | list[str] | None = None
@@ -119,6 +123,9 @@ class ModelOptions:
         if self.input_size is not None:
             self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
         check_resolution(self.resolution)
+        if self.first_stage and (self.kind != "cbm" or self.bottleneck not in ("sequential", "independent")):
+            raise ValueError("first_stage is for cbm models trained sequential or independent (a trained network "
+                             f"whose head is fitted apart), not {self.kind} ({self.bottleneck or 'no bottleneck'})")
         if not 0.0 <= self.head_interventions <= 1.0:
             raise ValueError(f"head_interventions must be a rate in [0, 1], got {self.head_interventions}")
         if self.head_interventions and (self.kind, self.bottleneck) != ("cbm", "sequential"):

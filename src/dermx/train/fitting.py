@@ -34,9 +34,11 @@ from rich.progress import TaskID
 
 from dermx import vocab
 from dermx.atomic import write_text
-from dermx.models import DermXNet, build_model, save_checkpoint
+from dermx.models import DermXNet, build_model, load_checkpoint, save_checkpoint
+from dermx.models.checkpoint import WEIGHTS_FILE
+from dermx.models.weights import sha256_of
 from dermx.progress import PlainProgress
-from dermx.train.bottleneck import fit_bottleneck_head
+from dermx.train.bottleneck import bottleneck_from, fit_bottleneck_head, same_training_data
 from dermx.train.calibrate import calibrate, calibration_record, head_logits, summary_line
 from dermx.train.collection import Collection, collection_of
 from dermx.train.config import TrainConfig
@@ -223,6 +225,8 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
     """The body of :func:`fit`, writing into the existing ``run_dir``."""
     L.seed_everything(config.run.seed, workers=True)
     collection = collection_of(config)
+    if config.model.first_stage:
+        return _fit_on_first_stage(config, run_dir, collection)
     model = model_from_config(config, collection)
     data = DermXDataModule(config, model.config, collection)
     data.setup()
@@ -249,9 +253,38 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
         # the exported epoch's figures, not the last epoch's
         metrics = epoch_metrics(run_dir / "logs" / "metrics.csv", int(saved["epoch"])) or metrics
     model.config.training_data = {**data.fingerprint(), "initial_weights": source}
-    result = TrainResult(run_dir / "model", run_dir, metrics)
     if not trainer.is_global_zero:
-        return result
+        return TrainResult(run_dir / "model", run_dir, metrics)
+    return _export(model, config, data, run_dir, metrics)
+
+
+def _fit_on_first_stage(config: TrainConfig, run_dir: Path, collection: Collection | None) -> TrainResult:
+    """A ``cbm`` run on a trained first stage (``first_stage``, :func:`~dermx.train.bottleneck.bottleneck_from`):
+    no training loop; the head is fitted and the model exported as any run's is."""
+    path = Path(str(config.model.first_stage))
+    first = load_checkpoint(path)
+    model = bottleneck_from(first, config.model.bottleneck or "sequential")
+    data = DermXDataModule(config, model.config, collection)
+    data.setup()
+    _print_splits(data, model.config.diagnoses)
+    record = data.fingerprint()
+    differ = same_training_data(first.config.training_data, record)
+    if differ:
+        raise ValueError(f"{path}: the first stage was trained on other data than this run's (its {', '.join(differ)} "
+                         "differ): its characteristics would have seen the head's validation or test images; "
+                         "train the bottleneck with the first stage's data, fold and split options")
+    config.save(run_dir / "config.json")
+    weights = path / WEIGHTS_FILE
+    model.config.training_data = {**record, "initial_weights": {"source": "first stage", "kind": first.config.kind,
+                                                                "file": weights.name, "sha256": sha256_of(weights)}}
+    return _export(model, config, data, run_dir, {})
+
+
+def _export(model: DermXNet, config: TrainConfig, data: DermXDataModule, run_dir: Path,
+            metrics: dict[str, float]) -> TrainResult:
+    """The end of a run, on rank 0: the intervention rule (and a bottleneck's head), the calibration, the
+    checkpoint with its model card, and the test part's predictions."""
+    result = TrainResult(run_dir / "model", run_dir, metrics)
     training = fit_rule(model.cpu(), data.dataset("train", augment=False), config.optim.batch_size)
     if training is not None:
         if model.config.bottleneck in ("sequential", "independent"):

@@ -19,7 +19,7 @@
               the run folder's ``missing_images.txt``)
 ``left_out``  rows of a label table left out, by reason (:attr:`~dermx.train.collection.Collection.skipped`)
 ``initial_weights`` where the backbone's starting weights came from (hub name, file and its sha256,
-              or random), as it happened, not as asked
+              a bottleneck's trained first stage, or random), as it happened, not as asked
 ============  ==========================================================================
 
 Beside the weights, :func:`write_model_card` writes ``README.md``: architecture, classes and
@@ -106,6 +106,9 @@ def shown_epoch(metrics: dict[str, float]) -> int | None:
 def _describe_weights(source: dict[str, Any]) -> str:
     if source.get("source") == "file":
         return f"local file `{source['file']}` (sha256 {source['sha256']})"
+    if source.get("source") == "first stage":
+        return (f"the backbone and characteristic head of a trained {source['kind']} model, unchanged "
+                f"(`{source['file']}`, sha256 {source['sha256']}); only the diagnosis head was fitted")
     if source.get("source") == "hub":
         return f"timm hub `{source['name']}`" + (f" (tag {source['tag']})" if source.get("tag") else "")
     return "random initialisation (no pretrained weights)"
