@@ -398,3 +398,27 @@ def test_the_trust_section_renders_and_a_run_from_before_it_still_renders(report
     (tmp_path / "summary.json").write_text(json.dumps(old))
     rendered = render_report(tmp_path).read_text(encoding="utf-8")
     assert "Trust per skin tone" not in rendered and "Headline</h2>" in rendered
+
+
+def test_a_paired_sentence_says_whether_the_ci_excludes_zero_or_the_scores_are_identical() -> None:
+    """A − B's CI above 0, below 0, across 0, or 0 in every resample (a bottleneck made from the other's network
+    keeps its characteristic maps: 'do not differ' would suggest a test that could have found a difference)."""
+    from dermx.report.verdict import paired_sentence
+
+    def pair(mean: float, low: float, high: float) -> dict[str, object]:
+        return {"a": "DermX", "b": "CBM", "kind": "characteristic", "score": "dice",
+                "difference": {"mean": mean, "low": low, "high": high, "n": 188}}
+
+    assert paired_sentence(pair(0.02, 0.01, 0.03)).startswith("DermX is better than CBM on characteristic-map Dice")
+    assert paired_sentence(pair(-0.02, -0.03, -0.01)).startswith("CBM is better than DermX")
+    assert paired_sentence(pair(0.0, -0.01, 0.01)).endswith("; the CI includes 0.")
+    same = paired_sentence(pair(0.0, 0.0, 0.0))
+    assert same.startswith("DermX and CBM score the same on characteristic-map Dice: DermX − CBM = 0 in every "
+                           "resample on the same 188 images") and "do not differ" not in same
+
+
+def test_a_difference_that_rounds_to_zero_reads_plus_zero() -> None:
+    from dermx.report.verdict import Estimate
+
+    assert Estimate(-0.0001, -0.021, 0.0004).signed() == "+0.000 [-0.021, +0.000]"
+    assert Estimate(-0.0006).signed() == "-0.001"

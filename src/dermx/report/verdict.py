@@ -85,6 +85,11 @@ def gap_rule(by: str) -> str:
             f"are Bonferroni-adjusted over its {group}s (deletion AUC: over those among the leaderboard's images).")
 
 
+def _signed_text(value: float) -> str:
+    """``value`` to three decimals with its sign; rounded first so that a tiny negative value reads ``+0.000``."""
+    return f"{round(value, 3) + 0.0:+.3f}"
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A mean with an optional CI (``low``/``high``)."""
@@ -107,7 +112,9 @@ class Estimate:
         return not (math.isnan(self.low) or math.isnan(self.high))
 
     def signed(self) -> str:
-        return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}]" if self.has_ci else f"{self.mean:+.3f}"
+        """``+0.012 [-0.003, +0.025]``; a value that rounds to zero is ``+0.000``, never ``-0.000``."""
+        mean, low, high = (_signed_text(v) for v in (self.mean, self.low, self.high))
+        return f"{mean} [{low}, {high}]" if self.has_ci else mean
 
     def __str__(self) -> str:
         return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]" if self.has_ci else f"{self.mean:.3f}"
@@ -204,6 +211,9 @@ def paired_sentence(pair: dict[str, Any]) -> str:
         return f"{a} is better than {b} on {what}: {a} − {b} = {diff.signed()} {images}."
     if diff.high < 0:
         return f"{b} is better than {a} on {what}: {a} − {b} = {diff.signed()} {images}."
+    if diff.mean == diff.low == diff.high == 0:  # e.g. a bottleneck made from the other's network: its maps
+        return (f"{a} and {b} score the same on {what}: {a} − {b} = 0 in every resample {images}, as models "
+                "sharing one network for these maps do.")
     return f"{a} and {b} do not differ on {what}: {a} − {b} = {diff.signed()} {images}; the CI includes 0."
 
 
