@@ -48,7 +48,8 @@ def _the_bottleneck_is_dermxs_first_stage(out: Path, summary: dict) -> None:
     from dermx.demo.pipeline import HEAD_INTERVENTIONS
     from dermx.models import load_checkpoint
 
-    model, dermx = load_checkpoint(out / "models" / "cbm" / "model"), load_checkpoint(out / "models" / "dermx" / "model")
+    model = load_checkpoint(out / "models" / "cbm" / "model")
+    dermx = load_checkpoint(out / "models" / "dermx" / "model")
     assert model.config.kind == "cbm" and model.config.bottleneck == "sequential"
     assert model.config.bottleneck_reads == "probabilities" and model.config.interventions is not None
     assert model.config.training_data["initial_weights"]["kind"] == "dermx"
