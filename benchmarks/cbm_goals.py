@@ -2,7 +2,8 @@
 bottleneck's diagnosis macro-F1 as is against DermX's, with the paired difference's 95 % CI (both models on
 the same test images; patients resampled jointly), its F1 with every characteristic corrected to the raters'
 majority (k = all of the intervention curve), and the curve's rise F1(k_max) − F1(0) with its CI, all from
-the run's ``images.csv`` and ``summary.json``. Prints a Markdown table and one verdict per goal.
+the run's ``images.csv`` and ``summary.json``. Prints a Markdown table, with several runs also their pooled
+mean (:func:`pooled`), and one verdict per goal.
 
 Goals: as is within 0.03 of DermX (the point estimate); corrected ≥ 0.97; the rise's CI above 0.
 
@@ -43,8 +44,19 @@ def paired_f1_difference(images: pd.DataFrame, model: str, reference: str, *, n_
 
 
 def ci(estimate: dict[str, Any], signed: bool = False) -> str:
-    sign = "+" if signed else ""
-    return f"{estimate['mean']:{sign}.3f} [{estimate['low']:{sign}.3f}, {estimate['high']:{sign}.3f}]"
+    from dermx.report.verdict import Estimate
+
+    found = Estimate.of(estimate)
+    return "–" if found is None else found.signed() if signed else str(found)
+
+
+def pooled(estimates: list[dict[str, Any]]) -> dict[str, float]:
+    """The mean of independent runs' estimates with a normal-approximation 95 % CI: each run's standard error
+    read from its bootstrap CI as (high − low) / (2 · 1.96), the mean's as √(Σ se²) / n."""
+    means = np.array([e["mean"] for e in estimates])
+    se = np.array([(e["high"] - e["low"]) / (2 * 1.959964) for e in estimates])
+    mean, half = float(means.mean()), 1.959964 * float(np.sqrt((se ** 2).sum())) / len(estimates)
+    return {"mean": mean, "low": mean - half, "high": mean + half}
 
 
 def run_row(run: Path, bottleneck: str, reference: str, n_boot: int) -> dict[str, Any]:
@@ -73,6 +85,10 @@ def main() -> None:
     for r in rows:
         print(f"| {r['seed']} | {ci(r['reference'])} | {ci(r['as_is'])} | {ci(r['difference'], True)} | "
               f"{ci(r['corrected'])} (k = {r['k']}) | {ci(r['gain'], True)} |")
+    if len(rows) > 1:
+        print(f"| pooled ({len(rows)} runs) | | | {ci(pooled([r['difference'] for r in rows]), True)} | "
+              f"{ci(pooled([r['corrected'] for r in rows]))} | {ci(pooled([r['gain'] for r in rows]), True)} |")
+        print("(pooled: the mean of the runs' figures; its CI from their bootstrap CIs, normal approximation)")
     goals = {"as is within 0.03 of the reference": [r["difference"]["mean"] >= -0.03 for r in rows],
              "corrected F1 >= 0.97": [r["corrected"]["mean"] >= 0.97 for r in rows],
              "the curve rises (CI above 0)": [r["gain"]["low"] > 0 for r in rows]}
