@@ -125,8 +125,9 @@ class DemoConfig:
         return self.out or Path("runs") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
 
     def lr_of(self, kind: str) -> float:
-        """The peak learning rate of model ``kind``: ``dermx_lr`` for ``dermx`` and ``cbm`` (trained for the
-        diagnosis, as DermX), ``lr`` otherwise."""
+        """The peak learning rate of model ``kind``: ``dermx_lr`` for ``dermx`` and ``cbm`` (the demo's ``cbm``
+        trains no epoch: its first stage is DermX's network; ``benchmarks/cbm_demo.py`` trains cbm models at
+        DermX's rate), ``lr`` otherwise."""
         return self.dermx_lr if kind in ("dermx", "cbm") else self.lr
 
     def train_config(self, kind: str, data: Path, cache_dir: Path, out: Path) -> TrainConfig:
