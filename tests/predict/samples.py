@@ -68,6 +68,13 @@ def photo(width: int = 96, height: int = 72, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
+def photo_file(directory: Path, name: str = "lesion.png", seed: int = 0) -> Path:
+    """A default-sized :func:`photo` saved as ``directory / name`` (the format from the suffix)."""
+    path = directory / name
+    photo(seed=seed).save(path)
+    return path
+
+
 def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)

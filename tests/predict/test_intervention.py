@@ -26,7 +26,7 @@ from dermx.models.intervention import (
     parse_setting,
 )
 from dermx.predict import Predictor
-from predict.samples import photo, tiny_checkpoint
+from predict.samples import photo_file, tiny_checkpoint
 from support import plain
 
 SETTING = {"Scale": True, "Pustule": False}
@@ -54,9 +54,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("image") / "lesion.png"
-    photo(96, 72).save(path)
-    return path
+    return photo_file(tmp_path_factory.mktemp("image"))
 
 
 def expected(checkpoint: Path, image: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:

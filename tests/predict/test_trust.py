@@ -15,7 +15,7 @@ from dermx.cli import app
 from dermx.models import CheckpointError, load_checkpoint
 from dermx.models.checkpoint import model_calibration
 from dermx.predict import Predictor, UncalibratedError
-from predict.samples import calibrated_checkpoint, photo
+from predict.samples import calibrated_checkpoint, photo_file
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +25,7 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("image") / "lesion.jpg"
-    photo(seed=3).save(path)
-    return path
+    return photo_file(tmp_path_factory.mktemp("image"), "lesion.jpg", seed=3)
 
 
 def _predict(args: list[str]) -> tuple[int, str, dict]:

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from dermx.cli import app as cli
 from dermx.predict import Predictor
 from dermx.serve import ServiceOptionError, create_app
-from predict.samples import calibrated_checkpoint, encoded, photo, tiny_checkpoint, with_intervention_rule
+from predict.samples import calibrated_checkpoint, encoded, photo, photo_file, tiny_checkpoint, with_intervention_rule
 from predict.test_intervention import SETTING, expected, linear_checkpoint
 from serve.test_errors import _conforms
 from serve.test_trust import TRUST_KEYS
@@ -37,9 +37,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("image") / "lesion.png"
-    photo(96, 72).save(path)
-    return path
+    return photo_file(tmp_path_factory.mktemp("image"))
 
 
 @pytest.fixture(scope="module")
