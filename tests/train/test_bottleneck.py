@@ -207,5 +207,6 @@ def test_a_bottleneck_on_a_trained_first_stage(tiny_db: tuple[Path, Path], tmp_p
                                                                                 / "README.md").read_text()
     with pytest.raises(ValueError, match=r"the first stage was trained on other data than this run's \(its .*fold"):
         fit(config.replace(fold=1, out=str(tmp_path / "other")))
-    with pytest.raises(ValueError, match="first_stage is for cbm models trained sequential or independent"):
-        TrainConfig.of(kind="dermx", first_stage=str(first))
+    for kind, bottleneck in (("dermx", None), ("cbm", None), ("cbm", "joint")):
+        with pytest.raises(ValueError, match="first_stage is for cbm models trained sequential or independent"):
+            TrainConfig.of(kind=kind, bottleneck=bottleneck, first_stage=str(first))

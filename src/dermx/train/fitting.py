@@ -261,9 +261,10 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
 def _fit_on_first_stage(config: TrainConfig, run_dir: Path, collection: Collection | None) -> TrainResult:
     """A ``cbm`` run on a trained first stage (``first_stage``, :func:`~dermx.train.bottleneck.bottleneck_from`):
     no training loop; the head is fitted and the model exported as any run's is."""
-    path = Path(str(config.model.first_stage))
+    path, mode = Path(str(config.model.first_stage)), config.model.bottleneck
+    assert mode is not None  # ModelOptions takes a first stage only with a sequential or independent bottleneck
     first = load_checkpoint(path)
-    model = bottleneck_from(first, config.model.bottleneck or "sequential")
+    model = bottleneck_from(first, mode)
     data = DermXDataModule(config, model.config, collection)
     data.setup()
     _print_splits(data, model.config.diagnoses)
