@@ -422,3 +422,4 @@ def test_a_difference_that_rounds_to_zero_reads_plus_zero() -> None:
 
     assert Estimate(-0.0001, -0.021, 0.0004).signed() == "+0.000 [-0.021, +0.000]"
     assert Estimate(-0.0006).signed() == "-0.001"
+    assert str(Estimate(-0.0001, -0.0004, 0.5)) == "0.000 [0.000, 0.500]" and str(Estimate(-0.0006)) == "-0.001"

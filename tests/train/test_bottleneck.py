@@ -3,6 +3,7 @@ sequentially or independently (Koh et al. 2020; dermx.train.bottleneck)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,6 @@ def test_the_head_fit_is_sklearns_multinomial_logistic_regression() -> None:
 
 def test_a_cbm_diagnosis_is_a_linear_function_of_its_characteristic_probabilities(tmp_path: Path) -> None:
     """z_dx = W σ(z_char) + b; a checkpoint written before ``bottleneck_reads`` keeps reading the logits."""
-    import json
 
     from dermx.models import save_checkpoint
     from dermx.models.checkpoint import CONFIG_FILE
@@ -185,6 +185,8 @@ def test_a_bottleneck_on_a_trained_first_stage(tiny_db: tuple[Path, Path], tmp_p
                          first_stage=str(first))
     result = fit(config)
     assert not (result.run_dir / "lightning").exists() and (result.run_dir / "predictions.csv").is_file()
+    recorded = json.loads((result.run_dir / "config.json").read_text())["model"]  # as it happened: no weights loaded
+    assert recorded["first_stage"] == str(first) and recorded["pretrained"] is False
     model, stage = load_checkpoint(result.checkpoint_dir), load_checkpoint(first)
     data = DermXDataModule(config, model.config)
     data.setup()

@@ -85,9 +85,10 @@ def gap_rule(by: str) -> str:
             f"are Bonferroni-adjusted over its {group}s (deletion AUC: over those among the leaderboard's images).")
 
 
-def _signed_text(value: float) -> str:
-    """``value`` to three decimals with its sign; rounded first so that a tiny negative value reads ``+0.000``."""
-    return f"{round(value, 3) + 0.0:+.3f}"
+def _fixed(value: float, sign: str = "") -> str:
+    """``value`` to three decimals (``sign="+"``: always signed); rounded first so that a tiny negative value
+    reads ``0.000`` / ``+0.000``, never ``-0.000``."""
+    return f"{round(value, 3) + 0.0:{sign}.3f}"
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,14 @@ class Estimate:
 
     def signed(self) -> str:
         """``+0.012 [-0.003, +0.025]``; a value that rounds to zero is ``+0.000``, never ``-0.000``."""
-        mean, low, high = (_signed_text(v) for v in (self.mean, self.low, self.high))
-        return f"{mean} [{low}, {high}]" if self.has_ci else mean
+        return self._text("+")
 
     def __str__(self) -> str:
-        return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]" if self.has_ci else f"{self.mean:.3f}"
+        return self._text()
+
+    def _text(self, sign: str = "") -> str:
+        mean, low, high = (_fixed(v, sign) for v in (self.mean, self.low, self.high))
+        return f"{mean} [{low}, {high}]" if self.has_ci else mean
 
 
 def relation(difference: Estimate | None) -> str:

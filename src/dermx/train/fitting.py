@@ -240,10 +240,8 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
         log.warning("--resume: no %s yet, starting from scratch", last)
     trainer, best = build_trainer(config, run_dir, resume=resume_point(last) if resume else None)
     source = getattr(model.backbone, "weight_source", {"source": "random"})
-    if trainer.is_global_zero:  # record what happened: offline, "pretrained" may have fallen back to random
-        (config if source["source"] != "random" else config.replace(pretrained=False)).save(run_dir / "config.json")
-        if data.coverage is not None:
-            data.coverage.write_missing(run_dir)
+    if trainer.is_global_zero:  # offline, "pretrained" may have fallen back to random
+        _record_inputs(config if source["source"] != "random" else config.replace(pretrained=False), data, run_dir)
     trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
     selected = best.best_model_path or (str(last) if last.is_file() else "")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
@@ -256,6 +254,14 @@ def _fit_into(config: TrainConfig, run_dir: Path) -> TrainResult:
     if not trainer.is_global_zero:
         return TrainResult(run_dir / "model", run_dir, metrics)
     return _export(model, config, data, run_dir, metrics)
+
+
+def _record_inputs(config: TrainConfig, data: DermXDataModule, run_dir: Path) -> None:
+    """What the run was given, as it happened: its ``config.json``, and the DermXDB images the image folder
+    lacked (``missing_images.txt``, when any)."""
+    config.save(run_dir / "config.json")
+    if data.coverage is not None:
+        data.coverage.write_missing(run_dir)
 
 
 def _fit_on_first_stage(config: TrainConfig, run_dir: Path, collection: Collection | None) -> TrainResult:
@@ -274,7 +280,7 @@ def _fit_on_first_stage(config: TrainConfig, run_dir: Path, collection: Collecti
         raise ValueError(f"{path}: the first stage was trained on other data than this run's (its {', '.join(differ)} "
                          "differ): its characteristics would have seen the head's validation or test images; "
                          "train the bottleneck with the first stage's data, fold and split options")
-    config.save(run_dir / "config.json")
+    _record_inputs(config.replace(pretrained=False), data, run_dir)  # no weights but the first stage's
     weights = path / WEIGHTS_FILE
     model.config.training_data = {**record, "initial_weights": {"source": "first stage", "kind": first.config.kind,
                                                                 "file": weights.name, "sha256": sha256_of(weights)}}
